@@ -1,0 +1,98 @@
+/* The SIMD mapping layer: a float vector of LPL_VW lanes and the handful of
+ * operations the kernels use, mapped to AVX2+FMA, SSE2, WASM SIMD128 or plain C.
+ * Kernels are written once against these names; nothing else in the project
+ * includes an instruction-set header.
+ *
+ *   lpl_vf            vector of LPL_VW floats
+ *   lpl_vf_zero()     all lanes 0
+ *   lpl_vf_set1(x)    all lanes x
+ *   lpl_vf_load(p)    p[0..VW) (unaligned)
+ *   lpl_vf_store(p,v) p[0..VW) = v (unaligned)
+ *   lpl_vf_add(a,b), lpl_vf_mul(a,b)
+ *   lpl_vf_madd(a,b,c)  a*b + c: fused (one rounding) where the target has FMA,
+ *                       multiply then add otherwise (wasm SIMD128, SSE2, scalar)
+ *   lpl_vf_hsum(v)    sum of the lanes, in a fixed order
+ *
+ * LPL_SIMD_NAME names the mapping in use ("avx2", "sse2", "wasm128", "scalar"). */
+#ifndef LPL_SIMD_H
+#define LPL_SIMD_H
+
+#if defined(__wasm_simd128__)
+#include <wasm_simd128.h>
+#define LPL_SIMD_NAME "wasm128"
+#define LPL_VW 4
+typedef v128_t lpl_vf;
+static inline lpl_vf lpl_vf_zero(void) { return wasm_f32x4_splat(0.0f); }
+static inline lpl_vf lpl_vf_set1(float x) { return wasm_f32x4_splat(x); }
+static inline lpl_vf lpl_vf_load(const float *p) { return wasm_v128_load(p); }
+static inline void lpl_vf_store(float *p, lpl_vf v) { wasm_v128_store(p, v); }
+static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return wasm_f32x4_add(a, b); }
+static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return wasm_f32x4_mul(a, b); }
+static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c)
+{
+    return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
+}
+static inline float lpl_vf_hsum(lpl_vf v)
+{
+    return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+           (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define LPL_SIMD_NAME "avx2"
+#define LPL_VW 8
+typedef __m256 lpl_vf;
+static inline lpl_vf lpl_vf_zero(void) { return _mm256_setzero_ps(); }
+static inline lpl_vf lpl_vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline lpl_vf lpl_vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline void lpl_vf_store(float *p, lpl_vf v) { _mm256_storeu_ps(p, v); }
+static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return _mm256_add_ps(a, b); }
+static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return _mm256_mul_ps(a, b); }
+static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline float lpl_vf_hsum(lpl_vf v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#define LPL_SIMD_NAME "sse2"
+#define LPL_VW 4
+typedef __m128 lpl_vf;
+static inline lpl_vf lpl_vf_zero(void) { return _mm_setzero_ps(); }
+static inline lpl_vf lpl_vf_set1(float x) { return _mm_set1_ps(x); }
+static inline lpl_vf lpl_vf_load(const float *p) { return _mm_loadu_ps(p); }
+static inline void lpl_vf_store(float *p, lpl_vf v) { _mm_storeu_ps(p, v); }
+static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return _mm_add_ps(a, b); }
+static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return _mm_mul_ps(a, b); }
+static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c)
+{
+    return _mm_add_ps(_mm_mul_ps(a, b), c);
+}
+static inline float lpl_vf_hsum(lpl_vf v)
+{
+    /* (l0 + l1) + (l2 + l3), the same order as the wasm mapping */
+    __m128 s = _mm_add_ps(v, _mm_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+    s = _mm_add_ss(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(s);
+}
+
+#else
+#define LPL_SIMD_NAME "scalar"
+#define LPL_VW 1
+typedef float lpl_vf;
+static inline lpl_vf lpl_vf_zero(void) { return 0.0f; }
+static inline lpl_vf lpl_vf_set1(float x) { return x; }
+static inline lpl_vf lpl_vf_load(const float *p) { return *p; }
+static inline void lpl_vf_store(float *p, lpl_vf v) { *p = v; }
+static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return a + b; }
+static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return a * b; }
+static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c) { return a * b + c; }
+static inline float lpl_vf_hsum(lpl_vf v) { return v; }
+#endif
+
+#endif
