@@ -250,6 +250,8 @@ lpl_status lpl_sha256_file(const char *path, char hex[65], lpl_error *err);
 
 /* Writes bytes to path via path.tmp and rename. LPL_ERR_IO names the file. */
 lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err);
+/* Creates a directory and its parents (like mkdir -p). LPL_ERR_IO names the directory. */
+lpl_status lpl_make_dirs(const char *dir, lpl_error *err);
 /* Reads a whole file into a malloc'd NUL-terminated buffer. LPL_ERR_IO names the file. */
 lpl_status lpl_read_file(const char *path, char **data, size_t *n, lpl_error *err);
 

@@ -1,0 +1,789 @@
+/* The ablation run: for each placement, fresh adapters (same seed) on the same frozen
+ * base, eval before training, AdamW with schedule, clipping and gradient accumulation,
+ * eval after each epoch. Work is cut into units (one optimizer step or one eval pass)
+ * so that a CLI loop and a browser worker can both drive it and cancel between units. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "experiment_internal.h"
+
+double lpl_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static void push_event(lpl_run *r, cJSON *ev)
+{
+    char *s = cJSON_PrintUnformatted(ev);
+    cJSON_Delete(ev);
+    if (!s)
+        return;
+    if (r->n_events == r->cap_events) {
+        int cap = r->cap_events ? 2 * r->cap_events : 64;
+        char **e = realloc(r->events, (size_t)cap * sizeof *e);
+        if (!e) {
+            free(s);
+            return;
+        }
+        r->events = e;
+        r->cap_events = cap;
+    }
+    r->events[r->n_events++] = s;
+}
+
+static cJSON *new_event(const char *type, const lpl_run *r, int with_placement)
+{
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "type", type);
+    if (with_placement) {
+        cJSON_AddStringToObject(ev, "placement", r->cfg.placements[r->cur].name);
+        cJSON_AddNumberToObject(ev, "index", r->cur);
+    }
+    return ev;
+}
+
+char *lpl_run_take_events(lpl_run *r)
+{
+    size_t len = 3;
+    for (int i = 0; i < r->n_events; i++)
+        len += strlen(r->events[i]) + 1;
+    char *out = malloc(len);
+    if (!out)
+        return NULL;
+    char *p = out;
+    *p++ = '[';
+    for (int i = 0; i < r->n_events; i++) {
+        if (i)
+            *p++ = ',';
+        size_t n = strlen(r->events[i]);
+        memcpy(p, r->events[i], n);
+        p += n;
+        free(r->events[i]);
+    }
+    *p++ = ']';
+    *p = '\0';
+    r->n_events = 0;
+    return out;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static lpl_status build_examples(const lpl_run *r, const lpl_alpaca_set *src, int first, int count,
+                                 const char *what, lpl_example_set *out, lpl_error *err)
+{
+    lpl_alpaca_set view = {src->records + first, count};
+    lpl_error e2;
+    lpl_error_clear(&e2);
+    lpl_status st = lpl_examples_build(&view, r->tok, r->cfg.max_len, r->cfg.response_only, out, &e2);
+    if (st)
+        return lpl_fail(err, st, "%s data: %s", what, e2.msg);
+    return LPL_OK;
+}
+
+static int scored_tokens(const lpl_example *e)
+{
+    int n = 0;
+    for (int t = 0; t < e->T; t++)
+        n += e->mask ? e->mask[t] != 0 : 1;
+    return n;
+}
+
+static lpl_status prepare_data(lpl_run *r, const lpl_alpaca_set *train, const lpl_alpaca_set *eval,
+                               lpl_error *err)
+{
+    const lpl_experiment_config *c = &r->cfg;
+    int split = !eval || eval->n == 0;
+    r->train_records = train->n;
+    r->eval_records = split ? train->n : eval->n;
+    int n_train = c->n_train > 0 ? c->n_train : (split ? train->n - (c->n_eval > 0 ? c->n_eval : 0) : train->n);
+    if (n_train < 1 || n_train > train->n)
+        return lpl_fail(err, LPL_ERR_INVALID, "n_train is %d but the training data has %d records",
+                        c->n_train, train->n);
+    const lpl_alpaca_set *es = split ? train : eval;
+    int first_eval = split ? n_train : 0;
+    int avail = es->n - first_eval;
+    int n_eval = c->n_eval > 0 ? c->n_eval : avail;
+    if ((n_eval < 1 || n_eval > avail) && split)
+        return lpl_fail(err, LPL_ERR_INVALID,
+                        "n_eval is %d but only %d records are left after the %d training records (no eval file)",
+                        c->n_eval, avail, n_train);
+    if (n_eval < 1 || n_eval > avail)
+        return lpl_fail(err, LPL_ERR_INVALID, "n_eval is %d but the eval data has %d records", c->n_eval, avail);
+    lpl_status st = build_examples(r, train, 0, n_train, "training", &r->train, err);
+    if (!st)
+        st = build_examples(r, es, first_eval, n_eval, "eval", &r->eval, err);
+    if (st)
+        return st;
+    r->train_idx = lpl_malloc((size_t)n_train * sizeof(int), "training index", err);
+    r->perm = lpl_malloc((size_t)n_train * sizeof(int), "training order", err);
+    if (!r->train_idx || !r->perm)
+        return LPL_ERR_NOMEM;
+    for (int i = 0; i < r->train.n; i++) {
+        if (scored_tokens(&r->train.ex[i]) > 0)
+            r->train_idx[r->n_train_ex++] = i;
+        else
+            r->train_skipped++;
+    }
+    if (r->n_train_ex == 0)
+        return lpl_fail(err, LPL_ERR_INVALID,
+                        "no training example has a scored token (max_len %d too short for response_only?)",
+                        c->max_len);
+    return LPL_OK;
+}
+
+static void plan_steps(lpl_run *r)
+{
+    const lpl_experiment_config *c = &r->cfg;
+    r->steps_per_epoch = (r->n_train_ex + c->batch_size - 1) / c->batch_size;
+    if (c->max_steps > 0) {
+        r->total_steps = c->max_steps;
+        r->epochs = (c->max_steps + r->steps_per_epoch - 1) / r->steps_per_epoch;
+    } else {
+        r->total_steps = c->epochs * r->steps_per_epoch;
+        r->epochs = c->epochs;
+    }
+}
+
+static lpl_status prepare_placements(lpl_run *r, lpl_error *err)
+{
+    const lpl_gpt2_config *mc = &r->model->cfg;
+    size_t nsel = (size_t)mc->n_layer * LPL_N_SITES;
+    for (int i = 0; i < r->n; i++) {
+        lpl_placement_run *p = &r->p[i];
+        lpl_experiment_lora_config(&r->cfg, i, &p->lcfg);
+        p->selected = lpl_calloc(nsel, 1, "placement selection", err);
+        p->loss = lpl_calloc((size_t)r->total_steps, sizeof(float), "loss curve", err);
+        p->lr = lpl_calloc((size_t)r->total_steps, sizeof(float), "lr curve", err);
+        p->grad_norm = lpl_calloc((size_t)r->total_steps, sizeof(float), "grad-norm curve", err);
+        p->tokens = lpl_calloc((size_t)r->total_steps, sizeof(int), "token counts", err);
+        p->evals = lpl_calloc((size_t)r->epochs + 2, sizeof(lpl_eval_point), "eval points", err);
+        if (!p->selected || !p->loss || !p->lr || !p->grad_norm || !p->tokens || !p->evals)
+            return LPL_ERR_NOMEM;
+        lpl_status st = lpl_experiment_count(&r->cfg, mc, i, &p->count, p->selected, err);
+        if (st)
+            return st;
+    }
+    return LPL_OK;
+}
+
+lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model,
+                     const lpl_tokenizer *tok, const lpl_alpaca_set *train,
+                     const lpl_alpaca_set *eval, const lpl_run_identity *id, lpl_error *err)
+{
+    lpl_status st = lpl_experiment_check(c, &model->cfg, err);
+    if (st)
+        return NULL;
+    if (!train || train->n == 0) {
+        lpl_fail(err, LPL_ERR_INVALID, "no training data");
+        return NULL;
+    }
+    lpl_run *r = lpl_calloc(1, sizeof *r, "run", err);
+    if (!r)
+        return NULL;
+    r->cfg = *c;
+    r->model = model;
+    r->tok = tok;
+    if (id)
+        r->id = *id;
+    r->n = c->n_placements;
+    r->t0 = lpl_now_seconds();
+    r->prog.placement = -1;
+    r->prog.eta_s = -1;
+    st = prepare_data(r, train, eval, err);
+    if (!st) {
+        plan_steps(r);
+        st = prepare_placements(r, err);
+    }
+    if (!st) {
+        int max_T = 1;
+        for (int i = 0; i < r->train.n; i++)
+            max_T = r->train.ex[i].T > max_T ? r->train.ex[i].T : max_T;
+        for (int i = 0; i < r->eval.n; i++)
+            max_T = r->eval.ex[i].T > max_T ? r->eval.ex[i].T : max_T;
+        r->state = lpl_gpt2_state_new(model, max_T, 0, err);
+        if (!r->state)
+            st = err ? err->code : LPL_ERR_NOMEM;
+    }
+    if (st) {
+        lpl_run_free(r);
+        return NULL;
+    }
+    r->phase = LPL_PHASE_BASE_EVAL;
+    cJSON *ev = new_event("start", r, 0);
+    cJSON *names = cJSON_AddArrayToObject(ev, "placements");
+    for (int i = 0; i < r->n; i++)
+        cJSON_AddItemToArray(names, cJSON_CreateString(c->placements[i].name));
+    cJSON_AddNumberToObject(ev, "total_steps", (double)r->total_steps * r->n);
+    cJSON_AddNumberToObject(ev, "steps_per_placement", r->total_steps);
+    cJSON_AddNumberToObject(ev, "epochs", r->epochs);
+    push_event(r, ev);
+    return r;
+}
+
+static void placement_release(lpl_placement_run *p, int keep_adapter)
+{
+    if (!keep_adapter) {
+        lpl_lora_free(p->lora);
+        p->lora = NULL;
+    }
+}
+
+void lpl_run_free(lpl_run *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < r->n; i++) {
+        lpl_placement_run *p = &r->p[i];
+        lpl_lora_free(p->lora);
+        free(p->selected);
+        free(p->init);
+        free(p->loss);
+        free(p->lr);
+        free(p->grad_norm);
+        free(p->tokens);
+        free(p->evals);
+        cJSON_Delete(p->result);
+    }
+    if (r->opt_ready)
+        lpl_adamw_free(&r->opt);
+    free(r->accum);
+    free(r->perm);
+    free(r->train_idx);
+    lpl_examples_free(&r->train);
+    lpl_examples_free(&r->eval);
+    lpl_gpt2_state_free(r->state);
+    for (int i = 0; i < r->n_events; i++)
+        free(r->events[i]);
+    free(r->events);
+    free(r);
+}
+
+lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err)
+{
+    if (i < 0 || i >= r->n)
+        return lpl_fail(err, LPL_ERR_INVALID, "placement index %d out of range", i);
+    if (n != r->p[i].count.trainable)
+        return lpl_fail(err, LPL_ERR_INVALID,
+                        "initial adapter has %lld parameters but placement '%s' needs %lld (different r, modules or layers)",
+                        (long long)n, r->cfg.placements[i].name, (long long)r->p[i].count.trainable);
+    if (r->p[i].status != LPL_PLACEMENT_PENDING || (r->cur == i && r->phase > LPL_PHASE_START))
+        return lpl_fail(err, LPL_ERR_INVALID, "placement '%s' has already started", r->cfg.placements[i].name);
+    float *copy = lpl_malloc((size_t)n * sizeof(float), "initial adapter", err);
+    if (!copy)
+        return LPL_ERR_NOMEM;
+    memcpy(copy, params, (size_t)n * sizeof(float));
+    free(r->p[i].init);
+    r->p[i].init = copy;
+    r->p[i].n_init = n;
+    return LPL_OK;
+}
+
+/* ---------------------------------------------------------------- eval */
+
+static lpl_status eval_pass(lpl_run *r, lpl_lora *lora, lpl_eval_point *out, lpl_error *err)
+{
+    memset(out, 0, sizeof *out);
+    double sum_ppl = 0;
+    for (int i = 0; i < r->eval.n; i++) {
+        const lpl_example *e = &r->eval.ex[i];
+        lpl_loss l;
+        lpl_status st = lpl_gpt2_forward(r->model, lora, r->state, e->tokens, e->targets, e->mask, e->T,
+                                         0, &l, err);
+        if (st)
+            return st;
+        if (l.n_scored == 0)
+            continue;
+        out->nll_sum += l.nll_sum;
+        out->n_tokens += l.n_scored;
+        out->n_samples++;
+        sum_ppl += exp(l.nll_sum / l.n_scored);
+    }
+    if (out->n_tokens == 0)
+        return lpl_fail(err, LPL_ERR_INVALID, "no eval example has a scored token");
+    out->eval_loss = out->nll_sum / (double)out->n_tokens;
+    out->perplexity = exp(out->eval_loss);
+    out->mean_sample_perplexity = sum_ppl / out->n_samples;
+    return LPL_OK;
+}
+
+static void emit_eval(lpl_run *r, const lpl_eval_point *e)
+{
+    cJSON *ev = new_event("eval", r, 1);
+    cJSON_AddNumberToObject(ev, "epoch", e->epoch);
+    cJSON_AddNumberToObject(ev, "step", e->step);
+    cJSON_AddNumberToObject(ev, "eval_loss", e->eval_loss);
+    cJSON_AddNumberToObject(ev, "perplexity", e->perplexity);
+    cJSON_AddNumberToObject(ev, "mean_sample_perplexity", e->mean_sample_perplexity);
+    push_event(r, ev);
+}
+
+/* ---------------------------------------------------------------- units */
+
+static void update_eta(lpl_run *r)
+{
+    lpl_run_progress *pg = &r->prog;
+    pg->elapsed_s = lpl_now_seconds() - r->t0;
+    int remaining_placements = 0;
+    for (int i = r->cur + 1; i < r->n; i++)
+        remaining_placements += r->p[i].status == LPL_PLACEMENT_PENDING;
+    int64_t steps_left = (int64_t)r->total_steps - r->step + (int64_t)remaining_placements * r->total_steps;
+    int evals_here = r->cur < r->n ? r->epochs + 1 - r->p[r->cur].n_evals : 0;
+    if (evals_here < 0)
+        evals_here = 0;
+    int64_t evals_left = evals_here + (int64_t)remaining_placements * r->epochs;
+    if (r->n_train_units == 0) {
+        pg->eta_s = -1;
+        return;
+    }
+    double per_step = r->t_train_units / (double)r->n_train_units;
+    double per_eval = r->n_eval_units ? r->t_eval_units / (double)r->n_eval_units : per_step * r->eval.n;
+    pg->eta_s = per_step * (double)steps_left + per_eval * (double)evals_left;
+}
+
+static void fail_placement(lpl_run *r, const char *msg)
+{
+    lpl_placement_run *p = &r->p[r->cur];
+    p->status = LPL_PLACEMENT_FAILED;
+    snprintf(p->message, sizeof p->message, "%s", msg);
+    p->peak_memory = lpl_peak_memory_bytes();
+    cJSON_Delete(p->result);
+    p->result = lpl_run_build_result(r, r->cur);
+    cJSON *ev = new_event("placement_failed", r, 1);
+    cJSON_AddStringToObject(ev, "message", msg);
+    push_event(r, ev);
+    placement_release(p, 0);
+    if (r->opt_ready) {
+        lpl_adamw_free(&r->opt);
+        r->opt_ready = 0;
+    }
+    r->cur++;
+    r->phase = LPL_PHASE_START;
+}
+
+static int base_eval_needed(const lpl_run *r)
+{
+    for (int i = 0; i < r->n; i++)
+        if (r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].init)
+            return 1;
+    return 0;
+}
+
+static lpl_status unit_base_eval(lpl_run *r, lpl_error *err)
+{
+    r->phase = LPL_PHASE_START;
+    if (!base_eval_needed(r))
+        return LPL_OK;
+    double t = lpl_now_seconds();
+    lpl_status st = eval_pass(r, NULL, &r->base_eval, err);
+    if (st)
+        return st;
+    r->have_base_eval = 1;
+    r->t_eval_units += lpl_now_seconds() - t;
+    r->n_eval_units++;
+    r->prog.evaluating = 1;
+    cJSON *ev = new_event("eval", r, 0);
+    cJSON_AddNullToObject(ev, "placement");
+    cJSON_AddNumberToObject(ev, "index", -1);
+    cJSON_AddNumberToObject(ev, "epoch", 0);
+    cJSON_AddNumberToObject(ev, "eval_loss", r->base_eval.eval_loss);
+    cJSON_AddNumberToObject(ev, "perplexity", r->base_eval.perplexity);
+    cJSON_AddNumberToObject(ev, "mean_sample_perplexity", r->base_eval.mean_sample_perplexity);
+    push_event(r, ev);
+    return LPL_OK;
+}
+
+/* Attaches fresh (or saved) adapters for the current placement; skips finished ones. */
+static lpl_status unit_start(lpl_run *r, lpl_error *err)
+{
+    while (r->cur < r->n && r->p[r->cur].status != LPL_PLACEMENT_PENDING)
+        r->cur++;
+    if (r->cur >= r->n) {
+        r->phase = LPL_PHASE_DONE;
+        return LPL_OK;
+    }
+    lpl_placement_run *p = &r->p[r->cur];
+    p->lora = lpl_lora_attach(&p->lcfg, &r->model->cfg, err);
+    if (!p->lora)
+        return err ? err->code : LPL_ERR_INVALID;
+    if (p->init)
+        memcpy(p->lora->params, p->init, (size_t)p->n_init * sizeof(float));
+    lpl_adamw_config oc;
+    lpl_adamw_config_default(&oc);
+    oc.weight_decay = r->cfg.weight_decay;
+    lpl_status st = lpl_adamw_init(&r->opt, &oc, p->lora->n_params, err);
+    if (st)
+        return st;
+    r->opt_ready = 1;
+    if (r->cfg.batch_size > 1) {
+        free(r->accum);
+        r->accum = lpl_malloc((size_t)p->lora->n_params * sizeof(float), "gradient accumulator", err);
+        if (!r->accum)
+            return LPL_ERR_NOMEM;
+    }
+    p->status = LPL_PLACEMENT_RUNNING;
+    p->n_steps = 0;
+    p->n_evals = 0;
+    r->epoch = 1;
+    r->step = 0;
+    r->pos = 0;
+    memset(&p->timings, 0, sizeof p->timings);
+    snprintf(r->prog.name, sizeof r->prog.name, "%s", r->cfg.placements[r->cur].name);
+    r->prog.placement = r->cur;
+    r->prog.epochs = r->epochs;
+    r->prog.steps = r->total_steps;
+    if (p->init || !r->have_base_eval) {
+        r->phase = LPL_PHASE_EVAL_BEFORE;
+    } else {
+        p->evals[p->n_evals++] = r->base_eval;
+        emit_eval(r, &r->base_eval);
+        r->phase = LPL_PHASE_TRAIN;
+    }
+    return LPL_OK;
+}
+
+static lpl_status unit_eval(lpl_run *r, int epoch, lpl_error *err)
+{
+    lpl_placement_run *p = &r->p[r->cur];
+    double t = lpl_now_seconds();
+    lpl_eval_point e;
+    lpl_status st = eval_pass(r, p->lora, &e, err);
+    if (st)
+        return st;
+    r->t_eval_units += lpl_now_seconds() - t;
+    r->n_eval_units++;
+    e.epoch = epoch;
+    e.step = r->step;
+    p->evals[p->n_evals++] = e;
+    r->prog.evaluating = 1;
+    emit_eval(r, &e);
+    if (!isfinite(e.eval_loss)) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "non-finite eval loss after step %d of placement '%s' (lr %g): the learning rate is "
+                 "probably too high", r->step, r->cfg.placements[r->cur].name, r->cfg.lr);
+        fail_placement(r, msg);
+        return LPL_OK;
+    }
+    if (epoch == 0)
+        r->phase = LPL_PHASE_TRAIN;
+    else
+        r->phase = r->step >= r->total_steps ? LPL_PHASE_FINISH : LPL_PHASE_TRAIN;
+    return LPL_OK;
+}
+
+static void start_epoch_order(lpl_run *r)
+{
+    int n = r->n_train_ex;
+    if (r->cfg.shuffle) {
+        lpl_shuffle_indices(r->perm, n, r->cfg.seed * 1000003u + (uint64_t)r->epoch);
+        for (int i = 0; i < n; i++)
+            r->perm[i] = r->train_idx[r->perm[i]];
+    } else {
+        memcpy(r->perm, r->train_idx, (size_t)n * sizeof(int));
+    }
+}
+
+static void add_timings(lpl_gpt2_timings *acc, const lpl_gpt2_timings *a, const lpl_gpt2_timings *b)
+{
+    acc->embed += b->embed - a->embed;
+    acc->attention += b->attention - a->attention;
+    acc->mlp += b->mlp - a->mlp;
+    acc->lora += b->lora - a->lora;
+    acc->lm_head += b->lm_head - a->lm_head;
+    acc->layernorm += b->layernorm - a->layernorm;
+    acc->total += b->total - a->total;
+}
+
+/* Forward/backward over one batch; gradients of the token-weighted mean loss in lora->grads. */
+static lpl_status batch_grads(lpl_run *r, lpl_lora *lora, int begin, int end, lpl_loss *out, int *tokens,
+                              lpl_error *err)
+{
+    double nll = 0;
+    int scored = 0;
+    int total_scored = 0;
+    *tokens = 0;
+    for (int k = begin; k < end; k++)
+        total_scored += scored_tokens(&r->train.ex[r->perm[k]]);
+    int64_t np = lora->n_params;
+    if (end - begin > 1)
+        memset(r->accum, 0, (size_t)np * sizeof(float));
+    for (int k = begin; k < end; k++) {
+        const lpl_example *e = &r->train.ex[r->perm[k]];
+        memset(lora->grads, 0, (size_t)np * sizeof(float));
+        lpl_loss l;
+        lpl_status st = lpl_gpt2_forward(r->model, lora, r->state, e->tokens, e->targets, e->mask, e->T,
+                                         1, &l, err);
+        if (!st)
+            st = lpl_gpt2_backward(r->model, lora, r->state, err);
+        if (st)
+            return st;
+        nll += l.nll_sum;
+        scored += l.n_scored;
+        *tokens += e->T;
+        if (end - begin > 1) {
+            /* The engine gives the gradient of this example's mean loss; weighting by its
+             * share of scored tokens makes the batch gradient that of the batch mean. */
+            float w = (float)l.n_scored / (float)total_scored;
+            for (int64_t j = 0; j < np; j++)
+                r->accum[j] += w * lora->grads[j];
+        }
+    }
+    if (end - begin > 1)
+        memcpy(lora->grads, r->accum, (size_t)np * sizeof(float));
+    out->nll_sum = nll;
+    out->n_scored = scored;
+    out->loss = scored ? (float)(nll / scored) : 0.0f;
+    return LPL_OK;
+}
+
+static lpl_status unit_train(lpl_run *r, lpl_error *err)
+{
+    lpl_placement_run *p = &r->p[r->cur];
+    lpl_lora *lora = p->lora;
+    const char *name = r->cfg.placements[r->cur].name;
+    double t = lpl_now_seconds();
+    lpl_gpt2_timings t_before, t_after;
+    lpl_gpt2_get_timings(r->state, &t_before);
+    if (r->pos == 0)
+        start_epoch_order(r);
+    int end = r->pos + r->cfg.batch_size;
+    if (end > r->n_train_ex)
+        end = r->n_train_ex;
+    lpl_loss l;
+    int tokens;
+    lpl_status st = batch_grads(r, lora, r->pos, end, &l, &tokens, err);
+    if (st)
+        return st;
+    char msg[256];
+    if (!isfinite(l.loss)) {
+        snprintf(msg, sizeof msg,
+                 "non-finite loss at step %d of placement '%s' (lr %g): the learning rate is probably "
+                 "too high, or the model overflowed", r->step + 1, name, r->cfg.lr);
+        fail_placement(r, msg);
+        return LPL_OK;
+    }
+    double gnorm = lpl_clip_grad_norm(lora->grads, lora->n_params, r->cfg.grad_clip);
+    if (!isfinite(gnorm)) {
+        snprintf(msg, sizeof msg,
+                 "non-finite gradient at step %d of placement '%s' (lr %g): the learning rate is "
+                 "probably too high", r->step + 1, name, r->cfg.lr);
+        fail_placement(r, msg);
+        return LPL_OK;
+    }
+    float lr = lpl_schedule_lr(r->cfg.schedule, r->cfg.lr, r->step, r->cfg.warmup_steps, r->total_steps);
+    lpl_adamw_step(&r->opt, lora->params, lora->grads, lr);
+    p->loss[r->step] = l.loss;
+    p->lr[r->step] = lr;
+    p->grad_norm[r->step] = (float)gnorm;
+    p->tokens[r->step] = tokens;
+    p->n_steps = ++r->step;
+    p->train_tokens += tokens;
+    r->pos = end;
+    lpl_gpt2_get_timings(r->state, &t_after);
+    add_timings(&p->timings, &t_before, &t_after);
+    double dt = lpl_now_seconds() - t;
+    p->train_seconds += dt;
+    r->t_train_units += dt;
+    r->n_train_units++;
+
+    lpl_run_progress *pg = &r->prog;
+    pg->epoch = r->epoch;
+    pg->step = r->step;
+    pg->loss = l.loss;
+    pg->lr = lr;
+    pg->tokens_per_s = p->train_seconds > 0 ? (double)p->train_tokens / p->train_seconds : 0;
+    pg->evaluating = 0;
+    update_eta(r);
+    cJSON *ev = new_event("step", r, 1);
+    cJSON_AddNumberToObject(ev, "epoch", r->epoch);
+    cJSON_AddNumberToObject(ev, "step", r->step);
+    cJSON_AddNumberToObject(ev, "steps", r->total_steps);
+    cJSON_AddNumberToObject(ev, "loss", l.loss);
+    cJSON_AddNumberToObject(ev, "lr", lr);
+    cJSON_AddNumberToObject(ev, "grad_norm", gnorm);
+    cJSON_AddNumberToObject(ev, "tokens_per_s", pg->tokens_per_s);
+    cJSON_AddNumberToObject(ev, "elapsed_s", pg->elapsed_s);
+    cJSON_AddNumberToObject(ev, "eta_s", pg->eta_s);
+    push_event(r, ev);
+
+    if (r->pos >= r->n_train_ex || r->step >= r->total_steps)
+        r->phase = LPL_PHASE_EVAL_EPOCH;
+    return LPL_OK;
+}
+
+static void unit_finish(lpl_run *r)
+{
+    lpl_placement_run *p = &r->p[r->cur];
+    p->status = LPL_PLACEMENT_DONE;
+    p->peak_memory = lpl_peak_memory_bytes();
+    cJSON_Delete(p->result);
+    p->result = lpl_run_build_result(r, r->cur);
+    cJSON *ev = new_event("placement_done", r, 1);
+    cJSON_AddItemToObject(ev, "result", cJSON_Duplicate(p->result, 1));
+    push_event(r, ev);
+    lpl_adamw_free(&r->opt);
+    r->opt_ready = 0;
+    r->cur++;
+    r->phase = LPL_PHASE_START;
+}
+
+static void finish_run(lpl_run *r, int cancelled)
+{
+    if (r->finished)
+        return;
+    r->finished = 1;
+    r->phase = LPL_PHASE_DONE;
+    if (cancelled && r->cur < r->n && r->p[r->cur].status == LPL_PLACEMENT_RUNNING) {
+        lpl_placement_run *p = &r->p[r->cur];
+        p->status = LPL_PLACEMENT_PENDING;
+        p->n_steps = 0;
+        p->n_evals = 0;
+        p->train_seconds = 0;
+        p->train_tokens = 0;
+        placement_release(p, 0);
+    }
+    if (r->opt_ready) {
+        lpl_adamw_free(&r->opt);
+        r->opt_ready = 0;
+    }
+    cJSON *ev = new_event("done", r, 0);
+    cJSON_AddBoolToObject(ev, "cancelled", cancelled);
+    push_event(r, ev);
+}
+
+int lpl_run_step(lpl_run *r, lpl_error *err)
+{
+    if (r->finished)
+        return 0;
+    if (r->cancel) {
+        finish_run(r, 1);
+        return 0;
+    }
+    lpl_status st = LPL_OK;
+    switch (r->phase) {
+    case LPL_PHASE_BASE_EVAL: st = unit_base_eval(r, err); break;
+    case LPL_PHASE_START: st = unit_start(r, err); break;
+    case LPL_PHASE_EVAL_BEFORE: st = unit_eval(r, 0, err); break;
+    case LPL_PHASE_TRAIN: st = unit_train(r, err); break;
+    case LPL_PHASE_EVAL_EPOCH:
+        st = unit_eval(r, r->epoch, err);
+        if (!st && r->phase == LPL_PHASE_TRAIN) {
+            r->epoch++;
+            r->pos = 0;
+        }
+        break;
+    case LPL_PHASE_FINISH: unit_finish(r); break;
+    case LPL_PHASE_DONE: break;
+    }
+    if (st) {
+        r->finished = 1;
+        r->phase = LPL_PHASE_DONE;
+        cJSON *ev = new_event("error", r, 0);
+        cJSON_AddStringToObject(ev, "message", err ? err->msg : lpl_status_name(st));
+        push_event(r, ev);
+        return -1;
+    }
+    if (r->phase == LPL_PHASE_DONE) {
+        finish_run(r, 0);
+        return 0;
+    }
+    return 1;
+}
+
+void lpl_run_cancel(lpl_run *r) { r->cancel = 1; }
+int lpl_run_cancelled(const lpl_run *r) { return r->cancel; }
+int lpl_run_finished(const lpl_run *r) { return r->finished; }
+const lpl_run_progress *lpl_run_get_progress(const lpl_run *r) { return &r->prog; }
+int lpl_run_n_placements(const lpl_run *r) { return r->n; }
+
+int lpl_run_n_completed(const lpl_run *r)
+{
+    int n = 0;
+    for (int i = 0; i < r->n; i++)
+        n += r->p[i].status == LPL_PLACEMENT_DONE || r->p[i].status == LPL_PLACEMENT_FAILED;
+    return n;
+}
+
+lpl_placement_status lpl_run_placement_status(const lpl_run *r, int i)
+{
+    return i >= 0 && i < r->n ? r->p[i].status : LPL_PLACEMENT_PENDING;
+}
+
+const char *lpl_run_modules(const lpl_run *r, int i)
+{
+    return i >= 0 && i < r->n ? r->p[i].count.modules : "";
+}
+
+const lpl_lora *lpl_run_adapter(const lpl_run *r, int i)
+{
+    if (i < 0 || i >= r->n || r->p[i].status != LPL_PLACEMENT_DONE)
+        return NULL;
+    return r->p[i].lora;
+}
+
+const lpl_lora_config *lpl_run_lora_config(const lpl_run *r, int i)
+{
+    return i >= 0 && i < r->n ? &r->p[i].lcfg : NULL;
+}
+
+/* ---------------------------------------------------------------- resume */
+
+lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
+{
+    cJSON *root = cJSON_Parse(results_json);
+    if (!root)
+        return lpl_fail(err, LPL_ERR_FORMAT, "resume: results.json is not valid JSON");
+    lpl_status st = LPL_OK;
+    cJSON *mine = lpl_experiment_to_cjson(&r->cfg);
+    const cJSON *theirs = cJSON_GetObjectItemCaseSensitive(root, "config");
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(model, "sha256");
+    const cJSON *pls = cJSON_GetObjectItemCaseSensitive(root, "placements");
+    if (!cJSON_IsObject(theirs) || !cJSON_IsArray(pls)) {
+        st = lpl_fail(err, LPL_ERR_FORMAT, "resume: results.json has no \"config\" or \"placements\"");
+        goto done;
+    }
+    for (const cJSON *it = mine->child; it; it = it->next) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(theirs, it->string);
+        if (!o || !cJSON_Compare(it, o, 1)) {
+            st = lpl_fail(err, LPL_ERR_INVALID,
+                          "resume: the saved run has a different \"%s\" (resume needs the same experiment)",
+                          it->string);
+            goto done;
+        }
+    }
+    if (cJSON_IsString(sha) && r->id.model_sha256[0] && strcmp(sha->valuestring, r->id.model_sha256)) {
+        st = lpl_fail(err, LPL_ERR_INVALID, "resume: the saved run used another model (sha256 %.12s..., now %.12s...)",
+                      sha->valuestring, r->id.model_sha256);
+        goto done;
+    }
+    for (const cJSON *it = pls->child; it; it = it->next) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(it, "status");
+        if (!cJSON_IsString(name) || !cJSON_IsString(status))
+            continue;
+        int done = !strcmp(status->valuestring, "done"), failed = !strcmp(status->valuestring, "failed");
+        if (!done && !failed)
+            continue;
+        for (int i = 0; i < r->n; i++) {
+            if (strcmp(r->cfg.placements[i].name, name->valuestring) || r->p[i].status != LPL_PLACEMENT_PENDING)
+                continue;
+            r->p[i].status = done ? LPL_PLACEMENT_DONE : LPL_PLACEMENT_FAILED;
+            r->p[i].result = cJSON_Duplicate(it, 1);
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(it, "message");
+            if (cJSON_IsString(m))
+                snprintf(r->p[i].message, sizeof r->p[i].message, "%s", m->valuestring);
+        }
+    }
+done:
+    cJSON_Delete(mine);
+    cJSON_Delete(root);
+    return st;
+}
