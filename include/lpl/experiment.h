@@ -179,10 +179,10 @@ lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model
                      const lpl_alpaca_set *eval, const lpl_run_identity *id, lpl_error *err);
 void lpl_run_free(lpl_run *r);
 
-/* Starts placement i from saved adapter weights (params in lpl_lora's layout: for
- * each module in layer/site order A [r][in] then B [out][r]) instead of PEFT's
- * initialisation. n must match the placement's parameter count. Call before the
- * placement starts. */
+/* Starts placement i from saved adapter weights instead of PEFT's initialisation:
+ * params/n are the params of an lpl_lora attached with the same placement and rank
+ * (e.g. one from lpl_adapter_load). n must match the placement's parameter count.
+ * Call before the placement starts. */
 lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err);
 
 /* Resumes: takes every placement with status "done" from a previous results.json
