@@ -1,0 +1,89 @@
+// The results table: the same rows as the CLI's summary (eval loss, perplexity,
+// mean per-sample perplexity, trainable params and % of total, training time,
+// tokens/s, peak memory, parameter reduction, change vs baseline, modules touched),
+// one column per placement, best value of each row marked. Every number cell
+// carries its raw value in data-value, taken straight from results.json.
+import { el, fill, fmtInt, fmtNum, fmtBytes, fmtTime } from './dom.js';
+
+// [key, label, format, better: 'low' | 'high' | null]
+export const ROWS = [
+  ['eval_loss_before', 'eval loss before training', (v) => fmtNum(v, 5), null],
+  ['eval_loss', 'eval loss', (v) => fmtNum(v, 5), 'low'],
+  ['perplexity', 'perplexity = exp(eval loss)', (v) => fmtNum(v, 5), 'low'],
+  ['mean_sample_perplexity', 'mean of per-sample perplexities', (v) => fmtNum(v, 5), 'low'],
+  ['trainable', 'trainable params', fmtInt, 'low'],
+  ['percent', '% of total params', (v) => `${fmtNum(v, 3)} %`, 'low'],
+  ['train_seconds', 'training time', fmtTime, 'low'],
+  ['tokens_per_s', 'tokens/s', (v) => fmtNum(v, 4), 'high'],
+  ['peak_memory_bytes', 'peak memory', fmtBytes, 'low'],
+  ['reduction_pct', 'parameter reduction vs full fine-tuning', (v) => `${fmtNum(v, 4)} %`, 'high'],
+  ['vs_baseline_pct', 'trainable params vs baseline', (v) => `${v > 0 ? '+' : ''}${fmtNum(v, 3)} %`, null],
+  ['eval_loss_vs_baseline_pct', 'eval loss vs baseline', (v) => `${v > 0 ? '+' : ''}${fmtNum(v, 3)} %`, 'low'],
+];
+
+// Where a value may sit in a placement object of results.json.
+const GROUPS = ['metrics', 'params', 'accounting', 'timing', 'memory', 'eval', 'summary'];
+
+/** Value of key in a placement result (top level or one level down), or undefined. */
+export function metric(p, key) {
+  if (!p) return undefined;
+  if (p[key] !== undefined) return p[key];
+  for (const g of GROUPS) if (p[g] && typeof p[g] === 'object' && p[g][key] !== undefined) return p[g][key];
+  return undefined;
+}
+
+/** The placements array of a results document. */
+export function placementsOf(doc) {
+  if (!doc) return [];
+  if (Array.isArray(doc.placements)) return doc.placements;
+  if (Array.isArray(doc.results)) return doc.results;
+  return [];
+}
+
+function baselineOf(ps) {
+  return ps.find((p) => p.name === 'baseline') || ps[0];
+}
+
+/** Row values for placement p (numbers or undefined), incl. the derived eval loss vs baseline. */
+export function rowValue(ps, p, key) {
+  if (key === 'eval_loss_vs_baseline_pct') {
+    const v = metric(p, 'eval_loss_vs_baseline_pct');
+    if (v !== undefined) return v;
+    const b = baselineOf(ps), lb = metric(b, 'eval_loss'), lp = metric(p, 'eval_loss');
+    return Number.isFinite(lb) && Number.isFinite(lp) && lb !== 0 ? 100 * (lp / lb - 1) : undefined;
+  }
+  return metric(p, key);
+}
+
+export function renderResults(table, doc) {
+  const ps = placementsOf(doc);
+  const thead = table.querySelector('thead'), tbody = table.querySelector('tbody');
+  if (!ps.length) {
+    fill(thead);
+    fill(tbody, el('tr', {}, el('td', { class: 'muted', text: 'No results yet: press Run.' })));
+    return;
+  }
+  fill(thead, el('tr', {}, el('th', { text: '' }), ps.map((p) => el('th', { scope: 'col', text: p.name }))));
+  const rows = [];
+  for (const [key, label, fmt, better] of ROWS) {
+    const vals = ps.map((p) => rowValue(ps, p, key));
+    if (vals.every((v) => v === undefined || v === null)) continue;
+    const finite = vals.filter((v) => Number.isFinite(v));
+    const best = better && finite.length > 1 ? (better === 'low' ? Math.min(...finite) : Math.max(...finite)) : null;
+    rows.push(el('tr', { dataset: { key } }, el('th', { scope: 'row', text: label }),
+      vals.map((v) => {
+        const isBest = best !== null && v === best;
+        return el('td', { class: isBest ? 'num best' : 'num', dataset: { value: String(v) },
+                          title: isBest ? 'best of this row' : undefined },
+                  Number.isFinite(v) ? fmt(v) : '–', isBest ? ' ★' : '');
+      })));
+  }
+  rows.push(el('tr', { dataset: { key: 'modules' } }, el('th', { scope: 'row', text: 'modules touched' }),
+    ps.map((p) => el('td', { class: 'modules', text: String(metric(p, 'modules') ?? '') }))));
+  const failed = ps.filter((p) => (p.status && p.status !== 'done') || p.message);
+  if (failed.length) {
+    rows.push(el('tr', { dataset: { key: 'status' } }, el('th', { scope: 'row', text: 'status' }),
+      ps.map((p) => el('td', { text: [p.status || 'done', p.message].filter(Boolean).join(': ') }))));
+  }
+  fill(tbody, rows);
+}

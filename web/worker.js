@@ -1,0 +1,196 @@
+// The Web Worker that owns the wasm module (classic worker: the emcc output is a
+// classic script). Picks the threaded build when the page is cross-origin isolated,
+// the single-thread build otherwise; runs the ablation one unit at a time so that
+// progress arrives every step and Cancel lands within a step; turns a crash or an
+// out-of-memory into a readable error. The page restarts it by creating a new one.
+//
+// Protocol: the page posts {id, cmd, ...}; the worker answers {id, ok, result} or
+// {id, ok: false, error}, and posts unsolicited {type: 'progress' | 'events' |
+// 'adapter' | 'crash', ...} messages.
+'use strict';
+
+importScripts('bridge.js', 'hub.js');
+
+let M = null;          // the emcc module
+let lab = null;        // LabBridge(M)
+let dead = null;       // message of a crash; every later call refuses
+let running = false;
+let cancelRequested = false;
+let info = null;
+
+const variant = self.crossOriginIsolated ? 'mt' : 'st';
+
+// Throttled progress: at most ~15 messages a second, the last one always sent.
+let lastProgress = 0;
+function progress(p, force) {
+  const now = Date.now();
+  if (!force && now - lastProgress < 66 && p.phase !== 'convert') return;
+  lastProgress = now;
+  self.postMessage({ type: 'progress', ...p });
+}
+
+// A trap or abort inside wasm leaves the module unusable: say so in words.
+function describeCrash(e) {
+  const msg = String((e && e.message) || e);
+  if (/OOM|out of memory|Cannot enlarge memory|Array buffer allocation failed|could not allocate/i.test(msg)) {
+    return `The model ran out of memory in the browser (${msg}). Use a smaller model, fewer ` +
+           'examples or a shorter max_len, then restart the worker.';
+  }
+  return `The wasm module crashed (${msg}). Restart the worker to continue.`;
+}
+
+function isCrash(e) {
+  return e instanceof WebAssembly.RuntimeError || (M && M.ABORT) ||
+         /^Aborted|unreachable|memory access out of bounds/.test(String(e && e.message));
+}
+
+async function init({ wasmBase, threads }) {
+  const base = new URL(wasmBase || '/build-wasm/', self.location.href).href;
+  const jsUrl = new URL(`loralab_${variant}.js`, base).href;
+  importScripts(jsUrl);
+  M = await self.createLoraLab({
+    mainScriptUrlOrBlob: jsUrl,                 // pthread workers need the absolute URL
+    locateFile: (path) => new URL(path, base).href,
+    print: (s) => console.log(s),
+    printErr: (s) => console.warn(s),
+    onAbort: (what) => { dead = describeCrash(what); },
+  });
+  lab = self.LabBridge(M);
+  const maxThreads = variant === 'mt' ? Math.min(threads || navigator.hardwareConcurrency || 2, 8) : 1;
+  lab.init(maxThreads);
+  return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads };
+}
+
+async function fetchBytes(url, label) {
+  let loaded = 0;
+  return self.LabHub.download(url, (d, total) => {
+    loaded += d;
+    progress({ phase: 'download', loaded, total, text: `downloading ${label}` });
+  });
+}
+
+async function readFile(file) { return new Uint8Array(await file.arrayBuffer()); }
+
+// Local files: one .gguf, or a checkpoint (.safetensors/.bin) with config.json,
+// vocab.json and merges.txt picked alongside.
+async function loadLocal(files) {
+  const by = (re) => files.find((f) => re.test(f.name));
+  const gguf = by(/\.gguf$/i);
+  if (gguf) return { bytes: await readFile(gguf), name: gguf.name };
+  const ckpt = by(/\.(safetensors|bin)$/i);
+  if (!ckpt) throw new Error('pick a .gguf file, or a .safetensors/.bin checkpoint with its config.json, vocab.json and merges.txt');
+  const need = { 'config.json': by(/^config\.json$/i), 'vocab.json': by(/^vocab\.json$/i), 'merges.txt': by(/^merges\.txt$/i) };
+  const missing = Object.keys(need).filter((k) => !need[k]);
+  if (missing.length) throw new Error(`${ckpt.name} needs ${missing.join(', ')} selected together with it`);
+  const text = async (f) => new TextDecoder().decode(await readFile(f));
+  progress({ phase: 'convert', loaded: 0, total: 0, text: `converting ${ckpt.name} to Q8_0 GGUF` }, true);
+  const bytes = lab.convertHf(await text(need['config.json']), await readFile(ckpt),
+                             await text(need['vocab.json']), await text(need['merges.txt']), 'q8_0');
+  return { bytes, name: ckpt.name };
+}
+
+async function loadModel(src) {
+  let got;
+  if (src.kind === 'url') {
+    got = { bytes: await fetchBytes(src.url, src.url.split('/').pop()), name: src.url };
+  } else if (src.kind === 'files') {
+    got = await loadLocal(src.files);
+  } else if (src.kind === 'hub') {
+    const r = await self.LabHub.load(src, lab, (p) => progress(p));
+    got = { bytes: r.gguf, name: `${src.repo}@${src.revision || 'main'}`, fromCache: r.fromCache,
+            weights: r.weights, cachedIn: r.cachedIn };
+  } else {
+    throw new Error(`unknown model source ${src.kind}`);
+  }
+  progress({ phase: 'load', loaded: got.bytes.length, total: got.bytes.length, text: 'loading the model' }, true);
+  info = lab.loadModel(got.bytes);
+  return { info, source: got.name, fromCache: !!got.fromCache, weights: got.weights || null,
+           cachedIn: got.cachedIn || null, bytes: got.bytes.length };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 0));
+
+// The ablation, one unit per iteration; the event loop turns between units so a
+// cancel message is seen before the next step.
+async function run({ experiment }) {
+  if (running) throw new Error('a run is already in progress');
+  running = true;
+  cancelRequested = false;
+  let cancelled = false;
+  try {
+    lab.ablateStart(experiment);
+    for (;;) {
+      if (cancelRequested && !cancelled) {
+        lab.ablateCancel();
+        cancelled = true;
+      }
+      const more = lab.ablateStep();
+      postEvents(lab.events());
+      if (!more) break;
+      await tick();
+    }
+    const json = lab.resultsJson();
+    return { cancelled, resultsJson: json, resultsCsv: lab.resultsCsv(), memory: lab.memory() };
+  } finally {
+    running = false;
+  }
+}
+
+// Forwards events; a finished placement also ships its adapter so the page can
+// store it (IndexedDB) and offer downloads even after the worker is gone.
+function postEvents(events) {
+  if (!events.length) return;
+  self.postMessage({ type: 'events', events, memory: lab.memory() });
+  for (const ev of events) {
+    if (ev.type !== 'placement_done') continue;
+    try {
+      const adapter = lab.adapter(ev.index);
+      const config = lab.adapterConfig(ev.index);
+      self.postMessage({ type: 'adapter', index: ev.index, placement: ev.placement, adapter, config },
+                       [adapter.buffer]);
+    } catch (e) {
+      self.postMessage({ type: 'warning', message: String(e.message || e) });
+    }
+  }
+}
+
+const handlers = {
+  init,
+  loadModel: ({ source }) => loadModel(source),
+  setData: ({ train, eval: ev }) => { lab.setData(train, ev); return true; },
+  count: ({ experiment }) => lab.count(experiment),
+  estimate: ({ experiment }) => lab.estimate(experiment),
+  run,
+  results: () => ({ resultsJson: lab.resultsJson(), resultsCsv: lab.resultsCsv() }),
+  adapter: ({ index }) => ({ adapter: lab.adapter(index), config: lab.adapterConfig(index) }),
+  generate: ({ request }) => lab.generate(request),
+  memory: () => lab.memory(),
+  clearCache: () => self.LabHub.clearCache(),
+  // Test hook: makes the module trap, to check that a crash reads well on the page.
+  crashForTest: () => { throw new WebAssembly.RuntimeError('memory access out of bounds (test)'); },
+};
+
+self.onmessage = async (e) => {
+  const msg = e.data || {};
+  if (msg.cmd === 'cancel') {       // never queued behind a run
+    cancelRequested = true;
+    return;
+  }
+  const { id, cmd } = msg;
+  try {
+    if (dead) throw new Error(dead);
+    if (!handlers[cmd]) throw new Error(`unknown command ${cmd}`);
+    if (cmd !== 'init' && !lab) throw new Error('the wasm module is not loaded yet');
+    if (running && cmd !== 'memory') throw new Error('busy: a run is in progress (Cancel it first)');
+    const result = await handlers[cmd](msg);
+    self.postMessage({ id, ok: true, result });
+  } catch (err) {
+    let message = String((err && err.message) || err);
+    if (isCrash(err) || dead) {
+      dead = dead || describeCrash(err);
+      message = dead;
+      self.postMessage({ type: 'crash', message });
+    }
+    self.postMessage({ id, ok: false, error: message });
+  }
+};
