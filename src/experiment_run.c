@@ -289,27 +289,17 @@ lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, l
 
 static lpl_status eval_pass(lpl_run *r, lpl_lora *lora, lpl_eval_point *out, lpl_error *err)
 {
+    lpl_eval_result e;
     memset(out, 0, sizeof *out);
-    double sum_ppl = 0;
-    for (int i = 0; i < r->eval.n; i++) {
-        const lpl_example *e = &r->eval.ex[i];
-        lpl_loss l;
-        lpl_status st = lpl_gpt2_forward(r->model, lora, r->state, e->tokens, e->targets, e->mask, e->T,
-                                         0, &l, err);
-        if (st)
-            return st;
-        if (l.n_scored == 0)
-            continue;
-        out->nll_sum += l.nll_sum;
-        out->n_tokens += l.n_scored;
-        out->n_samples++;
-        sum_ppl += exp(l.nll_sum / l.n_scored);
-    }
-    if (out->n_tokens == 0)
-        return lpl_fail(err, LPL_ERR_INVALID, "no eval example has a scored token");
-    out->eval_loss = out->nll_sum / (double)out->n_tokens;
-    out->perplexity = exp(out->eval_loss);
-    out->mean_sample_perplexity = sum_ppl / out->n_samples;
+    lpl_status st = lpl_evaluate_with_state(r->model, lora, r->state, &r->eval, &e, err);
+    if (st)
+        return st;
+    out->nll_sum = e.nll_sum;
+    out->n_tokens = e.n_tokens;
+    out->n_samples = e.n_samples;
+    out->eval_loss = e.eval_loss;
+    out->perplexity = e.perplexity;
+    out->mean_sample_perplexity = e.mean_sample_perplexity;
     return LPL_OK;
 }
 

@@ -1,0 +1,166 @@
+/* Evaluation over an example set, and text generation (greedy, temperature, top-k). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "experiment_internal.h"
+
+static int max_len_of(const lpl_example_set *ex)
+{
+    int T = 1;
+    for (int i = 0; i < ex->n; i++)
+        T = ex->ex[i].T > T ? ex->ex[i].T : T;
+    return T;
+}
+
+lpl_status lpl_evaluate_with_state(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s,
+                                   const lpl_example_set *ex, lpl_eval_result *out, lpl_error *err)
+{
+    memset(out, 0, sizeof *out);
+    double sum_ppl = 0;
+    for (int i = 0; i < ex->n; i++) {
+        const lpl_example *e = &ex->ex[i];
+        lpl_loss l;
+        lpl_status st = lpl_gpt2_forward(m, lora, s, e->tokens, e->targets, e->mask, e->T, 0, &l, err);
+        if (st)
+            return st;
+        if (l.n_scored == 0)
+            continue;
+        out->nll_sum += l.nll_sum;
+        out->n_tokens += l.n_scored;
+        out->n_samples++;
+        sum_ppl += exp(l.nll_sum / l.n_scored);
+    }
+    if (out->n_tokens == 0)
+        return lpl_fail(err, LPL_ERR_INVALID, "no eval example has a scored token");
+    out->eval_loss = out->nll_sum / (double)out->n_tokens;
+    out->perplexity = exp(out->eval_loss);
+    out->mean_sample_perplexity = sum_ppl / out->n_samples;
+    return LPL_OK;
+}
+
+lpl_status lpl_evaluate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
+                        lpl_eval_result *out, lpl_error *err)
+{
+    lpl_gpt2_state *s = lpl_gpt2_state_new(m, max_len_of(ex), 0, err);
+    if (!s)
+        return err ? err->code : LPL_ERR_NOMEM;
+    lpl_status st = lpl_evaluate_with_state(m, lora, s, ex, out, err);
+    lpl_gpt2_state_free(s);
+    return st;
+}
+
+void lpl_generate_options_default(lpl_generate_options *o)
+{
+    o->max_new_tokens = 64;
+    o->temperature = 0.0f;
+    o->top_k = 0;
+    o->seed = 42;
+    o->alpaca = 1;
+}
+
+typedef struct {
+    float logit;
+    int id;
+} cand;
+
+static int cand_desc(const void *a, const void *b)
+{
+    float x = ((const cand *)a)->logit, y = ((const cand *)b)->logit;
+    return x < y ? 1 : x > y ? -1 : ((const cand *)a)->id - ((const cand *)b)->id;
+}
+
+/* Picks the next token from logits[V]: argmax when greedy, else a sample of the top-k
+ * (or all) tokens at the temperature. cands is V entries of scratch. */
+static int pick(const float *logits, int V, const lpl_generate_options *o, lpl_rng *rng, cand *cands)
+{
+    if (o->temperature <= 0) {
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (logits[v] > logits[best])
+                best = v;
+        return best;
+    }
+    for (int v = 0; v < V; v++) {
+        cands[v].logit = logits[v];
+        cands[v].id = v;
+    }
+    int k = V;
+    if (o->top_k > 0 && o->top_k < V) {
+        qsort(cands, (size_t)V, sizeof *cands, cand_desc);
+        k = o->top_k;
+    }
+    float mx = cands[0].logit;
+    for (int i = 1; i < k; i++)
+        mx = cands[i].logit > mx ? cands[i].logit : mx;
+    double sum = 0;
+    for (int i = 0; i < k; i++)
+        sum += exp((double)(cands[i].logit - mx) / o->temperature);
+    double u = (double)lpl_rng_uniform(rng) * sum, acc = 0;
+    for (int i = 0; i < k; i++) {
+        acc += exp((double)(cands[i].logit - mx) / o->temperature);
+        if (u < acc)
+            return cands[i].id;
+    }
+    return cands[k - 1].id;
+}
+
+static char *wrap_prompt(const char *prompt, const lpl_generate_options *o)
+{
+    if (!o->alpaca)
+        return strdup(prompt);
+    lpl_alpaca_record rec = {(char *)prompt, (char *)"", (char *)""};
+    return lpl_alpaca_prompt(&rec);
+}
+
+lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_tokenizer *tok,
+                        const char *prompt, const lpl_generate_options *o, char **text, lpl_error *err)
+{
+    *text = NULL;
+    const int V = m->cfg.n_vocab, n_ctx = m->cfg.n_ctx;
+    char *full = wrap_prompt(prompt, o);
+    if (!full)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: prompt");
+    int *ids = NULL, n = 0;
+    lpl_status st = lpl_tokenizer_encode(tok, full, strlen(full), &ids, &n, err);
+    free(full);
+    if (st)
+        return st;
+    int cap = n + (o->max_new_tokens > 0 ? o->max_new_tokens : 0);
+    if (cap > n_ctx)
+        cap = n_ctx;
+    if (n == 0 || n >= n_ctx) {
+        free(ids);
+        return lpl_fail(err, LPL_ERR_INVALID, "prompt is %d tokens; the model's context is %d", n, n_ctx);
+    }
+    int *seq = lpl_malloc((size_t)cap * sizeof(int), "generation buffer", err);
+    cand *cands = lpl_malloc((size_t)V * sizeof(cand), "sampling scratch", err);
+    lpl_gpt2_state *s = seq && cands ? lpl_gpt2_state_new(m, cap, 0, err) : NULL;
+    if (!s) {
+        st = err ? err->code : LPL_ERR_NOMEM;
+        goto done;
+    }
+    memcpy(seq, ids, (size_t)n * sizeof(int));
+    int n_prompt = n, eot = lpl_tokenizer_eot(tok);
+    lpl_rng rng;
+    lpl_rng_seed(&rng, o->seed);
+    /* No KV cache: each token reruns the whole prefix, which is fine at these lengths. */
+    while (n < cap) {
+        lpl_loss unused;
+        st = lpl_gpt2_forward(m, lora, s, seq, NULL, NULL, n, 0, &unused, err);
+        if (st)
+            goto done;
+        int next = pick(lpl_gpt2_logits(s) + (size_t)(n - 1) * V, V, o, &rng, cands);
+        if (next == eot)
+            break;
+        seq[n++] = next;
+    }
+    size_t len;
+    st = lpl_tokenizer_decode(tok, seq + n_prompt, n - n_prompt, text, &len, err);
+done:
+    lpl_gpt2_state_free(s);
+    free(cands);
+    free(seq);
+    free(ids);
+    return st;
+}
