@@ -75,8 +75,25 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err);
 /* Makes every tensor fp32 in one contiguous params buffer (dequantising if needed). */
 lpl_status lpl_gpt2_make_trainable(lpl_gpt2_model *m, lpl_error *err);
 
-/* Releases a model and everything it owns. NULL is fine. */
+/* Releases a model: release(owned) if set (it frees everything the model points to,
+ * the blocks array included), then the malloc'd struct itself. NULL is fine.
+ * lpl_gpt2_convert / make_trainable replace blocks, owned and release. */
 void lpl_gpt2_free(lpl_gpt2_model *m);
+
+/* Offset (in floats) of each tensor in the contiguous params layout, which follows
+ * HF's state-dict order: wte, wpe, then per block ln_1.{w,b}, c_attn.{w,b},
+ * attn.c_proj.{w,b}, ln_2.{w,b}, c_fc.{w,b}, mlp.c_proj.{w,b}, then ln_f.{w,b}.
+ * Matrices are stored [out][in] (rows = out). */
+typedef struct {
+    int64_t ln1_w, ln1_b, w[LPL_N_SITES], b[LPL_N_SITES], ln2_w, ln2_b;
+} lpl_gpt2_block_offsets;
+/* Fills the offsets of block `layer` (0-based) and returns the total float count;
+ * top-level offsets come from lpl_gpt2_top_offsets. */
+int64_t lpl_gpt2_block_offsets_of(const lpl_gpt2_config *cfg, int layer, lpl_gpt2_block_offsets *o);
+typedef struct {
+    int64_t wte, wpe, lnf_w, lnf_b, total;
+} lpl_gpt2_top_offsets;
+void lpl_gpt2_top_offsets_of(const lpl_gpt2_config *cfg, lpl_gpt2_top_offsets *o);
 
 struct lpl_lora; /* see lora.h */
 
@@ -102,7 +119,8 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, struct lpl_lora *lora, lpl_
                             const int *tokens, const int *targets, const uint8_t *mask, int T,
                             int training, lpl_loss *out, lpl_error *err);
 
-/* Logits [T][V] of the last forward. */
+/* Logits [T][V] of the last forward (backward overwrites them with their gradient,
+ * to save a [T][V] buffer). */
 const float *lpl_gpt2_logits(const lpl_gpt2_state *s);
 
 /* Backward of the last forward (which must have had targets): the gradient of the
@@ -113,6 +131,10 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, struct lpl_lora *lora, lpl
 
 /* Full-parameter gradient buffer (n_params floats, same layout as model->params), or NULL. */
 float *lpl_gpt2_state_grads(lpl_gpt2_state *s);
+/* Sets the full-parameter gradients (if any) to zero. */
+void lpl_gpt2_zero_grads(lpl_gpt2_state *s);
+/* Largest sequence length the state was allocated for. */
+int lpl_gpt2_state_max_T(const lpl_gpt2_state *s);
 
 /* Seconds spent per component since the state was created or reset. */
 typedef struct {

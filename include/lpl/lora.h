@@ -78,4 +78,30 @@ void lpl_lora_describe(const uint8_t *selected, const lpl_gpt2_config *cfg, char
 /* Frobenius norm of the learned update scaling * ||B A|| of module i. */
 double lpl_lora_update_norm(const lpl_lora *l, int i);
 
+/* Sets all adapter gradients to zero. */
+void lpl_lora_zero_grads(lpl_lora *l);
+
+/* Full module name of adapted module i, "transformer.h.N.attn.c_attn" (PEFT key stem). */
+void lpl_lora_module_name(const lpl_lora *l, int i, char *buf, size_t size);
+
+/* Name of a (layer, site) module: "transformer.h.N.<site>". */
+void lpl_lora_site_module_name(int layer, lpl_site site, char *buf, size_t size);
+
+/* ---- engine side (called by gpt2.c; public for tests) ---- */
+
+/* Allocates per-sequence scratch for sequences up to max_T (no-op if already big
+ * enough). LPL_ERR_NOMEM on failure. */
+lpl_status lpl_lora_prepare(lpl_lora *l, int max_T, lpl_error *err);
+/* Starts a forward: in training with dropout > 0 the dropout key becomes rng_state
+ * and rng_state advances (one key per forward); otherwise no dropout. */
+void lpl_lora_begin_forward(lpl_lora *l, int training);
+/* Y[T][out] += scaling * B A dropout(X[T][in]); keeps A dropout(X) for backward. */
+void lpl_lora_site_forward(lpl_lora *l, const lpl_lora_module *mod, float *Y, const float *X, int T);
+/* Given dY of the last forward: dA, dB += gradients, dX[T][in] += gradient through the branch. */
+void lpl_lora_site_backward(lpl_lora *l, const lpl_lora_module *mod, float *dX, const float *dY,
+                            const float *X, int T);
+/* Dropout multiplier (0 or 1/(1-p)) of element idx (= t * in + i) of the input of the
+ * module at (layer, site) for the forward with dropout key `key`. */
+float lpl_lora_dropout_scale(uint64_t key, int layer, lpl_site site, int64_t idx, float p);
+
 #endif

@@ -1,0 +1,318 @@
+/* GPT-2 layers: layer norm, gelu_new, causal attention, cross-entropy. Each forward
+ * has a backward that adds into its gradients. Rows (or heads) are split across the
+ * thread pool; every output is written by one chunk, so results do not depend on
+ * how many threads run. */
+#include "lpl/gpt2_layers.h"
+
+#include "lpl/kernels.h"
+#include "lpl/threads.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---------------- layer norm ---------------- */
+
+typedef struct {
+    float *out, *mean, *rstd, *dinp;
+    const float *inp, *w, *b, *dout;
+    int C;
+    float eps;
+} ln_ctx;
+
+static void ln_forward_rows(void *p, int begin, int end)
+{
+    const ln_ctx *c = p;
+    const int C = c->C;
+    for (int t = begin; t < end; t++) {
+        const float *x = c->inp + (size_t)t * C;
+        double s = 0.0;
+        for (int i = 0; i < C; i++)
+            s += x[i];
+        float m = (float)(s / C);
+        double v = 0.0;
+        for (int i = 0; i < C; i++) {
+            double d = (double)x[i] - m;
+            v += d * d;
+        }
+        float rs = (float)(1.0 / sqrt(v / C + c->eps));
+        float *o = c->out + (size_t)t * C;
+        for (int i = 0; i < C; i++)
+            o[i] = (x[i] - m) * rs * c->w[i] + c->b[i];
+        c->mean[t] = m;
+        c->rstd[t] = rs;
+    }
+}
+
+void lpl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *w, const float *b, int T, int C, float eps)
+{
+    ln_ctx c = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w, .b = b, .C = C, .eps = eps};
+    lpl_parallel_for(T, 4, ln_forward_rows, &c);
+}
+
+static void ln_backward_rows(void *p, int begin, int end)
+{
+    const ln_ctx *c = p;
+    const int C = c->C;
+    for (int t = begin; t < end; t++) {
+        const float *x = c->inp + (size_t)t * C;
+        const float *dy = c->dout + (size_t)t * C;
+        float *dx = c->dinp + (size_t)t * C;
+        const float m = c->mean[t], rs = c->rstd[t];
+        double sum_dn = 0.0, sum_dn_xh = 0.0;
+        for (int i = 0; i < C; i++) {
+            float xh = (x[i] - m) * rs;
+            float dn = dy[i] * c->w[i];
+            sum_dn += dn;
+            sum_dn_xh += (double)dn * xh;
+        }
+        float mean_dn = (float)(sum_dn / C), mean_dn_xh = (float)(sum_dn_xh / C);
+        for (int i = 0; i < C; i++) {
+            float xh = (x[i] - m) * rs;
+            float dn = dy[i] * c->w[i];
+            dx[i] += (dn - mean_dn - xh * mean_dn_xh) * rs;
+        }
+    }
+}
+
+void lpl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, int T, int C)
+{
+    ln_ctx c = {.dinp = dinp, .mean = (float *)mean, .rstd = (float *)rstd, .inp = inp, .w = w,
+                .dout = dout, .C = C};
+    if (dinp)
+        lpl_parallel_for(T, 4, ln_backward_rows, &c);
+    /* weight gradients sum over rows: done serially, in row order */
+    if (dw || db) {
+        for (int t = 0; t < T; t++) {
+            const float *x = inp + (size_t)t * C;
+            const float *dy = dout + (size_t)t * C;
+            for (int i = 0; i < C; i++) {
+                if (dw)
+                    dw[i] += dy[i] * ((x[i] - mean[t]) * rstd[t]);
+                if (db)
+                    db[i] += dy[i];
+            }
+        }
+    }
+}
+
+/* ---------------- gelu_new ---------------- */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_C 0.044715f
+
+/* The pool splits blocks of 1024 elements; the last block is clipped to n. */
+typedef struct {
+    float *out;
+    const float *inp, *dout;
+    int64_t n;
+} gelu_ctx;
+
+static void gelu_forward_range(void *p, int begin, int end)
+{
+    const gelu_ctx *c = p;
+    int64_t stop = (int64_t)end * 1024 < c->n ? (int64_t)end * 1024 : c->n;
+    for (int64_t i = (int64_t)begin * 1024; i < stop; i++) {
+        float x = c->inp[i];
+        c->out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_C * x * x * x)));
+    }
+}
+
+static void gelu_backward_range(void *p, int begin, int end)
+{
+    const gelu_ctx *c = p;
+    int64_t stop = (int64_t)end * 1024 < c->n ? (int64_t)end * 1024 : c->n;
+    for (int64_t i = (int64_t)begin * 1024; i < stop; i++) {
+        float x = c->inp[i];
+        float th = tanhf(GELU_K * (x + GELU_C * x * x * x));
+        float du = GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+        float g = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * du;
+        c->out[i] += c->dout[i] * g;
+    }
+}
+
+void lpl_gelu_forward(float *out, const float *inp, int64_t n)
+{
+    gelu_ctx c = {out, inp, NULL, n};
+    lpl_parallel_for((int)((n + 1023) / 1024), 8, gelu_forward_range, &c);
+}
+
+void lpl_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n)
+{
+    gelu_ctx c = {dinp, inp, dout, n};
+    lpl_parallel_for((int)((n + 1023) / 1024), 8, gelu_backward_range, &c);
+}
+
+/* ---------------- causal attention ---------------- */
+
+typedef struct {
+    float *out, *lse, *dqkv, *scratch;
+    const float *qkv, *dout, *fout, *flse;
+    int T, C, H;
+} attn_ctx;
+
+static void attn_forward_heads(void *p, int begin, int end)
+{
+    const attn_ctx *c = p;
+    const int T = c->T, C = c->C, hd = C / c->H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int h = begin; h < end; h++) {
+        float *s = c->scratch + (size_t)h * T;
+        for (int i = 0; i < T; i++) {
+            const float *q = c->qkv + (size_t)i * 3 * C + h * hd;
+            float mx = -INFINITY;
+            for (int j = 0; j <= i; j++) {
+                const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
+                s[j] = lpl_dot(q, k, hd) * scale;
+                if (s[j] > mx)
+                    mx = s[j];
+            }
+            double sum = 0.0;
+            for (int j = 0; j <= i; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            float inv = (float)(1.0 / sum);
+            float *o = c->out + (size_t)i * C + h * hd;
+            memset(o, 0, (size_t)hd * sizeof(float));
+            for (int j = 0; j <= i; j++) {
+                const float *v = c->qkv + (size_t)j * 3 * C + 2 * C + h * hd;
+                lpl_axpy(o, s[j] * inv, v, hd);
+            }
+            c->lse[(size_t)h * T + i] = mx + (float)log(sum);
+        }
+    }
+}
+
+void lpl_attention_forward(float *out, float *lse, const float *qkv, int T, int C, int H,
+                           float *scratch)
+{
+    attn_ctx c = {.out = out, .lse = lse, .scratch = scratch, .qkv = qkv, .T = T, .C = C, .H = H};
+    lpl_parallel_for(H, 1, attn_forward_heads, &c);
+}
+
+/* Per row i: p_j = exp(s_ij - lse_i); dp_j = dO_i.v_j; ds_j = p_j (dp_j - dO_i.O_i);
+ * dq_i += scale ds_j k_j; dk_j += scale ds_j q_i; dv_j += p_j dO_i. */
+static void attn_backward_heads(void *p, int begin, int end)
+{
+    const attn_ctx *c = p;
+    const int T = c->T, C = c->C, hd = C / c->H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int h = begin; h < end; h++) {
+        float *pr = c->scratch + (size_t)h * T;
+        for (int i = 0; i < T; i++) {
+            const float *q = c->qkv + (size_t)i * 3 * C + h * hd;
+            const float *dO = c->dout + (size_t)i * C + h * hd;
+            const float *O = c->fout + (size_t)i * C + h * hd;
+            float *dq = c->dqkv + (size_t)i * 3 * C + h * hd;
+            float lse = c->flse[(size_t)h * T + i];
+            float D = lpl_dot(dO, O, hd);
+            for (int j = 0; j <= i; j++) {
+                const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
+                pr[j] = expf(lpl_dot(q, k, hd) * scale - lse);
+            }
+            for (int j = 0; j <= i; j++) {
+                const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
+                const float *v = c->qkv + (size_t)j * 3 * C + 2 * C + h * hd;
+                float *dk = c->dqkv + (size_t)j * 3 * C + C + h * hd;
+                float *dv = c->dqkv + (size_t)j * 3 * C + 2 * C + h * hd;
+                float ds = pr[j] * (lpl_dot(dO, v, hd) - D) * scale;
+                lpl_axpy(dq, ds, k, hd);
+                lpl_axpy(dk, ds, q, hd);
+                lpl_axpy(dv, pr[j], dO, hd);
+            }
+        }
+    }
+}
+
+void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+                            const float *lse, int T, int C, int H, float *scratch)
+{
+    attn_ctx c = {.dqkv = dqkv, .scratch = scratch, .qkv = qkv, .dout = dout, .fout = out,
+                  .flse = lse, .T = T, .C = C, .H = H};
+    lpl_parallel_for(H, 1, attn_backward_heads, &c);
+}
+
+/* ---------------- cross-entropy ---------------- */
+
+typedef struct {
+    float *nll, *dlogits;
+    const float *logits;
+    const int *targets;
+    const uint8_t *mask;
+    int V;
+    float scale;
+} ce_ctx;
+
+/* max and sum of exp(z - max) of one row; the sum is accumulated in double. */
+static void row_softmax_stats(const float *z, int V, float *mx, double *sum)
+{
+    float m = z[0];
+    for (int i = 1; i < V; i++)
+        if (z[i] > m)
+            m = z[i];
+    double s = 0.0;
+    for (int i = 0; i < V; i++)
+        s += expf(z[i] - m);
+    *mx = m;
+    *sum = s;
+}
+
+static void ce_forward_rows(void *p, int begin, int end)
+{
+    const ce_ctx *c = p;
+    for (int t = begin; t < end; t++) {
+        if (c->mask && !c->mask[t]) {
+            c->nll[t] = 0.0f;
+            continue;
+        }
+        const float *z = c->logits + (size_t)t * c->V;
+        float mx;
+        double sum;
+        row_softmax_stats(z, c->V, &mx, &sum);
+        c->nll[t] = (float)((double)mx + log(sum) - (double)z[c->targets[t]]);
+    }
+}
+
+void lpl_crossentropy_forward(float *nll, const float *logits, const int *targets,
+                              const uint8_t *mask, int T, int V)
+{
+    ce_ctx c = {.nll = nll, .logits = logits, .targets = targets, .mask = mask, .V = V};
+    lpl_parallel_for(T, 1, ce_forward_rows, &c);
+}
+
+static void ce_backward_rows(void *p, int begin, int end)
+{
+    const ce_ctx *c = p;
+    for (int t = begin; t < end; t++) {
+        float *d = c->dlogits + (size_t)t * c->V;
+        if (c->mask && !c->mask[t]) {
+            memset(d, 0, (size_t)c->V * sizeof(float));
+            continue;
+        }
+        const float *z = c->logits + (size_t)t * c->V;
+        float mx;
+        double sum;
+        row_softmax_stats(z, c->V, &mx, &sum);
+        float k = (float)(c->scale / sum);
+        for (int i = 0; i < c->V; i++)
+            d[i] = expf(z[i] - mx) * k;
+        d[c->targets[t]] -= c->scale;
+    }
+}
+
+void lpl_crossentropy_backward(float *dlogits, const float *logits, const int *targets,
+                               const uint8_t *mask, int T, int V, float scale)
+{
+    ce_ctx c = {.dlogits = dlogits, .logits = logits, .targets = targets, .mask = mask, .V = V,
+                .scale = scale};
+    lpl_parallel_for(T, 1, ce_backward_rows, &c);
+}
+
+void lpl_residual_forward(float *out, const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
