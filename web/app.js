@@ -43,6 +43,7 @@ const state = {
   saved: [],
   errors: [],              // messages shown on the page
   generations: [],
+  progress: [],            // recent model progress messages (for tests)
 };
 
 // ------------------------------------------------------------------ worker
@@ -169,6 +170,8 @@ async function restartEngine() {
 // ------------------------------------------------------------------ model
 
 function onProgress(p) {
+  state.progress.push({ phase: p.phase, loaded: p.loaded, total: p.total });
+  if (state.progress.length > 200) state.progress.splice(0, 100);
   const bar = $('#model-progress');
   bar.hidden = false;
   if (p.total > 0) { bar.max = p.total; bar.value = Math.min(p.loaded, p.total); } else bar.removeAttribute('value');

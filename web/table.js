@@ -1,6 +1,7 @@
-// The results table: the same rows as the CLI's summary (eval loss, perplexity,
-// mean per-sample perplexity, trainable params and % of total, training time,
-// tokens/s, peak memory, parameter reduction, change vs baseline, modules touched),
+// The results table: the columns of the CLI's results.csv (eval loss before and
+// after, perplexity, mean per-sample perplexity, trainable and total params, % of
+// total, training time, tokens/s, peak memory, parameter reduction, change vs
+// baseline, modules touched) as rows,
 // one column per placement, best value of each row marked. Every number cell
 // carries its raw value in data-value, taken straight from results.json.
 import { el, fill, fmtInt, fmtNum, fmtBytes, fmtTime } from './dom.js';
@@ -12,13 +13,13 @@ export const ROWS = [
   ['perplexity', 'perplexity = exp(eval loss)', (v) => fmtNum(v, 5), 'low'],
   ['mean_sample_perplexity', 'mean of per-sample perplexities', (v) => fmtNum(v, 5), 'low'],
   ['trainable', 'trainable params', fmtInt, 'low'],
+  ['total', 'total params (base + adapter)', fmtInt, null],
   ['percent', '% of total params', (v) => `${fmtNum(v, 3)} %`, 'low'],
   ['train_seconds', 'training time', fmtTime, 'low'],
   ['tokens_per_s', 'tokens/s', (v) => fmtNum(v, 4), 'high'],
   ['peak_memory_bytes', 'peak memory', fmtBytes, 'low'],
   ['reduction_pct', 'parameter reduction vs full fine-tuning', (v) => `${fmtNum(v, 4)} %`, 'high'],
   ['vs_baseline_pct', 'trainable params vs baseline', (v) => `${v > 0 ? '+' : ''}${fmtNum(v, 3)} %`, null],
-  ['eval_loss_vs_baseline_pct', 'eval loss vs baseline', (v) => `${v > 0 ? '+' : ''}${fmtNum(v, 3)} %`, 'low'],
 ];
 
 // Where a value may sit in a placement object of results.json.
@@ -40,18 +41,8 @@ export function placementsOf(doc) {
   return [];
 }
 
-function baselineOf(ps) {
-  return ps.find((p) => p.name === 'baseline') || ps[0];
-}
-
-/** Row values for placement p (numbers or undefined), incl. the derived eval loss vs baseline. */
+/** Row value of placement p (a number, or undefined). */
 export function rowValue(ps, p, key) {
-  if (key === 'eval_loss_vs_baseline_pct') {
-    const v = metric(p, 'eval_loss_vs_baseline_pct');
-    if (v !== undefined) return v;
-    const b = baselineOf(ps), lb = metric(b, 'eval_loss'), lp = metric(p, 'eval_loss');
-    return Number.isFinite(lb) && Number.isFinite(lp) && lb !== 0 ? 100 * (lp / lb - 1) : undefined;
-  }
   return metric(p, key);
 }
 
