@@ -13,16 +13,12 @@
 #include "lpl/gguf.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#if !defined(__EMSCRIPTEN__)
-#include <sys/mman.h>
-#define LPL_GGUF_MMAP 1
-#endif
+
+#include "fmt_util.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -63,33 +59,7 @@ static int tensor_type_layout(uint32_t t, int64_t *block, size_t *block_bytes)
     }
 }
 
-/* Valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF)? */
-static int utf8_valid(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) { i++; continue; }
-        size_t len;
-        uint32_t cp;
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-        else return 0;
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
+static int utf8_valid(const uint8_t *s, size_t n) { return lpl_utf8_valid(s, n, NULL); }
 
 /* ------------------------------------------------------------------ reader */
 
@@ -107,9 +77,8 @@ typedef struct {
 struct lpl_gguf {
     const uint8_t *base;
     size_t size;
-    void *owned_copy;    /* private copy (open_memory with copy) or read buffer */
-    void *map;           /* mmap'd region */
-    size_t map_size;
+    void *owned_copy;    /* private copy (open_memory with copy) */
+    lpl_mapped file;     /* lpl_gguf_open's mapping */
     uint32_t version;
     uint64_t alignment;
     size_t data_start;
@@ -517,54 +486,15 @@ lpl_gguf *lpl_gguf_open_memory(const void *data, size_t size, int copy, lpl_erro
 
 lpl_gguf *lpl_gguf_open(const char *path, lpl_error *err)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open: %s", path, strerror(errno)), NULL;
-    struct stat stb;
-    if (fstat(fd, &stb) != 0 || !S_ISREG(stb.st_mode)) {
-        close(fd);
-        return lpl_fail(err, LPL_ERR_IO, "%s: not a regular file", path), NULL;
-    }
     lpl_gguf *g = lpl_calloc(1, sizeof *g, "gguf", err);
-    if (!g) {
-        close(fd);
+    if (!g)
         return NULL;
-    }
-    g->size = (size_t)stb.st_size;
-#ifdef LPL_GGUF_MMAP
-    if (g->size > 0) {
-        void *m = mmap(NULL, g->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            close(fd);
-            free(g);
-            return lpl_fail(err, LPL_ERR_IO, "%s: cannot map: %s", path, strerror(errno)), NULL;
-        }
-        g->map = m;
-        g->map_size = g->size;
-        g->base = m;
-    }
-#else
-    g->owned_copy = lpl_malloc(g->size, "gguf file", err);
-    if (!g->owned_copy) {
-        close(fd);
+    if (lpl_map_file(path, &g->file, err) != LPL_OK) {
         free(g);
         return NULL;
     }
-    for (size_t got = 0; got < g->size;) {
-        ssize_t k = read(fd, (char *)g->owned_copy + got, g->size - got);
-        if (k <= 0) {
-            close(fd);
-            lpl_gguf_close(g);
-            return lpl_fail(err, LPL_ERR_IO, "%s: read failed", path), NULL;
-        }
-        got += (size_t)k;
-    }
-    g->base = g->owned_copy;
-#endif
-    close(fd);
-    static const uint8_t empty[1];
-    if (!g->base)
-        g->base = empty;
+    g->base = g->file.data;
+    g->size = g->file.size;
     return finish_open(g, path, err);
 }
 
@@ -582,10 +512,7 @@ void lpl_gguf_close(lpl_gguf *g)
     for (int64_t i = 0; i < g->n_tensors; i++)
         free((char *)g->tensors[i].name);
     free(g->tensors);
-#ifdef LPL_GGUF_MMAP
-    if (g->map)
-        munmap(g->map, g->map_size);
-#endif
+    lpl_unmap_file(&g->file);
     free(g->owned_copy);
     free(g);
 }
@@ -958,8 +885,9 @@ lpl_status lpl_gguf_set_arr_f32(lpl_gguf_writer *w, const char *key, const float
     return set_arr_num(w, key, LPL_GGUF_FLOAT32, v, n, err);
 }
 
-lpl_status lpl_gguf_add_tensor(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
-                               const int64_t *ne, const void *data, lpl_error *err)
+/* Validates a tensor's description and computes its byte size. */
+static lpl_status tensor_desc(const lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
+                              const int64_t *ne, wtensor *t, lpl_error *err)
 {
     int64_t block;
     size_t block_bytes;
@@ -972,40 +900,66 @@ lpl_status lpl_gguf_add_tensor(lpl_gguf_writer *w, const char *name, lpl_dtype t
     for (int64_t i = 0; i < w->n_t; i++)
         if (!strcmp(w->t[i].name, name))
             return lpl_fail(err, LPL_ERR_INVALID, "gguf writer: duplicate tensor '%s'", name);
-    wtensor t = {0};
-    t.n_dims = n_dims;
-    t.type = type;
+    memset(t, 0, sizeof *t);
+    t->n_dims = n_dims;
+    t->type = type;
     for (int d = 0; d < 4; d++)
-        t.ne[d] = d < n_dims ? ne[d] : 1;
+        t->ne[d] = d < n_dims ? ne[d] : 1;
     uint64_t nb = 1;
     for (int d = 0; d < 4; d++) {
-        if (t.ne[d] < 1 || t.ne[d] > ((int64_t)1 << 40) || (d == 0 && t.ne[0] % block))
+        if (t->ne[d] < 1 || t->ne[d] > ((int64_t)1 << 40) || (d == 0 && t->ne[0] % block))
             return lpl_fail(err, LPL_ERR_INVALID, "gguf writer: tensor '%s': bad dimension %d = %lld",
-                            name, d, (long long)t.ne[d]);
-        uint64_t f = d == 0 ? (uint64_t)(t.ne[0] / block) * block_bytes : (uint64_t)t.ne[d];
+                            name, d, (long long)t->ne[d]);
+        uint64_t f = d == 0 ? (uint64_t)(t->ne[0] / block) * block_bytes : (uint64_t)t->ne[d];
         if (f > SIZE_MAX / nb)
             return lpl_fail(err, LPL_ERR_NOMEM, "gguf writer: tensor '%s' too large", name);
         nb *= f;
     }
-    t.nbytes = (size_t)nb;
+    t->nbytes = (size_t)nb;
+    return LPL_OK;
+}
+
+lpl_status lpl_gguf_add_tensor_take(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
+                                    const int64_t *ne, void *data, lpl_error *err)
+{
+    wtensor t;
+    lpl_status st = tensor_desc(w, name, type, n_dims, ne, &t, err);
+    if (st != LPL_OK) {
+        free(data);
+        return st;
+    }
     if (w->n_t == w->cap_t) {
         int64_t cap = w->cap_t ? w->cap_t * 2 : 64;
         wtensor *nt = realloc(w->t, (size_t)cap * sizeof *nt);
-        if (!nt)
+        if (!nt) {
+            free(data);
             return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: gguf tensor list");
+        }
         w->t = nt;
         w->cap_t = cap;
     }
     t.name = strdup(name);
-    t.data = lpl_malloc(t.nbytes, name, err);
-    if (!t.name || !t.data) {
-        free(t.name);
-        free(t.data);
-        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: gguf tensor '%s' (%zu bytes)", name, t.nbytes);
+    if (!t.name) {
+        free(data);
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: gguf tensor name");
     }
-    memcpy(t.data, data, t.nbytes);
+    t.data = data;
     w->t[w->n_t++] = t;
     return LPL_OK;
+}
+
+lpl_status lpl_gguf_add_tensor(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
+                               const int64_t *ne, const void *data, lpl_error *err)
+{
+    wtensor t;
+    lpl_status st = tensor_desc(w, name, type, n_dims, ne, &t, err);
+    if (st != LPL_OK)
+        return st;
+    void *copy = lpl_malloc(t.nbytes, name, err);
+    if (!copy)
+        return LPL_ERR_NOMEM;
+    memcpy(copy, data, t.nbytes);
+    return lpl_gguf_add_tensor_take(w, name, type, n_dims, ne, copy, err);
 }
 
 /* Header (everything before the data section, padded), with tensor offsets assigned. */

@@ -44,8 +44,9 @@ int64_t lpl_gguf_find_key(const lpl_gguf *g, const char *key);
 lpl_status lpl_gguf_get_u32(const lpl_gguf *g, const char *key, uint32_t *out, lpl_error *err);
 lpl_status lpl_gguf_get_f32(const lpl_gguf *g, const char *key, float *out, lpl_error *err);
 lpl_status lpl_gguf_get_str(const lpl_gguf *g, const char *key, const char **s, size_t *len, lpl_error *err);
-/* Arrays: element type and length; string elements by index; numeric arrays as a pointer
- * to the raw little-endian elements. */
+/* Arrays: element type and length; string elements by index (NUL-terminated copies);
+ * numeric arrays as a pointer to the raw little-endian elements inside the file (may
+ * be unaligned: read with memcpy; NULL for string arrays). */
 lpl_status lpl_gguf_get_arr(const lpl_gguf *g, const char *key, lpl_gguf_type *elem_type,
                             uint64_t *n, const void **raw, lpl_error *err);
 lpl_status lpl_gguf_get_arr_str(const lpl_gguf *g, const char *key, uint64_t i, const char **s,
@@ -74,6 +75,10 @@ lpl_status lpl_gguf_set_arr_f32(lpl_gguf_writer *w, const char *key, const float
 /* Adds a tensor; data (nbytes for its type and shape) is copied. */
 lpl_status lpl_gguf_add_tensor(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
                                const int64_t *ne, const void *data, lpl_error *err);
+/* Same, but takes ownership of data (malloc'd, freed by the writer even on error):
+ * saves a copy of large converted tensors. */
+lpl_status lpl_gguf_add_tensor_take(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
+                                    const int64_t *ne, void *data, lpl_error *err);
 /* Writes to path via a temporary file and rename (never a half-written file). */
 lpl_status lpl_gguf_write_file(lpl_gguf_writer *w, const char *path, lpl_error *err);
 /* Writes into a malloc'd buffer (*out, *size), for the browser. */

@@ -33,4 +33,14 @@ lpl_status lpl_convert_hf_memory(const char *config_json, size_t config_len,
                                  const char *merges_txt, size_t merges_len,
                                  lpl_dtype t, void **out, size_t *out_size, lpl_error *err);
 
+/* GGUF tensor stem of a site: "attn_qkv", "attn_output", "ffn_up", "ffn_down". */
+const char *lpl_gguf_site_name(lpl_site s);
+
+/* Progress of a conversion: stage ("read", "convert", "write"), done of total units. */
+typedef void (*lpl_progress_fn)(void *user, const char *stage, int64_t done, int64_t total);
+
+/* lpl_convert_hf_dir with a progress callback (fn may be NULL) and general.name. */
+lpl_status lpl_convert_hf_dir_ex(const char *hf_dir, const char *out_path, lpl_dtype t,
+                                 const char *name, lpl_progress_fn fn, void *user, lpl_error *err);
+
 #endif
