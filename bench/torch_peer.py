@@ -28,8 +28,8 @@ import time
 
 # Shapes of our presets (include/lpl/gpt2.h); n_ctx only bounds --seq.
 PRESETS = {
-    "tiny": dict(n_layer=2, n_embd=64, n_head=4, n_ctx=128, n_vocab=512),
-    "lab-small": dict(n_layer=4, n_embd=256, n_head=4, n_ctx=256, n_vocab=50257),
+    "tiny": dict(n_layer=2, n_embd=64, n_head=4, n_ctx=64, n_vocab=512),
+    "lab-small": dict(n_layer=4, n_embd=128, n_head=4, n_ctx=256, n_vocab=50257),
     "distilgpt2": dict(n_layer=6, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),
     "gpt2": dict(n_layer=12, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),
     "dialogpt-small": dict(n_layer=12, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),

@@ -1,0 +1,567 @@
+/* loralab bench: times LoRA training steps (forward + backward + AdamW) on a preset
+ * shape with random weights, so speed and memory can be measured without a checkpoint
+ * and compared with bench/torch_peer.py on the same shape. Natively and in the wasm
+ * CLI under Node. */
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "lpl/experiment.h"
+#include "lpl/gpt2.h"
+#include "lpl/kernels.h"
+#include "lpl/lora.h"
+#include "lpl/optim.h"
+#include "lpl/threads.h"
+
+#ifdef __EMSCRIPTEN__
+#include <emscripten/heap.h>
+#include <malloc.h>
+#else
+#include <sys/resource.h>
+#endif
+
+typedef struct {
+    const char *preset, *placement, *weights;
+    int seq, steps, warmup, threads, r, json;
+    float alpha, dropout, lr;
+    uint64_t seed;
+} bench_opts;
+
+typedef struct {
+    double median, min, mean;            /* seconds per step */
+    double optimizer;                    /* seconds per step in AdamW */
+    lpl_gpt2_timings comp;               /* per step */
+    double setup_s;
+    int64_t setup_peak, peak, in_use_peak, model_bytes, state_bytes;
+    float first_loss, last_loss;
+    int64_t lora_params, base_params;
+    int n_modules, threads;
+    lpl_gpt2_config cfg;
+    char modules[512];
+    double gflop;                        /* approximate work of one step */
+} bench_result;
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: loralab bench [--preset NAME] [--seq N] [--steps N] [--warmup N]\n"
+            "                     [--placement P] [--weights f32|q8_0|q4_0|f16] [--threads N]\n"
+            "                     [--r N] [--alpha A] [--dropout P] [--seed N] [--json]\n\n"
+            "Times full LoRA training steps (forward + backward + AdamW on the adapters) of a\n"
+            "GPT-2 shape with random weights and random tokens, and prints the median seconds\n"
+            "per step, tokens/s, peak memory during training and the time per component.\n\n"
+            "  --preset NAME     tiny, lab-small, distilgpt2, gpt2, dialogpt-small (default),\n"
+            "                    dialogpt-medium, dialogpt-large, ...\n"
+            "  --seq N           tokens per step (default 128)\n"
+            "  --steps N         timed steps (default 10)\n"
+            "  --warmup N        untimed steps first (default 2)\n"
+            "  --placement P     baseline (default), ffn, attn, all-linear, attn-exact,\n"
+            "                    mlp-exact, or NAME=T1,T2[@LAYERS] with PEFT targets\n"
+            "  --weights T       type of the frozen base matrices (default q8_0)\n"
+            "  --threads N       worker threads, 0 = all cores (default 0)\n"
+            "  --r N             LoRA rank (default 16); --alpha (32), --dropout (0.1)\n"
+            "  --seed N          weights, adapters, tokens and dropout (default 42)\n"
+            "  --json            one JSON object on stdout instead of the table\n"
+            "  --help            this text\n\n"
+            "Peak memory is the resident-set high-water mark while training (natively VmHWM,\n"
+            "reset after setup so the fp32 weights that are converted away do not count);\n"
+            "under Emscripten it is the wasm heap size and the largest in-use heap.\n");
+}
+
+static int parse_int(const char *s, int lo, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < lo || v > 1000000000L)
+        return 0;
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_float(const char *s, float *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end)
+        return 0;
+    *out = (float)v;
+    return 1;
+}
+
+/* Returns 0 on success, else LPL_EXIT_USAGE after printing one line. */
+static int parse_args(int argc, char **argv, bench_opts *o)
+{
+    *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", 128, 10, 2, 0, 16, 0, 32.0f, 0.1f,
+                      2e-4f, 42};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1, seed = 0;
+        if (!strcmp(a, "--json")) {
+            o->json = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "loralab bench: unknown option or missing value: %s (see --help)\n", a);
+            return LPL_EXIT_USAGE;
+        }
+        if (!strcmp(a, "--preset"))
+            o->preset = v;
+        else if (!strcmp(a, "--placement"))
+            o->placement = v;
+        else if (!strcmp(a, "--weights"))
+            o->weights = v;
+        else if (!strcmp(a, "--seq"))
+            ok = parse_int(v, 1, &o->seq);
+        else if (!strcmp(a, "--steps"))
+            ok = parse_int(v, 1, &o->steps);
+        else if (!strcmp(a, "--warmup"))
+            ok = parse_int(v, 0, &o->warmup);
+        else if (!strcmp(a, "--threads"))
+            ok = parse_int(v, 0, &o->threads);
+        else if (!strcmp(a, "--r"))
+            ok = parse_int(v, 1, &o->r);
+        else if (!strcmp(a, "--alpha"))
+            ok = parse_float(v, &o->alpha);
+        else if (!strcmp(a, "--dropout"))
+            ok = parse_float(v, &o->dropout) && o->dropout >= 0 && o->dropout < 1;
+        else if (!strcmp(a, "--seed")) {
+            ok = parse_int(v, 0, &seed);
+            o->seed = (uint64_t)seed;
+        } else {
+            fprintf(stderr, "loralab bench: unknown option %s (see --help)\n", a);
+            return LPL_EXIT_USAGE;
+        }
+        if (!ok) {
+            fprintf(stderr, "loralab bench: bad value for %s: %s\n", a, v);
+            return LPL_EXIT_USAGE;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static int parse_dtype(const char *s, lpl_dtype *t)
+{
+    static const lpl_dtype types[] = {LPL_F32, LPL_F16, LPL_Q8_0, LPL_Q4_0};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, lpl_dtype_name(types[i]))) {
+            *t = types[i];
+            return 1;
+        }
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ memory */
+
+#ifdef __EMSCRIPTEN__
+static int64_t g_heap_in_use_peak;
+
+/* Bytes malloc has handed out right now; training allocates nothing per step, so
+ * sampling around each phase of a step finds its high-water mark. */
+static void memory_sample(void)
+{
+    int64_t used = (int64_t)mallinfo().uordblks;
+    if (used > g_heap_in_use_peak)
+        g_heap_in_use_peak = used;
+}
+
+static void memory_reset_peak(void)
+{
+    g_heap_in_use_peak = 0;
+    memory_sample();
+}
+
+/* The wasm memory only grows, so its size is the process-level high-water mark. */
+static int64_t memory_peak(void) { return (int64_t)emscripten_get_heap_size(); }
+static int64_t memory_in_use_peak(void) { return g_heap_in_use_peak; }
+static const char *memory_kind(void) { return "wasm-heap"; }
+#else
+static void memory_sample(void) {}
+
+static int64_t proc_status_kib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    size_t n = strlen(field);
+    int64_t v = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':') {
+            v = strtoll(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0), so the
+ * peak that follows belongs to training, not to building the random fp32 model. */
+static void memory_reset_peak(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+static int64_t memory_peak(void)
+{
+    int64_t kib = proc_status_kib("VmHWM");
+    if (kib < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kib = ru.ru_maxrss;
+    }
+    return kib * 1024;
+}
+
+static int64_t memory_in_use_peak(void) { return memory_peak(); }
+static const char *memory_kind(void) { return "rss"; }
+#endif
+
+/* ------------------------------------------------------------ the benchmark */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Bytes of the frozen base as stored (matrices in their type, the rest fp32). */
+static int64_t model_bytes(const lpl_gpt2_model *m)
+{
+    const lpl_gpt2_config *c = &m->cfg;
+    int64_t C = c->n_embd, bytes = (int64_t)lpl_dtype_row_bytes(m->wte.type, C) * c->n_vocab;
+    bytes += 4 * ((int64_t)c->n_ctx * C + 2 * C);
+    for (int l = 0; l < c->n_layer; l++)
+        for (int s = 0; s < LPL_N_SITES; s++) {
+            const lpl_matrix *w = &m->blocks[l].w[s];
+            bytes += (int64_t)lpl_dtype_row_bytes(w->type, w->cols) * w->rows + 4 * w->rows;
+        }
+    return bytes + 4 * (int64_t)c->n_layer * 4 * C;
+}
+
+/* Multiply-adds x2 of one step: base linears and tied head forward and input-gradient,
+ * LoRA branches forward and both gradients, causal attention (half of T x T) x3. */
+static double step_gflop(const lpl_gpt2_config *c, const lpl_lora *l, int T)
+{
+    double C = c->n_embd, lin = 12.0 * C * C * c->n_layer + (double)c->n_vocab * C;
+    double att = 2.0 * (double)T * T * C * c->n_layer; /* QK^T and PV, causal half, x2 flops */
+    double lora = 0;
+    for (int i = 0; i < l->n_modules; i++)
+        lora += (double)l->cfg.r * (l->modules[i].in + l->modules[i].out);
+    return (2.0 * T * lin * 2 + 2.0 * T * lora * 3 + att * 3) / 1e9;
+}
+
+typedef struct {
+    lpl_gpt2_model *model;
+    lpl_lora *lora;
+    lpl_gpt2_state *state;
+    lpl_adamw opt;
+    int *tokens, *targets;
+    double *times;
+} bench_ctx;
+
+static void ctx_free(bench_ctx *b)
+{
+    lpl_adamw_free(&b->opt);
+    lpl_gpt2_state_free(b->state);
+    lpl_lora_free(b->lora);
+    lpl_gpt2_free(b->model);
+    free(b->tokens);
+    free(b->targets);
+    free(b->times);
+}
+
+/* Builds the random model (converted to the requested type), the adapters, the
+ * state, the optimizer and a random token sequence. */
+static lpl_status setup(const bench_opts *o, lpl_dtype wtype, bench_ctx *b, bench_result *res,
+                        lpl_error *err)
+{
+    lpl_gpt2_config cfg;
+    lpl_placement pl;
+    lpl_status st = lpl_gpt2_preset(o->preset, &cfg, err);
+    if (st == LPL_OK && o->seq > cfg.n_ctx)
+        st = lpl_fail(err, LPL_ERR_INVALID, "--seq %d exceeds the context of %s (%d)", o->seq,
+                      o->preset, cfg.n_ctx);
+    if (st == LPL_OK)
+        st = lpl_placement_parse(o->placement, &pl, err);
+    if (st != LPL_OK)
+        return st;
+    lpl_lora_config lc = pl.lora;
+    lc.r = o->r;
+    lc.alpha = o->alpha;
+    lc.dropout = o->dropout;
+    lc.seed = o->seed;
+    uint8_t *sel = lpl_calloc((size_t)cfg.n_layer * LPL_N_SITES, 1, "placement", err);
+    if (!sel)
+        return err->code;
+    st = lpl_lora_select(&lc, &cfg, sel, err);
+    if (st == LPL_OK)
+        lpl_lora_describe(sel, &cfg, res->modules, sizeof res->modules);
+    free(sel);
+    if (st != LPL_OK)
+        return st;
+
+    if (!(b->model = lpl_gpt2_create_random(&cfg, o->seed, err)))
+        return err->code;
+    if (wtype != LPL_F32 && (st = lpl_gpt2_convert(b->model, wtype, err)) != LPL_OK)
+        return st;
+    if (!(b->lora = lpl_lora_attach(&lc, &cfg, err)))
+        return err->code;
+    if (!(b->state = lpl_gpt2_state_new(b->model, o->seq, 0, err)))
+        return err->code;
+    lpl_adamw_config ac;
+    lpl_adamw_config_default(&ac);
+    if ((st = lpl_adamw_init(&b->opt, &ac, b->lora->n_params, err)) != LPL_OK)
+        return st;
+    b->tokens = lpl_malloc(sizeof(int) * (size_t)o->seq, "tokens", err);
+    b->targets = lpl_malloc(sizeof(int) * (size_t)o->seq, "targets", err);
+    b->times = lpl_malloc(sizeof(double) * (size_t)o->steps, "step times", err);
+    if (!b->tokens || !b->targets || !b->times)
+        return err->code;
+    lpl_rng rng;
+    lpl_rng_seed(&rng, o->seed + 1);
+    int prev = (int)(lpl_rng_next(&rng) % (uint64_t)cfg.n_vocab);
+    for (int t = 0; t < o->seq; t++) {
+        b->tokens[t] = prev;
+        prev = (int)(lpl_rng_next(&rng) % (uint64_t)cfg.n_vocab);
+        b->targets[t] = prev;
+    }
+    res->cfg = cfg;
+    res->lora_params = b->lora->n_params;
+    res->base_params = lpl_gpt2_param_count(&cfg);
+    res->n_modules = b->lora->n_modules;
+    res->model_bytes = model_bytes(b->model);
+    res->state_bytes = (int64_t)lpl_gpt2_state_bytes(b->state);
+    res->gflop = step_gflop(&cfg, b->lora, o->seq);
+    return LPL_OK;
+}
+
+/* One training step; adds the optimizer's time to *opt_s. */
+static lpl_status train_step(const bench_opts *o, bench_ctx *b, float *loss_out, double *opt_s,
+                             lpl_error *err)
+{
+    lpl_loss loss;
+    memset(b->lora->grads, 0, sizeof(float) * (size_t)b->lora->n_params);
+    lpl_status st = lpl_gpt2_forward(b->model, b->lora, b->state, b->tokens, b->targets, NULL,
+                                     o->seq, 1, &loss, err);
+    memory_sample();
+    if (st == LPL_OK)
+        st = lpl_gpt2_backward(b->model, b->lora, b->state, err);
+    memory_sample();
+    if (st != LPL_OK)
+        return st;
+    double t0 = now_s();
+    lpl_adamw_step(&b->opt, b->lora->params, b->lora->grads, o->lr);
+    *opt_s += now_s() - t0;
+    *loss_out = loss.loss;
+    return LPL_OK;
+}
+
+static lpl_status run(const bench_opts *o, lpl_dtype wtype, bench_result *res, lpl_error *err)
+{
+    bench_ctx b = {0};
+    double t0 = now_s(), opt_s = 0;
+    lpl_status st = setup(o, wtype, &b, res, err);
+    res->setup_s = now_s() - t0;
+    res->setup_peak = memory_peak();
+    memory_reset_peak();
+    for (int i = 0; st == LPL_OK && i < o->warmup + o->steps; i++) {
+        if (i == o->warmup) {
+            lpl_gpt2_reset_timings(b.state);
+            opt_s = 0;
+        }
+        float loss = 0;
+        double ts = now_s();
+        st = train_step(o, &b, &loss, &opt_s, err);
+        if (i >= o->warmup)
+            b.times[i - o->warmup] = now_s() - ts;
+        if (i == 0)
+            res->first_loss = loss;
+        res->last_loss = loss;
+    }
+    if (st == LPL_OK) {
+        res->peak = memory_peak();
+        res->in_use_peak = memory_in_use_peak();
+        double sum = 0;
+        for (int i = 0; i < o->steps; i++)
+            sum += b.times[i];
+        qsort(b.times, (size_t)o->steps, sizeof(double), cmp_double);
+        res->median = o->steps % 2 ? b.times[o->steps / 2]
+                                   : 0.5 * (b.times[o->steps / 2 - 1] + b.times[o->steps / 2]);
+        res->min = b.times[0];
+        res->mean = sum / o->steps;
+        res->optimizer = opt_s / o->steps;
+        lpl_gpt2_get_timings(b.state, &res->comp);
+        double *c[] = {&res->comp.embed, &res->comp.attention, &res->comp.mlp, &res->comp.lora,
+                       &res->comp.lm_head, &res->comp.layernorm, &res->comp.total};
+        for (size_t k = 0; k < sizeof c / sizeof c[0]; k++)
+            *c[k] /= o->steps;
+    }
+    ctx_free(&b);
+    return st;
+}
+
+/* ------------------------------------------------------------ output */
+
+static const char *build_name(void)
+{
+#if defined(__EMSCRIPTEN__) && defined(__wasm_relaxed_simd__)
+    return "wasm simd128 relaxed";
+#elif defined(__EMSCRIPTEN__)
+    return "wasm simd128";
+#elif defined(__AVX512F__)
+    return "native avx512";
+#elif defined(__AVX2__)
+    return "native avx2";
+#elif defined(__SSE2__)
+    return "native sse";
+#else
+    return "native scalar";
+#endif
+}
+
+static void add_components(cJSON *o, const bench_result *r)
+{
+    const lpl_gpt2_timings *c = &r->comp;
+    cJSON *t = cJSON_AddObjectToObject(o, "components_s_per_step");
+    cJSON_AddNumberToObject(t, "embed", c->embed);
+    cJSON_AddNumberToObject(t, "attention", c->attention);
+    cJSON_AddNumberToObject(t, "mlp", c->mlp);
+    cJSON_AddNumberToObject(t, "lora", c->lora);
+    cJSON_AddNumberToObject(t, "lm_head", c->lm_head);
+    cJSON_AddNumberToObject(t, "layernorm", c->layernorm);
+    cJSON_AddNumberToObject(t, "optimizer", r->optimizer);
+    double other = r->median - c->total - r->optimizer;
+    cJSON_AddNumberToObject(t, "other", other > 0 ? other : 0);
+    cJSON_AddNumberToObject(t, "model_total", c->total);
+}
+
+static int print_json(const bench_opts *o, const bench_result *r)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "command", "bench");
+    cJSON_AddStringToObject(j, "build", build_name());
+    cJSON_AddStringToObject(j, "preset", o->preset);
+    cJSON *mc = cJSON_AddObjectToObject(j, "config");
+    cJSON_AddNumberToObject(mc, "n_layer", r->cfg.n_layer);
+    cJSON_AddNumberToObject(mc, "n_embd", r->cfg.n_embd);
+    cJSON_AddNumberToObject(mc, "n_head", r->cfg.n_head);
+    cJSON_AddNumberToObject(mc, "n_ctx", r->cfg.n_ctx);
+    cJSON_AddNumberToObject(mc, "n_vocab", r->cfg.n_vocab);
+    cJSON_AddNumberToObject(j, "seq", o->seq);
+    cJSON_AddStringToObject(j, "placement", o->placement);
+    cJSON_AddStringToObject(j, "modules", r->modules);
+    cJSON_AddNumberToObject(j, "n_modules", r->n_modules);
+    cJSON_AddStringToObject(j, "weights", o->weights);
+    cJSON_AddNumberToObject(j, "threads", r->threads);
+    cJSON_AddNumberToObject(j, "r", o->r);
+    cJSON_AddNumberToObject(j, "lora_params", (double)r->lora_params);
+    cJSON_AddNumberToObject(j, "base_params", (double)r->base_params);
+    cJSON_AddNumberToObject(j, "steps", o->steps);
+    cJSON_AddNumberToObject(j, "warmup", o->warmup);
+    cJSON_AddNumberToObject(j, "median_s_per_step", r->median);
+    cJSON_AddNumberToObject(j, "min_s_per_step", r->min);
+    cJSON_AddNumberToObject(j, "mean_s_per_step", r->mean);
+    cJSON_AddNumberToObject(j, "tokens_per_s", o->seq / r->median);
+    cJSON_AddNumberToObject(j, "gflop_per_step", r->gflop);
+    cJSON_AddNumberToObject(j, "gflops", r->gflop / r->median);
+    cJSON_AddStringToObject(j, "memory_kind", memory_kind());
+    cJSON_AddNumberToObject(j, "peak_memory_bytes", (double)r->peak);
+    cJSON_AddNumberToObject(j, "peak_in_use_bytes", (double)r->in_use_peak);
+    cJSON_AddNumberToObject(j, "setup_peak_memory_bytes", (double)r->setup_peak);
+    cJSON_AddNumberToObject(j, "model_bytes", (double)r->model_bytes);
+    cJSON_AddNumberToObject(j, "state_bytes", (double)r->state_bytes);
+    cJSON_AddNumberToObject(j, "setup_s", r->setup_s);
+    cJSON_AddNumberToObject(j, "first_loss", r->first_loss);
+    cJSON_AddNumberToObject(j, "last_loss", r->last_loss);
+    add_components(j, r);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s)
+        return LPL_EXIT_FAILED;
+    puts(s);
+    free(s);
+    return LPL_EXIT_OK;
+}
+
+static void print_row(const char *name, double s, double step)
+{
+    printf("  %-10s %9.4f s  %5.1f%%\n", name, s, step > 0 ? 100.0 * s / step : 0.0);
+}
+
+static void print_table(const bench_opts *o, const bench_result *r)
+{
+    const double mib = 1024.0 * 1024.0;
+    const lpl_gpt2_timings *c = &r->comp;
+    printf("loralab bench (%s): %s, seq %d, %s weights, placement %s, r %d, %d thread(s)\n",
+           build_name(), o->preset, o->seq, o->weights, o->placement, o->r, r->threads);
+    printf("adapted:     %s (%d modules, %lld trainable of %lld base params)\n", r->modules,
+           r->n_modules, (long long)r->lora_params, (long long)r->base_params);
+    printf("step:        median %.4f s, min %.4f s, mean %.4f s over %d steps (%d warmup)\n",
+           r->median, r->min, r->mean, o->steps, o->warmup);
+    printf("throughput:  %.1f tokens/s, ~%.1f GFLOP/s (%.2f GFLOP/step)\n", o->seq / r->median,
+           r->gflop / r->median, r->gflop);
+    printf("memory:      peak %.1f MiB (%s), in use %.1f MiB, model %.1f MiB, state %.1f MiB, "
+           "setup peak %.1f MiB\n", r->peak / mib, memory_kind(), r->in_use_peak / mib,
+           r->model_bytes / mib, r->state_bytes / mib, r->setup_peak / mib);
+    printf("loss:        %.4f (first step) -> %.4f (last step)\n", r->first_loss, r->last_loss);
+    printf("time per step by component (engine timers):\n");
+    print_row("embed", c->embed, r->median);
+    print_row("attention", c->attention, r->median);
+    print_row("mlp", c->mlp, r->median);
+    print_row("lora", c->lora, r->median);
+    print_row("lm_head", c->lm_head, r->median);
+    print_row("layernorm", c->layernorm, r->median);
+    print_row("optimizer", r->optimizer, r->median);
+    double other = r->median - c->total - r->optimizer;
+    print_row("other", other > 0 ? other : 0, r->median);
+}
+
+int lpl_cmd_bench(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help(stdout);
+            return LPL_EXIT_OK;
+        }
+    bench_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc;
+    lpl_dtype wtype;
+    if (!parse_dtype(o.weights, &wtype)) {
+        fprintf(stderr, "loralab bench: --weights must be f32, f16, q8_0 or q4_0, not '%s'\n", o.weights);
+        return LPL_EXIT_USAGE;
+    }
+    lpl_error err;
+    lpl_error_clear(&err);
+    if (lpl_threads_init(o.threads, &err) != LPL_OK)
+        fprintf(stderr, "loralab bench: warning: %s (running on one thread)\n", err.msg);
+    bench_result res;
+    memset(&res, 0, sizeof res);
+    res.threads = lpl_threads_count();
+    lpl_status st = run(&o, wtype, &res, &err);
+    lpl_threads_shutdown();
+    if (st != LPL_OK) {
+        fprintf(stderr, "loralab bench: %s\n", err.msg);
+        return st == LPL_ERR_INVALID ? LPL_EXIT_USAGE : LPL_EXIT_FAILED;
+    }
+    if (o.json)
+        return print_json(&o, &res);
+    print_table(&o, &res);
+    return LPL_EXIT_OK;
+}
