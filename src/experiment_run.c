@@ -693,6 +693,11 @@ int lpl_run_finished(const lpl_run *r) { return r->finished; }
 const lpl_run_progress *lpl_run_get_progress(const lpl_run *r) { return &r->prog; }
 int lpl_run_n_placements(const lpl_run *r) { return r->n; }
 
+const char *lpl_run_placement_name(const lpl_run *r, int i)
+{
+    return i >= 0 && i < r->n ? r->cfg.placements[i].name : "";
+}
+
 int lpl_run_n_completed(const lpl_run *r)
 {
     int n = 0;

@@ -371,6 +371,8 @@ cJSON *lpl_run_build_result(const lpl_run *r, int i)
     cJSON_AddNumberToObject(o, "train_tokens", (double)p->train_tokens);
     cJSON_AddNumberToObject(o, "tokens_per_s", p->train_seconds > 0 ? (double)p->train_tokens / p->train_seconds : 0);
     cJSON_AddNumberToObject(o, "peak_memory_bytes", (double)p->peak_memory);
+    /* What the placement itself adds: adapter weights, gradients and AdamW's two moments. */
+    cJSON_AddNumberToObject(o, "adapter_memory_bytes", 16.0 * (double)p->count.trainable);
     cJSON *ev = cJSON_AddArrayToObject(o, "evals");
     for (int k = 0; k < p->n_evals; k++)
         cJSON_AddItemToArray(ev, eval_point_cjson(&p->evals[k]));

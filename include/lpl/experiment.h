@@ -241,6 +241,8 @@ char *lpl_run_take_events(lpl_run *r);
 const lpl_run_progress *lpl_run_get_progress(const lpl_run *r);
 
 int lpl_run_n_placements(const lpl_run *r);
+/* Name of placement i ("" if out of range). */
+const char *lpl_run_placement_name(const lpl_run *r, int i);
 /* Number of placements finished in this run or taken from resume (done or failed). */
 int lpl_run_n_completed(const lpl_run *r);
 lpl_placement_status lpl_run_placement_status(const lpl_run *r, int i);

@@ -1,0 +1,637 @@
+/* Shared pieces of the loralab subcommands (see cli_util.h). */
+#include "cli_util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "commands.h"
+#include "lpl/adapter_io.h"
+#include "lpl/kernels.h"
+#include "lpl/model_io.h"
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "loralab %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return LPL_EXIT_USAGE;
+}
+
+int cli_exit_code(lpl_status st)
+{
+    switch (st) {
+    case LPL_OK: return LPL_EXIT_OK;
+    case LPL_ERR_INVALID:
+    case LPL_ERR_IO:
+    case LPL_ERR_FORMAT:
+    case LPL_ERR_UNSUPPORTED: return LPL_EXIT_USAGE;
+    default: return LPL_EXIT_FAILED;
+    }
+}
+
+int cli_fail(const char *cmd, lpl_status st, const char *msg)
+{
+    /* Keep it to one line: multi-line library messages are joined with "; ". */
+    fprintf(stderr, "loralab %s: ", cmd);
+    for (const char *p = msg; *p; p++) {
+        if (*p == '\n') {
+            if (p[1])
+                fputs("; ", stderr);
+        } else {
+            fputc(*p, stderr);
+        }
+    }
+    fputc('\n', stderr);
+    return cli_exit_code(st);
+}
+
+/* ---------------------------------------------------------------- flags */
+
+void cli_args_init(cli_args *a, const char *cmd, int argc, char **argv)
+{
+    a->argc = argc;
+    a->argv = argv;
+    a->i = 1;
+    a->cmd = cmd;
+    a->bad = 0;
+}
+
+const char *cli_peek(const cli_args *a)
+{
+    return a->i < a->argc ? a->argv[a->i] : NULL;
+}
+
+int cli_flag(cli_args *a, const char *name)
+{
+    const char *s = cli_peek(a);
+    if (!s || strcmp(s, name))
+        return 0;
+    a->i++;
+    return 1;
+}
+
+int cli_opt(cli_args *a, const char *name, const char **val)
+{
+    const char *s = cli_peek(a);
+    size_t n = strlen(name);
+    if (!s || strncmp(s, name, n))
+        return 0;
+    if (s[n] == '=') {
+        *val = s + n + 1;
+        a->i++;
+        return 1;
+    }
+    if (s[n] != '\0')
+        return 0;
+    if (a->i + 1 >= a->argc) {
+        cli_usage_error(a->cmd, "flag %s needs a value", name);
+        a->bad = 1;
+        a->i++;
+        *val = NULL;
+        return 1;
+    }
+    *val = a->argv[a->i + 1];
+    a->i += 2;
+    return 1;
+}
+
+int cli_opt_int(cli_args *a, const char *name, int lo, int hi, int *out)
+{
+    const char *v;
+    if (!cli_opt(a, name, &v))
+        return 0;
+    if (!v)
+        return 1;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || errno || x < lo || x > hi) {
+        cli_usage_error(a->cmd, "flag %s: '%s' is not an integer in [%d, %d]", name, v, lo, hi);
+        a->bad = 1;
+        return 1;
+    }
+    *out = (int)x;
+    return 1;
+}
+
+int cli_opt_float(cli_args *a, const char *name, float *out)
+{
+    const char *v;
+    if (!cli_opt(a, name, &v))
+        return 0;
+    if (!v)
+        return 1;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !isfinite(x)) {
+        cli_usage_error(a->cmd, "flag %s: '%s' is not a number", name, v);
+        a->bad = 1;
+        return 1;
+    }
+    *out = (float)x;
+    return 1;
+}
+
+int cli_opt_u64(cli_args *a, const char *name, uint64_t *out)
+{
+    const char *v;
+    if (!cli_opt(a, name, &v))
+        return 0;
+    if (!v)
+        return 1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (end == v || *end || errno || v[0] == '-') {
+        cli_usage_error(a->cmd, "flag %s: '%s' is not a non-negative integer", name, v);
+        a->bad = 1;
+        return 1;
+    }
+    *out = (uint64_t)x;
+    return 1;
+}
+
+static int set_path(cli_args *a, const char *flag, char *dst, size_t size)
+{
+    const char *v;
+    if (!cli_opt(a, flag, &v))
+        return 0;
+    if (v && strlen(v) >= size) {
+        cli_usage_error(a->cmd, "flag %s: path too long", flag);
+        a->bad = 1;
+    } else if (v) {
+        snprintf(dst, size, "%s", v);
+    }
+    return 1;
+}
+
+/* Placement flags replace the default list the first time one is given. */
+static int placements_given;
+
+static void add_placement(cli_args *a, lpl_experiment_config *c, const char *spec)
+{
+    if (!placements_given) {
+        c->n_placements = 0;
+        placements_given = 1;
+    }
+    if (c->n_placements >= LPL_EXP_MAX_PLACEMENTS) {
+        cli_usage_error(a->cmd, "too many placements (at most %d)", LPL_EXP_MAX_PLACEMENTS);
+        a->bad = 1;
+        return;
+    }
+    lpl_error err;
+    lpl_error_clear(&err);
+    if (lpl_placement_parse(spec, &c->placements[c->n_placements], &err)) {
+        cli_usage_error(a->cmd, "flag --placement: %s", err.msg);
+        a->bad = 1;
+        return;
+    }
+    c->n_placements++;
+}
+
+int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
+{
+    const char *v;
+    if (set_path(a, "--model", c->model, sizeof c->model) || set_path(a, "--train", c->train, sizeof c->train) ||
+        set_path(a, "--eval", c->eval, sizeof c->eval))
+        return 1;
+    if (cli_opt_int(a, "--n-train", 0, 10000000, &c->n_train) || cli_opt_int(a, "--n-eval", 0, 10000000, &c->n_eval) ||
+        cli_opt_int(a, "--max-len", 2, 1 << 20, &c->max_len) || cli_opt_int(a, "--r", 1, 65536, &c->r) ||
+        cli_opt_float(a, "--alpha", &c->alpha) || cli_opt_float(a, "--dropout", &c->dropout) ||
+        cli_opt_int(a, "--epochs", 1, 100000, &c->epochs) || cli_opt_int(a, "--batch-size", 1, 65536, &c->batch_size) ||
+        cli_opt_float(a, "--lr", &c->lr) || cli_opt_int(a, "--warmup-steps", 0, 1 << 30, &c->warmup_steps) ||
+        cli_opt_float(a, "--weight-decay", &c->weight_decay) || cli_opt_float(a, "--grad-clip", &c->grad_clip) ||
+        cli_opt_u64(a, "--seed", &c->seed) || cli_opt_int(a, "--max-steps", 0, 1 << 30, &c->max_steps) ||
+        cli_opt_int(a, "--steps", 0, 1 << 30, &c->max_steps))
+        return 1;
+    if (cli_flag(a, "--rslora")) {
+        c->rslora = 1;
+        return 1;
+    }
+    if (cli_flag(a, "--response-only")) {
+        c->response_only = 1;
+        return 1;
+    }
+    if (cli_flag(a, "--no-shuffle")) {
+        c->shuffle = 0;
+        return 1;
+    }
+    if (cli_opt(a, "--schedule", &v)) {
+        lpl_error err;
+        if (v && lpl_schedule_parse(v, &c->schedule, &err)) {
+            cli_usage_error(a->cmd, "flag --schedule: %s", err.msg);
+            a->bad = 1;
+        }
+        return 1;
+    }
+    if (cli_opt(a, "--placement", &v)) {
+        if (v)
+            add_placement(a, c, v);
+        return 1;
+    }
+    if (cli_opt(a, "--placements", &v)) {
+        if (!v)
+            return 1;
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s", v);
+        if (strchr(buf, '=')) {
+            cli_usage_error(a->cmd, "flag --placements takes preset names (a,b,c); give custom ones with --placement NAME=...");
+            a->bad = 1;
+            return 1;
+        }
+        for (char *t = strtok(buf, ","); t && !a->bad; t = strtok(NULL, ","))
+            add_placement(a, c, t);
+        return 1;
+    }
+    return 0;
+}
+
+const char *const cli_experiment_flags_help =
+    "model and data:\n"
+    "  --model FILE          GGUF model (default models/lab-small.q8_0.gguf)\n"
+    "  --train FILE          Alpaca JSON training data (default data/alpaca_train.json)\n"
+    "  --eval FILE           Alpaca JSON eval data (default data/alpaca_eval.json; \"\" splits --train)\n"
+    "  --n-train N, --n-eval N   records used, first N of each file (default 100 / 20; 0 = all)\n"
+    "  --max-len N           tokens per example (default 256)\n"
+    "  --response-only       score only the response tokens\n"
+    "LoRA and training:\n"
+    "  --r N  --alpha X  --dropout X  --rslora     (default 16, 32, 0.1)\n"
+    "  --epochs N  --batch-size N  --lr X          (default 3, 1, 2e-4)\n"
+    "  --schedule constant|linear|cosine  --warmup-steps N  --weight-decay X  --grad-clip X\n"
+    "  --seed N              initialisation, dropout and data order (default 42)\n"
+    "  --steps N             optimizer steps per placement (overrides --epochs)\n"
+    "  --no-shuffle          keep the data order\n"
+    "placements:\n"
+    "  --placements a,b,c    presets: baseline ffn attn all-linear attn-exact mlp-exact\n"
+    "  --placement SPEC      a preset, NAME=T1,T2[@LAYERS] (PEFT suffix rule; layers like 0-3,7)\n"
+    "                        or NAME=re:REGEX (whole-name regex); repeat for several\n";
+
+/* ---------------------------------------------------------------- model and data */
+
+lpl_status cli_model_load(const char *path, int copy, cli_model *m, lpl_error *err)
+{
+    memset(m, 0, sizeof *m);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open model: %s", path, strerror(errno));
+    m->gguf = lpl_gguf_open(path, err);
+    if (!m->gguf)
+        return err->code ? err->code : LPL_ERR_FORMAT;
+    m->model = lpl_gpt2_from_gguf(m->gguf, copy, err);
+    if (!m->model)
+        goto fail;
+    m->tok = lpl_tokenizer_from_gguf(m->gguf, err);
+    if (!m->tok)
+        goto fail;
+    if (lpl_sha256_file(path, m->id.model_sha256, err))
+        goto fail;
+    snprintf(m->id.model_path, sizeof m->id.model_path, "%s", path);
+    const char *name = NULL;
+    size_t len = 0;
+    lpl_error e2;
+    if (lpl_gguf_get_str(m->gguf, "general.name", &name, &len, &e2) == LPL_OK)
+        snprintf(m->id.model_name, sizeof m->id.model_name, "%.*s", (int)len, name);
+    m->id.model_bytes = (int64_t)lpl_gguf_file_size(m->gguf);
+    snprintf(m->id.matrix_type, sizeof m->id.matrix_type, "%s", lpl_dtype_name(m->model->blocks[0].w[0].type));
+    return LPL_OK;
+fail:;
+    lpl_status st = err->code ? err->code : LPL_ERR_FORMAT;
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    if (!strstr(msg, path))
+        lpl_fail(err, st, "%s: %s", path, msg);
+    cli_model_free(m);
+    return st;
+}
+
+void cli_model_free(cli_model *m)
+{
+    lpl_tokenizer_free(m->tok);
+    lpl_gpt2_free(m->model);
+    lpl_gguf_close(m->gguf);
+    memset(m, 0, sizeof *m);
+}
+
+lpl_status cli_data_load(const char *path, const char *flag, lpl_alpaca_set *out, char sha[65], lpl_error *err)
+{
+    memset(out, 0, sizeof *out);
+    lpl_status st = lpl_alpaca_load(path, out, err);
+    if (!st && sha)
+        st = lpl_sha256_file(path, sha, err);
+    if (st) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        if (strstr(msg, path))
+            lpl_fail(err, st, "%s: %s", flag, msg);
+        else
+            lpl_fail(err, st, "%s %s: %s", flag, path, msg);
+        lpl_alpaca_free(out);
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------- formatting */
+
+const char *cli_group(int64_t n, char *buf, size_t size)
+{
+    char digits[32];
+    snprintf(digits, sizeof digits, "%lld", (long long)(n < 0 ? -n : n));
+    size_t len = strlen(digits), o = 0;
+    if (n < 0 && o + 1 < size)
+        buf[o++] = '-';
+    for (size_t i = 0; i < len && o + 2 < size; i++) {
+        if (i && (len - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+const char *cli_bytes(int64_t n, char *buf, size_t size)
+{
+    double x = (double)n;
+    if (x >= 1e9)
+        snprintf(buf, size, "%.2f GB", x / 1e9);
+    else if (x >= 1e6)
+        snprintf(buf, size, "%.1f MB", x / 1e6);
+    else if (x >= 1e3)
+        snprintf(buf, size, "%.1f kB", x / 1e3);
+    else
+        snprintf(buf, size, "%lld B", (long long)n);
+    return buf;
+}
+
+const char *cli_duration(double s, char *buf, size_t size)
+{
+    if (s < 0 || !isfinite(s))
+        snprintf(buf, size, "?");
+    else if (s < 60)
+        snprintf(buf, size, "%.1fs", s);
+    else if (s < 3600)
+        snprintf(buf, size, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else
+        snprintf(buf, size, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+    return buf;
+}
+
+/* ---------------------------------------------------------------- progress */
+
+void cli_progress_init(cli_progress *p, int quiet)
+{
+    p->tty = isatty(fileno(stderr));
+    p->quiet = quiet;
+    p->last = -1e9;
+    p->width = 0;
+}
+
+void cli_progress_update(cli_progress *p, const lpl_run_progress *pg, int force)
+{
+    if (p->quiet || pg->placement < 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    double every = p->tty ? 0.1 : 5.0;
+    if (!force && now - p->last < every)
+        return;
+    p->last = now;
+    char el[32], eta[32], line[256];
+    int n = snprintf(line, sizeof line, "%s: epoch %d/%d step %d/%d loss %.4f %.0f tok/s %s elapsed, ETA %s%s",
+                     pg->name, pg->epoch, pg->epochs, pg->step, pg->steps, pg->loss, pg->tokens_per_s,
+                     cli_duration(pg->elapsed_s, el, sizeof el), cli_duration(pg->eta_s, eta, sizeof eta),
+                     pg->evaluating ? " (eval)" : "");
+    if (p->tty) {
+        int pad = p->width > n ? p->width - n : 0;
+        fprintf(stderr, "\r%s%*s", line, pad, "");
+        p->width = n;
+    } else {
+        fprintf(stderr, "%s\n", line);
+    }
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (p->tty && p->width && !p->quiet) {
+        fputc('\n', stderr);
+        p->width = 0;
+    }
+}
+
+/* ---------------------------------------------------------------- table */
+
+typedef enum { BEST_NONE, BEST_MIN, BEST_MAX } best_kind;
+
+typedef struct {
+    const char *label;
+    best_kind best;
+} row_def;
+
+static double row_value(const lpl_placement_summary *s, int row)
+{
+    switch (row) {
+    case 0: return s->eval_loss_before;
+    case 1: return s->eval_loss;
+    case 2: return s->perplexity;
+    case 3: return s->mean_sample_perplexity;
+    case 4: return (double)s->trainable;
+    case 5: return s->percent;
+    case 6: return s->reduction_pct;
+    case 7: return s->vs_baseline_pct;
+    case 8: return s->status == LPL_PLACEMENT_DONE ? s->train_seconds : NAN;
+    case 9: return s->status == LPL_PLACEMENT_DONE ? s->tokens_per_s : NAN;
+    case 10: return s->status == LPL_PLACEMENT_DONE ? (double)s->peak_memory_bytes : NAN;
+    }
+    return NAN;
+}
+
+static void format_cell(int row, double v, const lpl_placement_summary *s, char *buf, size_t size)
+{
+    char tmp[48];
+    if (isnan(v)) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    switch (row) {
+    case 0: case 1: snprintf(buf, size, "%.4f", v); break;
+    case 2: case 3: snprintf(buf, size, "%.3f", v); break;
+    case 4: snprintf(buf, size, "%s", cli_group((int64_t)v, tmp, sizeof tmp)); break;
+    case 5: snprintf(buf, size, "%.2f%%", v); break;
+    case 6: snprintf(buf, size, "%.2f%% (%.0fx)", v, s->reduction_factor); break;
+    case 7: snprintf(buf, size, "%+.1f%%", v); break;
+    case 8: cli_duration(v, buf, size); break;
+    case 9: snprintf(buf, size, "%.0f", v); break;
+    case 10: cli_bytes((int64_t)v, buf, size); break;
+    }
+}
+
+void cli_print_table(FILE *f, const lpl_run *r)
+{
+    static const row_def rows[] = {
+        {"eval loss before", BEST_NONE}, {"eval loss", BEST_MIN},       {"perplexity", BEST_MIN},
+        {"mean sample perplexity", BEST_MIN}, {"trainable params", BEST_MIN}, {"% of total", BEST_MIN},
+        {"parameter reduction", BEST_MAX}, {"vs baseline", BEST_NONE},  {"training time", BEST_MIN},
+        {"tokens/s", BEST_MAX},         {"peak memory (RSS)", BEST_NONE},
+    };
+    int n = lpl_run_n_placements(r);
+    lpl_placement_summary *s = calloc((size_t)n, sizeof *s);
+    if (!s)
+        return;
+    for (int i = 0; i < n; i++)
+        lpl_run_summary(r, i, &s[i], NULL);
+    const int lw = 24;
+    int cw = 16;
+    for (int i = 0; i < n; i++)
+        if ((int)strlen(s[i].name) + 2 > cw)
+            cw = (int)strlen(s[i].name) + 2;
+    fprintf(f, "%-*s", lw, "");
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%*s", cw, s[i].name);
+    fputc('\n', f);
+    for (int row = 0; row < (int)(sizeof rows / sizeof rows[0]); row++) {
+        int best = -1;
+        int n_done = 0;
+        for (int i = 0; i < n; i++) {
+            double v = row_value(&s[i], row);
+            if (s[i].status != LPL_PLACEMENT_DONE || isnan(v))
+                continue;
+            n_done++;
+            double b = best >= 0 ? row_value(&s[best], row) : 0;
+            if (best < 0 || (rows[row].best == BEST_MIN && v < b) || (rows[row].best == BEST_MAX && v > b))
+                best = i;
+        }
+        fprintf(f, "%-*s", lw, rows[row].label);
+        for (int i = 0; i < n; i++) {
+            char cell[64], out[72];
+            format_cell(row, row_value(&s[i], row), &s[i], cell, sizeof cell);
+            int mark = rows[row].best != BEST_NONE && n_done > 1 && i == best;
+            snprintf(out, sizeof out, "%s%s", cell, mark ? " *" : "  ");
+            fprintf(f, "%*s", cw, out);
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "(* best in the row; perplexity = exp(eval loss) over all scored eval tokens; "
+               "mean sample perplexity = mean of exp(per-example loss), always >= perplexity)\n\n"
+               "modules adapted:\n");
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "  %s: %s", s[i].name, s[i].modules);
+        if (s[i].status == LPL_PLACEMENT_FAILED)
+            fprintf(f, "   [failed: %s]", s[i].message);
+        else if (s[i].status == LPL_PLACEMENT_PENDING)
+            fprintf(f, "   [not run]");
+        fputc('\n', f);
+    }
+    free(s);
+}
+
+/* ---------------------------------------------------------------- driving a run */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    interrupted = 1;
+    /* A second Ctrl-C ends the program at once. */
+    signal(sig, SIG_DFL);
+}
+
+void cli_install_sigint(void)
+{
+    interrupted = 0;
+    signal(SIGINT, on_sigint);
+}
+
+int cli_interrupted(void) { return interrupted != 0; }
+
+static void print_events(const char *json)
+{
+    cJSON *arr = cJSON_Parse(json);
+    for (const cJSON *ev = arr ? arr->child : NULL; ev; ev = ev->next) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "type");
+        if (!cJSON_IsString(type))
+            continue;
+#define NUM(k) (cJSON_GetObjectItemCaseSensitive(ev, k) ? cJSON_GetObjectItemCaseSensitive(ev, k)->valuedouble : 0)
+        if (!strcmp(type->valuestring, "step"))
+            printf("step %d/%d loss %.7g lr %.7g\n", (int)NUM("step"), (int)NUM("steps"), NUM("loss"), NUM("lr"));
+        else if (!strcmp(type->valuestring, "eval"))
+            printf("eval epoch %d loss %.7g perplexity %.7g mean_sample_perplexity %.7g\n", (int)NUM("epoch"),
+                   NUM("eval_loss"), NUM("perplexity"), NUM("mean_sample_perplexity"));
+#undef NUM
+    }
+    fflush(stdout);
+    cJSON_Delete(arr);
+}
+
+static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t *saved, lpl_error *err)
+{
+    int n = lpl_run_n_placements(r);
+    for (int i = 0; i < n; i++) {
+        const lpl_lora *l = lpl_run_adapter(r, i);
+        if (saved[i] || !l)
+            continue;
+        char dir[LPL_EXP_PATH_MAX + 80];
+        if (o->adapter_in_out)
+            snprintf(dir, sizeof dir, "%s", o->out);
+        else
+            snprintf(dir, sizeof dir, "%s/%s", o->out, lpl_run_placement_name(r, i));
+        lpl_status st = lpl_adapter_save(l, o->base_model_name, dir, err);
+        if (st)
+            return st;
+        saved[i] = 1;
+    }
+    return lpl_run_write_results(r, o->out, err);
+}
+
+lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
+{
+    cli_progress prog;
+    cli_progress_init(&prog, o->quiet);
+    int n = lpl_run_n_placements(r);
+    uint8_t saved[LPL_EXP_MAX_PLACEMENTS] = {0};
+    int completed = lpl_run_n_completed(r);
+    lpl_status st = LPL_OK;
+    int rc;
+    while ((rc = lpl_run_step(r, err)) > 0) {
+        char *ev = lpl_run_take_events(r);
+        if (ev && o->print_steps)
+            print_events(ev);
+        free(ev);
+        if (cli_interrupted())
+            lpl_run_cancel(r);
+        cli_progress_update(&prog, lpl_run_get_progress(r), 0);
+        if (lpl_run_n_completed(r) != completed) {
+            completed = lpl_run_n_completed(r);
+            st = save_completed(r, o, saved, err);
+            if (st)
+                break;
+            if (o->stop_after > 0 && completed >= o->stop_after && completed < n)
+                lpl_run_cancel(r);
+        }
+    }
+    char *ev = lpl_run_take_events(r);
+    if (ev && o->print_steps)
+        print_events(ev);
+    free(ev);
+    cli_progress_end(&prog);
+    if (st)
+        return st;
+    if (rc < 0)
+        return err->code ? err->code : LPL_ERR_INVALID;
+    st = save_completed(r, o, saved, err);
+    if (st)
+        return st;
+    return lpl_run_cancelled(r) ? LPL_ERR_CANCELLED : LPL_OK;
+}

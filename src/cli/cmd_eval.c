@@ -1,0 +1,102 @@
+/* loralab eval: eval loss and perplexity of a base model or base + adapter on a data file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "lpl/adapter_io.h"
+#include "lpl/threads.h"
+
+static const char *const help =
+    "usage: loralab eval [--model FILE] [--adapter DIR] [--data FILE] [flags]\n\n"
+    "Eval loss (total NLL / scored tokens), perplexity = exp(eval loss), and the mean of\n"
+    "per-example perplexities, of the base model or base + a PEFT adapter.\n\n"
+    "  --model FILE          GGUF model (default models/lab-small.q8_0.gguf)\n"
+    "  --adapter DIR         PEFT adapter folder (adapter_config.json + adapter_model.safetensors)\n"
+    "  --data FILE           Alpaca JSON (default data/alpaca_eval.json)\n"
+    "  --n N                 first N records (default 0 = all)\n"
+    "  --max-len N           tokens per example (default 256)\n"
+    "  --response-only       score only the response tokens\n"
+    "  --json                print a JSON object\n"
+    "  --threads N           worker threads\n";
+
+int lpl_cmd_eval(int argc, char **argv)
+{
+    const char *model = "models/lab-small.q8_0.gguf", *adapter = NULL, *data = "data/alpaca_eval.json";
+    int n = 0, max_len = 256, response_only = 0, json = 0, threads = 0;
+    cli_args a;
+    cli_args_init(&a, "eval", argc, argv);
+    while (cli_peek(&a) && !a.bad) {
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            fputs(help, stdout);
+            return LPL_EXIT_OK;
+        }
+        if (cli_opt(&a, "--model", &model) || cli_opt(&a, "--adapter", &adapter) || cli_opt(&a, "--data", &data) ||
+            cli_opt_int(&a, "--n", 0, 10000000, &n) || cli_opt_int(&a, "--max-len", 2, 1 << 20, &max_len) ||
+            cli_opt_int(&a, "--threads", 0, 1024, &threads))
+            continue;
+        if (cli_flag(&a, "--response-only")) {
+            response_only = 1;
+            continue;
+        }
+        if (cli_flag(&a, "--json")) {
+            json = 1;
+            continue;
+        }
+        return cli_usage_error("eval", "unknown flag '%s' (see loralab eval --help)", cli_peek(&a));
+    }
+    if (a.bad)
+        return LPL_EXIT_USAGE;
+    lpl_threads_init(threads, NULL);
+    lpl_error err;
+    lpl_error_clear(&err);
+    cli_model m;
+    lpl_alpaca_set set = {0};
+    lpl_example_set ex = {0};
+    lpl_lora *lora = NULL;
+    int code = LPL_EXIT_OK;
+    lpl_status st = cli_model_load(model, 0, &m, &err);
+    if (st)
+        return cli_fail("eval", st, err.msg);
+    if (max_len > m.model->cfg.n_ctx) {
+        code = cli_usage_error("eval", "--max-len %d exceeds the model's context of %d tokens", max_len,
+                               m.model->cfg.n_ctx);
+        goto done;
+    }
+    if (adapter && !(lora = lpl_adapter_load(adapter, &m.model->cfg, &err))) {
+        code = cli_fail("eval", err.code ? err.code : LPL_ERR_FORMAT, err.msg);
+        goto done;
+    }
+    if ((st = cli_data_load(data, "--data", &set, NULL, &err))) {
+        code = cli_fail("eval", st, err.msg);
+        goto done;
+    }
+    if (n > set.n) {
+        code = cli_usage_error("eval", "--n %d but %s has %d records", n, data, set.n);
+        goto done;
+    }
+    lpl_alpaca_set view = {set.records, n > 0 ? n : set.n};
+    int n_records = view.n;
+    st = lpl_examples_build(&view, m.tok, max_len, response_only, &ex, &err);
+    lpl_eval_result r;
+    if (!st)
+        st = lpl_evaluate(m.model, lora, &ex, &r, &err);
+    if (st) {
+        code = cli_fail("eval", st, err.msg);
+        goto done;
+    }
+    if (json)
+        printf("{\"eval_loss\": %.9g, \"perplexity\": %.9g, \"mean_sample_perplexity\": %.9g, "
+               "\"n_tokens\": %lld, \"n_samples\": %d, \"records\": %d}\n",
+               r.eval_loss, r.perplexity, r.mean_sample_perplexity, (long long)r.n_tokens, r.n_samples, n_records);
+    else
+        printf("eval_loss %.7g perplexity %.7g mean_sample_perplexity %.7g tokens %lld samples %d\n", r.eval_loss,
+               r.perplexity, r.mean_sample_perplexity, (long long)r.n_tokens, r.n_samples);
+done:
+    lpl_examples_free(&ex);
+    lpl_lora_free(lora);
+    lpl_alpaca_free(&set);
+    cli_model_free(&m);
+    return code;
+}
