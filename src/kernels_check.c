@@ -413,11 +413,16 @@ static void put_entry(sbuf *s, const char *name, const float *x, int64_t n)
         sum += x[i];
         abssum += fabs(x[i]);
     }
+    if (!isfinite(sum) || !isfinite(abssum))
+        sum = abssum = 0; /* keep the JSON valid; exact_* entries compare hashes */
     put(s, "%s\"%s\":{\"n\":%lld,\"sum\":%.17g,\"abssum\":%.17g,\"hash\":\"%08x\",\"sample\":[",
         s->len > 1 ? "," : "", name, (long long)n, sum, abssum, h);
     int64_t step = n > 48 ? n / 48 : 1;
     for (int64_t i = 0, k = 0; i < n && k < 48; i += step, k++)
-        put(s, "%s%.9g", k ? "," : "", x[i]);
+        if (isfinite(x[i]))
+            put(s, "%s%.9g", k ? "," : "", x[i]);
+        else /* JSON has no inf or nan; the hash still covers the bits */
+            put(s, "%snull", k ? "," : "");
     put(s, "]}");
 }
 
@@ -483,6 +488,25 @@ size_t lpl_kernels_fingerprint(char *buf, size_t cap)
         fingerprint_linear(&s, k_types[ti], 5, 37, 96, 77 + ti);
         fingerprint_linear(&s, k_types[ti], 70, 301, 384, 88 + ti);
     }
+    /* conversions must agree bit for bit on every platform */
+    float q[256], r[256];
+    uint16_t h[256];
+    lpl_block_q8_0 b8[8];
+    lpl_block_q4_0 b4[8];
+    fill(q, 256, 9);
+    for (int i = 0; i < 256; i++)
+        q[i] *= (float)(1 + i % 5) * 3.0f;
+    lpl_quantize_q8_0(q, b8, 256);
+    lpl_dequantize_row(LPL_Q8_0, b8, r, 256);
+    put_entry(&s, "exact_q8_0_roundtrip", r, 256);
+    lpl_quantize_q4_0(q, b4, 256);
+    lpl_dequantize_row(LPL_Q4_0, b4, r, 256);
+    put_entry(&s, "exact_q4_0_roundtrip", r, 256);
+    for (int i = 0; i < 256; i++)
+        q[i] = q[i] * (i % 3 ? 1e-5f : 1e4f);
+    lpl_fp32_to_fp16_row(q, h, 256);
+    lpl_fp16_to_fp32_row(h, r, 256);
+    put_entry(&s, "exact_fp16_roundtrip", r, 256);
     float x[1003], y[1003];
     fill(x, 1003, 5);
     fill(y, 1003, 6);

@@ -62,7 +62,7 @@ void lpl_axpy(float *y, float a, const float *x, int64_t n); /* y += a*x */
 int lpl_kernels_selfcheck(char *report, size_t cap);
 /* Writes a JSON object of kernel outputs on a fixed deterministic input (per kernel:
  * n, sum, abssum, a hash of the bits, a strided sample) for comparing builds and
- * thread counts. Returns the full length (like snprintf; call with cap 0 to size). */
+ * thread counts; entries named exact_* (conversions) must agree bit for bit. Returns the full length (like snprintf; call with cap 0 to size). */
 size_t lpl_kernels_fingerprint(char *buf, size_t cap);
 
 #endif

@@ -1,0 +1,122 @@
+// Kernels inside the shipped wasm modules (threaded and single-threaded) under Node:
+// the library self-check, bitwise thread-count independence, real use of several
+// threads, loading without SharedArrayBuffer, and agreement with the native build.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { readFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const wasmDir = path.resolve(process.env.LPL_WASM_BUILD_DIR || 'build-wasm');
+const nativeDir = path.resolve(process.env.LPL_BUILD_DIR || 'build');
+const modules = {};
+
+// One instance per variant, shared by the tests (a threaded instance starts 8 workers).
+function load(variant) {
+  modules[variant] ??= instantiate(variant);
+  return modules[variant];
+}
+
+async function instantiate(variant) {
+  const js = path.join(wasmDir, `loralab_${variant}.js`);
+  const factory = require(js);
+  const mod = await factory({
+    wasmBinary: readFileSync(path.join(wasmDir, `loralab_${variant}.wasm`)),
+    locateFile: (f) => path.join(wasmDir, f),
+  });
+  return mod;
+}
+
+const call = (mod, name, ret = 'number', types = [], args = []) => mod.ccall(name, ret, types, args);
+const fingerprint = (mod, threads) =>
+  JSON.parse(call(mod, 'kx_fingerprint', 'string', ['number'], [threads]));
+
+// Pthread workers keep Node alive: stop the pool, then Emscripten's workers.
+after(async () => {
+  for (const mod of await Promise.all(Object.values(modules))) {
+    if (mod.PThread) {
+      call(mod, 'kx_threads_shutdown', null);
+      mod.PThread.terminateAllThreads();
+    }
+  }
+});
+
+for (const variant of ['mt', 'st']) {
+  test(`${variant}: every kernel matches the reference loops`, async () => {
+    const mod = await load(variant);
+    assert.equal(call(mod, 'kx_simd_name', 'string'), 'wasm128');
+    const report = JSON.parse(call(mod, 'kx_selfcheck', 'string'));
+    assert.equal(report.failures, 0, `first failure: ${report.first_failure}`);
+    assert.ok(report.checks > 300, `only ${report.checks} checks ran`);
+  });
+}
+
+test('mt: results are bitwise identical with 1, 2 and 4 threads, and equal to st', async () => {
+  const mt = await load('mt');
+  const st = await load('st');
+  const one = call(mt, 'kx_fingerprint', 'string', ['number'], [1]);
+  assert.equal(call(mt, 'kx_threads_count'), 1);
+  const two = call(mt, 'kx_fingerprint', 'string', ['number'], [2]);
+  assert.equal(call(mt, 'kx_threads_count'), 2);
+  const four = call(mt, 'kx_fingerprint', 'string', ['number'], [4]);
+  assert.equal(call(mt, 'kx_threads_count'), 4);
+  assert.ok(one.length > 1000);
+  assert.equal(two, one);
+  assert.equal(four, one);
+  assert.equal(call(st, 'kx_fingerprint', 'string', ['number'], [0]), one);
+});
+
+test('mt: a large matmul really runs on more than one thread', async () => {
+  const mt = await load('mt');
+  const n = call(mt, 'kx_threads_init', 'number', ['number'], [0]);
+  assert.ok(n >= Math.min(2, os.cpus().length), `pool has ${n} threads`);
+  assert.ok(n <= 8, 'more threads than the prewarmed pthread pool');
+  const nt = call(mt, 'kx_threads_init', 'number', ['number'], [4]);
+  assert.equal(nt, 4);
+  const r = call(mt, 'kx_big_matmul');
+  assert.ok(Number.isFinite(r) && r !== -1);
+  assert.ok(call(mt, 'kx_threads_used') > 1, `threads used: ${call(mt, 'kx_threads_used')}`);
+});
+
+test('st: loads and runs where SharedArrayBuffer does not exist', () => {
+  const js = path.join(wasmDir, 'loralab_st.js');
+  const script = `
+    delete globalThis.SharedArrayBuffer;
+    const fs = require('fs');
+    require(${JSON.stringify(js)})({ wasmBinary: fs.readFileSync(${JSON.stringify(js.replace(/js$/, 'wasm'))}) })
+      .then((m) => {
+        const r = JSON.parse(m.ccall('kx_selfcheck', 'string', [], []));
+        console.log(JSON.stringify({ sab: typeof SharedArrayBuffer, threads: r.threads, failures: r.failures }));
+      });`;
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }));
+  assert.deepEqual(out, { sab: 'undefined', threads: 1, failures: 0 });
+});
+
+// Native (AVX2 with FMA, 8 lanes) and wasm (4 lanes, no FMA) sum in different orders:
+// each sampled output may differ by at most 1e-5 of the mean |output| of its kernel
+// (sums: 1e-5 of the sum of |outputs|); conversions (exact_*) must agree bit for bit.
+test('wasm and native kernels agree on a fixed input', async () => {
+  const bin = path.join(nativeDir, 'test_kernels');
+  assert.ok(existsSync(bin), `native ${bin} not built (set LPL_BUILD_DIR)`);
+  const native = JSON.parse(execFileSync(bin, ['--dump'], { encoding: 'utf8' }));
+  const wasm = fingerprint(await load('st'), 0);
+  assert.deepEqual(Object.keys(wasm).sort(), Object.keys(native).sort());
+  for (const [name, w] of Object.entries(wasm)) {
+    const n = native[name];
+    assert.equal(w.n, n.n, name);
+    if (name.startsWith('exact_')) {
+      assert.equal(w.hash, n.hash, `${name}: bits differ`);
+      continue;
+    }
+    const scale = n.abssum / n.n;
+    assert.ok(Math.abs(w.sum - n.sum) <= 1e-5 * n.abssum, `${name}: sum ${w.sum} vs ${n.sum}`);
+    assert.equal(w.sample.length, n.sample.length, name);
+    w.sample.forEach((x, i) => {
+      const y = n.sample[i];
+      assert.ok(Math.abs(x - y) <= 1e-5 * scale, `${name}[${i}]: wasm ${x} native ${y}`);
+    });
+  }
+});
