@@ -10,6 +10,14 @@
 #include <math.h>
 #include <string.h>
 
+/* Rows per chunk so that one chunk holds at least ~32K elements of work: waking
+ * the pool costs more than a small loop. */
+static int rows_per_chunk(int64_t row_work)
+{
+    int64_t r = 32768 / (row_work > 0 ? row_work : 1);
+    return r < 1 ? 1 : (int)r;
+}
+
 /* ---------------- layer norm ---------------- */
 
 typedef struct {
@@ -47,7 +55,7 @@ void lpl_layernorm_forward(float *out, float *mean, float *rstd, const float *in
                            const float *w, const float *b, int T, int C, float eps)
 {
     ln_ctx c = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .w = w, .b = b, .C = C, .eps = eps};
-    lpl_parallel_for(T, 4, ln_forward_rows, &c);
+    lpl_parallel_for(T, rows_per_chunk(C), ln_forward_rows, &c);
 }
 
 static void ln_backward_rows(void *p, int begin, int end)
@@ -82,7 +90,7 @@ void lpl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
     ln_ctx c = {.dinp = dinp, .mean = (float *)mean, .rstd = (float *)rstd, .inp = inp, .w = w,
                 .dout = dout, .C = C};
     if (dinp)
-        lpl_parallel_for(T, 4, ln_backward_rows, &c);
+        lpl_parallel_for(T, rows_per_chunk(C), ln_backward_rows, &c);
     /* weight gradients sum over rows: done serially, in row order */
     if (dw || db) {
         for (int t = 0; t < T; t++) {
@@ -136,13 +144,13 @@ static void gelu_backward_range(void *p, int begin, int end)
 void lpl_gelu_forward(float *out, const float *inp, int64_t n)
 {
     gelu_ctx c = {out, inp, NULL, n};
-    lpl_parallel_for((int)((n + 1023) / 1024), 8, gelu_forward_range, &c);
+    lpl_parallel_for((int)((n + 1023) / 1024), 16, gelu_forward_range, &c);
 }
 
 void lpl_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n)
 {
     gelu_ctx c = {dinp, inp, dout, n};
-    lpl_parallel_for((int)((n + 1023) / 1024), 8, gelu_backward_range, &c);
+    lpl_parallel_for((int)((n + 1023) / 1024), 16, gelu_backward_range, &c);
 }
 
 /* ---------------- causal attention ---------------- */
@@ -190,7 +198,7 @@ void lpl_attention_forward(float *out, float *lse, const float *qkv, int T, int 
                            float *scratch)
 {
     attn_ctx c = {.out = out, .lse = lse, .scratch = scratch, .qkv = qkv, .T = T, .C = C, .H = H};
-    lpl_parallel_for(H, 1, attn_forward_heads, &c);
+    lpl_parallel_for(H, rows_per_chunk((int64_t)T * T * (C / H) / 2), attn_forward_heads, &c);
 }
 
 /* Per row i: p_j = exp(s_ij - lse_i); dp_j = dO_i.v_j; ds_j = p_j (dp_j - dO_i.O_i);
@@ -232,7 +240,7 @@ void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
 {
     attn_ctx c = {.dqkv = dqkv, .scratch = scratch, .qkv = qkv, .dout = dout, .fout = out,
                   .flse = lse, .T = T, .C = C, .H = H};
-    lpl_parallel_for(H, 1, attn_backward_heads, &c);
+    lpl_parallel_for(H, rows_per_chunk((int64_t)T * T * (C / H)), attn_backward_heads, &c);
 }
 
 /* ---------------- cross-entropy ---------------- */
@@ -280,7 +288,7 @@ void lpl_crossentropy_forward(float *nll, const float *logits, const int *target
                               const uint8_t *mask, int T, int V)
 {
     ce_ctx c = {.nll = nll, .logits = logits, .targets = targets, .mask = mask, .V = V};
-    lpl_parallel_for(T, 1, ce_forward_rows, &c);
+    lpl_parallel_for(T, rows_per_chunk(V), ce_forward_rows, &c);
 }
 
 static void ce_backward_rows(void *p, int begin, int end)
@@ -308,7 +316,7 @@ void lpl_crossentropy_backward(float *dlogits, const float *logits, const int *t
 {
     ce_ctx c = {.dlogits = dlogits, .logits = logits, .targets = targets, .mask = mask, .V = V,
                 .scale = scale};
-    lpl_parallel_for(T, 1, ce_backward_rows, &c);
+    lpl_parallel_for(T, rows_per_chunk(2 * (int64_t)V), ce_backward_rows, &c);
 }
 
 void lpl_residual_forward(float *out, const float *a, const float *b, int64_t n)
