@@ -54,13 +54,15 @@ export function renderResults(table, doc) {
     fill(tbody, el('tr', {}, el('td', { class: 'muted', text: 'No results yet: press Run.' })));
     return;
   }
-  fill(thead, el('tr', {}, el('th', { text: '' }), ps.map((p) => el('th', { scope: 'col', text: p.name }))));
+  fill(thead, el('tr', {}, el('th', { text: '' }), ps.map((p) => el('th', { scope: 'col', class: 'num', text: p.name }))));
   const rows = [];
   for (const [key, label, fmt, better] of ROWS) {
     const vals = ps.map((p) => rowValue(ps, p, key));
     if (vals.every((v) => v === undefined || v === null)) continue;
     const finite = vals.filter((v) => Number.isFinite(v));
-    const best = better && finite.length > 1 ? (better === 'low' ? Math.min(...finite) : Math.max(...finite)) : null;
+    // A best value only means something when the placements differ.
+    const spread = finite.length > 1 && Math.min(...finite) !== Math.max(...finite);
+    const best = better && spread ? (better === 'low' ? Math.min(...finite) : Math.max(...finite)) : null;
     rows.push(el('tr', { dataset: { key } }, el('th', { scope: 'row', text: label }),
       vals.map((v) => {
         const isBest = best !== null && v === best;

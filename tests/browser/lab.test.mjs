@@ -32,10 +32,12 @@ async function setHp(page, values) {
 }
 
 async function choosePlacements(page, names) {
-  for (const box of await page.$$('#presets input[type=checkbox]')) {
-    const want = names.includes(await box.getAttribute('value'));
-    if ((await box.isChecked()) !== want) await box.click();
+  const all = await page.$$eval('#presets input[type=checkbox]', (els) => els.map((e) => e.value));
+  for (const v of all) {
+    // The list is redrawn after every change: look the box up afresh each time.
+    await page.locator(`#presets input[value="${v}"]`).setChecked(names.includes(v));
   }
+  await page.waitForFunction((n) => window.__lab.state.counts.length === n, names.length, { timeout: 20000 });
 }
 
 async function runToEnd(page, timeout = 120000) {
