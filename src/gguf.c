@@ -416,7 +416,7 @@ static lpl_status parse(lpl_gguf *g, const char *src, lpl_error *err)
     /* a key/value takes at least 13 bytes, a tensor info at least 32 */
     if (n_kv > (g->size - r.pos) / 13 || n_tensors > (g->size - r.pos) / 32)
         return lpl_fail(err, LPL_ERR_FORMAT,
-                        "%s: header claims %llu key/values and %llu tensors, more than a %zu-byte file can hold",
+                        "%s: truncated or corrupt: header claims %llu key/values and %llu tensors, more than a %zu-byte file can hold",
                         src, (unsigned long long)n_kv, (unsigned long long)n_tensors, g->size);
     g->kv = lpl_calloc((size_t)n_kv ? (size_t)n_kv : 1, sizeof *g->kv, "gguf key/values", err);
     g->tensors = lpl_calloc((size_t)n_tensors ? (size_t)n_tensors : 1, sizeof *g->tensors, "gguf tensors", err);

@@ -1,0 +1,89 @@
+/* loralab convert: a Hugging Face GPT-2 checkpoint directory to a GGUF model file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "lpl/model_io.h"
+
+static const char *const convert_help =
+    "usage: loralab convert --from HF_DIR --to FILE.gguf [--type q8_0|q4_0|f16|f32] [--name NAME] [--quiet]\n"
+    "\n"
+    "Converts a Hugging Face GPT-2 checkpoint (GPT2LMHeadModel: GPT-2, distilgpt2, DialoGPT)\n"
+    "to a GGUF file with llama.cpp's gpt2 names and the tokenizer inside.\n"
+    "\n"
+    "  --from HF_DIR   directory with config.json, model.safetensors or pytorch_model.bin,\n"
+    "                  and vocab.json + merges.txt (or encoder.json + vocab.bpe)\n"
+    "  --to FILE       output GGUF (written to a temporary name, then renamed)\n"
+    "  --type T        type of the weight matrices: q8_0 (default), q4_0, f16 or f32;\n"
+    "                  LayerNorms, biases and position embeddings stay f32\n"
+    "  --name NAME     general.name (default: the directory's name)\n"
+    "  --quiet         no progress on stderr\n"
+    "\n"
+    "Exit codes: 0 converted, 1 failed while converting, 2 bad usage or unreadable input.\n";
+
+/* "q8_0" -> LPL_Q8_0 ...; 0 if unknown. */
+static int parse_type(const char *s, lpl_dtype *t)
+{
+    static const struct { const char *name; lpl_dtype t; } types[] = {
+        {"q8_0", LPL_Q8_0}, {"q4_0", LPL_Q4_0}, {"f16", LPL_F16}, {"f32", LPL_F32}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(s, types[i].name)) {
+            *t = types[i].t;
+            return 1;
+        }
+    return 0;
+}
+
+static void progress(void *user, const char *stage, int64_t done, int64_t total)
+{
+    if (*(int *)user)
+        return;
+    if (!strcmp(stage, "convert"))
+        fprintf(stderr, "\rconvert: tensor %lld/%lld", (long long)done, (long long)total);
+    else if (!strcmp(stage, "write") && done == 0)
+        fprintf(stderr, "\nconvert: writing\n");
+    else if (!strcmp(stage, "read") && done == 0)
+        fprintf(stderr, "convert: reading checkpoint\n");
+}
+
+int lpl_cmd_convert(int argc, char **argv)
+{
+    cli_args a;
+    const char *from = NULL, *to = NULL, *type = "q8_0", *name = NULL;
+    int quiet = 0;
+    lpl_dtype t;
+    cli_args_init(&a, "convert", argc, argv);
+    while (cli_peek(&a) && !a.bad) {
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            fputs(convert_help, stdout);
+            return LPL_EXIT_OK;
+        }
+        if (cli_opt(&a, "--from", &from) || cli_opt(&a, "--to", &to) || cli_opt(&a, "--type", &type) ||
+            cli_opt(&a, "--name", &name))
+            continue;
+        if (cli_flag(&a, "--quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if (a.bad)
+            break;
+        return cli_usage_error("convert", "unknown argument '%s' (see loralab convert --help)", cli_peek(&a));
+    }
+    if (a.bad)
+        return LPL_EXIT_USAGE;
+    if (!from || !to)
+        return cli_usage_error("convert", "--from HF_DIR and --to FILE.gguf are required (see --help)");
+    if (!parse_type(type, &t))
+        return cli_usage_error("convert", "flag --type: '%s' is not one of q8_0, q4_0, f16, f32", type);
+    lpl_error err = {0};
+    lpl_status st = lpl_convert_hf_dir_ex(from, to, t, name, progress, &quiet, &err);
+    if (st != LPL_OK) {
+        if (!quiet)
+            fputc('\n', stderr);
+        return cli_fail("convert", st, err.msg);
+    }
+    if (!quiet)
+        fprintf(stderr, "convert: wrote %s\n", to);
+    return LPL_EXIT_OK;
+}

@@ -1,0 +1,183 @@
+/* loralab inspect: a GGUF model's config, tokenizer and tensors, as text or JSON. */
+#include <cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "lpl/gguf.h"
+#include "lpl/kernels.h"
+
+static const char *const inspect_help =
+    "usage: loralab inspect FILE.gguf [--json]\n"
+    "\n"
+    "Shows a GGUF model: file size and version, the gpt2 config (layers, width, heads,\n"
+    "context, vocabulary, LayerNorm epsilon), the tokenizer (tokens, merges, end-of-text id),\n"
+    "every tensor with its type, shape (ggml order: ne[0] first) and size, and the\n"
+    "parameter count. --json prints one JSON document on stdout instead.\n"
+    "\n"
+    "Exit codes: 0 shown, 2 bad usage or an unreadable / malformed file.\n";
+
+/* The gpt2 config keys shown, in order, with the name used in the output. */
+static const struct { const char *key, *label; } config_keys[] = {
+    {"gpt2.block_count", "n_layer"},          {"gpt2.embedding_length", "n_embd"},
+    {"gpt2.attention.head_count", "n_head"},  {"gpt2.context_length", "n_ctx"},
+    {"gpt2.feed_forward_length", "n_ff"},
+};
+
+static const char *str_or(const lpl_gguf *g, const char *key, const char *dflt)
+{
+    const char *s;
+    size_t n;
+    return lpl_gguf_get_str(g, key, &s, &n, NULL) == LPL_OK ? s : dflt;
+}
+
+static int64_t arr_len(const lpl_gguf *g, const char *key)
+{
+    uint64_t n;
+    return lpl_gguf_get_arr(g, key, NULL, &n, NULL, NULL) == LPL_OK ? (int64_t)n : -1;
+}
+
+static int64_t tensor_numel(const lpl_gguf_tensor *t)
+{
+    return t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+}
+
+static void shape_text(const lpl_gguf_tensor *t, char *buf, size_t size)
+{
+    size_t k = (size_t)snprintf(buf, size, "[");
+    for (int d = 0; d < t->n_dims && k < size; d++)
+        k += (size_t)snprintf(buf + k, size - k, d ? ", %" PRId64 : "%" PRId64, t->ne[d]);
+    if (k < size)
+        snprintf(buf + k, size - k, "]");
+}
+
+static int64_t total_params(const lpl_gguf *g)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < lpl_gguf_n_tensors(g); i++)
+        n += tensor_numel(lpl_gguf_tensor_at(g, i));
+    return n;
+}
+
+static void print_text(const char *path, const lpl_gguf *g)
+{
+    char b1[64], b2[64], shape[96];
+    uint32_t v, eos;
+    float eps;
+    printf("file: %s (%s, GGUF v%u)\n", path, cli_bytes((int64_t)lpl_gguf_file_size(g), b1, sizeof b1),
+           lpl_gguf_version(g));
+    printf("model: %s (architecture %s)\n", str_or(g, "general.name", "?"), str_or(g, "general.architecture", "?"));
+    printf("config:");
+    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++)
+        if (lpl_gguf_get_u32(g, config_keys[i].key, &v, NULL) == LPL_OK)
+            printf(" %s=%u", config_keys[i].label, v);
+    const lpl_gguf_tensor *te = lpl_gguf_find_tensor(g, "token_embd.weight");
+    if (te && te->n_dims == 2)
+        printf(" n_vocab=%" PRId64, te->ne[1]);
+    if (lpl_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, NULL) == LPL_OK)
+        printf(" ln_eps=%g", (double)eps);
+    printf("\n");
+    printf("tokenizer: %s, %" PRId64 " tokens, %" PRId64 " merges", str_or(g, "tokenizer.ggml.model", "none"),
+           arr_len(g, "tokenizer.ggml.tokens"), arr_len(g, "tokenizer.ggml.merges"));
+    if (lpl_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos, NULL) == LPL_OK)
+        printf(", end-of-text id %u", eos);
+    printf("\n");
+    printf("tensors: %" PRId64 ", %s parameters\n", lpl_gguf_n_tensors(g), cli_group(total_params(g), b1, sizeof b1));
+    for (int64_t i = 0; i < lpl_gguf_n_tensors(g); i++) {
+        const lpl_gguf_tensor *t = lpl_gguf_tensor_at(g, i);
+        shape_text(t, shape, sizeof shape);
+        printf("  %-28s %-5s %-14s %s\n", t->name, lpl_dtype_name(t->type), shape,
+               cli_bytes((int64_t)t->nbytes, b2, sizeof b2));
+    }
+}
+
+static cJSON *tensors_json(const lpl_gguf *g)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (int64_t i = 0; arr && i < lpl_gguf_n_tensors(g); i++) {
+        const lpl_gguf_tensor *t = lpl_gguf_tensor_at(g, i);
+        cJSON *o = cJSON_CreateObject(), *sh = cJSON_CreateArray();
+        for (int d = 0; d < t->n_dims; d++)
+            cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t->ne[d]));
+        cJSON_AddStringToObject(o, "name", t->name);
+        cJSON_AddStringToObject(o, "type", lpl_dtype_name(t->type));
+        cJSON_AddItemToObject(o, "shape", sh);
+        cJSON_AddNumberToObject(o, "offset", (double)t->offset);
+        cJSON_AddNumberToObject(o, "bytes", (double)t->nbytes);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static int print_json(const char *path, const lpl_gguf *g)
+{
+    uint32_t v;
+    float eps;
+    cJSON *root = cJSON_CreateObject(), *cfg = cJSON_CreateObject(), *tok = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "file", path);
+    cJSON_AddNumberToObject(root, "file_size", (double)lpl_gguf_file_size(g));
+    cJSON_AddNumberToObject(root, "gguf_version", lpl_gguf_version(g));
+    cJSON_AddStringToObject(root, "architecture", str_or(g, "general.architecture", ""));
+    cJSON_AddStringToObject(root, "name", str_or(g, "general.name", ""));
+    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++)
+        if (lpl_gguf_get_u32(g, config_keys[i].key, &v, NULL) == LPL_OK)
+            cJSON_AddNumberToObject(cfg, config_keys[i].label, v);
+    const lpl_gguf_tensor *te = lpl_gguf_find_tensor(g, "token_embd.weight");
+    if (te && te->n_dims == 2)
+        cJSON_AddNumberToObject(cfg, "n_vocab", (double)te->ne[1]);
+    if (lpl_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, NULL) == LPL_OK)
+        cJSON_AddNumberToObject(cfg, "ln_eps", eps);
+    cJSON_AddItemToObject(root, "config", cfg);
+    cJSON_AddStringToObject(tok, "model", str_or(g, "tokenizer.ggml.model", ""));
+    cJSON_AddNumberToObject(tok, "n_tokens", (double)arr_len(g, "tokenizer.ggml.tokens"));
+    cJSON_AddNumberToObject(tok, "n_merges", (double)arr_len(g, "tokenizer.ggml.merges"));
+    if (lpl_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &v, NULL) == LPL_OK)
+        cJSON_AddNumberToObject(tok, "eos_token_id", v);
+    cJSON_AddItemToObject(root, "tokenizer", tok);
+    cJSON_AddNumberToObject(root, "n_params", (double)total_params(g));
+    cJSON_AddItemToObject(root, "tensors", tensors_json(g));
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!txt) {
+        fprintf(stderr, "loralab inspect: out of memory\n");
+        return LPL_EXIT_FAILED;
+    }
+    puts(txt);
+    free(txt);
+    return LPL_EXIT_OK;
+}
+
+int lpl_cmd_inspect(int argc, char **argv)
+{
+    cli_args a;
+    const char *path = NULL;
+    int json = 0;
+    cli_args_init(&a, "inspect", argc, argv);
+    while (cli_peek(&a)) {
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
+            fputs(inspect_help, stdout);
+            return LPL_EXIT_OK;
+        }
+        if (cli_flag(&a, "--json")) {
+            json = 1;
+            continue;
+        }
+        const char *s = cli_peek(&a);
+        if (s[0] == '-' || path)
+            return cli_usage_error("inspect", "unexpected argument '%s' (see loralab inspect --help)", s);
+        path = s;
+        a.i++;
+    }
+    if (!path)
+        return cli_usage_error("inspect", "a GGUF file is required (see loralab inspect --help)");
+    lpl_error err = {0};
+    lpl_gguf *g = lpl_gguf_open(path, &err);
+    if (!g)
+        return cli_fail("inspect", err.code, err.msg);
+    int rc = json ? print_json(path, g) : (print_text(path, g), LPL_EXIT_OK);
+    lpl_gguf_close(g);
+    return rc;
+}
