@@ -4,22 +4,25 @@
 // baseline, modules touched) as rows,
 // one column per placement, best value of each row marked. Every number cell
 // carries its raw value in data-value, taken straight from results.json.
-import { el, fill, fmtInt, fmtNum, fmtBytes, fmtTime } from './dom.js';
+import { el, fill, fmtInt, fmtBytes, fmtTime } from './dom.js';
 
-// [key, label, format, better: 'low' | 'high' | null]
+// [key, label, format, better: 'low' | 'high' | null] — rows, labels and number
+// formats of the CLI's table (src/cli/cli_util.c), so both read the same.
+const fixed = (d) => (v) => v.toFixed(d);
+const signedPct = (v) => `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`;
 export const ROWS = [
-  ['eval_loss_before', 'eval loss before training', (v) => fmtNum(v, 5), null],
-  ['eval_loss', 'eval loss', (v) => fmtNum(v, 5), 'low'],
-  ['perplexity', 'perplexity = exp(eval loss)', (v) => fmtNum(v, 5), 'low'],
-  ['mean_sample_perplexity', 'mean of per-sample perplexities', (v) => fmtNum(v, 5), 'low'],
+  ['eval_loss_before', 'eval loss before', fixed(4), null],
+  ['eval_loss', 'eval loss', fixed(4), 'low'],
+  ['perplexity', 'perplexity', fixed(3), 'low'],
+  ['mean_sample_perplexity', 'mean sample perplexity', fixed(3), 'low'],
   ['trainable', 'trainable params', fmtInt, 'low'],
-  ['total', 'total params (base + adapter)', fmtInt, null],
-  ['percent', '% of total params', (v) => `${fmtNum(v, 3)} %`, 'low'],
+  ['percent', '% of total', (v) => `${v.toFixed(2)}%`, 'low'],
+  ['reduction_pct', 'parameter reduction', (v, p) => `${v.toFixed(2)}%` +
+    (Number.isFinite(p.reduction_factor) ? ` (${p.reduction_factor.toFixed(0)}x)` : ''), 'high'],
+  ['vs_baseline_pct', 'vs baseline', signedPct, null],
   ['train_seconds', 'training time', fmtTime, 'low'],
-  ['tokens_per_s', 'tokens/s', (v) => fmtNum(v, 4), 'high'],
-  ['peak_memory_bytes', 'peak memory', fmtBytes, 'low'],
-  ['reduction_pct', 'parameter reduction vs full fine-tuning', (v) => `${fmtNum(v, 4)} %`, 'high'],
-  ['vs_baseline_pct', 'trainable params vs baseline', (v) => `${v > 0 ? '+' : ''}${fmtNum(v, 3)} %`, null],
+  ['tokens_per_s', 'tokens/s', fixed(0), 'high'],
+  ['peak_memory_bytes', 'peak memory (wasm heap)', fmtBytes, null],
 ];
 
 // Where a value may sit in a placement object of results.json.
@@ -64,11 +67,11 @@ export function renderResults(table, doc) {
     const spread = finite.length > 1 && Math.min(...finite) !== Math.max(...finite);
     const best = better && spread ? (better === 'low' ? Math.min(...finite) : Math.max(...finite)) : null;
     rows.push(el('tr', { dataset: { key } }, el('th', { scope: 'row', text: label }),
-      vals.map((v) => {
+      vals.map((v, i) => {
         const isBest = best !== null && v === best;
         return el('td', { class: isBest ? 'num best' : 'num', dataset: { value: String(v) },
                           title: isBest ? 'best of this row' : undefined },
-                  Number.isFinite(v) ? fmt(v) : '–', isBest ? ' ★' : '');
+                  Number.isFinite(v) ? fmt(v, ps[i]) : '–', isBest ? ' ★' : '');
       })));
   }
   rows.push(el('tr', { dataset: { key: 'modules' } }, el('th', { scope: 'row', text: 'modules touched' }),
