@@ -1,5 +1,6 @@
 // Shared set-up of the browser tests: our server on a free port, Debian's Chromium
 // headless through playwright-core with a fresh profile, console errors collected.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,17 +23,32 @@ export function wasmHasApi() {
 }
 
 /**
- * The bundled model the page should load: models/lab-small.q8_0.gguf if present,
- * else the first GGUF in models/ or tests/fixtures/. Returns {dir, file} or null.
+ * The bundled model the page should load: $LPL_TEST_MODEL, models/lab-small.q8_0.gguf,
+ * any GGUF in models/, else the tiny fixture checkpoint converted to Q8_0 with the
+ * native CLI ($LPL_BUILD_DIR/loralab convert). Returns {dir, file} or null.
  */
 export function findModel() {
   const env = process.env.LPL_TEST_MODEL;
   if (env) return { dir: path.dirname(path.resolve(env)), file: path.basename(env) };
-  for (const dir of [path.join(REPO, 'models'), path.join(REPO, 'tests', 'fixtures')]) {
-    if (!fs.existsSync(dir)) continue;
-    const files = fs.readdirSync(dir).filter((f) => f.endsWith('.gguf')).sort();
+  const models = path.join(REPO, 'models');
+  if (fs.existsSync(models)) {
+    const files = fs.readdirSync(models).filter((f) => f.endsWith('.gguf')).sort();
     const pick = files.includes('lab-small.q8_0.gguf') ? 'lab-small.q8_0.gguf' : files[0];
-    if (pick) return { dir, file: pick };
+    if (pick) return { dir: models, file: pick };
+  }
+  const dir = path.join(os.tmpdir(), `lpl-browser-model-${process.pid}`);
+  const file = 'tiny-gpt2.q8_0.gguf';
+  if (fs.existsSync(path.join(dir, file))) return { dir, file };
+  for (const b of [process.env.LPL_BUILD_DIR, path.join(REPO, 'build')].filter(Boolean)) {
+    const exe = path.join(path.resolve(b), 'loralab');
+    if (!fs.existsSync(exe)) continue;
+    fs.mkdirSync(dir, { recursive: true });
+    const r = spawnSync(exe, ['convert', '--from', path.join(REPO, 'tests', 'fixtures', 'tiny-gpt2'),
+                              '--to', path.join(dir, file), '--type', 'q8_0', '--quiet'], { encoding: 'utf8' });
+    if (r.status === 0 && fs.existsSync(path.join(dir, file))) {
+      process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+      return { dir, file };
+    }
   }
   return null;
 }

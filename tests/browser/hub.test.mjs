@@ -17,7 +17,7 @@ function findCheckpoints() {
   const found = { safetensors: null, bin: null };
   const visit = (dir, depth) => {
     if (!fs.existsSync(dir) || depth > 2) return;
-    const names = fs.readdirSync(dir);
+    const names = fs.readdirSync(dir).sort();
     if (names.includes('config.json')) {
       if (!found.safetensors && names.includes('model.safetensors')) found.safetensors = dir;
       if (!found.bin && names.includes('pytorch_model.bin')) found.bin = dir;
