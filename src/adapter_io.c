@@ -323,10 +323,10 @@ lpl_lora *lpl_adapter_load(const char *dir, const lpl_gpt2_config *mc, lpl_error
     size_t n_cfg, n_bytes;
     lpl_lora *l = NULL;
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    if (lpl_read_file(path, &cfg, &n_cfg, err))
+    if (lpl_file_read_all(path, &cfg, &n_cfg, err))
         goto done;
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    if (lpl_read_file(path, &bytes, &n_bytes, err))
+    if (lpl_file_read_all(path, &bytes, &n_bytes, err))
         goto done;
     l = lpl_adapter_from_memory(cfg, bytes, n_bytes, mc, err);
     if (!l && err) {

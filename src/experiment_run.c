@@ -444,7 +444,9 @@ static lpl_status unit_eval(lpl_run *r, int epoch, lpl_error *err)
     double t = lpl_now_seconds();
     lpl_eval_point e;
     lpl_status st = eval_pass(r, p->lora, &e, err);
-    if (st)
+    if (st == LPL_ERR_NUMERIC)
+        e.eval_loss = NAN; /* reported below as this placement's failure */
+    else if (st)
         return st;
     r->t_eval_units += lpl_now_seconds() - t;
     r->n_eval_units++;
@@ -549,9 +551,16 @@ static lpl_status unit_train(lpl_run *r, lpl_error *err)
     lpl_loss l;
     int tokens;
     lpl_status st = batch_grads(r, lora, r->pos, end, &l, &tokens, err);
+    char msg[256];
+    if (st == LPL_ERR_NUMERIC) {
+        snprintf(msg, sizeof msg,
+                 "non-finite loss or gradient at step %d of placement '%s' (lr %g): the learning rate is "
+                 "probably too high, or the model overflowed", r->step + 1, name, r->cfg.lr);
+        fail_placement(r, msg);
+        return LPL_OK;
+    }
     if (st)
         return st;
-    char msg[256];
     if (!isfinite(l.loss)) {
         snprintf(msg, sizeof msg,
                  "non-finite loss at step %d of placement '%s' (lr %g): the learning rate is probably "

@@ -189,7 +189,7 @@ done:
     return st;
 }
 
-lpl_status lpl_read_file(const char *path, char **data, size_t *n, lpl_error *err)
+lpl_status lpl_file_read_all(const char *path, char **data, size_t *n, lpl_error *err)
 {
     *data = NULL;
     *n = 0;

@@ -120,6 +120,7 @@ static void test_config(void)
     c2.max_len = 512;
     CHECK(lpl_experiment_check(&c2, &tc, &err) == LPL_ERR_INVALID && strstr(err.msg, "context"), "%s", err.msg);
     lpl_experiment_default(&c2);
+    c2.max_len = 64;
     lpl_placement_parse("far=c_fc@7", &c2.placements[0], &err);
     CHECK(lpl_experiment_check(&c2, &tc, &err) == LPL_ERR_INVALID && strstr(err.msg, "far"), "layer out of range: %s",
           err.msg);
@@ -204,9 +205,9 @@ static void fixture_free(fixture *f)
 static void small_config(lpl_experiment_config *c)
 {
     lpl_experiment_default(c);
-    c->n_train = 6;
-    c->n_eval = 3;
-    c->max_len = 48;
+    c->n_train = 4;
+    c->n_eval = 2;
+    c->max_len = 40;
     c->epochs = 2;
     c->lr = 5e-3f;
     c->dropout = 0.0f;
@@ -277,8 +278,8 @@ static void test_run(fixture *f)
         return;
     event_counts ec = {0};
     drive(r, &ec, 0);
-    /* 6 examples, batch 1: 6 steps per epoch, 2 epochs, 2 placements */
-    CHECK(ec.start == 1 && ec.step == 24 && ec.done_p == 2 && ec.done == 1 && !ec.cancelled, "events %d %d %d %d",
+    /* 4 examples, batch 1: 4 steps per epoch, 2 epochs, 2 placements */
+    CHECK(ec.start == 1 && ec.step == 16 && ec.done_p == 2 && ec.done == 1 && !ec.cancelled, "events %d %d %d %d",
           ec.start, ec.step, ec.done_p, ec.done);
     CHECK(ec.eval == 1 + 2 * 3, "eval events %d (base + per placement before + 2 epochs)", ec.eval);
 
@@ -292,12 +293,11 @@ static void test_run(fixture *f)
         CHECK(!strcmp(cJSON_GetObjectItem(p, "status")->valuestring, "done"), "placement %d done", i);
         CHECK(after < before, "placement %d: eval loss %.5f after training, %.5f before", i, after, before);
         CHECK_CLOSE(jnum(p, "perplexity"), exp(after), 0, 1e-12, "perplexity == exp(eval loss)");
-        CHECK(jnum(p, "mean_sample_perplexity") >= jnum(p, "perplexity"), "mean per-sample ppl >= ppl (Jensen)");
         cJSON *loss = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "steps"), "loss");
         cJSON *lr = cJSON_GetObjectItem(cJSON_GetObjectItem(p, "steps"), "lr");
-        CHECK(cJSON_GetArraySize(loss) == 12 && cJSON_GetArraySize(lr) == 12, "12 steps recorded");
-        for (int k = 0; k < 12; k++) {
-            float want = lpl_schedule_lr(LPL_SCHED_COSINE, c.lr, k, 0, 12);
+        CHECK(cJSON_GetArraySize(loss) == 8 && cJSON_GetArraySize(lr) == 8, "8 steps recorded");
+        for (int k = 0; k < 8; k++) {
+            float want = lpl_schedule_lr(LPL_SCHED_COSINE, c.lr, k, 0, 8);
             CHECK_CLOSE(cJSON_GetArrayItem(lr, k)->valuedouble, want, 0, 1e-6, "cosine lr per step");
         }
         CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(p, "evals")) == 3, "evals before + 2 epochs");
@@ -313,9 +313,9 @@ static void test_run(fixture *f)
     /* the final eval loss is the token-weighted loss of the trained adapter, recomputed here */
     const lpl_lora *l = lpl_run_adapter(r, 0);
     lpl_example_set ex;
-    lpl_alpaca_set ev3 = {f->eval.records, 3};
+    lpl_alpaca_set ev3 = {f->eval.records, 2};
     CHECK(lpl_examples_build(&ev3, f->tok, c.max_len, 0, &ex, &err) == LPL_OK, "%s", err.msg);
-    double nll = 0;
+    double nll = 0, sum_ppl = 0;
     int64_t ntok = 0;
     lpl_gpt2_state *s = lpl_gpt2_state_new(f->model, c.max_len, 0, &err);
     for (int i = 0; i < ex.n; i++) {
@@ -324,8 +324,10 @@ static void test_run(fixture *f)
                          &ls, &err);
         nll += ls.nll_sum;
         ntok += ls.n_scored;
+        sum_ppl += exp(ls.nll_sum / ls.n_scored);
     }
     CHECK_CLOSE(jnum(p0, "eval_loss"), nll / (double)ntok, 0, 1e-12, "eval loss = total NLL / total tokens");
+    CHECK_CLOSE(jnum(p0, "mean_sample_perplexity"), sum_ppl / ex.n, 0, 1e-12, "mean of per-sample perplexities");
     lpl_gpt2_state_free(s);
     lpl_examples_free(&ex);
 
@@ -340,14 +342,16 @@ static void test_run(fixture *f)
     int lines = 0;
     for (char *q = steps; q && *q; q++)
         lines += *q == '\n';
-    CHECK(lines == 24, "steps.jsonl has %d lines", lines);
+    CHECK(lines == 16, "steps.jsonl has %d lines", lines);
 
     /* same seed, same losses */
+    c.n_placements = 1;
+    c.placements[0] = c.placements[1];
     lpl_run *r2 = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, NULL, &err);
     event_counts ec2 = {0};
     drive(r2, &ec2, 0);
     lpl_placement_summary s2;
-    lpl_run_summary(r2, 1, &s2, &err);
+    lpl_run_summary(r2, 0, &s2, &err);
     lpl_run_summary(r, 1, &sum, &err);
     CHECK(s2.eval_loss == sum.eval_loss, "deterministic: %.9g vs %.9g", s2.eval_loss, sum.eval_loss);
     lpl_run_free(r2);
@@ -382,7 +386,7 @@ static void test_resume(fixture *f)
     CHECK(lpl_run_n_completed(r2) == 1, "one placement taken from the saved run");
     event_counts ec2 = {0};
     drive(r2, &ec2, 0);
-    CHECK(ec2.done_p == 1 && ec2.step == 6, "resume trains only the rest (%d placements, %d steps)", ec2.done_p,
+    CHECK(ec2.done_p == 1 && ec2.step == 4, "resume trains only the rest (%d placements, %d steps)", ec2.done_p,
           ec2.step);
     char *again = lpl_run_placement_json(r2, 0);
     CHECK(first && again && !strcmp(first, again), "resumed placement kept verbatim");
@@ -446,7 +450,7 @@ static void test_failures(fixture *f)
 
 static void test_batch(fixture *f)
 {
-    /* batch 3 over 6 examples: 2 steps per epoch; loss of a step is over all its tokens */
+    /* batch 3 over 4 examples: 2 steps per epoch (3 + 1); loss of a step is over all its tokens */
     lpl_experiment_config c;
     small_config(&c);
     c.batch_size = 3;

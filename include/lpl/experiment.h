@@ -125,7 +125,8 @@ typedef struct {
     int n_samples;             /* examples with at least one scored token */
     double eval_loss;          /* nll_sum / n_tokens */
     double perplexity;         /* exp(eval_loss) */
-    double mean_sample_perplexity; /* mean over samples of exp(sample loss): >= perplexity */
+    double mean_sample_perplexity; /* mean over samples of exp(sample loss); usually above
+                                  * perplexity (Jensen) and dominated by the worst sample */
 } lpl_eval_result;
 
 /* Eval loss of the model (with lora if non-NULL, no dropout) over examples.
@@ -287,6 +288,6 @@ lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, l
 /* Creates a directory and its parents (like mkdir -p). LPL_ERR_IO names the directory. */
 lpl_status lpl_make_dirs(const char *dir, lpl_error *err);
 /* Reads a whole file into a malloc'd NUL-terminated buffer. LPL_ERR_IO names the file. */
-lpl_status lpl_read_file(const char *path, char **data, size_t *n, lpl_error *err);
+lpl_status lpl_file_read_all(const char *path, char **data, size_t *n, lpl_error *err);
 
 #endif

@@ -524,7 +524,7 @@ void cli_print_table(FILE *f, const lpl_run *r)
         fputc('\n', f);
     }
     fprintf(f, "(* best in the row; perplexity = exp(eval loss) over all scored eval tokens; "
-               "mean sample perplexity = mean of exp(per-example loss), always >= perplexity)\n\n"
+               "mean sample perplexity = mean of exp(per-example loss), dominated by the worst examples)\n\n"
                "modules adapted:\n");
     for (int i = 0; i < n; i++) {
         fprintf(f, "  %s: %s", s[i].name, s[i].modules);

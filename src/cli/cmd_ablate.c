@@ -73,7 +73,7 @@ static lpl_status resume_config(const char *dir, lpl_experiment_config *c, char 
     char path[LPL_EXP_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/results.json", dir);
     size_t n;
-    lpl_status st = lpl_read_file(path, results, &n, err);
+    lpl_status st = lpl_file_read_all(path, results, &n, err);
     if (st)
         return lpl_fail(err, st, "--resume %s: no results.json to resume from (%s)", dir, err->msg);
     cJSON *root = cJSON_Parse(*results);

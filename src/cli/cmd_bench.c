@@ -445,7 +445,7 @@ static void add_components(cJSON *o, const bench_result *r)
     cJSON_AddNumberToObject(t, "lm_head", c->lm_head);
     cJSON_AddNumberToObject(t, "layernorm", c->layernorm);
     cJSON_AddNumberToObject(t, "optimizer", r->optimizer);
-    double other = r->median - c->total - r->optimizer;
+    double other = r->mean - c->total - r->optimizer;
     cJSON_AddNumberToObject(t, "other", other > 0 ? other : 0);
     cJSON_AddNumberToObject(t, "model_total", c->total);
 }
@@ -519,16 +519,16 @@ static void print_table(const bench_opts *o, const bench_result *r)
            "setup peak %.1f MiB\n", r->peak / mib, memory_kind(), r->in_use_peak / mib,
            r->model_bytes / mib, r->state_bytes / mib, r->setup_peak / mib);
     printf("loss:        %.4f (first step) -> %.4f (last step)\n", r->first_loss, r->last_loss);
-    printf("time per step by component (engine timers):\n");
-    print_row("embed", c->embed, r->median);
-    print_row("attention", c->attention, r->median);
-    print_row("mlp", c->mlp, r->median);
-    print_row("lora", c->lora, r->median);
-    print_row("lm_head", c->lm_head, r->median);
-    print_row("layernorm", c->layernorm, r->median);
-    print_row("optimizer", r->optimizer, r->median);
-    double other = r->median - c->total - r->optimizer;
-    print_row("other", other > 0 ? other : 0, r->median);
+    printf("time per step by component (engine timers, mean over the timed steps):\n");
+    print_row("embed", c->embed, r->mean);
+    print_row("attention", c->attention, r->mean);
+    print_row("mlp", c->mlp, r->mean);
+    print_row("lora", c->lora, r->mean);
+    print_row("lm_head", c->lm_head, r->mean);
+    print_row("layernorm", c->layernorm, r->mean);
+    print_row("optimizer", r->optimizer, r->mean);
+    double other = r->mean - c->total - r->optimizer;
+    print_row("other", other > 0 ? other : 0, r->mean);
 }
 
 int lpl_cmd_bench(int argc, char **argv)
