@@ -1,12 +1,24 @@
 /* Matrix products of linear layers, written once against the SIMD layer.
- * First, simple version: dot products and axpys, threaded over output blocks.
- * Every output element is summed by one thread in an order fixed by the shapes. */
+ *
+ * Every product is one blocked GEMM, C[M][N] (+)= sum_k A(i,k) B(k,j), in the usual
+ * shape: the output is cut into tasks of MC x NC elements that threads take; inside
+ * a task, K is walked in blocks of KC; for each block the task packs its slice of A
+ * into panels of MR rows and its slice of B into panels of NR columns (dequantising
+ * weights on the way, so a quantized matrix is never expanded in full), and a
+ * register tile of MR x NR accumulators runs over the block.
+ *
+ * Determinism: an element of C is computed by exactly one task, summing k in
+ * order within KC blocks and the blocks in order. KC is a constant and padding
+ * lanes never mix with real ones, so the result does not depend on the number of
+ * threads, on MC/NC, or on where the element sits in its tile. */
 #include "lpl/kernels.h"
 
 #include "lpl/simd.h"
 #include "lpl/threads.h"
 
 #include <string.h>
+
+/* ---- level 1 ---- */
 
 float lpl_dot(const float *a, const float *b, int64_t n)
 {
@@ -41,111 +53,257 @@ void lpl_axpy(float *y, float a, const float *x, int64_t n)
         y[i] += a * x[i];
 }
 
-/* ---- weight rows of any type ---- */
+/* ---- blocking ---- */
 
-/* Pointer to row r of W, then dequantised columns [k0, k0 + n) into dst
- * (k0 and n multiples of 32 for quantized types, except a final short piece). */
-static void weight_piece(const lpl_matrix *W, int r, int k0, int n, float *dst)
+/* Register tile: MR rows x NR columns (NRV vectors). 16 vector registers hold
+ * MR*NRV accumulators plus NRV loads of B and one broadcast of A (and, without FMA,
+ * one product). */
+#if LPL_VW >= 8
+#define MR 6
+#define NRV 2
+#elif LPL_VW == 4
+#define MR 4
+#define NRV 2
+#else
+#define MR 4
+#define NRV 4
+#endif
+#define NR (NRV * LPL_VW)
+#define KC 256          /* depth of a block: fixes the summation order, never change per call */
+#define MC_MAX (24 * MR) /* rows of a task */
+#define NC_MAX 256      /* columns of a task (multiple of 32 and of NR) */
+
+/* Per-thread packing buffers: A block [MC_MAX/MR panels][KC][MR], B block
+ * [NC_MAX/NR panels][KC][NR], and one dequantised row piece. */
+static _Thread_local float t_apack[MC_MAX * KC] __attribute__((aligned(64)));
+static _Thread_local float t_bpack[KC * NC_MAX] __attribute__((aligned(64)));
+static _Thread_local float t_row[KC > NC_MAX ? KC : NC_MAX] __attribute__((aligned(64)));
+
+/* ---- operands ---- */
+
+/* A(i,k): row-major A[i*lda + k] or, transposed, A[k*lda + i]. */
+typedef struct {
+    const float *p;
+    int64_t lda;
+    int trans;
+} a_operand;
+
+/* B(k,j) from a matrix of element type `type` with rows of `cols` elements:
+ * rows along j (B(k,j) = row k, column j: nn, tn, input gradient) or along k
+ * (B(k,j) = row j, column k: nt, forward). */
+typedef struct {
+    const void *p;
+    lpl_dtype type;
+    int cols;
+    int rows_along_k; /* 1: row j holds B(.,j) */
+} b_operand;
+
+typedef struct {
+    float *C;
+    int M, N, K, acc;
+    const float *bias; /* added once to each output element, after its sum */
+    a_operand a;
+    b_operand b;
+    int nc, mc, tasks_n;
+} gemm;
+
+/* Columns [c0, c0 + n) of row r of a typed matrix, as fp32, into dst (c0 and n
+ * multiples of 32 for quantized types). */
+static void row_piece(const b_operand *b, int64_t r, int c0, int n, float *dst)
 {
-    size_t row_bytes = lpl_dtype_row_bytes(W->type, W->cols);
-    const uint8_t *row = (const uint8_t *)W->data + (size_t)r * row_bytes;
-    switch (W->type) {
+    size_t row_bytes = lpl_dtype_row_bytes(b->type, b->cols);
+    const uint8_t *row = (const uint8_t *)b->p + (size_t)r * row_bytes;
+    switch (b->type) {
     case LPL_F32:
-        memcpy(dst, (const float *)row + k0, (size_t)n * sizeof(float));
+        memcpy(dst, (const float *)row + c0, (size_t)n * sizeof(float));
         return;
     case LPL_F16:
     case LPL_BF16:
-        lpl_dequantize_row(W->type, (const uint16_t *)row + k0, dst, n);
+        lpl_dequantize_row(b->type, (const uint16_t *)row + c0, dst, n);
         return;
     case LPL_Q8_0:
-        lpl_dequantize_row(W->type, (const lpl_block_q8_0 *)row + k0 / LPL_QK, dst, n);
+        lpl_dequantize_row(b->type, (const lpl_block_q8_0 *)row + c0 / LPL_QK, dst, n);
         return;
     case LPL_Q4_0:
-        lpl_dequantize_row(W->type, (const lpl_block_q4_0 *)row + k0 / LPL_QK, dst, n);
+        lpl_dequantize_row(b->type, (const lpl_block_q4_0 *)row + c0 / LPL_QK, dst, n);
         return;
     }
     memset(dst, 0, (size_t)n * sizeof(float));
 }
 
-#define KPIECE 512 /* columns of a weight row dequantised at a time (multiple of 32) */
+/* ---- packing ---- */
 
-/* ---- Y = X . W^T (+ bias) ---- */
-
-typedef struct {
-    float *Y;
-    const float *X;
-    const lpl_matrix *W;
-    const float *bias;
-    int T, accumulate;
-} fwd_ctx;
-
-static void forward_range(void *arg, int j0, int j1)
+/* A(i0.., k0..) of mc x kc into panels [mc/MR][kc][MR], zero rows past mc. */
+static void pack_a(const a_operand *a, int i0, int mc, int k0, int kc, float *dst)
 {
-    const fwd_ctx *c = arg;
-    int N = c->W->rows, K = c->W->cols;
-    float buf[KPIECE];
-    for (int j = j0; j < j1; j++) {
-        for (int k0 = 0; k0 < K; k0 += KPIECE) {
-            int kn = K - k0 < KPIECE ? K - k0 : KPIECE;
-            weight_piece(c->W, j, k0, kn, buf);
-            for (int t = 0; t < c->T; t++) {
-                float s = lpl_dot(c->X + (size_t)t * K + k0, buf, kn);
-                float *y = c->Y + (size_t)t * N + j;
-                *y = (k0 == 0 && !c->accumulate) ? s : *y + s;
+    for (int p = 0; p < mc; p += MR, dst += (size_t)kc * MR) {
+        int mr = mc - p < MR ? mc - p : MR;
+        if (a->trans) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = a->p + (int64_t)(k0 + k) * a->lda + i0 + p;
+                for (int ii = 0; ii < MR; ii++)
+                    dst[k * MR + ii] = ii < mr ? src[ii] : 0.0f;
+            }
+        } else {
+            for (int ii = 0; ii < MR; ii++) {
+                const float *src = a->p + (int64_t)(i0 + p + ii) * a->lda + k0;
+                if (ii < mr)
+                    for (int k = 0; k < kc; k++)
+                        dst[k * MR + ii] = src[k];
+                else
+                    for (int k = 0; k < kc; k++)
+                        dst[k * MR + ii] = 0.0f;
             }
         }
-        if (c->bias)
-            for (int t = 0; t < c->T; t++)
-                c->Y[(size_t)t * N + j] += c->bias[j];
     }
 }
+
+/* B(k0.., j0..) of kc x nc into panels [nc/NR][kc][NR], zero columns past nc. */
+static void pack_b(const b_operand *b, int k0, int kc, int j0, int nc, float *dst)
+{
+    int npanels = (nc + NR - 1) / NR;
+    if (b->rows_along_k) {
+        for (int j = 0; j < npanels * NR; j++) {
+            float *col = dst + (size_t)(j / NR) * kc * NR + j % NR;
+            if (j < nc) {
+                row_piece(b, j0 + j, k0, kc, t_row);
+                for (int k = 0; k < kc; k++)
+                    col[k * NR] = t_row[k];
+            } else {
+                for (int k = 0; k < kc; k++)
+                    col[k * NR] = 0.0f;
+            }
+        }
+    } else {
+        for (int k = 0; k < kc; k++) {
+            row_piece(b, k0 + k, j0, nc, t_row);
+            for (int j = nc; j < npanels * NR; j++)
+                t_row[j] = 0.0f;
+            for (int p = 0; p < npanels; p++)
+                memcpy(dst + ((size_t)p * kc + k) * NR, t_row + p * NR, NR * sizeof(float));
+        }
+    }
+}
+
+/* ---- register tile ---- */
+
+/* C[mr][nr] (ldc) = (overwrite ? 0 : C) + Ap . Bp over kc, then + bias[0..nr). */
+static void micro_tile(int kc, const float *ap, const float *bp, float *C, int64_t ldc, int mr,
+                       int nr, int overwrite, const float *bias)
+{
+    lpl_vf acc[MR][NRV];
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < NRV; v++)
+            acc[i][v] = lpl_vf_zero();
+    for (int k = 0; k < kc; k++, ap += MR, bp += NR) {
+        lpl_vf b[NRV];
+        for (int v = 0; v < NRV; v++)
+            b[v] = lpl_vf_load(bp + v * LPL_VW);
+        for (int i = 0; i < MR; i++) {
+            lpl_vf a = lpl_vf_set1(ap[i]);
+            for (int v = 0; v < NRV; v++)
+                acc[i][v] = lpl_vf_madd(a, b[v], acc[i][v]);
+        }
+    }
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++)
+            for (int v = 0; v < NRV; v++) {
+                float *c = C + i * ldc + v * LPL_VW;
+                lpl_vf r = overwrite ? acc[i][v] : lpl_vf_add(lpl_vf_load(c), acc[i][v]);
+                if (bias)
+                    r = lpl_vf_add(r, lpl_vf_load(bias + v * LPL_VW));
+                lpl_vf_store(c, r);
+            }
+        return;
+    }
+    /* edge tile: the same additions, element by element */
+    float t[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int v = 0; v < NRV; v++)
+            lpl_vf_store(&t[i][v * LPL_VW], acc[i][v]);
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            float *c = C + i * ldc + j;
+            float r = overwrite ? t[i][j] : *c + t[i][j];
+            *c = bias ? r + bias[j] : r;
+        }
+}
+
+/* ---- driver ---- */
+
+static void gemm_task(const gemm *g, int task)
+{
+    int i0 = (task / g->tasks_n) * g->mc, j0 = (task % g->tasks_n) * g->nc;
+    int mc = g->M - i0 < g->mc ? g->M - i0 : g->mc;
+    int nc = g->N - j0 < g->nc ? g->N - j0 : g->nc;
+    for (int k0 = 0; k0 < g->K; k0 += KC) {
+        int kc = g->K - k0 < KC ? g->K - k0 : KC;
+        int overwrite = k0 == 0 && !g->acc, last = k0 + kc >= g->K;
+        pack_b(&g->b, k0, kc, j0, nc, t_bpack);
+        pack_a(&g->a, i0, mc, k0, kc, t_apack);
+        for (int jp = 0; jp < nc; jp += NR) {
+            const float *bp = t_bpack + (size_t)(jp / NR) * kc * NR;
+            const float *bias = last && g->bias ? g->bias + j0 + jp : NULL;
+            int nr = nc - jp < NR ? nc - jp : NR;
+            for (int ip = 0; ip < mc; ip += MR) {
+                int mr = mc - ip < MR ? mc - ip : MR;
+                float *C = g->C + (int64_t)(i0 + ip) * g->N + j0 + jp;
+                micro_tile(kc, t_apack + (size_t)(ip / MR) * kc * MR, bp, C, g->N, mr, nr,
+                           overwrite, bias);
+            }
+        }
+    }
+}
+
+static void gemm_range(void *ctx, int begin, int end)
+{
+    for (int t = begin; t < end; t++)
+        gemm_task(ctx, t);
+}
+
+/* Task sizes only change who computes what, never the result. */
+static void gemm_run(gemm *g)
+{
+    if (g->M <= 0 || g->N <= 0)
+        return;
+    if (g->K == 0) { /* an empty sum */
+        for (int i = 0; i < g->M; i++)
+            for (int j = 0; j < g->N; j++) {
+                float *c = g->C + (int64_t)i * g->N + j;
+                float r = g->acc ? *c : 0.0f;
+                *c = g->bias ? r + g->bias[j] : r;
+            }
+        return;
+    }
+    int threads = lpl_threads_count();
+    /* enough column tasks for every thread, in multiples of 32 (quantized rows) */
+    int per = (g->N + 3 * threads - 1) / (3 * threads);
+    g->nc = (per + 31) / 32 * 32;
+    if (g->nc < 64)
+        g->nc = 64;
+    if (g->nc > NC_MAX)
+        g->nc = NC_MAX;
+    int mblocks = (g->M + MC_MAX - 1) / MC_MAX;
+    g->mc = ((g->M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
+    g->tasks_n = (g->N + g->nc - 1) / g->nc;
+    lpl_parallel_for(mblocks * g->tasks_n, 1, gemm_range, g);
+}
+
+/* ---- public products ---- */
 
 void lpl_linear_forward(float *Y, const float *X, const lpl_matrix *W, const float *bias,
                         int T, int accumulate)
 {
-    fwd_ctx c = {Y, X, W, bias, T, accumulate};
-    if (W->cols == 0 && !accumulate) /* an empty sum is zero */
-        for (int64_t i = 0; i < (int64_t)T * W->rows; i++)
-            Y[i] = 0.0f;
-    if (W->cols == 0) {
-        if (bias)
-            for (int t = 0; t < T; t++)
-                lpl_axpy(Y + (size_t)t * W->rows, 1.0f, bias, W->rows);
-        return;
-    }
-    lpl_parallel_for(W->rows, 4, forward_range, &c);
-}
-
-/* ---- dX += dY . W ---- */
-
-typedef struct {
-    float *dX;
-    const float *dY;
-    const lpl_matrix *W;
-    int T;
-} bwd_in_ctx;
-
-/* Handles column pieces [p0, p1) of 32 columns each. */
-static void backward_input_range(void *arg, int p0, int p1)
-{
-    const bwd_in_ctx *c = arg;
-    int N = c->W->rows, K = c->W->cols;
-    float buf[LPL_QK];
-    for (int p = p0; p < p1; p++) {
-        int k0 = p * LPL_QK;
-        int kn = K - k0 < LPL_QK ? K - k0 : LPL_QK;
-        for (int n = 0; n < N; n++) {
-            weight_piece(c->W, n, k0, kn, buf);
-            for (int t = 0; t < c->T; t++)
-                lpl_axpy(c->dX + (size_t)t * K + k0, c->dY[(size_t)t * N + n], buf, kn);
-        }
-    }
+    gemm g = {Y, T, W->rows, W->cols, accumulate, bias, {X, W->cols, 0},
+              {W->data, W->type, W->cols, 1}, 0, 0, 0};
+    gemm_run(&g);
 }
 
 void lpl_linear_backward_input(float *dX, const float *dY, const lpl_matrix *W, int T)
 {
-    bwd_in_ctx c = {dX, dY, W, T};
-    lpl_parallel_for((W->cols + LPL_QK - 1) / LPL_QK, 1, backward_input_range, &c);
+    gemm g = {dX, T, W->cols, W->rows, 1, NULL, {dY, W->rows, 0},
+              {W->data, W->type, W->cols, 0}, 0, 0, 0};
+    gemm_run(&g);
 }
 
 void lpl_linear_backward_weight(float *dW, const float *dY, const float *X, int T, int N, int K)
@@ -159,63 +317,20 @@ void lpl_bias_backward(float *db, const float *dY, int T, int N)
         lpl_axpy(db, 1.0f, dY + (size_t)t * N, N);
 }
 
-/* ---- plain fp32 products ---- */
-
-typedef struct {
-    float *C;
-    const float *A, *B;
-    int M, N, K, acc;
-} mm_ctx;
-
-static void nt_range(void *arg, int j0, int j1)
-{
-    const mm_ctx *c = arg;
-    for (int j = j0; j < j1; j++)
-        for (int i = 0; i < c->M; i++) {
-            float s = lpl_dot(c->A + (size_t)i * c->K, c->B + (size_t)j * c->K, c->K);
-            float *y = c->C + (size_t)i * c->N + j;
-            *y = c->acc ? *y + s : s;
-        }
-}
-
 void lpl_matmul_nt(float *C, const float *A, const float *B, int M, int N, int K, int acc)
 {
-    mm_ctx c = {C, A, B, M, N, K, acc};
-    lpl_parallel_for(N, 4, nt_range, &c);
-}
-
-static void nn_range(void *arg, int i0, int i1)
-{
-    const mm_ctx *c = arg;
-    for (int i = i0; i < i1; i++) {
-        float *y = c->C + (size_t)i * c->N;
-        if (!c->acc)
-            memset(y, 0, (size_t)c->N * sizeof(float));
-        for (int k = 0; k < c->K; k++)
-            lpl_axpy(y, c->A[(size_t)i * c->K + k], c->B + (size_t)k * c->N, c->N);
-    }
+    gemm g = {C, M, N, K, acc, NULL, {A, K, 0}, {B, LPL_F32, K, 1}, 0, 0, 0};
+    gemm_run(&g);
 }
 
 void lpl_matmul_nn(float *C, const float *A, const float *B, int M, int N, int K, int acc)
 {
-    mm_ctx c = {C, A, B, M, N, K, acc};
-    lpl_parallel_for(M, 1, nn_range, &c);
-}
-
-static void tn_range(void *arg, int i0, int i1)
-{
-    const mm_ctx *c = arg;
-    for (int i = i0; i < i1; i++) {
-        float *y = c->C + (size_t)i * c->N;
-        if (!c->acc)
-            memset(y, 0, (size_t)c->N * sizeof(float));
-        for (int k = 0; k < c->K; k++)
-            lpl_axpy(y, c->A[(size_t)k * c->M + i], c->B + (size_t)k * c->N, c->N);
-    }
+    gemm g = {C, M, N, K, acc, NULL, {A, K, 0}, {B, LPL_F32, N, 0}, 0, 0, 0};
+    gemm_run(&g);
 }
 
 void lpl_matmul_tn(float *C, const float *A, const float *B, int M, int N, int K, int acc)
 {
-    mm_ctx c = {C, A, B, M, N, K, acc};
-    lpl_parallel_for(M, 1, tn_range, &c);
+    gemm g = {C, M, N, K, acc, NULL, {A, M, 1}, {B, LPL_F32, N, 0}, 0, 0, 0};
+    gemm_run(&g);
 }

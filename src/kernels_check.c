@@ -92,7 +92,7 @@ typedef struct { int M, N, K; } shape;
 
 static const shape k_shapes[] = {
     {1, 1, 1},   {1, 7, 3},    {5, 1, 9},    {3, 17, 33},  {13, 19, 64},  {1, 300, 5},
-    {37, 41, 129}, {64, 70, 96}, {2, 3, 1000}, {100, 1, 17}, {9, 130, 257}, {130, 9, 31},
+    {37, 41, 129}, {64, 70, 96}, {2, 3, 1000}, {100, 1, 17}, {9, 130, 257}, {130, 9, 31}, {150, 5, 7}, {300, 33, 20},
 };
 #define N_SHAPES ((int)(sizeof k_shapes / sizeof k_shapes[0]))
 
@@ -165,7 +165,7 @@ static void *make_weight(lpl_dtype ty, const float *src, float *deq, int rows, i
 
 static const lpl_dtype k_types[] = {LPL_F32, LPL_F16, LPL_BF16, LPL_Q8_0, LPL_Q4_0};
 static const shape k_linear_shapes[] = { /* M = T, N = out, K = in (multiple of 32) */
-    {1, 1, 32}, {3, 5, 32}, {5, 17, 64}, {33, 45, 96}, {2, 70, 160}, {1, 130, 32}, {67, 3, 288},
+    {1, 1, 32}, {3, 5, 32}, {5, 17, 64}, {33, 45, 96}, {2, 70, 160}, {1, 130, 32}, {67, 3, 288}, {160, 9, 64},
 };
 #define N_LINEAR ((int)(sizeof k_linear_shapes / sizeof k_linear_shapes[0]))
 
@@ -484,6 +484,7 @@ size_t lpl_kernels_fingerprint(char *buf, size_t cap)
     put(&s, "{");
     fingerprint_plain(&s, 7, 33, 45);
     fingerprint_plain(&s, 130, 197, 259);
+    fingerprint_plain(&s, 301, 67, 40);
     for (int ti = 0; ti < (int)(sizeof k_types / sizeof k_types[0]); ti++) {
         fingerprint_linear(&s, k_types[ti], 5, 37, 96, 77 + ti);
         fingerprint_linear(&s, k_types[ti], 70, 301, 384, 88 + ti);

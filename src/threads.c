@@ -61,7 +61,7 @@ typedef struct {
     pthread_cond_t done;      /* the caller waits here for workers to finish */
     pthread_mutex_t submit;   /* one loop at a time from outside the pool */
     pthread_t tid[LPL_MAX_THREADS];
-    int nthreads;             /* including the caller; 0 = not started */
+    atomic_int nthreads;      /* including the caller; 0 = not started */
     int nworkers_started;
     int stop;
     unsigned long generation; /* bumped for each loop */
@@ -192,13 +192,11 @@ lpl_status lpl_threads_init(int n, lpl_error *err)
     return st;
 }
 
+/* Lock-free: kernels ask from inside parallel loops, while the caller holds submit. */
 int lpl_threads_count(void)
 {
-    pool_t *p = &g_pool;
-    pthread_mutex_lock(&p->submit);
-    int n = p->nthreads ? p->nthreads : clamp_threads(0);
-    pthread_mutex_unlock(&p->submit);
-    return n;
+    int n = atomic_load(&g_pool.nthreads);
+    return n ? n : clamp_threads(0);
 }
 
 int lpl_threads_used(void)

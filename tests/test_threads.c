@@ -99,8 +99,11 @@ static void inner(void *arg, int begin, int end)
 static void outer(void *arg, int begin, int end)
 {
     nest_ctx *c = arg;
-    for (int i = begin; i < end; i++)
+    for (int i = begin; i < end; i++) {
+        if (lpl_threads_count() != 2) /* must not block inside a loop (kernels ask) */
+            atomic_fetch_add(&c->wrong, 1);
         lpl_parallel_for(100, 1, inner, c); /* must run serially, in one call */
+    }
 }
 
 static void test_nested(void)
