@@ -4,7 +4,7 @@
 # the targets of issue 9. Also measures DialoGPT-medium (seq 256, q8_0 base) memory.
 #
 #   bench/compare.sh [--build DIR] [--wasm-build DIR] [--rounds N] [--steps N] [--out DIR]
-#                    [--no-wasm] [--no-medium]
+#                    [--no-wasm] [--no-medium] [--preset NAME --seq N]   (default dialogpt-small, 128)
 #
 # Results (one JSON per run and summary.md) go to --out (default bench/results/<timestamp>).
 set -eu
@@ -29,9 +29,11 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --steps) STEPS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --preset) PRESET=$2; shift 2 ;;
+    --seq) SEQ=$2; shift 2 ;;
     --no-wasm) WASM=0; shift ;;
     --no-medium) MEDIUM=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done

@@ -94,19 +94,20 @@ def main():
             print("| (peer, DialoGPT-medium seq 256 fp32) | %.3f GB, %.2f s/step | reference |" % (
                 pm["peak_rss_bytes"] / 1e9, pm["median_s_per_step"]))
     print()
-    print("Component split of ours, native, round %s (s/step):" % rounds[-1])
+    print("Component split of ours, round %s (engine timers, mean s/step; share of the mean step):" % rounds[-1])
     comp = native[rounds[-1]]["components_s_per_step"]
-    step = native[rounds[-1]]["median_s_per_step"]
+    step = native[rounds[-1]]["mean_s_per_step"]
     print()
     print("| component | native s/step | share |%s" % (" wasm s/step | share |" if wr else ""))
     print("| --- | ---: | ---: |%s" % (" ---: | ---: |" if wr else ""))
     wcomp = wasm[wr[-1]]["components_s_per_step"] if wr else None
-    wstep = wasm[wr[-1]]["median_s_per_step"] if wr else None
+    wstep = wasm[wr[-1]]["mean_s_per_step"] if wr else None
     for k in ("embed", "attention", "mlp", "lora", "lm_head", "layernorm", "optimizer", "other"):
         line = "| %s | %.4f | %.1f%% |" % (k, comp.get(k, 0), 100 * comp.get(k, 0) / step)
         if wcomp:
             line += " %.4f | %.1f%% |" % (wcomp.get(k, 0), 100 * wcomp.get(k, 0) / wstep)
         print(line)
+    print()
     print()
     print("Approximate work %.1f GFLOP/step: native %.1f GFLOP/s%s." % (
         n0["gflop_per_step"], med([native[r]["gflops"] for r in rounds]),
