@@ -24,7 +24,8 @@ const variant = self.crossOriginIsolated ? 'mt' : 'st';
 let lastProgress = 0;
 function progress(p, force) {
   const now = Date.now();
-  if (!force && now - lastProgress < 66 && p.phase !== 'convert') return;
+  const last = p.total > 0 && p.loaded >= p.total;
+  if (!force && !last && now - lastProgress < 66 && p.phase !== 'convert') return;
   lastProgress = now;
   self.postMessage({ type: 'progress', ...p });
 }
