@@ -394,8 +394,8 @@ struct lpl_gpt2_state {
     float *res2;       /* [L][T][C] residual after attention */
     float *fch;        /* [L][T][4C] c_fc output before gelu */
     float *lnf, *lnf_mean, *lnf_rstd; /* [T][C], [T], [T] */
-    float *logits;     /* [T][V] */
-    float *nll;        /* [T] */
+    float *logits;     /* [T][V]; with targets only the scored rows, packed */
+    float *nll;        /* [T] per scored row */
     /* recomputed / scratch */
     float *ln_buf;     /* [T][C] */
     float *gelu_buf;   /* [T][4C] */
@@ -407,6 +407,7 @@ struct lpl_gpt2_state {
     /* last forward */
     int T, has_targets, n_scored;
     int *tokens, *targets;
+    int *rows, *row_targets; /* scored positions and their targets, packed */
     uint8_t *mask;
     /* full-parameter gradients */
     float *grads;
@@ -449,7 +450,7 @@ lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_
     size_t total = 0;
     for (size_t i = 0; i < nplan; i++)
         total += align64(plan[i].n * sizeof(float));
-    size_t ints = align64(T * 2 * sizeof(int)) + align64(T);
+    size_t ints = align64(T * 4 * sizeof(int)) + align64(T);
     s->buf = lpl_calloc(1, total + ints, "model activations", err);
     if (!s->buf) {
         free(s);
@@ -462,7 +463,9 @@ lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_
     }
     s->tokens = (int *)p;
     s->targets = s->tokens + T;
-    s->mask = (uint8_t *)(p + align64(T * 2 * sizeof(int)));
+    s->rows = s->targets + T;
+    s->row_targets = s->rows + T;
+    s->mask = (uint8_t *)(p + align64(T * 4 * sizeof(int)));
     if (!full_grads)
         s->grads = NULL;
     s->n_grads = full_grads ? m->n_params : 0;
@@ -628,21 +631,30 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
     lpl_layernorm_forward(s->lnf, s->lnf_mean, s->lnf_rstd, xf, m->lnf_w, m->lnf_b, T, C, c->ln_eps);
     double t1 = now_sec();
     s->tm.layernorm += t1 - t0;
-    lpl_linear_forward(s->logits, s->lnf, &m->wte, NULL, T, 0);
-
     lpl_loss loss = {0.0, 0, 0.0f};
-    if (targets) {
+    if (!targets) {
+        lpl_linear_forward(s->logits, s->lnf, &m->wte, NULL, T, 0);
+    } else {
+        /* the LM head is the largest product: run it on scored rows only */
         memcpy(s->targets, targets, (size_t)T * sizeof(int));
-        for (int t = 0; t < T; t++)
-            s->mask[t] = mask ? (mask[t] != 0) : 1;
-        lpl_crossentropy_forward(s->nll, s->logits, s->targets, s->mask, T, V);
+        int n = 0;
         for (int t = 0; t < T; t++) {
+            s->mask[t] = mask ? (mask[t] != 0) : 1;
             if (s->mask[t]) {
-                loss.nll_sum += s->nll[t];
-                loss.n_scored++;
+                s->rows[n] = t;
+                s->row_targets[n] = targets[t];
+                memcpy(s->ln_buf + (size_t)n * C, s->lnf + (size_t)t * C, (size_t)C * sizeof(float));
+                n++;
             }
         }
-        loss.loss = loss.n_scored ? (float)(loss.nll_sum / loss.n_scored) : 0.0f;
+        if (n > 0) {
+            lpl_linear_forward(s->logits, s->ln_buf, &m->wte, NULL, n, 0);
+            lpl_crossentropy_forward(s->nll, s->logits, s->row_targets, NULL, n, V);
+        }
+        for (int k = 0; k < n; k++)
+            loss.nll_sum += s->nll[k];
+        loss.n_scored = n;
+        loss.loss = n ? (float)(loss.nll_sum / n) : 0.0f;
     }
     s->n_scored = loss.n_scored;
     double end = now_sec();
@@ -779,18 +791,24 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
     lpl_gpt2_top_offsets top;
     lpl_gpt2_top_offsets_of(c, &top);
 
-    /* LM head: the logits buffer becomes dlogits */
-    lpl_crossentropy_backward(s->logits, s->logits, s->targets, s->mask, T, V, 1.0f / (float)s->n_scored);
-    memset(s->dC, 0, (size_t)T * C * sizeof(float));
-    lpl_linear_backward_input(s->dC, s->logits, &m->wte, T);
+    /* LM head on the packed scored rows: the logits buffer becomes dlogits */
+    const int n = s->n_scored;
+    lpl_crossentropy_backward(s->logits, s->logits, s->row_targets, NULL, n, V, 1.0f / (float)n);
+    memset(s->dC, 0, (size_t)n * C * sizeof(float));
+    lpl_linear_backward_input(s->dC, s->logits, &m->wte, n);
     if (s->grads)
-        lpl_linear_backward_weight(s->grads + top.wte, s->logits, s->lnf, T, V, C);
+        lpl_linear_backward_weight(s->grads + top.wte, s->logits, s->ln_buf, n, V, C);
+    /* unpack d(ln_f output) to all T rows (zero where unscored) */
+    float *dlnf = s->d3C;
+    memset(dlnf, 0, (size_t)T * C * sizeof(float));
+    for (int k = 0; k < n; k++)
+        memcpy(dlnf + (size_t)s->rows[k] * C, s->dC + (size_t)k * C, (size_t)C * sizeof(float));
     double t0 = now_sec();
     s->tm.lm_head += t0 - start;
     memset(s->dres, 0, (size_t)T * C * sizeof(float));
     const float *xf = s->resid + (size_t)c->n_layer * s->max_T * C;
     lpl_layernorm_backward(s->dres, s->grads ? s->grads + top.lnf_w : NULL, s->grads ? s->grads + top.lnf_b : NULL,
-                           s->dC, xf, m->lnf_w, s->lnf_mean, s->lnf_rstd, T, C);
+                           dlnf, xf, m->lnf_w, s->lnf_mean, s->lnf_rstd, T, C);
     s->tm.layernorm += now_sec() - t0;
 
     int lo = lowest_layer(s, lora);

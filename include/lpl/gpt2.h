@@ -119,8 +119,10 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, struct lpl_lora *lora, lpl_
                             const int *tokens, const int *targets, const uint8_t *mask, int T,
                             int training, lpl_loss *out, lpl_error *err);
 
-/* Logits [T][V] of the last forward (backward overwrites them with their gradient,
- * to save a [T][V] buffer). */
+/* Logits of the last forward: [T][V] when it had no targets; with targets only the
+ * scored positions' rows are computed (the LM head is the largest product), packed
+ * in position order: [n_scored][V] (all T rows when mask was NULL). Backward
+ * overwrites them with their gradient, to save a [T][V] buffer. */
 const float *lpl_gpt2_logits(const lpl_gpt2_state *s);
 
 /* Backward of the last forward (which must have had targets): the gradient of the
