@@ -409,7 +409,12 @@ void cli_progress_update(cli_progress *p, const lpl_run_progress *pg, int force)
         return;
     p->last = now;
     char el[32], eta[32], line[256];
-    int n = snprintf(line, sizeof line, "%s: epoch %d/%d step %d/%d loss %.4f %.0f tok/s %s elapsed, ETA %s%s",
+    int n;
+    if (pg->step == 0)
+        n = snprintf(line, sizeof line, "%s: evaluating before training, %s elapsed", pg->name,
+                     cli_duration(pg->elapsed_s, el, sizeof el));
+    else
+        n = snprintf(line, sizeof line, "%s: epoch %d/%d step %d/%d loss %.4f %.0f tok/s %s elapsed, ETA %s%s",
                      pg->name, pg->epoch, pg->epochs, pg->step, pg->steps, pg->loss, pg->tokens_per_s,
                      cli_duration(pg->elapsed_s, el, sizeof el), cli_duration(pg->eta_s, eta, sizeof eta),
                      pg->evaluating ? " (eval)" : "");

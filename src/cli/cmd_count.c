@@ -116,6 +116,8 @@ int lpl_cmd_count(int argc, char **argv)
         snprintf(source, sizeof source, "%s", model);
     }
     int code = LPL_EXIT_OK;
+    if (c.max_len > mc.n_ctx)
+        c.max_len = mc.n_ctx; /* counting does not depend on the sequence length */
     if (lpl_experiment_check(&c, &mc, &err)) {
         code = cli_fail("count", err.code, err.msg);
         goto done;

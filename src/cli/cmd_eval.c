@@ -16,7 +16,7 @@ static const char *const help =
     "  --adapter DIR         PEFT adapter folder (adapter_config.json + adapter_model.safetensors)\n"
     "  --data FILE           Alpaca JSON (default data/alpaca_eval.json)\n"
     "  --n N                 first N records (default 0 = all)\n"
-    "  --max-len N           tokens per example (default 256)\n"
+    "  --max-len N           tokens per example (default 256, at most the model's context)\n"
     "  --response-only       score only the response tokens\n"
     "  --json                print a JSON object\n"
     "  --threads N           worker threads\n";
@@ -24,7 +24,7 @@ static const char *const help =
 int lpl_cmd_eval(int argc, char **argv)
 {
     const char *model = "models/lab-small.q8_0.gguf", *adapter = NULL, *data = "data/alpaca_eval.json";
-    int n = 0, max_len = 256, response_only = 0, json = 0, threads = 0;
+    int n = 0, max_len = 0, response_only = 0, json = 0, threads = 0;
     cli_args a;
     cli_args_init(&a, "eval", argc, argv);
     while (cli_peek(&a) && !a.bad) {
@@ -59,6 +59,8 @@ int lpl_cmd_eval(int argc, char **argv)
     lpl_status st = cli_model_load(model, 0, &m, &err);
     if (st)
         return cli_fail("eval", st, err.msg);
+    if (max_len == 0) /* not given: 256, or the whole context of a smaller model */
+        max_len = m.model->cfg.n_ctx < 256 ? m.model->cfg.n_ctx : 256;
     if (max_len > m.model->cfg.n_ctx) {
         code = cli_usage_error("eval", "--max-len %d exceeds the model's context of %d tokens", max_len,
                                m.model->cfg.n_ctx);

@@ -1,0 +1,55 @@
+#!/bin/bash
+# loralab count: the study's numbers for DialoGPT-medium, PEFT's suffix rule made
+# visible, exact-path presets, layer selection, JSON output, and a GGUF model file.
+LORALAB="$1"
+. "$(dirname "$0")/cli_lib.sh"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+out=$("$LORALAB" count --preset dialogpt-medium) || fail "count --preset dialogpt-medium exit $?"
+echo "$out"
+line() { echo "$out" | grep -E "^$1 "; }
+for spec in "baseline 6,291,456 1.74%" "ffn 1,966,080 0.55%" "attn 4,325,376 1.20%"; do
+    set -- $spec
+    l=$(line "$1")
+    case "$l" in *" $2 "*"$3"*) ok "$1: $2 $3" ;; *) fail "$1 line '$l' lacks $2 / $3" ;; esac
+done
+line attn | grep -q "24×mlp.c_proj" && ok "attn includes 24 mlp.c_proj" || fail "attn line does not show 24×mlp.c_proj"
+line ffn | grep -q "mlp.c_proj" && fail "ffn must not adapt mlp.c_proj" || ok "ffn is mlp.c_fc only"
+echo "$out" | grep -q "note: 'attn' also adapts 24 mlp modules" && ok "suffix-rule note" || fail "no note about attn adapting mlp.c_proj"
+
+# exact paths and layer selection: attention only = 24 * 16 * (4096 + 2048); c_fc on 4 layers = 4 * 16 * 5120
+out=$("$LORALAB" count --preset dialogpt-medium --placements attn-exact,mlp-exact,all-linear --placement 'first4=c_fc@0-3') ||
+    fail "count exact presets exit $?"
+echo "$out"
+for spec in "attn-exact 2,359,296" "mlp-exact 3,932,160" "all-linear 6,291,456" "first4 327,680"; do
+    set -- $spec
+    line "$1" | grep -q " $2 " && ok "$1 = $2" || fail "$1 should have $2 trainable: $(line "$1")"
+done
+line first4 | grep -q "4×mlp.c_fc" && ok "first4 adapts 4 modules" || fail "first4 modules: $(line first4)"
+
+# JSON output, checked by an independent parser
+"$LORALAB" count --preset dialogpt-medium --json > "$T/count.json" || fail "count --json exit $?"
+$PY - "$T/count.json" <<'PYEOF' && ok "count --json" || fail "count --json content"
+import json, sys
+a = json.load(open(sys.argv[1]))
+want = {"baseline": 6291456, "ffn": 1966080, "attn": 4325376}
+assert [p["name"] for p in a] == ["baseline", "ffn", "attn"], a
+for p in a:
+    assert p["trainable"] == want[p["name"]], p
+    assert p["total"] == 354823168 + p["trainable"], p
+    assert abs(p["percent"] - 100 * p["trainable"] / p["total"]) < 1e-9
+sel = [tuple(s) for s in a[2]["selected"]]
+assert len(sel) == 72 and (0, "mlp.c_proj") in sel and (23, "attn.c_attn") in sel, sel[:5]
+assert not any(m == "mlp.c_fc" for _, m in sel)
+PYEOF
+
+# rank flag and a GGUF file (only its config is needed)
+"$LORALAB" count --preset dialogpt-medium --r 8 | grep -E "^baseline " | grep -q " 3,145,728 " && ok "r=8 halves the count" ||
+    fail "r=8 baseline should be 3,145,728"
+make_tiny_model "$T/tiny.gguf"
+out=$("$LORALAB" count --model "$T/tiny.gguf") || fail "count --model exit $?"
+echo "$out"
+# tiny: 2 layers * 16 * ((32+96) + (32+32) + (32+128) + (128+32)) = 16,384
+line baseline | grep -q " 16,384 " && ok "count on a GGUF file" || fail "tiny baseline should be 16,384"
+finish
