@@ -5,7 +5,7 @@
 # an interrupted run keeps its first placement and --resume finishes, and Ctrl-C stops
 # a run cleanly.
 LORALAB="$1"
-. "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/lib_cli.sh"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 make_tiny_model "$T/tiny.gguf"

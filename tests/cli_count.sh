@@ -2,7 +2,7 @@
 # loralab count: the study's numbers for DialoGPT-medium, PEFT's suffix rule made
 # visible, exact-path presets, layer selection, JSON output, and a GGUF model file.
 LORALAB="$1"
-. "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/lib_cli.sh"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 

@@ -2,7 +2,7 @@
 # Bad flags, missing files and impossible configs: exit code 2 and one line on stderr
 # that names the flag or file and the problem.
 LORALAB="$1"
-. "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/lib_cli.sh"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 make_tiny_model "$T/tiny.gguf"

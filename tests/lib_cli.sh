@@ -1,4 +1,4 @@
-# Helpers shared by tests/cli_*.sh (sourced). $LORALAB is the program under test.
+# Helpers shared by tests/cli_*.sh (sourced; named lib_ so CTest does not run it). $LORALAB is the program under test.
 set -u
 PY=/usr/bin/python3
 fails=0
