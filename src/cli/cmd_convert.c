@@ -1,6 +1,7 @@
 /* loralab convert: a Hugging Face GPT-2 checkpoint directory to a GGUF model file. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli_util.h"
 #include "commands.h"
@@ -35,16 +36,27 @@ static int parse_type(const char *s, lpl_dtype *t)
     return 0;
 }
 
+typedef struct {
+    int quiet;
+    int tty;
+} progress_state;
+
+/* One \r-updated line on a terminal; otherwise a line at each quarter. */
 static void progress(void *user, const char *stage, int64_t done, int64_t total)
 {
-    if (*(int *)user)
+    const progress_state *p = user;
+    if (p->quiet)
         return;
-    if (!strcmp(stage, "convert"))
-        fprintf(stderr, "\rconvert: tensor %lld/%lld", (long long)done, (long long)total);
-    else if (!strcmp(stage, "write") && done == 0)
-        fprintf(stderr, "\nconvert: writing\n");
-    else if (!strcmp(stage, "read") && done == 0)
+    if (!strcmp(stage, "convert")) {
+        if (p->tty)
+            fprintf(stderr, "\rconvert: tensor %lld/%lld%s", (long long)done, (long long)total, done == total ? "\n" : "");
+        else if ((done * 4) / total != ((done - 1) * 4) / total)
+            fprintf(stderr, "convert: tensor %lld/%lld\n", (long long)done, (long long)total);
+    } else if (!strcmp(stage, "write") && done == 0) {
+        fprintf(stderr, "convert: writing\n");
+    } else if (!strcmp(stage, "read") && done == 0) {
         fprintf(stderr, "convert: reading checkpoint\n");
+    }
 }
 
 int lpl_cmd_convert(int argc, char **argv)
@@ -77,12 +89,10 @@ int lpl_cmd_convert(int argc, char **argv)
     if (!parse_type(type, &t))
         return cli_usage_error("convert", "flag --type: '%s' is not one of q8_0, q4_0, f16, f32", type);
     lpl_error err = {0};
-    lpl_status st = lpl_convert_hf_dir_ex(from, to, t, name, progress, &quiet, &err);
-    if (st != LPL_OK) {
-        if (!quiet)
-            fputc('\n', stderr);
+    progress_state ps = {quiet, isatty(2)};
+    lpl_status st = lpl_convert_hf_dir_ex(from, to, t, name, progress, &ps, &err);
+    if (st != LPL_OK)
         return cli_fail("convert", st, err.msg);
-    }
     if (!quiet)
         fprintf(stderr, "convert: wrote %s\n", to);
     return LPL_EXIT_OK;
