@@ -395,7 +395,7 @@ struct lpl_gpt2_state {
     float *fch;        /* [L][T][4C] c_fc output before gelu */
     float *lnf, *lnf_mean, *lnf_rstd; /* [T][C], [T], [T] */
     float *logits;     /* [T][V]; with targets only the scored rows, packed */
-    float *nll;        /* [T] per scored row */
+    float *nll, *ce_lse; /* [T] per scored row */
     /* recomputed / scratch */
     float *ln_buf;     /* [T][C] */
     float *gelu_buf;   /* [T][4C] */
@@ -441,7 +441,7 @@ lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_
         {&s->ln2_mean, L * T}, {&s->ln2_rstd, L * T}, {&s->qkv, L * T * 3 * C},
         {&s->atty, L * T * C}, {&s->lse, L * H * T}, {&s->res2, L * T * C},
         {&s->fch, L * T * 4 * C}, {&s->lnf, T * C}, {&s->lnf_mean, T}, {&s->lnf_rstd, T},
-        {&s->logits, T * V}, {&s->nll, T}, {&s->ln_buf, T * C}, {&s->gelu_buf, T * 4 * C},
+        {&s->logits, T * V}, {&s->nll, T}, {&s->ce_lse, T}, {&s->ln_buf, T * C}, {&s->gelu_buf, T * 4 * C},
         {&s->attn_scratch, H * T}, {&s->dres, T * C}, {&s->dC, T * C}, {&s->d3C, T * 3 * C},
         {&s->d4C_a, T * 4 * C}, {&s->d4C_b, T * 4 * C},
         {&s->grads, full_grads ? (size_t)m->n_params : 0},
@@ -649,7 +649,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
         }
         if (n > 0) {
             lpl_linear_forward(s->logits, s->ln_buf, &m->wte, NULL, n, 0);
-            lpl_crossentropy_forward(s->nll, s->logits, s->row_targets, NULL, n, V);
+            lpl_crossentropy_forward(s->nll, s->ce_lse, s->logits, s->row_targets, NULL, n, V);
         }
         for (int k = 0; k < n; k++)
             loss.nll_sum += s->nll[k];
@@ -793,7 +793,7 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
 
     /* LM head on the packed scored rows: the logits buffer becomes dlogits */
     const int n = s->n_scored;
-    lpl_crossentropy_backward(s->logits, s->logits, s->row_targets, NULL, n, V, 1.0f / (float)n);
+    lpl_crossentropy_backward(s->logits, s->logits, s->ce_lse, s->row_targets, NULL, n, V, 1.0f / (float)n);
     memset(s->dC, 0, (size_t)n * C * sizeof(float));
     lpl_linear_backward_input(s->dC, s->logits, &m->wte, n);
     if (s->grads)

@@ -246,8 +246,8 @@ void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
 /* ---------------- cross-entropy ---------------- */
 
 typedef struct {
-    float *nll, *dlogits;
-    const float *logits;
+    float *nll, *dlogits, *lse_out;
+    const float *logits, *lse;
     const int *targets;
     const uint8_t *mask;
     int V;
@@ -280,14 +280,17 @@ static void ce_forward_rows(void *p, int begin, int end)
         float mx;
         double sum;
         row_softmax_stats(z, c->V, &mx, &sum);
-        c->nll[t] = (float)((double)mx + log(sum) - (double)z[c->targets[t]]);
+        double lse = (double)mx + log(sum);
+        c->nll[t] = (float)(lse - (double)z[c->targets[t]]);
+        if (c->lse_out)
+            c->lse_out[t] = (float)lse;
     }
 }
 
-void lpl_crossentropy_forward(float *nll, const float *logits, const int *targets,
+void lpl_crossentropy_forward(float *nll, float *lse, const float *logits, const int *targets,
                               const uint8_t *mask, int T, int V)
 {
-    ce_ctx c = {.nll = nll, .logits = logits, .targets = targets, .mask = mask, .V = V};
+    ce_ctx c = {.nll = nll, .lse_out = lse, .logits = logits, .targets = targets, .mask = mask, .V = V};
     lpl_parallel_for(T, rows_per_chunk(V), ce_forward_rows, &c);
 }
 
@@ -301,20 +304,25 @@ static void ce_backward_rows(void *p, int begin, int end)
             continue;
         }
         const float *z = c->logits + (size_t)t * c->V;
-        float mx;
-        double sum;
-        row_softmax_stats(z, c->V, &mx, &sum);
-        float k = (float)(c->scale / sum);
+        float lse;
+        if (c->lse) {
+            lse = c->lse[t];
+        } else {
+            float mx;
+            double sum;
+            row_softmax_stats(z, c->V, &mx, &sum);
+            lse = (float)((double)mx + log(sum));
+        }
         for (int i = 0; i < c->V; i++)
-            d[i] = expf(z[i] - mx) * k;
+            d[i] = expf(z[i] - lse) * c->scale;
         d[c->targets[t]] -= c->scale;
     }
 }
 
-void lpl_crossentropy_backward(float *dlogits, const float *logits, const int *targets,
-                               const uint8_t *mask, int T, int V, float scale)
+void lpl_crossentropy_backward(float *dlogits, const float *logits, const float *lse,
+                               const int *targets, const uint8_t *mask, int T, int V, float scale)
 {
-    ce_ctx c = {.dlogits = dlogits, .logits = logits, .targets = targets, .mask = mask, .V = V,
+    ce_ctx c = {.dlogits = dlogits, .logits = logits, .lse = lse, .targets = targets, .mask = mask, .V = V,
                 .scale = scale};
     lpl_parallel_for(T, rows_per_chunk(2 * (int64_t)V), ce_backward_rows, &c);
 }

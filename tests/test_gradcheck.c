@@ -474,6 +474,14 @@ static void check_full_params(void)
 
 /* ---------------- layer by layer ---------------- */
 
+static double max_diff(const float *a, const float *b, int n)
+{
+    double d = 0;
+    for (int i = 0; i < n; i++)
+        d = fmax(d, fabs((double)a[i] - b[i]));
+    return d;
+}
+
 static void fill(float *x, int64_t n, lpl_rng *r, float scale)
 {
     for (int64_t i = 0; i < n; i++)
@@ -606,7 +614,8 @@ static void check_layers(void)
     fill(logits, T * V, &r, 2.0f);
     for (int t = 0; t < T; t++)
         tgt[t] = (int)(lpl_rng_next(&r) % V);
-    lpl_crossentropy_forward(nll, logits, tgt, mask, T, V);
+    float ce_lse[7];
+    lpl_crossentropy_forward(nll, ce_lse, logits, tgt, mask, T, V);
     ce_ctx_t cc = {T, V, tgt, mask};
     double *ld = dup_vec(logits, T * V), refn[7];
     ref_ce_fn(refn, ld, &cc);
@@ -615,8 +624,11 @@ static void check_layers(void)
     float ones[7];
     for (int t = 0; t < T; t++)
         ones[t] = 0.25f; /* backward scale */
-    lpl_crossentropy_backward(dl, logits, tgt, mask, T, V, 0.25f);
+    lpl_crossentropy_backward(dl, logits, NULL, tgt, mask, T, V, 0.25f);
     check_layer("cross-entropy dlogits", ref_ce_fn, &cc, logits, T * V, ones, T, dl);
+    float dl2[7 * 50];
+    lpl_crossentropy_backward(dl2, logits, ce_lse, tgt, mask, T, V, 0.25f);
+    CHECK(max_diff(dl, dl2, T * V) < 1e-7, "cross-entropy backward with the forward's lse");
     free(ld), free(wd), free(bd);
 }
 

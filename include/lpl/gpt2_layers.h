@@ -32,13 +32,14 @@ void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                             const float *lse, int T, int C, int H, float *scratch);
 
 /* nll[t] = -log softmax(logits[t])[targets[t]] for rows with mask[t] != 0 (mask NULL =
- * all rows), 0 elsewhere. */
-void lpl_crossentropy_forward(float *nll, const float *logits, const int *targets,
+ * all rows), 0 elsewhere. lse (may be NULL) receives each scored row's log-sum-exp. */
+void lpl_crossentropy_forward(float *nll, float *lse, const float *logits, const int *targets,
                               const uint8_t *mask, int T, int V);
 /* dlogits[t] = scale * (softmax(logits[t]) - onehot(targets[t])) on scored rows, 0 on
- * the others (overwrites; dlogits may equal logits). */
-void lpl_crossentropy_backward(float *dlogits, const float *logits, const int *targets,
-                               const uint8_t *mask, int T, int V, float scale);
+ * the others (overwrites; dlogits may equal logits). lse from the forward saves two
+ * passes over each row; NULL recomputes it. */
+void lpl_crossentropy_backward(float *dlogits, const float *logits, const float *lse,
+                               const int *targets, const uint8_t *mask, int T, int V, float scale);
 
 /* out[n] = a[n] + b[n] (out may alias a). */
 void lpl_residual_forward(float *out, const float *a, const float *b, int64_t n);
