@@ -668,6 +668,17 @@ static size_t pretoken_end(const uint8_t *s, size_t n, size_t i)
     return last;
 }
 
+int lpl_pretokenize(const char *text, size_t len, size_t *ends)
+{
+    const uint8_t *s = (const uint8_t *)text;
+    int k = 0;
+    if (!lpl_utf8_validate(text, len, NULL) || len > (size_t)INT32_MAX)
+        return -1;
+    for (size_t i = 0; i < len; i = ends[k++])
+        ends[k] = pretoken_end(s, len, i);
+    return k;
+}
+
 /* ---------------- BPE ---------------- */
 
 typedef struct {

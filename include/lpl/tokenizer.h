@@ -41,6 +41,12 @@ int lpl_utf8_validate(const char *text, size_t len, size_t *bad_offset);
  * the BPE cache lives for one call. */
 lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t len,
                                 int **ids, int *n, lpl_error *err);
+/* Splits UTF-8 text into GPT-2's pre-tokens (the pieces BPE runs on, one match of
+ *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * each, with \s = Unicode White_Space as in Python's regex module): writes the end
+ * offset of each piece to ends (room for len entries) and returns their count, or
+ * -1 on invalid UTF-8. */
+int lpl_pretokenize(const char *text, size_t len, size_t *ends);
 /* Decodes ids to bytes (*text malloc'd, NUL-terminated). LPL_ERR_INVALID on an id out of range. */
 lpl_status lpl_tokenizer_decode(const lpl_tokenizer *t, const int *ids, int n,
                                 char **text, size_t *len, lpl_error *err);
