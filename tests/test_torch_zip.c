@@ -215,8 +215,10 @@ static void test_valid(void)
     p_state_dict(&pk2, &s);
     make_ckpt(&z2, &pk2, 0, 0);
     c = lpl_torch_open_memory(z2.p, z2.n, 0, &err);
-    CHECK(c && lpl_torch_tensors(c)[0].nbytes == 12 && ((const float *)lpl_torch_tensors(c)[0].data)[0] == 4.0f,
-          "storage offset: %s", err.msg);
+    float first = 0;
+    if (c)
+        memcpy(&first, lpl_torch_tensors(c)[0].data, 4); /* storages in this archive are not aligned */
+    CHECK(c && lpl_torch_tensors(c)[0].nbytes == 12 && first == 4.0f, "storage offset: %s", err.msg);
     lpl_torch_close(c);
     /* every truncation of the archive is refused */
     int opened = 0;
@@ -383,7 +385,10 @@ static void test_fixtures(void)
     t = lpl_torch_find(b16, "transformer.h.1.attn.bias");
     CHECK(t && !t->unsupported && t->dtype == LPL_F16, "fp16 attn.bias");
     t = lpl_torch_find(b32, "transformer.h.1.attn.masked_bias");
-    CHECK(t && t->n_dims == 0 && t->nbytes == 4 && ((const float *)t->data)[0] == -1e4f, "scalar masked_bias");
+    float mb = 0;
+    if (t && t->data)
+        memcpy(&mb, t->data, 4);
+    CHECK(t && t->n_dims == 0 && t->nbytes == 4 && mb == -1e4f, "scalar masked_bias");
     t = lpl_torch_find(b32, "lm_head.weight");
     CHECK(t && t->data != lpl_torch_find(b32, "transformer.wte.weight")->data, "lm_head is an untied copy");
 done:

@@ -11,7 +11,8 @@
 #define LPL_ST_MAX_DIMS 8
 
 /* A tensor of a checkpoint (safetensors or PyTorch), row-major in PyTorch's order:
- * shape[n_dims-1] is the contiguous dimension. data is little-endian, in place. */
+ * shape[n_dims-1] is the contiguous dimension. data is little-endian, in place, and
+ * may be unaligned (read it with memcpy or lpl_st_to_f32). */
 typedef struct {
     const char *name;
     lpl_dtype dtype; /* LPL_F32, LPL_F16 or LPL_BF16 */
