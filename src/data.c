@@ -165,7 +165,7 @@ lpl_status lpl_alpaca_parse(const char *json, size_t len, lpl_alpaca_set *out, l
     if (!root) {
         size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
         line_col(json, off, &line, &col);
-        return lpl_fail(err, LPL_ERR_FORMAT, "alpaca data: malformed JSON at byte %zu (line %ld, column %ld)",
+        return lpl_fail(err, LPL_ERR_FORMAT, "alpaca data: malformed JSON near byte %zu (line %ld, column %ld)",
                         off, line, col);
     }
     lpl_status st = LPL_OK;
