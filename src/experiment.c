@@ -3,6 +3,7 @@
 #include "experiment_internal.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,8 +191,9 @@ static lpl_status get_int(const cJSON *v, const char *key, int lo, int hi, int *
 
 static lpl_status get_float(const cJSON *v, const char *key, float *out, lpl_error *err)
 {
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-        return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"%s\" must be a number", key);
+    /* |x| > FLT_MAX would become inf in the float field (found by tests/fuzz). */
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > FLT_MAX)
+        return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"%s\" must be a finite number", key);
     *out = (float)v->valuedouble;
     return LPL_OK;
 }

@@ -734,8 +734,10 @@ static lpl_status scratch_reserve(bpe_scratch *b, size_t n, lpl_error *err)
     b->id = lpl_malloc(cap * sizeof *b->id, "BPE buffers", err);
     b->next = lpl_malloc(cap * sizeof *b->next, "BPE buffers", err);
     b->prev = lpl_malloc(cap * sizeof *b->prev, "BPE buffers", err);
-    b->heap = lpl_malloc(cap * sizeof *b->heap, "BPE buffers", err);
-    b->pending = lpl_malloc(cap * sizeof *b->pending, "BPE buffers", err);
+    /* The heap holds the n-1 initial pairs plus up to 2 per merge (stale entries are
+     * only dropped when popped): at most 3n. Found by tests/fuzz (heap overflow). */
+    b->heap = lpl_calloc(3 * cap, sizeof *b->heap, "BPE buffers", err);
+    b->pending = lpl_calloc(3 * cap, sizeof *b->pending, "BPE buffers", err);
     b->cap = (b->id && b->next && b->prev && b->heap && b->pending) ? cap : 0;
     return b->cap ? LPL_OK : LPL_ERR_NOMEM;
 }

@@ -68,7 +68,7 @@ static lpl_status zip_find_cd(const uint8_t *p, size_t size, uint64_t *count, ui
         if (eocd < 20 || rd32(p + eocd - 20) != 0x07064b50)
             return lpl_fail(err, LPL_ERR_FORMAT, "%s: zip64 locator missing", src);
         uint64_t z64 = rd64(p + eocd - 20 + 8);
-        if (z64 > size - 56 || rd32(p + z64) != 0x06064b50)
+        if (size < 56 || z64 > size - 56 || rd32(p + z64) != 0x06064b50) /* size < 56: found by tests/fuzz */
             return lpl_fail(err, LPL_ERR_FORMAT, "%s: zip64 end-of-central-directory record out of range", src);
         *count = rd64(p + z64 + 32);
         *cd_size = rd64(p + z64 + 40);
@@ -549,10 +549,13 @@ static int op_binpersid(unpickler *u)
     value *pid = pop(u);
     if (!pid)
         return 0;
-    if (pid->k != V_TUPLE || pid->n != 5 || pid->items[0]->k != V_STR || strcmp(pid->items[0]->s, "storage") ||
+    if (pid->k == V_TUPLE && pid->n == 6 && pid->items[5]->k != V_NONE)
+        return bad(u, "storage views in persistent ids are not supported");
+    if (pid->k != V_TUPLE || (pid->n != 5 && pid->n != 6) || pid->items[0]->k != V_STR ||
+        strcmp(pid->items[0]->s, "storage") ||
         pid->items[1]->k != V_GLOBAL || pid->items[1]->g != G_STORAGE || pid->items[2]->k != V_STR ||
         pid->items[4]->k != V_INT || pid->items[4]->i < 0)
-        return bad(u, "persistent id is not ('storage', type, key, location, size)");
+        return bad(u, "persistent id is not ('storage', type, key, location, size[, view])");
     value *s = v_new(u, V_STORAGE);
     if (!s || !(s->s = strdup(pid->items[2]->s)))
         return lpl_fail(u->err, LPL_ERR_NOMEM, "out of memory: unpickler"), 0;
@@ -706,10 +709,21 @@ static value *unpickle(unpickler *u)
 
 /* ================================================================== checkpoint */
 
+/* A storage's bytes: a zip entry, or a record of the legacy stream. */
+typedef struct {
+    const char *key;
+    const uint8_t *data;
+    size_t size;
+} storage_bytes;
+
 struct lpl_torch_ckpt {
     lpl_mapped file;
     void *copy;
     zip_dir zip;
+    int legacy;
+    storage_bytes *legacy_st; /* legacy format: storages by key */
+    int64_t n_legacy_st;
+    char prefix[256];         /* zip format: "<prefix>/" of data.pkl */
     int64_t n;
     lpl_st_tensor *t;
 };
@@ -726,22 +740,45 @@ static int is_contiguous(const value *t)
     return 1;
 }
 
-/* Resolves one state-dict entry to a tensor view over its storage entry. */
-static lpl_status resolve_tensor(lpl_torch_ckpt *c, const char *prefix, const char *name, const value *v,
-                                 lpl_st_tensor *out, const char *src, lpl_error *err)
+/* Finds the bytes of storage key; fills where (a name for messages). */
+static int find_storage(const lpl_torch_ckpt *c, const char *key, storage_bytes *out, char *where, size_t wsize)
+{
+    if (c->legacy) {
+        snprintf(where, wsize, "storage '%s'", key);
+        for (int64_t i = 0; i < c->n_legacy_st; i++)
+            if (!strcmp(c->legacy_st[i].key, key)) {
+                *out = c->legacy_st[i];
+                return 1;
+            }
+        return 0;
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%sdata/%s", c->prefix, key);
+    snprintf(where, wsize, "storage '%s'", path);
+    const zip_entry *e = zip_find(&c->zip, path);
+    if (!e)
+        return 0;
+    out->key = key;
+    out->data = e->data;
+    out->size = e->size;
+    return 1;
+}
+
+/* Resolves one state-dict entry to a tensor view over its storage. */
+static lpl_status resolve_tensor(lpl_torch_ckpt *c, const char *name, const value *v, lpl_st_tensor *out,
+                                 const char *src, lpl_error *err)
 {
     if (v->k != V_TENSOR)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: state dict entry '%s' is not a tensor", src, name);
     const value *s = v->storage;
-    char path[512];
-    snprintf(path, sizeof path, "%sdata/%s", prefix, s->s);
-    const zip_entry *e = zip_find(&c->zip, path);
-    if (!e)
-        return lpl_fail(err, LPL_ERR_FORMAT, "%s: storage '%s' of tensor '%s' is missing from the archive", src,
-                        path, name);
-    if ((uint64_t)s->numel > e->size / s->elem)
-        return lpl_fail(err, LPL_ERR_FORMAT, "%s: storage '%s' claims %lld elements but holds %zu bytes", src, path,
-                        (long long)s->numel, e->size);
+    storage_bytes sb;
+    char where[600];
+    if (!find_storage(c, s->s, &sb, where, sizeof where))
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: %s of tensor '%s' is missing from the %s", src, where, name,
+                        c->legacy ? "file" : "archive");
+    if ((uint64_t)s->numel > sb.size / s->elem)
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: %s claims %lld elements but holds %zu bytes", src, where,
+                        (long long)s->numel, sb.size);
     if (!is_contiguous(v))
         return lpl_fail(err, LPL_ERR_UNSUPPORTED, "%s: tensor '%s' is not contiguous", src, name);
     int64_t numel = 1;
@@ -758,13 +795,35 @@ static lpl_status resolve_tensor(lpl_torch_ckpt *c, const char *prefix, const ch
     out->unsupported = s->unsupported;
     out->dtype = s->dtype;
     if (!s->unsupported) {
-        out->data = e->data + (size_t)v->offset * s->elem;
+        out->data = sb.data + (size_t)v->offset * s->elem;
         out->nbytes = (size_t)numel * s->elem;
     }
     return LPL_OK;
 }
 
-static lpl_status load_state_dict(lpl_torch_ckpt *c, const char *src, lpl_error *err)
+/* The tensors of an unpickled state dict. */
+static lpl_status collect_tensors(lpl_torch_ckpt *c, const value *root, const char *src, lpl_error *err)
+{
+    if (root->k != V_DICT)
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: the pickle does not hold a state dict (a dict of tensors)", src);
+    c->t = lpl_calloc((size_t)(root->n / 2) + 1, sizeof *c->t, "state dict", err);
+    if (!c->t)
+        return LPL_ERR_NOMEM;
+    for (int64_t i = 0; i + 1 < root->n; i += 2) {
+        lpl_status st;
+        if (root->items[i]->k != V_STR)
+            return lpl_fail(err, LPL_ERR_FORMAT, "%s: state dict has a key that is not a string", src);
+        for (int64_t k = 0; k < c->n; k++)
+            if (!strcmp(c->t[k].name, root->items[i]->s))
+                return lpl_fail(err, LPL_ERR_FORMAT, "%s: duplicate tensor '%s'", src, root->items[i]->s);
+        if ((st = resolve_tensor(c, root->items[i]->s, root->items[i + 1], &c->t[c->n], src, err)))
+            return st;
+        c->n++;
+    }
+    return LPL_OK;
+}
+
+static lpl_status load_zip_state_dict(lpl_torch_ckpt *c, const char *src, lpl_error *err)
 {
     const zip_entry *pkl = NULL;
     for (int64_t i = 0; i < c->zip.n && !pkl; i++) {
@@ -774,14 +833,13 @@ static lpl_status load_state_dict(lpl_torch_ckpt *c, const char *src, lpl_error 
     }
     if (!pkl)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: archive has no data.pkl (not a torch.save checkpoint)", src);
-    char prefix[256];
     size_t plen = strlen(pkl->name) - strlen("data.pkl");
-    if (plen >= sizeof prefix)
+    if (plen >= sizeof c->prefix)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: archive prefix too long", src);
-    memcpy(prefix, pkl->name, plen);
-    prefix[plen] = '\0';
+    memcpy(c->prefix, pkl->name, plen);
+    c->prefix[plen] = '\0';
     char bo_name[300];
-    snprintf(bo_name, sizeof bo_name, "%sbyteorder", prefix);
+    snprintf(bo_name, sizeof bo_name, "%sbyteorder", c->prefix);
     const zip_entry *bo = zip_find(&c->zip, bo_name);
     if (bo && !(bo->size == 6 && !memcmp(bo->data, "little", 6)))
         return lpl_fail(err, LPL_ERR_UNSUPPORTED, "%s: byte order is not little-endian", src);
@@ -789,50 +847,127 @@ static lpl_status load_state_dict(lpl_torch_ckpt *c, const char *src, lpl_error 
     if (crc32_of(pkl->data, pkl->size) != pkl->crc)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: %s fails its CRC check (corrupt archive)", src, pkl->name);
     unpickler u = {pkl->data, pkl->size, 0, src, err, NULL, NULL, 0, 0, NULL, 0, 0};
-    lpl_status st = LPL_OK;
     value *root = unpickle(&u);
-    if (!root) {
-        st = err ? err->code : LPL_ERR_FORMAT;
-        goto done;
-    }
-    if (root->k != V_DICT) {
-        st = lpl_fail(err, LPL_ERR_FORMAT, "%s: data.pkl does not hold a state dict (a dict of tensors)", src);
-        goto done;
-    }
-    c->t = lpl_calloc((size_t)(root->n / 2) + 1, sizeof *c->t, "state dict", err);
-    if (!c->t) {
-        st = LPL_ERR_NOMEM;
-        goto done;
-    }
-    for (int64_t i = 0; i + 1 < root->n; i += 2) {
-        if (root->items[i]->k != V_STR) {
-            st = lpl_fail(err, LPL_ERR_FORMAT, "%s: state dict has a key that is not a string", src);
-            goto done;
-        }
-        for (int64_t k = 0; k < c->n; k++)
-            if (!strcmp(c->t[k].name, root->items[i]->s)) {
-                st = lpl_fail(err, LPL_ERR_FORMAT, "%s: duplicate tensor '%s'", src, root->items[i]->s);
-                goto done;
-            }
-        if ((st = resolve_tensor(c, prefix, root->items[i]->s, root->items[i + 1], &c->t[c->n], src, err)))
-            goto done;
-        c->n++;
-    }
-done:
+    lpl_status st = root ? collect_tensors(c, root, src, err) : (err ? err->code : LPL_ERR_FORMAT);
     v_free_all(&u);
     return st;
+}
+
+/* ------------------------------------------------------------------ legacy (torch < 1.6) */
+
+/* The first pickle of a legacy file: the magic number 0x1950a86a20f9469cfc6c as LONG1. */
+static const uint8_t legacy_magic[15] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                         0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+
+int lpl_torch_is_legacy(const void *data, size_t size)
+{
+    return size >= sizeof legacy_magic && !memcmp(data, legacy_magic, sizeof legacy_magic);
+}
+
+/* Value of key in a dict value, or NULL. */
+static const value *dict_get(const value *d, const char *key)
+{
+    for (int64_t i = 0; d->k == V_DICT && i + 1 < d->n; i += 2)
+        if (d->items[i]->k == V_STR && !strcmp(d->items[i]->s, key))
+            return d->items[i + 1];
+    return NULL;
+}
+
+/* The storage type (element size) a key was declared with in the main pickle. */
+static const value *declared_storage(const unpickler *u, const char *key)
+{
+    for (const value *v = u->all; v; v = v->next_alloc)
+        if (v->k == V_STORAGE && !strcmp(v->s, key))
+            return v;
+    return NULL;
+}
+
+/* After the pickles: for each key of the list, int64 element count then the raw bytes. */
+static lpl_status read_legacy_storages(lpl_torch_ckpt *c, const uint8_t *p, size_t size, size_t pos,
+                                       const value *keys, const unpickler *main_u, const char *src, lpl_error *err)
+{
+    if (keys->k != V_LIST)
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: legacy checkpoint: storage key list missing", src);
+    c->legacy_st = lpl_calloc((size_t)keys->n + 1, sizeof *c->legacy_st, "storages", err);
+    if (!c->legacy_st)
+        return LPL_ERR_NOMEM;
+    for (int64_t i = 0; i < keys->n; i++) {
+        const value *k = keys->items[i];
+        const value *decl = k->k == V_STR ? declared_storage(main_u, k->s) : NULL;
+        if (!decl)
+            return lpl_fail(err, LPL_ERR_FORMAT, "%s: legacy checkpoint: storage %lld has no declared type", src,
+                            (long long)i);
+        if (size - pos < 8)
+            return lpl_fail(err, LPL_ERR_FORMAT, "%s: truncated: storage '%s' header at byte %zu", src, k->s, pos);
+        uint64_t numel = rd64(p + pos);
+        pos += 8;
+        if (numel > (size - pos) / decl->elem)
+            return lpl_fail(err, LPL_ERR_FORMAT,
+                            "%s: truncated: storage '%s' of %llu elements runs past the end of the file", src, k->s,
+                            (unsigned long long)numel);
+        storage_bytes *sb = &c->legacy_st[c->n_legacy_st++];
+        sb->key = strdup(k->s);
+        if (!sb->key)
+            return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: storage key");
+        sb->data = p + pos;
+        sb->size = (size_t)numel * decl->elem;
+        pos += sb->size;
+    }
+    return LPL_OK;
+}
+
+/* magic, protocol version, system info, the state dict, the storage keys, storages. */
+static lpl_status load_legacy(lpl_torch_ckpt *c, const uint8_t *p, size_t size, const char *src, lpl_error *err)
+{
+    unpickler u[4];
+    memset(u, 0, sizeof u);
+    size_t pos = sizeof legacy_magic;
+    value *v[4] = {NULL};
+    lpl_status st = LPL_OK;
+    for (int i = 0; i < 4; i++) {
+        u[i] = (unpickler){p, size, pos, src, err, NULL, NULL, 0, 0, NULL, 0, 0};
+        if (!(v[i] = unpickle(&u[i]))) {
+            st = err ? err->code : LPL_ERR_FORMAT;
+            goto done;
+        }
+        pos = u[i].pos;
+    }
+    if (v[0]->k != V_INT || v[0]->i != 1001) {
+        st = lpl_fail(err, LPL_ERR_UNSUPPORTED, "%s: legacy checkpoint protocol is not 1001", src);
+        goto done;
+    }
+    const value *le = dict_get(v[1], "little_endian");
+    if (v[1]->k != V_DICT || (le && !(le->k == V_BOOL && le->i))) {
+        st = lpl_fail(err, LPL_ERR_UNSUPPORTED, "%s: legacy checkpoint is not little-endian", src);
+        goto done;
+    }
+    if ((st = read_legacy_storages(c, p, size, pos, v[3], &u[2], src, err)) == LPL_OK)
+        st = collect_tensors(c, v[2], src, err);
+done:
+    for (int i = 0; i < 4; i++)
+        v_free_all(&u[i]);
+    return st;
+}
+
+int lpl_torch_is_checkpoint(const void *data, size_t size)
+{
+    return lpl_torch_is_zip(data, size) || lpl_torch_is_legacy(data, size);
 }
 
 static lpl_torch_ckpt *open_bytes(lpl_torch_ckpt *c, const uint8_t *p, size_t size, const char *src,
                                   lpl_error *err)
 {
+    if (lpl_torch_is_legacy(p, size)) {
+        c->legacy = 1;
+        if (load_legacy(c, p, size, src, err) != LPL_OK)
+            goto fail;
+        return c;
+    }
     if (!lpl_torch_is_zip(p, size)) {
-        lpl_fail(err, LPL_ERR_FORMAT, "%s: not a zip archive (a PyTorch checkpoint saved before torch 1.6?)", src);
+        lpl_fail(err, LPL_ERR_FORMAT, "%s: not a PyTorch checkpoint (neither a zip archive nor the legacy format)", src);
         goto fail;
     }
-    if (zip_open(p, size, &c->zip, src, err) != LPL_OK)
-        goto fail;
-    if (load_state_dict(c, src, err) != LPL_OK)
+    if (zip_open(p, size, &c->zip, src, err) != LPL_OK || load_zip_state_dict(c, src, err) != LPL_OK)
         goto fail;
     return c;
 fail:
@@ -876,6 +1011,9 @@ void lpl_torch_close(lpl_torch_ckpt *c)
         free((char *)c->t[i].name);
     free(c->t);
     zip_free(&c->zip);
+    for (int64_t i = 0; i < c->n_legacy_st; i++)
+        free((char *)c->legacy_st[i].key);
+    free(c->legacy_st);
     lpl_unmap_file(&c->file);
     free(c->copy);
     free(c);
