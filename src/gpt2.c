@@ -406,6 +406,7 @@ struct lpl_gpt2_state {
     float *d4C_a, *d4C_b; /* [T][4C] */
     /* last forward */
     int T, has_targets, n_scored;
+    int backward_done; /* backward consumed the logits of the last forward */
     int *tokens, *targets;
     int *rows, *row_targets; /* scored positions and their targets, packed */
     uint8_t *mask;
@@ -616,6 +617,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
 
     s->T = T;
     s->has_targets = targets != NULL;
+    s->backward_done = 0;
     memcpy(s->tokens, tokens, (size_t)T * sizeof(int));
     if (lora)
         lpl_lora_begin_forward(lora, training);
@@ -781,6 +783,8 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
 {
     if (!s->has_targets)
         return lpl_fail(err, LPL_ERR_INVALID, "backward: the last forward had no targets");
+    if (s->backward_done)
+        return lpl_fail(err, LPL_ERR_INVALID, "backward: already run for the last forward (run forward again)");
     if (lora && !same_shape(&m->cfg, &lora->model_cfg))
         return lpl_fail(err, LPL_ERR_INVALID, "backward: the adapters were made for a different model shape");
     if (s->n_scored == 0)
@@ -829,6 +833,7 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
         }
         s->tm.embed += now_sec() - t0;
     }
+    s->backward_done = 1;
     s->tm.total += now_sec() - start;
     return LPL_OK;
 }

@@ -110,6 +110,10 @@ static void test_refusals(void)
     CHECK(lpl_gpt2_forward(m, NULL, s, tok, NULL, NULL, 8, 0, &loss, &err) == LPL_OK, "no targets");
     CHECK(lpl_gpt2_backward(m, NULL, s, &err) == LPL_ERR_INVALID && strstr(err.msg, "no targets"),
           "backward without targets: %s", err.msg);
+    CHECK(lpl_gpt2_forward(m, NULL, s, tok, tgt, mask, 8, 1, &loss, &err) == LPL_OK, "forward with targets");
+    CHECK(lpl_gpt2_backward(m, NULL, s, &err) == LPL_OK, "backward");
+    CHECK(lpl_gpt2_backward(m, NULL, s, &err) == LPL_ERR_INVALID && strstr(err.msg, "already run"),
+          "second backward refused: %s", err.msg);
     CHECK(lpl_gpt2_state_new(m, 65, 0, &err) == NULL && strstr(err.msg, "max_T"), "state too long: %s", err.msg);
     lpl_gpt2_state_free(s);
     lpl_gpt2_convert(m, LPL_Q8_0, &err);

@@ -127,7 +127,8 @@ const float *lpl_gpt2_logits(const lpl_gpt2_state *s);
 
 /* Backward of the last forward (which must have had targets): the gradient of the
  * mean loss over scored tokens is ADDED to lora's gradients (if lora) and, when the
- * state has full gradients, to the full gradient buffer. */
+ * state has full gradients, to the full gradient buffer. One backward per forward:
+ * a second call is refused. With no scored token it adds nothing. */
 lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, struct lpl_lora *lora, lpl_gpt2_state *s,
                              lpl_error *err);
 
