@@ -11,6 +11,8 @@ What it writes (all small, committed; tests never need PyTorch):
                     attn.bias and fp32 attn.masked_bias buffers, an untied lm_head.weight copy
   tiny-gpt2-bin16/  the same in fp16 (weights, buffers and lm_head copy all half), and
                     expected.json computed from the fp16-rounded weights
+  tiny-gpt2-legacy16/  the fp16 state dict in torch's legacy (pre-1.6, non-zip) format,
+                    as the 2019 DialoGPT checkpoints are stored
 
 The model is GPT2LMHeadModel written out here: Conv1D weights [in, out], pre-LayerNorm
 blocks, gelu_new, causal attention scaled by 1/sqrt(head_dim), LM head tied to wte.
@@ -221,10 +223,14 @@ def main():
     d16 = os.path.join(OUT, "tiny-gpt2-bin16")
     write_common(d16, vocab, merges)
     torch.save(dialogpt_state_dict(w, torch.float16, torch.float16), os.path.join(d16, "pytorch_model.bin"))
+    dl = os.path.join(OUT, "tiny-gpt2-legacy16")
+    write_common(dl, vocab, merges)
+    torch.save(dialogpt_state_dict(w, torch.float16, torch.float16), os.path.join(dl, "pytorch_model.bin"),
+               _use_new_zipfile_serialization=False)
     w16 = collections.OrderedDict((k, v.half().float()) for k, v in w.items())
     write_expected(os.path.join(d16, "expected.json"), w16, seqs,
                    "float64 GPT2LMHeadModel forward of the fp16-rounded weights (scripts/make_fixtures.py)")
-    print("make_fixtures: wrote", d, d32, d16)
+    print("make_fixtures: wrote", d, d32, d16, dl)
 
 
 if __name__ == "__main__":

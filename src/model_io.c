@@ -458,7 +458,7 @@ typedef struct {
 static lpl_status ckpt_open_memory(checkpoint *c, const void *data, size_t size, lpl_error *err)
 {
     memset(c, 0, sizeof *c);
-    if (lpl_torch_is_zip(data, size)) {
+    if (lpl_torch_is_checkpoint(data, size)) {
         if (!(c->pt = lpl_torch_open_memory(data, size, 0, err)))
             return err ? err->code : LPL_ERR_FORMAT;
         c->t = lpl_torch_tensors(c->pt);

@@ -41,7 +41,7 @@ static blob slurp(const char *path)
     return b;
 }
 
-static blob config, vocab, merges, st_bytes, bin32, bin16;
+static blob config, vocab, merges, st_bytes, bin32, bin16, legacy16;
 
 /* Converts checkpoint bytes with the fixture's text files (or replacements). */
 static lpl_status convert(const blob *cfg, const blob *ck, const blob *voc, const blob *mer, lpl_dtype t, blob *out,
@@ -174,6 +174,13 @@ static void test_logits(const blob *f32_gguf)
     CHECK(dl <= 1e-4 && dloss <= 1e-4, "f32 logits %g / loss %g over 1e-4", dl, dloss);
 
     CHECK(convert(&config, &bin16, &vocab, &merges, LPL_F16, &g16, &err) == LPL_OK, "bin16 -> f16: %s", err.msg);
+    {
+        blob l16 = {0};
+        CHECK(convert(&config, &legacy16, &vocab, &merges, LPL_F16, &l16, &err) == LPL_OK, "legacy: %s", err.msg);
+        CHECK(l16.n == g16.n && l16.p && !memcmp(l16.p, g16.p, l16.n),
+              "legacy (pre-1.6) and zip fp16 checkpoints convert to identical GGUF bytes");
+        free(l16.p);
+    }
     compare_logits(&g16, FIX "tiny-gpt2-bin16/expected.json", &dl, &dloss, "bin16 -> f16 (vs fp16 weights)");
     CHECK(dl <= 1e-4 && dloss <= 1e-4, "f16 logits %g / loss %g over 1e-4", dl, dloss);
 
@@ -558,6 +565,7 @@ int main(void)
     st_bytes = slurp(FIX "tiny-gpt2/model.safetensors");
     bin32 = slurp(FIX "tiny-gpt2-bin32/pytorch_model.bin");
     bin16 = slurp(FIX "tiny-gpt2-bin16/pytorch_model.bin");
+    legacy16 = slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
     lpl_error err = {0};
     blob a = {0}, b = {0};
     CHECK(convert(&config, &st_bytes, &vocab, &merges, LPL_F32, &a, &err) == LPL_OK, "safetensors: %s", err.msg);
@@ -579,5 +587,6 @@ int main(void)
     free(st_bytes.p);
     free(bin32.p);
     free(bin16.p);
+    free(legacy16.p);
     return check_report("test_import");
 }

@@ -333,7 +333,7 @@ static void test_hostile(void)
     expect_fail_bytes(&z, "central directory", "cd offset");
     bytes notzip = {0};
     puts_(&notzip, "\x80\x02}q\x00.");
-    expect_fail_bytes(&notzip, "not a zip archive", "legacy/non-zip");
+    expect_fail_bytes(&notzip, "not a PyTorch checkpoint", "neither zip nor legacy");
     free(notzip.p);
     /* no data.pkl */
     z.n = 0;
@@ -397,10 +397,73 @@ done:
     lpl_torch_close(b16);
 }
 
+static uint8_t *read_all(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc(*n);
+    if (fread(p, 1, *n, f) != *n)
+        *n = 0;
+    fclose(f);
+    return p;
+}
+
+/* The legacy (pre-1.6) stream: same tensors as the zip fixture, truncations and a
+ * forbidden global refused. */
+static void test_legacy(void)
+{
+    lpl_error err = {0};
+    size_t n = 0;
+    uint8_t *p = read_all("tests/fixtures/tiny-gpt2-legacy16/pytorch_model.bin", &n);
+    CHECK(p && n > 1000 && lpl_torch_is_legacy(p, n) && !lpl_torch_is_zip(p, n), "legacy fixture");
+    if (!p)
+        return;
+    lpl_torch_ckpt *leg = lpl_torch_open_memory(p, n, 0, &err);
+    lpl_torch_ckpt *zip = lpl_torch_open("tests/fixtures/tiny-gpt2-bin16/pytorch_model.bin", &err);
+    CHECK(leg && zip, "open: %s", err.msg);
+    if (leg && zip) {
+        CHECK(lpl_torch_n_tensors(leg) == lpl_torch_n_tensors(zip), "same tensor count");
+        int same = 0;
+        for (int64_t i = 0; i < lpl_torch_n_tensors(zip); i++) {
+            const lpl_st_tensor *z = &lpl_torch_tensors(zip)[i], *l = lpl_torch_find(leg, z->name);
+            same += l && l->dtype == z->dtype && l->nbytes == z->nbytes && l->n_dims == z->n_dims &&
+                    !memcmp(l->data, z->data, z->nbytes);
+        }
+        CHECK(same == 33, "%d of 33 tensors identical to the zip checkpoint", same);
+    }
+    lpl_torch_close(leg);
+    lpl_torch_close(zip);
+    /* truncations: every prefix through the pickles, then a sample of the storages */
+    int opened = 0, tried = 0;
+    for (size_t k = 0; k < n; k += k < 8000 ? 1 : 997) {
+        lpl_torch_ckpt *c = lpl_torch_open_memory(p, k, 0, &err);
+        opened += c != NULL;
+        tried++;
+        lpl_torch_close(c);
+    }
+    CHECK(opened == 0, "%d of %d truncated legacy files opened", opened, tried);
+    /* a legacy file whose state dict names posix.system */
+    size_t at = 0;
+    for (size_t k = 0; k + 24 <= n && !at; k++)
+        if (!memcmp(p + k, "collections\nOrderedDict\n", 24))
+            at = k;
+    CHECK(at > 0, "OrderedDict global in the legacy pickle");
+    memcpy(p + at, "posix\nsystem\n", 13);
+    lpl_torch_ckpt *c = lpl_torch_open_memory(p, n, 0, &err);
+    CHECK(!c && strstr(err.msg, "global 'posix.system'"), "legacy hostile global: %s", err.msg);
+    lpl_torch_close(c);
+    free(p);
+}
+
 int main(void)
 {
     test_valid();
     test_hostile();
     test_fixtures();
+    test_legacy();
     return check_report("test_torch_zip");
 }

@@ -1,5 +1,8 @@
 /* PyTorch checkpoints as torch.save writes them since 1.6: a zip archive (stored
- * entries) holding <prefix>/data.pkl and one raw file per storage, <prefix>/data/<key>.
+ * entries) holding <prefix>/data.pkl and one raw file per storage, <prefix>/data/<key>;
+ * and the legacy stream of earlier versions (magic, protocol and system-info pickles,
+ * the state-dict pickle, a pickled list of storage keys, then each storage as an
+ * int64 element count and raw bytes), which the 2019 DialoGPT checkpoints use.
  * data.pkl is read by a restricted unpickler that understands only what a state
  * dict needs: collections.OrderedDict, torch._utils._rebuild_tensor_v2,
  * torch.{Float,Half,BFloat16}Storage and persistent ids naming storages. Any other
@@ -28,5 +31,9 @@ const lpl_st_tensor *lpl_torch_find(const lpl_torch_ckpt *c, const char *name);
 
 /* Does this look like a zip archive (local file header magic)? */
 int lpl_torch_is_zip(const void *data, size_t size);
+/* Does this start like a legacy (torch < 1.6) checkpoint (the pickled magic number)? */
+int lpl_torch_is_legacy(const void *data, size_t size);
+/* Either of the two. */
+int lpl_torch_is_checkpoint(const void *data, size_t size);
 
 #endif
