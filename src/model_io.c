@@ -132,6 +132,12 @@ static lpl_status read_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *
     if (te->n_dims != 2 || te->ne[1] > INT32_MAX)
         return lpl_fail(err, LPL_ERR_FORMAT, "gguf: tensor 'token_embd.weight' must be 2-D");
     c->n_vocab = (int)te->ne[1];
+    uint64_t n_tokens;
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.tokens") >= 0 &&
+        lpl_gguf_get_arr(g, "tokenizer.ggml.tokens", NULL, &n_tokens, NULL, err) == LPL_OK &&
+        n_tokens != (uint64_t)c->n_vocab)
+        return lpl_fail(err, LPL_ERR_FORMAT, "gguf: tokenizer.ggml.tokens has %llu tokens but token_embd.weight has %d rows",
+                        (unsigned long long)n_tokens, c->n_vocab);
     return check_config(c, "gguf", err);
 }
 

@@ -331,8 +331,9 @@ static void test_model_round_trip(const blob *a)
         {2, "untied output.weight"},
         {3, ""},
         {4, "'position_embd.weight' is missing"},
+        {5, "tokenizer.ggml.tokens has 3 tokens but token_embd.weight has 512 rows"},
     };
-    for (int c = 0; c < 5; c++) {
+    for (int c = 0; c < 6; c++) {
         w = lpl_gguf_writer_new(&err);
         if (c == 4) {
             /* a hand-made gpt2 file without position embeddings */
@@ -349,6 +350,10 @@ static void test_model_round_trip(const blob *a)
         }
         if (c == 1)
             lpl_gguf_set_str(w, "general.architecture", "llama", &err);
+        if (c == 5) {
+            const char *three[] = {"a", "b", "c"};
+            lpl_gguf_set_arr_str(w, "tokenizer.ggml.tokens", three, 3, &err);
+        }
         if (c == 2 || c == 3) {
             int64_t ne[2] = {64, 512};
             float *h = malloc(512 * 64 * sizeof(float));
