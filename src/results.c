@@ -13,6 +13,7 @@
 
 #include "experiment_internal.h"
 #include "lpl/kernels.h"
+#include "lpl/simd.h"
 #include "lpl/threads.h"
 
 #ifdef __EMSCRIPTEN__
@@ -237,23 +238,6 @@ int64_t lpl_peak_memory_bytes(void)
 #endif
 }
 
-static const char *simd_name(void)
-{
-#if defined(__wasm_simd128__)
-    return "wasm-simd128";
-#elif defined(__AVX512F__)
-    return "avx512";
-#elif defined(__AVX2__)
-    return "avx2";
-#elif defined(__SSE2__)
-    return "sse2";
-#elif defined(__ARM_NEON)
-    return "neon";
-#else
-    return "scalar";
-#endif
-}
-
 cJSON *lpl_environment_cjson(void)
 {
     cJSON *o = cJSON_CreateObject();
@@ -268,7 +252,7 @@ cJSON *lpl_environment_cjson(void)
     cJSON_AddStringToObject(o, "build", "native");
 #endif
     cJSON_AddNumberToObject(o, "threads", lpl_threads_count());
-    cJSON_AddStringToObject(o, "simd", simd_name());
+    cJSON_AddStringToObject(o, "simd", LPL_SIMD_NAME);
 #ifdef __VERSION__
     cJSON_AddStringToObject(o, "compiler", __VERSION__);
 #endif

@@ -1,0 +1,475 @@
+/* The wasm API (docs/WASM_API.md): what the Web Worker and the Node tests call.
+ * One module instance holds one model, one dataset and one run. Returned strings
+ * are owned here and stay valid until the next call of the same function.
+ * Natively (no __EMSCRIPTEN__) the file compiles too, for quick checks. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "lpl/adapter_io.h"
+#include "lpl/experiment.h"
+#include "lpl/kernels.h"
+#include "lpl/model_io.h"
+#include "lpl/threads.h"
+
+#ifdef __EMSCRIPTEN__
+#include <emscripten.h>
+#include <emscripten/heap.h>
+#include <malloc.h>
+#define LAB_EXPORT EMSCRIPTEN_KEEPALIVE
+#else
+#define LAB_EXPORT
+#endif
+
+/* ---------------------------------------------------------------- module state */
+
+static struct {
+    lpl_error err;
+    /* model */
+    uint8_t *model_bytes;
+    size_t model_size;
+    lpl_gguf *gguf;
+    lpl_gpt2_model *model;
+    lpl_tokenizer *tok;
+    lpl_run_identity id;
+    /* data */
+    lpl_alpaca_set train, eval;
+    int have_data, have_eval;
+    /* run */
+    lpl_experiment_config cfg;
+    lpl_run *run;
+    /* outputs */
+    void *buffer;
+    size_t buffer_size;
+    char *str_info, *str_count, *str_estimate, *str_events, *str_results, *str_csv, *str_adapter_cfg,
+        *str_generate, *str_memory;
+} g;
+
+/* Replaces the kept string *slot by s (which may be NULL) and returns it or "". */
+static const char *keep(char **slot, char *s)
+{
+    free(*slot);
+    *slot = s;
+    return s ? s : "";
+}
+
+static int fail_code(lpl_status st)
+{
+    return st ? (int)st : (int)LPL_ERR_INVALID;
+}
+
+static void set_buffer(void *p, size_t n)
+{
+    free(g.buffer);
+    g.buffer = p;
+    g.buffer_size = n;
+}
+
+LAB_EXPORT const char *lab_last_error(void) { return g.err.msg; }
+LAB_EXPORT uint8_t *lab_buffer_ptr(void) { return g.buffer; }
+LAB_EXPORT size_t lab_buffer_size(void) { return g.buffer_size; }
+
+LAB_EXPORT int lab_init(int threads)
+{
+    lpl_error_clear(&g.err);
+    return (int)lpl_threads_init(threads, &g.err);
+}
+
+/* ---------------------------------------------------------------- model */
+
+static void free_run(void)
+{
+    lpl_run_free(g.run);
+    g.run = NULL;
+}
+
+static void free_model(void)
+{
+    free_run();
+    lpl_tokenizer_free(g.tok);
+    lpl_gpt2_free(g.model);
+    lpl_gguf_close(g.gguf);
+    free(g.model_bytes);
+    g.tok = NULL;
+    g.model = NULL;
+    g.gguf = NULL;
+    g.model_bytes = NULL;
+    g.model_size = 0;
+    memset(&g.id, 0, sizeof g.id);
+}
+
+LAB_EXPORT int lab_load_model(uint8_t *gguf, size_t n)
+{
+    lpl_error_clear(&g.err);
+    free_model();
+    g.model_bytes = gguf; /* ours from now on, whatever happens */
+    g.model_size = n;
+    g.gguf = lpl_gguf_open_memory(gguf, n, 0, &g.err);
+    if (g.gguf)
+        g.model = lpl_gpt2_from_gguf(g.gguf, 0, &g.err);
+    if (g.model)
+        g.tok = lpl_tokenizer_from_gguf(g.gguf, &g.err);
+    if (!g.tok) {
+        lpl_status st = g.err.code;
+        free_model();
+        return fail_code(st);
+    }
+    lpl_sha256_hex(gguf, n, g.id.model_sha256);
+    const char *name = NULL;
+    size_t len = 0;
+    lpl_error e2;
+    if (lpl_gguf_get_str(g.gguf, "general.name", &name, &len, &e2) == LPL_OK)
+        snprintf(g.id.model_name, sizeof g.id.model_name, "%.*s", (int)len, name);
+    g.id.model_bytes = (int64_t)n;
+    snprintf(g.id.matrix_type, sizeof g.id.matrix_type, "%s", lpl_dtype_name(g.model->blocks[0].w[0].type));
+    return 0;
+}
+
+LAB_EXPORT const char *lab_model_info(void)
+{
+    if (!g.model) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no model loaded");
+        return keep(&g.str_info, NULL);
+    }
+    const lpl_gpt2_config *c = &g.model->cfg;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", g.id.model_name);
+    cJSON_AddNumberToObject(o, "n_layer", c->n_layer);
+    cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
+    cJSON_AddNumberToObject(o, "n_head", c->n_head);
+    cJSON_AddNumberToObject(o, "n_ctx", c->n_ctx);
+    cJSON_AddNumberToObject(o, "n_vocab", c->n_vocab);
+    cJSON_AddNumberToObject(o, "params", (double)lpl_gpt2_param_count(c));
+    cJSON_AddStringToObject(o, "matrix_type", g.id.matrix_type);
+    cJSON_AddNumberToObject(o, "file_bytes", (double)g.model_size);
+    cJSON_AddStringToObject(o, "sha256", g.id.model_sha256);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return keep(&g.str_info, s);
+}
+
+static int parse_dtype(const char *s, lpl_dtype *t)
+{
+    static const struct { const char *name; lpl_dtype t; } types[] = {
+        {"f32", LPL_F32}, {"f16", LPL_F16}, {"q8_0", LPL_Q8_0}, {"q4_0", LPL_Q4_0}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (s && !strcmp(s, types[i].name)) {
+            *t = types[i].t;
+            return 1;
+        }
+    return 0;
+}
+
+LAB_EXPORT int lab_convert_hf(const char *config_json, const uint8_t *ckpt, size_t ckpt_len, const char *vocab_json,
+                              const char *merges_txt, const char *type)
+{
+    lpl_error_clear(&g.err);
+    lpl_dtype t;
+    if (!parse_dtype(type, &t))
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "type '%s': expected q8_0, f16, f32 or q4_0", type ? type : "");
+    if (!config_json || !ckpt || !vocab_json || !merges_txt)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "convert: config, checkpoint, vocab and merges are all needed");
+    void *out = NULL;
+    size_t n = 0;
+    lpl_status st = lpl_convert_hf_memory(config_json, strlen(config_json), ckpt, ckpt_len, vocab_json,
+                                          strlen(vocab_json), merges_txt, strlen(merges_txt), t, &out, &n, &g.err);
+    if (st)
+        return (int)st;
+    set_buffer(out, n);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- data */
+
+LAB_EXPORT int lab_set_data(const char *train_json, const char *eval_json)
+{
+    lpl_error_clear(&g.err);
+    free_run();
+    lpl_alpaca_free(&g.train);
+    lpl_alpaca_free(&g.eval);
+    g.have_data = g.have_eval = 0;
+    g.id.train_sha256[0] = g.id.eval_sha256[0] = '\0';
+    if (!train_json)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no training data");
+    lpl_status st = lpl_alpaca_parse(train_json, strlen(train_json), &g.train, &g.err);
+    if (st) {
+        char msg[sizeof g.err.msg];
+        snprintf(msg, sizeof msg, "%s", g.err.msg);
+        return (int)lpl_fail(&g.err, st, "training data: %s", msg);
+    }
+    lpl_sha256_hex(train_json, strlen(train_json), g.id.train_sha256);
+    if (eval_json && eval_json[0]) {
+        st = lpl_alpaca_parse(eval_json, strlen(eval_json), &g.eval, &g.err);
+        if (st) {
+            char msg[sizeof g.err.msg];
+            snprintf(msg, sizeof msg, "%s", g.err.msg);
+            lpl_alpaca_free(&g.train);
+            return (int)lpl_fail(&g.err, st, "eval data: %s", msg);
+        }
+        lpl_sha256_hex(eval_json, strlen(eval_json), g.id.eval_sha256);
+        g.have_eval = 1;
+    }
+    g.have_data = 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- experiment */
+
+/* The experiment of the JSON on top of the study's defaults. */
+static lpl_status experiment_from(const char *json, lpl_experiment_config *c)
+{
+    lpl_experiment_default(c);
+    if (json && json[0])
+        return lpl_experiment_parse_json(json, c, &g.err);
+    return LPL_OK;
+}
+
+LAB_EXPORT const char *lab_count(const char *experiment_json)
+{
+    lpl_error_clear(&g.err);
+    lpl_experiment_config c;
+    if (experiment_from(experiment_json, &c))
+        return keep(&g.str_count, NULL);
+    lpl_gpt2_config mc;
+    if (c.preset[0]) {
+        if (lpl_gpt2_preset(c.preset, &mc, &g.err))
+            return keep(&g.str_count, NULL);
+    } else if (g.model) {
+        mc = g.model->cfg;
+    } else {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no model loaded and no \"preset\" in the experiment");
+        return keep(&g.str_count, NULL);
+    }
+    if (c.max_len > mc.n_ctx)
+        c.max_len = mc.n_ctx; /* counting does not depend on it */
+    if (lpl_experiment_check(&c, &mc, &g.err))
+        return keep(&g.str_count, NULL);
+    return keep(&g.str_count, lpl_experiment_count_json(&c, &mc, &g.err));
+}
+
+static int64_t heap_available(void)
+{
+#ifdef __EMSCRIPTEN__
+    /* The heap can grow to its maximum; what malloc already handed out is taken. */
+    size_t max = emscripten_get_heap_max();
+    struct mallinfo mi = mallinfo();
+    return (int64_t)max - (int64_t)mi.uordblks;
+#else
+    return -1;
+#endif
+}
+
+/* Bytes a run needs beyond the loaded model: activations and their gradients for the
+ * longest sequence, logits, and for every placement its adapter (weights, gradients,
+ * two AdamW moments while training; weights and gradients kept afterwards). */
+static int64_t run_bytes(const lpl_experiment_config *c, const lpl_gpt2_config *mc, lpl_error *err)
+{
+    int64_t T = c->max_len, C = mc->n_embd, L = mc->n_layer, H = mc->n_head, V = mc->n_vocab;
+    int64_t act = T * L * 20 * C + L * H * T * T + 2 * T * V;
+    int64_t bytes = 2 * 4 * act;
+    int64_t max_trainable = 0, kept = 0;
+    for (int i = 0; i < c->n_placements; i++) {
+        lpl_lora_config lc;
+        lpl_experiment_lora_config(c, i, &lc);
+        int64_t n = lpl_lora_param_count(&lc, mc, err);
+        if (n < 0)
+            return -1;
+        max_trainable = n > max_trainable ? n : max_trainable;
+        kept += 8 * n;
+    }
+    return bytes + 16 * max_trainable + kept;
+}
+
+LAB_EXPORT const char *lab_estimate(const char *experiment_json)
+{
+    lpl_error_clear(&g.err);
+    lpl_experiment_config c;
+    if (experiment_from(experiment_json, &c))
+        return keep(&g.str_estimate, NULL);
+    lpl_gpt2_config mc;
+    int64_t model_bytes = (int64_t)g.model_size;
+    if (c.preset[0]) {
+        if (lpl_gpt2_preset(c.preset, &mc, &g.err))
+            return keep(&g.str_estimate, NULL);
+        if (!g.model) /* Q8_0 weights: 34 bytes per 32 */
+            model_bytes = lpl_gpt2_param_count(&mc) * 34 / 32;
+    } else if (g.model) {
+        mc = g.model->cfg;
+    } else {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no model loaded and no \"preset\" in the experiment");
+        return keep(&g.str_estimate, NULL);
+    }
+    int64_t need = run_bytes(&c, &mc, &g.err);
+    if (need < 0)
+        return keep(&g.str_estimate, NULL);
+    int64_t avail = heap_available();
+    char buf[192];
+    /* A loaded model is already in the heap; a preset's is still to come. */
+    int64_t total = need + (g.model && !c.preset[0] ? 0 : model_bytes);
+    snprintf(buf, sizeof buf, "{\"bytes_needed\":%lld,\"bytes_available\":%lld,\"model_bytes\":%lld}",
+             (long long)total, (long long)avail, (long long)model_bytes);
+    return keep(&g.str_estimate, strdup(buf));
+}
+
+LAB_EXPORT int lab_ablate_start(const char *experiment_json)
+{
+    lpl_error_clear(&g.err);
+    free_run();
+    if (!g.model)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no model loaded (lab_load_model)");
+    if (!g.have_data)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no data (lab_set_data)");
+    lpl_status st = experiment_from(experiment_json, &g.cfg);
+    if (st)
+        return (int)st;
+    /* Paths mean nothing here: record what the data really was. */
+    snprintf(g.cfg.model, sizeof g.cfg.model, "%s", g.id.model_name);
+    g.cfg.train[0] = '\0';
+    g.cfg.eval[0] = '\0';
+    snprintf(g.id.model_path, sizeof g.id.model_path, "%s", g.id.model_name);
+    g.run = lpl_run_new(&g.cfg, g.model, g.tok, &g.train, g.have_eval ? &g.eval : NULL, &g.id, &g.err);
+    return g.run ? 0 : fail_code(g.err.code);
+}
+
+LAB_EXPORT int lab_ablate_step(void)
+{
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+        return -1;
+    }
+    lpl_error_clear(&g.err);
+    return lpl_run_step(g.run, &g.err);
+}
+
+LAB_EXPORT void lab_ablate_cancel(void)
+{
+    if (g.run)
+        lpl_run_cancel(g.run);
+}
+
+LAB_EXPORT const char *lab_events(void)
+{
+    if (!g.run)
+        return keep(&g.str_events, strdup("[]"));
+    return keep(&g.str_events, lpl_run_take_events(g.run));
+}
+
+LAB_EXPORT const char *lab_results_json(void)
+{
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+        return keep(&g.str_results, NULL);
+    }
+    return keep(&g.str_results, lpl_run_results_json(g.run));
+}
+
+LAB_EXPORT const char *lab_results_csv(void)
+{
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+        return keep(&g.str_csv, NULL);
+    }
+    return keep(&g.str_csv, lpl_run_results_csv(g.run));
+}
+
+static const lpl_lora *placement_adapter(int placement)
+{
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+        return NULL;
+    }
+    const lpl_lora *l = lpl_run_adapter(g.run, placement);
+    if (!l)
+        lpl_fail(&g.err, LPL_ERR_INVALID, "placement %d has no completed adapter", placement);
+    return l;
+}
+
+LAB_EXPORT int lab_adapter(int placement)
+{
+    lpl_error_clear(&g.err);
+    const lpl_lora *l = placement_adapter(placement);
+    if (!l)
+        return (int)g.err.code;
+    void *out = NULL;
+    size_t n = 0;
+    lpl_status st = lpl_adapter_to_safetensors(l, &out, &n, &g.err);
+    if (st)
+        return (int)st;
+    set_buffer(out, n);
+    return 0;
+}
+
+LAB_EXPORT const char *lab_adapter_config(int placement)
+{
+    lpl_error_clear(&g.err);
+    const lpl_lora *l = placement_adapter(placement);
+    if (!l)
+        return keep(&g.str_adapter_cfg, NULL);
+    return keep(&g.str_adapter_cfg, lpl_adapter_config_json(&l->cfg, g.id.model_name));
+}
+
+/* ---------------------------------------------------------------- generate, memory */
+
+static int json_int(const cJSON *o, const char *k, int def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int)v->valuedouble : def;
+}
+
+LAB_EXPORT const char *lab_generate(const char *request_json)
+{
+    lpl_error_clear(&g.err);
+    if (!g.model) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no model loaded");
+        return keep(&g.str_generate, NULL);
+    }
+    cJSON *req = cJSON_Parse(request_json ? request_json : "");
+    const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(req, "prompt");
+    if (!cJSON_IsString(prompt)) {
+        cJSON_Delete(req);
+        lpl_fail(&g.err, LPL_ERR_INVALID, "generate: request needs a \"prompt\" string");
+        return keep(&g.str_generate, NULL);
+    }
+    lpl_generate_options o;
+    lpl_generate_options_default(&o);
+    o.max_new_tokens = json_int(req, "max_new_tokens", o.max_new_tokens);
+    o.top_k = json_int(req, "top_k", 0);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "temperature");
+    if (cJSON_IsNumber(t))
+        o.temperature = (float)t->valuedouble;
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(req, "seed");
+    if (cJSON_IsNumber(seed) && seed->valuedouble >= 0)
+        o.seed = (uint64_t)seed->valuedouble;
+    const cJSON *raw = cJSON_GetObjectItemCaseSensitive(req, "raw");
+    o.alpaca = !cJSON_IsTrue(raw);
+    int placement = json_int(req, "placement", -1);
+    lpl_lora *lora = NULL;
+    char *text = NULL, *out = NULL;
+    if (placement >= 0 && !(lora = (lpl_lora *)placement_adapter(placement)))
+        goto done;
+    if (lpl_generate(g.model, lora, g.tok, prompt->valuestring, &o, &text, &g.err))
+        goto done;
+    cJSON *res = cJSON_CreateObject();
+    cJSON_AddStringToObject(res, "text", text);
+    out = cJSON_PrintUnformatted(res);
+    cJSON_Delete(res);
+done:
+    free(text);
+    cJSON_Delete(req);
+    return keep(&g.str_generate, out);
+}
+
+LAB_EXPORT const char *lab_memory(void)
+{
+    char buf[128];
+    int64_t heap = 0;
+#ifdef __EMSCRIPTEN__
+    heap = (int64_t)mallinfo().uordblks;
+#endif
+    snprintf(buf, sizeof buf, "{\"heap_bytes\":%lld,\"peak_bytes\":%lld}", (long long)heap,
+             (long long)lpl_peak_memory_bytes());
+    return keep(&g.str_memory, strdup(buf));
+}
