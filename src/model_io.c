@@ -493,6 +493,15 @@ static lpl_status convert_entry(lpl_gguf_writer *w, const lpl_hf_entry *e, lpl_d
     if (!f)
         return LPL_ERR_NOMEM;
     lpl_hf_entry_f32(e, f);
+    /* NaN/inf weights are a broken checkpoint, and quantizing them is undefined
+     * behaviour (float -> int8 of NaN); found by tests/fuzz. */
+    for (int64_t i = 0; i < rows * e->cols; i++)
+        if (!isfinite(f[i])) {
+            lpl_fail(err, LPL_ERR_FORMAT, "checkpoint: tensor for '%s' has a non-finite value (%g) at element %lld",
+                     e->name, (double)f[i], (long long)i);
+            free(f);
+            return LPL_ERR_FORMAT;
+        }
     if (!e->is_matrix || t == LPL_F32)
         return lpl_gguf_add_tensor_take(w, e->name, LPL_F32, e->rows ? 2 : 1, ne, f, err);
     size_t rb = lpl_dtype_row_bytes(t, e->cols);

@@ -103,6 +103,8 @@ static lpl_status parse_metadata(lpl_safetensors *st, const cJSON *m, const char
 {
     if (!cJSON_IsObject(m))
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: __metadata__ is not an object", src);
+    if (st->meta) /* a second one would replace the first mid-count (found by tests/fuzz) */
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: __metadata__ appears twice", src);
     int n = cJSON_GetArraySize(m);
     st->meta = lpl_calloc((size_t)n + 1, sizeof *st->meta, "safetensors metadata", err);
     if (!st->meta)
