@@ -61,7 +61,7 @@ for i, p in enumerate(res["placements"]):
     hdr = json.loads(raw[8:8 + hlen]); hdr.pop("__metadata__", None)
     want = {}
     for layer, mod in p["selected"]:
-        i_n, o_n = {"attn.c_attn": (32, 96), "attn.c_proj": (32, 32), "mlp.c_fc": (32, 128), "mlp.c_proj": (128, 32)}[mod]
+        i_n, o_n = {"attn.c_attn": (64, 192), "attn.c_proj": (64, 64), "mlp.c_fc": (64, 256), "mlp.c_proj": (256, 64)}[mod]
         base = "base_model.model.transformer.h.%d.%s." % (layer, mod)
         want[base + "lora_A.weight"] = [4, i_n]
         want[base + "lora_B.weight"] = [o_n, 4]

@@ -50,6 +50,6 @@ PYEOF
 make_tiny_model "$T/tiny.gguf"
 out=$("$LORALAB" count --model "$T/tiny.gguf") || fail "count --model exit $?"
 echo "$out"
-# tiny: 2 layers * 16 * ((32+96) + (32+32) + (32+128) + (128+32)) = 16,384
-line baseline | grep -q " 16,384 " && ok "count on a GGUF file" || fail "tiny baseline should be 16,384"
+# tiny: 2 layers * 16 * ((64+192) + (64+64) + (64+256) + (256+64)) = 32,768
+line baseline | grep -q " 32,768 " && ok "count on a GGUF file" || fail "tiny baseline should be 32,768"
 finish

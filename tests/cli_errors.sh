@@ -6,7 +6,7 @@ LORALAB="$1"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 make_tiny_model "$T/tiny.gguf"
-M=(--model "$T/tiny.gguf" --train data/alpaca_train.json --eval data/alpaca_eval.json --quick --quiet --out "$T/out")
+M=(--model "$T/tiny.gguf" --train data/alpaca_train.json --eval data/alpaca_eval.json --quick --max-len 40 --quiet --out "$T/out")
 echo '{"epochz": 3}' > "$T/bad_key.json"
 echo '{"r": 16,' > "$T/broken.json"
 echo '[{"instruction": "x"}]' > "$T/no_output.json"
@@ -45,7 +45,7 @@ expect 2 "$T/none.gguf" -- ablate "${M[@]}" --model "$T/none.gguf"
 expect 2 "notgguf.gguf" -- ablate "${M[@]}" --model "$T/notgguf.gguf"
 expect 2 "--train.*nodata.json" -- ablate "${M[@]}" --train "$T/nodata.json"
 expect 2 "--train" -- ablate "${M[@]}" --train "$T/no_output.json"
-expect 2 "max_len 1000 exceeds the model's context of 128" -- ablate "${M[@]}" --max-len 1000
+expect 2 "max_len 1000 exceeds the model's context of 64" -- ablate "${M[@]}" --max-len 1000
 expect 2 "n_train is 100000" -- ablate "${M[@]}" --n-train 100000
 expect 2 "placement 'far'" -- ablate "${M[@]}" --placement 'far=c_fc@9'
 expect 2 "dropout must be in" -- ablate "${M[@]}" --dropout 1.5

@@ -8,11 +8,9 @@ finish() {
     if [ "$fails" -ne 0 ]; then echo "$fails check(s) failed" >&2; exit 1; fi
     echo "all checks passed"
 }
-# Makes the tiny test model (2 layers, d 32, real GPT-2 tokenizer) at $1 with the
-# test_experiment program built next to loralab.
+# Makes the tiny test model at $1: the HF fixture tests/fixtures/tiny-gpt2 (2 layers,
+# d 64, 4 heads, context 64, 512-token byte-level BPE) converted to an f32 GGUF.
 make_tiny_model() {
-    local maker
-    maker="$(dirname "$LORALAB")/test_experiment"
-    if [ ! -x "$maker" ]; then echo "FAIL: $maker not built" >&2; exit 1; fi
-    "$maker" --make-model "$1" || { echo "FAIL: could not make the tiny model" >&2; exit 1; }
+    "$LORALAB" convert --from tests/fixtures/tiny-gpt2 --to "$1" --type f32 --quiet ||
+        { echo "FAIL: could not convert the tiny fixture" >&2; exit 1; }
 }
