@@ -11,6 +11,7 @@ import path from 'node:path';
 import { gguf } from '@huggingface/gguf';
 
 const buildDir = path.resolve(process.env.LPL_BUILD_DIR || 'build');
+const wasmDir = path.resolve(process.env.LPL_WASM_BUILD_DIR || 'build-wasm');
 const loralab = path.join(buildDir, 'loralab');
 const fixtures = path.resolve('tests/fixtures');
 const ggmlType = { f32: 0, f16: 1, q4_0: 2, q8_0: 8 };
@@ -106,3 +107,20 @@ for (const dir of ['tiny-gpt2', 'tiny-gpt2-bin16']) {
     });
   }
 }
+
+// The same converter compiled to wasm (the CLI under Node) writes the same bytes.
+test('wasm convert (legacy fp16 .bin -> q8_0) equals native byte for byte', () => {
+  const cli = path.join(wasmDir, 'loralab_node.js');
+  assert.ok(existsSync(cli), `${cli} missing: build the wasm targets (LPL_WASM_BUILD_DIR)`);
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'lpl-gguf-'));
+  try {
+    const from = path.join(fixtures, 'tiny-gpt2-legacy16');
+    const w = path.join(tmp, 'w.gguf'), n = path.join(tmp, 'n.gguf');
+    execFileSync('node', ['--no-experimental-fetch', cli, 'convert', '--from', from, '--to', w, '--type', 'q8_0', '--quiet'],
+                 { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(loralab, ['convert', '--from', from, '--to', n, '--type', 'q8_0', '--quiet']);
+    assert.ok(readFileSync(w).equals(readFileSync(n)));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
