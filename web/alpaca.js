@@ -39,9 +39,3 @@ export function checkAlpaca(text, label = 'file') {
   if (bad > errors.length) errors.push(`${label}: … and ${bad - errors.length} more bad records`);
   return { records: doc.length, errors, doc };
 }
-
-/** The Alpaca project's prompt for an instruction without input. */
-export function alpacaPrompt(instruction) {
-  return 'Below is an instruction that describes a task. Write a response that appropriately ' +
-         `completes the request.\n\n### Instruction:\n${instruction}\n\n### Response:\n`;
-}

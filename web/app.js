@@ -3,7 +3,7 @@
 // back, and keeps finished placements in IndexedDB. State is exposed as
 // window.__lab for the browser tests.
 import { el, $, fill, fmtInt, fmtNum, fmtBytes, fmtTime } from './dom.js';
-import { checkAlpaca, alpacaPrompt } from './alpaca.js';
+import { checkAlpaca } from './alpaca.js';
 import { Charts } from './charts.js';
 import { renderResults, placementsOf, metric } from './table.js';
 import * as store from './store.js';
@@ -643,8 +643,9 @@ async function clearSaved() {
 
 async function generate() {
   clearError();
-  const instruction = $('#prompt').value;
-  const prompt = $('#gen-template').checked ? alpacaPrompt(instruction) : instruction;
+  // lab_generate wraps the prompt in the Alpaca template itself unless raw is set.
+  const prompt = $('#prompt').value;
+  const raw = !$('#gen-template').checked;
   const maxNew = Math.max(1, Math.min(256, Number($('#gen-tokens').value) || 40));
   const who = [{ label: 'base model', placement: -1 }];
   placementsOf(state.results).forEach((p, i) => {
@@ -658,7 +659,7 @@ async function generate() {
     for (const w of who) {
       const out = el('pre', { class: 'gen', text: '…' });
       box.append(el('div', { class: 'gen-box', dataset: { placement: w.label } }, el('h3', { text: w.label }), out));
-      const r = await engine.call('generate', { request: { prompt, placement: w.placement, max_new_tokens: maxNew,
+      const r = await engine.call('generate', { request: { prompt, raw, placement: w.placement, max_new_tokens: maxNew,
                                                            temperature: 0, top_k: 0, seed: 1 } });
       out.textContent = r.text;
       state.generations.push({ label: w.label, text: r.text });

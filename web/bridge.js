@@ -80,9 +80,11 @@ self.LabBridge = function LabBridge(M) {
   }
 
   const str = (p) => (p ? M.UTF8ToString(p) : null);
+  // A failing call returns NULL (or an empty string) and leaves lab_last_error.
   const jsonOrThrow = (p, what) => {
-    if (!p) throw fail(what);
-    return JSON.parse(M.UTF8ToString(p));
+    const text = p ? M.UTF8ToString(p) : '';
+    if (!text) throw fail(what);
+    return JSON.parse(text);
   };
   const takeBuffer = () => {
     const p = c.bufferPtr(), n = c.bufferSize();

@@ -12,7 +12,8 @@ function lineChart(target, xLabel, yLabel, names, data) {
   const opts = {
     width, height: 220,
     scales: { x: { time: false } },
-    axes: [{ label: xLabel }, { label: yLabel }],
+    // Steps and epochs are whole numbers: no ticks in between.
+    axes: [{ label: xLabel, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] }, { label: yLabel }],
     series: [{ label: xLabel }, ...names.map((n, i) => ({
       label: n, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false,
       points: { show: data[0].length < 40 },
