@@ -200,7 +200,7 @@ static void micro_tile(int kc, const float *ap, const float *bp, float *C, int64
         for (int v = 0; v < NRV; v++)
             b[v] = lpl_vf_load(bp + v * LPL_VW);
         for (int i = 0; i < MR; i++) {
-            lpl_vf a = lpl_vf_set1(ap[i]);
+            lpl_vf a = lpl_vf_load1(ap + i);
             for (int v = 0; v < NRV; v++)
                 acc[i][v] = lpl_vf_madd(a, b[v], acc[i][v]);
         }

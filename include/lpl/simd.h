@@ -6,6 +6,7 @@
  *   lpl_vf            vector of LPL_VW floats
  *   lpl_vf_zero()     all lanes 0
  *   lpl_vf_set1(x)    all lanes x
+ *   lpl_vf_load1(p)   all lanes *p (one broadcast load)
  *   lpl_vf_load(p)    p[0..VW) (unaligned)
  *   lpl_vf_store(p,v) p[0..VW) = v (unaligned)
  *   lpl_vf_add(a,b), lpl_vf_mul(a,b)
@@ -25,6 +26,7 @@ typedef v128_t lpl_vf;
 static inline lpl_vf lpl_vf_zero(void) { return wasm_f32x4_splat(0.0f); }
 static inline lpl_vf lpl_vf_set1(float x) { return wasm_f32x4_splat(x); }
 static inline lpl_vf lpl_vf_load(const float *p) { return wasm_v128_load(p); }
+static inline lpl_vf lpl_vf_load1(const float *p) { return wasm_v128_load32_splat(p); }
 static inline void lpl_vf_store(float *p, lpl_vf v) { wasm_v128_store(p, v); }
 static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return wasm_f32x4_add(a, b); }
 static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return wasm_f32x4_mul(a, b); }
@@ -46,6 +48,7 @@ typedef __m256 lpl_vf;
 static inline lpl_vf lpl_vf_zero(void) { return _mm256_setzero_ps(); }
 static inline lpl_vf lpl_vf_set1(float x) { return _mm256_set1_ps(x); }
 static inline lpl_vf lpl_vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline lpl_vf lpl_vf_load1(const float *p) { return _mm256_broadcast_ss(p); }
 static inline void lpl_vf_store(float *p, lpl_vf v) { _mm256_storeu_ps(p, v); }
 static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return _mm256_add_ps(a, b); }
 static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return _mm256_mul_ps(a, b); }
@@ -66,6 +69,7 @@ typedef __m128 lpl_vf;
 static inline lpl_vf lpl_vf_zero(void) { return _mm_setzero_ps(); }
 static inline lpl_vf lpl_vf_set1(float x) { return _mm_set1_ps(x); }
 static inline lpl_vf lpl_vf_load(const float *p) { return _mm_loadu_ps(p); }
+static inline lpl_vf lpl_vf_load1(const float *p) { return _mm_load1_ps(p); }
 static inline void lpl_vf_store(float *p, lpl_vf v) { _mm_storeu_ps(p, v); }
 static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return _mm_add_ps(a, b); }
 static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return _mm_mul_ps(a, b); }
@@ -88,6 +92,7 @@ typedef float lpl_vf;
 static inline lpl_vf lpl_vf_zero(void) { return 0.0f; }
 static inline lpl_vf lpl_vf_set1(float x) { return x; }
 static inline lpl_vf lpl_vf_load(const float *p) { return *p; }
+static inline lpl_vf lpl_vf_load1(const float *p) { return *p; }
 static inline void lpl_vf_store(float *p, lpl_vf v) { *p = v; }
 static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return a + b; }
 static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return a * b; }
