@@ -308,3 +308,51 @@ test('a crashed worker becomes a readable error and restarts without a reload', 
     await h.close();
   }
 });
+
+test('custom placements: modules, layers, PEFT short names, counted before running', { ...T, skip: SKIP }, async () => {
+  const h = await openLab();
+  const { page } = h;
+  try {
+    await waitLoaded(page);
+    const { n_embd: d, n_layer: L } = await page.evaluate(() => window.__lab.state.model);
+    const setMods = async (mods) => {
+      for (const m of ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj']) {
+        await page.locator(`#custom-editor .mods input[value="${m}"]`).setChecked(mods.includes(m));
+      }
+    };
+    const countOf = (name) => page.waitForFunction((n) => window.__lab.state.counts.find((c) => c.name === n), name,
+                                                   { timeout: 20000 }).then((hnd) => hnd.jsonValue());
+    await page.fill('#custom-name', 'qkv0');
+    await setMods(['attn.c_attn']);
+    await page.fill('#custom-layers', '0');
+    await page.click('#custom-add');
+    const c0 = await countOf('qkv0');
+    assert.equal(c0.trainable, 16 * (d + 3 * d), 'r * (in + out) of one attn.c_attn');
+    assert.deepEqual(c0.selected, [[0, 'attn.c_attn']]);
+
+    await page.fill('#custom-name', 'bad');
+    await page.fill('#custom-layers', String(L));
+    await page.click('#custom-add');
+    assert.equal(await page.textContent('#custom-error'), `layers: the model has layers 0-${L - 1}`);
+    await page.fill('#custom-name', 'qkv0');
+    await page.fill('#custom-layers', '');
+    await page.click('#custom-add');
+    assert.equal(await page.textContent('#custom-error'), 'there is already a placement "qkv0"');
+
+    await page.fill('#custom-name', 'proj');
+    await setMods(['attn.c_proj']);
+    await page.check('#custom-suffix');
+    await page.click('#custom-add');
+    const cp = await countOf('proj');
+    assert.deepEqual(cp.target_modules, ['c_proj']);
+    assert.equal(cp.trainable, L * 16 * ((d + d) + (4 * d + d)),
+                 'c_proj adapts attn.c_proj [d->d] and mlp.c_proj [4d->d] in every layer');
+    assert.match(await page.textContent('#count-table tr[data-placement="proj"]'),
+                 /suffix match: “c_proj” matches attn\.c_proj and mlp\.c_proj/);
+    await page.click('#count-table tr[data-placement="proj"] button');
+    await page.waitForFunction(() => !window.__lab.state.placements.some((p) => p.name === 'proj'), null, { timeout: 5000 });
+    assert.deepEqual(h.consoleErrors, []);
+  } finally {
+    await h.close();
+  }
+});
