@@ -59,7 +59,8 @@ def main():
     if wr:
         w0 = wasm[wr[0]]
         row("ours, wasm under Node (%s, %d threads)" % (w0["build"], w0["threads"]), [wasm[r] for r in wr],
-            "peak_memory_bytes", " heap")
+            "peak_in_use_bytes", " in use (heap %.0f MiB)" % (
+                med([wasm[r]["peak_memory_bytes"] for r in wr]) / MIB))
     threads = sorted({p["threads"]["openblas"] for p in (peer[r] for r in rounds)})
     row("PyTorch %s peer (fp32, best of 1/%d OpenBLAS threads: %s)" % (
         p0["torch"], os.cpu_count() or 1, "/".join(map(str, threads))), [peer[r] for r in rounds],

@@ -1,7 +1,7 @@
 #!/bin/bash
 # loralab bench: a tiny-preset run prints valid JSON whose fields agree with the shape
 # (adapter parameter count, module count, tokens/s = seq / median, initial loss near
-# ln(vocab) for GPT-2's random init, q8_0 base about 3.8x smaller than f32), and bad
+# ln(vocab) for GPT-2's random init, q8_0 base 2-4x smaller than f32), and bad
 # usage exits 2 with a reason. No timing assertions.
 set -u
 LORALAB=${1:?usage: cli_bench.sh path/to/loralab}
@@ -65,8 +65,8 @@ if not bad:
         check(all(v >= 0 for v in d["components_s_per_step"].values()), "component times >= 0")
         check(math.isfinite(d["last_loss"]), "finite loss")
     # GPT-2's init gives near-uniform predictions: loss close to ln(V)
-    check(abs(q8["first_loss"] - math.log(V)) < 0.5, "first loss %.3f vs ln V %.3f" % (q8["first_loss"], math.log(V)))
-    check(abs(q8["first_loss"] - f32["first_loss"]) < 0.05, "q8_0 and f32 first losses differ")
+    for d in (q8, f32):
+        check(abs(d["first_loss"] - math.log(V)) < 0.5, "first loss %.3f vs ln V %.3f" % (d["first_loss"], math.log(V)))
     ratio = f32["model_bytes"] / q8["model_bytes"]
     check(2.0 < ratio < 4.0, "f32/q8_0 model bytes ratio %.2f" % ratio)
 for b in bad:
