@@ -1,5 +1,6 @@
 /* loralab tokenize: GPT-2 BPE from the command line (text on stdin -> JSON ids, or back). */
 #include <cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,26 @@ static char *read_stdin(size_t *len)
         buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+/* Writes all of buf to stdout. Under Node (the wasm CLI) stdout may be a
+ * non-blocking pipe whose writes fail with EAGAIN while the reader is behind;
+ * stdio would drop that data, so write() is retried until everything is out. */
+static int write_all(const char *buf, size_t n)
+{
+    fflush(stdout);
+    while (n) {
+        ssize_t k = write(1, buf, n);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
+            usleep(1000);
+            continue;
+        }
+        if (k <= 0)
+            return -1;
+        buf += k;
+        n -= (size_t)k;
+    }
+    return 0;
 }
 
 static int file_exists(const char *path)
@@ -115,12 +136,22 @@ static int encode(const lpl_tokenizer *t, const char *text, size_t len)
         fprintf(stderr, "loralab tokenize: %s\n", err.msg);
         return err.code == LPL_ERR_INVALID ? LPL_EXIT_USAGE : LPL_EXIT_FAILED;
     }
-    fputc('[', stdout);
-    for (int i = 0; i < n; i++)
-        printf(i ? ",%d" : "%d", ids[i]);
-    fputs("]\n", stdout);
+    /* at most 6 digits and a comma per id */
+    char *out = malloc((size_t)n * 8 + 4);
+    size_t k = 0;
+    if (out) {
+        out[k++] = '[';
+        for (int i = 0; i < n; i++)
+            k += (size_t)sprintf(out + k, i ? ",%d" : "%d", ids[i]);
+        out[k++] = ']';
+        out[k++] = '\n';
+    }
+    int rc = out && write_all(out, k) == 0 ? LPL_EXIT_OK : LPL_EXIT_FAILED;
+    if (rc != LPL_EXIT_OK)
+        fprintf(stderr, "loralab tokenize: %s\n", out ? "cannot write to stdout" : "out of memory");
+    free(out);
     free(ids);
-    return LPL_EXIT_OK;
+    return rc;
 }
 
 static int decode(const lpl_tokenizer *t, const char *json, size_t len)
@@ -158,8 +189,10 @@ static int decode(const lpl_tokenizer *t, const char *json, size_t len)
         fprintf(stderr, "loralab tokenize: %s\n", err.msg);
         rc = err.code == LPL_ERR_INVALID ? LPL_EXIT_USAGE : LPL_EXIT_FAILED;
     }
-    if (rc == LPL_EXIT_OK)
-        fwrite(text, 1, tlen, stdout);
+    if (rc == LPL_EXIT_OK && write_all(text, tlen) != 0) {
+        fprintf(stderr, "loralab tokenize: cannot write to stdout\n");
+        rc = LPL_EXIT_FAILED;
+    }
     free(text);
     free(ids);
     return rc;
