@@ -571,7 +571,7 @@ static void print_events(const char *json)
 #define NUM(k) (cJSON_GetObjectItemCaseSensitive(ev, k) ? cJSON_GetObjectItemCaseSensitive(ev, k)->valuedouble : 0)
         if (!strcmp(type->valuestring, "step"))
             printf("step %d/%d loss %.7g lr %.7g\n", (int)NUM("step"), (int)NUM("steps"), NUM("loss"), NUM("lr"));
-        else if (!strcmp(type->valuestring, "eval"))
+        else if (!strcmp(type->valuestring, "eval") && NUM("index") >= 0) /* not the shared base eval */
             printf("eval epoch %d loss %.7g perplexity %.7g mean_sample_perplexity %.7g\n", (int)NUM("epoch"),
                    NUM("eval_loss"), NUM("perplexity"), NUM("mean_sample_perplexity"));
 #undef NUM
