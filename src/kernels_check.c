@@ -481,7 +481,7 @@ done:
 size_t lpl_kernels_fingerprint(char *buf, size_t cap)
 {
     sbuf s = {buf, cap, 0};
-    put(&s, "{");
+    put(&s, "{\"simd\":\"%s\"", LPL_SIMD_NAME);
     fingerprint_plain(&s, 7, 33, 45);
     fingerprint_plain(&s, 130, 197, 259);
     fingerprint_plain(&s, 301, 67, 40);
