@@ -160,10 +160,12 @@ lpl_status lpl_alpaca_parse(const char *json, size_t len, lpl_alpaca_set *out, l
         return lpl_fail(err, LPL_ERR_FORMAT, "alpaca data: not valid UTF-8 at byte %zu (line %ld, column %ld)",
                         bad, line, col);
     }
+    /* a UTF-8 byte-order mark (some editors write one) is not JSON: skip it */
+    size_t bom = len >= 3 && !memcmp(json, "\xEF\xBB\xBF", 3) ? 3 : 0;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    cJSON *root = cJSON_ParseWithLengthOpts(json + bom, len - bom, &end, 0);
     if (!root) {
-        size_t off = end && end >= json && end <= json + len ? (size_t)(end - json) : 0;
+        size_t off = end && end >= json + bom && end <= json + len ? (size_t)(end - json) : bom;
         line_col(json, off, &line, &col);
         return lpl_fail(err, LPL_ERR_FORMAT, "alpaca data: malformed JSON near byte %zu (line %ld, column %ld)",
                         off, line, col);

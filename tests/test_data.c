@@ -62,6 +62,9 @@ static void test_parse_ok(void)
     }
     lpl_alpaca_free(&s);
     CHECK(s.n == 0 && s.records == NULL, "free clears");
+    CHECK(parse("\xEF\xBB\xBF[{\"instruction\": \"A\", \"output\": \"B\"}]", &s, &err) == LPL_OK && s.n == 1,
+          "a leading byte-order mark is skipped: %s", err.msg);
+    lpl_alpaca_free(&s);
 
     CHECK(lpl_alpaca_load("data/alpaca_train.json", &s, &err) == LPL_OK && s.n > 0, "shipped train: %s", err.msg);
     lpl_alpaca_free(&s);
@@ -83,6 +86,7 @@ static void test_parse_errors(void)
                  "trailing comma");
     expect_error("[{\"instruction\": \"a\"", 21, "malformed JSON near byte 20 (line 1, column 21)", "cut short");
     expect_error("", 0, "malformed JSON near byte 0", "empty");
+    expect_error("\xEF\xBB\xBF[1,", 6, "malformed JSON near byte 5 (line 1, column 4)", "offsets count the BOM bytes");
     const char *obj = "{\"instruction\": \"a\", \"output\": \"b\"}";
     expect_error(obj, strlen(obj), "the document is an object, not an array of records", "object");
     expect_error("[]", 2, "the array has no records", "no records");
