@@ -134,7 +134,7 @@ def gguf(kvs, tensors, version=3, align=32, n_tensors=None, n_kv=None):
     return head + data
 
 
-def tiny_gpt2_gguf(mat_type=T_Q8_0, L=1, C=32, H=2, T=16, extra_kv=(), drop=None, reshape=None):
+def tiny_gpt2_gguf(mat_type=T_Q8_0, L=1, C=32, H=2, T=16, extra_kv=(), drop=None, reshape=None, poison=None):
     rng = np.random.default_rng(7)
     toks = tiny_vocab()
     V = len(toks)
@@ -159,6 +159,8 @@ def tiny_gpt2_gguf(mat_type=T_Q8_0, L=1, C=32, H=2, T=16, extra_kv=(), drop=None
             ne = reshape[name]
         n = int(np.prod(ne))
         arr = np.resize(arr, n) if n else arr[:0]
+        if poison and name == poison:
+            arr[3], arr[7], arr[40] = np.nan, np.inf, -3e38
         tensors.append((name, t, ne, tensor_bytes(t, arr), None))
 
     add("token_embd.weight", mat_type, (V, C))
@@ -182,6 +184,8 @@ def make_gguf():
     good = tiny_gpt2_gguf()
     put(t, "ok-tiny-gpt2-q8_0.gguf", good)
     put(t, "ok-tiny-gpt2-f16.gguf", tiny_gpt2_gguf(T_F16))
+    # Loads (weights are not checked), then `merge --type q8_0` quantizes NaN/inf.
+    put(t, "nan-weights-f32.gguf", tiny_gpt2_gguf(T_F32, poison="blk.0.attn_qkv.weight"))
     kvs = [("u8", GG_U8, 7), ("i8", GG_I8, -7), ("u16", GG_U16, 700), ("i16", GG_I16, -700),
            ("u32", GG_U32, 70000), ("i32", GG_I32, -70000), ("f32", GG_F32, 0.5), ("bool", GG_BOOL, 1),
            ("str", GG_STR, "h\u00e9llo"), ("u64", GG_U64, 1 << 40), ("i64", GG_I64, -(1 << 40)),

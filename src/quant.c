@@ -113,6 +113,14 @@ const char *lpl_dtype_name(lpl_dtype t)
     return "?";
 }
 
+/* float -> int8 where the value may be NaN (a NaN or inf weight read from a file):
+ * that conversion is undefined behaviour, so NaN and out-of-range values become 0
+ * (found by tests/fuzz). */
+static int8_t to_int8(float v)
+{
+    return v > -129.0f && v < 128.0f ? (int8_t)v : 0;
+}
+
 /* Q8_0: d = max|x| / 127, q = round(x / d) (computed as x * (1/d), like ggml). */
 void lpl_quantize_q8_0(const float *src, lpl_block_q8_0 *dst, int64_t n)
 {
@@ -125,7 +133,7 @@ void lpl_quantize_q8_0(const float *src, lpl_block_q8_0 *dst, int64_t n)
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = lpl_fp32_to_fp16(d);
         for (int j = 0; j < LPL_QK; j++)
-            dst[b].qs[j] = (int8_t)roundf(x[j] * id);
+            dst[b].qs[j] = to_int8(roundf(x[j] * id));
     }
 }
 
@@ -147,8 +155,8 @@ void lpl_quantize_q4_0(const float *src, lpl_block_q4_0 *dst, int64_t n)
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = lpl_fp32_to_fp16(d);
         for (int j = 0; j < LPL_QK / 2; j++) {
-            int lo = (int8_t)(x[j] * id + 8.5f);
-            int hi = (int8_t)(x[j + LPL_QK / 2] * id + 8.5f);
+            int lo = to_int8(x[j] * id + 8.5f);
+            int hi = to_int8(x[j + LPL_QK / 2] * id + 8.5f);
             lo = lo < 15 ? lo : 15;
             hi = hi < 15 ? hi : 15;
             dst[b].qs[j] = (uint8_t)(lo | (hi << 4));

@@ -84,6 +84,12 @@ int lpl_fuzz_gguf(const uint8_t *data, size_t size, lpl_error *err)
         FUZZ_ASSERT(m->cfg.n_layer >= 1 && m->cfg.n_embd >= 1 && m->cfg.n_vocab >= 1,
                     "model accepted with config L=%d C=%d V=%d", m->cfg.n_layer, m->cfg.n_embd,
                     m->cfg.n_vocab);
+        /* `loralab merge --type q8_0` quantizes a loaded model: the weights come from
+         * the file, so NaN/inf or huge values must not trip the quantizer. */
+        lpl_error ce;
+        lpl_error_clear(&ce);
+        if (lpl_gpt2_param_count(&m->cfg) < 4000000)
+            (void)lpl_gpt2_convert(m, (size & 1) ? LPL_Q4_0 : LPL_Q8_0, &ce);
         lpl_gpt2_free(m);
     } else {
         FUZZ_ASSERT(err->msg[0] != '\0', "model refused without a message");
