@@ -146,6 +146,48 @@ static void test_moby_dick(const lpl_tokenizer *t)
     free(text);
 }
 
+static void expect_gpt2(const lpl_tokenizer *t, const char *text, const int *want, int n_want)
+{
+    int *ids = NULL, n = 0;
+    lpl_error err = {0};
+    CHECK(lpl_tokenizer_encode(t, text, strlen(text), &ids, &n, &err) == LPL_OK, "%s", err.msg);
+    CHECK(n == n_want && !memcmp(ids, want, (size_t)n * sizeof *ids), "\"%s\": %d ids", text, n);
+    free(ids);
+}
+
+/* Long pre-tokens: many merges and stale heap entries (a heap sized for n pairs
+ * overflowed on the last case; found by tests/fuzz). Ids, counts and hashes are
+ * js-tiktoken's. */
+static void test_long_words(const lpl_tokenizer *t)
+{
+    static char text[20001];
+    uint64_t x = 12345;
+    for (int i = 0; i < 20000; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        text[i] = (char)('a' + (x >> 33) % 26);
+    }
+    char *as = malloc(5001);
+    memset(as, 'a', 5000);
+    as[5000] = '\0';
+    const struct {
+        const char *text;
+        int n;
+        uint64_t hash;
+    } cases[] = {{as, 1250, 0xa9ff9e20e1280b53ULL}, {text, 11922, 0x2f162ffb57a49d4fULL}};
+    for (int k = 0; k < 2; k++) {
+        int *ids = NULL, n = 0;
+        lpl_error err = {0};
+        CHECK(lpl_tokenizer_encode(t, cases[k].text, strlen(cases[k].text), &ids, &n, &err) == LPL_OK, "%s", err.msg);
+        CHECK(n == cases[k].n && hash_ids(ids, n) == cases[k].hash, "long word %d: %d ids", k, n);
+        free(ids);
+        check_roundtrip(t, cases[k].text, strlen(cases[k].text), "long word");
+    }
+    free(as);
+    /* repeated long merges leave stale heap entries: more than n at once */
+    expect_gpt2(t, " municipalitiescorruptioncorruptioncorruptioncorruption",
+                (int[]){29364, 46260, 46260, 46260, 46260}, 5);
+}
+
 static void test_invalid_utf8(const lpl_tokenizer *t)
 {
     static const struct {
@@ -396,6 +438,7 @@ int main(void)
         test_basics(t);
         test_cases(t);
         test_moby_dick(t);
+        test_long_words(t);
         test_invalid_utf8(t);
         test_gguf(t);
     }
