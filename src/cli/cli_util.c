@@ -459,6 +459,7 @@ static double row_value(const lpl_placement_summary *s, int row)
     case 8: return s->status == LPL_PLACEMENT_DONE ? s->train_seconds : NAN;
     case 9: return s->status == LPL_PLACEMENT_DONE ? s->tokens_per_s : NAN;
     case 10: return s->status == LPL_PLACEMENT_DONE ? (double)s->peak_memory_bytes : NAN;
+    case 11: return 16.0 * (double)s->trainable; /* weights, gradients, two AdamW moments */
     }
     return NAN;
 }
@@ -479,7 +480,7 @@ static void format_cell(int row, double v, const lpl_placement_summary *s, char 
     case 7: snprintf(buf, size, "%+.1f%%", v); break;
     case 8: cli_duration(v, buf, size); break;
     case 9: snprintf(buf, size, "%.0f", v); break;
-    case 10: cli_bytes((int64_t)v, buf, size); break;
+    case 10: case 11: cli_bytes((int64_t)v, buf, size); break;
     }
 }
 
@@ -489,7 +490,7 @@ void cli_print_table(FILE *f, const lpl_run *r)
         {"eval loss before", BEST_NONE}, {"eval loss", BEST_MIN},       {"perplexity", BEST_MIN},
         {"mean sample perplexity", BEST_MIN}, {"trainable params", BEST_MIN}, {"% of total", BEST_MIN},
         {"parameter reduction", BEST_MAX}, {"vs baseline", BEST_NONE},  {"training time", BEST_MIN},
-        {"tokens/s", BEST_MAX},         {"peak memory (RSS)", BEST_NONE},
+        {"tokens/s", BEST_MAX},         {"peak memory (RSS)", BEST_NONE}, {"adapter + AdamW memory", BEST_MIN},
     };
     int n = lpl_run_n_placements(r);
     lpl_placement_summary *s = calloc((size_t)n, sizeof *s);
