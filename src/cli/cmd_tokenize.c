@@ -162,7 +162,7 @@ static int decode(const lpl_tokenizer *t, const char *json, size_t len)
         if (arr)
             fprintf(stderr, "loralab tokenize: --decode expects a JSON array of ids on stdin\n");
         else
-            fprintf(stderr, "loralab tokenize: --decode: malformed JSON at byte %ld\n",
+            fprintf(stderr, "loralab tokenize: --decode: malformed JSON near byte %ld\n",
                     end ? (long)(end - json) : -1L);
         cJSON_Delete(arr);
         return LPL_EXIT_USAGE;
@@ -209,13 +209,16 @@ int lpl_cmd_tokenize(int argc, char **argv)
             return LPL_EXIT_OK;
         } else if (!strcmp(a, "--decode")) {
             want_decode = 1;
-        } else if ((!strcmp(a, "--model") || !strcmp(a, "--vocab") || !strcmp(a, "--merges")) && i + 1 < argc) {
-            const char **dst = a[2] == 'm' && a[3] == 'o' ? &model : a[2] == 'v' ? &vocab : &merges;
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--vocab") || !strcmp(a, "--merges")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "loralab tokenize: %s needs a file name\n", a);
+                return LPL_EXIT_USAGE;
+            }
+            const char **dst = !strcmp(a, "--model") ? &model : !strcmp(a, "--vocab") ? &vocab : &merges;
             *dst = argv[++i];
         } else {
             fprintf(stderr, "loralab tokenize: %s '%s' (see loralab tokenize --help)\n",
-                    a[0] == '-' && a[1] == '-' && i + 1 >= argc ? "missing value or unknown option"
-                                                                   : "unknown argument", a);
+                    a[0] == '-' ? "unknown option" : "unexpected argument", a);
             return LPL_EXIT_USAGE;
         }
     }
