@@ -1,5 +1,4 @@
-/* Experiment config, accounting, the sliced run, resume and results documents.
- * With "--make-model PATH [TYPE]" it only writes the tiny test model (for the CLI tests). */
+/* Experiment config, accounting, the sliced run, resume and results documents. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include "check.h"
 #include "lpl/experiment.h"
 #include "lpl/kernels.h"
+#include "lpl/model_io.h"
 #include "tiny_model.h"
 
 /* ---------------------------------------------------------------- sha256 */
@@ -181,13 +181,25 @@ typedef struct {
     lpl_alpaca_set train, eval;
 } fixture;
 
+/* The HF fixture tests/fixtures/tiny-gpt2 (2 layers, d 64, context 64, 512-token BPE)
+ * converted to an f32 GGUF: small enough that a step takes a few milliseconds. */
 static int fixture_init(fixture *f)
 {
     lpl_error err;
-    lpl_gpt2_config cfg = tiny_config();
+    lpl_error_clear(&err);
     memset(f, 0, sizeof *f);
-    f->model = lpl_gpt2_create_random(&cfg, 1234, &err);
-    f->tok = tiny_tokenizer(&err);
+    char path[512];
+    const char *b = getenv("LPL_BUILD_DIR");
+    snprintf(path, sizeof path, "%s/test_experiment.gguf", b ? b : ".");
+    lpl_gguf *g = NULL;
+    if (lpl_convert_hf_dir("tests/fixtures/tiny-gpt2", path, LPL_F32, &err) == LPL_OK)
+        g = lpl_gguf_open(path, &err);
+    if (g) {
+        f->model = lpl_gpt2_from_gguf(g, 1, &err);
+        f->tok = lpl_tokenizer_from_gguf(g, &err);
+        lpl_gguf_close(g);
+    }
+    remove(path);
     CHECK(f->model && f->tok, "tiny model and tokenizer: %s", err.msg);
     CHECK(lpl_alpaca_load("data/alpaca_train.json", &f->train, &err) == LPL_OK, "%s", err.msg);
     CHECK(lpl_alpaca_load("data/alpaca_eval.json", &f->eval, &err) == LPL_OK, "%s", err.msg);
@@ -478,18 +490,8 @@ static void test_batch(fixture *f)
     lpl_run_free(r);
 }
 
-int main(int argc, char **argv)
+int main(void)
 {
-    if (argc >= 3 && !strcmp(argv[1], "--make-model")) {
-        lpl_error err;
-        lpl_error_clear(&err);
-        lpl_dtype t = argc >= 4 && !strcmp(argv[3], "f32") ? LPL_F32 : LPL_Q8_0;
-        if (tiny_model_write(argv[2], t, &err)) {
-            fprintf(stderr, "make-model: %s\n", err.msg);
-            return 1;
-        }
-        return 0;
-    }
     test_sha256();
     test_config();
     test_count();
