@@ -114,9 +114,10 @@ assert all(p['eval_loss'] < p['eval_loss_before'] for p in r['placements'])" "$T
 [ $? -eq 2 ] && ok "refuses to overwrite a finished run" || fail "ablate into a folder with results.json should exit 2"
 
 # ---- Ctrl-C: a long run stops between steps, exits 1 and says so
-"$LORALAB" ablate "${SMALL[@]}" --steps 100000 --out "$T/sig" --quiet > /dev/null 2> "$T/sig.err" &
+"$LORALAB" ablate "${SMALL[@]}" --steps 100000 --out "$T/sig" > /dev/null 2> "$T/sig.err" &
 pid=$!
-sleep 2
+# The first progress line comes from inside the training loop, after the handler is set.
+for _ in $(seq 200); do grep -q "^baseline: " "$T/sig.err" && break; sleep 0.1; done
 kill -INT $pid
 wait $pid
 rc=$?
