@@ -88,6 +88,22 @@ before=$("$LORALAB" train "${SMALL[@]}" --init-adapter "$T/run/ffn" --steps 1 --
 [ "$before" = "$saved" ] && ok "train --init-adapter starts at $saved" || fail "train --init-adapter started at $before, want $saved"
 [ -s "$T/train/adapter_model.safetensors" ] && ok "train wrote its adapter" || fail "train wrote no adapter"
 
+# ---- merge: base + adapter as one GGUF evaluates like base with the adapter
+"$LORALAB" merge --model "$T/tiny.gguf" --adapter "$T/run/ffn" --out "$T/merged.gguf" --type f32 > /dev/null ||
+    fail "merge exit $?"
+merged=$("$LORALAB" eval --model "$T/merged.gguf" --data data/alpaca_eval.json --n 2 --max-len 40 --threads 1 | awk '{print $2}')
+$PY -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 1e-5 * abs(b))" "$merged" "$saved" &&
+    ok "merged model eval $merged = adapter eval $saved" || fail "merged model eval $merged, adapter eval $saved"
+
+# ---- generate: greedy and seeded sampling are reproducible; the adapter changes the model
+G=(generate --model "$T/tiny.gguf" --prompt "The colour of" --raw --max-new 8 --threads 1)
+g1=$("$LORALAB" "${G[@]}") && g2=$("$LORALAB" "${G[@]}") && [ "$g1" = "$g2" ] && ok "greedy generation reproducible" ||
+    fail "greedy generation: '$g1' vs '$g2'"
+s1=$("$LORALAB" "${G[@]}" --temperature 1.5 --top-k 50 --seed 7)
+s2=$("$LORALAB" "${G[@]}" --temperature 1.5 --top-k 50 --seed 7)
+[ "$s1" = "$s2" ] && ok "seeded sampling reproducible" || fail "seeded sampling: '$s1' vs '$s2'"
+"$LORALAB" "${G[@]}" --adapter "$T/run/baseline" > /dev/null && ok "generate with an adapter" || fail "generate --adapter exit $?"
+
 # ---- interrupted after the first placement, then --resume
 "$LORALAB" ablate "${SMALL[@]}" --epochs 1 --out "$T/int" --stop-after-placements 1 > /dev/null 2> "$T/int.err"
 rc=$?
