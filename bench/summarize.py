@@ -109,7 +109,6 @@ def main():
             line += " %.4f | %.1f%% |" % (wcomp.get(k, 0), 100 * wcomp.get(k, 0) / wstep)
         print(line)
     print()
-    print()
     print("Approximate work %.1f GFLOP/step: native %.1f GFLOP/s%s." % (
         n0["gflop_per_step"], med([native[r]["gflops"] for r in rounds]),
         ", wasm %.1f GFLOP/s" % med([wasm[r]["gflops"] for r in wr]) if wr else ""))
