@@ -103,13 +103,14 @@ static int parse_layers(const char *s, lpl_lora_config *lc)
     while (*s) {
         char *end;
         long a = strtol(s, &end, 10);
-        if (end == s || a < 0)
+        /* the JSON reader's bound; also keeps l++ below from overflowing (tests/fuzz) */
+        if (end == s || a < 0 || a > 100000)
             return 0;
         long b = a;
         s = end;
         if (*s == '-') {
             b = strtol(s + 1, &end, 10);
-            if (end == s + 1 || b < a)
+            if (end == s + 1 || b < a || b > 100000)
                 return 0;
             s = end;
         }
