@@ -69,7 +69,8 @@ static lpl_status cfg_fields(const cJSON *j, lpl_gpt2_config *c, lpl_error *err)
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(j, "layer_norm_epsilon");
     c->ln_eps = 1e-5f;
     if (eps && !cJSON_IsNull(eps)) {
-        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1))
+        /* compared as float: 1e-50 would become 0 (found by tests/fuzz) */
+        if (!cJSON_IsNumber(eps) || !((float)eps->valuedouble > 0 && eps->valuedouble < 1))
             return lpl_fail(err, LPL_ERR_FORMAT, "config.json: layer_norm_epsilon must be a number in (0, 1)");
         c->ln_eps = (float)eps->valuedouble;
     }
