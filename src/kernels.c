@@ -55,10 +55,13 @@ void lpl_axpy(float *y, float a, const float *x, int64_t n)
 
 /* ---- blocking ---- */
 
-/* Register tile: MR rows x NR columns (NRV vectors). 16 vector registers hold
- * MR*NRV accumulators plus NRV loads of B and one broadcast of A (and, without FMA,
- * one product). */
-#if LPL_VW >= 8
+/* Register tile: MR rows x NR columns (NRV vectors). The vector registers (32 with
+ * AVX-512, 16 otherwise) hold MR*NRV accumulators plus NRV loads of B and one
+ * broadcast of A (and, without FMA, one product). */
+#if LPL_VW >= 16 /* 32 registers */
+#define MR 12
+#define NRV 2
+#elif LPL_VW >= 8
 #define MR 6
 #define NRV 2
 #elif LPL_VW == 4
@@ -70,7 +73,7 @@ void lpl_axpy(float *y, float a, const float *x, int64_t n)
 #endif
 #define NR (NRV * LPL_VW)
 #define KC 256          /* depth of a block: fixes the summation order, never change per call */
-#define MC_MAX (24 * MR) /* rows of a task */
+#define MC_MAX ((144 + MR - 1) / MR * MR) /* rows of a task */
 #define NC_MAX 256      /* columns of a task (multiple of 32 and of NR) */
 
 /* Per-thread packing buffers: A block [MC_MAX/MR panels][KC][MR], B block

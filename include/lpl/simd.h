@@ -1,5 +1,6 @@
 /* The SIMD mapping layer: a float vector of LPL_VW lanes and the handful of
- * operations the kernels use, mapped to AVX2+FMA, SSE2, WASM SIMD128 or plain C.
+ * operations the kernels use, mapped to AVX-512F, AVX2+FMA, SSE2, WASM SIMD128 or
+ * plain C.
  * Kernels are written once against these names; nothing else in the project
  * includes an instruction-set header.
  *
@@ -14,7 +15,8 @@
  *                       multiply then add otherwise (wasm SIMD128, SSE2, scalar)
  *   lpl_vf_hsum(v)    sum of the lanes, in a fixed order
  *
- * LPL_SIMD_NAME names the mapping in use ("avx2", "sse2", "wasm128", "scalar"). */
+ * LPL_SIMD_NAME names the mapping in use ("avx512", "avx2", "sse2", "wasm128",
+ * "scalar"); define LPL_NO_AVX512 to use the AVX2 mapping on an AVX-512 machine. */
 #ifndef LPL_SIMD_H
 #define LPL_SIMD_H
 
@@ -38,6 +40,30 @@ static inline float lpl_vf_hsum(lpl_vf v)
 {
     return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
            (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+#elif defined(__AVX512F__) && defined(__FMA__) && !defined(LPL_NO_AVX512)
+#include <immintrin.h>
+#define LPL_SIMD_NAME "avx512"
+#define LPL_VW 16
+typedef __m512 lpl_vf;
+static inline lpl_vf lpl_vf_zero(void) { return _mm512_setzero_ps(); }
+static inline lpl_vf lpl_vf_set1(float x) { return _mm512_set1_ps(x); }
+static inline lpl_vf lpl_vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline lpl_vf lpl_vf_load1(const float *p) { return _mm512_set1_ps(*p); }
+static inline void lpl_vf_store(float *p, lpl_vf v) { _mm512_storeu_ps(p, v); }
+static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return _mm512_add_ps(a, b); }
+static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return _mm512_mul_ps(a, b); }
+static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline float lpl_vf_hsum(lpl_vf v)
+{
+    /* halves, then quarters, then the 128-bit sum as in the other mappings */
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
