@@ -77,10 +77,11 @@ void lpl_axpy(float *y, float a, const float *x, int64_t n)
 #define NC_MAX 256      /* columns of a task (multiple of 32 and of NR) */
 
 /* Per-thread packing buffers: A block [MC_MAX/MR panels][KC][MR], B block
- * [NC_MAX/NR panels][KC][NR], and one dequantised row piece. */
+ * [NC_MAX/NR panels][KC][NR], one dequantised row piece, and NR row pieces. */
 static _Thread_local float t_apack[MC_MAX * KC] __attribute__((aligned(64)));
 static _Thread_local float t_bpack[KC * NC_MAX] __attribute__((aligned(64)));
 static _Thread_local float t_row[KC > NC_MAX ? KC : NC_MAX] __attribute__((aligned(64)));
+static _Thread_local float t_rows[NR * KC] __attribute__((aligned(64)));
 
 /* ---- operands ---- */
 
@@ -166,15 +167,23 @@ static void pack_b(const b_operand *b, int k0, int kc, int j0, int nc, float *ds
 {
     int npanels = (nc + NR - 1) / NR;
     if (b->rows_along_k) {
-        for (int j = 0; j < npanels * NR; j++) {
-            float *col = dst + (size_t)(j / NR) * kc * NR + j % NR;
-            if (j < nc) {
-                row_piece(b, j0 + j, k0, kc, t_row);
-                for (int k = 0; k < kc; k++)
-                    col[k * NR] = t_row[k];
-            } else {
-                for (int k = 0; k < kc; k++)
-                    col[k * NR] = 0.0f;
+        /* per panel: NR row pieces into t_rows, then written out k by k, so that
+         * the panel is filled in order (the transposition reads stay in L1) */
+        for (int p = 0; p < npanels; p++, dst += (size_t)kc * NR) {
+            for (int jj = 0; jj < NR; jj++) {
+                int j = p * NR + jj;
+                if (j < nc)
+                    row_piece(b, j0 + j, k0, kc, t_rows + jj * KC);
+                else
+                    memset(t_rows + jj * KC, 0, (size_t)kc * sizeof(float));
+            }
+            for (int k0b = 0; k0b < kc; k0b += 8) { /* 8 k at a time: fewer passes over t_rows */
+                int kb = kc - k0b < 8 ? kc - k0b : 8;
+                for (int jj = 0; jj < NR; jj++) {
+                    const float *src = t_rows + jj * KC + k0b;
+                    for (int k = 0; k < kb; k++)
+                        dst[(k0b + k) * NR + jj] = src[k];
+                }
             }
         }
     } else {
