@@ -148,11 +148,48 @@ static lpl_status select_list(const lpl_lora_config *c, const lpl_gpt2_config *c
     return LPL_OK;
 }
 
+/* glibc's regcomp copies the tree under a repetition once per repeat, so stacked or
+ * nested repetitions ("a++++...", "((a+)+)+", "(a{30}){30}") grow exponentially: a
+ * 120-character pattern took over 2 GB (found by tests/fuzz). Module names need
+ * little: the product over repetition operators of their count (2 for * + ?, the
+ * upper bound of {m,n}) must stay within 1024. */
+static int regex_too_costly(const char *re)
+{
+    double cost = 1;
+    int in_bracket = 0;
+    for (const char *p = re; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+        } else if (in_bracket) {
+            in_bracket = *p != ']';
+        } else if (*p == '[') {
+            in_bracket = 1;
+            if (p[1] == ']' || (p[1] == '^' && p[2] == ']'))
+                p += p[1] == ']' ? 1 : 2;
+        } else if (*p == '*' || *p == '+' || *p == '?') {
+            cost *= 2;
+        } else if (*p == '{') {
+            long hi = 2;
+            for (const char *q = p + 1; *q && *q != '}'; q++)
+                if (*q >= '0' && *q <= '9' && (q[-1] < '0' || q[-1] > '9'))
+                    hi = strtol(q, NULL, 10);
+            cost *= hi > 2 ? (double)hi : 2;
+        }
+        if (cost > 1024)
+            return 1;
+    }
+    return 0;
+}
+
 static lpl_status select_regex(const lpl_lora_config *c, const lpl_gpt2_config *cfg, uint8_t *sel, lpl_error *err)
 {
     char pattern[600];
     if (translate_regex(c->regex, pattern, sizeof pattern) != 0)
         return lpl_fail(err, LPL_ERR_INVALID, "lora: target regex is too long");
+    if (regex_too_costly(c->regex))
+        return lpl_fail(err, LPL_ERR_INVALID,
+                        "lora: target regex '%s' repeats too much (regcomp would need exponential memory)",
+                        c->regex);
     regex_t re;
     int rc = regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
