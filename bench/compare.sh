@@ -50,6 +50,8 @@ ARGS=(--preset $PRESET --seq $SEQ --placement $PLACEMENT --steps $STEPS --warmup
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
 for round in $(seq 1 "$ROUNDS"); do
+    log "round $round/$ROUNDS: fp32 matmul peak (torch.mm)"
+    /usr/bin/python3 bench/torch_peer.py --peak --json >"$OUT/peak-$round.json"
     log "round $round/$ROUNDS: native"
     "$NATIVE" bench "${ARGS[@]}" --weights $WEIGHTS --threads 0 --json >"$OUT/native-$round.json"
     if [ $WASM = 1 ]; then

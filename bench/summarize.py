@@ -112,6 +112,14 @@ def main():
     print("Approximate work %.1f GFLOP/step: native %.1f GFLOP/s%s." % (
         n0["gflop_per_step"], med([native[r]["gflops"] for r in rounds]),
         ", wasm %.1f GFLOP/s" % med([wasm[r]["gflops"] for r in wr]) if wr else ""))
+    peak = load(os.path.join(d, "peak-*.json"))
+    if peak:
+        best = max(p["gflops"] for p in peak.values())
+        print("fp32 matmul peak (torch.mm, best over rounds of the best of 1/%d OpenBLAS threads and "
+              "n = 1024..4096): %.1f GFLOP/s (per round: %s); the native step runs at %.0f%% of it."
+              % (os.cpu_count() or 1, best,
+                 ", ".join("%.0f" % peak[r]["gflops"] for r in sorted(peak, key=int)),
+                 100 * med([native[r]["gflops"] for r in rounds]) / best))
 
 
 if __name__ == "__main__":
