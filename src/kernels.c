@@ -295,9 +295,14 @@ static void gemm_run(gemm *g)
         g->nc = 64;
     if (g->nc > NC_MAX)
         g->nc = NC_MAX;
-    int mblocks = (g->M + MC_MAX - 1) / MC_MAX;
-    g->mc = ((g->M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
     g->tasks_n = (g->N + g->nc - 1) / g->nc;
+    int mblocks = (g->M + MC_MAX - 1) / MC_MAX;
+    if (mblocks * g->tasks_n < 2 * threads) { /* narrow products (LoRA rank r): cut rows finer */
+        int want = (2 * threads + g->tasks_n - 1) / g->tasks_n, most = (g->M + MR - 1) / MR;
+        mblocks = want < most ? want : most;
+    }
+    g->mc = ((g->M + mblocks - 1) / mblocks + MR - 1) / MR * MR;
+    mblocks = (g->M + g->mc - 1) / g->mc;
     lpl_parallel_for(mblocks * g->tasks_n, 1, gemm_range, g);
 }
 
