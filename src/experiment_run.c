@@ -568,6 +568,17 @@ static lpl_status unit_train(lpl_run *r, lpl_error *err)
         fail_placement(r, msg);
         return LPL_OK;
     }
+    /* A model that guesses uniformly scores ln(V); one that is twice as bad as that has
+     * not learned something odd, it has diverged, and its later numbers would be noise. */
+    double diverged = 2.0 * log((double)r->model->cfg.n_vocab);
+    if (l.loss > diverged) {
+        snprintf(msg, sizeof msg,
+                 "training diverged at step %d of placement '%s' (lr %g): loss %.3g is over twice that of "
+                 "a uniform guess (%.3g); lower the learning rate", r->step + 1, name, r->cfg.lr,
+                 (double)l.loss, diverged);
+        fail_placement(r, msg);
+        return LPL_OK;
+    }
     double gnorm = lpl_clip_grad_norm(lora->grads, lora->n_params, r->cfg.grad_clip);
     if (!isfinite(gnorm)) {
         snprintf(msg, sizeof msg,
