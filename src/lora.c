@@ -152,30 +152,35 @@ static lpl_status select_list(const lpl_lora_config *c, const lpl_gpt2_config *c
  * nested repetitions ("a++++...", "((a+)+)+", "(a{30}){30}") grow exponentially: a
  * 120-character pattern took over 2 GB (found by tests/fuzz). Module names need
  * little: the product over repetition operators of their count (2 for * + ?, the
- * upper bound of {m,n}) must stay within 1024. */
+ * upper bound of {m,n}) must stay within 1024, with at most 10 operators. It runs on
+ * the translated pattern, where \d has become [0-9] and may close a bracket early. */
 static int regex_too_costly(const char *re)
 {
     double cost = 1;
     int in_bracket = 0;
+    int n_ops = 0;
     for (const char *p = re; *p; p++) {
-        if (*p == '\\' && p[1]) {
-            p++;
-        } else if (in_bracket) {
+        /* POSIX brackets take a backslash literally, so check the bracket first. */
+        if (in_bracket) {
             in_bracket = *p != ']';
+        } else if (*p == '\\' && p[1]) {
+            p++;
         } else if (*p == '[') {
             in_bracket = 1;
             if (p[1] == ']' || (p[1] == '^' && p[2] == ']'))
                 p += p[1] == ']' ? 1 : 2;
         } else if (*p == '*' || *p == '+' || *p == '?') {
             cost *= 2;
+            n_ops++;
         } else if (*p == '{') {
             long hi = 2;
             for (const char *q = p + 1; *q && *q != '}'; q++)
                 if (*q >= '0' && *q <= '9' && (q[-1] < '0' || q[-1] > '9'))
                     hi = strtol(q, NULL, 10);
             cost *= hi > 2 ? (double)hi : 2;
+            n_ops++;
         }
-        if (cost > 1024)
+        if (cost > 1024 || n_ops > 10)
             return 1;
     }
     return 0;
@@ -186,7 +191,7 @@ static lpl_status select_regex(const lpl_lora_config *c, const lpl_gpt2_config *
     char pattern[600];
     if (translate_regex(c->regex, pattern, sizeof pattern) != 0)
         return lpl_fail(err, LPL_ERR_INVALID, "lora: target regex is too long");
-    if (regex_too_costly(c->regex))
+    if (regex_too_costly(pattern))
         return lpl_fail(err, LPL_ERR_INVALID,
                         "lora: target regex '%s' repeats too much (regcomp would need exponential memory)",
                         c->regex);
