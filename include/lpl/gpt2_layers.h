@@ -20,6 +20,9 @@ void lpl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 void lpl_gelu_forward(float *out, const float *inp, int64_t n);
 /* dinp[n] += dout[n] * gelu_new'(inp[n]). */
 void lpl_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t n);
+/* out[n] = tanh(x[n]) by the vectorised approximation gelu_new uses (within ~2 ulp
+ * of the exact value; exactly +-1 for |x| >= ~9.1; NaN stays NaN). */
+void lpl_tanh_row(float *out, const float *x, int64_t n);
 
 /* Causal multi-head attention. qkv is [T][3C] (q | k | v, head h at columns h*hd),
  * out is [T][C], lse[H][T] keeps the log-sum-exp of each row of scaled scores so
