@@ -111,6 +111,17 @@ typedef struct {
     int nc, mc, tasks_n;
 } gemm;
 
+/* n elements (a multiple of 32) of Q8_0 blocks as fp32: int8 -> float is exact and
+ * each value is one product d * q, so this equals lpl_dequantize_row bit for bit. */
+static void dequant_q8_0(const lpl_block_q8_0 *blk, float *dst, int n)
+{
+    for (int b = 0; b < n / LPL_QK; b++, dst += LPL_QK) {
+        lpl_vf d = lpl_vf_set1(lpl_fp16_to_fp32(blk[b].d));
+        for (int j = 0; j < LPL_QK; j += LPL_VW)
+            lpl_vf_store(dst + j, lpl_vf_mul(d, lpl_vf_load_i8(blk[b].qs + j)));
+    }
+}
+
 /* Columns [c0, c0 + n) of row r of a typed matrix, as fp32, into dst (c0 and n
  * multiples of 32 for quantized types). */
 static void row_piece(const b_operand *b, int64_t r, int c0, int n, float *dst)
@@ -126,7 +137,7 @@ static void row_piece(const b_operand *b, int64_t r, int c0, int n, float *dst)
         lpl_dequantize_row(b->type, (const uint16_t *)row + c0, dst, n);
         return;
     case LPL_Q8_0:
-        lpl_dequantize_row(b->type, (const lpl_block_q8_0 *)row + c0 / LPL_QK, dst, n);
+        dequant_q8_0((const lpl_block_q8_0 *)row + c0 / LPL_QK, dst, n);
         return;
     case LPL_Q4_0:
         lpl_dequantize_row(b->type, (const lpl_block_q4_0 *)row + c0 / LPL_QK, dst, n);
