@@ -55,6 +55,7 @@ void lpl_generate_options_default(lpl_generate_options *o)
     o->max_new_tokens = 64;
     o->temperature = 0.0f;
     o->top_k = 0;
+    o->repetition_penalty = 1.0f;
     o->seed = 42;
     o->alpaca = 1;
 }
@@ -135,7 +136,9 @@ lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_token
     }
     int *seq = lpl_malloc((size_t)cap * sizeof(int), "generation buffer", err);
     cand *cands = lpl_malloc((size_t)V * sizeof(cand), "sampling scratch", err);
-    lpl_gpt2_state *s = seq && cands ? lpl_gpt2_state_new(m, cap, 0, err) : NULL;
+    float *penalised = lpl_malloc((size_t)V * sizeof(float), "sampling scratch", err);
+    uint8_t *seen = lpl_malloc((size_t)V, "sampling scratch", err);
+    lpl_gpt2_state *s = seq && cands && penalised && seen ? lpl_gpt2_state_new(m, cap, 0, err) : NULL;
     if (!s) {
         st = err ? err->code : LPL_ERR_NOMEM;
         goto done;
@@ -150,7 +153,23 @@ lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_token
         st = lpl_gpt2_forward(m, lora, s, seq, NULL, NULL, n, 0, &unused, err);
         if (st)
             goto done;
-        int next = pick(lpl_gpt2_logits(s) + (size_t)(n - 1) * V, V, o, &rng, cands);
+        const float *row = lpl_gpt2_logits(s) + (size_t)(n - 1) * V;
+        if (o->repetition_penalty != 1.0f && o->repetition_penalty > 0) {
+            /* Small models fall into loops of one token (often "\n"); penalising what is
+             * already in the sequence is the transformers library's remedy. */
+            memcpy(penalised, row, (size_t)V * sizeof(float));
+            memset(seen, 0, (size_t)V);
+            for (int i = 0; i < n; i++) {
+                int id = seq[i];
+                if (seen[id])
+                    continue; /* once per distinct token, as transformers does */
+                seen[id] = 1;
+                float l = penalised[id];
+                penalised[id] = l > 0 ? l / o->repetition_penalty : l * o->repetition_penalty;
+            }
+            row = penalised;
+        }
+        int next = pick(row, V, o, &rng, cands);
         if (next == eot)
             break;
         seq[n++] = next;
@@ -160,6 +179,8 @@ lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_token
 done:
     lpl_gpt2_state_free(s);
     free(cands);
+    free(penalised);
+    free(seen);
     free(seq);
     free(ids);
     return st;

@@ -140,6 +140,9 @@ typedef struct {
     int top_k;            /* 0: whole vocabulary */
     uint64_t seed;
     int alpaca;           /* wrap the prompt in the Alpaca template (instruction, no input) */
+    float repetition_penalty; /* as transformers' generate: logits of tokens already in the
+                                 sequence are divided (if > 0) or multiplied (if < 0) by it;
+                                 1 = off (default) */
 } lpl_generate_options;
 
 void lpl_generate_options_default(lpl_generate_options *o);

@@ -17,6 +17,8 @@ static const char *const help =
     "  --max-new N           new tokens at most (default 64)\n"
     "  --temperature X       0 = greedy (default); > 0 samples\n"
     "  --top-k K             sample among the K most likely tokens (default 0 = all)\n"
+    "  --repetition-penalty X  divide the logits of tokens already in the text by X\n"
+    "                        (as transformers' generate; 1 = off, the default)\n"
     "  --seed N              sampling seed (default 42)\n";
 
 int lpl_cmd_generate(int argc, char **argv)
@@ -35,6 +37,7 @@ int lpl_cmd_generate(int argc, char **argv)
         if (cli_opt(&a, "--model", &model) || cli_opt(&a, "--adapter", &adapter) || cli_opt(&a, "--prompt", &prompt) ||
             cli_opt_int(&a, "--max-new", 0, 1 << 20, &go.max_new_tokens) ||
             cli_opt_float(&a, "--temperature", &go.temperature) || cli_opt_int(&a, "--top-k", 0, 1 << 30, &go.top_k) ||
+            cli_opt_float(&a, "--repetition-penalty", &go.repetition_penalty) ||
             cli_opt_u64(&a, "--seed", &go.seed) || cli_opt_int(&a, "--threads", 0, 1024, &threads))
             continue;
         if (cli_flag(&a, "--raw")) {
@@ -49,6 +52,8 @@ int lpl_cmd_generate(int argc, char **argv)
         return cli_usage_error("generate", "--prompt TEXT is required");
     if (go.temperature < 0)
         return cli_usage_error("generate", "--temperature must be >= 0");
+    if (!(go.repetition_penalty > 0))
+        return cli_usage_error("generate", "--repetition-penalty must be > 0");
     lpl_threads_init(threads, NULL);
     lpl_error err;
     lpl_error_clear(&err);

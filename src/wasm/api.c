@@ -436,6 +436,9 @@ LAB_EXPORT const char *lab_generate(const char *request_json)
     lpl_generate_options o;
     lpl_generate_options_default(&o);
     o.max_new_tokens = json_int(req, "max_new_tokens", o.max_new_tokens);
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(req, "repetition_penalty");
+    if (cJSON_IsNumber(rp) && rp->valuedouble > 0)
+        o.repetition_penalty = (float)rp->valuedouble;
     o.top_k = json_int(req, "top_k", 0);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "temperature");
     if (cJSON_IsNumber(t))
