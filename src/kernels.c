@@ -173,11 +173,85 @@ static void pack_a(const a_operand *a, int i0, int mc, int k0, int kc, float *ds
     }
 }
 
+/* Bytes (i, c0 + c) of eight rows, i, c < 8, to dst[(c0 + c) * ds + i]: an 8x8
+ * transposition in 64-bit words by swapping 4x4, then 2x2, then 1x1 blocks. */
+static void transpose8_bytes(const int8_t *const *rows, int c0, int8_t *dst, int ds)
+{
+    uint64_t a[8];
+    for (int i = 0; i < 8; i++)
+        memcpy(&a[i], rows[i] + c0, 8);
+    for (int i = 0; i < 4; i++) {
+        uint64_t t = ((a[i] >> 32) ^ a[i + 4]) & 0x00000000ffffffffull;
+        a[i] ^= t << 32;
+        a[i + 4] ^= t;
+    }
+    for (int i = 0; i < 8; i += (i & 1) ? 3 : 1) { /* 0, 1, 4, 5 */
+        uint64_t t = ((a[i] >> 16) ^ a[i + 2]) & 0x0000ffff0000ffffull;
+        a[i] ^= t << 16;
+        a[i + 2] ^= t;
+    }
+    for (int i = 0; i < 8; i += 2) {
+        uint64_t t = ((a[i] >> 8) ^ a[i + 1]) & 0x00ff00ff00ff00ffull;
+        a[i] ^= t << 8;
+        a[i + 1] ^= t;
+    }
+    for (int c = 0; c < 8; c++)
+        memcpy(dst + (size_t)(c0 + c) * ds, &a[c], 8);
+}
+
+#if NR % 8 != 0
+#error "the Q8_0 panel packing transposes 8 columns at a time"
+#endif
+
+/* pack_b for Q8_0 rows along k (the forward's weights): per 32-k block, the int8
+ * values of the panel's NR rows are transposed as bytes (a quarter of the data the
+ * fp32 transposition moved) and then scaled per column with the SIMD layer. Each
+ * value is still the one product d * q, so the panels are bitwise the same. */
+static void pack_b_q8_0_rows(const b_operand *b, int k0, int kc, int j0, int nc, float *dst)
+{
+    static const int8_t zeros[LPL_QK];
+    size_t rb = lpl_dtype_row_bytes(LPL_Q8_0, b->cols);
+    int npanels = (nc + NR - 1) / NR;
+    int8_t tq[LPL_QK * NR];
+    float sc[NR];
+    const int8_t *q[NR];
+    for (int p = 0; p < npanels; p++, dst += (size_t)kc * NR) {
+        for (int kb = 0; kb < kc; kb += LPL_QK) {
+            for (int jj = 0; jj < NR; jj++) {
+                int j = p * NR + jj;
+                if (j < nc) {
+                    const lpl_block_q8_0 *blk =
+                        (const lpl_block_q8_0 *)((const uint8_t *)b->p + (size_t)(j0 + j) * rb) +
+                        (k0 + kb) / LPL_QK;
+                    sc[jj] = lpl_fp16_to_fp32(blk->d);
+                    q[jj] = blk->qs;
+                } else {
+                    sc[jj] = 0.0f;
+                    q[jj] = zeros;
+                }
+            }
+            for (int jb = 0; jb < NR; jb += 8)
+                for (int c0 = 0; c0 < LPL_QK; c0 += 8)
+                    transpose8_bytes(q + jb, c0, tq + jb, NR);
+            lpl_vf s[NRV];
+            for (int v = 0; v < NRV; v++)
+                s[v] = lpl_vf_load(sc + v * LPL_VW);
+            float *o = dst + (size_t)kb * NR;
+            for (int k = 0; k < LPL_QK; k++, o += NR)
+                for (int v = 0; v < NRV; v++)
+                    lpl_vf_store(o + v * LPL_VW,
+                                 lpl_vf_mul(s[v], lpl_vf_load_i8(tq + k * NR + v * LPL_VW)));
+        }
+    }
+}
+
 /* B(k0.., j0..) of kc x nc into panels [nc/NR][kc][NR], zero columns past nc. */
 static void pack_b(const b_operand *b, int k0, int kc, int j0, int nc, float *dst)
 {
     int npanels = (nc + NR - 1) / NR;
-    if (b->rows_along_k) {
+    if (b->rows_along_k && b->type == LPL_Q8_0) {
+        pack_b_q8_0_rows(b, k0, kc, j0, nc, dst);
+    } else if (b->rows_along_k) {
         /* per panel: NR row pieces into t_rows, then written out k by k, so that
          * the panel is filled in order (the transposition reads stay in L1) */
         for (int p = 0; p < npanels; p++, dst += (size_t)kc * NR) {
