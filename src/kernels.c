@@ -271,6 +271,25 @@ static void pack_b(const b_operand *b, int k0, int kc, int j0, int nc, float *ds
                 }
             }
         }
+    } else if (b->type == LPL_Q8_0) {
+        /* straight into the panels, a vector at a time (VW divides NR and 32, so a
+         * vector never straddles two panels); padding columns are zero */
+        size_t rb = lpl_dtype_row_bytes(LPL_Q8_0, b->cols);
+        for (int k = 0; k < kc; k++) {
+            const lpl_block_q8_0 *blk =
+                (const lpl_block_q8_0 *)((const uint8_t *)b->p + (size_t)(k0 + k) * rb) +
+                j0 / LPL_QK;
+            for (int c = 0; c < nc; c += LPL_QK, blk++) {
+                lpl_vf d = lpl_vf_set1(lpl_fp16_to_fp32(blk->d));
+                for (int j = 0; j < LPL_QK; j += LPL_VW) {
+                    int col = c + j;
+                    float *o = dst + ((size_t)(col / NR) * kc + k) * NR + col % NR;
+                    lpl_vf_store(o, lpl_vf_mul(d, lpl_vf_load_i8(blk->qs + j)));
+                }
+            }
+            for (int j = nc; j < npanels * NR; j++)
+                dst[((size_t)(j / NR) * kc + k) * NR + j % NR] = 0.0f;
+        }
     } else {
         for (int k = 0; k < kc; k++) {
             row_piece(b, k0 + k, j0, nc, t_row);
