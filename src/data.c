@@ -3,6 +3,8 @@
  * and seeded shuffling. */
 #include "lpl/data.h"
 
+#include "fmt_util.h"
+
 #include <cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -207,32 +209,14 @@ lpl_status lpl_alpaca_load(const char *path, lpl_alpaca_set *out, lpl_error *err
 {
     out->records = NULL;
     out->n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lpl_fail(err, LPL_ERR_IO, "cannot open %s", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = lpl_malloc(cap, path, err);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *bigger = realloc(buf, cap * 2);
-        if (!bigger) {
-            free(buf);
-            buf = NULL;
-            lpl_fail(err, LPL_ERR_NOMEM, "out of memory reading %s", path);
-            break;
-        }
-        buf = bigger;
-        cap *= 2;
-    }
-    int bad = buf && ferror(f);
-    fclose(f);
-    if (!buf)
-        return LPL_ERR_NOMEM;
-    lpl_status st = bad ? lpl_fail(err, LPL_ERR_IO, "error reading %s", path) : lpl_alpaca_parse(buf, n, out, err);
+    char *buf = NULL;
+    size_t n = 0;
+    lpl_status st = lpl_read_file(path, &buf, &n, err);
+    if (st != LPL_OK)
+        return st;
+    st = lpl_alpaca_parse(buf, n, out, err);
     free(buf);
-    if (st != LPL_OK && !bad && err) {
+    if (st != LPL_OK && err) {
         /* name the file: "data/x.json: alpaca data: ..." */
         char msg[sizeof err->msg];
         snprintf(msg, sizeof msg, "%s", err->msg);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../fmt_util.h"
 #include "commands.h"
 #include "lpl/gguf.h"
 #include "lpl/gpt2.h"
@@ -149,27 +150,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
-}
-
 /* Tokenizes every *.txt file of dir (name order), each followed by end-of-text; files
  * whose index in the directory is holdout_every-1 mod holdout_every go to held-out. */
 static int load_corpus_dir(const char *dir, const lpl_tokenizer *tok, int holdout_every,
@@ -200,14 +180,14 @@ static int load_corpus_dir(const char *dir, const lpl_tokenizer *tok, int holdou
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         size_t len = 0;
-        char *text = read_file(path, &len);
-        if (!text) {
-            fprintf(stderr, "loralab pretrain: cannot read %s\n", path);
+        char *text = NULL;
+        lpl_error err = {0};
+        if (lpl_read_file(path, &text, &len, &err) != LPL_OK) {
+            fprintf(stderr, "loralab pretrain: %s\n", err.msg);
             rc = -1;
             break;
         }
         int *ids = NULL, nid = 0;
-        lpl_error err = {0};
         if (lpl_tokenizer_encode(tok, text, len, &ids, &nid, &err) != LPL_OK) {
             fprintf(stderr, "loralab pretrain: %s: %s\n", path, err.msg);
             rc = -1;
