@@ -9,6 +9,8 @@
 #include "lpl/threads.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Rows per chunk so that one chunk holds at least ~32K elements of work: waking
@@ -240,92 +242,289 @@ void lpl_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t
 
 /* ---------------- causal attention ---------------- */
 
+/* Each head is a few matrix products: its Q, K, V (rows strided by 3C in qkv) are
+ * copied into contiguous [T][hd] blocks, and for each block of query rows S = Q K^T
+ * comes from one matmul, rows are softmaxed with a vector exp, and O = P V is another
+ * matmul. Only one block of scores of one head lives per thread; backward rebuilds P
+ * from the saved log-sum-exp. A chunk of heads runs on one thread in head order (the
+ * matmuls inside run serially), so results never depend on the thread count. */
+
+/* e^x for x <= ~88, as in vtanh: 2^n e^r with r in [-ln2/2, ln2/2]. Lanes below -87
+ * (where 2^n would leave the normal range) give exactly 0. */
+static lpl_vf vexp(lpl_vf x)
+{
+    lpl_vf y = lpl_vf_max(lpl_vf_min(x, lpl_vf_set1(88.0f)), lpl_vf_set1(-87.0f));
+    lpl_vf magic = lpl_vf_set1(12582912.0f);
+    lpl_vf n = lpl_vf_sub(lpl_vf_add(lpl_vf_mul(y, lpl_vf_set1(1.4426950408889634f)), magic), magic);
+    lpl_vf r = lpl_vf_madd(n, lpl_vf_set1(-0.693359375f), y);
+    r = lpl_vf_madd(n, lpl_vf_set1(2.1219444005469057e-4f), r);
+    lpl_vf q = lpl_vf_set1(1.3814594130963087e-3f);
+    q = lpl_vf_madd(q, r, lpl_vf_set1(8.36870726197958e-3f));
+    q = lpl_vf_madd(q, r, lpl_vf_set1(4.166838899254799e-2f));
+    q = lpl_vf_madd(q, r, lpl_vf_set1(1.666652113199234e-1f));
+    q = lpl_vf_madd(q, r, lpl_vf_set1(4.999999403953552e-1f));
+    lpl_vf er = lpl_vf_add(lpl_vf_madd(lpl_vf_mul(r, r), q, r), lpl_vf_set1(1.0f));
+    lpl_vf e = lpl_vf_mul(er, lpl_vf_pow2i(n));
+    return lpl_vf_select_lt(x, lpl_vf_set1(-87.0f), lpl_vf_zero(), e);
+}
+
+/* row[j] = exp(row[j] * scale - shift) for j < n; returns the sum (in double). The
+ * tail goes through a padded vector so every element sees the same arithmetic. */
+static double exp_row(float *row, int n, float scale, float shift)
+{
+    lpl_vf vs = lpl_vf_set1(scale), vm = lpl_vf_set1(-shift), acc = lpl_vf_zero();
+    int j = 0;
+    for (; j + LPL_VW <= n; j += LPL_VW) {
+        lpl_vf e = vexp(lpl_vf_add(lpl_vf_mul(lpl_vf_load(row + j), vs), vm));
+        lpl_vf_store(row + j, e);
+        acc = lpl_vf_add(acc, e);
+    }
+    double sum = lpl_vf_hsum(acc);
+    if (j < n) {
+        float buf[LPL_VW] = {0};
+        memcpy(buf, row + j, (size_t)(n - j) * sizeof(float));
+        lpl_vf_store(buf, vexp(lpl_vf_add(lpl_vf_mul(lpl_vf_load(buf), vs), vm)));
+        for (int i = 0; i < n - j; i++) {
+            row[j + i] = buf[i];
+            sum += buf[i];
+        }
+    }
+    return sum;
+}
+
+/* Per-thread scratch: a small set of slots, each grown on first use and kept for the
+ * life of the process (no allocation per step once warm). A chunk takes a free slot
+ * for its whole run; which slot it gets never affects results. */
+#define ATTN_SLOTS 64
+static float *attn_slot_buf[ATTN_SLOTS];
+static size_t attn_slot_cap[ATTN_SLOTS];
+static atomic_flag attn_slot_busy[ATTN_SLOTS] = {ATOMIC_FLAG_INIT};
+
+/* Takes a slot holding at least n floats; returns its index and buffer, or -1 (no
+ * slot free or out of memory: the caller then takes the per-pair path, which needs
+ * only the caller's H*T scratch). */
+static int attn_slot_take(size_t n, float **buf)
+{
+    for (int s = 0; s < ATTN_SLOTS; s++) {
+        if (atomic_flag_test_and_set(&attn_slot_busy[s]))
+            continue;
+        if (attn_slot_cap[s] < n) {
+            float *p = realloc(attn_slot_buf[s], n * sizeof(float));
+            if (!p) {
+                atomic_flag_clear(&attn_slot_busy[s]);
+                return -1;
+            }
+            attn_slot_buf[s] = p;
+            attn_slot_cap[s] = n;
+        }
+        *buf = attn_slot_buf[s];
+        return s;
+    }
+    return -1;
+}
+
+static void attn_slot_give(int s) { atomic_flag_clear(&attn_slot_busy[s]); }
+
 typedef struct {
-    float *out, *lse, *dqkv, *scratch;
+    float *out, *lse, *dqkv, *scratch; /* scratch: a row per head, for the slow path */
     const float *qkv, *dout, *fout, *flse;
     int T, C, H;
 } attn_ctx;
 
+/* dst[T][hd] = the hd columns at col of rows strided by stride in src. */
+static void gather(float *dst, const float *src, int T, int hd, size_t stride, int col)
+{
+    for (int t = 0; t < T; t++)
+        memcpy(dst + (size_t)t * hd, src + (size_t)t * stride + col, (size_t)hd * sizeof(float));
+}
+
+/* dst (rows strided by stride, columns at col) += src[T][hd]. */
+static void scatter_add(float *dst, const float *src, int T, int hd, size_t stride, int col)
+{
+    for (int t = 0; t < T; t++)
+        for (int d = 0; d < hd; d++)
+            dst[(size_t)t * stride + col + d] += src[(size_t)t * hd + d];
+}
+
+/* Query rows per block: a block of rows only needs keys up to its last row, which
+ * skips most of the masked upper triangle. */
+#define ATTN_BQ 32
+
+/* Scratch for one forward head: S[BQ][T], Q, K, V, O [T][hd]. */
+static size_t attn_forward_floats(int T, int hd) { return (size_t)ATTN_BQ * T + 4 * (size_t)T * hd; }
+
+/* The per-pair path, used only if scratch could not be had. */
+static void attn_forward_head_slow(const attn_ctx *c, int h, float *s)
+{
+    const int T = c->T, C = c->C, hd = C / c->H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < T; i++) {
+        const float *q = c->qkv + (size_t)i * 3 * C + h * hd;
+        float mx = -INFINITY;
+        for (int j = 0; j <= i; j++) {
+            s[j] = lpl_dot(q, c->qkv + (size_t)j * 3 * C + C + h * hd, hd) * scale;
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        double sum = exp_row(s, i + 1, 1.0f, mx);
+        float inv = (float)(1.0 / sum), *o = c->out + (size_t)i * C + h * hd;
+        memset(o, 0, (size_t)hd * sizeof(float));
+        for (int j = 0; j <= i; j++)
+            lpl_axpy(o, s[j] * inv, c->qkv + (size_t)j * 3 * C + 2 * C + h * hd, hd);
+        c->lse[(size_t)h * T + i] = mx + (float)log(sum);
+    }
+}
+
+static void attn_forward_head(const attn_ctx *c, int h, float *w)
+{
+    const int T = c->T, C = c->C, hd = C / c->H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *S = w, *Q = S + (size_t)ATTN_BQ * T, *K = Q + (size_t)T * hd, *V = K + (size_t)T * hd;
+    float *O = V + (size_t)T * hd;
+    gather(Q, c->qkv, T, hd, 3 * (size_t)C, h * hd);
+    gather(K, c->qkv, T, hd, 3 * (size_t)C, C + h * hd);
+    gather(V, c->qkv, T, hd, 3 * (size_t)C, 2 * C + h * hd);
+    for (int i0 = 0; i0 < T; i0 += ATTN_BQ) {
+        int i1 = i0 + ATTN_BQ < T ? i0 + ATTN_BQ : T; /* rows [i0, i1) see keys [0, i1) */
+        lpl_matmul_nt(S, Q + (size_t)i0 * hd, K, i1 - i0, i1, hd, 0);
+        for (int i = i0; i < i1; i++) {
+            float *s = S + (size_t)(i - i0) * i1, mx = -INFINITY;
+            for (int j = 0; j <= i; j++)
+                mx = s[j] > mx ? s[j] : mx;
+            mx *= scale;
+            double sum = exp_row(s, i + 1, scale, mx);
+            float inv = (float)(1.0 / sum);
+            for (int j = 0; j <= i; j++)
+                s[j] *= inv;
+            memset(s + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
+            c->lse[(size_t)h * T + i] = mx + (float)log(sum);
+        }
+        lpl_matmul_nn(O + (size_t)i0 * hd, S, V, i1 - i0, hd, i1, 0);
+    }
+    for (int t = 0; t < T; t++)
+        memcpy(c->out + (size_t)t * C + h * hd, O + (size_t)t * hd, (size_t)hd * sizeof(float));
+}
+
 static void attn_forward_heads(void *p, int begin, int end)
 {
     const attn_ctx *c = p;
-    const int T = c->T, C = c->C, hd = C / c->H;
-    const float scale = 1.0f / sqrtf((float)hd);
+    float *w = NULL;
+    int slot = attn_slot_take(attn_forward_floats(c->T, c->C / c->H), &w);
     for (int h = begin; h < end; h++) {
-        float *s = c->scratch + (size_t)h * T;
-        for (int i = 0; i < T; i++) {
-            const float *q = c->qkv + (size_t)i * 3 * C + h * hd;
-            float mx = -INFINITY;
-            for (int j = 0; j <= i; j++) {
-                const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
-                s[j] = lpl_dot(q, k, hd) * scale;
-                if (s[j] > mx)
-                    mx = s[j];
-            }
-            double sum = 0.0;
-            for (int j = 0; j <= i; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
-            }
-            float inv = (float)(1.0 / sum);
-            float *o = c->out + (size_t)i * C + h * hd;
-            memset(o, 0, (size_t)hd * sizeof(float));
-            for (int j = 0; j <= i; j++) {
-                const float *v = c->qkv + (size_t)j * 3 * C + 2 * C + h * hd;
-                lpl_axpy(o, s[j] * inv, v, hd);
-            }
-            c->lse[(size_t)h * T + i] = mx + (float)log(sum);
+        if (slot >= 0) {
+            attn_forward_head(c, h, w);
+        } else {
+            attn_forward_head_slow(c, h, c->scratch + (size_t)h * c->T);
         }
     }
+    if (slot >= 0)
+        attn_slot_give(slot);
 }
 
 void lpl_attention_forward(float *out, float *lse, const float *qkv, int T, int C, int H,
                            float *scratch)
 {
     attn_ctx c = {.out = out, .lse = lse, .scratch = scratch, .qkv = qkv, .T = T, .C = C, .H = H};
-    lpl_parallel_for(H, rows_per_chunk((int64_t)T * T * (C / H) / 2), attn_forward_heads, &c);
+    lpl_parallel_for(H, 1, attn_forward_heads, &c);
+}
+
+/* Scratch for one backward head: P, dS [BQ][T]; Q, K, V, dO, dQ, dK, dV [T][hd]. */
+static size_t attn_backward_floats(int T, int hd)
+{
+    return 2 * (size_t)ATTN_BQ * T + 7 * (size_t)T * hd;
 }
 
 /* Per row i: p_j = exp(s_ij - lse_i); dp_j = dO_i.v_j; ds_j = p_j (dp_j - dO_i.O_i);
  * dq_i += scale ds_j k_j; dk_j += scale ds_j q_i; dv_j += p_j dO_i. */
+static void attn_backward_head_slow(const attn_ctx *c, int h, float *pr)
+{
+    const int T = c->T, C = c->C, hd = C / c->H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < T; i++) {
+        const float *q = c->qkv + (size_t)i * 3 * C + h * hd;
+        const float *dO = c->dout + (size_t)i * C + h * hd;
+        const float *O = c->fout + (size_t)i * C + h * hd;
+        float *dq = c->dqkv + (size_t)i * 3 * C + h * hd;
+        float D = lpl_dot(dO, O, hd);
+        for (int j = 0; j <= i; j++)
+            pr[j] = lpl_dot(q, c->qkv + (size_t)j * 3 * C + C + h * hd, hd);
+        exp_row(pr, i + 1, scale, c->flse[(size_t)h * T + i]);
+        for (int j = 0; j <= i; j++) {
+            const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
+            const float *v = c->qkv + (size_t)j * 3 * C + 2 * C + h * hd;
+            float ds = pr[j] * (lpl_dot(dO, v, hd) - D) * scale;
+            lpl_axpy(dq, ds, k, hd);
+            lpl_axpy(c->dqkv + (size_t)j * 3 * C + C + h * hd, ds, q, hd);
+            lpl_axpy(c->dqkv + (size_t)j * 3 * C + 2 * C + h * hd, pr[j], dO, hd);
+        }
+    }
+}
+
+/* The same as matrices, a block of query rows at a time: P from S and lse;
+ * dV += P^T dO; dP = dO V^T; dS = P (dP - D) scale; dQ = dS K; dK += dS^T Q.
+ * (c->fout is not needed: D comes from P and dP.) */
+static void attn_backward_head(const attn_ctx *c, int h, float *w)
+{
+    const int T = c->T, C = c->C, hd = C / c->H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const size_t th = (size_t)T * hd, s3 = 3 * (size_t)C;
+    float *P = w, *dS = P + (size_t)ATTN_BQ * T, *Q = dS + (size_t)ATTN_BQ * T, *K = Q + th;
+    float *V = K + th, *dO = V + th, *dQ = dO + th, *dK = dQ + th, *dV = dK + th;
+    gather(Q, c->qkv, T, hd, s3, h * hd);
+    gather(K, c->qkv, T, hd, s3, C + h * hd);
+    gather(V, c->qkv, T, hd, s3, 2 * C + h * hd);
+    gather(dO, c->dout, T, hd, (size_t)C, h * hd);
+    memset(dK, 0, 2 * th * sizeof(float)); /* dK and dV accumulate over blocks */
+    for (int i0 = 0; i0 < T; i0 += ATTN_BQ) {
+        int i1 = i0 + ATTN_BQ < T ? i0 + ATTN_BQ : T, m = i1 - i0;
+        const float *Qb = Q + (size_t)i0 * hd, *dOb = dO + (size_t)i0 * hd;
+        lpl_matmul_nt(P, Qb, K, m, i1, hd, 0);
+        lpl_matmul_nt(dS, dOb, V, m, i1, hd, 0);
+        for (int i = i0; i < i1; i++) {
+            float *p = P + (size_t)(i - i0) * i1, *ds = dS + (size_t)(i - i0) * i1;
+            exp_row(p, i + 1, scale, c->flse[(size_t)h * T + i]);
+            /* D = dO_i.O_i, taken as sum p_j dp_j: the same products as dp, so a
+             * one-hot row gives ds exactly 0 (dO.O by another summation order leaves
+             * rounding noise that huge q, k blow up) */
+            double Dd = 0.0;
+            for (int j = 0; j <= i; j++)
+                Dd += (double)p[j] * ds[j];
+            float D = (float)Dd;
+            for (int j = 0; j <= i; j++)
+                ds[j] = p[j] * (ds[j] - D) * scale;
+            memset(p + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
+            memset(ds + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
+        }
+        lpl_matmul_tn(dV, P, dOb, i1, hd, m, 1);
+        lpl_matmul_nn(dQ + (size_t)i0 * hd, dS, K, m, hd, i1, 0);
+        lpl_matmul_tn(dK, dS, Qb, i1, hd, m, 1);
+    }
+    scatter_add(c->dqkv, dQ, T, hd, s3, h * hd);
+    scatter_add(c->dqkv, dK, T, hd, s3, C + h * hd);
+    scatter_add(c->dqkv, dV, T, hd, s3, 2 * C + h * hd);
+}
+
 static void attn_backward_heads(void *p, int begin, int end)
 {
     const attn_ctx *c = p;
-    const int T = c->T, C = c->C, hd = C / c->H;
-    const float scale = 1.0f / sqrtf((float)hd);
+    float *w = NULL;
+    int slot = attn_slot_take(attn_backward_floats(c->T, c->C / c->H), &w);
     for (int h = begin; h < end; h++) {
-        float *pr = c->scratch + (size_t)h * T;
-        for (int i = 0; i < T; i++) {
-            const float *q = c->qkv + (size_t)i * 3 * C + h * hd;
-            const float *dO = c->dout + (size_t)i * C + h * hd;
-            const float *O = c->fout + (size_t)i * C + h * hd;
-            float *dq = c->dqkv + (size_t)i * 3 * C + h * hd;
-            float lse = c->flse[(size_t)h * T + i];
-            float D = lpl_dot(dO, O, hd);
-            for (int j = 0; j <= i; j++) {
-                const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
-                pr[j] = expf(lpl_dot(q, k, hd) * scale - lse);
-            }
-            for (int j = 0; j <= i; j++) {
-                const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
-                const float *v = c->qkv + (size_t)j * 3 * C + 2 * C + h * hd;
-                float *dk = c->dqkv + (size_t)j * 3 * C + C + h * hd;
-                float *dv = c->dqkv + (size_t)j * 3 * C + 2 * C + h * hd;
-                float ds = pr[j] * (lpl_dot(dO, v, hd) - D) * scale;
-                lpl_axpy(dq, ds, k, hd);
-                lpl_axpy(dk, ds, q, hd);
-                lpl_axpy(dv, pr[j], dO, hd);
-            }
+        if (slot >= 0) {
+            attn_backward_head(c, h, w);
+        } else {
+            attn_backward_head_slow(c, h, c->scratch + (size_t)h * c->T);
         }
     }
+    if (slot >= 0)
+        attn_slot_give(slot);
 }
 
 void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                             const float *lse, int T, int C, int H, float *scratch)
 {
-    attn_ctx c = {.dqkv = dqkv, .scratch = scratch, .qkv = qkv, .dout = dout, .fout = out,
-                  .flse = lse, .T = T, .C = C, .H = H};
-    lpl_parallel_for(H, rows_per_chunk((int64_t)T * T * (C / H)), attn_backward_heads, &c);
+    attn_ctx c = {.dqkv = dqkv, .scratch = scratch, .qkv = qkv, .dout = dout, .fout = out, .flse = lse,
+                  .T = T, .C = C, .H = H};
+    lpl_parallel_for(H, 1, attn_backward_heads, &c);
 }
 
 /* ---------------- cross-entropy ---------------- */
