@@ -21,11 +21,15 @@
 #define TOL_ABS 2e-3
 #define TOL_REL 1e-2
 
+/* Sequence length of the adapter checks; one case uses 40 so that the attention's
+ * 32-query blocks (src/gpt2_layers.c) are crossed. */
+static int adapter_T = 12;
+
 /* ---------------- a tiny config ---------------- */
 
 static lpl_gpt2_config tiny_cfg(void)
 {
-    lpl_gpt2_config c = {.n_layer = 2, .n_embd = 32, .n_head = 4, .n_ctx = 16, .n_vocab = 64, .ln_eps = 1e-5f};
+    lpl_gpt2_config c = {.n_layer = 2, .n_embd = 32, .n_head = 4, .n_ctx = 48, .n_vocab = 64, .ln_eps = 1e-5f};
     return c;
 }
 
@@ -367,11 +371,11 @@ static void check_adapters(const char *label, lpl_dtype type, const char *const 
         for (int64_t j = 0; j < (int64_t)lc.r * l->modules[i].out; j++)
             l->modules[i].B[j] = 0.3f * lpl_rng_normal(&r);
 
-    const int T = 12;
-    int tok[16], tgt[16];
-    uint8_t mask[16];
+    const int T = adapter_T;
+    int tok[48], tgt[48];
+    uint8_t mask[48];
     make_sequence(tok, tgt, mask, T, m->cfg.n_vocab, 3);
-    lpl_gpt2_state *s = lpl_gpt2_state_new(m, 16, 0, &err);
+    lpl_gpt2_state *s = lpl_gpt2_state_new(m, 48, 0, &err);
     ref_model R;
     ref_build(&R, m, l);
     R.dropout_on = dropout > 0;
@@ -417,10 +421,10 @@ static void check_full_params(void)
     lpl_error err;
     lpl_gpt2_model *m = make_model(21, LPL_F32);
     const int T = 10;
-    int tok[16], tgt[16];
-    uint8_t mask[16];
+    int tok[48], tgt[48];
+    uint8_t mask[48];
     make_sequence(tok, tgt, mask, T, m->cfg.n_vocab, 8);
-    lpl_gpt2_state *s = lpl_gpt2_state_new(m, 16, 1, &err);
+    lpl_gpt2_state *s = lpl_gpt2_state_new(m, 48, 1, &err);
     CHECK(s && lpl_gpt2_state_grads(s), "full-gradient state: %s", err.msg);
     lpl_gpt2_zero_grads(s);
     lpl_loss loss;
@@ -662,6 +666,11 @@ int main(void)
     /* dropout: the reference applies the same masks (same key) */
     check_adapters("f32 all sites, dropout 0.3", LPL_F32, all4, 3, NULL, NULL, 0, 0.3f, 8);
     check_adapters("q8_0 mixed, dropout 0.5", LPL_Q8_0, (const char *const[]){"c_proj"}, 1, NULL, NULL, 0, 0.5f, 4);
+
+    adapter_T = 40;
+    check_adapters("f32 all sites, T=40 (two attention blocks)", LPL_F32, all4, 3, NULL, NULL, 0, 0.0f, 8);
+    check_adapters("q8_0 c_attn, T=40, dropout 0.3", LPL_Q8_0, (const char *const[]){"c_attn"}, 1, NULL, NULL, 0, 0.3f, 2);
+    adapter_T = 12;
 
     check_full_params();
     printf("largest gradient error relative to the set's largest |fd|: %.3g\n", worst_seen);
