@@ -152,14 +152,15 @@ static lpl_status select_list(const lpl_lora_config *c, const lpl_gpt2_config *c
  * nested repetitions ("a++++...", "((a+)+)+", "(a{30}){30}") grow exponentially: a
  * 120-character pattern took over 2 GB (found by tests/fuzz). Module names need
  * little: the product over repetition operators of their count (2 for * + ?, the
- * upper bound of {m,n}) must stay within 1024, with at most 10 operators. It runs on
+ * upper bound of {m,n}) must stay within 256, with at most 8 operators and none stacked
+ * on another. It runs on
  * the translated pattern, where \d has become [0-9] and may close a bracket early. */
 static int regex_too_costly(const char *re)
 {
     double cost = 1;
-    int in_bracket = 0;
-    int n_ops = 0;
+    int in_bracket = 0, n_ops = 0, after_op = 0;
     for (const char *p = re; *p; p++) {
+        int op = 0;
         /* POSIX brackets take a backslash literally, so check the bracket first. */
         if (in_bracket) {
             in_bracket = *p != ']';
@@ -171,16 +172,25 @@ static int regex_too_costly(const char *re)
                 p += p[1] == ']' ? 1 : 2;
         } else if (*p == '*' || *p == '+' || *p == '?') {
             cost *= 2;
-            n_ops++;
+            op = 1;
         } else if (*p == '{') {
             long hi = 2;
-            for (const char *q = p + 1; *q && *q != '}'; q++)
+            const char *q = p + 1;
+            for (; *q && *q != '}'; q++)
                 if (*q >= '0' && *q <= '9' && (q[-1] < '0' || q[-1] > '9'))
                     hi = strtol(q, NULL, 10);
             cost *= hi > 2 ? (double)hi : 2;
-            n_ops++;
+            op = 1;
+            if (*q)
+                p = q;
         }
-        if (cost > 1024 || n_ops > 10)
+        /* Stacked repetitions ("a+*+") mean nothing more than one, and are what makes
+         * regcomp take seconds (found by tests/fuzz). */
+        if (op && after_op)
+            return 1;
+        after_op = op;
+        n_ops += op;
+        if (cost > 256 || n_ops > 8)
             return 1;
     }
     return 0;
