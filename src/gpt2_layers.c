@@ -404,20 +404,30 @@ static void attn_forward_head(const attn_ctx *c, int h, float *w)
         memcpy(c->out + (size_t)t * C + h * hd, O + (size_t)t * hd, (size_t)hd * sizeof(float));
 }
 
-static void attn_forward_heads(void *p, int begin, int end)
+typedef void (*attn_head_fn)(const attn_ctx *c, int h, float *work);
+
+/* Runs heads [begin, end) on the fast path with one scratch slot of `floats`, or on the
+ * per-pair path in the caller's H*T scratch when no slot can be had. */
+static void attn_run_heads(const attn_ctx *c, int begin, int end, size_t floats, attn_head_fn fast,
+                           attn_head_fn slow)
 {
-    const attn_ctx *c = p;
     float *w = NULL;
-    int slot = attn_slot_take(attn_forward_floats(c->T, c->C / c->H), &w);
+    int slot = attn_slot_take(floats, &w);
     for (int h = begin; h < end; h++) {
-        if (slot >= 0) {
-            attn_forward_head(c, h, w);
-        } else {
-            attn_forward_head_slow(c, h, c->scratch + (size_t)h * c->T);
-        }
+        if (slot >= 0)
+            fast(c, h, w);
+        else
+            slow(c, h, c->scratch + (size_t)h * c->T);
     }
     if (slot >= 0)
         attn_slot_give(slot);
+}
+
+static void attn_forward_heads(void *p, int begin, int end)
+{
+    const attn_ctx *c = p;
+    attn_run_heads(c, begin, end, attn_forward_floats(c->T, c->C / c->H), attn_forward_head,
+                   attn_forward_head_slow);
 }
 
 void lpl_attention_forward(float *out, float *lse, const float *qkv, int T, int C, int H,
@@ -506,17 +516,8 @@ static void attn_backward_head(const attn_ctx *c, int h, float *w)
 static void attn_backward_heads(void *p, int begin, int end)
 {
     const attn_ctx *c = p;
-    float *w = NULL;
-    int slot = attn_slot_take(attn_backward_floats(c->T, c->C / c->H), &w);
-    for (int h = begin; h < end; h++) {
-        if (slot >= 0) {
-            attn_backward_head(c, h, w);
-        } else {
-            attn_backward_head_slow(c, h, c->scratch + (size_t)h * c->T);
-        }
-    }
-    if (slot >= 0)
-        attn_slot_give(slot);
+    attn_run_heads(c, begin, end, attn_backward_floats(c->T, c->C / c->H), attn_backward_head,
+                   attn_backward_head_slow);
 }
 
 void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
