@@ -10,9 +10,9 @@
  * Columns: best wall-clock time and its GFLOP/s; and GFLOP/s from the
  * best process CPU time of a run times the thread count, which does not count
  * time slices taken by other processes (it does hide idle or waiting threads). */
-#include "lpl/kernels.h"
-#include "lpl/simd.h"
-#include "lpl/threads.h"
+#include "lpl/core/kernels.h"
+#include "lpl/core/simd.h"
+#include "lpl/core/threads.h"
 
 #include <stdio.h>
 #include <stdlib.h>

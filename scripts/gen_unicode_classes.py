@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Generates src/unicode_classes.c: the code-point classes GPT-2's pre-tokenisation
+"""Generates src/io/unicode_classes.c: the code-point classes GPT-2's pre-tokenisation
 rule needs (letter, number, whitespace, other), as sorted ranges.
 
-    /usr/bin/python3 scripts/gen_unicode_classes.py > src/unicode_classes.c
+    /usr/bin/python3 scripts/gen_unicode_classes.py > src/io/unicode_classes.c
 
 letter = general categories L* (\\p{L}); number = N* (\\p{N}), from Python's
 unicodedata. whitespace = the \\s of the `regex` module GPT-2's encoder uses, which

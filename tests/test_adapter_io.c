@@ -9,9 +9,9 @@
 #include <cJSON.h>
 
 #include "check.h"
-#include "lpl/adapter_io.h"
-#include "lpl/experiment.h"
-#include "lpl/safetensors.h"
+#include "lpl/io/adapter_io.h"
+#include "lpl/lab/experiment.h"
+#include "lpl/io/safetensors.h"
 #include "tiny_model.h"
 
 static const char *tmpdir(void)

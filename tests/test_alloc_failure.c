@@ -8,8 +8,8 @@
 #include <sys/resource.h>
 
 #include "check.h"
-#include "lpl/gpt2.h"
-#include "lpl/lora.h"
+#include "lpl/model/gpt2.h"
+#include "lpl/model/lora.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define LPL_UNDER_ASAN 1

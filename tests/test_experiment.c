@@ -7,9 +7,9 @@
 #include <cJSON.h>
 
 #include "check.h"
-#include "lpl/experiment.h"
-#include "lpl/kernels.h"
-#include "lpl/model_io.h"
+#include "lpl/lab/experiment.h"
+#include "lpl/core/kernels.h"
+#include "lpl/io/model_io.h"
 #include "tiny_model.h"
 
 /* ---------------------------------------------------------------- sha256 */

@@ -2,9 +2,9 @@
  * sweep, plus the edge values (saturation, inf, NaN) and thread-count independence. */
 #include "check.h"
 
-#include "lpl/common.h"
-#include "lpl/gpt2_layers.h"
-#include "lpl/threads.h"
+#include "lpl/core/common.h"
+#include "lpl/model/gpt2_layers.h"
+#include "lpl/core/threads.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "lpl/gguf.h"
-#include "lpl/kernels.h"
+#include "lpl/io/gguf.h"
+#include "lpl/core/kernels.h"
 
 /* ---------------------------------------------------------------- byte builder */
 

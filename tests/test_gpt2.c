@@ -2,11 +2,11 @@
  * merge/unmerge), learning (loss driven near zero), determinism across runs and
  * thread counts, weight conversion, loss definition, timings. */
 #include "check.h"
-#include "lpl/gpt2.h"
-#include "lpl/kernels.h"
-#include "lpl/lora.h"
-#include "lpl/optim.h"
-#include "lpl/threads.h"
+#include "lpl/model/gpt2.h"
+#include "lpl/core/kernels.h"
+#include "lpl/model/lora.h"
+#include "lpl/model/optim.h"
+#include "lpl/core/threads.h"
 
 #include <string.h>
 

@@ -8,12 +8,12 @@
  * (float32 forward/backward through two blocks; observed errors are ~1e-5 relative).
  * Each layer's backward is checked the same way against its own double reference. */
 #include "check.h"
-#include "lpl/gpt2.h"
-#include "lpl/gpt2_layers.h"
-#include "lpl/kernels.h"
-#include "lpl/lora.h"
-#include "lpl/optim.h"
-#include "lpl/threads.h"
+#include "lpl/model/gpt2.h"
+#include "lpl/model/gpt2_layers.h"
+#include "lpl/core/kernels.h"
+#include "lpl/model/lora.h"
+#include "lpl/model/optim.h"
+#include "lpl/core/threads.h"
 
 #include <string.h>
 

@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "lpl/gpt2.h"
-#include "lpl/kernels.h"
-#include "lpl/model_io.h"
-#include "lpl/safetensors.h"
-#include "lpl/torch_zip.h"
+#include "lpl/model/gpt2.h"
+#include "lpl/core/kernels.h"
+#include "lpl/io/model_io.h"
+#include "lpl/io/safetensors.h"
+#include "lpl/io/torch_zip.h"
 
 #define FIX "tests/fixtures/"
 

@@ -2,7 +2,7 @@
  * schedules against hand-computed values of transformers' schedulers, gradient
  * clipping against torch.nn.utils.clip_grad_norm_, and the generator's determinism. */
 #include "check.h"
-#include "lpl/optim.h"
+#include "lpl/model/optim.h"
 
 #include <string.h>
 

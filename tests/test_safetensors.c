@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "lpl/kernels.h"
-#include "lpl/safetensors.h"
+#include "lpl/core/kernels.h"
+#include "lpl/io/safetensors.h"
 
 /* A file from a header text and n data bytes (0..n-1). */
 static uint8_t *make_raw(const char *header, size_t data_bytes, size_t *size)

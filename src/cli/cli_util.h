@@ -6,8 +6,8 @@
 
 #include <stdio.h>
 
-#include "lpl/experiment.h"
-#include "lpl/gguf.h"
+#include "lpl/lab/experiment.h"
+#include "lpl/io/gguf.h"
 
 /* Prints "loralab <cmd>: <message>" on stderr and returns LPL_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)

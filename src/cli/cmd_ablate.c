@@ -9,7 +9,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "lpl/threads.h"
+#include "lpl/core/threads.h"
 
 static const char *const help =
     "usage: loralab ablate [--config experiment.json] [--quick] [flags]\n"

@@ -10,12 +10,12 @@
 #include <time.h>
 
 #include "commands.h"
-#include "lpl/experiment.h"
-#include "lpl/gpt2.h"
-#include "lpl/kernels.h"
-#include "lpl/lora.h"
-#include "lpl/optim.h"
-#include "lpl/threads.h"
+#include "lpl/lab/experiment.h"
+#include "lpl/model/gpt2.h"
+#include "lpl/core/kernels.h"
+#include "lpl/model/lora.h"
+#include "lpl/model/optim.h"
+#include "lpl/core/threads.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten/heap.h>

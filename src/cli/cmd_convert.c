@@ -5,7 +5,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "lpl/model_io.h"
+#include "lpl/io/model_io.h"
 
 static const char *const convert_help =
     "usage: loralab convert --from HF_DIR --to FILE.gguf [--type q8_0|q4_0|f16|f32] [--name NAME] [--quiet]\n"

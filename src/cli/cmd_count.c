@@ -7,7 +7,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "lpl/model_io.h"
+#include "lpl/io/model_io.h"
 
 static const char *const help =
     "usage: loralab count [--preset NAME | --model FILE] [--placements a,b,c] [--placement SPEC] [--r N] [--json]\n\n"

@@ -5,8 +5,8 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "lpl/adapter_io.h"
-#include "lpl/threads.h"
+#include "lpl/io/adapter_io.h"
+#include "lpl/core/threads.h"
 
 static const char *const help =
     "usage: loralab eval [--model FILE] [--adapter DIR] [--data FILE] [flags]\n\n"

@@ -5,8 +5,8 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "lpl/adapter_io.h"
-#include "lpl/threads.h"
+#include "lpl/io/adapter_io.h"
+#include "lpl/core/threads.h"
 
 static const char *const help =
     "usage: loralab generate [--model FILE] [--adapter DIR] --prompt TEXT [flags]\n\n"

@@ -7,8 +7,8 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "lpl/gguf.h"
-#include "lpl/kernels.h"
+#include "lpl/io/gguf.h"
+#include "lpl/core/kernels.h"
 
 static const char *const inspect_help =
     "usage: loralab inspect FILE.gguf [--json]\n"

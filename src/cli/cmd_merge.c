@@ -5,9 +5,9 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "lpl/adapter_io.h"
-#include "lpl/kernels.h"
-#include "lpl/model_io.h"
+#include "lpl/io/adapter_io.h"
+#include "lpl/core/kernels.h"
+#include "lpl/io/model_io.h"
 
 static const char *const help =
     "usage: loralab merge --model FILE --adapter DIR --out FILE.gguf [--type f32|f16|q8_0|q4_0]\n\n"

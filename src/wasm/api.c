@@ -9,11 +9,11 @@
 
 #include <cJSON.h>
 
-#include "lpl/adapter_io.h"
-#include "lpl/experiment.h"
-#include "lpl/kernels.h"
-#include "lpl/model_io.h"
-#include "lpl/threads.h"
+#include "lpl/io/adapter_io.h"
+#include "lpl/lab/experiment.h"
+#include "lpl/core/kernels.h"
+#include "lpl/io/model_io.h"
+#include "lpl/core/threads.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten.h>

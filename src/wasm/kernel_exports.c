@@ -4,9 +4,9 @@
 #include <emscripten.h>
 #include <stdlib.h>
 
-#include "lpl/kernels.h"
-#include "lpl/simd.h"
-#include "lpl/threads.h"
+#include "lpl/core/kernels.h"
+#include "lpl/core/simd.h"
+#include "lpl/core/threads.h"
 
 static char g_report[1024];
 static char *g_fingerprint;

@@ -3,7 +3,7 @@
  * for a small GPT-2 shape (2 layers, width 64); an accepted adapter is written back
  * to safetensors and must load again to the same parameters. */
 #include "fuzz_common.h"
-#include "lpl/adapter_io.h"
+#include "lpl/io/adapter_io.h"
 
 static const lpl_gpt2_config fuzz_adapter_model = {2, 64, 2, 32, 300, 1e-5f};
 

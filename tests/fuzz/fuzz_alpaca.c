@@ -2,7 +2,7 @@
  * them with the GPT-2 tokenizer (both scoring modes, a short max_len so that
  * truncation is exercised). */
 #include "fuzz_gpt2_tokenizer.h"
-#include "lpl/data.h"
+#include "lpl/io/data.h"
 
 static void fuzz_alpaca_check_examples(const lpl_example_set *es, int max_len, int response_only)
 {

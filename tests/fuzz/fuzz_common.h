@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lpl/common.h"
+#include "lpl/core/common.h"
 
 /* Aborts with a message when an invariant of an accepted input fails. */
 #define FUZZ_ASSERT(cond, ...)                                                       \

@@ -2,7 +2,7 @@
  * placement spec), then the range check, parameter accounting for DialoGPT-medium's
  * shape, and a to_json / parse round trip that must reproduce the config. */
 #include "fuzz_common.h"
-#include "lpl/experiment.h"
+#include "lpl/lab/experiment.h"
 
 static const lpl_gpt2_config fuzz_exp_model = {24, 1024, 16, 1024, 50257, 1e-5f};
 

@@ -1,9 +1,9 @@
 /* Fuzz target: GGUF reader over memory, then everything built from an open GGUF
  * (the GPT-2 model and the tokenizer inside it). */
 #include "fuzz_common.h"
-#include "lpl/gguf.h"
-#include "lpl/model_io.h"
-#include "lpl/tokenizer.h"
+#include "lpl/io/gguf.h"
+#include "lpl/io/model_io.h"
+#include "lpl/io/tokenizer.h"
 
 /* Reads the first and last byte of n bytes, so ASan sees an out-of-range pointer. */
 static unsigned fuzz_gguf_touch(const void *p, size_t n)

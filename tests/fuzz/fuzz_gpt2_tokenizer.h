@@ -5,7 +5,7 @@
 #define LPL_FUZZ_GPT2_TOKENIZER_H
 
 #include "fuzz_common.h"
-#include "lpl/tokenizer.h"
+#include "lpl/io/tokenizer.h"
 
 static const lpl_tokenizer *fuzz_gpt2_tokenizer(void)
 {

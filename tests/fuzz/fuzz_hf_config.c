@@ -1,8 +1,8 @@
 /* Fuzz target: Hugging Face config.json of a GPT-2 model, then the config checks
  * and parameter count the importer applies to an accepted config. */
 #include "fuzz_common.h"
-#include "lpl/gpt2.h"
-#include "../../src/hf_import.h"
+#include "lpl/model/gpt2.h"
+#include "../../src/io/hf_import.h"
 
 int lpl_fuzz_hf_config(const uint8_t *data, size_t size, lpl_error *err)
 {

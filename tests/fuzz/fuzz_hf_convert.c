@@ -3,8 +3,8 @@
  * NUL byte, then the checkpoint bytes (safetensors or a PyTorch zip). A converted
  * model must open again as a GGUF with a model and a tokenizer. */
 #include "fuzz_common.h"
-#include "lpl/model_io.h"
-#include "lpl/tokenizer.h"
+#include "lpl/io/model_io.h"
+#include "lpl/io/tokenizer.h"
 
 /* The converter's output must be readable by our own reader. */
 static void fuzz_conv_check_output(const void *out, size_t out_n)

@@ -1,7 +1,7 @@
 /* Fuzz target: safetensors reader over memory (header JSON, offsets, dtypes), then
  * every tensor's bytes, the fp32 conversion and a write/re-read round trip. */
 #include "fuzz_common.h"
-#include "lpl/safetensors.h"
+#include "lpl/io/safetensors.h"
 
 static unsigned fuzz_st_touch(const void *p, size_t n)
 {

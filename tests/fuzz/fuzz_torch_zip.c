@@ -8,7 +8,7 @@
  *         CRC) holding storages archive/data/0..3 of 256 bytes each, so the fuzzer
  *         works on the unpickler directly. */
 #include "fuzz_common.h"
-#include "lpl/torch_zip.h"
+#include "lpl/io/torch_zip.h"
 
 static unsigned fuzz_tz_touch(const void *p, size_t n)
 {

@@ -1,8 +1,8 @@
 /* Fuzz target: building a tokenizer from vocab.json + merges.txt text (joined by one
  * NUL byte), then encoding a fixed sample and decoding every id. */
 #include "fuzz_common.h"
-#include "lpl/tokenizer.h"
-#include "../../src/hf_import.h"
+#include "lpl/io/tokenizer.h"
+#include "../../src/io/hf_import.h"
 
 /* The converter parses the same files with its own reader (lpl_hf_vocab_parse):
  * it must not crash either, and must agree on the token count when both accept. */

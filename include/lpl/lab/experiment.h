@@ -1,0 +1,296 @@
+/* An ablation experiment: config (the experiment JSON of docs/WASM_API.md, with the
+ * study's defaults), placement presets, parameter accounting, and a run object that
+ * trains and evaluates one placement after another in small slices (one training
+ * step or one eval pass per call), so that a CLI loop and a browser worker drive it
+ * the same way. Results come out as the results.json / results.csv / steps.jsonl
+ * documents (see results section below) and adapters in PEFT layout (adapter_io.h). */
+#ifndef LPL_EXPERIMENT_H
+#define LPL_EXPERIMENT_H
+
+#include "lpl/core/common.h"
+#include "lpl/io/data.h"
+#include "lpl/model/gpt2.h"
+#include "lpl/model/lora.h"
+#include "lpl/model/optim.h"
+#include "lpl/io/tokenizer.h"
+
+#define LPL_EXP_MAX_PLACEMENTS 16
+#define LPL_EXP_PATH_MAX 1024
+
+/* ------------------------------------------------------------------ config */
+
+/* One placement: a name and where adapters go. Only the placement fields of lora
+ * are used (targets, regex, layers); rank, alpha, dropout and seed come from the
+ * experiment so that every placement trains with the same hyper-parameters. */
+typedef struct {
+    char name[64];
+    lpl_lora_config lora;
+} lpl_placement;
+
+typedef struct {
+    char model[LPL_EXP_PATH_MAX];   /* CLI only: GGUF path ("" = bundled model) */
+    char train[LPL_EXP_PATH_MAX];   /* CLI only: Alpaca JSON */
+    char eval[LPL_EXP_PATH_MAX];    /* CLI only: "" = split the train file */
+    char preset[64];                /* model shape for accounting without weights ("" = none) */
+    int n_train, n_eval;            /* records used (first n of each file); <= 0 = all */
+    int max_len;                    /* tokens per example */
+    int response_only;              /* score only response tokens */
+    int r;
+    float alpha, dropout;
+    int rslora;
+    int epochs, batch_size;
+    float lr;
+    lpl_schedule schedule;
+    int warmup_steps;
+    float weight_decay, grad_clip;  /* grad_clip <= 0: no clipping */
+    uint64_t seed;
+    int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
+    int shuffle;                    /* shuffle training order each epoch (same for every placement) */
+    int n_placements;
+    lpl_placement placements[LPL_EXP_MAX_PLACEMENTS];
+} lpl_experiment_config;
+
+/* The study's defaults: model/data paths of the bundled model and data, 100 train /
+ * 20 eval, max_len 256, r 16, alpha 32, dropout 0.1, 3 epochs, batch 1, lr 2e-4,
+ * cosine, no warmup, no weight decay, grad_clip 1.0, seed 42, shuffle on, placements
+ * baseline, ffn, attn. */
+void lpl_experiment_default(lpl_experiment_config *c);
+
+/* The --quick variant (issue 6): 8 train / 4 eval, 1 epoch, max_len 96; other
+ * fields are left as they are. */
+void lpl_experiment_quick(lpl_experiment_config *c);
+
+/* Applies an experiment JSON document on top of c (fields absent from the JSON keep
+ * their value). Unknown keys, wrong types and bad values give LPL_ERR_INVALID naming
+ * the key (and the placement index); malformed JSON gives LPL_ERR_FORMAT. */
+lpl_status lpl_experiment_parse_json(const char *json, lpl_experiment_config *c, lpl_error *err);
+
+/* Same from a file; LPL_ERR_IO names the file. */
+lpl_status lpl_experiment_load(const char *path, lpl_experiment_config *c, lpl_error *err);
+
+/* Checks value ranges (r >= 1, epochs >= 1, lr > 0, 0 <= dropout < 1, ...) and, when
+ * mc is non-NULL, that every placement selects at least one module of that model.
+ * LPL_ERR_INVALID with the field or placement at fault. */
+lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_config *mc,
+                                lpl_error *err);
+
+/* The config as a JSON object (malloc'd string, the same keys the parser reads), or NULL. */
+char *lpl_experiment_to_json(const lpl_experiment_config *c);
+
+/* Preset placement by name: baseline, ffn, attn, all-linear, attn-exact, mlp-exact.
+ * LPL_ERR_INVALID lists the known names. */
+lpl_status lpl_placement_preset(const char *name, lpl_placement *p, lpl_error *err);
+
+/* Parses a command-line placement: a preset name, or "NAME=T1,T2[@LAYERS]" with
+ * PEFT list targets and optional layers "0-3,7", or "NAME=re:REGEX" (whole-name
+ * regex). LPL_ERR_INVALID explains what is wrong with spec. */
+lpl_status lpl_placement_parse(const char *spec, lpl_placement *p, lpl_error *err);
+
+/* The LoRA config placement i trains with (experiment hyper-parameters + placement). */
+void lpl_experiment_lora_config(const lpl_experiment_config *c, int i, lpl_lora_config *out);
+
+/* ------------------------------------------------------------------ accounting */
+
+typedef struct {
+    char name[64];
+    int64_t trainable;         /* adapter parameters */
+    int64_t base;              /* base model parameters (HF count) */
+    int64_t total;             /* base + trainable, as PEFT prints "all params" */
+    double percent;            /* 100 * trainable / total */
+    double reduction_pct;      /* 100 * (1 - trainable / base): saved vs full fine-tuning */
+    double reduction_factor;   /* base / trainable */
+    double vs_baseline_pct;    /* 100 * (trainable / trainable of placement 0 - 1) */
+    int n_modules;
+    char modules[256];         /* "24×attn.c_attn, 24×attn.c_proj, 24×mlp.c_proj" */
+} lpl_placement_count;
+
+/* Accounting of placement i of c for model shape mc (no weights needed). Placement 0
+ * is the reference for vs_baseline_pct unless a placement is named "baseline".
+ * If selected is non-NULL it receives the n_layer * 4 selection (lora.h). */
+lpl_status lpl_experiment_count(const lpl_experiment_config *c, const lpl_gpt2_config *mc, int i,
+                                lpl_placement_count *out, uint8_t *selected, lpl_error *err);
+
+/* JSON array of every placement's accounting, as lab_count returns it:
+ * [{name, target_modules, layers, trainable, base, total, percent, reduction_pct,
+ *   reduction_factor, vs_baseline_pct, modules, selected: [[layer, "attn.c_attn"], ...]}].
+ * malloc'd; NULL with err set on an invalid placement. */
+char *lpl_experiment_count_json(const lpl_experiment_config *c, const lpl_gpt2_config *mc,
+                                lpl_error *err);
+
+/* ------------------------------------------------------------------ eval, generate */
+
+typedef struct {
+    double nll_sum;            /* over all scored tokens */
+    int64_t n_tokens;          /* scored tokens */
+    int n_samples;             /* examples with at least one scored token */
+    double eval_loss;          /* nll_sum / n_tokens */
+    double perplexity;         /* exp(eval_loss) */
+    double mean_sample_perplexity; /* mean over samples of exp(sample loss); usually above
+                                  * perplexity (Jensen) and dominated by the worst sample */
+} lpl_eval_result;
+
+/* Eval loss of the model (with lora if non-NULL, no dropout) over examples.
+ * LPL_ERR_INVALID if no example has a scored token. */
+lpl_status lpl_evaluate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
+                        lpl_eval_result *out, lpl_error *err);
+
+typedef struct {
+    int max_new_tokens;   /* default 64 */
+    float temperature;    /* <= 0: greedy */
+    int top_k;            /* 0: whole vocabulary */
+    uint64_t seed;
+    int alpaca;           /* wrap the prompt in the Alpaca template (instruction, no input) */
+    float repetition_penalty; /* as transformers' generate: logits of tokens already in the
+                                 sequence are divided (if > 0) or multiplied (if < 0) by it;
+                                 1 = off (default) */
+} lpl_generate_options;
+
+void lpl_generate_options_default(lpl_generate_options *o);
+
+/* Continues prompt with the model (and lora if non-NULL) until end-of-text, the
+ * context is full, or max_new_tokens; *text (malloc'd) is the continuation only. */
+lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_tokenizer *tok,
+                        const char *prompt, const lpl_generate_options *o, char **text,
+                        lpl_error *err);
+
+/* ------------------------------------------------------------------ run */
+
+/* Where the model and data came from, recorded in results.json. Empty strings are
+ * written as null. */
+typedef struct {
+    char model_path[LPL_EXP_PATH_MAX];
+    char model_name[128];
+    char model_sha256[65];
+    int64_t model_bytes;
+    char matrix_type[16];                 /* "q8_0", "f32", ... */
+    char train_path[LPL_EXP_PATH_MAX];
+    char train_sha256[65];
+    char eval_path[LPL_EXP_PATH_MAX];
+    char eval_sha256[65];
+} lpl_run_identity;
+
+typedef enum {
+    LPL_PLACEMENT_PENDING = 0,
+    LPL_PLACEMENT_RUNNING = 1,
+    LPL_PLACEMENT_DONE = 2,
+    LPL_PLACEMENT_FAILED = 3
+} lpl_placement_status;
+
+/* What the latest unit of work did (for a progress line). */
+typedef struct {
+    int placement;            /* index, -1 before the first */
+    char name[64];
+    int epoch, epochs;        /* 1-based epoch */
+    int step, steps;          /* optimizer steps done / total in this placement */
+    int64_t global_step, global_steps;  /* over all placements */
+    float loss, lr;           /* last step */
+    double tokens_per_s;      /* training tokens/s of this placement so far */
+    double elapsed_s;         /* since lpl_run_new */
+    double eta_s;             /* estimate for the whole run, < 0 unknown */
+    int evaluating;           /* 1 if the last unit was an eval pass */
+} lpl_run_progress;
+
+/* Table row of a placement (from its result object, so the table, results.json and
+ * results.csv always agree). */
+typedef struct {
+    char name[64];
+    lpl_placement_status status;
+    char message[256];             /* failure reason */
+    char modules[256];
+    int64_t trainable, total;
+    double percent, reduction_pct, reduction_factor, vs_baseline_pct;
+    double eval_loss_before, eval_loss, perplexity, mean_sample_perplexity;
+    double train_seconds, tokens_per_s;
+    int64_t peak_memory_bytes;
+} lpl_placement_summary;
+
+typedef struct lpl_run lpl_run;
+
+/* Prepares a run: checks the config against the model, takes the first n_train /
+ * n_eval records (eval NULL or empty: the train set is split, n_train first then
+ * n_eval), tokenizes them, allocates state. model, tok and the sets are borrowed and
+ * must outlive the run; id may be NULL. NULL with err set on a bad config or data. */
+lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model,
+                     const lpl_tokenizer *tok, const lpl_alpaca_set *train,
+                     const lpl_alpaca_set *eval, const lpl_run_identity *id, lpl_error *err);
+void lpl_run_free(lpl_run *r);
+
+/* Starts placement i from saved adapter weights instead of PEFT's initialisation:
+ * params/n are the params of an lpl_lora attached with the same placement and rank
+ * (e.g. one from lpl_adapter_load). n must match the placement's parameter count.
+ * Call before the placement starts. */
+lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err);
+
+/* Resumes: takes every placement with status "done" from a previous results.json
+ * (same config and model hash, else LPL_ERR_INVALID saying what differs); those
+ * placements are skipped. */
+lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err);
+
+/* One unit of work (one optimizer step, or one eval pass). Returns 1 if more remains,
+ * 0 when the run is finished (or cancelled), -1 on a fatal error (err set). A
+ * non-finite loss or gradient fails only the current placement (event
+ * "placement_failed" with the step, placement and likely cause) and returns 1. */
+int lpl_run_step(lpl_run *r, lpl_error *err);
+
+/* Asks the run to stop before its next unit; completed placements are kept, the
+ * one in progress is dropped (it stays pending, so resume redoes it). Safe to call
+ * from a signal handler (sets a flag). */
+void lpl_run_cancel(lpl_run *r);
+int lpl_run_cancelled(const lpl_run *r);
+int lpl_run_finished(const lpl_run *r);
+
+/* Events since the last call as a JSON array (docs/WASM_API.md), malloc'd. */
+char *lpl_run_take_events(lpl_run *r);
+
+const lpl_run_progress *lpl_run_get_progress(const lpl_run *r);
+
+int lpl_run_n_placements(const lpl_run *r);
+/* Name of placement i ("" if out of range). */
+const char *lpl_run_placement_name(const lpl_run *r, int i);
+/* Number of placements finished in this run or taken from resume (done or failed). */
+int lpl_run_n_completed(const lpl_run *r);
+lpl_placement_status lpl_run_placement_status(const lpl_run *r, int i);
+/* Row of the table for placement i (pending ones have only name and accounting). */
+lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *out, lpl_error *err);
+/* "selected" modules of placement i (lpl_lora_describe form) */
+const char *lpl_run_modules(const lpl_run *r, int i);
+
+/* Adapter of a placement completed in this run (NULL otherwise, e.g. resumed ones). */
+const lpl_lora *lpl_run_adapter(const lpl_run *r, int i);
+/* Its LoRA config (placement + hyper-parameters). */
+const lpl_lora_config *lpl_run_lora_config(const lpl_run *r, int i);
+
+/* ------------------------------------------------------------------ results */
+
+/* The results document (results.json), malloc'd. */
+char *lpl_run_results_json(const lpl_run *r);
+/* The summary table as CSV (results.csv), malloc'd. */
+char *lpl_run_results_csv(const lpl_run *r);
+/* Per-step records, one JSON object per line (steps.jsonl), malloc'd. */
+char *lpl_run_steps_jsonl(const lpl_run *r);
+/* One placement's result object (as in results.json "placements"), malloc'd, or NULL
+ * if it is pending. */
+char *lpl_run_placement_json(const lpl_run *r, int i);
+
+/* Writes results.json, results.csv and steps.jsonl into dir (created if missing),
+ * each via a temporary file and rename. LPL_ERR_IO names the file. */
+lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *err);
+
+/* Peak memory of the process so far in bytes (native: max RSS; wasm: heap size
+ * high-water). 0 if unknown. */
+int64_t lpl_peak_memory_bytes(void);
+
+/* SHA-256 of bytes; hex is 64 lowercase digits + NUL. */
+void lpl_sha256(const void *data, size_t n, uint8_t digest[32]);
+void lpl_sha256_hex(const void *data, size_t n, char hex[65]);
+/* SHA-256 of a file, streamed. LPL_ERR_IO names the file. */
+lpl_status lpl_sha256_file(const char *path, char hex[65], lpl_error *err);
+
+/* Writes bytes to path via path.tmp and rename. LPL_ERR_IO names the file. */
+lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err);
+/* Creates a directory and its parents (like mkdir -p). LPL_ERR_IO names the directory. */
+lpl_status lpl_make_dirs(const char *dir, lpl_error *err);
+/* Reads a whole file into a malloc'd NUL-terminated buffer. LPL_ERR_IO names the file. */
+lpl_status lpl_file_read_all(const char *path, char **data, size_t *n, lpl_error *err);
+
+#endif

@@ -1,0 +1,149 @@
+/* GPT-2 (HF GPT2LMHeadModel) model: config, weights, forward and backward for one
+ * sequence, with optional LoRA adapters on the four linear sites of each block.
+ * Shapes: T tokens, C = n_embd, V = n_vocab, L = n_layer, H = n_head. */
+#ifndef LPL_GPT2_H
+#define LPL_GPT2_H
+
+#include "lpl/core/common.h"
+
+typedef struct {
+    int n_layer;
+    int n_embd;
+    int n_head;
+    int n_ctx;     /* maximum sequence length (position embeddings) */
+    int n_vocab;
+    float ln_eps;  /* 1e-5 for GPT-2 */
+} lpl_gpt2_config;
+
+/* Fills cfg from a preset name: "tiny" (test shape), "lab-small" (the bundled model's
+ * shape), "distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "dialogpt-small",
+ * "dialogpt-medium", "dialogpt-large". LPL_ERR_INVALID names an unknown preset. */
+lpl_status lpl_gpt2_preset(const char *name, lpl_gpt2_config *cfg, lpl_error *err);
+
+/* Checks a config (positive sizes, n_embd % n_head == 0, n_embd % 32 == 0 so rows
+ * can be quantized, ...). Returns LPL_ERR_INVALID with the offending field. */
+lpl_status lpl_gpt2_config_check(const lpl_gpt2_config *cfg, lpl_error *err);
+
+/* Base parameter count as HF counts it (LM head tied to wte, counted once). */
+int64_t lpl_gpt2_param_count(const lpl_gpt2_config *cfg);
+
+/* The four linear sites of a block, in PEFT/HF module naming. */
+typedef enum {
+    LPL_SITE_ATTN_QKV = 0,  /* transformer.h.N.attn.c_attn  [3C][C] */
+    LPL_SITE_ATTN_PROJ = 1, /* transformer.h.N.attn.c_proj  [C][C]  */
+    LPL_SITE_MLP_FC = 2,    /* transformer.h.N.mlp.c_fc     [4C][C] */
+    LPL_SITE_MLP_PROJ = 3,  /* transformer.h.N.mlp.c_proj   [C][4C] */
+    LPL_N_SITES = 4
+} lpl_site;
+
+/* "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj". */
+const char *lpl_site_name(lpl_site s);
+/* Output and input width of a site for a config. */
+void lpl_site_shape(const lpl_gpt2_config *cfg, lpl_site s, int *out_features, int *in_features);
+
+typedef struct {
+    float *ln1_w, *ln1_b;          /* [C] */
+    lpl_matrix w[LPL_N_SITES];      /* indexed by lpl_site; rows = out, cols = in */
+    float *b[LPL_N_SITES];          /* biases [out] */
+    float *ln2_w, *ln2_b;          /* [C] */
+} lpl_gpt2_block;
+
+typedef struct {
+    lpl_gpt2_config cfg;
+    lpl_matrix wte;          /* [V][C] token embedding, also the tied LM head */
+    float *wpe;              /* [n_ctx][C] */
+    lpl_gpt2_block *blocks;  /* [L] */
+    float *lnf_w, *lnf_b;    /* [C] */
+    /* Full-parameter training: when all tensors are fp32 and live in one buffer,
+     * params points at it (n_params floats) and the pointers above point into it. */
+    float *params;
+    int64_t n_params;
+    void *owned;             /* allocations and mappings released by lpl_gpt2_free */
+    void (*release)(void *owned);
+} lpl_gpt2_model;
+
+/* A model with GPT-2's initialisation (normal 0.02, residual projections scaled by
+ * 1/sqrt(2L), zero biases, unit LayerNorm gains) from a seed, all fp32 in one
+ * buffer (trainable). Returns NULL with err set on a bad config or no memory. */
+lpl_gpt2_model *lpl_gpt2_create_random(const lpl_gpt2_config *cfg, uint64_t seed, lpl_error *err);
+
+/* Converts every 2-D matrix (wte and the four sites of each block) to type t
+ * (f32, f16, q8_0, q4_0). A model converted away from f32 is no longer trainable
+ * in full (params becomes NULL) but still trains LoRA adapters. */
+lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err);
+
+/* Makes every tensor fp32 in one contiguous params buffer (dequantising if needed). */
+lpl_status lpl_gpt2_make_trainable(lpl_gpt2_model *m, lpl_error *err);
+
+/* Releases a model: release(owned) if set (it frees everything the model points to,
+ * the blocks array included), then the malloc'd struct itself. NULL is fine.
+ * lpl_gpt2_convert / make_trainable replace blocks, owned and release. */
+void lpl_gpt2_free(lpl_gpt2_model *m);
+
+/* Offset (in floats) of each tensor in the contiguous params layout, which follows
+ * HF's state-dict order: wte, wpe, then per block ln_1.{w,b}, c_attn.{w,b},
+ * attn.c_proj.{w,b}, ln_2.{w,b}, c_fc.{w,b}, mlp.c_proj.{w,b}, then ln_f.{w,b}.
+ * Matrices are stored [out][in] (rows = out). */
+typedef struct {
+    int64_t ln1_w, ln1_b, w[LPL_N_SITES], b[LPL_N_SITES], ln2_w, ln2_b;
+} lpl_gpt2_block_offsets;
+/* Fills the offsets of block `layer` (0-based) and returns the total float count;
+ * top-level offsets come from lpl_gpt2_top_offsets. */
+int64_t lpl_gpt2_block_offsets_of(const lpl_gpt2_config *cfg, int layer, lpl_gpt2_block_offsets *o);
+typedef struct {
+    int64_t wte, wpe, lnf_w, lnf_b, total;
+} lpl_gpt2_top_offsets;
+void lpl_gpt2_top_offsets_of(const lpl_gpt2_config *cfg, lpl_gpt2_top_offsets *o);
+
+struct lpl_lora; /* see lora.h */
+
+/* Activations and gradients for sequences of up to max_T tokens, allocated once.
+ * full_grads != 0 also allocates a gradient buffer matching model->params. */
+typedef struct lpl_gpt2_state lpl_gpt2_state;
+lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_grads, lpl_error *err);
+void lpl_gpt2_state_free(lpl_gpt2_state *s);
+/* Bytes held by the state (activations + gradients). */
+size_t lpl_gpt2_state_bytes(const lpl_gpt2_state *s);
+
+typedef struct {
+    double nll_sum;   /* sum of -log p(target) over scored tokens */
+    int n_scored;     /* number of scored tokens */
+    float loss;       /* nll_sum / n_scored (0 when nothing is scored) */
+} lpl_loss;
+
+/* Forward pass over tokens[0..T). If targets is non-NULL, computes cross-entropy of
+ * targets[t] at position t over positions with mask[t] != 0 (mask NULL = all) and
+ * keeps what backward needs. lora may be NULL. training != 0 applies LoRA dropout.
+ * Returns LPL_ERR_INVALID for T < 1, T > max_T or n_ctx, or a token id out of range. */
+lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, struct lpl_lora *lora, lpl_gpt2_state *s,
+                            const int *tokens, const int *targets, const uint8_t *mask, int T,
+                            int training, lpl_loss *out, lpl_error *err);
+
+/* Logits of the last forward: [T][V] when it had no targets; with targets only the
+ * scored positions' rows are computed (the LM head is the largest product), packed
+ * in position order: [n_scored][V] (all T rows when mask was NULL). Backward
+ * overwrites them with their gradient, to save a [T][V] buffer. */
+const float *lpl_gpt2_logits(const lpl_gpt2_state *s);
+
+/* Backward of the last forward (which must have had targets): the gradient of the
+ * mean loss over scored tokens is ADDED to lora's gradients (if lora) and, when the
+ * state has full gradients, to the full gradient buffer. One backward per forward:
+ * a second call is refused. With no scored token it adds nothing. */
+lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, struct lpl_lora *lora, lpl_gpt2_state *s,
+                             lpl_error *err);
+
+/* Full-parameter gradient buffer (n_params floats, same layout as model->params), or NULL. */
+float *lpl_gpt2_state_grads(lpl_gpt2_state *s);
+/* Sets the full-parameter gradients (if any) to zero. */
+void lpl_gpt2_zero_grads(lpl_gpt2_state *s);
+/* Largest sequence length the state was allocated for. */
+int lpl_gpt2_state_max_T(const lpl_gpt2_state *s);
+
+/* Seconds spent per component since the state was created or reset. */
+typedef struct {
+    double embed, attention, mlp, lora, lm_head, layernorm, total;
+} lpl_gpt2_timings;
+void lpl_gpt2_get_timings(const lpl_gpt2_state *s, lpl_gpt2_timings *t);
+void lpl_gpt2_reset_timings(lpl_gpt2_state *s);
+
+#endif

@@ -1,0 +1,56 @@
+/* Private: Hugging Face GPT-2 checkpoints -> our layout. config.json parsing, the
+ * HF -> GGUF tensor-name plan with shape checks, fp32 extraction (Conv1D weights
+ * [in, out] transposed to our [out, in] rows), and vocab.json/merges.txt parsing. */
+#ifndef LPL_HF_IMPORT_H
+#define LPL_HF_IMPORT_H
+
+#include "lpl/core/common.h"
+#include "lpl/model/gpt2.h"
+#include "lpl/io/safetensors.h"
+
+/* One tensor of the GGUF we write, with where it comes from. */
+typedef struct {
+    char name[64];             /* GGUF name, e.g. "blk.0.attn_qkv.weight" */
+    const lpl_st_tensor *src;  /* checkpoint tensor */
+    int transpose;             /* Conv1D [in, out] -> [out, in] */
+    int64_t rows, cols;        /* our layout; rows = 0 for a vector of cols */
+    int is_matrix;             /* stored in the requested matrix type (else F32) */
+} lpl_hf_entry;
+
+typedef struct {
+    lpl_gpt2_config cfg;
+    lpl_hf_entry *e;           /* in GGUF order */
+    int n;
+} lpl_hf_plan;
+
+/* config.json -> config. LPL_ERR_FORMAT names a missing/mistyped key,
+ * LPL_ERR_UNSUPPORTED a variant we do not run (activation, untied head, ...). */
+lpl_status lpl_hf_parse_config(const char *json, size_t len, lpl_gpt2_config *cfg, lpl_error *err);
+
+/* Maps checkpoint tensors (names with or without "transformer.") to GGUF names,
+ * checks every shape against cfg, skips attn.bias / attn.masked_bias, accepts an
+ * lm_head.weight equal to wte (within fp16 rounding) and refuses a different one,
+ * an unknown tensor, a missing or duplicated one, naming it. */
+lpl_status lpl_hf_plan_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t, int64_t n,
+                             lpl_hf_plan *plan, lpl_error *err);
+void lpl_hf_plan_free(lpl_hf_plan *plan);
+
+/* Entry e as fp32 in our layout into dst (rows*cols, or cols for a vector). */
+void lpl_hf_entry_f32(const lpl_hf_entry *e, float *dst);
+
+/* Tokenizer vocabulary in id order and merges in rank order. */
+typedef struct {
+    char **tokens;
+    int64_t n_tokens;
+    char **merges;
+    int64_t n_merges;
+} lpl_hf_vocab;
+
+/* vocab.json / encoder.json (token -> id, ids 0..n-1 each once) and merges.txt /
+ * vocab.bpe ("#version" line, then "a b" per line). Padded with "[PAD<i>]" up to
+ * n_vocab; more tokens than n_vocab is an error. Non-UTF-8 text is refused. */
+lpl_status lpl_hf_vocab_parse(const char *vocab_json, size_t vocab_len, const char *merges, size_t merges_len,
+                              int n_vocab, lpl_hf_vocab *v, lpl_error *err);
+void lpl_hf_vocab_free(lpl_hf_vocab *v);
+
+#endif

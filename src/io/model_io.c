@@ -1,0 +1,691 @@
+/* GPT-2 models in and out of GGUF with llama.cpp's "gpt2" names, and the
+ * Hugging Face checkpoint -> GGUF conversion (file and in-memory).
+ *
+ * Layout in GGUF (ggml order, ne[0] contiguous):
+ *   token_embd.weight     [C, V]   (rows = tokens; also the tied LM head)
+ *   position_embd.weight  [C, n_ctx]   always F32
+ *   blk.N.attn_qkv.weight [C, 3C]  rows = out features, as lpl_matrix
+ *   ...ffn_up [C, 4C], ffn_down [4C, C], attn_output [C, C]
+ *   norms and biases      [C] or [out]  always F32
+ * A tied head is not stored as output.weight. */
+#include "lpl/io/model_io.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt_util.h"
+#include "hf_import.h"
+#include "lpl/core/kernels.h"
+#include "lpl/io/safetensors.h"
+#include "lpl/io/torch_zip.h"
+
+/* ------------------------------------------------------------------ ownership */
+
+/* Everything a model built here owns: a list of heap blocks freed together. */
+typedef struct {
+    void **ptrs;
+    int n, cap;
+} owned_list;
+
+static void owned_release(void *p)
+{
+    owned_list *o = p;
+    if (!o)
+        return;
+    for (int i = 0; i < o->n; i++)
+        free(o->ptrs[i]);
+    free(o->ptrs);
+    free(o);
+}
+
+/* Allocates n bytes owned by o (freed by owned_release); NULL with err on failure. */
+static void *owned_alloc(owned_list *o, size_t n, const char *what, lpl_error *err)
+{
+    if (o->n == o->cap) {
+        int cap = o->cap ? o->cap * 2 : 64;
+        void **p = realloc(o->ptrs, (size_t)cap * sizeof *p);
+        if (!p) {
+            lpl_fail(err, LPL_ERR_NOMEM, "out of memory: model ownership list");
+            return NULL;
+        }
+        o->ptrs = p;
+        o->cap = cap;
+    }
+    void *b = lpl_calloc(1, n, what, err);
+    if (b)
+        o->ptrs[o->n++] = b;
+    return b;
+}
+
+/* ------------------------------------------------------------------ names */
+
+static const char *const site_gguf[LPL_N_SITES] = {"attn_qkv", "attn_output", "ffn_up", "ffn_down"};
+
+const char *lpl_gguf_site_name(lpl_site s)
+{
+    return (unsigned)s < LPL_N_SITES ? site_gguf[s] : NULL;
+}
+
+/* Output and input width of a site (the engine's lpl_site_shape, kept here so the
+ * format code does not depend on the engine). */
+static void site_shape(const lpl_gpt2_config *c, lpl_site s, int *out, int *in)
+{
+    static const int out_mult[LPL_N_SITES] = {3, 1, 4, 1}, in_mult[LPL_N_SITES] = {1, 1, 1, 4};
+    *out = out_mult[s] * c->n_embd;
+    *in = in_mult[s] * c->n_embd;
+}
+
+/* ------------------------------------------------------------------ config */
+
+static lpl_status check_config(const lpl_gpt2_config *c, const char *src, lpl_error *err)
+{
+    if (c->n_layer < 1 || c->n_layer > 1024)
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: block_count %d is out of range", src, c->n_layer);
+    if (c->n_embd < 1 || c->n_embd > (1 << 16) || c->n_embd % 32)
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: embedding_length %d must be a positive multiple of 32",
+                        src, c->n_embd);
+    if (c->n_head < 1 || c->n_embd % c->n_head)
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: head_count %d does not divide embedding_length %d",
+                        src, c->n_head, c->n_embd);
+    if (c->n_ctx < 1 || c->n_ctx > (1 << 20))
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: context_length %d is out of range", src, c->n_ctx);
+    if (c->n_vocab < 1 || c->n_vocab > (1 << 24))
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: vocabulary size %d is out of range", src, c->n_vocab);
+    if (!(c->ln_eps > 0.0f && c->ln_eps < 1.0f))
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: layer_norm_epsilon %g is out of range", src, (double)c->ln_eps);
+    return LPL_OK;
+}
+
+static lpl_status read_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *err)
+{
+    const char *arch;
+    size_t len;
+    uint32_t L, C, H, T, F;
+    if (lpl_gguf_get_str(g, "general.architecture", &arch, &len, err) != LPL_OK)
+        return LPL_ERR_FORMAT;
+    if (strcmp(arch, "gpt2"))
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "gguf: general.architecture is '%s', expected 'gpt2'", arch);
+    if (lpl_gguf_get_u32(g, "gpt2.block_count", &L, err) || lpl_gguf_get_u32(g, "gpt2.embedding_length", &C, err) ||
+        lpl_gguf_get_u32(g, "gpt2.attention.head_count", &H, err) ||
+        lpl_gguf_get_u32(g, "gpt2.context_length", &T, err) ||
+        lpl_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &c->ln_eps, err))
+        return LPL_ERR_FORMAT;
+    if (L > INT32_MAX || C > INT32_MAX || H > INT32_MAX || T > INT32_MAX)
+        return lpl_fail(err, LPL_ERR_FORMAT, "gguf: gpt2 sizes out of range");
+    c->n_layer = (int)L;
+    c->n_embd = (int)C;
+    c->n_head = (int)H;
+    c->n_ctx = (int)T;
+    if (lpl_gguf_find_key(g, "gpt2.feed_forward_length") >= 0) {
+        if (lpl_gguf_get_u32(g, "gpt2.feed_forward_length", &F, err))
+            return LPL_ERR_FORMAT;
+        if ((uint64_t)F != 4 * (uint64_t)C)
+            return lpl_fail(err, LPL_ERR_UNSUPPORTED,
+                            "gguf: gpt2.feed_forward_length %u is not 4 x embedding_length (%u)", F, C);
+    }
+    const lpl_gguf_tensor *te = lpl_gguf_find_tensor(g, "token_embd.weight");
+    if (!te)
+        return lpl_fail(err, LPL_ERR_FORMAT, "gguf: tensor 'token_embd.weight' is missing");
+    if (te->n_dims != 2 || te->ne[1] > INT32_MAX)
+        return lpl_fail(err, LPL_ERR_FORMAT, "gguf: tensor 'token_embd.weight' must be 2-D");
+    c->n_vocab = (int)te->ne[1];
+    uint64_t n_tokens;
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.tokens") >= 0 &&
+        lpl_gguf_get_arr(g, "tokenizer.ggml.tokens", NULL, &n_tokens, NULL, err) == LPL_OK &&
+        n_tokens != (uint64_t)c->n_vocab)
+        return lpl_fail(err, LPL_ERR_FORMAT, "gguf: tokenizer.ggml.tokens has %llu tokens but token_embd.weight has %d rows",
+                        (unsigned long long)n_tokens, c->n_vocab);
+    return check_config(c, "gguf", err);
+}
+
+/* ------------------------------------------------------------------ from GGUF */
+
+typedef struct {
+    const lpl_gguf *g;
+    owned_list *own;
+    int copy;
+    lpl_error *err;
+} loader;
+
+/* Finds a tensor and checks its shape (ne0 = cols, ne1 = rows; rows 0 for 1-D). */
+static const lpl_gguf_tensor *want_tensor(loader *ld, const char *name, int64_t cols, int64_t rows)
+{
+    const lpl_gguf_tensor *t = lpl_gguf_find_tensor(ld->g, name);
+    if (!t) {
+        lpl_fail(ld->err, LPL_ERR_FORMAT, "gguf: tensor '%s' is missing", name);
+        return NULL;
+    }
+    int ok = rows ? (t->n_dims == 2 && t->ne[0] == cols && t->ne[1] == rows)
+                  : (t->n_dims == 1 && t->ne[0] == cols);
+    if (!ok) {
+        if (rows)
+            lpl_fail(ld->err, LPL_ERR_FORMAT, "gguf: tensor '%s' has shape [%lld, %lld], the config needs [%lld, %lld]",
+                     name, (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1), (long long)cols,
+                     (long long)rows);
+        else
+            lpl_fail(ld->err, LPL_ERR_FORMAT, "gguf: tensor '%s' has %d dims / %lld elements, the config needs [%lld]",
+                     name, t->n_dims, (long long)t->ne[0], (long long)cols);
+        return NULL;
+    }
+    return t;
+}
+
+/* fp32 data of a tensor: in place when F32, aligned and not copying; else a converted copy. */
+static float *load_f32(loader *ld, const char *name, int64_t cols, int64_t rows)
+{
+    const lpl_gguf_tensor *t = want_tensor(ld, name, cols, rows);
+    if (!t)
+        return NULL;
+    int64_t r = rows ? rows : 1;
+    if (t->type == LPL_F32 && !ld->copy && (uintptr_t)t->data % sizeof(float) == 0)
+        return (float *)t->data;
+    float *dst = owned_alloc(ld->own, (size_t)(r * cols) * sizeof(float), name, ld->err);
+    if (!dst)
+        return NULL;
+    size_t rb = lpl_dtype_row_bytes(t->type, cols);
+    for (int64_t i = 0; i < r; i++)
+        lpl_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)i * rb, dst + i * cols, cols);
+    return dst;
+}
+
+/* A weight matrix [rows][cols] of f32/f16/q8_0/q4_0, in place unless copying (bf16 -> f32). */
+static int load_matrix(loader *ld, const char *name, int rows, int cols, lpl_matrix *m)
+{
+    const lpl_gguf_tensor *t = want_tensor(ld, name, cols, rows);
+    if (!t)
+        return 0;
+    m->rows = rows;
+    m->cols = cols;
+    size_t align = t->type == LPL_F32 ? 4 : 2;
+    if (t->type == LPL_BF16 || (uintptr_t)t->data % align) {
+        m->type = LPL_F32;
+        m->data = load_f32(ld, name, cols, rows);
+        return m->data != NULL;
+    }
+    m->type = t->type;
+    if (!ld->copy) {
+        m->data = (void *)t->data;
+        return 1;
+    }
+    m->data = owned_alloc(ld->own, t->nbytes, name, ld->err);
+    if (!m->data)
+        return 0;
+    memcpy(m->data, t->data, t->nbytes);
+    return 1;
+}
+
+/* An untied output.weight is only acceptable when it is token_embd byte for byte. */
+static int check_output_head(const lpl_gguf *g, lpl_error *err)
+{
+    const lpl_gguf_tensor *o = lpl_gguf_find_tensor(g, "output.weight");
+    if (!o)
+        return 1;
+    const lpl_gguf_tensor *e = lpl_gguf_find_tensor(g, "token_embd.weight");
+    if (o->type == e->type && o->n_dims == e->n_dims && o->ne[0] == e->ne[0] && o->ne[1] == e->ne[1] &&
+        !memcmp(o->data, e->data, e->nbytes))
+        return 1;
+    lpl_fail(err, LPL_ERR_UNSUPPORTED,
+             "gguf: an untied output.weight (different from token_embd.weight) is not supported");
+    return 0;
+}
+
+static int load_block(loader *ld, int l, lpl_gpt2_block *b, const lpl_gpt2_config *c)
+{
+    char name[96];
+    int C = c->n_embd;
+#define F32V(dst, suffix, n)                                             \
+    do {                                                                 \
+        snprintf(name, sizeof name, "blk.%d.%s", l, suffix);             \
+        if (!((dst) = load_f32(ld, name, (n), 0)))                       \
+            return 0;                                                    \
+    } while (0)
+    F32V(b->ln1_w, "attn_norm.weight", C);
+    F32V(b->ln1_b, "attn_norm.bias", C);
+    F32V(b->ln2_w, "ffn_norm.weight", C);
+    F32V(b->ln2_b, "ffn_norm.bias", C);
+    for (int s = 0; s < LPL_N_SITES; s++) {
+        int out, in;
+        site_shape(c, (lpl_site)s, &out, &in);
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, site_gguf[s]);
+        if (!load_matrix(ld, name, out, in, &b->w[s]))
+            return 0;
+        snprintf(name, sizeof name, "blk.%d.%s.bias", l, site_gguf[s]);
+        if (!(b->b[s] = load_f32(ld, name, out, 0)))
+            return 0;
+    }
+#undef F32V
+    return 1;
+}
+
+lpl_gpt2_model *lpl_gpt2_from_gguf(const lpl_gguf *g, int copy, lpl_error *err)
+{
+    lpl_gpt2_config cfg = {0};
+    if (read_config(g, &cfg, err) != LPL_OK || !check_output_head(g, err))
+        return NULL;
+    lpl_gpt2_model *m = lpl_calloc(1, sizeof *m, "model", err);
+    owned_list *own = lpl_calloc(1, sizeof *own, "model", err);
+    if (!m || !own) {
+        free(m);
+        free(own);
+        return NULL;
+    }
+    m->cfg = cfg;
+    m->owned = own;
+    m->release = owned_release;
+    loader ld = {g, own, copy, err};
+    m->blocks = owned_alloc(own, (size_t)cfg.n_layer * sizeof *m->blocks, "model blocks", err);
+    if (!m->blocks || !load_matrix(&ld, "token_embd.weight", cfg.n_vocab, cfg.n_embd, &m->wte) ||
+        !(m->wpe = load_f32(&ld, "position_embd.weight", cfg.n_embd, cfg.n_ctx)) ||
+        !(m->lnf_w = load_f32(&ld, "output_norm.weight", cfg.n_embd, 0)) ||
+        !(m->lnf_b = load_f32(&ld, "output_norm.bias", cfg.n_embd, 0)))
+        goto fail;
+    for (int l = 0; l < cfg.n_layer; l++)
+        if (!load_block(&ld, l, &m->blocks[l], &cfg))
+            goto fail;
+    return m;
+fail:
+    owned_release(own);
+    free(m);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ to GGUF */
+
+/* Adds matrix m converted to type t (same type: raw copy). */
+static lpl_status add_matrix(lpl_gguf_writer *w, const char *name, const lpl_matrix *m, lpl_dtype t,
+                             lpl_error *err)
+{
+    int64_t ne[2] = {m->cols, m->rows};
+    size_t src_rb = lpl_dtype_row_bytes(m->type, m->cols), dst_rb = lpl_dtype_row_bytes(t, m->cols);
+    if (!src_rb)
+        return lpl_fail(err, LPL_ERR_INVALID, "%s: matrix type %s with %d columns cannot be stored", name,
+                        lpl_dtype_name(m->type), m->cols);
+    if (!dst_rb)
+        return lpl_fail(err, LPL_ERR_INVALID, "%s: cannot convert %d columns to %s (needs a multiple of 32)",
+                        name, m->cols, lpl_dtype_name(t));
+    if (m->type == t)
+        return lpl_gguf_add_tensor(w, name, t, 2, ne, m->data, err);
+    uint8_t *dst = lpl_malloc(dst_rb * (size_t)m->rows, name, err);
+    float *row = lpl_malloc((size_t)m->cols * sizeof(float), name, err);
+    lpl_status st = dst && row ? LPL_OK : LPL_ERR_NOMEM;
+    for (int r = 0; st == LPL_OK && r < m->rows; r++) {
+        lpl_dequantize_row(m->type, (const uint8_t *)m->data + (size_t)r * src_rb, row, m->cols);
+        st = lpl_convert_row(t, row, dst + (size_t)r * dst_rb, m->cols, err);
+    }
+    if (st == LPL_OK)
+        st = lpl_gguf_add_tensor(w, name, t, 2, ne, dst, err);
+    free(dst);
+    free(row);
+    return st;
+}
+
+static lpl_status add_vec(lpl_gguf_writer *w, const char *name, const float *v, int64_t cols, int64_t rows,
+                          lpl_error *err)
+{
+    int64_t ne[2] = {cols, rows};
+    return lpl_gguf_add_tensor(w, name, LPL_F32, rows ? 2 : 1, ne, v, err);
+}
+
+static lpl_status add_block(lpl_gguf_writer *w, int l, const lpl_gpt2_block *b, const lpl_gpt2_config *c,
+                            lpl_dtype t, lpl_error *err)
+{
+    char name[96];
+    lpl_status st;
+#define VEC(suffix, ptr, n)                                              \
+    do {                                                                 \
+        snprintf(name, sizeof name, "blk.%d.%s", l, suffix);             \
+        if ((st = add_vec(w, name, (ptr), (n), 0, err)) != LPL_OK)       \
+            return st;                                                   \
+    } while (0)
+    VEC("attn_norm.weight", b->ln1_w, c->n_embd);
+    VEC("attn_norm.bias", b->ln1_b, c->n_embd);
+    for (int s = 0; s < LPL_N_SITES; s++) {
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, site_gguf[s]);
+        if ((st = add_matrix(w, name, &b->w[s], t, err)) != LPL_OK)
+            return st;
+        snprintf(name, sizeof name, "blk.%d.%s.bias", l, site_gguf[s]);
+        if ((st = add_vec(w, name, b->b[s], b->w[s].rows, 0, err)) != LPL_OK)
+            return st;
+        if (s == LPL_SITE_ATTN_PROJ) {
+            VEC("ffn_norm.weight", b->ln2_w, c->n_embd);
+            VEC("ffn_norm.bias", b->ln2_b, c->n_embd);
+        }
+    }
+#undef VEC
+    return LPL_OK;
+}
+
+/* llama.cpp's general.file_type for the matrix type. */
+static uint32_t file_type_of(lpl_dtype t)
+{
+    switch (t) {
+    case LPL_F16: return 1;
+    case LPL_Q4_0: return 2;
+    case LPL_Q8_0: return 7;
+    default: return 0;
+    }
+}
+
+static lpl_status add_tokenizer(lpl_gguf_writer *w, const char *const *tokens, int64_t n_tokens,
+                                const char *const *merges, int64_t n_merges, lpl_error *err)
+{
+    lpl_status st;
+    int32_t *types = lpl_malloc((size_t)n_tokens * sizeof(int32_t), "token types", err);
+    if (!types)
+        return LPL_ERR_NOMEM;
+    int64_t eot = -1;
+    for (int64_t i = 0; i < n_tokens; i++) {
+        int special = tokens[i] && !strcmp(tokens[i], "<|endoftext|>");
+        types[i] = special ? 3 : 1; /* llama.cpp: 1 normal, 3 control */
+        if (special && eot < 0)
+            eot = i;
+    }
+    if ((st = lpl_gguf_set_str(w, "tokenizer.ggml.model", "gpt2", err)) ||
+        (st = lpl_gguf_set_str(w, "tokenizer.ggml.pre", "gpt-2", err)) ||
+        (st = lpl_gguf_set_arr_str(w, "tokenizer.ggml.tokens", tokens, (uint64_t)n_tokens, err)) ||
+        (st = lpl_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n_tokens, err)) ||
+        (st = lpl_gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, (uint64_t)n_merges, err)))
+        goto done;
+    if (eot >= 0 && ((st = lpl_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)eot, err)) ||
+                     (st = lpl_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eot, err))))
+        goto done;
+done:
+    free(types);
+    return st;
+}
+
+/* general.* and gpt2.* keys. */
+static lpl_status write_metadata(lpl_gguf_writer *w, const lpl_gpt2_config *c, lpl_dtype t, const char *name,
+                                 lpl_error *err)
+{
+    lpl_status st;
+    if ((st = lpl_gguf_set_str(w, "general.architecture", "gpt2", err)) ||
+        (st = lpl_gguf_set_str(w, "general.name", name && *name ? name : "gpt2", err)) ||
+        (st = lpl_gguf_set_u32(w, "general.file_type", file_type_of(t), err)) ||
+        (t != LPL_F32 && t != LPL_F16 && (st = lpl_gguf_set_u32(w, "general.quantization_version", 2, err))) ||
+        (st = lpl_gguf_set_u32(w, "gpt2.context_length", (uint32_t)c->n_ctx, err)) ||
+        (st = lpl_gguf_set_u32(w, "gpt2.embedding_length", (uint32_t)c->n_embd, err)) ||
+        (st = lpl_gguf_set_u32(w, "gpt2.feed_forward_length", (uint32_t)(4 * c->n_embd), err)) ||
+        (st = lpl_gguf_set_u32(w, "gpt2.block_count", (uint32_t)c->n_layer, err)) ||
+        (st = lpl_gguf_set_u32(w, "gpt2.attention.head_count", (uint32_t)c->n_head, err)) ||
+        (st = lpl_gguf_set_f32(w, "gpt2.attention.layer_norm_epsilon", c->ln_eps, err)))
+        return st;
+    return LPL_OK;
+}
+
+static int matrix_type_ok(lpl_dtype t)
+{
+    return t == LPL_F32 || t == LPL_F16 || t == LPL_Q8_0 || t == LPL_Q4_0;
+}
+
+lpl_status lpl_gpt2_to_gguf(const lpl_gpt2_model *m, lpl_dtype t, const char *name,
+                            const char *const *tokens, int64_t n_tokens,
+                            const char *const *merges, int64_t n_merges,
+                            lpl_gguf_writer *w, lpl_error *err)
+{
+    const lpl_gpt2_config *c = &m->cfg;
+    lpl_status st;
+    if (!matrix_type_ok(t))
+        return lpl_fail(err, LPL_ERR_INVALID, "gguf: matrix type must be f32, f16, q8_0 or q4_0");
+    if ((st = check_config(c, "model", err)) != LPL_OK)
+        return LPL_ERR_INVALID;
+    if (tokens && n_tokens != c->n_vocab)
+        return lpl_fail(err, LPL_ERR_INVALID, "tokenizer has %lld tokens but the model's vocabulary is %d",
+                        (long long)n_tokens, c->n_vocab);
+    if ((st = write_metadata(w, c, t, name, err)) != LPL_OK)
+        return st;
+    if (tokens && (st = add_tokenizer(w, tokens, n_tokens, merges, n_merges, err)) != LPL_OK)
+        return st;
+    if ((st = add_matrix(w, "token_embd.weight", &m->wte, t, err)) ||
+        (st = add_vec(w, "position_embd.weight", m->wpe, c->n_embd, c->n_ctx, err)))
+        return st;
+    for (int l = 0; l < c->n_layer; l++)
+        if ((st = add_block(w, l, &m->blocks[l], c, t, err)) != LPL_OK)
+            return st;
+    if ((st = add_vec(w, "output_norm.weight", m->lnf_w, c->n_embd, 0, err)) ||
+        (st = add_vec(w, "output_norm.bias", m->lnf_b, c->n_embd, 0, err)))
+        return st;
+    return LPL_OK;
+}
+
+/* ------------------------------------------------------------------ HF -> GGUF */
+
+/* A checkpoint opened from bytes: safetensors or a PyTorch zip, told apart by content. */
+typedef struct {
+    lpl_safetensors *st;
+    lpl_torch_ckpt *pt;
+    const lpl_st_tensor *t;
+    int64_t n;
+} checkpoint;
+
+static lpl_status ckpt_open_memory(checkpoint *c, const void *data, size_t size, lpl_error *err)
+{
+    memset(c, 0, sizeof *c);
+    if (lpl_torch_is_checkpoint(data, size)) {
+        if (!(c->pt = lpl_torch_open_memory(data, size, 0, err)))
+            return err ? err->code : LPL_ERR_FORMAT;
+        c->t = lpl_torch_tensors(c->pt);
+        c->n = lpl_torch_n_tensors(c->pt);
+    } else {
+        if (!(c->st = lpl_safetensors_open_memory(data, size, 0, err)))
+            return err ? err->code : LPL_ERR_FORMAT;
+        c->t = lpl_safetensors_tensors(c->st);
+        c->n = lpl_safetensors_n_tensors(c->st);
+    }
+    return LPL_OK;
+}
+
+static void ckpt_close(checkpoint *c)
+{
+    lpl_safetensors_close(c->st);
+    lpl_torch_close(c->pt);
+    memset(c, 0, sizeof *c);
+}
+
+/* One plan entry in its final type, handed to the writer. */
+static lpl_status convert_entry(lpl_gguf_writer *w, const lpl_hf_entry *e, lpl_dtype t, lpl_error *err)
+{
+    int64_t rows = e->rows ? e->rows : 1, ne[2] = {e->cols, e->rows};
+    float *f = lpl_malloc((size_t)(rows * e->cols) * sizeof(float), e->name, err);
+    if (!f)
+        return LPL_ERR_NOMEM;
+    lpl_hf_entry_f32(e, f);
+    /* NaN/inf weights are a broken checkpoint, and quantizing them is undefined
+     * behaviour (float -> int8 of NaN); found by tests/fuzz. */
+    for (int64_t i = 0; i < rows * e->cols; i++)
+        if (!isfinite(f[i])) {
+            lpl_fail(err, LPL_ERR_FORMAT, "checkpoint: tensor for '%s' has a non-finite value (%g) at element %lld",
+                     e->name, (double)f[i], (long long)i);
+            free(f);
+            return LPL_ERR_FORMAT;
+        }
+    if (!e->is_matrix || t == LPL_F32)
+        return lpl_gguf_add_tensor_take(w, e->name, LPL_F32, e->rows ? 2 : 1, ne, f, err);
+    size_t rb = lpl_dtype_row_bytes(t, e->cols);
+    uint8_t *q = rb ? lpl_malloc(rb * (size_t)rows, e->name, err) : NULL;
+    lpl_status st = q ? LPL_OK : rb ? LPL_ERR_NOMEM
+                                    : lpl_fail(err, LPL_ERR_INVALID, "%s: %lld columns cannot be stored as %s", e->name,
+                                               (long long)e->cols, lpl_dtype_name(t));
+    for (int64_t r = 0; st == LPL_OK && r < rows; r++)
+        st = lpl_convert_row(t, f + r * e->cols, q + (size_t)r * rb, e->cols, err);
+    free(f);
+    if (st != LPL_OK) {
+        free(q);
+        return st;
+    }
+    return lpl_gguf_add_tensor_take(w, e->name, t, 2, ne, q, err);
+}
+
+typedef struct {
+    const char *config;
+    size_t config_len;
+    const char *vocab;
+    size_t vocab_len;
+    const char *merges;
+    size_t merges_len;
+    const char *name;
+    lpl_progress_fn progress;
+    void *user;
+} hf_inputs;
+
+/* Fills writer w from a checkpoint and the HF text files. */
+static lpl_status convert_to_writer(const hf_inputs *in, const checkpoint *ck, lpl_dtype t, lpl_gguf_writer *w,
+                                    lpl_error *err)
+{
+    lpl_gpt2_config cfg = {0};
+    lpl_hf_plan plan = {0};
+    lpl_hf_vocab voc = {0};
+    lpl_status st;
+    if (!matrix_type_ok(t))
+        return lpl_fail(err, LPL_ERR_INVALID, "convert: type must be f32, f16, q8_0 or q4_0");
+    if ((st = lpl_hf_parse_config(in->config, in->config_len, &cfg, err)) ||
+        (st = check_config(&cfg, "config.json", err)) ||
+        (st = lpl_hf_plan_build(&cfg, ck->t, ck->n, &plan, err)))
+        return st;
+    if ((st = lpl_hf_vocab_parse(in->vocab, in->vocab_len, in->merges, in->merges_len, cfg.n_vocab, &voc, err)) ||
+        (st = write_metadata(w, &cfg, t, in->name, err)) ||
+        (st = add_tokenizer(w, (const char *const *)voc.tokens, voc.n_tokens, (const char *const *)voc.merges,
+                            voc.n_merges, err)))
+        goto done;
+    for (int i = 0; i < plan.n && st == LPL_OK; i++) {
+        st = convert_entry(w, &plan.e[i], t, err);
+        if (in->progress)
+            in->progress(in->user, "convert", i + 1, plan.n);
+    }
+done:
+    lpl_hf_vocab_free(&voc);
+    lpl_hf_plan_free(&plan);
+    return st;
+}
+
+lpl_status lpl_convert_hf_memory(const char *config_json, size_t config_len,
+                                 const void *checkpoint_bytes, size_t checkpoint_len,
+                                 const char *vocab_json, size_t vocab_len,
+                                 const char *merges_txt, size_t merges_len,
+                                 lpl_dtype t, void **out, size_t *out_size, lpl_error *err)
+{
+    hf_inputs in = {config_json, config_len, vocab_json, vocab_len, merges_txt, merges_len, NULL, NULL, NULL};
+    checkpoint ck;
+    lpl_status st = ckpt_open_memory(&ck, checkpoint_bytes, checkpoint_len, err);
+    if (st != LPL_OK)
+        return st;
+    lpl_gguf_writer *w = lpl_gguf_writer_new(err);
+    st = w ? convert_to_writer(&in, &ck, t, w, err) : LPL_ERR_NOMEM;
+    /* the checkpoint is no longer needed once the writer holds converted copies */
+    ckpt_close(&ck);
+    if (st == LPL_OK)
+        st = lpl_gguf_write_memory(w, out, out_size, err);
+    lpl_gguf_writer_free(w);
+    return st;
+}
+
+/* Reads dir/a, or dir/b when a does not exist. */
+static lpl_status read_either(const char *dir, const char *a, const char *b, char **buf, size_t *len, lpl_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, a);
+    FILE *f = fopen(path, "rb");
+    if (!f && b)
+        snprintf(path, sizeof path, "%s/%s", dir, b);
+    if (f)
+        fclose(f);
+    lpl_status st = lpl_read_file(path, buf, len, err);
+    if (st != LPL_OK && b)
+        lpl_fail(err, st, "%s: neither %s nor %s could be read (%s)", dir, a, b, err ? err->msg : "");
+    return st;
+}
+
+/* The model name from a directory path: its last component. */
+static void dir_basename(const char *dir, char *out, size_t size)
+{
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    size_t b = n;
+    while (b > 0 && dir[b - 1] != '/')
+        b--;
+    snprintf(out, size, "%.*s", (int)(n - b), dir + b);
+}
+
+static lpl_status open_dir_checkpoint(const char *dir, lpl_mapped *m, checkpoint *ck, lpl_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (lpl_map_file(path, m, NULL) != LPL_OK) {
+        snprintf(path, sizeof path, "%s/pytorch_model.bin", dir);
+        if (lpl_map_file(path, m, NULL) != LPL_OK)
+            return lpl_fail(err, LPL_ERR_IO, "%s: no model.safetensors or pytorch_model.bin (sharded checkpoints are not supported)",
+                            dir);
+    }
+    lpl_status st = ckpt_open_memory(ck, m->data, m->size, err);
+    if (st != LPL_OK) {
+        /* name the file rather than "<memory>" */
+        char msg[sizeof err->msg];
+        if (err) {
+            snprintf(msg, sizeof msg, "%s", err->msg);
+            const char *rest = strncmp(msg, "<memory>", 8) ? msg : msg + 10;
+            lpl_fail(err, st, "%s: %s", path, rest);
+        }
+        lpl_unmap_file(m);
+    }
+    return st;
+}
+
+lpl_status lpl_convert_hf_dir_ex(const char *hf_dir, const char *out_path, lpl_dtype t,
+                                 const char *name, lpl_progress_fn fn, void *user, lpl_error *err)
+{
+    hf_inputs in = {0};
+    char base[256];
+    char *config = NULL, *vocab = NULL, *merges = NULL;
+    lpl_mapped m = {0};
+    checkpoint ck = {0};
+    lpl_gguf_writer *w = NULL;
+    lpl_status st;
+    dir_basename(hf_dir, base, sizeof base);
+    if ((st = read_either(hf_dir, "config.json", NULL, &config, &in.config_len, err)) ||
+        (st = read_either(hf_dir, "vocab.json", "encoder.json", &vocab, &in.vocab_len, err)) ||
+        (st = read_either(hf_dir, "merges.txt", "vocab.bpe", &merges, &in.merges_len, err)))
+        goto done;
+    in.config = config;
+    in.vocab = vocab;
+    in.merges = merges;
+    in.name = name && *name ? name : base;
+    in.progress = fn;
+    in.user = user;
+    if (fn)
+        fn(user, "read", 0, 1);
+    if ((st = open_dir_checkpoint(hf_dir, &m, &ck, err)) != LPL_OK)
+        goto done;
+    if (fn)
+        fn(user, "read", 1, 1);
+    if (!(w = lpl_gguf_writer_new(err))) {
+        st = LPL_ERR_NOMEM;
+        goto done;
+    }
+    st = convert_to_writer(&in, &ck, t, w, err);
+    ckpt_close(&ck);
+    lpl_unmap_file(&m);
+    if (st == LPL_OK) {
+        if (fn)
+            fn(user, "write", 0, 1);
+        st = lpl_gguf_write_file(w, out_path, err);
+        if (st == LPL_OK && fn)
+            fn(user, "write", 1, 1);
+    }
+done:
+    ckpt_close(&ck);
+    lpl_unmap_file(&m);
+    lpl_gguf_writer_free(w);
+    free(config);
+    free(vocab);
+    free(merges);
+    return st;
+}
+
+lpl_status lpl_convert_hf_dir(const char *hf_dir, const char *out_path, lpl_dtype t, lpl_error *err)
+{
+    return lpl_convert_hf_dir_ex(hf_dir, out_path, t, NULL, NULL, NULL, err);
+}

@@ -1,0 +1,101 @@
+/* Private to experiment.c, experiment_run.c and results.c: the run's state and the
+ * cJSON builders they share. */
+#ifndef LPL_EXPERIMENT_INTERNAL_H
+#define LPL_EXPERIMENT_INTERNAL_H
+
+#include <cJSON.h>
+
+#include "lpl/lab/experiment.h"
+
+cJSON *lpl_placement_to_cjson(const lpl_placement *p);
+cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c);
+cJSON *lpl_selection_to_cjson(const uint8_t *sel, const lpl_gpt2_config *mc);
+void lpl_count_add_to_cjson(cJSON *o, const lpl_placement_count *cnt);
+
+/* One eval pass. */
+typedef struct {
+    int epoch;                  /* 0 = before training */
+    int step;                   /* optimizer steps done when it ran */
+    double nll_sum;
+    int64_t n_tokens;
+    int n_samples;
+    double eval_loss, perplexity, mean_sample_perplexity;
+} lpl_eval_point;
+
+typedef struct {
+    lpl_placement_status status;
+    char message[256];
+    lpl_lora_config lcfg;
+    lpl_placement_count count;
+    uint8_t *selected;           /* n_layer * 4 */
+    lpl_lora *lora;              /* while running and after completion */
+    float *init;                 /* optional starting weights */
+    int64_t n_init;
+    /* curves, one entry per optimizer step */
+    float *loss, *lr, *grad_norm;
+    int *tokens;
+    int n_steps;
+    lpl_eval_point *evals;
+    int n_evals;
+    double train_seconds;
+    int64_t train_tokens;
+    int64_t peak_memory;
+    lpl_gpt2_timings timings;
+    cJSON *result;               /* result object once done/failed */
+} lpl_placement_run;
+
+typedef enum {
+    LPL_PHASE_BASE_EVAL,   /* eval of the base model, shared as every fresh placement's "before" */
+    LPL_PHASE_START,       /* attach adapters of the current placement */
+    LPL_PHASE_EVAL_BEFORE, /* only when the placement starts from saved weights */
+    LPL_PHASE_TRAIN,
+    LPL_PHASE_EVAL_EPOCH,
+    LPL_PHASE_FINISH,
+    LPL_PHASE_DONE
+} lpl_run_phase;
+
+struct lpl_run {
+    lpl_experiment_config cfg;
+    const lpl_gpt2_model *model;
+    const lpl_tokenizer *tok;
+    lpl_run_identity id;
+    lpl_example_set train, eval;
+    int train_records, eval_records;  /* records in the files */
+    int train_skipped;                /* examples without a scored token */
+    int *train_idx;                   /* usable training examples */
+    int n_train_ex;
+    lpl_gpt2_state *state;
+    int n;                            /* placements */
+    lpl_placement_run p[LPL_EXP_MAX_PLACEMENTS];
+    int steps_per_epoch, total_steps, epochs;
+    /* cursor */
+    lpl_run_phase phase;
+    int cur, epoch, step, pos;
+    int *perm;
+    lpl_adamw opt;
+    int opt_ready;
+    float *accum;
+    lpl_eval_point base_eval;
+    int have_base_eval;
+    volatile int cancel;
+    int finished;
+    /* timing */
+    double t0, t_train_units, t_eval_units;
+    int64_t n_train_units, n_eval_units;
+    lpl_run_progress prog;
+    /* events: JSON texts of objects */
+    char **events;
+    int n_events, cap_events;
+};
+
+/* lpl_evaluate over a state the caller keeps (the run reuses its training state). */
+lpl_status lpl_evaluate_with_state(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s,
+                                   const lpl_example_set *ex, lpl_eval_result *out, lpl_error *err);
+
+double lpl_now_seconds(void);
+/* The result object of a placement (built from its run state). */
+cJSON *lpl_run_build_result(const lpl_run *r, int i);
+/* The environment object (build, threads, SIMD). */
+cJSON *lpl_environment_cjson(void);
+
+#endif

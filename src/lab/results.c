@@ -1,0 +1,683 @@
+/* Results of a run as documents: results.json (config, model and data identity with
+ * sha256, environment, per placement everything measured), results.csv (the table)
+ * and steps.jsonl; plus the small utilities they need (SHA-256, atomic file writes,
+ * peak memory). */
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "experiment_internal.h"
+#include "lpl/core/kernels.h"
+#include "lpl/core/simd.h"
+#include "lpl/core/threads.h"
+
+#ifdef __EMSCRIPTEN__
+#include <emscripten/heap.h>
+#else
+#include <sys/resource.h>
+#endif
+
+/* ---------------------------------------------------------------- SHA-256 (FIPS 180-4) */
+
+typedef struct {
+    uint32_t h[8];
+    uint8_t buf[64];
+    size_t used;
+    uint64_t total;
+} sha256_ctx;
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+static uint32_t ror(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+static void sha256_block(sha256_ctx *c, const uint8_t *p)
+{
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
+    uint32_t e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
+        uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
+        h = g; g = f; f = e; e = d + t1;
+        d = cc; cc = b; b = a; a = t1 + t2;
+    }
+    c->h[0] += a; c->h[1] += b; c->h[2] += cc; c->h[3] += d;
+    c->h[4] += e; c->h[5] += f; c->h[6] += g; c->h[7] += h;
+}
+
+static void sha256_init(sha256_ctx *c)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->used = 0;
+    c->total = 0;
+}
+
+static void sha256_update(sha256_ctx *c, const uint8_t *p, size_t n)
+{
+    c->total += n;
+    if (c->used) {
+        size_t take = 64 - c->used < n ? 64 - c->used : n;
+        memcpy(c->buf + c->used, p, take);
+        c->used += take;
+        p += take;
+        n -= take;
+        if (c->used < 64)
+            return;
+        sha256_block(c, c->buf);
+        c->used = 0;
+    }
+    for (; n >= 64; p += 64, n -= 64)
+        sha256_block(c, p);
+    memcpy(c->buf, p, n);
+    c->used = n;
+}
+
+static void sha256_final(sha256_ctx *c, uint8_t out[32])
+{
+    uint64_t bits = c->total * 8;
+    uint8_t pad = 0x80, zero = 0;
+    sha256_update(c, &pad, 1);
+    while (c->used != 56)
+        sha256_update(c, &zero, 1);
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha256_update(c, len, 8);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (uint8_t)(c->h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)c->h[i];
+    }
+}
+
+static void to_hex(const uint8_t d[32], char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+void lpl_sha256(const void *data, size_t n, uint8_t digest[32])
+{
+    sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, data, n);
+    sha256_final(&c, digest);
+}
+
+void lpl_sha256_hex(const void *data, size_t n, char hex[65])
+{
+    uint8_t d[32];
+    lpl_sha256(data, n, d);
+    to_hex(d, hex);
+}
+
+lpl_status lpl_sha256_file(const char *path, char hex[65], lpl_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    sha256_ctx c;
+    sha256_init(&c);
+    uint8_t buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        sha256_update(&c, buf, n);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad)
+        return lpl_fail(err, LPL_ERR_IO, "%s: read error", path);
+    uint8_t d[32];
+    sha256_final(&c, d);
+    to_hex(d, hex);
+    return LPL_OK;
+}
+
+/* ---------------------------------------------------------------- files, memory */
+
+lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err)
+{
+    size_t len = strlen(path) + 16;
+    char *tmp = lpl_malloc(len, "file name", err);
+    if (!tmp)
+        return LPL_ERR_NOMEM;
+    snprintf(tmp, len, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    lpl_status st = LPL_OK;
+    if (!f) {
+        st = lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+        goto done;
+    }
+    size_t w = n ? fwrite(data, 1, n, f) : 0;
+    int bad = w != n || fflush(f) != 0;
+    if (fclose(f) != 0 || bad) {
+        st = lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        remove(tmp);
+        goto done;
+    }
+    if (rename(tmp, path) != 0) {
+        st = lpl_fail(err, LPL_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
+        remove(tmp);
+    }
+done:
+    free(tmp);
+    return st;
+}
+
+lpl_status lpl_file_read_all(const char *path, char **data, size_t *n, lpl_error *err)
+{
+    *data = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    lpl_status st = LPL_OK;
+    char *buf = NULL;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        st = lpl_fail(err, LPL_ERR_IO, "%s: not a regular file", path);
+        goto done;
+    }
+    buf = lpl_malloc((size_t)size + 1, path, err);
+    if (!buf) {
+        st = LPL_ERR_NOMEM;
+        goto done;
+    }
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        st = lpl_fail(err, LPL_ERR_IO, "%s: read error", path);
+        free(buf);
+        buf = NULL;
+        goto done;
+    }
+    buf[size] = '\0';
+    *data = buf;
+    *n = (size_t)size;
+done:
+    fclose(f);
+    return st;
+}
+
+int64_t lpl_peak_memory_bytes(void)
+{
+#ifdef __EMSCRIPTEN__
+    /* Wasm memory only grows, so its current size is the heap's high-water mark. */
+    return (int64_t)emscripten_get_heap_size();
+#else
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        return (int64_t)ru.ru_maxrss * 1024; /* Linux reports kilobytes */
+    return 0;
+#endif
+}
+
+cJSON *lpl_environment_cjson(void)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "program", "loralab 0.1.0");
+#ifdef __EMSCRIPTEN__
+#ifdef __EMSCRIPTEN_PTHREADS__
+    cJSON_AddStringToObject(o, "build", "wasm threads");
+#else
+    cJSON_AddStringToObject(o, "build", "wasm single-thread");
+#endif
+#else
+    cJSON_AddStringToObject(o, "build", "native");
+#endif
+    cJSON_AddNumberToObject(o, "threads", lpl_threads_count());
+    cJSON_AddStringToObject(o, "simd", LPL_SIMD_NAME);
+#ifdef __VERSION__
+    cJSON_AddStringToObject(o, "compiler", __VERSION__);
+#endif
+    return o;
+}
+
+/* ---------------------------------------------------------------- placement result */
+
+static cJSON *float_array(const float *v, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+static cJSON *eval_point_cjson(const lpl_eval_point *e)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", e->epoch);
+    cJSON_AddNumberToObject(o, "step", e->step);
+    cJSON_AddNumberToObject(o, "eval_loss", e->eval_loss);
+    cJSON_AddNumberToObject(o, "perplexity", e->perplexity);
+    cJSON_AddNumberToObject(o, "mean_sample_perplexity", e->mean_sample_perplexity);
+    cJSON_AddNumberToObject(o, "nll_sum", e->nll_sum);
+    cJSON_AddNumberToObject(o, "n_tokens", (double)e->n_tokens);
+    cJSON_AddNumberToObject(o, "n_samples", e->n_samples);
+    return o;
+}
+
+static cJSON *timings_cjson(const lpl_gpt2_timings *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "embed", t->embed);
+    cJSON_AddNumberToObject(o, "attention", t->attention);
+    cJSON_AddNumberToObject(o, "mlp", t->mlp);
+    cJSON_AddNumberToObject(o, "lora", t->lora);
+    cJSON_AddNumberToObject(o, "lm_head", t->lm_head);
+    cJSON_AddNumberToObject(o, "layernorm", t->layernorm);
+    cJSON_AddNumberToObject(o, "total", t->total);
+    return o;
+}
+
+static cJSON *update_norms_cjson(const lpl_lora *l)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; l && i < l->n_modules; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "layer", l->modules[i].layer);
+        cJSON_AddStringToObject(o, "module", lpl_site_name(l->modules[i].site));
+        cJSON_AddNumberToObject(o, "norm", lpl_lora_update_norm(l, i));
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+static const char *status_name(lpl_placement_status s)
+{
+    switch (s) {
+    case LPL_PLACEMENT_PENDING: return "pending";
+    case LPL_PLACEMENT_RUNNING: return "running";
+    case LPL_PLACEMENT_DONE: return "done";
+    case LPL_PLACEMENT_FAILED: return "failed";
+    }
+    return "pending";
+}
+
+static void add_final_metrics(cJSON *o, const lpl_placement_run *p)
+{
+    const lpl_eval_point *first = p->n_evals ? &p->evals[0] : NULL;
+    const lpl_eval_point *last = p->n_evals ? &p->evals[p->n_evals - 1] : NULL;
+    if (first) {
+        cJSON_AddNumberToObject(o, "eval_loss_before", first->eval_loss);
+        cJSON_AddNumberToObject(o, "perplexity_before", first->perplexity);
+        cJSON_AddNumberToObject(o, "mean_sample_perplexity_before", first->mean_sample_perplexity);
+    }
+    if (last && p->status == LPL_PLACEMENT_DONE) {
+        cJSON_AddNumberToObject(o, "eval_loss", last->eval_loss);
+        cJSON_AddNumberToObject(o, "perplexity", last->perplexity);
+        cJSON_AddNumberToObject(o, "mean_sample_perplexity", last->mean_sample_perplexity);
+    }
+}
+
+cJSON *lpl_run_build_result(const lpl_run *r, int i)
+{
+    const lpl_placement_run *p = &r->p[i];
+    const lpl_gpt2_config *mc = &r->model->cfg;
+    cJSON *o = lpl_placement_to_cjson(&r->cfg.placements[i]);
+    cJSON_AddNumberToObject(o, "index", i);
+    cJSON_AddStringToObject(o, "status", status_name(p->status));
+    if (p->message[0])
+        cJSON_AddStringToObject(o, "message", p->message);
+    else
+        cJSON_AddNullToObject(o, "message");
+    lpl_count_add_to_cjson(o, &p->count);
+    cJSON_AddItemToObject(o, "selected", lpl_selection_to_cjson(p->selected, mc));
+    add_final_metrics(o, p);
+    cJSON_AddNumberToObject(o, "steps_done", p->n_steps);
+    cJSON_AddNumberToObject(o, "train_seconds", p->train_seconds);
+    cJSON_AddNumberToObject(o, "train_tokens", (double)p->train_tokens);
+    cJSON_AddNumberToObject(o, "tokens_per_s", p->train_seconds > 0 ? (double)p->train_tokens / p->train_seconds : 0);
+    cJSON_AddNumberToObject(o, "peak_memory_bytes", (double)p->peak_memory);
+    /* What the placement itself adds: adapter weights, gradients and AdamW's two moments. */
+    cJSON_AddNumberToObject(o, "adapter_memory_bytes", 16.0 * (double)p->count.trainable);
+    cJSON *ev = cJSON_AddArrayToObject(o, "evals");
+    for (int k = 0; k < p->n_evals; k++)
+        cJSON_AddItemToArray(ev, eval_point_cjson(&p->evals[k]));
+    cJSON *st = cJSON_AddObjectToObject(o, "steps");
+    cJSON_AddItemToObject(st, "loss", float_array(p->loss, p->n_steps));
+    cJSON_AddItemToObject(st, "lr", float_array(p->lr, p->n_steps));
+    cJSON_AddItemToObject(st, "grad_norm", float_array(p->grad_norm, p->n_steps));
+    cJSON *tk = cJSON_AddArrayToObject(st, "tokens");
+    for (int k = 0; k < p->n_steps; k++)
+        cJSON_AddItemToArray(tk, cJSON_CreateNumber(p->tokens[k]));
+    cJSON_AddItemToObject(o, "timings", timings_cjson(&p->timings));
+    cJSON_AddItemToObject(o, "update_norms", update_norms_cjson(p->status == LPL_PLACEMENT_DONE ? p->lora : NULL));
+    if (p->status == LPL_PLACEMENT_DONE)
+        cJSON_AddStringToObject(o, "adapter", r->cfg.placements[i].name);
+    else
+        cJSON_AddNullToObject(o, "adapter");
+    return o;
+}
+
+/* The result object of placement i: the stored one, or a pending stub with accounting. */
+static cJSON *placement_cjson(const lpl_run *r, int i)
+{
+    const lpl_placement_run *p = &r->p[i];
+    if (p->result)
+        return cJSON_Duplicate(p->result, 1);
+    cJSON *o = lpl_placement_to_cjson(&r->cfg.placements[i]);
+    cJSON_AddNumberToObject(o, "index", i);
+    cJSON_AddStringToObject(o, "status", "pending");
+    lpl_count_add_to_cjson(o, &p->count);
+    return o;
+}
+
+char *lpl_run_placement_json(const lpl_run *r, int i)
+{
+    if (i < 0 || i >= r->n || !r->p[i].result)
+        return NULL;
+    return cJSON_PrintUnformatted(r->p[i].result);
+}
+
+/* ---------------------------------------------------------------- documents */
+
+static void add_str_or_null(cJSON *o, const char *k, const char *v)
+{
+    if (v && v[0])
+        cJSON_AddStringToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
+static cJSON *model_cjson(const lpl_run *r)
+{
+    const lpl_gpt2_config *mc = &r->model->cfg;
+    cJSON *o = cJSON_CreateObject();
+    add_str_or_null(o, "name", r->id.model_name);
+    add_str_or_null(o, "path", r->id.model_path);
+    add_str_or_null(o, "sha256", r->id.model_sha256);
+    cJSON_AddNumberToObject(o, "file_bytes", (double)r->id.model_bytes);
+    add_str_or_null(o, "matrix_type", r->id.matrix_type[0] ? r->id.matrix_type : lpl_dtype_name(r->model->wte.type));
+    cJSON_AddNumberToObject(o, "n_layer", mc->n_layer);
+    cJSON_AddNumberToObject(o, "n_embd", mc->n_embd);
+    cJSON_AddNumberToObject(o, "n_head", mc->n_head);
+    cJSON_AddNumberToObject(o, "n_ctx", mc->n_ctx);
+    cJSON_AddNumberToObject(o, "n_vocab", mc->n_vocab);
+    cJSON_AddNumberToObject(o, "params", (double)lpl_gpt2_param_count(mc));
+    return o;
+}
+
+static cJSON *dataset_cjson(const char *path, const char *sha, int records, const lpl_example_set *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_str_or_null(o, "path", path);
+    add_str_or_null(o, "sha256", sha);
+    cJSON_AddNumberToObject(o, "records", records);
+    cJSON_AddNumberToObject(o, "used", s->n);
+    int64_t tokens = 0;
+    for (int i = 0; i < s->n; i++)
+        tokens += s->ex[i].T;
+    cJSON_AddNumberToObject(o, "tokens", (double)tokens);
+    cJSON_AddNumberToObject(o, "scored_tokens", (double)s->n_scored);
+    cJSON_AddNumberToObject(o, "truncated", s->n_truncated);
+    return o;
+}
+
+static cJSON *results_cjson(const lpl_run *r)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", "loralab-results");
+    cJSON_AddNumberToObject(root, "version", 1);
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    cJSON_AddStringToObject(root, "written", when);
+    cJSON_AddItemToObject(root, "config", lpl_experiment_to_cjson(&r->cfg));
+    cJSON_AddItemToObject(root, "model", model_cjson(r));
+    cJSON *data = cJSON_AddObjectToObject(root, "data");
+    cJSON *tr = dataset_cjson(r->id.train_path, r->id.train_sha256, r->train_records, &r->train);
+    cJSON_AddNumberToObject(tr, "skipped_unscored", r->train_skipped);
+    cJSON_AddItemToObject(data, "train", tr);
+    cJSON_AddItemToObject(data, "eval", dataset_cjson(r->id.eval_path, r->id.eval_sha256, r->eval_records, &r->eval));
+    cJSON_AddItemToObject(root, "environment", lpl_environment_cjson());
+    cJSON *sched = cJSON_AddObjectToObject(root, "schedule");
+    cJSON_AddNumberToObject(sched, "steps_per_epoch", r->steps_per_epoch);
+    cJSON_AddNumberToObject(sched, "epochs", r->epochs);
+    cJSON_AddNumberToObject(sched, "steps_per_placement", r->total_steps);
+    if (r->have_base_eval)
+        cJSON_AddItemToObject(root, "base_eval", eval_point_cjson(&r->base_eval));
+    else
+        cJSON_AddNullToObject(root, "base_eval");
+    cJSON_AddNumberToObject(root, "wall_seconds", lpl_now_seconds() - r->t0);
+    cJSON_AddNumberToObject(root, "peak_memory_bytes", (double)lpl_peak_memory_bytes());
+    cJSON *pl = cJSON_AddArrayToObject(root, "placements");
+    for (int i = 0; i < r->n; i++)
+        cJSON_AddItemToArray(pl, placement_cjson(r, i));
+    return root;
+}
+
+char *lpl_run_results_json(const lpl_run *r)
+{
+    cJSON *root = results_cjson(r);
+    char *s = cJSON_Print(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+/* ---------------------------------------------------------------- summary, CSV */
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *s, lpl_error *err)
+{
+    if (i < 0 || i >= r->n)
+        return lpl_fail(err, LPL_ERR_INVALID, "placement index %d out of range", i);
+    cJSON *o = placement_cjson(r, i);
+    if (!o)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: placement summary");
+    memset(s, 0, sizeof *s);
+    snprintf(s->name, sizeof s->name, "%s", r->cfg.placements[i].name);
+    s->status = r->p[i].status;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
+    if (cJSON_IsString(m))
+        snprintf(s->message, sizeof s->message, "%s", m->valuestring);
+    const cJSON *mods = cJSON_GetObjectItemCaseSensitive(o, "modules");
+    if (cJSON_IsString(mods))
+        snprintf(s->modules, sizeof s->modules, "%s", mods->valuestring);
+    s->trainable = (int64_t)num(o, "trainable");
+    s->total = (int64_t)num(o, "total");
+    s->percent = num(o, "percent");
+    s->reduction_pct = num(o, "reduction_pct");
+    s->reduction_factor = num(o, "reduction_factor");
+    s->vs_baseline_pct = num(o, "vs_baseline_pct");
+    s->eval_loss_before = num(o, "eval_loss_before");
+    s->eval_loss = num(o, "eval_loss");
+    s->perplexity = num(o, "perplexity");
+    s->mean_sample_perplexity = num(o, "mean_sample_perplexity");
+    s->train_seconds = num(o, "train_seconds");
+    s->tokens_per_s = num(o, "tokens_per_s");
+    double pm = num(o, "peak_memory_bytes");
+    s->peak_memory_bytes = isnan(pm) ? 0 : (int64_t)pm;
+    cJSON_Delete(o);
+    return LPL_OK;
+}
+
+/* Appends printf output to a growing buffer; returns 0 on no memory. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+} strbuf;
+
+static int sb_printf(strbuf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int sb_printf(strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return 0;
+    if (b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s)
+            return 0;
+        b->s = s;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 1;
+}
+
+/* A number for CSV: empty when unknown. */
+static void csv_num(strbuf *b, double v, const char *fmt)
+{
+    if (isnan(v))
+        sb_printf(b, ",");
+    else {
+        sb_printf(b, ",");
+        sb_printf(b, fmt, v);
+    }
+}
+
+char *lpl_run_results_csv(const lpl_run *r)
+{
+    strbuf b = {0};
+    sb_printf(&b, "placement,status,eval_loss_before,eval_loss,perplexity,mean_sample_perplexity,"
+                  "trainable_params,total_params,percent_trainable,train_seconds,tokens_per_s,"
+                  "peak_memory_bytes,reduction_pct,vs_baseline_pct,modules\n");
+    for (int i = 0; i < r->n; i++) {
+        lpl_placement_summary s;
+        if (lpl_run_summary(r, i, &s, NULL))
+            continue;
+        sb_printf(&b, "%s,%s", s.name, status_name(s.status));
+        csv_num(&b, s.eval_loss_before, "%.6f");
+        csv_num(&b, s.eval_loss, "%.6f");
+        csv_num(&b, s.perplexity, "%.6f");
+        csv_num(&b, s.mean_sample_perplexity, "%.6f");
+        sb_printf(&b, ",%lld,%lld", (long long)s.trainable, (long long)s.total);
+        csv_num(&b, s.percent, "%.4f");
+        csv_num(&b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.train_seconds, "%.3f");
+        csv_num(&b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.tokens_per_s, "%.1f");
+        if (s.status == LPL_PLACEMENT_PENDING)
+            sb_printf(&b, ",");
+        else
+            sb_printf(&b, ",%lld", (long long)s.peak_memory_bytes);
+        csv_num(&b, s.reduction_pct, "%.4f");
+        csv_num(&b, s.vs_baseline_pct, "%.4f");
+        sb_printf(&b, ",\"%s\"\n", s.modules);
+    }
+    return b.s;
+}
+
+char *lpl_run_steps_jsonl(const lpl_run *r)
+{
+    strbuf b = {0};
+    sb_printf(&b, "%s", "");
+    for (int i = 0; i < r->n; i++) {
+        cJSON *o = placement_cjson(r, i);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "steps");
+        const cJSON *loss = cJSON_GetObjectItemCaseSensitive(st, "loss");
+        const cJSON *lr = cJSON_GetObjectItemCaseSensitive(st, "lr");
+        const cJSON *gn = cJSON_GetObjectItemCaseSensitive(st, "grad_norm");
+        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(st, "tokens");
+        int n = cJSON_GetArraySize(loss);
+        for (int k = 0; k < n; k++) {
+            cJSON *line = cJSON_CreateObject();
+            cJSON_AddStringToObject(line, "placement", r->cfg.placements[i].name);
+            cJSON_AddNumberToObject(line, "index", i);
+            cJSON_AddNumberToObject(line, "step", k + 1);
+            cJSON_AddNumberToObject(line, "epoch", k / r->steps_per_epoch + 1);
+            cJSON_AddItemToObject(line, "loss", cJSON_Duplicate(cJSON_GetArrayItem(loss, k), 0));
+            cJSON_AddItemToObject(line, "lr", cJSON_Duplicate(cJSON_GetArrayItem(lr, k), 0));
+            cJSON_AddItemToObject(line, "grad_norm", cJSON_Duplicate(cJSON_GetArrayItem(gn, k), 0));
+            cJSON_AddItemToObject(line, "tokens", cJSON_Duplicate(cJSON_GetArrayItem(tk, k), 0));
+            char *s = cJSON_PrintUnformatted(line);
+            if (s)
+                sb_printf(&b, "%s\n", s);
+            free(s);
+            cJSON_Delete(line);
+        }
+        cJSON_Delete(o);
+    }
+    return b.s;
+}
+
+/* ---------------------------------------------------------------- writing */
+
+static lpl_status make_dir(const char *dir, lpl_error *err)
+{
+    char buf[LPL_EXP_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return lpl_fail(err, LPL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return lpl_fail(err, LPL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+    return LPL_OK;
+}
+
+lpl_status lpl_make_dirs(const char *dir, lpl_error *err) { return make_dir(dir, err); }
+
+static lpl_status write_text(const char *dir, const char *name, char *text, lpl_error *err)
+{
+    if (!text)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: %s", name);
+    char path[LPL_EXP_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    lpl_status st = lpl_write_file_atomic(path, text, strlen(text), err);
+    free(text);
+    return st;
+}
+
+lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *err)
+{
+    lpl_status st = make_dir(dir, err);
+    if (!st)
+        st = write_text(dir, "results.json", lpl_run_results_json(r), err);
+    if (!st)
+        st = write_text(dir, "results.csv", lpl_run_results_csv(r), err);
+    if (!st) {
+        char *s = lpl_run_steps_jsonl(r);
+        st = write_text(dir, "steps.jsonl", s ? s : strdup(""), err);
+    }
+    return st;
+}
