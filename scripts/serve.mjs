@@ -6,14 +6,18 @@
 //
 //   scripts/serve [--port N] [--host H] [--no-isolation] [--wasm-dir DIR]
 //                 [--models-dir DIR] [--data-dir DIR] [--web-dir DIR] [--hub-root DIR]
+//                 [--hub-cdn-port N] [--hub-drop-once BYTES] [--hub-no-range]
 //
 // Mounts: / -> web/, /build-wasm/ -> the emcc outputs, /models/, /data/,
-// /vendor/uplot/ -> node_modules/uplot/dist, and with --hub-root DIR,
-// /hub/<org>/<repo>/resolve/<revision>/<file> -> DIR/<org>/<repo>/<file>.
+// /vendor/uplot/ -> node_modules/uplot/dist, and with --hub-root DIR a stand-in
+// for the Hub (scripts/hub_standin.mjs) at /hub/<org>/<repo>/resolve/<rev>/<file>:
+// small files directly, weights by a 302 to a second port (its "CDN") that honours
+// Range. --hub-drop-once and --hub-no-range are test switches of that CDN.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startHubStandin } from './hub_standin.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -61,7 +65,7 @@ export function parseArgs(argv) {
     modelsDir: path.join(REPO, 'models'),
     dataDir: path.join(REPO, 'data'),
     uplotDir: path.join(REPO, 'node_modules', 'uplot', 'dist'),
-    hubRoot: null,
+    hubRoot: null, hubCdnPort: 0, hubDropOnce: undefined, hubNoRange: undefined,
   };
   const dirFlags = { '--web-dir': 'webDir', '--wasm-dir': 'wasmDir', '--models-dir': 'modelsDir',
                      '--data-dir': 'dataDir', '--hub-root': 'hubRoot' };
@@ -76,6 +80,11 @@ export function parseArgs(argv) {
       if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('bad --port');
     } else if (a === '--host') opts.host = next();
     else if (a === '--no-isolation') opts.isolation = false;
+    else if (a === '--hub-cdn-port' || a === '--hub-drop-once') {
+      const v = Number(next());
+      if (!Number.isInteger(v) || v < 0 || (a === '--hub-cdn-port' && v > 65535)) throw new Error(`bad ${a}`);
+      opts[a === '--hub-cdn-port' ? 'hubCdnPort' : 'hubDropOnce'] = v;
+    } else if (a === '--hub-no-range') opts.hubNoRange = true;
     else if (a === '--quiet') opts.quiet = true;
     else if (dirFlags[a]) opts[dirFlags[a]] = path.resolve(next());
     else if (a === '-h' || a === '--help') opts.help = true;
@@ -86,7 +95,8 @@ export function parseArgs(argv) {
 
 function baseHeaders(opts) {
   const h = {
-    'Content-Security-Policy': CSP,
+    // the Hub stand-in's CDN is another origin the worker fetches from
+    'Content-Security-Policy': opts.hub ? CSP.replace("connect-src 'self'", `connect-src 'self' ${opts.hub.cdnOrigin}`) : CSP,
     'X-Content-Type-Options': 'nosniff',
     'Referrer-Policy': 'no-referrer',
     'Cache-Control': 'no-cache',
@@ -147,22 +157,20 @@ function route(opts, segs) {
   if (head === 'models') return [opts.modelsDir, rest];
   if (head === 'data') return [opts.dataDir, rest];
   if (head === 'vendor' && rest[0] === 'uplot') return [opts.uplotDir, rest.slice(1)];
-  if (head === 'hub') {
-    if (!opts.hubRoot) return null;
-    // <repo...>/resolve/<revision>/<file...>; repo is one or two segments.
-    const k = rest.indexOf('resolve');
-    if (k < 1 || k > 2 || rest.length < k + 3) return null;
-    return [opts.hubRoot, [...rest.slice(0, k), ...rest.slice(k + 2)]];
-  }
+  if (head === 'hub') return null; // the Hub stand-in answers these, when started
   return [opts.webDir, segs];
 }
 
 function handle(opts, req, res) {
   const headers = baseHeaders(opts);
+  if (opts.hub && req.url.startsWith('/hub/') && req.method === 'OPTIONS') {
+    return opts.hub.handle(req, res, req.url.split(/[?#]/, 1)[0].slice(4), headers);
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     return sendText(res, req, 405, 'method not allowed', { ...headers, Allow: 'GET, HEAD' });
   }
   const rawPath = req.url.split(/[?#]/, 1)[0];
+  if (opts.hub && rawPath.startsWith('/hub/')) return opts.hub.handle(req, res, rawPath.slice(4), headers);
   const segs = safeSegments(rawPath);
   if (!segs) return sendText(res, req, 403, 'forbidden path', headers);
   const r = route(opts, segs);
@@ -171,8 +179,7 @@ function handle(opts, req, res) {
   if (!found) return sendText(res, req, 404, 'not found', headers);
   if (found.escaped) return sendText(res, req, 403, 'forbidden path', headers);
   const type = MIME[path.extname(found.file).toLowerCase()] || 'application/octet-stream';
-  const extra = segs[0] === 'hub' ? { 'Access-Control-Allow-Origin': '*' } : {};
-  res.writeHead(200, { ...headers, ...extra, 'Content-Type': type, 'Content-Length': found.size,
+  res.writeHead(200, { ...headers, 'Content-Type': type, 'Content-Length': found.size,
                        'Last-Modified': found.mtime.toUTCString() });
   if (req.method === 'HEAD') return res.end();
   const stream = fs.createReadStream(found.file);
@@ -181,8 +188,12 @@ function handle(opts, req, res) {
 }
 
 /** Starts the server; resolves to {server, url, port, close()}. */
-export function startServer(options = {}) {
+export async function startServer(options = {}) {
   const opts = { ...parseArgs([]), ...options };
+  if (opts.hubRoot) {
+    opts.hub = await startHubStandin({ root: opts.hubRoot, host: opts.host, cdnPort: opts.hubCdnPort,
+                                       dropOnce: opts.hubDropOnce, noRange: opts.hubNoRange });
+  }
   const server = http.createServer((req, res) => {
     try { handle(opts, req, res); } catch (e) {
       if (!res.headersSent) sendText(res, req, 500, 'internal error', baseHeaders(opts));
@@ -194,8 +205,9 @@ export function startServer(options = {}) {
     server.listen(opts.port, opts.host, () => {
       const { port } = server.address();
       const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-      resolve({ server, port, url: `http://${host}:${port}/`,
-                close: () => new Promise((ok) => { server.closeAllConnections?.(); server.close(() => ok()); }) });
+      resolve({ server, port, url: `http://${host}:${port}/`, hub: opts.hub || null,
+                close: () => new Promise((ok) => { server.closeAllConnections?.(); server.close(() => ok()); })
+                  .then(() => opts.hub && opts.hub.close()) });
     });
   });
 }
@@ -208,11 +220,13 @@ async function main() {
   }
   if (opts.help) {
     process.stdout.write('usage: scripts/serve [--port N (0 = any free)] [--host 127.0.0.1] [--no-isolation]\n' +
-      '       [--web-dir D] [--wasm-dir D] [--models-dir D] [--data-dir D] [--hub-root D] [--quiet]\n');
+      '       [--web-dir D] [--wasm-dir D] [--models-dir D] [--data-dir D] [--hub-root D] [--quiet]\n' +
+      '       [--hub-cdn-port N] [--hub-drop-once BYTES] [--hub-no-range]   (Hub stand-in test switches)\n');
     return;
   }
   const s = await startServer(opts);
   process.stdout.write(`serving ${s.url} (${opts.isolation ? 'cross-origin isolated' : 'no isolation'}; wasm from ${opts.wasmDir})\n`);
+  if (s.hub) process.stdout.write(`Hub stand-in at ${s.url}hub (CDN ${s.hub.cdnOrigin})\n`);
   const stop = () => s.close().then(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -9,28 +9,47 @@ self.LabBridge = function LabBridge(M) {
   const fn = (name, ret, args) => (M['_' + name] ? M.cwrap(name, ret, args) : () => {
     throw new Error(`this wasm build has no ${name}: rebuild build-wasm (docs/WASM_API.md)`);
   });
+  // Pointers and sizes come back from wasm as signed 32-bit numbers: above 2 GiB of
+  // heap they are negative, and HEAPU8.slice(p, ...) or UTF8ToString(p) would read
+  // from the wrong place. Every pointer or size_t result goes through >>> 0.
+  const ptrFn = (name, args) => {
+    const f = fn(name, 'number', args);
+    return (...a) => f(...a) >>> 0;
+  };
+  const strFn = (name, args) => {
+    const f = ptrFn(name, args);
+    return (...a) => { const p = f(...a); return p ? M.UTF8ToString(p) : ''; };
+  };
   const c = {
     init: fn('lab_init', 'number', ['number']),
-    version: fn('lab_version', 'string', []),
-    lastError: fn('lab_last_error', 'string', []),
+    version: strFn('lab_version', []),
+    lastError: strFn('lab_last_error', []),
     loadModel: fn('lab_load_model', 'number', ['number', 'number']),
-    modelInfo: fn('lab_model_info', 'number', []),
+    modelInfo: ptrFn('lab_model_info', []),
     convertHf: fn('lab_convert_hf', 'number', ['number', 'number', 'number', 'number', 'number', 'number']),
+    importBegin: fn('lab_import_begin', 'number', ['number', 'number', 'number', 'number', 'number']),
+    importZipTail: fn('lab_import_zip_tail', 'number', ['number', 'number', 'number']),  // size as a double
+    importFeed: fn('lab_import_feed', 'number', ['number', 'number']),
+    importProgress: ptrFn('lab_import_progress', []),
+    importFinish: fn('lab_import_finish', 'number', []),
+    importAbort: fn('lab_import_abort', null, []),
+    modelPtr: ptrFn('lab_model_ptr', []),
+    modelSize: ptrFn('lab_model_size', []),
     setData: fn('lab_set_data', 'number', ['number', 'number']),
-    count: fn('lab_count', 'number', ['number']),
-    estimate: fn('lab_estimate', 'number', ['number']),
+    count: ptrFn('lab_count', ['number']),
+    estimate: ptrFn('lab_estimate', ['number']),
     ablateStart: fn('lab_ablate_start', 'number', ['number']),
     ablateStep: fn('lab_ablate_step', 'number', []),
-    events: fn('lab_events', 'number', []),
+    events: ptrFn('lab_events', []),
     ablateCancel: fn('lab_ablate_cancel', null, []),
-    resultsJson: fn('lab_results_json', 'number', []),
-    resultsCsv: fn('lab_results_csv', 'number', []),
+    resultsJson: ptrFn('lab_results_json', []),
+    resultsCsv: ptrFn('lab_results_csv', []),
     adapter: fn('lab_adapter', 'number', ['number']),
-    adapterConfig: fn('lab_adapter_config', 'number', ['number']),
-    generate: fn('lab_generate', 'number', ['number']),
-    bufferPtr: fn('lab_buffer_ptr', 'number', []),
-    bufferSize: fn('lab_buffer_size', 'number', []),
-    memory: fn('lab_memory', 'number', []),
+    adapterConfig: ptrFn('lab_adapter_config', ['number']),
+    generate: ptrFn('lab_generate', ['number']),
+    bufferPtr: ptrFn('lab_buffer_ptr', []),
+    bufferSize: ptrFn('lab_buffer_size', []),
+    memory: ptrFn('lab_memory', []),
   };
 
   // The current view of wasm memory: with threads the buffer is a growable
@@ -48,7 +67,7 @@ self.LabBridge = function LabBridge(M) {
   }
 
   function alloc(n, what) {
-    const p = M._malloc(Math.max(1, n));
+    const p = M._malloc(Math.max(1, n)) >>> 0;
     if (!p) throw new Error(`out of memory: could not allocate ${n} bytes for ${what} in wasm memory`);
     return p;
   }
@@ -102,6 +121,78 @@ self.LabBridge = function LabBridge(M) {
       return jsonOrThrow(c.modelInfo(), 'lab_model_info');
     },
     modelInfo() { return jsonOrThrow(c.modelInfo(), 'lab_model_info'); },
+    /**
+     * Starts a streamed import (docs/WASM_API.md, lab_import_*): the checkpoint goes in
+     * chunk by chunk and is converted into a GGUF built in wasm memory, which becomes
+     * the loaded model. Returns {zipTail(u8, fileSize), feed(u8), progress(), finish(),
+     * abort()}; feed copies through one bounded staging buffer.
+     */
+    importer({ config, vocab, merges, type = 'q8_0', name = null }) {
+      withStrings([config, vocab, merges, type, name], (cf, vo, me, ty, nm) => {
+        if (c.importBegin(cf, vo, me, ty, nm) !== 0) throw fail('preparing the import');
+      });
+      const CHUNK = 4 << 20;
+      let stage = 0, fill = 0, open = true;
+      const release = () => { if (stage) M._free(stage); stage = 0; open = false; };
+      const check = (rc, what) => {
+        if (rc !== 0) { const e = fail(what); release(); c.importAbort(); throw e; }
+      };
+      try { stage = alloc(CHUNK, 'the import buffer'); } catch (e) { c.importAbort(); throw e; }
+      const flush = () => {
+        if (!fill) return;
+        const n = fill;
+        fill = 0;
+        check(c.importFeed(stage, n), 'converting the checkpoint');
+      };
+      return {
+        zipTail(u8, fileSize) {
+          const p = bytes(u8, 'the end of the checkpoint');
+          try { check(c.importZipTail(p, u8.length, fileSize), 'reading the zip directory'); } finally { M._free(p); }
+        },
+        feed(u8) {
+          if (!open) throw new Error('the import is closed');
+          for (let i = 0; i < u8.length;) {
+            const k = Math.min(CHUNK - fill, u8.length - i);
+            heap().set(u8.subarray(i, i + k), stage + fill);
+            fill += k;
+            i += k;
+            if (fill === CHUNK) flush();
+          }
+        },
+        progress() { return jsonOrThrow(c.importProgress(), 'lab_import_progress'); },
+        finish() {
+          flush();
+          release();
+          if (c.importFinish() !== 0) throw fail('finishing the import');
+          return jsonOrThrow(c.modelInfo(), 'lab_model_info');
+        },
+        abort() { release(); c.importAbort(); },
+      };
+    },
+    /** The loaded model's GGUF bytes, as copies of at most chunk bytes (for caching). */
+    *modelChunks(chunk = 8 << 20) {
+      const p = c.modelPtr(), n = c.modelSize();
+      for (let off = 0; off < n; off += chunk) yield heap().slice(p + off, p + Math.min(n, off + chunk));
+    },
+    modelSize() { return c.modelSize(); },
+    /** Loads a GGUF of size bytes from an async iterable of chunks, copied straight into wasm memory. */
+    async loadModelFrom(size, chunks) {
+      const p = alloc(size, 'the model file');
+      let off = 0;
+      try {
+        for await (const u8 of chunks) {
+          if (off + u8.length > size) throw new Error(`the model file is longer than its stated ${size} bytes`);
+          heap().set(u8, p + off);
+          off += u8.length;
+        }
+        if (off !== size) throw new Error(`the model file ended after ${off} of ${size} bytes`);
+      } catch (e) {
+        M._free(p);
+        throw e;
+      }
+      if (c.loadModel(p, size) !== 0) throw fail('loading the model');  // the module owns p now
+      return jsonOrThrow(c.modelInfo(), 'lab_model_info');
+    },
     /** Converts a HF checkpoint; returns the GGUF bytes (a JS copy). */
     convertHf(configText, ckpt, vocabText, mergesText, type) {
       const p = bytes(ckpt, 'the checkpoint');

@@ -1003,6 +1003,13 @@ typedef struct {
 
 static int sink_put(sink *s, const void *p, size_t n)
 {
+    static const uint8_t zeros[4096];
+    if (!p) { /* a tensor to be filled in later: zeros */
+        for (size_t k = 0; k < n; k += sizeof zeros)
+            if (!sink_put(s, zeros, n - k < sizeof zeros ? n - k : sizeof zeros))
+                return 0;
+        return 1;
+    }
     if (s->f)
         return fwrite(p, 1, n, s->f) == n;
     memcpy(s->mem + s->pos, p, n);
@@ -1023,7 +1030,21 @@ static int emit(const lpl_gguf_writer *w, const bytes *h, sink *s)
     return 1;
 }
 
+lpl_status lpl_gguf_add_tensor_empty(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
+                                     const int64_t *ne, lpl_error *err)
+{
+    return lpl_gguf_add_tensor_take(w, name, type, n_dims, ne, NULL, err);
+}
+
+int64_t lpl_gguf_writer_n_tensors(const lpl_gguf_writer *w) { return w->n_t; }
+
 lpl_status lpl_gguf_write_memory(lpl_gguf_writer *w, void **out, size_t *size, lpl_error *err)
+{
+    return lpl_gguf_write_memory_ex(w, out, size, NULL, err);
+}
+
+lpl_status lpl_gguf_write_memory_ex(lpl_gguf_writer *w, void **out, size_t *size, size_t *tensor_at,
+                                    lpl_error *err)
 {
     bytes h = {0};
     uint64_t data_size;
@@ -1031,6 +1052,8 @@ lpl_status lpl_gguf_write_memory(lpl_gguf_writer *w, void **out, size_t *size, l
     if (!offsets)
         return LPL_ERR_NOMEM;
     lpl_status st = build_header(w, &h, offsets, &data_size, err);
+    for (int64_t i = 0; tensor_at && st == LPL_OK && i < w->n_t; i++)
+        tensor_at[i] = h.len + (size_t)offsets[i];
     free(offsets);
     if (st != LPL_OK) {
         free(h.p);

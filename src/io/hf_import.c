@@ -225,6 +225,8 @@ static lpl_status check_tied_head(const lpl_st_tensor *head, const lpl_st_tensor
     if (head->n_dims != 2 || head->shape[0] != wte->shape[0] || head->shape[1] != wte->shape[1])
         return lpl_fail(err, LPL_ERR_UNSUPPORTED,
                         "lm_head.weight has a different shape from the token embedding: untied LM heads are not supported");
+    if (!head->data || !wte->data) /* a streamed index: the values are compared as they arrive */
+        return LPL_OK;
     int64_t n = head->shape[0] * head->shape[1], chunk = 4096;
     float a[4096], b[4096];
     for (int64_t i = 0; i < n; i += chunk) {
@@ -241,12 +243,8 @@ static lpl_status check_tied_head(const lpl_st_tensor *head, const lpl_st_tensor
     return LPL_OK;
 }
 
-lpl_status lpl_hf_plan_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t, int64_t n, lpl_hf_plan *plan,
-                             lpl_error *err)
+lpl_status lpl_hf_plan_layout(const lpl_gpt2_config *cfg, lpl_hf_plan *plan, lpl_error *err)
 {
-    lpl_status s = LPL_OK;
-    const lpl_st_tensor *head = NULL;
-    char shp[128];
     memset(plan, 0, sizeof *plan);
     plan->cfg = *cfg;
     plan->n = 4 + cfg->n_layer * N_BLOCK_MAP;
@@ -255,6 +253,17 @@ lpl_status lpl_hf_plan_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t,
         return LPL_ERR_NOMEM;
     for (int i = 0; i < plan->n; i++)
         describe_slot(cfg, i, &plan->e[i]);
+    return LPL_OK;
+}
+
+lpl_status lpl_hf_plan_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t, int64_t n, lpl_hf_plan *plan,
+                             lpl_error *err)
+{
+    lpl_status s = LPL_OK;
+    const lpl_st_tensor *head = NULL;
+    char shp[128];
+    if (lpl_hf_plan_layout(cfg, plan, err) != LPL_OK)
+        return LPL_ERR_NOMEM;
     for (int64_t i = 0; i < n && s == LPL_OK; i++) {
         int layer = -1, slot = slot_of(cfg, t[i].name, &layer);
         if (slot == -1)
@@ -285,6 +294,7 @@ lpl_status lpl_hf_plan_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t,
     for (int i = 0; i < plan->n && s == LPL_OK; i++)
         if (!plan->e[i].src)
             s = lpl_fail(err, LPL_ERR_FORMAT, "checkpoint: tensor for '%s' is missing", plan->e[i].name);
+    plan->head = head;
     if (s == LPL_OK && head)
         s = check_tied_head(head, plan->e[0].src, err);
     if (s != LPL_OK)

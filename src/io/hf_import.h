@@ -6,6 +6,7 @@
 
 #include "lpl/core/common.h"
 #include "lpl/model/gpt2.h"
+#include "lpl/io/gguf.h"
 #include "lpl/io/safetensors.h"
 
 /* One tensor of the GGUF we write, with where it comes from. */
@@ -21,6 +22,7 @@ typedef struct {
     lpl_gpt2_config cfg;
     lpl_hf_entry *e;           /* in GGUF order */
     int n;
+    const lpl_st_tensor *head; /* lm_head.weight, if the checkpoint has one */
 } lpl_hf_plan;
 
 /* config.json -> config. LPL_ERR_FORMAT names a missing/mistyped key,
@@ -30,10 +32,13 @@ lpl_status lpl_hf_parse_config(const char *json, size_t len, lpl_gpt2_config *cf
 /* Maps checkpoint tensors (names with or without "transformer.") to GGUF names,
  * checks every shape against cfg, skips attn.bias / attn.masked_bias, accepts an
  * lm_head.weight equal to wte (within fp16 rounding) and refuses a different one,
- * an unknown tensor, a missing or duplicated one, naming it. */
+ * an unknown tensor, a missing or duplicated one, naming it. Tensors without data
+ * (a streamed index) are mapped and shape-checked; the head is left to the caller. */
 lpl_status lpl_hf_plan_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t, int64_t n,
                              lpl_hf_plan *plan, lpl_error *err);
 void lpl_hf_plan_free(lpl_hf_plan *plan);
+/* The plan's entries (GGUF names, shapes, kinds) from cfg alone, no sources. */
+lpl_status lpl_hf_plan_layout(const lpl_gpt2_config *cfg, lpl_hf_plan *plan, lpl_error *err);
 
 /* Entry e as fp32 in our layout into dst (rows*cols, or cols for a vector). */
 void lpl_hf_entry_f32(const lpl_hf_entry *e, float *dst);
@@ -52,5 +57,11 @@ typedef struct {
 lpl_status lpl_hf_vocab_parse(const char *vocab_json, size_t vocab_len, const char *merges, size_t merges_len,
                               int n_vocab, lpl_hf_vocab *v, lpl_error *err);
 void lpl_hf_vocab_free(lpl_hf_vocab *v);
+
+/* Parses vocab/merges and adds the general.*, gpt2.* and tokenizer keys of a model
+ * of config cfg and matrix type t to w (everything of the GGUF but its tensors). */
+lpl_status lpl_hf_write_head(const lpl_gpt2_config *cfg, lpl_dtype t, const char *name, const char *vocab,
+                             size_t vocab_len, const char *merges, size_t merges_len, lpl_gguf_writer *w,
+                             lpl_error *err);
 
 #endif

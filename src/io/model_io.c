@@ -537,7 +537,6 @@ static lpl_status convert_to_writer(const hf_inputs *in, const checkpoint *ck, l
 {
     lpl_gpt2_config cfg = {0};
     lpl_hf_plan plan = {0};
-    lpl_hf_vocab voc = {0};
     lpl_status st;
     if (!matrix_type_ok(t))
         return lpl_fail(err, LPL_ERR_INVALID, "convert: type must be f32, f16, q8_0 or q4_0");
@@ -545,10 +544,7 @@ static lpl_status convert_to_writer(const hf_inputs *in, const checkpoint *ck, l
         (st = check_config(&cfg, "config.json", err)) ||
         (st = lpl_hf_plan_build(&cfg, ck->t, ck->n, &plan, err)))
         return st;
-    if ((st = lpl_hf_vocab_parse(in->vocab, in->vocab_len, in->merges, in->merges_len, cfg.n_vocab, &voc, err)) ||
-        (st = write_metadata(w, &cfg, t, in->name, err)) ||
-        (st = add_tokenizer(w, (const char *const *)voc.tokens, voc.n_tokens, (const char *const *)voc.merges,
-                            voc.n_merges, err)))
+    if ((st = lpl_hf_write_head(&cfg, t, in->name, in->vocab, in->vocab_len, in->merges, in->merges_len, w, err)))
         goto done;
     for (int i = 0; i < plan.n && st == LPL_OK; i++) {
         st = convert_entry(w, &plan.e[i], t, err);
@@ -556,8 +552,26 @@ static lpl_status convert_to_writer(const hf_inputs *in, const checkpoint *ck, l
             in->progress(in->user, "convert", i + 1, plan.n);
     }
 done:
-    lpl_hf_vocab_free(&voc);
     lpl_hf_plan_free(&plan);
+    return st;
+}
+
+lpl_status lpl_hf_write_head(const lpl_gpt2_config *cfg, lpl_dtype t, const char *name, const char *vocab,
+                             size_t vocab_len, const char *merges, size_t merges_len, lpl_gguf_writer *w,
+                             lpl_error *err)
+{
+    lpl_hf_vocab voc = {0};
+    lpl_status st;
+    if (!matrix_type_ok(t))
+        return lpl_fail(err, LPL_ERR_INVALID, "convert: type must be f32, f16, q8_0 or q4_0");
+    if ((st = check_config(cfg, "config.json", err)) ||
+        (st = lpl_hf_vocab_parse(vocab, vocab_len, merges, merges_len, cfg->n_vocab, &voc, err)) ||
+        (st = write_metadata(w, cfg, t, name, err)) ||
+        (st = add_tokenizer(w, (const char *const *)voc.tokens, voc.n_tokens, (const char *const *)voc.merges,
+                            voc.n_merges, err)))
+        goto done;
+done:
+    lpl_hf_vocab_free(&voc);
     return st;
 }
 

@@ -28,6 +28,8 @@ struct lpl_safetensors {
     lpl_st_tensor *t;
     int64_t n_meta;
     st_meta *meta;
+    int header_only;   /* streaming: no data section, offsets kept instead */
+    uint64_t *offsets;
 };
 
 /* ------------------------------------------------------------------ dtypes */
@@ -199,7 +201,8 @@ static lpl_status parse(lpl_safetensors *st, const char *src, lpl_error *err)
     if (!j)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: header is not valid JSON", src);
     lpl_status s = LPL_OK;
-    size_t data_size = st->size - 8 - (size_t)hlen;
+    /* streaming: the data section is still to come; its end is checked as it arrives */
+    size_t data_size = st->header_only ? SIZE_MAX : st->size - 8 - (size_t)hlen;
     if (!cJSON_IsObject(j)) {
         s = lpl_fail(err, LPL_ERR_FORMAT, "%s: header is not a JSON object", src);
         goto done;
@@ -238,8 +241,19 @@ static lpl_status parse(lpl_safetensors *st, const char *src, lpl_error *err)
             goto done;
         }
     }
-    for (int64_t i = 0; i < st->n; i++)
-        st->t[i].data = st->base + 8 + hlen + (uintptr_t)st->t[i].data;
+    if (st->header_only) {
+        if (!(st->offsets = lpl_calloc((size_t)st->n + 1, sizeof *st->offsets, "safetensors offsets", err))) {
+            s = LPL_ERR_NOMEM;
+            goto done;
+        }
+        for (int64_t i = 0; i < st->n; i++) {
+            st->offsets[i] = (uint64_t)(uintptr_t)st->t[i].data;
+            st->t[i].data = NULL;
+        }
+    } else {
+        for (int64_t i = 0; i < st->n; i++)
+            st->t[i].data = st->base + 8 + hlen + (uintptr_t)st->t[i].data;
+    }
 done:
     cJSON_Delete(j);
     return s;
@@ -286,6 +300,32 @@ lpl_safetensors *lpl_safetensors_open_memory(const void *data, size_t size, int 
     return finish_open(st, "<memory>", err);
 }
 
+lpl_safetensors *lpl_safetensors_open_header(const void *data, size_t n, size_t *header_len, int *more,
+                                             lpl_error *err)
+{
+    uint64_t hlen = 0;
+    *more = 0;
+    if (n >= 8)
+        memcpy(&hlen, data, 8);
+    if (n < 8 || (hlen <= ST_MAX_HEADER && n - 8 < hlen)) {
+        *more = 1;
+        return NULL;
+    }
+    lpl_safetensors *st = lpl_calloc(1, sizeof *st, "safetensors", err);
+    if (!st)
+        return NULL;
+    st->header_only = 1;
+    st->base = data;
+    st->size = hlen <= ST_MAX_HEADER ? 8 + (size_t)hlen : n;
+    *header_len = st->size;
+    return finish_open(st, "model.safetensors", err);
+}
+
+uint64_t lpl_safetensors_data_offset(const lpl_safetensors *st, int64_t i)
+{
+    return st->offsets ? st->offsets[i] : (uint64_t)((const uint8_t *)st->t[i].data - st->base);
+}
+
 void lpl_safetensors_close(lpl_safetensors *st)
 {
     if (!st)
@@ -298,6 +338,7 @@ void lpl_safetensors_close(lpl_safetensors *st)
         free(st->meta[i].value);
     }
     free(st->meta);
+    free(st->offsets);
     lpl_unmap_file(&st->file);
     free(st->copy);
     free(st);

@@ -43,8 +43,10 @@ static void zip_free(zip_dir *z)
     z->n = 0;
 }
 
-/* Finds the end-of-central-directory record; fills the directory's count, size, offset. */
-static lpl_status zip_find_cd(const uint8_t *p, size_t size, uint64_t *count, uint64_t *cd_size,
+/* Finds the end-of-central-directory record in p, which holds the file's bytes
+ * [base, base + size) (base 0: the whole file); fills the directory's count, size and
+ * absolute offset, and checks the directory lies within p. */
+static lpl_status zip_find_cd(const uint8_t *p, size_t size, uint64_t base, uint64_t *count, uint64_t *cd_size,
                               uint64_t *cd_off, const char *src, lpl_error *err)
 {
     if (size < 22)
@@ -68,15 +70,17 @@ static lpl_status zip_find_cd(const uint8_t *p, size_t size, uint64_t *count, ui
         if (eocd < 20 || rd32(p + eocd - 20) != 0x07064b50)
             return lpl_fail(err, LPL_ERR_FORMAT, "%s: zip64 locator missing", src);
         uint64_t z64 = rd64(p + eocd - 20 + 8);
-        if (size < 56 || z64 > size - 56 || rd32(p + z64) != 0x06064b50) /* size < 56: found by tests/fuzz */
+        if (z64 < base || size < 56 || z64 - base > size - 56 || rd32(p + (z64 - base)) != 0x06064b50) /* size < 56: found by tests/fuzz */
             return lpl_fail(err, LPL_ERR_FORMAT, "%s: zip64 end-of-central-directory record out of range", src);
+        z64 -= base;
         *count = rd64(p + z64 + 32);
         *cd_size = rd64(p + z64 + 40);
         *cd_off = rd64(p + z64 + 48);
     }
-    if (*cd_off > size || *cd_size > size - *cd_off)
-        return lpl_fail(err, LPL_ERR_FORMAT, "%s: central directory [%llu, +%llu) is out of range (file has %zu bytes)",
-                        src, (unsigned long long)*cd_off, (unsigned long long)*cd_size, size);
+    if (*cd_off < base || *cd_off - base > size || *cd_size > size - (*cd_off - base))
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: central directory [%llu, +%llu) is out of range (file has %llu bytes)",
+                        src, (unsigned long long)*cd_off, (unsigned long long)*cd_size,
+                        (unsigned long long)(base + size));
     if (*count > *cd_size / 46)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: central directory claims %llu entries, more than it can hold", src,
                         (unsigned long long)*count);
@@ -148,7 +152,7 @@ static lpl_status zip_entry_read(const uint8_t *p, size_t size, size_t cd_end, s
 static lpl_status zip_open(const uint8_t *p, size_t size, zip_dir *z, const char *src, lpl_error *err)
 {
     uint64_t count = 0, cd_size = 0, cd_off = 0;
-    lpl_status s = zip_find_cd(p, size, &count, &cd_size, &cd_off, src, err);
+    lpl_status s = zip_find_cd(p, size, 0, &count, &cd_size, &cd_off, src, err);
     if (s != LPL_OK)
         return s;
     z->e = lpl_calloc((size_t)count + 1, sizeof *z->e, "zip directory", err);
@@ -225,6 +229,7 @@ typedef struct {
     int64_t sp, stack_cap;
     value **memo;
     int64_t memo_cap, memo_len;
+    int short_input; /* failed because the bytes ended (streaming: wait for more) */
 } unpickler;
 
 static value *v_new(unpickler *u, vkind k)
@@ -313,6 +318,7 @@ static int need(unpickler *u, size_t k)
 {
     if (k <= u->n - u->pos)
         return 1;
+    u->short_input = 1;
     return bad(u, "pickle is truncated");
 }
 
@@ -358,6 +364,8 @@ static value *make_global(unpickler *u, const char *mod, const char *name)
 static char *read_line(unpickler *u)
 {
     const uint8_t *nl = memchr(u->p + u->pos, '\n', u->n - u->pos);
+    if (!nl && u->n - u->pos <= 256)
+        u->short_input = 1;
     if (!nl || nl - (u->p + u->pos) > 256) {
         bad(u, "bad GLOBAL operand");
         return NULL;
@@ -400,8 +408,10 @@ static int op_string(unpickler *u, size_t lenbytes)
         return 0;
     uint64_t len = lenbytes == 1 ? u->p[u->pos] : lenbytes == 4 ? rd32(u->p + u->pos) : rd64(u->p + u->pos);
     u->pos += lenbytes;
-    if (len > u->n - u->pos)
+    if (len > u->n - u->pos) {
+        u->short_input = 1;
         return bad(u, "string runs past the end of the pickle");
+    }
     if (!lpl_utf8_valid(u->p + u->pos, (size_t)len, NULL))
         return bad(u, "string is not valid UTF-8");
     value *v = v_new(u, V_STR);
@@ -703,6 +713,7 @@ static value *unpickle(unpickler *u)
         if (!ok)
             return NULL;
     }
+    u->short_input = 1;
     bad(u, "pickle is truncated (no STOP)");
     return NULL;
 }
@@ -726,6 +737,13 @@ struct lpl_torch_ckpt {
     char prefix[256];         /* zip format: "<prefix>/" of data.pkl */
     int64_t n;
     lpl_st_tensor *t;
+    /* index only (streaming import): no storage bytes, where each tensor lives */
+    int index_only;
+    lpl_torch_ref *refs;      /* parallel to t */
+    lpl_torch_storage *order; /* legacy: storages in file order */
+    int64_t n_order;
+    size_t consumed;          /* legacy: bytes of the pickles */
+    int short_input;          /* index failed because the bytes ended */
 };
 
 /* Does the tensor use its storage row-major and densely? */
@@ -764,6 +782,33 @@ static int find_storage(const lpl_torch_ckpt *c, const char *key, storage_bytes 
     return 1;
 }
 
+/* Index mode: the tensor's shape and type, and its storage key and byte offset;
+ * the storage is checked against the tensor when its bytes arrive. */
+static lpl_status index_tensor(lpl_torch_ckpt *c, const char *name, const value *v, lpl_st_tensor *out,
+                               const char *src, lpl_error *err)
+{
+    const value *s = v->storage;
+    if (!is_contiguous(v))
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "%s: tensor '%s' is not contiguous", src, name);
+    int64_t numel = 1;
+    for (int d = 0; d < v->n_dims; d++)
+        numel *= v->shape[d];
+    if (v->offset > s->numel || numel > s->numel - v->offset)
+        return lpl_fail(err, LPL_ERR_FORMAT,
+                        "%s: tensor '%s' (offset %lld, %lld elements) is out of range of its storage (%lld elements)",
+                        src, name, (long long)v->offset, (long long)numel, (long long)s->numel);
+    lpl_torch_ref *r = &c->refs[c->n];
+    if (!(out->name = strdup(name)) || !(r->storage = strdup(s->s)))
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: tensor name");
+    out->n_dims = v->n_dims;
+    memcpy(out->shape, v->shape, sizeof out->shape);
+    out->unsupported = s->unsupported;
+    out->dtype = s->dtype;
+    out->nbytes = s->unsupported ? 0 : (size_t)numel * s->elem;
+    r->offset = (uint64_t)v->offset * s->elem;
+    return LPL_OK;
+}
+
 /* Resolves one state-dict entry to a tensor view over its storage. */
 static lpl_status resolve_tensor(lpl_torch_ckpt *c, const char *name, const value *v, lpl_st_tensor *out,
                                  const char *src, lpl_error *err)
@@ -773,6 +818,8 @@ static lpl_status resolve_tensor(lpl_torch_ckpt *c, const char *name, const valu
     const value *s = v->storage;
     storage_bytes sb;
     char where[600];
+    if (c->index_only)
+        return index_tensor(c, name, v, out, src, err);
     if (!find_storage(c, s->s, &sb, where, sizeof where))
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: %s of tensor '%s' is missing from the %s", src, where, name,
                         c->legacy ? "file" : "archive");
@@ -808,6 +855,8 @@ static lpl_status collect_tensors(lpl_torch_ckpt *c, const value *root, const ch
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: the pickle does not hold a state dict (a dict of tensors)", src);
     c->t = lpl_calloc((size_t)(root->n / 2) + 1, sizeof *c->t, "state dict", err);
     if (!c->t)
+        return LPL_ERR_NOMEM;
+    if (c->index_only && !(c->refs = lpl_calloc((size_t)(root->n / 2) + 1, sizeof *c->refs, "state dict", err)))
         return LPL_ERR_NOMEM;
     for (int64_t i = 0; i + 1 < root->n; i += 2) {
         lpl_status st;
@@ -846,7 +895,7 @@ static lpl_status load_zip_state_dict(lpl_torch_ckpt *c, const char *src, lpl_er
     /* a damaged pickle is refused before it is interpreted */
     if (crc32_of(pkl->data, pkl->size) != pkl->crc)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: %s fails its CRC check (corrupt archive)", src, pkl->name);
-    unpickler u = {pkl->data, pkl->size, 0, src, err, NULL, NULL, 0, 0, NULL, 0, 0};
+    unpickler u = {pkl->data, pkl->size, 0, src, err, NULL, NULL, 0, 0, NULL, 0, 0, 0};
     value *root = unpickle(&u);
     lpl_status st = root ? collect_tensors(c, root, src, err) : (err ? err->code : LPL_ERR_FORMAT);
     v_free_all(&u);
@@ -916,6 +965,29 @@ static lpl_status read_legacy_storages(lpl_torch_ckpt *c, const uint8_t *p, size
     return LPL_OK;
 }
 
+/* Index mode: the storage keys in file order with their element sizes. */
+static lpl_status legacy_order(lpl_torch_ckpt *c, const value *keys, const unpickler *main_u, const char *src,
+                               lpl_error *err)
+{
+    if (keys->k != V_LIST)
+        return lpl_fail(err, LPL_ERR_FORMAT, "%s: legacy checkpoint: storage key list missing", src);
+    c->order = lpl_calloc((size_t)keys->n + 1, sizeof *c->order, "storages", err);
+    if (!c->order)
+        return LPL_ERR_NOMEM;
+    for (int64_t i = 0; i < keys->n; i++) {
+        const value *k = keys->items[i];
+        const value *decl = k->k == V_STR ? declared_storage(main_u, k->s) : NULL;
+        if (!decl)
+            return lpl_fail(err, LPL_ERR_FORMAT, "%s: legacy checkpoint: storage %lld has no declared type", src,
+                            (long long)i);
+        if (!(c->order[i].key = strdup(k->s)))
+            return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: storage key");
+        c->order[i].elem = decl->elem;
+        c->n_order = i + 1;
+    }
+    return LPL_OK;
+}
+
 /* magic, protocol version, system info, the state dict, the storage keys, storages. */
 static lpl_status load_legacy(lpl_torch_ckpt *c, const uint8_t *p, size_t size, const char *src, lpl_error *err)
 {
@@ -925,7 +997,7 @@ static lpl_status load_legacy(lpl_torch_ckpt *c, const uint8_t *p, size_t size, 
     value *v[4] = {NULL};
     lpl_status st = LPL_OK;
     for (int i = 0; i < 4; i++) {
-        u[i] = (unpickler){p, size, pos, src, err, NULL, NULL, 0, 0, NULL, 0, 0};
+        u[i] = (unpickler){p, size, pos, src, err, NULL, NULL, 0, 0, NULL, 0, 0, 0};
         if (!(v[i] = unpickle(&u[i]))) {
             st = err ? err->code : LPL_ERR_FORMAT;
             goto done;
@@ -941,9 +1013,17 @@ static lpl_status load_legacy(lpl_torch_ckpt *c, const uint8_t *p, size_t size, 
         st = lpl_fail(err, LPL_ERR_UNSUPPORTED, "%s: legacy checkpoint is not little-endian", src);
         goto done;
     }
-    if ((st = read_legacy_storages(c, p, size, pos, v[3], &u[2], src, err)) == LPL_OK)
+    if (c->index_only) {
+        c->consumed = pos;
+        st = legacy_order(c, v[3], &u[2], src, err);
+    } else {
+        st = read_legacy_storages(c, p, size, pos, v[3], &u[2], src, err);
+    }
+    if (st == LPL_OK)
         st = collect_tensors(c, v[2], src, err);
 done:
+    for (int i = 0; i < 4 && c->index_only && st != LPL_OK; i++)
+        c->short_input |= u[i].short_input;
     for (int i = 0; i < 4; i++)
         v_free_all(&u[i]);
     return st;
@@ -1007,9 +1087,16 @@ void lpl_torch_close(lpl_torch_ckpt *c)
 {
     if (!c)
         return;
-    for (int64_t i = 0; i < c->n; i++)
+    for (int64_t i = 0; i < c->n; i++) {
         free((char *)c->t[i].name);
+        if (c->refs)
+            free((char *)c->refs[i].storage);
+    }
     free(c->t);
+    free(c->refs);
+    for (int64_t i = 0; i < c->n_order; i++)
+        free((char *)c->order[i].key);
+    free(c->order);
     zip_free(&c->zip);
     for (int64_t i = 0; i < c->n_legacy_st; i++)
         free((char *)c->legacy_st[i].key);
@@ -1028,4 +1115,130 @@ const lpl_st_tensor *lpl_torch_find(const lpl_torch_ckpt *c, const char *name)
         if (!strcmp(c->t[i].name, name))
             return &c->t[i];
     return NULL;
+}
+
+/* ------------------------------------------------------------------ streaming import */
+
+lpl_torch_ckpt *lpl_torch_index_pickle(const void *pkl, size_t n, lpl_error *err)
+{
+    lpl_torch_ckpt *c = lpl_calloc(1, sizeof *c, "torch checkpoint", err);
+    if (!c)
+        return NULL;
+    c->index_only = 1;
+    unpickler u = {pkl, n, 0, "data.pkl", err, NULL, NULL, 0, 0, NULL, 0, 0, 0};
+    value *root = unpickle(&u);
+    lpl_status st = root ? collect_tensors(c, root, "data.pkl", err) : (err ? err->code : LPL_ERR_FORMAT);
+    v_free_all(&u);
+    if (st != LPL_OK) {
+        lpl_torch_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+lpl_torch_ckpt *lpl_torch_index_legacy(const void *p, size_t n, size_t *consumed, int *more, lpl_error *err)
+{
+    *more = 0;
+    lpl_torch_ckpt *c = lpl_calloc(1, sizeof *c, "torch checkpoint", err);
+    if (!c)
+        return NULL;
+    c->index_only = 1;
+    c->legacy = 1;
+    if (n < sizeof legacy_magic || load_legacy(c, p, n, "pytorch_model.bin", err) != LPL_OK) {
+        *more = n < sizeof legacy_magic || c->short_input;
+        lpl_torch_close(c);
+        return NULL;
+    }
+    *consumed = c->consumed;
+    return c;
+}
+
+const lpl_torch_ref *lpl_torch_refs(const lpl_torch_ckpt *c) { return c->refs; }
+int64_t lpl_torch_n_storages(const lpl_torch_ckpt *c) { return c->n_order; }
+const lpl_torch_storage *lpl_torch_storages(const lpl_torch_ckpt *c) { return c->order; }
+
+uint32_t lpl_zip_crc32(const void *p, size_t n) { return crc32_of(p, n); }
+
+lpl_status lpl_zip_local_header(const void *data, size_t n, lpl_zip_local *out, lpl_error *err)
+{
+    const uint8_t *p = data;
+    memset(out, 0, sizeof *out);
+    if (n < 4)
+        return LPL_OK;
+    uint32_t sig = rd32(p);
+    if (sig == 0x02014b50 || sig == 0x06054b50 || sig == 0x06064b50) {
+        out->complete = 1;
+        out->end = 1; /* the central directory: no more entries */
+        return LPL_OK;
+    }
+    if (sig != 0x04034b50)
+        return lpl_fail(err, LPL_ERR_FORMAT, "pytorch_model.bin: no zip entry where one should start");
+    if (n < 30)
+        return LPL_OK;
+    uint16_t flags = rd16(p + 6), method = rd16(p + 8);
+    uint64_t csize = rd32(p + 18), usize = rd32(p + 22), loff = 0;
+    size_t nlen = rd16(p + 26), xlen = rd16(p + 28);
+    if (n < 30 + nlen + xlen)
+        return LPL_OK;
+    if (nlen >= sizeof out->name || memchr(p + 30, '\0', nlen) || !lpl_utf8_valid(p + 30, nlen, NULL))
+        return lpl_fail(err, LPL_ERR_FORMAT, "pytorch_model.bin: a zip entry name is not valid UTF-8 or too long");
+    memcpy(out->name, p + 30, nlen);
+    out->name[nlen] = '\0';
+    zip64_extra(p + 30 + nlen, xlen, &usize, &csize, &loff);
+    if (flags & 1)
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "pytorch_model.bin: zip entry '%s' is encrypted", out->name);
+    if (method != 0)
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED,
+                        "pytorch_model.bin: zip entry '%s' is compressed (method %u); only stored entries are supported",
+                        out->name, method);
+    out->sizes_later = (flags & 8) != 0; /* torch.save: sizes in the central directory only */
+    if (csize != usize && !out->sizes_later)
+        return lpl_fail(err, LPL_ERR_FORMAT, "pytorch_model.bin: stored zip entry '%s' has different sizes", out->name);
+    out->complete = 1;
+    out->header_len = 30 + nlen + xlen;
+    out->size = usize;
+    out->crc = rd32(p + 14);
+    return LPL_OK;
+}
+
+lpl_status lpl_zip_read_tail(const void *tail, size_t n, uint64_t file_size, lpl_zip_dir *dir, lpl_error *err)
+{
+    const uint8_t *p = tail;
+    uint64_t count = 0, cd_size = 0, cd_off = 0, base = file_size - n;
+    memset(dir, 0, sizeof *dir);
+    if (n > file_size)
+        return lpl_fail(err, LPL_ERR_INVALID, "zip tail: %zu bytes of a %llu-byte file", n, (unsigned long long)file_size);
+    lpl_status s = zip_find_cd(p, n, base, &count, &cd_size, &cd_off, "pytorch_model.bin (its end)", err);
+    if (s != LPL_OK)
+        return s;
+    if (!(dir->e = lpl_calloc((size_t)count + 1, sizeof *dir->e, "zip directory", err)))
+        return LPL_ERR_NOMEM;
+    dir->cd_off = cd_off;
+    size_t c = (size_t)(cd_off - base), end = c + (size_t)cd_size;
+    for (uint64_t i = 0; i < count; i++) {
+        if (end - c < 46 || rd32(p + c) != 0x02014b50)
+            return lpl_fail(err, LPL_ERR_FORMAT, "pytorch_model.bin: bad central directory entry %llu",
+                            (unsigned long long)i);
+        uint64_t csize = rd32(p + c + 20), usize = rd32(p + c + 24), loff = rd32(p + c + 42);
+        size_t nlen = rd16(p + c + 28), xlen = rd16(p + c + 30), clen = rd16(p + c + 32);
+        if (end - c - 46 < nlen + xlen + clen || nlen >= sizeof dir->e[i].name)
+            return lpl_fail(err, LPL_ERR_FORMAT, "pytorch_model.bin: central directory entry %llu is malformed",
+                            (unsigned long long)i);
+        zip64_extra(p + c + 46 + nlen, xlen, &usize, &csize, &loff);
+        lpl_zip_dir_entry *d = &dir->e[i];
+        memcpy(d->name, p + c + 46, nlen);
+        d->name[nlen] = '\0';
+        d->offset = loff;
+        d->size = usize;
+        d->crc = rd32(p + c + 16);
+        dir->n = (int64_t)i + 1;
+        c += 46 + nlen + xlen + clen;
+    }
+    return LPL_OK;
+}
+
+void lpl_zip_dir_free(lpl_zip_dir *dir)
+{
+    free(dir->e);
+    memset(dir, 0, sizeof *dir);
 }

@@ -10,6 +10,7 @@
 #include <cJSON.h>
 
 #include "lpl/io/adapter_io.h"
+#include "lpl/io/hf_stream.h"
 #include "lpl/lab/experiment.h"
 #include "lpl/core/kernels.h"
 #include "lpl/io/model_io.h"
@@ -41,11 +42,13 @@ static struct {
     /* run */
     lpl_experiment_config cfg;
     lpl_run *run;
+    /* streamed import in progress */
+    lpl_hf_stream *import;
     /* outputs */
     void *buffer;
     size_t buffer_size;
     char *str_info, *str_count, *str_estimate, *str_events, *str_results, *str_csv, *str_adapter_cfg,
-        *str_generate, *str_memory;
+        *str_generate, *str_memory, *str_import;
 } g;
 
 /* Replaces the kept string *slot by s (which may be NULL) and returns it or "". */
@@ -181,6 +184,90 @@ LAB_EXPORT int lab_convert_hf(const char *config_json, const uint8_t *ckpt, size
     set_buffer(out, n);
     return 0;
 }
+
+/* ---------------------------------------------------------------- streamed import */
+
+static int64_t heap_available(void);
+
+LAB_EXPORT void lab_import_abort(void)
+{
+    lpl_hf_stream_free(g.import);
+    g.import = NULL;
+}
+
+LAB_EXPORT int lab_import_begin(const char *config_json, const char *vocab_json, const char *merges_txt,
+                                const char *type, const char *name)
+{
+    lpl_error_clear(&g.err);
+    lab_import_abort();
+    lpl_dtype t;
+    if (!parse_dtype(type, &t))
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "type '%s': expected q8_0, f16, f32 or q4_0", type ? type : "");
+    if (!config_json || !vocab_json || !merges_txt)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "import: config, vocab and merges are all needed");
+    int64_t need = lpl_hf_stream_need(config_json, strlen(config_json), t, NULL, &g.err);
+    if (need < 0)
+        return fail_code(g.err.code);
+    int64_t avail = heap_available();
+    /* the loaded model is replaced anyway: give its memory back only if it is needed */
+    if (avail >= 0 && need > avail && g.model) {
+        free_model();
+        avail = heap_available();
+    }
+    g.import = lpl_hf_stream_new(config_json, strlen(config_json), vocab_json, strlen(vocab_json), merges_txt,
+                                 strlen(merges_txt), t, name, avail, &g.err);
+    return g.import ? 0 : fail_code(g.err.code);
+}
+
+LAB_EXPORT int lab_import_zip_tail(const uint8_t *tail, size_t n, double file_size)
+{
+    lpl_error_clear(&g.err);
+    if (!g.import)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no import in progress (lab_import_begin)");
+    if (!(file_size >= (double)n && file_size < 9007199254740992.0))
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "zip tail: file size %.0f is impossible", file_size);
+    return (int)lpl_hf_stream_zip_tail(g.import, tail, n, (uint64_t)file_size, &g.err);
+}
+
+LAB_EXPORT int lab_import_feed(const uint8_t *data, size_t n)
+{
+    lpl_error_clear(&g.err);
+    if (!g.import)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no import in progress (lab_import_begin)");
+    lpl_status st = lpl_hf_stream_feed(g.import, data, n, &g.err);
+    if (st)
+        lab_import_abort();
+    return (int)st;
+}
+
+LAB_EXPORT const char *lab_import_progress(void)
+{
+    char buf[160];
+    int done = 0, total = 0;
+    uint64_t bytes = 0;
+    if (g.import)
+        lpl_hf_stream_progress(g.import, &done, &total, &bytes);
+    snprintf(buf, sizeof buf, "{\"tensors_done\":%d,\"tensors_total\":%d,\"bytes\":%llu,\"format\":\"%s\"}", done,
+             total, (unsigned long long)bytes, g.import ? lpl_hf_stream_format(g.import) : "");
+    return keep(&g.str_import, strdup(buf));
+}
+
+LAB_EXPORT int lab_import_finish(void)
+{
+    lpl_error_clear(&g.err);
+    if (!g.import)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no import in progress (lab_import_begin)");
+    void *out = NULL;
+    size_t n = 0;
+    lpl_status st = lpl_hf_stream_finish(g.import, &out, &n, &g.err);
+    lab_import_abort();
+    if (st)
+        return (int)st;
+    return lab_load_model(out, n); /* in place: the module owns the converted model */
+}
+
+LAB_EXPORT uint8_t *lab_model_ptr(void) { return g.model_bytes; }
+LAB_EXPORT size_t lab_model_size(void) { return g.model_size; }
 
 /* ---------------------------------------------------------------- data */
 

@@ -79,9 +79,18 @@ lpl_status lpl_gguf_add_tensor(lpl_gguf_writer *w, const char *name, lpl_dtype t
  * saves a copy of large converted tensors. */
 lpl_status lpl_gguf_add_tensor_take(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
                                     const int64_t *ne, void *data, lpl_error *err);
+/* A tensor whose bytes are not there yet: written as zeros, to be filled in place
+ * (the streaming importer quantizes straight into the file in memory). */
+lpl_status lpl_gguf_add_tensor_empty(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
+                                     const int64_t *ne, lpl_error *err);
+int64_t lpl_gguf_writer_n_tensors(const lpl_gguf_writer *w);
 /* Writes to path via a temporary file and rename (never a half-written file). */
 lpl_status lpl_gguf_write_file(lpl_gguf_writer *w, const char *path, lpl_error *err);
 /* Writes into a malloc'd buffer (*out, *size), for the browser. */
 lpl_status lpl_gguf_write_memory(lpl_gguf_writer *w, void **out, size_t *size, lpl_error *err);
+/* Same, and the byte offset of each tensor's data in *out, in the order added
+ * (tensor_at has lpl_gguf_writer_n_tensors entries; may be NULL). */
+lpl_status lpl_gguf_write_memory_ex(lpl_gguf_writer *w, void **out, size_t *size, size_t *tensor_at,
+                                    lpl_error *err);
 
 #endif

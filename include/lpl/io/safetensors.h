@@ -34,6 +34,14 @@ lpl_safetensors *lpl_safetensors_open(const char *path, lpl_error *err);
 /* Same over bytes in memory; copy != 0 makes a private copy, else data must outlive it. */
 lpl_safetensors *lpl_safetensors_open_memory(const void *data, size_t size, int copy, lpl_error *err);
 void lpl_safetensors_close(lpl_safetensors *st);
+/* Streaming: parses the header from the first n bytes of a file, before its data.
+ * Tensors come with data NULL (see lpl_safetensors_data_offset). NULL and *more = 1
+ * when n does not hold the whole header yet; NULL with err when it is malformed.
+ * *header_len is where the data section starts. */
+lpl_safetensors *lpl_safetensors_open_header(const void *data, size_t n, size_t *header_len, int *more,
+                                             lpl_error *err);
+/* Byte offset of tensor i (in lpl_safetensors_tensors order) within the data section. */
+uint64_t lpl_safetensors_data_offset(const lpl_safetensors *st, int64_t i);
 
 /* Tensors in file order of their data offsets. */
 int64_t lpl_safetensors_n_tensors(const lpl_safetensors *st);

@@ -36,4 +36,67 @@ int lpl_torch_is_legacy(const void *data, size_t size);
 /* Either of the two. */
 int lpl_torch_is_checkpoint(const void *data, size_t size);
 
+/* ---- streaming import: the tensors without their bytes, for a reader that sees
+ * the file once, in order. Tensors come with data NULL and nbytes set. */
+
+/* Where a tensor lives: its storage key and byte offset inside that storage. */
+typedef struct {
+    const char *storage;
+    uint64_t offset;
+} lpl_torch_ref;
+
+/* A storage of a legacy file, in file order, with its element size. */
+typedef struct {
+    const char *key;
+    size_t elem;
+} lpl_torch_storage;
+
+/* Tensors of a zip checkpoint's data.pkl (the caller checks its CRC). NULL with err
+ * on a malformed or forbidden pickle. Close with lpl_torch_close. */
+lpl_torch_ckpt *lpl_torch_index_pickle(const void *pkl, size_t n, lpl_error *err);
+/* Tensors of a legacy file from its first n bytes: the pickles up to the storage key
+ * list. *consumed is where the storages start. NULL and *more = 1 when the pickles
+ * do not end within n bytes; NULL and *more = 0 with err when they are malformed. */
+lpl_torch_ckpt *lpl_torch_index_legacy(const void *p, size_t n, size_t *consumed, int *more, lpl_error *err);
+/* Per tensor (parallel to lpl_torch_tensors) where it lives; index mode only. */
+const lpl_torch_ref *lpl_torch_refs(const lpl_torch_ckpt *c);
+/* Legacy index: the storages in file order. */
+int64_t lpl_torch_n_storages(const lpl_torch_ckpt *c);
+const lpl_torch_storage *lpl_torch_storages(const lpl_torch_ckpt *c);
+
+/* A zip local file header read from the front of a stream. */
+typedef struct {
+    int complete;        /* 0: more bytes needed */
+    int end;             /* the central directory starts here: no more entries */
+    char name[256];
+    size_t header_len;   /* bytes before the entry's data */
+    uint64_t size;
+    uint32_t crc;
+    int sizes_later;     /* size and crc are 0 here: they follow the data (and are in the directory) */
+} lpl_zip_local;
+
+/* Reads the local header at data[0..n): out->complete = 0 when n is too short;
+ * LPL_ERR_FORMAT / LPL_ERR_UNSUPPORTED for a bad signature, a compressed or
+ * encrypted entry. */
+lpl_status lpl_zip_local_header(const void *data, size_t n, lpl_zip_local *out, lpl_error *err);
+/* The central directory of a zip, read from the file's last n bytes (torch.save
+ * writes entry sizes only there and after each entry's data, so a streamed reader
+ * fetches the end first: HTTP Range, File.slice). */
+typedef struct {
+    char name[256];
+    uint64_t offset;     /* of the local header */
+    uint64_t size;
+    uint32_t crc;
+} lpl_zip_dir_entry;
+typedef struct {
+    lpl_zip_dir_entry *e;
+    int64_t n;
+    uint64_t cd_off;     /* where the directory starts: the end of the last entry's bytes */
+} lpl_zip_dir;
+/* LPL_ERR_FORMAT when the tail holds no (whole) directory. Free with lpl_zip_dir_free. */
+lpl_status lpl_zip_read_tail(const void *tail, size_t n, uint64_t file_size, lpl_zip_dir *dir, lpl_error *err);
+void lpl_zip_dir_free(lpl_zip_dir *dir);
+/* CRC-32 (IEEE) of p[0..n). */
+uint32_t lpl_zip_crc32(const void *p, size_t n);
+
 #endif

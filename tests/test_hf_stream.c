@@ -1,0 +1,196 @@
+/* Streamed import: every fixture checkpoint (safetensors, fp32 and fp16 PyTorch zips,
+ * a legacy fp16 .bin) fed in chunks of 1, 7, 4093 bytes and whole gives byte for byte
+ * the GGUF of the whole-file converter, for F32 and Q8_0; a cut-off file, an untied
+ * head, a corrupt data.pkl, a non-checkpoint and a memory limit are refused with
+ * messages naming the problem; the peak estimate is what the limit compares. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "lpl/io/hf_stream.h"
+#include "lpl/io/model_io.h"
+#include "lpl/io/torch_zip.h"
+
+#define FIX "tests/fixtures/"
+
+typedef struct {
+    char *p;
+    size_t n;
+} blob;
+
+static blob slurp(const char *path)
+{
+    blob b = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        CHECK(0, "cannot read %s", path);
+        return b;
+    }
+    fseek(f, 0, SEEK_END);
+    b.n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b.p = malloc(b.n + 1);
+    if (fread(b.p, 1, b.n, f) != b.n)
+        CHECK(0, "short read %s", path);
+    b.p[b.n] = '\0';
+    fclose(f);
+    return b;
+}
+
+static blob config, vocab, merges;
+
+/* Streams ck[0..n) in chunks of chunk bytes (0: whole); returns the status. */
+static int give_tail = 1; /* hand the importer the file's end first, as the page does */
+static blob whole;        /* the whole file, when a test feeds only part of it */
+
+static lpl_status stream(const char *ck, size_t n, size_t chunk, lpl_dtype t, int64_t limit, blob *out,
+                         lpl_error *err)
+{
+    out->p = NULL;
+    out->n = 0;
+    lpl_hf_stream *s = lpl_hf_stream_new(config.p, config.n, vocab.p, vocab.n, merges.p, merges.n, t, NULL, limit, err);
+    if (!s)
+        return err->code;
+    const char *file = whole.p ? whole.p : ck;
+    size_t size = whole.p ? whole.n : n, tail = size < 70000 ? size : 70000;
+    lpl_status st = give_tail ? lpl_hf_stream_zip_tail(s, file + size - tail, tail, size, err) : LPL_OK;
+    for (size_t i = 0; i < n && st == LPL_OK;) {
+        size_t k = chunk && chunk < n - i ? chunk : n - i;
+        st = lpl_hf_stream_feed(s, ck + i, k, err);
+        i += k;
+    }
+    if (st == LPL_OK) {
+        void *p = NULL;
+        st = lpl_hf_stream_finish(s, &p, &out->n, err);
+        out->p = p;
+        int done, total;
+        uint64_t bytes;
+        lpl_hf_stream_progress(s, &done, &total, &bytes);
+        CHECK(st != LPL_OK || (done == total && bytes == n), "progress %d/%d tensors, %llu of %zu bytes", done, total,
+              (unsigned long long)bytes, n);
+    }
+    lpl_hf_stream_free(s);
+    return st;
+}
+
+static void test_same_bytes(const char *path, const char *format)
+{
+    blob ck = slurp(path);
+    static const size_t chunks[] = {1, 7, 4093, 0};
+    static const lpl_dtype types[] = {LPL_F32, LPL_Q8_0};
+    for (int ti = 0; ti < 2; ti++) {
+        lpl_error err = {0};
+        void *ref = NULL;
+        size_t ref_n = 0;
+        CHECK(lpl_convert_hf_memory(config.p, config.n, ck.p, ck.n, vocab.p, vocab.n, merges.p, merges.n, types[ti],
+                                    &ref, &ref_n, &err) == LPL_OK, "%s: whole-file convert: %s", path, err.msg);
+        for (int ci = 0; ci < 4; ci++) {
+            if (chunks[ci] == 1 && ti == 1)
+                continue; /* byte by byte once per file is enough */
+            blob out;
+            lpl_status st = stream(ck.p, ck.n, chunks[ci], types[ti], 0, &out, &err);
+            CHECK(st == LPL_OK, "%s chunk %zu: %s", path, chunks[ci], err.msg);
+            CHECK(out.n == ref_n && out.p && !memcmp(out.p, ref, ref_n),
+                  "%s (%s) chunk %zu type %d: streamed GGUF (%zu bytes) differs from the whole-file one (%zu)", path,
+                  format, chunks[ci], (int)types[ti], out.n, ref_n);
+            free(out.p);
+        }
+        free(ref);
+    }
+    /* the format is told from the content */
+    lpl_error err = {0};
+    lpl_hf_stream *s = lpl_hf_stream_new(config.p, config.n, vocab.p, vocab.n, merges.p, merges.n, LPL_Q8_0, NULL, 0,
+                                         &err);
+    size_t tail = ck.n < 70000 ? ck.n : 70000;
+    CHECK(s && lpl_hf_stream_zip_tail(s, ck.p + ck.n - tail, tail, ck.n, &err) == LPL_OK &&
+              lpl_hf_stream_feed(s, ck.p, 64, &err) == LPL_OK, "%s: first 64 bytes: %s", path, err.msg);
+    CHECK(s && !strcmp(lpl_hf_stream_format(s), format), "%s: format '%s', want '%s'", path,
+          s ? lpl_hf_stream_format(s) : "", format);
+    lpl_hf_stream_free(s);
+    free(ck.p);
+}
+
+static void expect_fail(const char *ck, size_t n, size_t chunk, int64_t limit, const char *want, const char *what)
+{
+    lpl_error err = {0};
+    blob out;
+    lpl_status st = stream(ck, n, chunk, LPL_Q8_0, limit, &out, &err);
+    CHECK(st != LPL_OK && !out.p, "%s: imported", what);
+    CHECK(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, want);
+    free(out.p);
+}
+
+static void test_refusals(void)
+{
+    blob st = slurp(FIX "tiny-gpt2/model.safetensors");
+    blob zip = slurp(FIX "tiny-gpt2-bin16/pytorch_model.bin");
+    blob leg = slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
+    /* cut off: inside the header, inside the data */
+    expect_fail(st.p, 100, 0, 0, "before its tensors were listed", "safetensors cut in its header");
+    expect_fail(st.p, st.n / 2, 333, 0, "ended before tensor", "safetensors cut in its data");
+    whole = zip;
+    expect_fail(zip.p, zip.n / 2, 4096, 0, "ended before tensor", "zip cut in half");
+    whole.p = NULL;
+    expect_fail(leg.p, leg.n - 10, 4096, 0, "ended before tensor", "legacy cut 10 bytes short");
+    expect_fail(leg.p, 10, 0, 0, "too short to be a checkpoint", "10 bytes");
+    expect_fail("this is not a checkpoint at all", 31, 0, 0, "model.safetensors: header length", "text");
+
+    /* an untied head: change one element of lm_head.weight in the legacy file */
+    lpl_error err = {0};
+    lpl_torch_ckpt *c = lpl_torch_open_memory(leg.p, leg.n, 0, &err);
+    const lpl_st_tensor *h = c ? lpl_torch_find(c, "lm_head.weight") : NULL;
+    CHECK(h != NULL, "legacy fixture has lm_head.weight: %s", err.msg);
+    if (h) {
+        blob bad = {malloc(leg.n), leg.n};
+        memcpy(bad.p, leg.p, leg.n);
+        size_t off = (size_t)((const char *)h->data - leg.p) + 2 * (64 * 5 + 3); /* row 5 */
+        bad.p[off + 1] ^= 0x40;
+        expect_fail(bad.p, bad.n, 5000, 0, "lm_head.weight differs from the token embedding (row 5)", "untied head");
+        free(bad.p);
+    }
+    lpl_torch_close(c);
+
+    /* a corrupt data.pkl in the zip (a byte of its first 100) */
+    blob bad = {malloc(zip.n), zip.n};
+    memcpy(bad.p, zip.p, zip.n);
+    char *pkl = memmem(bad.p, 200, "data.pkl", 8);
+    CHECK(pkl != NULL, "zip fixture starts with data.pkl");
+    if (pkl) {
+        pkl[8 + 64 + 20] ^= 0x01;
+        expect_fail(bad.p, bad.n, 0, 0, "fails its CRC check", "corrupt data.pkl");
+    }
+    free(bad.p);
+
+    /* torch.save's zip without its end: sizes are unknown up front */
+    give_tail = 0;
+    expect_fail(zip.p, zip.n, 4096, 0, "needs that end first", "zip without its directory");
+    give_tail = 1;
+
+    /* the memory check: a limit below the estimate is refused before anything is allocated */
+    int64_t gguf = 0, need = lpl_hf_stream_need(config.p, config.n, LPL_Q8_0, &gguf, &err);
+    CHECK(need > gguf && gguf > 0, "need %lld > gguf %lld > 0", (long long)need, (long long)gguf);
+    expect_fail(st.p, st.n, 0, need - 1, "MB at its peak", "limit one byte short");
+    blob ok;
+    CHECK(stream(st.p, st.n, 0, LPL_Q8_0, need, &ok, &err) == LPL_OK, "limit equal to the need: %s", err.msg);
+    CHECK(ok.n <= (size_t)gguf + 65536, "GGUF %zu bytes, estimate %lld + header", ok.n, (long long)gguf);
+    free(ok.p);
+    free(st.p);
+    free(zip.p);
+    free(leg.p);
+}
+
+int main(void)
+{
+    config = slurp(FIX "tiny-gpt2/config.json");
+    vocab = slurp(FIX "tiny-gpt2/vocab.json");
+    merges = slurp(FIX "tiny-gpt2/merges.txt");
+    test_same_bytes(FIX "tiny-gpt2/model.safetensors", "safetensors");
+    test_same_bytes(FIX "tiny-gpt2-bin32/pytorch_model.bin", "pytorch zip");
+    test_same_bytes(FIX "tiny-gpt2-bin16/pytorch_model.bin", "pytorch zip");
+    test_same_bytes(FIX "tiny-gpt2-legacy16/pytorch_model.bin", "pytorch legacy");
+    test_refusals();
+    free(config.p);
+    free(vocab.p);
+    free(merges.p);
+    return check_report("test_hf_stream");
+}
