@@ -622,6 +622,25 @@ done:
     free(half);
 }
 
+/* ---------------------------------------------------------------- output folder */
+
+int cli_lock_out(const char *cmd, const char *dir, int create, lpl_dir_lock *lock)
+{
+    lpl_error err;
+    lpl_error_clear(&err);
+    lpl_status st = create ? lpl_make_dirs(dir, &err) : LPL_OK;
+    if (!st)
+        st = lpl_dir_lock_acquire(lock, dir, &err);
+    if (st) {
+        cli_fail(cmd, st, err.msg);
+        return LPL_EXIT_FAILED;
+    }
+    if (lock->stale_pid > 0)
+        fprintf(stderr, "loralab %s: note: took over %s, left by pid %ld on %s, which is gone\n", cmd, lock->path,
+                lock->stale_pid, lock->stale_host);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- driving a run */
 
 static volatile sig_atomic_t interrupted;
