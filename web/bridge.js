@@ -27,6 +27,7 @@ self.LabBridge = function LabBridge(M) {
     loadModel: fn('lab_load_model', 'number', ['number', 'number']),
     modelInfo: ptrFn('lab_model_info', []),
     convertHf: fn('lab_convert_hf', 'number', ['number', 'number', 'number', 'number', 'number', 'number']),
+    importCheck: ptrFn('lab_import_check', ['number', 'number']),
     importBegin: fn('lab_import_begin', 'number', ['number', 'number', 'number', 'number', 'number']),
     importZipTail: fn('lab_import_zip_tail', 'number', ['number', 'number', 'number']),  // size as a double
     importFeed: fn('lab_import_feed', 'number', ['number', 'number']),
@@ -121,6 +122,10 @@ self.LabBridge = function LabBridge(M) {
       return jsonOrThrow(c.modelInfo(), 'lab_model_info');
     },
     modelInfo() { return jsonOrThrow(c.modelInfo(), 'lab_model_info'); },
+    /** {bytes_needed, gguf_bytes, bytes_available} of importing a checkpoint of this config.json. */
+    importCheck(config, type = 'q8_0') {
+      return withStrings([config, type], (cf, ty) => jsonOrThrow(c.importCheck(cf, ty), 'checking memory'));
+    },
     /**
      * Starts a streamed import (docs/WASM_API.md, lab_import_*): the checkpoint goes in
      * chunk by chunk and is converted into a GGUF built in wasm memory, which becomes
@@ -175,23 +180,29 @@ self.LabBridge = function LabBridge(M) {
       for (let off = 0; off < n; off += chunk) yield heap().slice(p + off, p + Math.min(n, off + chunk));
     },
     modelSize() { return c.modelSize(); },
-    /** Loads a GGUF of size bytes from an async iterable of chunks, copied straight into wasm memory. */
-    async loadModelFrom(size, chunks) {
-      const p = alloc(size, 'the model file');
-      let off = 0;
-      try {
-        for await (const u8 of chunks) {
-          if (off + u8.length > size) throw new Error(`the model file is longer than its stated ${size} bytes`);
+    /**
+     * A GGUF of size bytes written straight into wasm memory chunk by chunk:
+     * {write(u8), finish() -> model info, abort()}. The module owns it once finished.
+     */
+    modelWriter(size) {
+      let p = alloc(size, 'the model file'), off = 0;
+      const abort = () => { if (p) M._free(p); p = 0; };
+      return {
+        write(u8) {
+          if (!p) throw new Error('the model file is closed');
+          if (off + u8.length > size) { abort(); throw new Error(`the model file is longer than its stated ${size} bytes`); }
           heap().set(u8, p + off);
           off += u8.length;
-        }
-        if (off !== size) throw new Error(`the model file ended after ${off} of ${size} bytes`);
-      } catch (e) {
-        M._free(p);
-        throw e;
-      }
-      if (c.loadModel(p, size) !== 0) throw fail('loading the model');  // the module owns p now
-      return jsonOrThrow(c.modelInfo(), 'lab_model_info');
+        },
+        finish() {
+          if (off !== size) { abort(); throw new Error(`the model file ended after ${off} of ${size} bytes`); }
+          const q = p;
+          p = 0;
+          if (c.loadModel(q, size) !== 0) throw fail('loading the model');  // the module owns q now
+          return jsonOrThrow(c.modelInfo(), 'lab_model_info');
+        },
+        abort,
+      };
     },
     /** Converts a HF checkpoint; returns the GGUF bytes (a JS copy). */
     convertHf(configText, ckpt, vocabText, mergesText, type) {

@@ -1,14 +1,26 @@
-// Models from the Hugging Face Hub, inside the worker (classic script, defines
-// self.LabHub): byte-progress downloads of `${base}/${repo}/resolve/${revision}/${file}`,
-// model.safetensors where it exists else pytorch_model.bin, plus config.json,
-// vocab.json and merges.txt; a memory check before anything is downloaded; the
-// converted Q8_0 GGUF cached in Cache Storage (or OPFS) so the next visit skips it.
+// Models from the Hugging Face Hub (or local files), inside the worker (classic
+// script, defines self.LabHub). The checkpoint is never held whole: its bytes go from
+// the network (or File.stream()) straight into the wasm importer (lab_import_*),
+// which converts each tensor to Q8_0 inside the GGUF it builds in wasm memory.
+//
+//  - config.json first: its X-Repo-Commit names the commit main resolves to; with the
+//    weights' ETag it keys the cache, so a moved main downloads again and an
+//    unchanged one loads from the cache.
+//  - A zip pytorch_model.bin keeps its entry sizes in the central directory at the
+//    end: that end is fetched first with an HTTP Range request (File.slice locally).
+//  - An interrupted download resumes with Range from the last byte received; a
+//    server without Range is told apart with a clear message.
+//  - The memory check happens in lab_import_begin, before the weights are fetched.
+//  - Converted models are cached in OPFS (Cache Storage would hit its quota with
+//    GB-sized entries); a cache entry is written through a writable that is only
+//    committed when complete, so a cancel or error leaves none.
 'use strict';
 
 self.LabHub = (function () {
-  const GB = 1024 * 1024 * 1024;
-  const WASM_MAX = 4 * GB;          // -sMAXIMUM_MEMORY=4GB, wasm32's ceiling
-  const CACHE_NAME = 'loralab-models-v1';
+  const MB = 1024 * 1024;
+  const TAIL = MB;                    // bytes fetched from a .bin's end for its zip directory
+  const RETRIES = 5;                  // resumptions of one download
+  const CACHE_DIR = 'loralab-models';
 
   function fileUrl(base, repo, revision, file) {
     const b = String(base).replace(/\/+$/, '');
@@ -25,47 +37,26 @@ self.LabHub = (function () {
     }
   }
 
-  /** Size of a file on the Hub (HEAD), or -1 if it does not exist (404). */
-  async function probe(url) {
-    const r = await fetch(url, { method: 'HEAD' });
-    if (r.status === 404) return -1;
+  const cancelled = () => Object.assign(new Error('cancelled'), { cancelled: true });
+  const mb = (n) => (n / MB).toFixed(n < 10 * MB ? 1 : 0) + ' MB';
+
+  /** Size and ETag of a file on the Hub (HEAD, following the CDN redirect); null on 404. */
+  async function probe(url, signal) {
+    const r = await fetch(url, { method: 'HEAD', signal });
+    if (r.status === 404) return null;
     if (!r.ok) throw new Error(`HEAD ${url}: HTTP ${r.status}`);
-    const n = Number(r.headers.get('x-linked-size') || r.headers.get('content-length'));
-    return Number.isFinite(n) ? n : 0;
+    const size = Number(r.headers.get('content-length') || r.headers.get('x-linked-size'));
+    return { size: Number.isFinite(size) ? size : 0, etag: r.headers.get('etag') || r.headers.get('x-linked-etag') || '' };
   }
 
-  /**
-   * GET with a byte count: onBytes(delta, declaredTotal) after each chunk. Returns a Uint8Array.
-   * Throws with the URL and HTTP status on failure.
-   */
-  async function download(url, onBytes) {
-    const r = await fetch(url);
-    if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
-    const declared = Number(r.headers.get('content-length'));
-    if (!r.body) {
-      const buf = new Uint8Array(await r.arrayBuffer());
-      onBytes(buf.length, buf.length);
-      return buf;
-    }
-    const reader = r.body.getReader();
-    let out = Number.isFinite(declared) && declared > 0 ? new Uint8Array(declared) : new Uint8Array(1 << 20);
-    let n = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (n + value.length > out.length) {  // unknown or wrong length: grow
-        const bigger = new Uint8Array(Math.max(out.length * 2, n + value.length));
-        bigger.set(out.subarray(0, n));
-        out = bigger;
-      }
-      out.set(value, n);
-      n += value.length;
-      onBytes(value.length, declared || 0);
-    }
-    return n === out.length ? out : out.slice(0, n);
+  /** A small file's text and the Hub's headers. */
+  async function getText(url, signal) {
+    const r = await fetch(url, { signal });
+    if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}${r.status === 404 ? ' (not found)' : ''}`);
+    return { text: await r.text(), commit: r.headers.get('x-repo-commit') || '', etag: r.headers.get('etag') || '' };
   }
 
-  /** Parameter count of a GPT-2 config (HF config.json), for the memory check. */
+  /** Parameter count of a GPT-2 config (HF config.json). */
   function paramsOf(cfg) {
     const L = cfg.n_layer, d = cfg.n_embd, V = cfg.vocab_size, P = cfg.n_positions || cfg.n_ctx;
     const ff = cfg.n_inner || 4 * d;
@@ -76,120 +67,358 @@ self.LabHub = (function () {
     return V * d + P * d + L * block + 2 * d;
   }
 
+  /** Progress text: bytes, rate, time left, then the importer's tensor count. */
+  function meter(label, total, imp, progress) {
+    const t0 = performance.now();
+    return (loaded, force) => {
+      const s = (performance.now() - t0) / 1000;
+      const rate = s > 0.2 ? loaded / s : 0;
+      const p = imp ? imp.progress() : null;
+      const parts = [label];
+      if (rate) parts.push(`${(rate / MB).toFixed(1)} MB/s`);
+      if (rate && total > loaded) parts.push(`${Math.ceil((total - loaded) / rate)} s left`);
+      if (p && p.tensors_total) parts.push(`tensor ${p.tensors_done} of ${p.tensors_total}`);
+      progress({ phase: 'download', loaded, total, rate, text: parts.join(', '),
+                 tensorsDone: p ? p.tensors_done : 0, tensorsTotal: p ? p.tensors_total : 0 }, force);
+    };
+  }
+
   /**
-   * Memory check before a download: the checkpoint and the converted model must
-   * both fit in wasm memory at once, next to what is already allocated.
-   * Returns {need, avail}; throws a readable refusal if need > avail.
+   * Streams url into sink(u8) from byte 0 to size, resuming with Range after an
+   * interruption (the response must be a 206 starting at the next byte, with the
+   * same ETag). tick(loaded) reports progress. Throws {cancelled} when signal aborts.
    */
-  function checkMemory(repo, ckptBytes, params, heapBytes) {
-    const gguf = Math.ceil(params * 34 / 32);      // Q8_0: 34 bytes per 32 weights
-    const work = 64 * 1024 * 1024 + params * 4 / 8;  // converter scratch, generous
-    const need = ckptBytes + gguf + work;
-    let avail = WASM_MAX - heapBytes;
-    const dm = self.navigator && self.navigator.deviceMemory;
-    if (dm) avail = Math.min(avail, dm * GB * 0.75);
-    const gb = (x) => (x / GB).toFixed(2) + ' GB';
-    if (need > avail) {
-      throw new Error(`Not enough memory for ${repo}: converting it needs about ${gb(need)} ` +
-        `(checkpoint ${gb(ckptBytes)} + Q8_0 model ${gb(gguf)} + working space), ` +
-        `but this page can use at most ${gb(avail)} more. Choose a smaller model.`);
+  async function streamUrl(url, size, etag, sink, tick, signal) {
+    let got = 0, tries = 0, lastError = null;
+    while (got < size || size === 0) {
+      if (signal.aborted) throw cancelled();
+      let r;
+      try {
+        r = await fetch(url, { signal, headers: got ? { Range: `bytes=${got}-` } : {} });
+      } catch (e) {
+        if (signal.aborted) throw cancelled();
+        if (++tries > RETRIES) throw new Error(`downloading ${url}: ${e.message}`);
+        lastError = e;
+        await new Promise((ok) => setTimeout(ok, 500 * tries));
+        continue;
+      }
+      if (got === 0) {
+        if (!r.ok) throw new Error(`GET ${url}: HTTP ${r.status}`);
+        if (size === 0) size = Number(r.headers.get('content-length')) || 0;
+      } else {
+        if (r.status === 200) {
+          r.body && r.body.cancel();
+          throw new Error(`the download broke off after ${mb(got)} of ${mb(size)} (${lastError && lastError.message}), ` +
+            'and the server does not support resuming it (HTTP Range requests): try again');
+        }
+        const m = /^bytes (\d+)-/.exec(r.headers.get('content-range') || '');
+        if (r.status !== 206 || !m || Number(m[1]) !== got) {
+          throw new Error(`resuming the download at byte ${got}: the server answered HTTP ${r.status} ${r.headers.get('content-range') || ''}`);
+        }
+        const e2 = r.headers.get('etag');
+        if (etag && e2 && e2 !== etag) throw new Error('the file changed on the server during the download: load it again');
+      }
+      const reader = r.body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          if (signal.aborted) throw cancelled();
+          sink(value);
+          got += value.length;
+          tick(got);
+        }
+      } catch (e) {
+        if (e.cancelled || signal.aborted) { reader.cancel().catch(() => {}); throw cancelled(); }
+        if (e.importer) throw e;                   // a conversion error, not the network
+        lastError = e;
+      }
+      if (size === 0) return got;
+      if (got < size) {
+        if (++tries > RETRIES) throw new Error(`downloading ${url}: the connection kept breaking (${lastError && lastError.message})`);
+        lastError = lastError || new Error('the connection closed early');
+        tick(got, true);
+      }
     }
-    return { need, avail };
+    return got;
   }
 
-  // ---- cache: Cache Storage, else OPFS, else none.
-  function cacheKey(base, repo, revision) {
-    return `${self.location.origin}/__loralab_cache__/${encodeURIComponent(base)}/` +
-           `${encodeURIComponent(repo)}/${encodeURIComponent(revision)}/model.q8_0.gguf`;
+  // ---- cache: OPFS directory CACHE_DIR with one .gguf per entry and index.json.
+  async function cacheDir(create) {
+    if (!(self.navigator && navigator.storage && navigator.storage.getDirectory)) return null;
+    const root = await navigator.storage.getDirectory();
+    try { return await root.getDirectoryHandle(CACHE_DIR, { create }); } catch (e) { return null; }
   }
-  function opfsName(key) { return 'model-' + key.replace(/[^A-Za-z0-9._-]/g, '_') ; }
 
-  async function cacheGet(key) {
+  async function readIndex(dir) {
     try {
-      if (self.caches) {
-        const c = await caches.open(CACHE_NAME);
-        const r = await c.match(key);
-        if (r) return new Uint8Array(await r.arrayBuffer());
-        return null;
-      }
-      if (navigator.storage && navigator.storage.getDirectory) {
-        const dir = await navigator.storage.getDirectory();
-        const h = await dir.getFileHandle(opfsName(key));
-        return new Uint8Array(await (await h.getFile()).arrayBuffer());
-      }
-    } catch (e) { /* a missing entry or no storage: download again */ }
-    return null;
+      const f = await (await dir.getFileHandle('index.json')).getFile();
+      const list = JSON.parse(await f.text());
+      return Array.isArray(list) ? list : [];
+    } catch (e) { return []; }
   }
 
-  async function cachePut(key, bytes) {
+  async function writeIndex(dir, list) {
+    const w = await (await dir.getFileHandle('index.json', { create: true })).createWritable();
+    await w.write(JSON.stringify(list));
+    await w.close();
+  }
+
+  const fileOf = (key) => 'm-' + Array.from(new TextEncoder().encode(key))
+    .reduce((h, b) => (Math.imul(h, 31) + b) >>> 0, 7).toString(16) + '-' + key.replace(/[^A-Za-z0-9._-]/g, '_').slice(-80) + '.gguf';
+
+  /** Cached models: [{key, repo, revision, commit, etag, weights, bytes, savedAt}]. */
+  async function listCache() {
+    const dir = await cacheDir(false);
+    if (!dir) return [];
+    const list = await readIndex(dir), out = [];
+    for (const e of list) {   // only entries whose file is really there and whole
+      try {
+        const f = await (await dir.getFileHandle(e.file)).getFile();
+        if (f.size === e.bytes) out.push(e);
+      } catch (err) { /* gone */ }
+    }
+    return out;
+  }
+
+  async function cacheLookup(key) {
+    const dir = await cacheDir(false);
+    if (!dir) return null;
+    const e = (await readIndex(dir)).find((x) => x.key === key);
+    if (!e) return null;
     try {
-      if (self.caches) {
-        const c = await caches.open(CACHE_NAME);
-        await c.put(key, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
-        return 'Cache Storage';
+      const file = await (await dir.getFileHandle(e.file)).getFile();
+      return file.size === e.bytes ? { entry: e, file } : null;
+    } catch (err) { return null; }
+  }
+
+  /** Writes the loaded model under key; resolves 'OPFS' or null (no OPFS, quota). Cancel aborts it. */
+  async function cachePut(key, meta, lab, signal) {
+    const dir = await cacheDir(true);
+    if (!dir) return null;
+    const file = fileOf(key);
+    let w = null;
+    try {
+      w = await (await dir.getFileHandle(file, { create: true })).createWritable();
+      for (const chunk of lab.modelChunks()) {
+        if (signal.aborted) throw cancelled();
+        await w.write(chunk);
       }
-      if (navigator.storage && navigator.storage.getDirectory) {
-        const dir = await navigator.storage.getDirectory();
-        const h = await dir.getFileHandle(opfsName(key), { create: true });
-        const w = await h.createWritable();
-        await w.write(bytes);
-        await w.close();
-        return 'OPFS';
-      }
-    } catch (e) { return null; }   // quota exceeded etc.: still usable this visit
-    return null;
+      await w.close();
+      w = null;
+      const list = (await readIndex(dir)).filter((x) => x.key !== key);
+      list.push({ ...meta, key, file, bytes: lab.modelSize(), savedAt: Date.now() });
+      await writeIndex(dir, list);
+      return 'OPFS';
+    } catch (e) {
+      if (w) await w.abort().catch(() => {});   // the swap file is discarded: no partial entry
+      await dir.removeEntry(file).catch(() => {});
+      if (e.cancelled) throw e;
+      return null;
+    }
+  }
+
+  async function deleteCached(key) {
+    const dir = await cacheDir(false);
+    if (!dir) return;
+    const list = await readIndex(dir);
+    const e = list.find((x) => x.key === key);
+    if (e) await dir.removeEntry(e.file).catch(() => {});
+    await writeIndex(dir, list.filter((x) => x.key !== key));
   }
 
   async function clearCache() {
-    if (self.caches) await caches.delete(CACHE_NAME);
+    if (self.caches) await caches.delete('loralab-models-v1');   // the previous version's store
+    const root = self.navigator && navigator.storage && navigator.storage.getDirectory ? await navigator.storage.getDirectory() : null;
+    if (root) await root.removeEntry(CACHE_DIR, { recursive: true }).catch(() => {});
+  }
+
+  /** Async chunks of a Blob/File (File.stream()), for the importer or a cached GGUF. */
+  async function* blobChunks(blob, signal) {
+    const reader = blob.stream().getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        if (signal && signal.aborted) throw cancelled();
+        yield value;
+      }
+    } finally { reader.cancel().catch(() => {}); }
+  }
+
+  // The importer's errors are conversion errors, not network ones.
+  function feeder(imp) {
+    return (u8) => {
+      try { imp.feed(u8); } catch (e) { e.importer = true; throw e; }
+    };
   }
 
   /**
-   * Fetches repo@revision from base (default the Hub), converts it to Q8_0 GGUF
-   * with the module's importer and caches it. progress({phase, loaded, total, text}).
-   * Returns {gguf: Uint8Array, fromCache, weights, cachedIn}.
+   * The memory check before any weight is fetched: everything the import holds at
+   * its peak (the converted model, the largest tensor held, buffers) against what
+   * wasm memory can still give. Throws a refusal naming both.
    */
-  async function load({ base, repo, revision }, bridge, progress) {
+  function checkMemory(lab, what, configText) {
+    const m = lab.importCheck(configText, 'q8_0');
+    let avail = m.bytes_available;
+    const dm = self.navigator && navigator.deviceMemory;    // a coarse hint, in GB
+    if (dm && avail > dm * 1024 * MB * 0.75) avail = dm * 1024 * MB * 0.75;
+    if (avail >= 0 && m.bytes_needed > avail) {
+      throw new Error(`Not enough memory for ${what}: importing this model needs about ${Math.round(m.bytes_needed / MB)} MB ` +
+        `at its peak (the converted model ${Math.round(m.gguf_bytes / MB)} MB, the largest tensor and buffers ` +
+        `${Math.round((m.bytes_needed - m.gguf_bytes) / MB)} MB), but only ${Math.round(avail / MB)} MB are available. ` +
+        'Choose a smaller model.');
+    }
+    return m;
+  }
+
+  function beginImport(lab, what, files, name) {
+    checkMemory(lab, what, files.config);
+    return lab.importer({ ...files, type: 'q8_0', name });
+  }
+
+  /**
+   * Fetches repo@revision from base (default the Hub) into the module, streamed and
+   * converted to Q8_0, or from the cache. progress({phase, loaded, total, text}).
+   * Returns {info, fromCache, weights, cachedIn, commit, bytes}.
+   */
+  async function load({ base, repo, revision }, lab, progress, signal) {
     base = base || 'https://huggingface.co';
     revision = revision || 'main';
     checkRepo(repo, revision);
-    const key = cacheKey(base, repo, revision);
-    const cached = await cacheGet(key);
-    if (cached) {
-      progress({ phase: 'cache', loaded: cached.length, total: cached.length, text: `${repo}: from the browser cache` });
-      return { gguf: cached, fromCache: true, weights: null, cachedIn: null };
-    }
     const url = (f) => fileUrl(base, repo, revision, f);
-    progress({ phase: 'probe', loaded: 0, total: 0, text: `${repo}: looking for the checkpoint` });
-    let weights = 'model.safetensors';
-    let size = await probe(url(weights));
-    if (size < 0) {
-      weights = 'pytorch_model.bin';
-      size = await probe(url(weights));
-    }
-    if (size < 0) throw new Error(`${repo}@${revision} has neither model.safetensors nor pytorch_model.bin`);
-
-    // config.json first (tiny): it says how big the model is, for the memory check.
-    const dec = new TextDecoder();
-    const configText = dec.decode(await download(url('config.json'), () => {}));
+    progress({ phase: 'probe', loaded: 0, total: 0, text: `${repo}: resolving ${revision}` }, true);
+    const config = await getText(url('config.json'), signal);
     let cfg;
-    try { cfg = JSON.parse(configText); } catch (e) { throw new Error(`${repo}: config.json is not JSON (${e.message})`); }
-    checkMemory(repo, size, paramsOf(cfg), bridge.heapBytes());
-
-    progress({ phase: 'download', loaded: 0, total: size, text: `${repo}: downloading the tokenizer` });
-    const [vocab, merges] = await Promise.all([download(url('vocab.json'), () => {}),
-                                               download(url('merges.txt'), () => {})]);
-    let loaded = 0;
-    const tick = (d) => {
-      loaded += d;
-      progress({ phase: 'download', loaded, total: size, text: `${repo}: downloading ${weights}` });
-    };
-    const ckpt = await download(url(weights), tick);
-    progress({ phase: 'convert', loaded, total: loaded, text: `${repo}: converting ${weights} to Q8_0 GGUF` });
-    const gguf = bridge.convertHf(configText, ckpt, dec.decode(vocab), dec.decode(merges), 'q8_0');
-    const cachedIn = await cachePut(key, gguf);
-    return { gguf, fromCache: false, weights, cachedIn };
+    try { cfg = JSON.parse(config.text); } catch (e) { throw new Error(`${repo}: config.json is not JSON (${e.message})`); }
+    paramsOf(cfg);
+    checkMemory(lab, repo, config.text);
+    const keyOf = (id) => `${base}|${repo}|${id}`;
+    if (config.commit) {
+      const hit = await cacheLookup(keyOf(config.commit));
+      if (hit) return fromCache(hit, lab, progress, signal);
+    }
+    let weights = 'model.safetensors';
+    let w = await probe(url(weights), signal);
+    if (!w) { weights = 'pytorch_model.bin'; w = await probe(url(weights), signal); }
+    if (!w) throw new Error(`${repo}@${revision} has neither model.safetensors nor pytorch_model.bin`);
+    const id = config.commit || (w.etag && `etag:${w.etag}`) || '';
+    if (!config.commit && id) {
+      const hit = await cacheLookup(keyOf(id));
+      if (hit) return fromCache(hit, lab, progress, signal);
+    }
+    const [vocab, merges] = await Promise.all([getText(url('vocab.json'), signal), getText(url('merges.txt'), signal)]);
+    const imp = beginImport(lab, repo, { config: config.text, vocab: vocab.text, merges: merges.text }, repo);
+    let info;
+    try {
+      if (weights.endsWith('.bin') && w.size > 0) await fetchTail(url(weights), w.size, imp, signal);
+      const tick = meter(`${repo}: downloading and converting ${weights}`, w.size, imp, progress);
+      await streamUrl(url(weights), w.size, w.etag, feeder(imp), tick, signal);
+      progress({ phase: 'convert', loaded: w.size, total: w.size, text: `${repo}: finishing the conversion` }, true);
+      info = imp.finish();
+    } catch (e) {
+      imp.abort();
+      throw e;
+    }
+    let cachedIn = null;
+    if (id) {
+      progress({ phase: 'cache', loaded: 0, total: 0, text: `${repo}: saving the converted model in the browser` }, true);
+      cachedIn = await cachePut(keyOf(id), { repo, revision, commit: config.commit, etag: w.etag, weights, base }, lab, signal);
+    }
+    return { info, fromCache: false, weights, cachedIn, commit: config.commit, bytes: lab.modelSize() };
   }
 
-  return { fileUrl, probe, download, paramsOf, checkMemory, load, clearCache, cacheKey };
+  /** The zip directory at a .bin's end (Range); a server without Range is noted, not fatal. */
+  async function fetchTail(u, size, imp, signal) {
+    const n = Math.min(size, TAIL);
+    const r = await fetch(u, { signal, headers: { Range: `bytes=${size - n}-` } });
+    if (r.status !== 206) {
+      r.body && r.body.cancel();
+      return false;   // a legacy .bin needs no directory; a zip one fails with a message naming Range
+    }
+    imp.zipTail(new Uint8Array(await r.arrayBuffer()), size);
+    return true;
+  }
+
+  /** A GGUF file (cache entry, local pick) copied into wasm memory and loaded. */
+  async function writeBlob(lab, blob, signal) {
+    const w = lab.modelWriter(blob.size);
+    try {
+      for await (const u8 of blobChunks(blob, signal)) w.write(u8);
+      return w.finish();
+    } catch (e) {
+      w.abort();
+      throw e;
+    }
+  }
+
+  async function fromCache(hit, lab, progress, signal) {
+    const e = hit.entry;
+    progress({ phase: 'cache', loaded: 0, total: e.bytes, text: `${e.repo}: from the browser cache` }, true);
+    const info = await writeBlob(lab, hit.file, signal);
+    return { info, fromCache: true, weights: e.weights, cachedIn: 'OPFS', commit: e.commit, bytes: e.bytes };
+  }
+
+  /**
+   * Local files: a .gguf (streamed into wasm memory), or a checkpoint with config.json,
+   * vocab.json and merges.txt picked together, streamed through the importer.
+   */
+  async function loadFiles(files, lab, progress, signal) {
+    const by = (re) => files.find((f) => re.test(f.name));
+    const gguf = by(/\.gguf$/i);
+    if (gguf) {
+      progress({ phase: 'load', loaded: 0, total: gguf.size, text: `reading ${gguf.name}` }, true);
+      return { info: await writeBlob(lab, gguf, signal), name: gguf.name, bytes: gguf.size };
+    }
+    const ckpt = by(/\.(safetensors|bin)$/i);
+    if (!ckpt) throw new Error('pick a .gguf file, or a .safetensors/.bin checkpoint with its config.json, vocab.json and merges.txt');
+    const need = { config: by(/^config\.json$/i), vocab: by(/^(vocab|encoder)\.json$/i), merges: by(/^(merges\.txt|vocab\.bpe)$/i) };
+    const missing = Object.keys(need).filter((k) => !need[k]);
+    if (missing.length) {
+      throw new Error(`${ckpt.name} needs ${missing.map((k) => ({ config: 'config.json', vocab: 'vocab.json', merges: 'merges.txt' })[k]).join(', ')} selected together with it`);
+    }
+    const text = {};
+    for (const k of Object.keys(need)) text[k] = await need[k].text();
+    const imp = beginImport(lab, ckpt.name, text, ckpt.name.replace(/\.(safetensors|bin)$/i, ''));
+    try {
+      if (/\.bin$/i.test(ckpt.name)) {
+        const n = Math.min(ckpt.size, TAIL);
+        imp.zipTail(new Uint8Array(await ckpt.slice(ckpt.size - n).arrayBuffer()), ckpt.size);
+      }
+      const tick = meter(`converting ${ckpt.name}`, ckpt.size, imp, progress);
+      let loaded = 0;
+      const feed = feeder(imp);
+      for await (const u8 of blobChunks(ckpt, signal)) {
+        feed(u8);
+        loaded += u8.length;
+        tick(loaded);
+      }
+      return { info: imp.finish(), name: ckpt.name, bytes: lab.modelSize(), weights: ckpt.name };
+    } catch (e) {
+      imp.abort();
+      throw e;
+    }
+  }
+
+  /** A GGUF from a URL (the bundled model), streamed into wasm memory. */
+  async function loadUrl(u, lab, progress, signal) {
+    const label = u.split('/').pop();
+    const head = await fetch(u, { method: 'HEAD', signal });
+    if (!head.ok) throw new Error(`GET ${u}: HTTP ${head.status}`);
+    const size = Number(head.headers.get('content-length'));
+    if (!(size > 0)) throw new Error(`${u}: the server did not say how large the model is`);
+    const w = lab.modelWriter(size);
+    let info;
+    try {
+      await streamUrl(u, size, head.headers.get('etag') || '', (v) => w.write(v),
+                      meter(`downloading ${label}`, size, null, progress), signal);
+      info = w.finish();
+    } catch (e) {
+      w.abort();
+      throw e;
+    }
+    return { info, name: u, bytes: size };
+  }
+
+  return { fileUrl, probe, paramsOf, load, loadFiles, loadUrl, listCache, deleteCached, clearCache, streamUrl };
 })();

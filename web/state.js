@@ -32,6 +32,7 @@ export const state = {
   errors: [],              // messages shown on the page
   generations: [],
   progress: [],            // recent model progress messages (for tests)
+  cached: [],              // converted models kept in the browser (OPFS)
 };
 
 /** Shows a message in the error box; crash offers "Restart the worker". */

@@ -64,51 +64,34 @@ async function init({ wasmBase, threads, test }) {
   return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads };
 }
 
-async function fetchBytes(url, label) {
-  let loaded = 0;
-  return self.LabHub.download(url, (d, total) => {
-    loaded += d;
-    progress({ phase: 'download', loaded, total, text: `downloading ${label}` });
-  });
-}
+let loadAbort = null;   // AbortController of the model load in progress
 
-async function readFile(file) { return new Uint8Array(await file.arrayBuffer()); }
-
-// Local files: one .gguf, or a checkpoint (.safetensors/.bin) with config.json,
-// vocab.json and merges.txt picked alongside.
-async function loadLocal(files) {
-  const by = (re) => files.find((f) => re.test(f.name));
-  const gguf = by(/\.gguf$/i);
-  if (gguf) return { bytes: await readFile(gguf), name: gguf.name };
-  const ckpt = by(/\.(safetensors|bin)$/i);
-  if (!ckpt) throw new Error('pick a .gguf file, or a .safetensors/.bin checkpoint with its config.json, vocab.json and merges.txt');
-  const need = { 'config.json': by(/^config\.json$/i), 'vocab.json': by(/^vocab\.json$/i), 'merges.txt': by(/^merges\.txt$/i) };
-  const missing = Object.keys(need).filter((k) => !need[k]);
-  if (missing.length) throw new Error(`${ckpt.name} needs ${missing.join(', ')} selected together with it`);
-  const text = async (f) => new TextDecoder().decode(await readFile(f));
-  progress({ phase: 'convert', loaded: 0, total: 0, text: `converting ${ckpt.name} to Q8_0 GGUF` }, true);
-  const bytes = lab.convertHf(await text(need['config.json']), await readFile(ckpt),
-                             await text(need['vocab.json']), await text(need['merges.txt']), 'q8_0');
-  return { bytes, name: ckpt.name };
-}
-
+// Every source streams into wasm memory (web/hub.js): nothing holds the whole file.
 async function loadModel(src) {
-  let got;
-  if (src.kind === 'url') {
-    got = { bytes: await fetchBytes(src.url, src.url.split('/').pop()), name: src.url };
-  } else if (src.kind === 'files') {
-    got = await loadLocal(src.files);
-  } else if (src.kind === 'hub') {
-    const r = await self.LabHub.load(src, lab, (p) => progress(p));
-    got = { bytes: r.gguf, name: `${src.repo}@${src.revision || 'main'}`, fromCache: r.fromCache,
-            weights: r.weights, cachedIn: r.cachedIn };
-  } else {
-    throw new Error(`unknown model source ${src.kind}`);
+  loadAbort = new AbortController();
+  const signal = loadAbort.signal;
+  const report = (p, force) => progress(p, force);
+  try {
+    let r;
+    if (src.kind === 'url') {
+      r = await self.LabHub.loadUrl(src.url, lab, report, signal);
+    } else if (src.kind === 'files') {
+      r = await self.LabHub.loadFiles(src.files, lab, report, signal);
+    } else if (src.kind === 'hub') {
+      r = await self.LabHub.load(src, lab, report, signal);
+      r.name = `${src.repo}@${src.revision || 'main'}`;
+    } else {
+      throw new Error(`unknown model source ${src.kind}`);
+    }
+    info = r.info;
+    return { info, source: r.name, fromCache: !!r.fromCache, weights: r.weights || null,
+             cachedIn: r.cachedIn || null, commit: r.commit || null, bytes: r.bytes };
+  } catch (e) {
+    if (e.cancelled || signal.aborted) throw new Error('loading the model was cancelled');
+    throw e;
+  } finally {
+    loadAbort = null;
   }
-  progress({ phase: 'load', loaded: got.bytes.length, total: got.bytes.length, text: 'loading the model' }, true);
-  info = lab.loadModel(got.bytes);
-  return { info, source: got.name, fromCache: !!got.fromCache, weights: got.weights || null,
-           cachedIn: got.cachedIn || null, bytes: got.bytes.length };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -169,6 +152,8 @@ const handlers = {
   generate: ({ request }) => lab.generate(request),
   memory: () => lab.memory(),
   clearCache: () => self.LabHub.clearCache(),
+  listCache: () => self.LabHub.listCache(),
+  deleteCached: ({ key }) => self.LabHub.deleteCached(key),
   // Test hook (only after init with test: true): makes the module trap, to check
   // that a crash reads well on the page.
   crashForTest: () => {
@@ -179,8 +164,9 @@ const handlers = {
 
 self.onmessage = async (e) => {
   const msg = e.data || {};
-  if (msg.cmd === 'cancel') {       // never queued behind a run
+  if (msg.cmd === 'cancel') {       // never queued behind a run or a model load
     cancelRequested = true;
+    if (loadAbort) loadAbort.abort();
     return;
   }
   const { id, cmd } = msg;

@@ -195,6 +195,29 @@ LAB_EXPORT void lab_import_abort(void)
     g.import = NULL;
 }
 
+/* What an import of this config needs at its peak and what the heap can give (a
+ * loaded model counts as available: the import replaces it). */
+LAB_EXPORT const char *lab_import_check(const char *config_json, const char *type)
+{
+    lpl_error_clear(&g.err);
+    lpl_dtype t;
+    if (!parse_dtype(type, &t)) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "type '%s': expected q8_0, f16, f32 or q4_0", type ? type : "");
+        return keep(&g.str_import, NULL);
+    }
+    int64_t gguf = 0, need = config_json ? lpl_hf_stream_need(config_json, strlen(config_json), t, &gguf, &g.err) : -1;
+    if (need < 0) {
+        if (!config_json)
+            lpl_fail(&g.err, LPL_ERR_INVALID, "import: no config.json");
+        return keep(&g.str_import, NULL);
+    }
+    int64_t avail = heap_available();
+    char buf[160];
+    snprintf(buf, sizeof buf, "{\"bytes_needed\":%lld,\"gguf_bytes\":%lld,\"bytes_available\":%lld}", (long long)need,
+             (long long)gguf, (long long)(avail < 0 ? -1 : avail + (int64_t)g.model_size));
+    return keep(&g.str_import, strdup(buf));
+}
+
 LAB_EXPORT int lab_import_begin(const char *config_json, const char *vocab_json, const char *merges_txt,
                                 const char *type, const char *name)
 {

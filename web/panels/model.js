@@ -1,18 +1,19 @@
 // Panel 1, Model: where the model comes from (bundled file, Hub repo, local files),
 // loading it in the worker with byte progress, and what was loaded.
-import { $, fmtInt, fmtBytes } from '../dom.js';
+import { $, el, fill, fmtInt, fmtBytes } from '../dom.js';
 import { engine } from '../engine.js';
 import { state, showError, clearError, setStatus, updateButtons } from '../state.js';
 import { refreshCounts } from './placements.js';
 
 /** Shows a worker progress message on the model's progress bar. */
 export function onProgress(p) {
-  state.progress.push({ phase: p.phase, loaded: p.loaded, total: p.total });
+  state.progress.push({ phase: p.phase, loaded: p.loaded, total: p.total, text: p.text,
+                       tensorsDone: p.tensorsDone, tensorsTotal: p.tensorsTotal });
   if (state.progress.length > 200) state.progress.splice(0, 100);
   const bar = $('#model-progress');
   bar.hidden = false;
   if (p.total > 0) { bar.max = p.total; bar.value = Math.min(p.loaded, p.total); } else bar.removeAttribute('value');
-  const bytes = p.total > 0 ? ` ${fmtBytes(p.loaded)} of ${fmtBytes(p.total)}` : '';
+  const bytes = p.total > 0 ? `: ${fmtBytes(p.loaded)} of ${fmtBytes(p.total)}` : '';
   setStatus('#model-status', `${p.text}${bytes}`);
 }
 
@@ -36,8 +37,25 @@ function describe(r) {
   const i = r.info;
   return `${i.name || r.source}: ${i.n_layer} layers, d=${i.n_embd}, ${i.n_head} heads, ` +
     `${fmtInt(i.params)} params, ${i.matrix_type}, ${fmtBytes(r.bytes)}` +
-    (r.fromCache ? ' (from the browser cache)' : '') + (r.weights ? ` (converted from ${r.weights}` +
-    (r.cachedIn ? `, cached in ${r.cachedIn})` : ')') : '');
+    (r.commit ? ` @ ${r.commit.slice(0, 10)}` : '') +
+    (r.fromCache ? ' (from the browser cache)' : r.weights ? ` (converted from ${r.weights}` +
+    (r.cachedIn ? `, cached in ${r.cachedIn})` : ', not cached)') : '');
+}
+
+/** Lists the converted models kept in the browser, each with its size and a Delete button. */
+export async function refreshCache() {
+  let list = [];
+  try { list = await engine.call('listCache'); } catch (e) { /* no worker yet */ }
+  state.cached = list;
+  const rows = list.map((e) => el('tr', {},
+    el('td', {}, `${e.repo}@${e.revision}`), el('td', { class: 'muted' }, (e.commit || e.etag || '').slice(0, 10)),
+    el('td', {}, fmtBytes(e.bytes)),
+    el('td', {}, el('button', { type: 'button', 'aria-label': `Delete ${e.repo}@${e.revision} from the cache`,
+                                onclick: () => engine.call('deleteCached', { key: e.key }).then(refreshCache, (x) => showError(x.message)) },
+                    'Delete'))));
+  const total = list.reduce((a, e) => a + e.bytes, 0);
+  fill($('#cached-models'), el('caption', { class: 'muted' }, list.length ? `${list.length} model(s), ${fmtBytes(total)}` : 'none yet'),
+       ...rows);
 }
 
 /** Loads the chosen model in the worker; errors go to the error box. */
@@ -47,6 +65,7 @@ export async function loadModel() {
   try { source = modelSource(); } catch (e) { return showError(e.message); }
   state.model = null;
   $('#load-model').disabled = true;
+  $('#cancel-load').hidden = false;
   try {
     const r = await engine.call('loadModel', { source });
     state.model = r.info;
@@ -59,14 +78,18 @@ export async function loadModel() {
     showError(`Model: ${e.message}`);
   } finally {
     $('#load-model').disabled = false;
+    $('#cancel-load').hidden = true;
     updateButtons();
+    refreshCache();
   }
 }
 
 export function initModelPanel(params) {
   $('#load-model').addEventListener('click', loadModel);
+  $('#cancel-load').addEventListener('click', () => engine.cancel());
   $('#clear-cache').addEventListener('click', () => engine.call('clearCache').then(
-    () => setStatus('#model-status', 'Cached models forgotten.'), (e) => showError(e.message)));
+    () => { setStatus('#model-status', 'Cached models forgotten.'); refreshCache(); }, (e) => showError(e.message)));
+  $('#cache-details').addEventListener('toggle', refreshCache);
   if (params.get('model')) $('#model-bundled').value = params.get('model');
   if (params.get('hub')) $('#hub-base').value = new URL(params.get('hub'), location.href).href;
 }
