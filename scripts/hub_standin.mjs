@@ -144,12 +144,13 @@ export async function startHubStandin({ root, host = '127.0.0.1', cdnPort = 0, d
     stream.on('error', () => res.destroy());
     const key = `${f.file}\0${f.mtimeMs}`;
     if (dropOnce > 0 && !range && length > dropOnce && !dropped.has(key)) {
-      dropped.add(key);
-      stats.drops++;
       let sent = 0;
       stream.on('data', (chunk) => {
         const room = dropOnce - sent;
         if (chunk.length >= room) {
+          if (dropped.has(key)) { sent += chunk.length; return void res.write(chunk); }
+          dropped.add(key);   // once: counted when it really happens, not for a cancelled request
+          stats.drops++;
           stream.destroy();
           res.write(chunk.subarray(0, room), () => setTimeout(() => res.socket && res.socket.destroy(), 20));
           sent = dropOnce;
@@ -158,6 +159,8 @@ export async function startHubStandin({ root, host = '127.0.0.1', cdnPort = 0, d
         sent += chunk.length;
         if (!res.write(chunk)) { stream.pause(); res.once('drain', () => stream.resume()); }
       });
+      stream.on('end', () => res.end());
+      res.on('close', () => stream.destroy());
       return;
     }
     stream.pipe(res);

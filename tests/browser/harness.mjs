@@ -70,13 +70,33 @@ export async function open(opts = {}) {
   page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
   context.on('weberror', (e) => consoleErrors.push(`weberror: ${e.error().message}`));
   return {
-    url: server.url, page, context, consoleErrors,
+    url: server.url, page, context, consoleErrors, server, userDataDir,
     async close() {
       await context.close().catch(() => {});
       await server.close();
       fs.rmSync(userDataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * RSS in bytes of the Chromium started with userDataDir: its browser process and every
+ * descendant (renderers, the GPU and utility processes), from /proc via ps.
+ */
+export function chromiumRss(userDataDir) {
+  const r = spawnSync('ps', ['-eo', 'pid=,ppid=,rss=,args='], { encoding: 'utf8' });
+  const procs = r.stdout.split('\n').filter(Boolean).map((l) => {
+    const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/.exec(l);
+    return m && { pid: +m[1], ppid: +m[2], rss: +m[3] * 1024, args: m[4] };
+  }).filter(Boolean);
+  const roots = procs.filter((p) => p.args.includes(`--user-data-dir=${userDataDir}`) &&
+                                    !p.args.includes('--type='));
+  const ids = new Set(roots.map((p) => p.pid));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of procs) if (!ids.has(p.pid) && ids.has(p.ppid)) { ids.add(p.pid); grew = true; }
+  }
+  return procs.filter((p) => ids.has(p.pid)).reduce((a, p) => a + p.rss, 0);
 }
 
 export function artifact(name) {

