@@ -15,8 +15,8 @@
 //  and answer OPTIONS preflights.
 //
 // Test switches (options, or env LPL_HUB_DROP_ONCE / LPL_HUB_NO_RANGE):
-//   dropOnce: N  the first full-body CDN GET of each file is cut after N bytes
-//                (the connection is destroyed), once per file;
+//   dropOnce: N  the first CDN response of each file that reaches byte N is cut
+//                there (the connection is destroyed), once per file;
 //   noRange: true  the CDN ignores Range and always sends the whole file (200).
 import http from 'node:http';
 import fs from 'node:fs';
@@ -143,20 +143,20 @@ export async function startHubStandin({ root, host = '127.0.0.1', cdnPort = 0, d
     const stream = fs.createReadStream(f.file, { start, end });
     stream.on('error', () => res.destroy());
     const key = `${f.file}\0${f.mtimeMs}`;
-    if (dropOnce > 0 && !range && length > dropOnce && !dropped.has(key)) {
-      let sent = 0;
+    if (dropOnce > 0 && start < dropOnce && end >= dropOnce && !dropped.has(key)) {
+      // cut this response where it reaches byte dropOnce of the file (once per file;
+      // counted when it happens, so a request cancelled earlier does not use it up)
+      let at = start;
       stream.on('data', (chunk) => {
-        const room = dropOnce - sent;
-        if (chunk.length >= room) {
-          if (dropped.has(key)) { sent += chunk.length; return void res.write(chunk); }
-          dropped.add(key);   // once: counted when it really happens, not for a cancelled request
+        const room = dropOnce - at;
+        if (!dropped.has(key) && chunk.length >= room) {
+          dropped.add(key);
           stats.drops++;
           stream.destroy();
           res.write(chunk.subarray(0, room), () => setTimeout(() => res.socket && res.socket.destroy(), 20));
-          sent = dropOnce;
           return;
         }
-        sent += chunk.length;
+        at += chunk.length;
         if (!res.write(chunk)) { stream.pause(); res.once('drain', () => stream.resume()); }
       });
       stream.on('end', () => res.end());

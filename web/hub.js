@@ -94,7 +94,9 @@ self.LabHub = (function () {
       if (signal.aborted) throw cancelled();
       let r;
       try {
-        r = await fetch(url, { signal, headers: got ? { Range: `bytes=${got}-` } : {} });
+        // no-store: GBs of weights need not land in the HTTP cache too (and a cached
+        // tail would turn this GET into a sparse range request)
+        r = await fetch(url, { signal, cache: 'no-store', headers: got ? { Range: `bytes=${got}-` } : {} });
       } catch (e) {
         if (signal.aborted) throw cancelled();
         if (++tries > RETRIES) throw new Error(`downloading ${url}: ${e.message}`);
@@ -331,7 +333,7 @@ self.LabHub = (function () {
   /** The zip directory at a .bin's end (Range); a server without Range is noted, not fatal. */
   async function fetchTail(u, size, imp, signal) {
     const n = Math.min(size, TAIL);
-    const r = await fetch(u, { signal, headers: { Range: `bytes=${size - n}-` } });
+    const r = await fetch(u, { signal, cache: 'no-store', headers: { Range: `bytes=${size - n}-` } });
     if (r.status !== 206) {
       r.body && r.body.cancel();
       return false;   // a legacy .bin needs no directory; a zip one fails with a message naming Range

@@ -50,7 +50,7 @@ async function startLoad(page, repo) {
 }
 
 async function settle(page) {
-  await page.waitForFunction(() => window.__lab.state.model || window.__lab.state.errors.length, null, { timeout: 240000 });
+  await page.waitForFunction(() => window.__lab.state.model || window.__lab.state.errors.length, null, { timeout: 900000 });
   await page.waitForFunction(() => document.querySelector('#cancel-load').hidden, null, { timeout: 60000 });
   return page.evaluate(() => ({ model: window.__lab.state.model, errors: window.__lab.state.errors,
     status: document.querySelector('#model-status').textContent, progress: window.__lab.state.progress,
@@ -62,7 +62,7 @@ async function loadHub(page, repo) {
   return settle(page);
 }
 
-const T = { timeout: 600000, skip: SKIP };
+const T = { timeout: 1500000, skip: SKIP };
 
 test('medium fp16 .bin through the redirecting Hub: resumed, within 1 GB of the idle page, then from the cache', T, async () => {
   const medium = path.join(repoDir('medium'), 'pytorch_model.bin');
