@@ -401,9 +401,7 @@ void cli_progress_update(cli_progress *p, const lpl_run_progress *pg, int force)
 {
     if (p->quiet || pg->placement < 0)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    double now = lpl_now_seconds();
     double every = p->tty ? 0.1 : 5.0;
     if (!force && now - p->last < every)
         return;
@@ -607,7 +605,7 @@ static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t
         const lpl_lora *l = lpl_run_adapter(r, i);
         if (saved[i] || !l)
             continue;
-        char dir[LPL_EXP_PATH_MAX + 80];
+        char dir[LPL_PATH_MAX + 80];
         if (o->adapter_in_out)
             snprintf(dir, sizeof dir, "%s", o->out);
         else

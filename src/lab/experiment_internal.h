@@ -92,7 +92,6 @@ struct lpl_run {
 lpl_status lpl_evaluate_with_state(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s,
                                    const lpl_example_set *ex, lpl_eval_result *out, lpl_error *err);
 
-double lpl_now_seconds(void);
 /* The result object of a placement (built from its run state). */
 cJSON *lpl_run_build_result(const lpl_run *r, int i);
 /* The environment object (build, threads, SIMD). */

@@ -10,13 +10,6 @@
 
 #include "experiment_internal.h"
 
-double lpl_now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---------------------------------------------------------------- events */
 
 static void push_event(lpl_run *r, cJSON *ev)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "experiment_internal.h"
+#include "lpl/core/rng.h"
 
 static int max_len_of(const lpl_example_set *ex)
 {
