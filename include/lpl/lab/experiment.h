@@ -16,6 +16,7 @@
 #include "lpl/model/lora.h"
 #include "lpl/model/optim.h"
 #include "lpl/io/tokenizer.h"
+#include "lpl/lab/eval.h"
 
 #define LPL_EXP_MAX_PLACEMENTS 16
 /* (the path limit is LPL_PATH_MAX of lpl/core/files.h) */
@@ -119,42 +120,6 @@ lpl_status lpl_experiment_count(const lpl_experiment_config *c, const lpl_gpt2_c
  * malloc'd; NULL with err set on an invalid placement. */
 char *lpl_experiment_count_json(const lpl_experiment_config *c, const lpl_gpt2_config *mc,
                                 lpl_error *err);
-
-/* ------------------------------------------------------------------ eval, generate */
-
-typedef struct {
-    double nll_sum;            /* over all scored tokens */
-    int64_t n_tokens;          /* scored tokens */
-    int n_samples;             /* examples with at least one scored token */
-    double eval_loss;          /* nll_sum / n_tokens */
-    double perplexity;         /* exp(eval_loss) */
-    double mean_sample_perplexity; /* mean over samples of exp(sample loss); usually above
-                                  * perplexity (Jensen) and dominated by the worst sample */
-} lpl_eval_result;
-
-/* Eval loss of the model (with lora if non-NULL, no dropout) over examples.
- * LPL_ERR_INVALID if no example has a scored token. */
-lpl_status lpl_evaluate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
-                        lpl_eval_result *out, lpl_error *err);
-
-typedef struct {
-    int max_new_tokens;   /* default 64 */
-    float temperature;    /* <= 0: greedy */
-    int top_k;            /* 0: whole vocabulary */
-    uint64_t seed;
-    int alpaca;           /* wrap the prompt in the Alpaca template (instruction, no input) */
-    float repetition_penalty; /* as transformers' generate: logits of tokens already in the
-                                 sequence are divided (if > 0) or multiplied (if < 0) by it;
-                                 1 = off (default) */
-} lpl_generate_options;
-
-void lpl_generate_options_default(lpl_generate_options *o);
-
-/* Continues prompt with the model (and lora if non-NULL) until end-of-text, the
- * context is full, or max_new_tokens; *text (malloc'd) is the continuation only. */
-lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_tokenizer *tok,
-                        const char *prompt, const lpl_generate_options *o, char **text,
-                        lpl_error *err);
 
 /* ------------------------------------------------------------------ run */
 
