@@ -5,12 +5,13 @@
 //  GET|HEAD /hub/<repo>/resolve/<rev>/<file>
 //    rev: "main" or the repo's current commit (40 hex: a hash of the repo's file
 //    names, sizes and mtimes, so changing a file moves main; older commits are gone).
+//    ETags are send_file.mjs's (size and mtime; the Hub uses the file's sha256).
 //    Small files: 200 with the bytes, ETag, X-Repo-Commit.
 //    LFS files (.bin .safetensors .gguf .h5 .msgpack .pt, or >= 10 MB): 302 to the
 //    "CDN", a second server on its own port, with X-Linked-Size, X-Linked-Etag and
 //    X-Repo-Commit, as the Hub does.
-//  GET|HEAD on the CDN: the bytes with ETag, Accept-Ranges; Range "bytes=a-b" / "a-"
-//    / "-n" answers 206 with Content-Range, an unsatisfiable one 416.
+//  GET|HEAD on the CDN: the file as scripts/send_file.mjs sends it (ETag,
+//    Accept-Ranges; Range answers 206 with Content-Range, an unsatisfiable one 416).
 //  Both send CORS headers (Access-Control-Allow-Origin: *, the headers above exposed)
 //  and answer OPTIONS preflights.
 //
@@ -22,6 +23,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { sendFile, parseRange, etagOf } from './send_file.mjs';
 
 const LFS_EXT = new Set(['.bin', '.safetensors', '.gguf', '.h5', '.msgpack', '.pt', '.pth', '.onnx']);
 const LFS_MIN = 10 * 1024 * 1024;
@@ -70,34 +72,10 @@ function repoState(root, repo) {
   for (const n of names) {
     const st = fs.statSync(path.join(dir, n));
     if (!st.isFile()) continue;
-    files.set(n, { file: path.join(dir, n), size: st.size, mtimeMs: st.mtimeMs });
+    files.set(n, { file: path.join(dir, n), size: st.size, mtime: st.mtime, mtimeMs: st.mtimeMs });
     h.update(`${n}\0${st.size}\0${st.mtimeMs}\n`);
   }
   return { dir, files, commit: h.digest('hex') };
-}
-
-// The file's identity for ETag (the Hub uses its sha256; size and mtime are a
-// cheap stand-in that changes whenever the file does).
-const etagOf = (f) => `"${crypto.createHash('sha1').update(`${f.file}\0${f.size}\0${f.mtimeMs}`).digest('hex')}"`;
-
-/** Parses a single Range header against size: {start, end} (inclusive), 'bad', or null (none). */
-export function parseRange(header, size) {
-  if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return 'bad';
-  let start, end;
-  if (m[1] === '') {          // suffix: the last n bytes
-    const n = Number(m[2]);
-    if (n === 0) return 'bad';
-    start = Math.max(0, size - n);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-    if (m[2] !== '' && Number(m[2]) < start) return 'bad';
-  }
-  if (start >= size) return 'bad';
-  return { start, end };
 }
 
 /**
@@ -124,46 +102,50 @@ export async function startHubStandin({ root, host = '127.0.0.1', cdnPort = 0, d
     const state = repoState(root, repo);
     const f = state && state.files.get(file);
     if (!f || commit !== state.commit) return text(res, req, 404, 'not found (the file changed since the redirect)');
-    const etag = etagOf(f);
-    const base = { ...cors, ETag: etag, 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-cache' };
-    if (!noRange) base['Accept-Ranges'] = 'bytes';
-    let range = noRange ? null : parseRange(req.headers.range, f.size);
-    const ifRange = req.headers['if-range'];
-    if (range && ifRange && ifRange !== etag) range = null;   // changed since: the whole file
-    if (range === 'bad') {
-      return text(res, req, 416, 'range not satisfiable', { 'Content-Range': `bytes */${f.size}` });
+    const headers = { ...cors, 'Cache-Control': 'no-cache' };
+    if (req.method === 'GET') {
+      stats.cdnGets++;
+      if (req.headers.range && !noRange) stats.rangeGets++;
     }
-    const start = range ? range.start : 0, end = range ? range.end : f.size - 1;
-    const length = Math.max(0, end - start + 1);
-    res.writeHead(range ? 206 : 200, { ...base, 'Content-Length': length,
-      ...(range ? { 'Content-Range': `bytes ${start}-${end}/${f.size}` } : {}) });
-    if (req.method === 'HEAD' || length === 0) return res.end();
-    stats.cdnGets++;
-    if (range) stats.rangeGets++;
+    if (noRange) {   // a server that knows no Range: always the whole file
+      res.writeHead(200, { ...headers, ETag: etagOf(f), 'Content-Type': 'application/octet-stream', 'Content-Length': f.size });
+      if (req.method === 'HEAD') return res.end();
+      return sendBytes(res, f, 0, f.size - 1);
+    }
+    const ranges = parseRange(req.headers.range, f.size);
+    const one = Array.isArray(ranges) && ranges.length === 1 ? ranges[0] : null;
+    const start = one ? one.start : 0, end = one ? one.end : f.size - 1;
+    const key = `${f.file}\0${f.mtimeMs}`;
+    if (req.method === 'GET' && dropOnce > 0 && (one || !ranges) && start < dropOnce && end >= dropOnce && !dropped.has(key)) {
+      res.writeHead(one ? 206 : 200, { ...headers, ETag: etagOf(f), 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream',
+        'Content-Length': end - start + 1, ...(one ? { 'Content-Range': `bytes ${start}-${end}/${f.size}` } : {}) });
+      return sendBytes(res, f, start, end, key);
+    }
+    return sendFile(req, res, f, 'application/octet-stream', headers);
+  }
+
+  // Streams bytes [start, end] of f; with dropKey, cuts the connection where the
+  // response reaches byte dropOnce (once per file, counted when it happens, so a
+  // request cancelled earlier does not use it up).
+  function sendBytes(res, f, start, end, dropKey) {
     const stream = fs.createReadStream(f.file, { start, end });
     stream.on('error', () => res.destroy());
-    const key = `${f.file}\0${f.mtimeMs}`;
-    if (dropOnce > 0 && start < dropOnce && end >= dropOnce && !dropped.has(key)) {
-      // cut this response where it reaches byte dropOnce of the file (once per file;
-      // counted when it happens, so a request cancelled earlier does not use it up)
-      let at = start;
-      stream.on('data', (chunk) => {
-        const room = dropOnce - at;
-        if (!dropped.has(key) && chunk.length >= room) {
-          dropped.add(key);
-          stats.drops++;
-          stream.destroy();
-          res.write(chunk.subarray(0, room), () => setTimeout(() => res.socket && res.socket.destroy(), 20));
-          return;
-        }
-        at += chunk.length;
-        if (!res.write(chunk)) { stream.pause(); res.once('drain', () => stream.resume()); }
-      });
-      stream.on('end', () => res.end());
-      res.on('close', () => stream.destroy());
-      return;
-    }
-    stream.pipe(res);
+    res.on('close', () => stream.destroy());
+    if (!dropKey) return stream.pipe(res);
+    let at = start;
+    stream.on('data', (chunk) => {
+      const room = dropOnce - at;
+      if (!dropped.has(dropKey) && chunk.length >= room) {
+        dropped.add(dropKey);
+        stats.drops++;
+        stream.destroy();
+        res.write(chunk.subarray(0, room), () => setTimeout(() => res.socket && res.socket.destroy(), 20));
+        return;
+      }
+      at += chunk.length;
+      if (!res.write(chunk)) { stream.pause(); res.once('drain', () => stream.resume()); }
+    });
+    stream.on('end', () => res.end());
   }
 
   await new Promise((ok, fail) => { cdn.once('error', fail); cdn.listen(cdnPort, host, ok); });
@@ -185,7 +167,7 @@ export async function startHubStandin({ root, host = '127.0.0.1', cdnPort = 0, d
     if (rev !== 'main' && rev !== state.commit) return text(res, req, 404, 'Revision not found', { ...h, 'X-Error-Code': 'RevisionNotFound' });
     const f = state.files.get(file);
     if (!f) return text(res, req, 404, 'Entry not found', { ...h, 'X-Error-Code': 'EntryNotFound', 'X-Repo-Commit': state.commit });
-    const etag = etagOf(f);
+    const etag = etagOf(f);   // the CDN sends the same ETag (scripts/send_file.mjs)
     if (LFS_EXT.has(path.extname(file).toLowerCase()) || f.size >= LFS_MIN) {
       const loc = `${cdnOrigin}/repos/${repo.map(encodeURIComponent).join('/')}/${state.commit}/${encodeURIComponent(file)}`;
       res.writeHead(302, { ...h, Location: loc, 'X-Linked-Size': f.size, 'X-Linked-Etag': etag,
