@@ -1,6 +1,8 @@
-/* Streamed import: every fixture checkpoint (safetensors, fp32 and fp16 PyTorch zips,
- * a legacy fp16 .bin) fed in chunks of 1, 7, 4093 bytes and whole gives byte for byte
- * the GGUF of the whole-file converter, for F32 and Q8_0; a cut-off file, an untied
+/* Streamed import (the one importer: lpl_convert_hf_memory and the CLI feed it too,
+ * and test_import checks its GGUF against PyTorch): every fixture checkpoint
+ * (safetensors, fp32 and fp16 PyTorch zips, a legacy fp16 .bin) fed in chunks of 1, 7
+ * and 4093 bytes gives byte for byte the GGUF of the whole file fed at once, for F32
+ * and Q8_0; a cut-off file, an untied
  * head, a corrupt data.pkl, a non-checkpoint and a memory limit are refused with
  * messages naming the problem; the peak estimate is what the limit compares. */
 #include <stdlib.h>
@@ -83,7 +85,7 @@ static void test_same_bytes(const char *path, const char *format)
         void *ref = NULL;
         size_t ref_n = 0;
         CHECK(lpl_convert_hf_memory(config.p, config.n, ck.p, ck.n, vocab.p, vocab.n, merges.p, merges.n, types[ti],
-                                    &ref, &ref_n, &err) == LPL_OK, "%s: whole-file convert: %s", path, err.msg);
+                                    &ref, &ref_n, &err) == LPL_OK, "%s: whole file at once: %s", path, err.msg);
         for (int ci = 0; ci < 4; ci++) {
             if (chunks[ci] == 1 && ti == 1)
                 continue; /* byte by byte once per file is enough */
@@ -91,7 +93,7 @@ static void test_same_bytes(const char *path, const char *format)
             lpl_status st = stream(ck.p, ck.n, chunks[ci], types[ti], 0, &out, &err);
             CHECK(st == LPL_OK, "%s chunk %zu: %s", path, chunks[ci], err.msg);
             CHECK(out.n == ref_n && out.p && !memcmp(out.p, ref, ref_n),
-                  "%s (%s) chunk %zu type %d: streamed GGUF (%zu bytes) differs from the whole-file one (%zu)", path,
+                  "%s (%s) chunk %zu type %d: GGUF (%zu bytes) differs from the whole-file one (%zu)", path,
                   format, chunks[ci], (int)types[ti], out.n, ref_n);
             free(out.p);
         }

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "fmt_util.h"
-#include "lpl/core/kernels.h"
 
 /* ------------------------------------------------------------------ config.json */
 
@@ -219,27 +218,13 @@ static void expected_str(const lpl_hf_entry *e, char *buf, size_t size)
         snprintf(buf, size, "[%lld, %lld]", (long long)e->rows, (long long)e->cols);
 }
 
-/* lm_head.weight must equal wte, exactly or after rounding both to fp16. */
+/* lm_head.weight must have wte's shape; its values are compared row by row as they
+ * stream in (src/io/hf_stream.c). */
 static lpl_status check_tied_head(const lpl_st_tensor *head, const lpl_st_tensor *wte, lpl_error *err)
 {
     if (head->n_dims != 2 || head->shape[0] != wte->shape[0] || head->shape[1] != wte->shape[1])
         return lpl_fail(err, LPL_ERR_UNSUPPORTED,
                         "lm_head.weight has a different shape from the token embedding: untied LM heads are not supported");
-    if (!head->data || !wte->data) /* a streamed index: the values are compared as they arrive */
-        return LPL_OK;
-    int64_t n = head->shape[0] * head->shape[1], chunk = 4096;
-    float a[4096], b[4096];
-    for (int64_t i = 0; i < n; i += chunk) {
-        int64_t k = n - i < chunk ? n - i : chunk;
-        size_t ea = head->dtype == LPL_F32 ? 4 : 2, eb = wte->dtype == LPL_F32 ? 4 : 2;
-        lpl_st_to_f32(head->dtype, (const uint8_t *)head->data + (size_t)i * ea, a, k);
-        lpl_st_to_f32(wte->dtype, (const uint8_t *)wte->data + (size_t)i * eb, b, k);
-        for (int64_t j = 0; j < k; j++)
-            if (a[j] != b[j] && lpl_fp32_to_fp16(a[j]) != lpl_fp32_to_fp16(b[j]))
-                return lpl_fail(err, LPL_ERR_UNSUPPORTED,
-                                "lm_head.weight differs from the token embedding (element %lld: %g vs %g): "
-                                "untied LM heads are not supported", (long long)(i + j), (double)a[j], (double)b[j]);
-    }
     return LPL_OK;
 }
 
@@ -307,26 +292,6 @@ void lpl_hf_plan_free(lpl_hf_plan *plan)
     free(plan->e);
     plan->e = NULL;
     plan->n = 0;
-}
-
-void lpl_hf_entry_f32(const lpl_hf_entry *e, float *dst)
-{
-    int64_t rows = e->rows ? e->rows : 1, cols = e->cols, n = rows * cols;
-    if (!e->transpose) {
-        lpl_st_to_f32(e->src->dtype, e->src->data, dst, n);
-        return;
-    }
-    /* source is [cols][rows] (Conv1D [in, out]); walk it in tiles so both sides stay cached */
-    size_t es = e->src->dtype == LPL_F32 ? 4 : 2;
-    const uint8_t *src = e->src->data;
-    float tile[32];
-    for (int64_t c0 = 0; c0 < cols; c0++)
-        for (int64_t r0 = 0; r0 < rows; r0 += 32) {
-            int64_t k = rows - r0 < 32 ? rows - r0 : 32;
-            lpl_st_to_f32(e->src->dtype, src + (size_t)(c0 * rows + r0) * es, tile, k);
-            for (int64_t j = 0; j < k; j++)
-                dst[(r0 + j) * cols + c0] = tile[j];
-        }
 }
 
 /* ------------------------------------------------------------------ tokenizer files */

@@ -1,6 +1,6 @@
 /* Private: Hugging Face GPT-2 checkpoints -> our layout. config.json parsing, the
- * HF -> GGUF tensor-name plan with shape checks, fp32 extraction (Conv1D weights
- * [in, out] transposed to our [out, in] rows), and vocab.json/merges.txt parsing. */
+ * HF -> GGUF tensor-name plan with shape checks (Conv1D weights [in, out] become our
+ * [out, in] rows in src/io/hf_stream.c), and vocab.json/merges.txt parsing. */
 #ifndef LPL_HF_IMPORT_H
 #define LPL_HF_IMPORT_H
 
@@ -32,16 +32,14 @@ lpl_status lpl_hf_parse_config(const char *json, size_t len, lpl_gpt2_config *cf
 /* Maps checkpoint tensors (names with or without "transformer.") to GGUF names,
  * checks every shape against cfg, skips attn.bias / attn.masked_bias, accepts an
  * lm_head.weight equal to wte (within fp16 rounding) and refuses a different one,
- * an unknown tensor, a missing or duplicated one, naming it. Tensors without data
- * (a streamed index) are mapped and shape-checked; the head is left to the caller. */
+ * an unknown tensor, a missing or duplicated one, naming it. Tensors need no data
+ * (a streamed index): the head's values are compared by the streamed importer. */
 lpl_status lpl_hf_plan_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t, int64_t n,
                              lpl_hf_plan *plan, lpl_error *err);
 void lpl_hf_plan_free(lpl_hf_plan *plan);
 /* The plan's entries (GGUF names, shapes, kinds) from cfg alone, no sources. */
 lpl_status lpl_hf_plan_layout(const lpl_gpt2_config *cfg, lpl_hf_plan *plan, lpl_error *err);
 
-/* Entry e as fp32 in our layout into dst (rows*cols, or cols for a vector). */
-void lpl_hf_entry_f32(const lpl_hf_entry *e, float *dst);
 
 /* Tokenizer vocabulary in id order and merges in rank order. */
 typedef struct {

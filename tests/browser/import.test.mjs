@@ -50,7 +50,8 @@ async function startLoad(page, repo) {
 }
 
 async function settle(page) {
-  await page.waitForFunction(() => window.__lab.state.model || window.__lab.state.errors.length, null, { timeout: 900000 });
+  await page.waitForFunction(() => window.__lab.state.model || window.__lab.state.errors.length, null, { timeout: 900000 })
+    .catch(async (e) => { throw new Error(`${e.message}; the page says: ${await page.textContent('#model-status')}`); });
   await page.waitForFunction(() => document.querySelector('#cancel-load').hidden, null, { timeout: 60000 });
   return page.evaluate(() => ({ model: window.__lab.state.model, errors: window.__lab.state.errors,
     status: document.querySelector('#model-status').textContent, progress: window.__lab.state.progress,
@@ -158,7 +159,7 @@ test('a moved main downloads again; a cache entry can be deleted', T, async () =
 });
 
 test('a server without Range: clear messages for an interrupted download and a zip .bin', T, async () => {
-  const h = await open({ hubRoot, hubNoRange: true, hubDropOnce: 200000 });
+  const h = await open({ hubRoot, hubNoRange: true, hubDropOnce: 400000 });
   const { page } = h;
   try {
     await page.goto(`${h.url}?hub=/hub&autoload=0&test=1`);

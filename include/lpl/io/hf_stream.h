@@ -3,8 +3,9 @@
  * any size, and each tensor is converted (Q8_0 etc.) straight into its place in a GGUF
  * file built in memory. At its peak the importer holds the GGUF, one tensor (only
  * Conv1D weights, which must be transposed, are held whole; others go row by row)
- * and a buffer the size of the largest header or pickle. The result is byte for byte
- * what lpl_convert_hf_memory writes from the whole file. */
+ * and a buffer the size of the largest header or pickle. The same bytes come out
+ * whatever the chunking. It is the project's one importer: lpl_convert_hf_memory and
+ * lpl_convert_hf_dir (loralab convert) feed it too. */
 #ifndef LPL_HF_STREAM_H
 #define LPL_HF_STREAM_H
 
