@@ -414,6 +414,7 @@ struct lpl_gpt2_state {
     float *grads;
     int64_t n_grads;
     lpl_gpt2_timings tm;
+    lpl_compute compute; /* base products in fp32 or int8 */
     size_t bytes;
     void *buf;
 };
@@ -493,6 +494,40 @@ void lpl_gpt2_zero_grads(lpl_gpt2_state *s)
         memset(s->grads, 0, (size_t)s->n_grads * sizeof(float));
 }
 
+const char *lpl_compute_name(lpl_compute c) { return c == LPL_COMPUTE_INT8 ? "int8" : "f32"; }
+
+lpl_status lpl_compute_parse(const char *s, lpl_compute *out, lpl_error *err)
+{
+    if (s && !strcmp(s, "f32"))
+        *out = LPL_COMPUTE_F32;
+    else if (s && !strcmp(s, "int8"))
+        *out = LPL_COMPUTE_INT8;
+    else
+        return lpl_fail(err, LPL_ERR_INVALID, "compute: '%s' is not one of f32, int8", s ? s : "(null)");
+    return LPL_OK;
+}
+
+void lpl_gpt2_state_set_compute(lpl_gpt2_state *s, lpl_compute c) { s->compute = c; }
+lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s) { return s->compute; }
+
+/* The base's linear products in the state's compute. */
+static void base_forward(const lpl_gpt2_state *s, float *Y, const float *X, const lpl_matrix *W,
+                         const float *bias, int T)
+{
+    if (s->compute == LPL_COMPUTE_INT8)
+        lpl_linear_forward_q8(Y, X, W, bias, T, 0);
+    else
+        lpl_linear_forward(Y, X, W, bias, T, 0);
+}
+
+static void base_backward_input(const lpl_gpt2_state *s, float *dX, const float *dY, const lpl_matrix *W, int T)
+{
+    if (s->compute == LPL_COMPUTE_INT8)
+        lpl_linear_backward_input_q8(dX, dY, W, T);
+    else
+        lpl_linear_backward_input(dX, dY, W, T);
+}
+
 void lpl_gpt2_get_timings(const lpl_gpt2_state *s, lpl_gpt2_timings *t) { *t = s->tm; }
 void lpl_gpt2_reset_timings(lpl_gpt2_state *s) { memset(&s->tm, 0, sizeof s->tm); }
 
@@ -545,7 +580,7 @@ static void site_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state
 {
     const lpl_gpt2_block *b = &m->blocks[l];
     double t0 = now_sec();
-    lpl_linear_forward(Y, X, &b->w[site], b->b[site], T, 0);
+    base_forward(s, Y, X, &b->w[site], b->b[site], T);
     double t1 = now_sec();
     *bucket += t1 - t0;
     const lpl_lora_module *mod = lora ? lora->by_site[l * LPL_N_SITES + site] : NULL;
@@ -635,7 +670,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
     s->tm.layernorm += t1 - t0;
     lpl_loss loss = {0.0, 0, 0.0f};
     if (!targets) {
-        lpl_linear_forward(s->logits, s->lnf, &m->wte, NULL, T, 0);
+        base_forward(s, s->logits, s->lnf, &m->wte, NULL, T);
     } else {
         /* the LM head is the largest product: run it on scored rows only */
         memcpy(s->targets, targets, (size_t)T * sizeof(int));
@@ -650,7 +685,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
             }
         }
         if (n > 0) {
-            lpl_linear_forward(s->logits, s->ln_buf, &m->wte, NULL, n, 0);
+            base_forward(s, s->logits, s->ln_buf, &m->wte, NULL, n);
             lpl_crossentropy_forward(s->nll, s->ce_lse, s->logits, s->row_targets, NULL, n, V);
         }
         for (int k = 0; k < n; k++)
@@ -701,7 +736,7 @@ static void site_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_stat
     const lpl_matrix *W = &m->blocks[l].w[site];
     double t0 = now_sec();
     memset(dX, 0, (size_t)T * W->cols * sizeof(float));
-    lpl_linear_backward_input(dX, dY, W, T);
+    base_backward_input(s, dX, dY, W, T);
     if (g->w[site]) {
         lpl_linear_backward_weight(g->w[site], dY, X, T, W->rows, W->cols);
         lpl_bias_backward(g->b[site], dY, T, W->rows);
@@ -799,7 +834,7 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
     const int n = s->n_scored;
     lpl_crossentropy_backward(s->logits, s->logits, s->ce_lse, s->row_targets, NULL, n, V, 1.0f / (float)n);
     memset(s->dC, 0, (size_t)n * C * sizeof(float));
-    lpl_linear_backward_input(s->dC, s->logits, &m->wte, n);
+    base_backward_input(s, s->dC, s->logits, &m->wte, n);
     if (s->grads)
         lpl_linear_backward_weight(s->grads + top.wte, s->logits, s->ln_buf, n, V, C);
     /* unpack d(ln_f output) to all T rows (zero where unscored) */
