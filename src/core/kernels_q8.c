@@ -24,6 +24,7 @@
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if LPL_VW >= 16
