@@ -728,15 +728,18 @@ static void block_grads_of(const lpl_gpt2_state *s, int l, block_grads *g)
     }
 }
 
-/* dX = dY W (overwritten), plus weight/bias gradients and the LoRA branch backward. */
+/* dX = dY W (overwritten), plus weight/bias gradients and the LoRA branch backward.
+ * dX NULL: nobody needs the input gradient (the lowest adapted site), skip it. */
 static void site_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, const block_grads *g,
                           int l, lpl_site site, float *dX, const float *dY, const float *X, int T,
                           double *bucket)
 {
     const lpl_matrix *W = &m->blocks[l].w[site];
     double t0 = now_sec();
-    memset(dX, 0, (size_t)T * W->cols * sizeof(float));
-    base_backward_input(s, dX, dY, W, T);
+    if (dX) {
+        memset(dX, 0, (size_t)T * W->cols * sizeof(float));
+        base_backward_input(s, dX, dY, W, T);
+    }
     if (g->w[site]) {
         lpl_linear_backward_weight(g->w[site], dY, X, T, W->rows, W->cols);
         lpl_bias_backward(g->b[site], dY, T, W->rows);
@@ -750,8 +753,11 @@ static void site_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_stat
     }
 }
 
-/* On entry s->dres holds d(block output); on exit d(block input). */
-static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, int l, int T)
+/* On entry s->dres holds d(block output); on exit d(block input). last >= 0: this is
+ * the lowest layer backward reaches and nothing below site `last` (in backward order
+ * mlp.c_proj, mlp.c_fc, attn.c_proj, attn.c_attn) needs a gradient, so the block stops
+ * once that site's adapters have theirs (dres is then left unfinished). */
+static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, int l, int T, int last)
 {
     const lpl_gpt2_config *c = &m->cfg;
     const size_t C = (size_t)c->n_embd, sT = (size_t)s->max_T;
@@ -772,19 +778,28 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     t0 = now_sec();
     lpl_gelu_forward(s->gelu_buf, fch, (int64_t)T4C);
     s->tm.mlp += now_sec() - t0;
-    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, s->d4C_a, s->dres, s->gelu_buf, T, &s->tm.mlp);
+    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, last == LPL_SITE_MLP_PROJ ? NULL : s->d4C_a, s->dres,
+                  s->gelu_buf, T, &s->tm.mlp);
+    if (last == LPL_SITE_MLP_PROJ)
+        return;
     t0 = now_sec();
     memset(s->d4C_b, 0, T4C * sizeof(float));
     lpl_gelu_backward(s->d4C_b, fch, s->d4C_a, (int64_t)T4C);
     s->tm.mlp += now_sec() - t0;
-    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_FC, s->dC, s->d4C_b, s->ln_buf, T, &s->tm.mlp);
+    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_FC, last == LPL_SITE_MLP_FC ? NULL : s->dC, s->d4C_b, s->ln_buf,
+                  T, &s->tm.mlp);
+    if (last == LPL_SITE_MLP_FC)
+        return;
     t0 = now_sec();
     lpl_layernorm_backward(s->dres, g.ln2_w, g.ln2_b, s->dC, res2, b->ln2_w, s->ln2_mean + l * sT,
                            s->ln2_rstd + l * sT, T, (int)C);
     s->tm.layernorm += now_sec() - t0;
 
     /* attention */
-    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, s->dC, s->dres, atty, T, &s->tm.attention);
+    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, last == LPL_SITE_ATTN_PROJ ? NULL : s->dC, s->dres, atty,
+                  T, &s->tm.attention);
+    if (last == LPL_SITE_ATTN_PROJ)
+        return;
     t0 = now_sec();
     memset(s->d3C, 0, (size_t)T * 3 * C * sizeof(float));
     lpl_attention_backward(s->d3C, s->dC, qkv, atty, lse, T, (int)C, c->n_head, s->attn_scratch);
@@ -793,7 +808,10 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     lpl_layernorm_forward(s->ln_buf, s->ln1_mean + l * sT, s->ln1_rstd + l * sT, x, b->ln1_w, b->ln1_b, T,
                           (int)C, c->ln_eps);
     s->tm.layernorm += now_sec() - t1;
-    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_QKV, s->dC, s->d3C, s->ln_buf, T, &s->tm.attention);
+    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_QKV, last == LPL_SITE_ATTN_QKV ? NULL : s->dC, s->d3C, s->ln_buf,
+                  T, &s->tm.attention);
+    if (last == LPL_SITE_ATTN_QKV)
+        return;
     t0 = now_sec();
     lpl_layernorm_backward(s->dres, g.ln1_w, g.ln1_b, s->dC, x, b->ln1_w, s->ln1_mean + l * sT,
                            s->ln1_rstd + l * sT, T, (int)C);
@@ -812,6 +830,18 @@ static int lowest_layer(const lpl_gpt2_state *s, const lpl_lora *lora)
         if (lora->by_site[i])
             return i / LPL_N_SITES;
     return s->cfg.n_layer;
+}
+
+/* In the lowest layer backward reaches: the adapted site the backward meets last
+ * (the lowest site index), or -1 when everything must be computed (full gradients). */
+static int lowest_site(const lpl_gpt2_state *s, const lpl_lora *lora, int l)
+{
+    if (s->grads || !lora)
+        return -1;
+    for (int site = 0; site < LPL_N_SITES; site++)
+        if (lora->by_site[l * LPL_N_SITES + site])
+            return site;
+    return -1;
 }
 
 lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, lpl_error *err)
@@ -852,7 +882,7 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
 
     int lo = lowest_layer(s, lora);
     for (int l = c->n_layer - 1; l >= lo; l--)
-        block_backward(m, lora, s, l, T);
+        block_backward(m, lora, s, l, T, l == lo ? lowest_site(s, lora, l) : -1);
 
     if (s->grads) {
         t0 = now_sec();
