@@ -11,6 +11,7 @@
  * reports the relative RMS error per layer shape and holds it under
  * K_RMS_BOUND (docs/BENCHMARKS.md quotes these figures). */
 #include "check.h"
+#include "kernels_check.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/threads.h"
 

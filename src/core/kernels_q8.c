@@ -17,7 +17,7 @@
  * columns with int32 block sums and fp32 accumulators. An element of C is computed
  * by one task, blocks summed in order, so results do not depend on the thread count.
  * The instruction mapping (vpdpbusd, vpmaddubsw, pmaddwd, i32x4.dot_i16x8_s) is
- * include/lpl/core/simd.h's; lpl_linear_*_q8_ref in kernels_q8_ref.c is the plain
+ * include/lpl/core/simd.h's; lpl_linear_*_q8_ref in tests/support/kernels_q8_ref.c is the plain
  * reference the self-check compares against. */
 #include "lpl/core/kernels.h"
 

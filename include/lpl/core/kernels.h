@@ -50,20 +50,11 @@ void lpl_bias_backward(float *db, const float *dY, int T, int N);
  * scaled once. In the input gradient W's blocks run across the sum, so each 32 x 1
  * column piece of W is requantized with its own float scale while packing. Same
  * shapes and semantics as lpl_linear_forward / lpl_linear_backward_input; a weight
- * that is not Q8_0 is computed in fp32 by those. Independent of the thread count. */
+ * that is not Q8_0 is computed in fp32 by those. Independent of the thread count.
+ * Scalar references: tests/support/kernels_check.h. */
 void lpl_linear_forward_q8(float *Y, const float *X, const lpl_matrix *W, const float *bias, int T,
                            int accumulate);
 void lpl_linear_backward_input_q8(float *dX, const float *dY, const lpl_matrix *W, int T);
-/* Plain scalar references of the two (same quantization, double sums over blocks);
- * W must be Q8_0. The self-check compares the SIMD kernels against them. */
-void lpl_linear_forward_q8_ref(float *Y, const float *X, const lpl_matrix *W, const float *bias, int T,
-                               int accumulate);
-void lpl_linear_backward_input_q8_ref(float *dX, const float *dY, const lpl_matrix *W, int T);
-/* The activation quantizer of the int8 products, for tests: x[0..n) (n <= 32, zeros
- * after) to q[32] with the returned scale d: d = max|x| / 127, q = round-half-even
- * of x * (1/d) (0 when d is 0). */
-float lpl_quantize_block_q8_ref(const float *x, int n, int8_t q[32]);
-
 /* Plain fp32 products (LoRA branches, attention). acc != 0 adds to C.
  *   nt: C[M][N] = A[M][K] . B[N][K]^T
  *   nn: C[M][N] = A[M][K] . B[K][N]

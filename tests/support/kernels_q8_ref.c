@@ -1,7 +1,7 @@
 /* Plain references of the int8 products (kernels_q8.c): the same quantization
  * written as scalar loops, int32 sums per block, the scaled block sums added in
  * double. They are what the self-check holds the SIMD kernels to, on every target. */
-#include "lpl/core/kernels.h"
+#include "kernels_check.h"
 
 #include <math.h>
 #include <stdlib.h>
