@@ -14,17 +14,21 @@
 #include "lpl/model/optim.h"
 #include "lpl/io/tokenizer.h"
 
-#define LPL_EXP_MAX_PLACEMENTS 16
+#define LPL_EXP_MAX_PLACEMENTS 64   /* placements, also after a grid is expanded (grid.h) */
+#define LPL_EXP_MAX_VALUES 8        /* values of r or alpha in a grid */
 #define LPL_EXP_PATH_MAX 1024
 
 /* ------------------------------------------------------------------ config */
 
 /* One placement: a name and where adapters go. Only the placement fields of lora
- * are used (targets, regex, layers); rank, alpha, dropout and seed come from the
- * experiment so that every placement trains with the same hyper-parameters. */
+ * are used (targets, regex, layers); dropout and seed come from the experiment so
+ * that every placement trains with the same hyper-parameters, and so do rank and
+ * alpha unless r / alpha are set (> 0), which a grid does for each of its arms. */
 typedef struct {
     char name[64];
     lpl_lora_config lora;
+    int r;          /* > 0: this placement's rank instead of the experiment's */
+    float alpha;    /* > 0: this placement's alpha instead of the experiment's */
 } lpl_placement;
 
 typedef struct {
@@ -46,6 +50,12 @@ typedef struct {
     uint64_t seed;
     int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
+    /* The grid (grid.h): several values of r / alpha, and layer bands, multiply the
+     * placements. Empty lists and bands <= 1 mean no such dimension. */
+    int n_r_values, r_values[LPL_EXP_MAX_VALUES];
+    int n_alpha_values;
+    float alpha_values[LPL_EXP_MAX_VALUES];
+    int bands;                      /* >= 2: split each placement's layers into that many bands */
     int n_placements;
     lpl_placement placements[LPL_EXP_MAX_PLACEMENTS];
 } lpl_experiment_config;
