@@ -331,9 +331,6 @@ const char *const cli_experiment_flags_help =
     "  --response-only       score only the response tokens\n"
     "LoRA and training:\n"
     "  --r N  --alpha X  --dropout X  --rslora     (default 16, 32, 0.1)\n"
-    "grid (each combination is one arm; see loralab ablate --plan):\n"
-    "  --r N1,N2,...  --alpha X1,X2,...   several ranks / alphas\n"
-    "  --bands K             split each placement's layers into K bands (first, middle, last ... K-th)\n"
     "  --epochs N  --batch-size N  --lr X          (default 3, 1, 2e-4)\n"
     "  --schedule constant|linear|cosine  --warmup-steps N  --weight-decay X  --grad-clip X\n"
     "  --seed N              initialisation, dropout and data order (default 42)\n"
@@ -342,7 +339,10 @@ const char *const cli_experiment_flags_help =
     "placements:\n"
     "  --placements a,b,c    presets: baseline ffn attn all-linear attn-exact mlp-exact\n"
     "  --placement SPEC      a preset, NAME=T1,T2[@LAYERS] (PEFT suffix rule; layers like 0-3,7)\n"
-    "                        or NAME=re:REGEX (whole-name regex); repeat for several\n";
+    "                        or NAME=re:REGEX (whole-name regex); repeat for several\n"
+    "grid (placements x bands x r x alpha are arms, arms x seeds are units; ablate --plan):\n"
+    "  --r N1,N2,...  --alpha X1,X2,...   several ranks / alphas\n"
+    "  --bands K             split each placement's layers into K bands (first, middle, last ... K-th)\n";
 
 /* ---------------------------------------------------------------- model and data */
 

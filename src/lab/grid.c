@@ -131,7 +131,7 @@ int lpl_grid_n_units(const lpl_experiment_config *flat)
 /* The canonical text a unit's id hashes: the config without paths, with only this
  * arm, and the unit's own seed. cJSON prints keys in insertion order, so the text
  * is the same on every machine. */
-static char *unit_definition(const lpl_experiment_config *flat, int arm, uint64_t seed)
+static char *unit_definition(const lpl_experiment_config *flat, int arm, uint64_t seed, const char *files)
 {
     cJSON *o = lpl_experiment_to_cjson(flat);
     if (!o)
@@ -144,23 +144,26 @@ static char *unit_definition(const lpl_experiment_config *flat, int arm, uint64_
     cJSON_DeleteItemFromObjectCaseSensitive(o, "seed");
     cJSON_AddItemToObject(o, "placement", lpl_placement_to_cjson(&flat->placements[arm]));
     cJSON_AddNumberToObject(o, "seed", (double)seed);
+    if (files)
+        cJSON_AddStringToObject(o, "files", files);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
 }
 
-lpl_status lpl_grid_unit_get(const lpl_experiment_config *flat, int k, lpl_grid_unit *u, lpl_error *err)
+lpl_status lpl_grid_unit_get(const lpl_experiment_config *flat, int k, const char *files, lpl_grid_unit *u,
+                             lpl_error *err)
 {
     memset(u, 0, sizeof *u);
-    int ns = n_seeds(flat), n = lpl_grid_n_units(flat);
+    int n = lpl_grid_n_units(flat);
     if (k < 0 || k >= n)
         return lpl_fail(err, LPL_ERR_INVALID, "unit %d does not exist: the plan has %d units (0-%d)", k, n, n - 1);
     u->index = k;
-    u->arm = k / ns;
-    u->seed_index = k % ns;
+    u->arm = k % flat->n_placements;
+    u->seed_index = k / flat->n_placements;
     u->seed = seed_at(flat, u->seed_index);
     snprintf(u->name, sizeof u->name, "%s.s%llu", flat->placements[u->arm].name, (unsigned long long)u->seed);
-    char *def = unit_definition(flat, u->arm, u->seed);
+    char *def = unit_definition(flat, u->arm, u->seed, files);
     if (!def)
         return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: unit definition");
     char hex[65];

@@ -38,10 +38,14 @@ typedef struct {
 /* Number of units of a flat config: placements x seeds. */
 int lpl_grid_n_units(const lpl_experiment_config *flat);
 
-/* Unit k of a flat config (arm-major, seeds fastest). Its id hashes everything that
+/* Unit k of a flat config, in the order a run in one process trains them (seed-major:
+ * every arm with the first seed, then every arm with the next), so unit k is training
+ * k of lpl_run. Its id hashes everything that
  * decides the unit's numbers (hyper-parameters, data counts, the arm's placement, r,
- * alpha, the seed) but not file paths, so the same unit keeps its id in another grid
- * or on another machine. LPL_ERR_INVALID when k is out of range. */
-lpl_status lpl_grid_unit_get(const lpl_experiment_config *flat, int k, lpl_grid_unit *u, lpl_error *err);
+ * alpha, the seed) and files (the model and data sha256, or NULL), but not file
+ * paths, so the same unit keeps its id in another grid or on another machine.
+ * LPL_ERR_INVALID when k is out of range. */
+lpl_status lpl_grid_unit_get(const lpl_experiment_config *flat, int k, const char *files, lpl_grid_unit *u,
+                             lpl_error *err);
 
 #endif
