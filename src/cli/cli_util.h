@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "lpl/lab/experiment.h"
+#include "lpl/io/dir_lock.h"
 #include "lpl/io/gguf.h"
 
 /* Prints "loralab <cmd>: <message>" on stderr and returns LPL_EXIT_USAGE. */
@@ -101,6 +102,13 @@ typedef struct {
 } cli_drive_options;
 
 lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err);
+
+/* One writer per output folder: creates DIR (when create != 0) and takes its lock.
+ * Prints a note (even with --quiet) when a stale lock of a dead process was taken over. On failure
+ * (another live process holds DIR, or the lock file cannot be written) prints
+ * "loralab <cmd>: DIR is in use by pid N on HOST since T" or the reason and
+ * returns LPL_EXIT_FAILED; else 0. Release with lpl_dir_lock_release. */
+int cli_lock_out(const char *cmd, const char *dir, int create, lpl_dir_lock *lock);
 
 /* Applies the experiment flags shared by ablate and train to c. Returns 1 if the
  * current argument was one of them (consumed). */

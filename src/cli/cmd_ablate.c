@@ -24,7 +24,8 @@ static const char *const help =
     "run:\n"
     "  --config FILE         experiment JSON (docs/WASM_API.md); flags override it\n"
     "  --quick               8 train / 4 eval records, 1 epoch, max_len 96\n"
-    "  --out DIR             output folder (default results/<timestamp>)\n"
+    "  --out DIR             output folder (default results/<timestamp>); one process\n"
+    "                        at a time writes it (DIR/.loralab.lock names the holder)\n"
     "  --resume DIR          continue an interrupted run in DIR (its config is reused)\n"
     "  --threads N           worker threads (default: all cores)\n"
     "  --quiet               no progress line\n"
@@ -235,13 +236,20 @@ int lpl_cmd_ablate(int argc, char **argv)
     lpl_error_clear(&err);
     char *results_json = NULL;
     int code = LPL_EXIT_OK;
+    lpl_dir_lock lock = {0};
     if (o.resume && o.config)
         return cli_usage_error("ablate", "--resume reuses the saved config; do not combine it with --config");
     if (o.resume) {
+        /* Lock before reading: the config and completed placements must not change under us. */
+        struct stat sb;
+        if (stat(o.resume, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return cli_usage_error("ablate", "--resume %s: no such folder, so no results.json to resume from", o.resume);
+        if ((code = cli_lock_out("ablate", o.resume, 0, &lock)))
+            return code;
         lpl_status st = resume_config(o.resume, &c, &results_json, &err);
         if (st) {
-            free(results_json);
-            return cli_fail("ablate", st, err.msg);
+            code = cli_fail("ablate", st, err.msg);
+            goto done;
         }
     } else {
         if (o.quick)
@@ -270,8 +278,15 @@ int lpl_cmd_ablate(int argc, char **argv)
         default_out(out, sizeof out);
         o.out = out;
     }
+    lpl_status st = lpl_experiment_check(&c, NULL, &err);
+    if (st) {
+        code = cli_fail("ablate", st, err.msg);
+        goto done;
+    }
     if (!o.resume) {
         char path[LPL_EXP_PATH_MAX + 32];
+        if ((code = cli_lock_out("ablate", o.out, 1, &lock)))
+            goto done;
         struct stat sb;
         snprintf(path, sizeof path, "%s/results.json", o.out);
         if (stat(path, &sb) == 0) {
@@ -280,14 +295,10 @@ int lpl_cmd_ablate(int argc, char **argv)
             goto done;
         }
     }
-    lpl_status st = lpl_experiment_check(&c, NULL, &err);
-    if (st) {
-        code = cli_fail("ablate", st, err.msg);
-        goto done;
-    }
     lpl_threads_init(o.threads, NULL);
     code = run_ablation(&o, &c, results_json);
 done:
+    lpl_dir_lock_release(&lock);
     free(results_json);
     return code;
 }

@@ -14,7 +14,8 @@ static const char *const help =
     "Trains one placement (the first of the config; default baseline) and writes its\n"
     "adapter (adapter_config.json + adapter_model.safetensors) with results.json,\n"
     "results.csv and steps.jsonl into DIR. Each step and eval is printed on stdout.\n\n"
-    "  --out DIR             output folder (default results/train-<timestamp>)\n"
+    "  --out DIR             output folder (default results/train-<timestamp>); one\n"
+    "                        process at a time writes it (DIR/.loralab.lock)\n"
     "  --init-adapter DIR    start from a saved PEFT adapter (its placement, r, alpha\n"
     "                        and dropout replace --placement, --r, --alpha, --dropout)\n"
     "  --config FILE, --quick, --threads N, --quiet   as for ablate\n";
@@ -166,6 +167,11 @@ int lpl_cmd_train(int argc, char **argv)
     lpl_status st = lpl_experiment_check(&c, NULL, &err);
     if (st)
         return cli_fail("train", st, err.msg);
+    lpl_dir_lock lock = {0};
+    if ((code = cli_lock_out("train", o.out, 1, &lock)))
+        return code;
     lpl_threads_init(o.threads, NULL);
-    return train(&o, &c);
+    code = train(&o, &c);
+    lpl_dir_lock_release(&lock);
+    return code;
 }
