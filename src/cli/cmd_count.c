@@ -21,6 +21,7 @@ static const char *const help =
     "  --r N[,N2,...]        rank, or several (a grid; default 16)\n"
     "  --alpha X[,X2,...]    alpha, or several (does not change the count)\n"
     "  --bands K             split each placement's layers into K bands\n"
+    "  --seeds N             seeds per arm (units = arms x seeds; the count is the same for each)\n"
     "  --placements, --placement   as for ablate (default baseline, ffn, attn)\n"
     "A grid is counted arm by arm (placement x band x r x alpha), as ablate --plan lists them.\n"
     "  --json                print the accounting as JSON\n";
@@ -84,7 +85,7 @@ int lpl_cmd_count(int argc, char **argv)
         }
         const char *flag = cli_peek(&a);
         if (!strncmp(flag, "--placement", 11) || !strncmp(flag, "--r", 3) || !strncmp(flag, "--alpha", 7) ||
-            !strncmp(flag, "--bands", 7)) {
+            !strncmp(flag, "--bands", 7) || !strncmp(flag, "--seeds", 7)) {
             if (cli_experiment_flag(&a, &c))
                 continue;
         }
@@ -149,10 +150,11 @@ int lpl_cmd_count(int argc, char **argv)
         off += snprintf(rs + off, sizeof rs - (size_t)off, ",%d", grid.r_values[k]);
     printf("model: %s (%d layers, d %d, %d heads, vocab %d; %s base parameters), r=%s\n", source, mc.n_layer,
            mc.n_embd, mc.n_head, mc.n_vocab, cli_group(lpl_gpt2_param_count(&mc), b1, sizeof b1), rs);
-    if (lpl_grid_has_dims(&grid))
-        printf("grid: %d placements x %d bands x %d r x %d alpha = %d arms\n", grid.n_placements,
-               grid.bands > 1 ? grid.bands : 1, grid.n_r_values ? grid.n_r_values : 1,
-               grid.n_alpha_values ? grid.n_alpha_values : 1, c.n_placements);
+    if (lpl_grid_has_dims(&grid) || grid.seeds > 1)
+        printf("grid: %d placements x %d bands x %d r x %d alpha = %d arms; x %d seeds = %d units "
+               "(the count does not depend on the seed)\n", grid.n_placements, grid.bands > 1 ? grid.bands : 1,
+               grid.n_r_values ? grid.n_r_values : 1, grid.n_alpha_values ? grid.n_alpha_values : 1, c.n_placements,
+               grid.seeds, lpl_grid_n_units(&c));
     printf("%-22s %14s %16s %10s %18s %12s  %s\n", lpl_grid_has_dims(&grid) ? "arm" : "placement", "trainable", "total", "% total", "reduction",
            "vs baseline", "modules adapted");
     for (int i = 0; i < c.n_placements; i++) {

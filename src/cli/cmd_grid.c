@@ -1,6 +1,5 @@
 /* loralab ablate --plan and --unit: a grid planned once, then run unit by unit in any
  * number of processes (Slurm array tasks, xargs -P, GNU parallel) that share DIR. */
-#define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
 #include <ftw.h>
@@ -240,7 +239,7 @@ static lpl_status clear_unit(const char *udir, lpl_error *err)
  * earlier. Said even with --quiet: a resubmitted array's logs should show why nothing ran. */
 static int finished_before(const char *udir, const lpl_grid_unit *u)
 {
-    char path[LPL_EXP_PATH_MAX + 64], *text = NULL;
+    char path[LPL_EXP_PATH_MAX + 96], *text = NULL;
     size_t n;
     struct stat sb;
     snprintf(path, sizeof path, "%s/results.json", udir);

@@ -111,17 +111,10 @@ lpl_status lpl_grid_expand(const lpl_experiment_config *c, int n_layer, lpl_expe
 /* ---------------------------------------------------------------- units */
 
 /* Seeds of a flat config. */
-static int n_seeds(const lpl_experiment_config *c)
-{
-    (void)c;
-    return 1;
-}
+/* Seeds of a flat config: seed, seed + 1, ... (as lpl_run trains them). */
+static int n_seeds(const lpl_experiment_config *c) { return c->seeds > 0 ? c->seeds : 1; }
 
-static uint64_t seed_at(const lpl_experiment_config *c, int k)
-{
-    (void)k;
-    return c->seed;
-}
+static uint64_t seed_at(const lpl_experiment_config *c, int k) { return c->seed + (uint64_t)k; }
 
 int lpl_grid_n_units(const lpl_experiment_config *flat)
 {

@@ -236,6 +236,12 @@ void lpl_run_free(lpl_run *r);
  * Call before the placement starts. */
 lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err);
 
+/* Trains only training i (placement x seed, see lpl_run_n_placements) and leaves the
+ * others pending: one unit of a grid (plan.h), whose result object is then the one a
+ * run of every training gives, accounting and all. Call before the first step.
+ * LPL_ERR_INVALID when i is out of range or the run has started. */
+lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err);
+
 /* Resumes: takes every training with status "done" or "failed" from a previous
  * results.json, matched by placement name and seed (same config apart from "seeds",
  * and same model hash, else LPL_ERR_INVALID saying what differs); those trainings are
@@ -305,6 +311,13 @@ char *lpl_run_placement_json(const lpl_run *r, int i);
  * one process get the same aggregates. malloc'd; NULL with err set on a document
  * that is not JSON or has no "placements" list. */
 char *lpl_results_aggregate(const char *results_json, lpl_error *err);
+
+/* results.csv and steps.jsonl made from a results document (results.json text) rather
+ * than from a run, e.g. a collected grid's: the same rows and lines
+ * lpl_run_results_csv / lpl_run_steps_jsonl write for the same trainings. malloc'd;
+ * NULL with err set on a document that is not JSON or has no "placements" list. */
+char *lpl_results_csv(const char *results_json, lpl_error *err);
+char *lpl_results_steps_jsonl(const char *results_json, lpl_error *err);
 
 /* Writes results.json, results.csv and steps.jsonl into dir (created if missing),
  * each via a temporary file and rename. LPL_ERR_IO names the file. */
