@@ -8,6 +8,7 @@
 #include "cli_grid.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "lpl/core/files.h"
 
 static const char *const help =
     "usage: loralab collect DIR [--partial] [--list] [--quiet]\n\n"
@@ -64,7 +65,7 @@ static int read_units(const char *dir, const lpl_plan *p, char **docs, lpl_unit_
         lpl_grid_unit u;
         lpl_error err;
         lpl_error_clear(&err);
-        char path[LPL_EXP_PATH_MAX + 64];
+        char path[LPL_PATH_MAX + 64];
         struct stat sb;
         size_t n;
         if (lpl_plan_unit(p, k, &u, &err))
@@ -74,7 +75,7 @@ static int read_units(const char *dir, const lpl_plan *p, char **docs, lpl_unit_
         cli_unit_results_path(dir, &u, path, sizeof path);
         if (stat(path, &sb) != 0)
             continue;
-        if (lpl_file_read_all(path, &docs[k], &n, &err) || lpl_unit_state_of(&u, docs[k], &states[k], &err))
+        if (lpl_read_file(path, &docs[k], &n, &err) || lpl_unit_state_of(&u, docs[k], &states[k], &err))
             return cli_fail("collect", err.code ? err.code : LPL_ERR_FORMAT, err.msg);
         if (states[k] == LPL_UNIT_MISSING) {
             free(docs[k]); /* written by an interrupted unit: its training is still pending */
@@ -104,7 +105,7 @@ static void list_units(const lpl_plan *p, const lpl_unit_state *states, const in
 /* Writes the merged document and the table and steps made from it. */
 static lpl_status write_collected(const char *dir, const char *json, lpl_error *err)
 {
-    char path[LPL_EXP_PATH_MAX + 32];
+    char path[LPL_PATH_MAX + 32];
     char *csv = lpl_results_csv(json, err), *steps = csv ? lpl_results_steps_jsonl(json, err) : NULL;
     lpl_status st = !csv || !steps ? (err->code ? err->code : LPL_ERR_NOMEM) : LPL_OK;
     if (!st) {

@@ -13,6 +13,8 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "lpl/core/threads.h"
+#include "lpl/core/files.h"
+#include "lpl/core/sha256.h"
 #include "lpl/io/model_io.h"
 
 void cli_unit_results_path(const char *dir, const lpl_grid_unit *u, char *buf, size_t size)
@@ -22,13 +24,13 @@ void cli_unit_results_path(const char *dir, const lpl_grid_unit *u, char *buf, s
 
 lpl_status cli_plan_read(const char *dir, lpl_plan *p, lpl_error *err)
 {
-    char path[LPL_EXP_PATH_MAX + 32], *text = NULL;
+    char path[LPL_PATH_MAX + 32], *text = NULL;
     size_t n;
     snprintf(path, sizeof path, "%s/plan.json", dir);
     struct stat sb;
     if (stat(path, &sb) != 0)
         return lpl_fail(err, LPL_ERR_IO, "%s: no plan (make one with loralab ablate --plan --out %s)", path, dir);
-    lpl_status st = lpl_file_read_all(path, &text, &n, err);
+    lpl_status st = lpl_read_file(path, &text, &n, err);
     if (!st)
         st = lpl_plan_parse(text, p, err);
     free(text);
@@ -98,7 +100,7 @@ done:
  * prints why and returns -1 when dir holds something else. */
 static int existing_plan(const char *dir, const lpl_plan *p)
 {
-    char path[LPL_EXP_PATH_MAX + 32];
+    char path[LPL_PATH_MAX + 32];
     struct stat sb;
     snprintf(path, sizeof path, "%s/plan.json", dir);
     if (stat(path, &sb) != 0) {
@@ -163,7 +165,7 @@ int cli_ablate_plan(const char *dir, const lpl_experiment_config *grid, int quie
         code = LPL_EXIT_USAGE;
         goto done;
     }
-    char path[LPL_EXP_PATH_MAX + 32];
+    char path[LPL_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/plan.json", dir);
     if (!same && (st = lpl_write_file_atomic(path, json, strlen(json), &err))) {
         code = cli_fail("ablate", st, err.msg);
@@ -239,7 +241,7 @@ static lpl_status clear_unit(const char *udir, lpl_error *err)
  * earlier. Said even with --quiet: a resubmitted array's logs should show why nothing ran. */
 static int finished_before(const char *udir, const lpl_grid_unit *u)
 {
-    char path[LPL_EXP_PATH_MAX + 96], *text = NULL;
+    char path[LPL_PATH_MAX + 96], *text = NULL;
     size_t n;
     struct stat sb;
     snprintf(path, sizeof path, "%s/results.json", udir);
@@ -248,7 +250,7 @@ static int finished_before(const char *udir, const lpl_grid_unit *u)
     lpl_error err;
     lpl_error_clear(&err);
     lpl_unit_state state = LPL_UNIT_MISSING;
-    lpl_status st = lpl_file_read_all(path, &text, &n, &err);
+    lpl_status st = lpl_read_file(path, &text, &n, &err);
     if (!st)
         st = lpl_unit_state_of(u, text, &state, &err);
     free(text);
@@ -386,7 +388,7 @@ int cli_ablate_unit(const char *dir, const char *key, const cli_unit_options *o)
         code = cli_fail("ablate", st, err.msg);
         goto done;
     }
-    char udir[LPL_EXP_PATH_MAX + 64];
+    char udir[LPL_PATH_MAX + 64];
     snprintf(udir, sizeof udir, "%s/units/%s", dir, u.id);
     if ((code = cli_lock_out("ablate", udir, 1, &lock)))
         goto done;

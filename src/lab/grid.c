@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "experiment_internal.h"
+#include "lpl/core/sha256.h"
 
 static int dim(int n) { return n > 0 ? n : 1; }
 
