@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "experiment_internal.h"
 #include "lpl/core/kernels.h"
@@ -161,6 +163,29 @@ lpl_status lpl_sha256_file(const char *path, char hex[65], lpl_error *err)
 
 /* ---------------------------------------------------------------- files, memory */
 
+/* "cannot write" with what the failure leaves behind; ENOSPC and EROFS get a hint
+ * because they are the ones a user can fix (free space, remount) and then --resume. */
+static lpl_status write_failed(lpl_error *err, const char *path, int e, const char *left)
+{
+    const char *hint = e == ENOSPC ? " (disk full)" : e == EROFS ? " (read-only file system)" : "";
+    return lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s%s; %s", path, strerror(e), hint, left);
+}
+
+/* Writes all n bytes with write(2), retrying short writes; returns 0 or an errno. */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? errno : ENOSPC;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err)
 {
     size_t len = strlen(path) + 16;
@@ -168,26 +193,49 @@ lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, l
     if (!tmp)
         return LPL_ERR_NOMEM;
     snprintf(tmp, len, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
     lpl_status st = LPL_OK;
-    if (!f) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-        goto done;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int e = fd < 0 ? errno : write_all(fd, data, n);
+    /* fsync before rename: otherwise a crash can leave the new name on empty data. */
+    if (!e && fsync(fd) != 0 && errno != EINVAL)
+        e = errno;
+    if (fd >= 0 && close(fd) != 0 && !e)
+        e = errno;
+    if (!e && rename(tmp, path) != 0)
+        e = errno;
+    if (e) {
+        if (fd >= 0)
+            remove(tmp);
+        st = write_failed(err, path, e, "the previous version, if any, is unchanged");
     }
-    size_t w = n ? fwrite(data, 1, n, f) : 0;
-    int bad = w != n || fflush(f) != 0;
-    if (fclose(f) != 0 || bad) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        remove(tmp);
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        remove(tmp);
-    }
-done:
     free(tmp);
     return st;
+}
+
+lpl_status lpl_append_lines(const char *path, const char *text, size_t n, lpl_error *err)
+{
+    if (n == 0)
+        return LPL_OK;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return write_failed(err, path, errno, "nothing was appended");
+    struct stat sb;
+    off_t before = fstat(fd, &sb) == 0 ? sb.st_size : -1;
+    int e = 0;
+    /* One write per line: an interruption between lines leaves whole lines only. */
+    for (const char *p = text, *end = text + n; p < end && !e;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        e = write_all(fd, p, len);
+        p += len;
+    }
+    if (!e && fsync(fd) != 0 && errno != EINVAL)
+        e = errno;
+    const char *left = "nothing was appended";
+    if (e && (before < 0 || ftruncate(fd, before) != 0))
+        left = "its last line may be torn (dropped on --resume)";
+    close(fd);
+    return e ? write_failed(err, path, e, left) : LPL_OK;
 }
 
 lpl_status lpl_file_read_all(const char *path, char **data, size_t *n, lpl_error *err)
@@ -675,9 +723,56 @@ lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *e
         st = write_text(dir, "results.json", lpl_run_results_json(r), err);
     if (!st)
         st = write_text(dir, "results.csv", lpl_run_results_csv(r), err);
-    if (!st) {
-        char *s = lpl_run_steps_jsonl(r);
-        st = write_text(dir, "steps.jsonl", s ? s : strdup(""), err);
-    }
     return st;
+}
+
+/* Length of text without a torn last line (one without its newline, or not JSON). */
+static size_t whole_lines(const char *text, size_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t start = n - 1; /* start of the last line */
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    if (text[n - 1] != '\n')
+        return start;
+    cJSON *last = cJSON_ParseWithLength(text + start, n - start);
+    int ok = cJSON_IsObject(last);
+    cJSON_Delete(last);
+    return ok ? n : start;
+}
+
+lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, size_t *torn, lpl_error *err)
+{
+    char path[LPL_EXP_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/steps.jsonl", dir);
+    char *want = lpl_run_steps_jsonl(r);
+    if (!want)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: steps.jsonl");
+    char *have = *known;
+    size_t have_n = have ? strlen(have) : 0, torn_n = 0;
+    lpl_error ignored;
+    if (!have && lpl_file_read_all(path, &have, &have_n, &ignored) == LPL_OK) {
+        size_t whole = whole_lines(have, have_n);
+        torn_n = have_n - whole;
+        have[have_n = whole] = '\0';
+    }
+    size_t want_n = strlen(want);
+    lpl_status st;
+    /* Append when the file holds whole lines that start what we want; rewrite when a
+     * torn line must go or lines of a placement that is to be re-run are there. */
+    if (have && !torn_n && have_n <= want_n && !memcmp(have, want, have_n))
+        st = lpl_append_lines(path, want + have_n, want_n - have_n, err);
+    else
+        st = lpl_write_file_atomic(path, want, want_n, err);
+    free(have);
+    *known = NULL;
+    if (torn)
+        *torn = torn_n;
+    if (st) {
+        free(want);
+        return st;
+    }
+    *known = want;
+    return LPL_OK;
 }

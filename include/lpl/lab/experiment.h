@@ -272,9 +272,19 @@ char *lpl_run_steps_jsonl(const lpl_run *r);
  * if it is pending. */
 char *lpl_run_placement_json(const lpl_run *r, int i);
 
-/* Writes results.json, results.csv and steps.jsonl into dir (created if missing),
- * each via a temporary file and rename. LPL_ERR_IO names the file. */
+/* Writes results.json and results.csv into dir (created if missing), each via a
+ * temporary file and rename. LPL_ERR_IO names the file. */
 lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *err);
+
+/* Brings dir/steps.jsonl up to date with the run (lpl_run_steps_jsonl). *known is
+ * what the file is known to hold: NULL the first time, then the file is read and a
+ * torn last line (no newline, or not JSON: an append cut short by a crash) is dropped
+ * and its size put in *torn (may be NULL). When the file's lines begin the wanted
+ * text, only the rest is appended (lpl_append_lines); otherwise (a torn line, or
+ * lines of a placement that will run again) the file is rewritten atomically. On
+ * success *known is the new content (free it); on failure NULL, and LPL_ERR_IO
+ * names the file. */
+lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, size_t *torn, lpl_error *err);
 
 /* Peak memory of the process so far in bytes (native: max RSS; wasm: heap size
  * high-water). 0 if unknown. */
@@ -286,8 +296,15 @@ void lpl_sha256_hex(const void *data, size_t n, char hex[65]);
 /* SHA-256 of a file, streamed. LPL_ERR_IO names the file. */
 lpl_status lpl_sha256_file(const char *path, char hex[65], lpl_error *err);
 
-/* Writes bytes to path via path.tmp and rename. LPL_ERR_IO names the file. */
+/* Writes bytes to path via path.tmp, fsync and rename, so path holds either the old
+ * or the new content, never a part. LPL_ERR_IO names path and the reason (disk full,
+ * read-only file system, ...); path is then unchanged and path.tmp removed. */
 lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err);
+/* Appends text (whole lines) to path with one write per line, then fsync. If a write
+ * fails the file is cut back to its old length, so it gains all the lines or none;
+ * only a crash inside a write (or a failed cut) leaves a torn last line. LPL_ERR_IO
+ * names path. */
+lpl_status lpl_append_lines(const char *path, const char *text, size_t n, lpl_error *err);
 /* Creates a directory and its parents (like mkdir -p). LPL_ERR_IO names the directory. */
 lpl_status lpl_make_dirs(const char *dir, lpl_error *err);
 /* Reads a whole file into a malloc'd NUL-terminated buffer. LPL_ERR_IO names the file. */
