@@ -17,6 +17,7 @@ let dead = null;       // message of a crash; every later call refuses
 let running = false;
 let cancelRequested = false;
 let info = null;
+let testMode = false;  // set by init {test: true}: enables crashForTest
 
 const variant = self.crossOriginIsolated ? 'mt' : 'st';
 
@@ -45,7 +46,8 @@ function isCrash(e) {
          /^Aborted|unreachable|memory access out of bounds/.test(String(e && e.message));
 }
 
-async function init({ wasmBase, threads }) {
+async function init({ wasmBase, threads, test }) {
+  testMode = !!test;
   const base = new URL(wasmBase || '/build-wasm/', self.location.href).href;
   const jsUrl = new URL(`loralab_${variant}.js`, base).href;
   importScripts(jsUrl);
@@ -167,8 +169,12 @@ const handlers = {
   generate: ({ request }) => lab.generate(request),
   memory: () => lab.memory(),
   clearCache: () => self.LabHub.clearCache(),
-  // Test hook: makes the module trap, to check that a crash reads well on the page.
-  crashForTest: () => { throw new WebAssembly.RuntimeError('memory access out of bounds (test)'); },
+  // Test hook (only after init with test: true): makes the module trap, to check
+  // that a crash reads well on the page.
+  crashForTest: () => {
+    if (!testMode) throw new Error('crashForTest is a test hook: open the page with ?test=1');
+    throw new WebAssembly.RuntimeError('memory access out of bounds (test)');
+  },
 };
 
 self.onmessage = async (e) => {

@@ -80,7 +80,7 @@ test('Hub import: safetensors and .bin converted to Q8_0, cached, with byte prog
   const h = await open({ hubRoot });
   const { page } = h;
   try {
-    await page.goto(`${h.url}?hub=/hub&autoload=0`);
+    await page.goto(`${h.url}?hub=/hub&autoload=0&test=1`);
     await page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
     const cfg = JSON.parse(fs.readFileSync(path.join(CK.safetensors, 'config.json'), 'utf8'));
 

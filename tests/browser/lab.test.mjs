@@ -13,7 +13,7 @@ const T = { timeout: 150000 };
 
 async function openLab(opts = {}, query = '') {
   const h = await open({ modelsDir: MODEL.dir, ...opts });
-  await h.page.goto(`${h.url}?model=${encodeURIComponent(MODEL.file)}&quick=1${query}`);
+  await h.page.goto(`${h.url}?model=${encodeURIComponent(MODEL.file)}&quick=1&test=1${query}`);
   await h.page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
   return h;
 }
@@ -161,7 +161,7 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
     await page.screenshot({ path: artifact('lab.png'), fullPage: true });
 
     // Completed placements survive a reload (IndexedDB).
-    await page.goto(`${h.url}?model=${encodeURIComponent(MODEL.file)}&autoload=0`);
+    await page.goto(`${h.url}?model=${encodeURIComponent(MODEL.file)}&autoload=0&test=1`);
     await page.waitForFunction(() => document.querySelectorAll('#results-table thead th').length === 4, null, { timeout: 20000 });
     const restored = await page.evaluate(() => [...document.querySelectorAll('#results-table thead th')].map((t) => t.textContent));
     assert.deepEqual(restored.slice(1), ['baseline', 'ffn', 'attn']);
@@ -283,6 +283,20 @@ test('markup and script inside data records are shown as text, never run', { ...
     assert.match(await page.textContent('#data-errors'), /<b>x<\/b>\.json: record 1: "output" is missing/);
     assert.equal(await page.evaluate(() => window.__pwned), undefined);
     assert.equal(await page.evaluate(() => document.querySelectorAll('#data-errors b, #error b').length), 0);
+  } finally {
+    await h.close();
+  }
+});
+
+test('without ?test=1 the page exposes no test hooks', { ...T, skip: SKIP }, async () => {
+  const h = await open({ modelsDir: MODEL.dir });
+  const { page } = h;
+  try {
+    await page.goto(`${h.url}?model=${encodeURIComponent(MODEL.file)}&autoload=0`);
+    await page.waitForFunction(() => !/Starting/.test(document.querySelector('#engine').textContent), null, { timeout: 30000 });
+    assert.match(await page.textContent('#engine'), /isolated/, 'the engine started');
+    assert.equal(await page.evaluate(() => typeof window.__lab), 'undefined');
+    assert.deepEqual(h.consoleErrors, []);
   } finally {
     await h.close();
   }

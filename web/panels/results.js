@@ -1,0 +1,112 @@
+// The Results panel: the table (table.js), downloads of results.json/.csv and of
+// each placement's PEFT adapter, and completed placements kept in IndexedDB
+// (store.js) so that they survive a reload or a crashed worker.
+import { el, $, fill } from '../dom.js';
+import { renderResults, placementsOf, metric } from '../table.js';
+import * as store from '../store.js';
+import { state, setStatus } from '../state.js';
+import { charts } from './training.js';
+
+const pendingSaves = {};   // placement name -> promise of its IndexedDB key
+
+/** Stores a finished placement (its adapter joins it when the worker sends it). */
+export function savePlacement(ev) {
+  const run = state.run;
+  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, index: ev.index,
+                result: ev.result || null, curves: run.curves[ev.placement], experiment: run.experiment };
+  const a = state.adapters[ev.placement];
+  if (a) { rec.adapter = a.adapter; rec.adapterConfig = a.config; }
+  pendingSaves[ev.placement] = store.savePlacement(rec).catch((e) => { console.warn(`not saved: ${e.message}`); return null; });
+  pendingSaves[ev.placement].then(refreshSaved);
+}
+
+/** Keeps the PEFT files of a finished placement, in memory and in its stored record. */
+export function onAdapter(msg) {
+  state.adapters[msg.placement] = { adapter: msg.adapter, config: msg.config };
+  const p = pendingSaves[msg.placement];
+  if (p) p.then((key) => key && store.updatePlacement(key, { adapter: msg.adapter, adapterConfig: msg.config }));
+}
+
+function download(name, data, type) {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const a = el('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+function adapterButtons(name, a) {
+  return el('span', { class: 'adapter-dl' }, `${name}: `,
+    el('button', { type: 'button', class: 'dl-adapter', dataset: { placement: name }, text: 'adapter_model.safetensors',
+      onclick: () => download(`${name}-adapter_model.safetensors`, a.adapter, 'application/octet-stream') }),
+    el('button', { type: 'button', class: 'dl-adapter-config', dataset: { placement: name }, text: 'adapter_config.json',
+      onclick: () => download(`${name}-adapter_config.json`, a.config, 'application/json') }));
+}
+
+function downloadButtons(json, csv, adapters) {
+  const items = [];
+  if (json) items.push(el('button', { type: 'button', id: 'dl-json', text: 'results.json',
+    onclick: () => download('results.json', json, 'application/json') }));
+  if (csv) items.push(el('button', { type: 'button', id: 'dl-csv', text: 'results.csv',
+    onclick: () => download('results.csv', csv, 'text/csv') }));
+  for (const [name, a] of Object.entries(adapters)) if (a && a.adapter) items.push(adapterButtons(name, a));
+  fill($('#downloads'), items.length ? [el('span', { class: 'muted', text: 'Download: ' }), ...items] : []);
+}
+
+// The fields the charts need, wherever results.json keeps them.
+function flatResult(p) {
+  return { ...p, name: p.name, trainable: metric(p, 'trainable'), eval_loss: metric(p, 'eval_loss') };
+}
+
+/** Empties the table and the downloads (a new run starts). */
+export function clearResults() {
+  renderResults($('#results-table'), null);
+  fill($('#downloads'));
+}
+
+/** Draws state.results: table, efficiency chart, downloads. */
+export function showResults() {
+  renderResults($('#results-table'), state.results);
+  charts.setResults(placementsOf(state.results).map(flatResult));
+  downloadButtons(state.resultsJson, state.resultsCsv, state.adapters);
+}
+
+async function refreshSaved() {
+  try {
+    state.saved = await store.listPlacements();
+  } catch (e) {
+    state.saved = [];
+  }
+  setStatus('#saved-status', state.saved.length ? `${state.saved.length} completed placement(s) saved in this browser.` :
+    'Nothing saved.');
+  return state.saved;
+}
+
+/** After a reload: shows the saved placements of the latest run until a new one starts. */
+export async function restoreSaved() {
+  const saved = await refreshSaved();
+  if (!saved.length || state.run) return;
+  const lastRun = saved[saved.length - 1].runId;
+  const recs = saved.filter((s) => s.runId === lastRun && s.result);
+  if (!recs.length) return;
+  state.results = { restored: true, placements: recs.map((r) => r.result) };
+  state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.name, { adapter: r.adapter, config: r.adapterConfig }]));
+  charts.reset(recs.map((r) => r.name));
+  for (const r of recs) {
+    (r.curves?.loss || []).forEach((l, i) => charts.addStep(r.name, i + 1, l));
+    (r.curves?.evals || []).forEach((e) => charts.addEval(r.name, e.epoch, e.eval_loss, e.perplexity));
+  }
+  renderResults($('#results-table'), state.results);
+  charts.setResults(state.results.placements.map(flatResult));
+  downloadButtons(JSON.stringify(state.results, null, 2), null, state.adapters);
+  setStatus('#run-status', `Showing ${recs.length} saved placement(s) from an earlier run.`);
+}
+
+export function initResultsPanel() {
+  renderResults($('#results-table'), null);
+  $('#clear-saved').addEventListener('click', async () => {
+    await store.clearPlacements();
+    await refreshSaved();
+  });
+}

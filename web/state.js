@@ -1,0 +1,60 @@
+// What the page knows, shared by the panels (web/panels/*): the loaded model and
+// data, the placements, the current run and its results; plus the page-wide error
+// box, status lines and which buttons are enabled.
+import { $ } from './dom.js';
+
+export const PRESETS = [
+  ['baseline', 'PEFT c_attn, c_proj, c_fc (the study’s “all”)'],
+  ['ffn', 'PEFT c_fc (the study’s “feed-forward only”)'],
+  ['attn', 'PEFT c_attn, c_proj (the study’s “attention only”)'],
+  ['all-linear', 'all four linear modules'],
+  ['attn-exact', 'attn.c_attn, attn.c_proj only'],
+  ['mlp-exact', 'mlp.c_fc, mlp.c_proj only'],
+];
+const DEFAULT_ON = new Set(['baseline', 'ffn', 'attn']);
+
+export const params = new URLSearchParams(location.search);
+
+export const state = {
+  engine: null,            // {version, variant, isolated, threads}
+  model: null,             // lab_model_info
+  modelSource: null,
+  data: null,              // {train, eval, source, records}
+  placements: PRESETS.map(([name]) => ({ name, spec: name, preset: true, on: DEFAULT_ON.has(name) })),
+  counts: [],
+  running: false,
+  runId: null,
+  run: null,               // {names, totalSteps, done: {index: steps}, failed: {}, cancelled}
+  results: null,           // parsed results.json of the last run (or saved ones)
+  resultsJson: null, resultsCsv: null,
+  adapters: {},            // placement name -> {adapter: Uint8Array, config: string}
+  saved: [],
+  errors: [],              // messages shown on the page
+  generations: [],
+  progress: [],            // recent model progress messages (for tests)
+};
+
+/** Shows a message in the error box; crash offers "Restart the worker". */
+export function showError(message, { crash = false } = {}) {
+  state.errors.push(String(message));
+  $('#error-text').textContent = String(message);
+  $('#restart').hidden = !crash;
+  $('#error').hidden = false;
+}
+
+export function clearError() {
+  $('#error').hidden = true;
+  $('#error-text').textContent = '';
+}
+
+export function setStatus(sel, text) { $(sel).textContent = text; }
+
+/** Enables what can be done now: run needs engine, model, data and a placement. */
+export function updateButtons() {
+  const ready = !!(state.engine && state.model && state.data);
+  $('#run').disabled = !ready || state.running || !state.placements.some((p) => p.on);
+  $('#cancel').disabled = !state.running;
+  $('#generate').disabled = !state.model || state.running;
+  $('#load-model').disabled = state.running || !state.engine;
+  $('#load-data').disabled = state.running || !state.engine;
+}
