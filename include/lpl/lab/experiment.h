@@ -222,8 +222,8 @@ void lpl_run_free(lpl_run *r);
 lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err);
 
 /* Resumes: takes every placement with status "done" from a previous results.json
- * (same config and model hash, else LPL_ERR_INVALID saying what differs); those
- * placements are skipped. */
+ * (same config, model hash and data hashes where recorded, else LPL_ERR_INVALID
+ * saying what differs); those placements are skipped. */
 lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err);
 
 /* One unit of work (one optimizer step, or one eval pass). Returns 1 if more remains,
