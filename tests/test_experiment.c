@@ -348,7 +348,7 @@ static void test_run(fixture *f)
     lpl_placement_summary sum;
     lpl_run_summary(r, 0, &sum, &err);
     char want[64];
-    snprintf(want, sizeof want, "baseline,done,%.6f,%.6f,%.6f", sum.eval_loss_before, sum.eval_loss, sum.perplexity);
+    snprintf(want, sizeof want, "baseline,42,done,%.6f,%.6f,%.6f", sum.eval_loss_before, sum.eval_loss, sum.perplexity);
     CHECK(csv && strstr(csv, want), "csv has '%s'", want);
     char *steps = lpl_run_steps_jsonl(r);
     int lines = 0;
@@ -420,6 +420,95 @@ static void test_resume(fixture *f)
     free(saved);
     lpl_run_free(r2);
     lpl_run_free(r);
+}
+
+/* Runs c to the end and returns its results document (parsed). */
+static cJSON *run_to_doc(const lpl_experiment_config *c, fixture *f)
+{
+    lpl_error err;
+    lpl_error_clear(&err);
+    lpl_run *r = lpl_run_new(c, f->model, f->tok, &f->train, &f->eval, NULL, &err);
+    CHECK(r != NULL, "run_new: %s", err.msg);
+    if (!r)
+        return NULL;
+    event_counts ec = {0};
+    drive(r, &ec, 0);
+    char *js = lpl_run_results_json(r);
+    cJSON *doc = cJSON_Parse(js);
+    free(js);
+    lpl_run_free(r);
+    return doc;
+}
+
+/* Two seeds in one process: trainings are seed-major, each seed's training is the one a
+ * single-seed run with that seed gives, and the aggregates recomputed from separately
+ * run seeds (what a grid's collect does) equal the one-process aggregates. */
+static void test_seeds(fixture *f)
+{
+    lpl_experiment_config c;
+    small_config(&c);
+    c.epochs = 1;
+    c.seeds = 2;
+    cJSON *both = run_to_doc(&c, f);
+    c.seeds = 1;
+    cJSON *s42 = run_to_doc(&c, f);
+    c.seed = 43;
+    cJSON *s43 = run_to_doc(&c, f);
+    if (!both || !s42 || !s43)
+        goto done;
+    cJSON *pls = cJSON_GetObjectItem(both, "placements");
+    CHECK(cJSON_GetArraySize(pls) == 4, "2 placements x 2 seeds = %d trainings", cJSON_GetArraySize(pls));
+    const double want_seed[] = {42, 42, 43, 43};
+    for (int i = 0; i < 4; i++) {
+        cJSON *p = cJSON_GetArrayItem(pls, i);
+        CHECK(jnum(p, "seed") == want_seed[i] && jnum(p, "index") == i % 2, "training %d: seed %g index %g", i,
+              jnum(p, "seed"), jnum(p, "index"));
+        cJSON *single = cJSON_GetArrayItem(cJSON_GetObjectItem(i < 2 ? s42 : s43, "placements"), i % 2);
+        CHECK(jnum(p, "eval_loss") == jnum(single, "eval_loss"), "training %d equals its single-seed run: %.9g vs %.9g",
+              i, jnum(p, "eval_loss"), jnum(single, "eval_loss"));
+    }
+    CHECK(jnum(cJSON_GetArrayItem(pls, 0), "eval_loss") != jnum(cJSON_GetArrayItem(pls, 2), "eval_loss"),
+          "the seed changes the result");
+
+    /* collect: the per-seed documents' trainings in one list, aggregated again */
+    cJSON *merged = cJSON_CreateObject();
+    cJSON *mp = cJSON_AddArrayToObject(merged, "placements");
+    for (int k = 0; k < 2; k++) {
+        cJSON *src = cJSON_GetObjectItem(k ? s43 : s42, "placements");
+        for (cJSON *it = src->child; it; it = it->next)
+            cJSON_AddItemToArray(mp, cJSON_Duplicate(it, 1));
+    }
+    char *text = cJSON_PrintUnformatted(merged);
+    lpl_error err;
+    lpl_error_clear(&err);
+    char *agg = lpl_results_aggregate(text, &err);
+    cJSON *ad = agg ? cJSON_Parse(agg) : NULL;
+    CHECK(ad != NULL, "aggregate: %s", err.msg);
+    const cJSON *a1 = cJSON_GetObjectItem(cJSON_GetObjectItem(ad, "aggregates"), "placements");
+    const cJSON *a2 = cJSON_GetObjectItem(cJSON_GetObjectItem(both, "aggregates"), "placements");
+    CHECK(cJSON_GetArraySize(a1) == 2 && cJSON_GetArraySize(a2) == 2, "one aggregate per placement");
+    for (int i = 0; i < 2; i++) {
+        const cJSON *m1 = cJSON_GetObjectItem(cJSON_GetArrayItem(a1, i), "metrics");
+        const cJSON *m2 = cJSON_GetObjectItem(cJSON_GetArrayItem(a2, i), "metrics");
+        const cJSON *e1 = cJSON_GetObjectItem(m1, "eval_loss"), *e2 = cJSON_GetObjectItem(m2, "eval_loss");
+        CHECK(cJSON_Compare(e1, e2, 1), "collected eval_loss aggregate of placement %d equals the one-process one", i);
+        CHECK(jnum(e1, "n") == 2 && cJSON_GetArraySize(cJSON_GetObjectItem(e1, "ci95")) == 2, "2 seeds, an interval");
+    }
+    const cJSON *pd = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(a2, 1), "paired"), "eval_loss");
+    cJSON *t0 = cJSON_GetArrayItem(pls, 0), *t1 = cJSON_GetArrayItem(pls, 1);
+    cJSON *t2 = cJSON_GetArrayItem(pls, 2), *t3 = cJSON_GetArrayItem(pls, 3);
+    double d0 = jnum(t1, "eval_loss") - jnum(t0, "eval_loss"), d1 = jnum(t3, "eval_loss") - jnum(t2, "eval_loss");
+    CHECK_CLOSE(jnum(pd, "mean"), 0.5 * (d0 + d1), 1e-15, 1e-12, "paired mean = mean of per-seed differences");
+    CHECK(lpl_results_aggregate("{\"placements\": 3}", &err) == NULL && strstr(err.msg, "placements"), "%s", err.msg);
+    CHECK(lpl_results_aggregate("{", &err) == NULL && err.code == LPL_ERR_FORMAT, "%s", err.msg);
+    cJSON_Delete(ad);
+    free(agg);
+    free(text);
+    cJSON_Delete(merged);
+done:
+    cJSON_Delete(both);
+    cJSON_Delete(s42);
+    cJSON_Delete(s43);
 }
 
 static void test_failures(fixture *f)
@@ -499,6 +588,7 @@ int main(void)
     if (fixture_init(&f)) {
         test_run(&f);
         test_resume(&f);
+        test_seeds(&f);
         test_failures(&f);
         test_batch(&f);
     }

@@ -214,7 +214,8 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
         cli_opt_float(a, "--lr", &c->lr) || cli_opt_int(a, "--warmup-steps", 0, 1 << 30, &c->warmup_steps) ||
         cli_opt_float(a, "--weight-decay", &c->weight_decay) || cli_opt_float(a, "--grad-clip", &c->grad_clip) ||
         cli_opt_u64(a, "--seed", &c->seed) || cli_opt_int(a, "--max-steps", 0, 1 << 30, &c->max_steps) ||
-        cli_opt_int(a, "--steps", 0, 1 << 30, &c->max_steps))
+        cli_opt_int(a, "--steps", 0, 1 << 30, &c->max_steps) ||
+        cli_opt_int(a, "--seeds", 1, LPL_EXP_MAX_SEEDS, &c->seeds))
         return 1;
     if (cli_flag(a, "--rslora")) {
         c->rslora = 1;
@@ -271,6 +272,8 @@ const char *const cli_experiment_flags_help =
     "  --epochs N  --batch-size N  --lr X          (default 3, 1, 2e-4)\n"
     "  --schedule constant|linear|cosine  --warmup-steps N  --weight-decay X  --grad-clip X\n"
     "  --seed N              initialisation, dropout and data order (default 42)\n"
+    "  --seeds N             train every placement N times (seeds N, N+1, ...) and report\n"
+    "                        mean, 95% t-interval and paired differences (default 1)\n"
     "  --steps N             optimizer steps per placement (overrides --epochs)\n"
     "  --no-shuffle          keep the data order\n"
     "placements:\n"
@@ -464,9 +467,13 @@ static double row_value(const lpl_placement_summary *s, int row)
     return NAN;
 }
 
-static void format_cell(int row, double v, const lpl_placement_summary *s, char *buf, size_t size)
+/* Result keys averaged over seeds for the rows that have one ("" = same at every seed). */
+static const char *const row_keys[] = {"", "eval_loss", "perplexity", "mean_sample_perplexity", "", "", "", "",
+                                       "train_seconds", "tokens_per_s", "peak_memory_bytes", ""};
+
+static void format_cell(int row, double v, double half, const lpl_placement_summary *s, char *buf, size_t size)
 {
-    char tmp[48];
+    char tmp[48], h[48] = "";
     if (isnan(v)) {
         snprintf(buf, size, "-");
         return;
@@ -482,6 +489,44 @@ static void format_cell(int row, double v, const lpl_placement_summary *s, char 
     case 9: snprintf(buf, size, "%.0f", v); break;
     case 10: case 11: cli_bytes((int64_t)v, buf, size); break;
     }
+    if (isnan(half))
+        return;
+    /* mean +- half the 95% interval, in the row's own units */
+    switch (row) {
+    case 1: snprintf(h, sizeof h, " ± %.4f", half); break;
+    case 2: case 3: snprintf(h, sizeof h, " ± %.3f", half); break;
+    case 8: snprintf(h, sizeof h, " ± %.1fs", half); break;
+    case 9: snprintf(h, sizeof h, " ± %.0f", half); break;
+    case 10: snprintf(h, sizeof h, " ± %s", cli_bytes((int64_t)half, tmp, sizeof tmp)); break;
+    }
+    size_t len = strlen(buf);
+    snprintf(buf + len, size - len, "%s", h);
+}
+
+/* The aggregate object of placement `name` in a results document, or NULL. */
+static const cJSON *find_aggregate(const cJSON *doc, const char *name)
+{
+    const cJSON *ag = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, "aggregates"), "placements");
+    for (const cJSON *it = ag ? ag->child : NULL; it; it = it->next) {
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(it, "name");
+        if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+            return it;
+    }
+    return NULL;
+}
+
+/* Mean and half interval of metric key in an aggregate (both left as they are when the
+ * aggregate has no such metric; half NAN without an interval). */
+static void aggregate_metric(const cJSON *agg, const char *key, double *mean, double *half)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(agg, "metrics"), key);
+    const cJSON *mu = cJSON_GetObjectItemCaseSensitive(m, "mean");
+    const cJSON *ci = cJSON_GetObjectItemCaseSensitive(m, "ci95");
+    if (!cJSON_IsNumber(mu))
+        return;
+    *mean = mu->valuedouble;
+    if (cJSON_GetArraySize(ci) == 2)
+        *half = 0.5 * (cJSON_GetArrayItem(ci, 1)->valuedouble - cJSON_GetArrayItem(ci, 0)->valuedouble);
 }
 
 void cli_print_table(FILE *f, const lpl_run *r)
@@ -492,40 +537,61 @@ void cli_print_table(FILE *f, const lpl_run *r)
         {"parameter reduction", BEST_MAX}, {"vs baseline", BEST_NONE},  {"training time", BEST_MIN},
         {"tokens/s", BEST_MAX},         {"peak memory (RSS)", BEST_NONE}, {"adapter + AdamW memory", BEST_MIN},
     };
-    int n = lpl_run_n_placements(r);
+    enum { N_ROWS = sizeof rows / sizeof rows[0] };
+    int seeds = lpl_run_n_seeds(r);
+    int n = lpl_run_n_placements(r) / seeds; /* placements; trainings 0..n-1 are the first seed's */
     lpl_placement_summary *s = calloc((size_t)n, sizeof *s);
-    if (!s)
-        return;
-    for (int i = 0; i < n; i++)
+    double *mean = calloc((size_t)n * N_ROWS, sizeof *mean), *half = calloc((size_t)n * N_ROWS, sizeof *half);
+    char *json = lpl_run_results_json(r);
+    cJSON *doc = json ? cJSON_Parse(json) : NULL;
+    free(json);
+    if (!s || !mean || !half || !doc)
+        goto done;
+    for (int i = 0; i < n; i++) {
         lpl_run_summary(r, i, &s[i], NULL);
+        /* A placement counts as done when any of its seeds is. */
+        for (int k = 1; k < seeds && s[i].status != LPL_PLACEMENT_DONE; k++)
+            if (lpl_run_placement_status(r, i + k * n) == LPL_PLACEMENT_DONE)
+                s[i].status = LPL_PLACEMENT_DONE;
+        const cJSON *agg = find_aggregate(doc, s[i].name);
+        for (int row = 0; row < N_ROWS; row++) {
+            mean[i * N_ROWS + row] = row_value(&s[i], row);
+            half[i * N_ROWS + row] = NAN;
+            if (seeds > 1 && row_keys[row][0] && agg)
+                aggregate_metric(agg, row_keys[row], &mean[i * N_ROWS + row], &half[i * N_ROWS + row]);
+        }
+    }
     const int lw = 24;
-    int cw = 16;
+    int cw = seeds > 1 ? 22 : 16;
     for (int i = 0; i < n; i++)
         if ((int)strlen(s[i].name) + 2 > cw)
             cw = (int)strlen(s[i].name) + 2;
+    if (seeds > 1)
+        fprintf(f, "mean ± half the 95%% t-interval over %d seeds\n", seeds);
     fprintf(f, "%-*s", lw, "");
     for (int i = 0; i < n; i++)
         fprintf(f, "%*s", cw, s[i].name);
     fputc('\n', f);
-    for (int row = 0; row < (int)(sizeof rows / sizeof rows[0]); row++) {
+    for (int row = 0; row < N_ROWS; row++) {
         int best = -1;
         int n_done = 0;
         for (int i = 0; i < n; i++) {
-            double v = row_value(&s[i], row);
+            double v = mean[i * N_ROWS + row];
             if (s[i].status != LPL_PLACEMENT_DONE || isnan(v))
                 continue;
             n_done++;
-            double b = best >= 0 ? row_value(&s[best], row) : 0;
+            double b = best >= 0 ? mean[best * N_ROWS + row] : 0;
             if (best < 0 || (rows[row].best == BEST_MIN && v < b) || (rows[row].best == BEST_MAX && v > b))
                 best = i;
         }
         fprintf(f, "%-*s", lw, rows[row].label);
         for (int i = 0; i < n; i++) {
-            char cell[64], out[72];
-            format_cell(row, row_value(&s[i], row), &s[i], cell, sizeof cell);
+            char cell[96], out[104];
+            format_cell(row, mean[i * N_ROWS + row], half[i * N_ROWS + row], &s[i], cell, sizeof cell);
             int mark = rows[row].best != BEST_NONE && n_done > 1 && i == best;
             snprintf(out, sizeof out, "%s%s", cell, mark ? " *" : "  ");
-            fprintf(f, "%*s", cw, out);
+            /* "±" is two bytes but one column */
+            fprintf(f, "%*s", cw + (strstr(out, "\xc2\xb1") ? 1 : 0), out);
         }
         fputc('\n', f);
     }
@@ -540,7 +606,20 @@ void cli_print_table(FILE *f, const lpl_run *r)
             fprintf(f, "   [not run]");
         fputc('\n', f);
     }
+    int header = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(find_aggregate(doc, s[i].name), "verdict");
+        if (!cJSON_IsString(v))
+            continue;
+        if (!header++)
+            fprintf(f, "\neval loss against the baseline, paired by seed (mean [95%% t-interval]):\n");
+        fprintf(f, "  %s\n", v->valuestring);
+    }
+done:
+    cJSON_Delete(doc);
     free(s);
+    free(mean);
+    free(half);
 }
 
 /* ---------------------------------------------------------------- output folder */
@@ -611,11 +690,14 @@ static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t
         const lpl_lora *l = lpl_run_adapter(r, i);
         if (saved[i] || !l)
             continue;
-        char dir[LPL_EXP_PATH_MAX + 80];
-        if (o->adapter_in_out)
+        char dir[LPL_EXP_PATH_MAX + 160], rel[160];
+        lpl_run_adapter_dir(r, i, rel, sizeof rel);
+        if (o->adapter_in_out && lpl_run_n_seeds(r) > 1)
+            snprintf(dir, sizeof dir, "%s/seed-%llu", o->out, (unsigned long long)lpl_run_seed(r, i));
+        else if (o->adapter_in_out)
             snprintf(dir, sizeof dir, "%s", o->out);
         else
-            snprintf(dir, sizeof dir, "%s/%s", o->out, lpl_run_placement_name(r, i));
+            snprintf(dir, sizeof dir, "%s/%s", o->out, rel);
         lpl_status st = lpl_adapter_save(l, o->base_model_name, dir, err);
         if (st)
             return st;
@@ -641,7 +723,9 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
     cli_progress prog;
     cli_progress_init(&prog, o->quiet);
     int n = lpl_run_n_placements(r);
-    uint8_t saved[LPL_EXP_MAX_PLACEMENTS] = {0};
+    uint8_t *saved = lpl_calloc((size_t)n, 1, "saved adapters", err);
+    if (!saved)
+        return LPL_ERR_NOMEM;
     int completed = lpl_run_n_completed(r);
     char *steps = NULL;
     lpl_status st = start_steps(r, o, &steps, err);
@@ -673,6 +757,7 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
     if (!st)
         st = save_completed(r, o, saved, &steps, err);
     free(steps);
+    free(saved);
     if (st)
         return st;
     return lpl_run_cancelled(r) ? LPL_ERR_CANCELLED : LPL_OK;

@@ -28,6 +28,7 @@ void lpl_experiment_default(lpl_experiment_config *c)
     c->schedule = LPL_SCHED_COSINE;
     c->grad_clip = 1.0f;
     c->seed = 42;
+    c->seeds = 1;
     c->shuffle = 1;
     const char *names[] = {"baseline", "ffn", "attn"};
     for (int i = 0; i < 3; i++)
@@ -319,6 +320,7 @@ static lpl_status apply_key(const cJSON *v, lpl_experiment_config *c, lpl_error 
     if (!strcmp(k, "grad_clip")) return get_float(v, k, &c->grad_clip, err);
     if (!strcmp(k, "max_steps")) return get_int(v, k, 0, 1 << 30, &c->max_steps, err);
     if (!strcmp(k, "shuffle")) return get_bool(v, k, &c->shuffle, err);
+    if (!strcmp(k, "seeds")) return get_int(v, k, 1, LPL_EXP_MAX_SEEDS, &c->seeds, err);
     if (!strcmp(k, "placements")) return parse_placements(v, c, err);
     if (!strcmp(k, "schedule")) {
         if (!cJSON_IsString(v))
@@ -399,6 +401,9 @@ lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_c
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: warmup_steps and max_steps must be >= 0");
     if (c->n_placements < 1)
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: no placements");
+    if (c->seeds < 1 || c->seeds > LPL_EXP_MAX_SEEDS)
+        return lpl_fail(err, LPL_ERR_INVALID, "experiment: seeds must be 1 to %d (got %d)", LPL_EXP_MAX_SEEDS,
+                        c->seeds);
     for (int i = 0; i < c->n_placements; i++) {
         if (!valid_name(c->placements[i].name))
             return lpl_fail(err, LPL_ERR_INVALID, "experiment: placement %d has an invalid name '%s'", i,
@@ -484,6 +489,7 @@ cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c)
     cJSON_AddNumberToObject(o, "weight_decay", short_double(c->weight_decay));
     cJSON_AddNumberToObject(o, "grad_clip", short_double(c->grad_clip));
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
+    cJSON_AddNumberToObject(o, "seeds", c->seeds);
     cJSON_AddNumberToObject(o, "max_steps", c->max_steps);
     cJSON_AddBoolToObject(o, "shuffle", c->shuffle);
     cJSON *pl = cJSON_AddArrayToObject(o, "placements");

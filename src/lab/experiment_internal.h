@@ -22,7 +22,13 @@ typedef struct {
     double eval_loss, perplexity, mean_sample_perplexity;
 } lpl_eval_point;
 
+/* One training: placement `placement` of the config with seed `seed`. The run holds
+ * n_placements x seeds of them, seed-major (every placement at the first seed, then
+ * every placement at the next), so early results already compare placements. */
 typedef struct {
+    int placement;               /* index into cfg.placements */
+    int seed_index;              /* 0 .. cfg.seeds - 1 */
+    uint64_t seed;               /* cfg.seed + seed_index */
     lpl_placement_status status;
     char message[256];
     lpl_lora_config lcfg;
@@ -65,8 +71,8 @@ struct lpl_run {
     int *train_idx;                   /* usable training examples */
     int n_train_ex;
     lpl_gpt2_state *state;
-    int n;                            /* placements */
-    lpl_placement_run p[LPL_EXP_MAX_PLACEMENTS];
+    int n;                            /* trainings: n_placements x cfg.seeds */
+    lpl_placement_run *p;
     int steps_per_epoch, total_steps, epochs;
     /* cursor */
     lpl_run_phase phase;
@@ -93,8 +99,14 @@ lpl_status lpl_evaluate_with_state(const lpl_gpt2_model *m, lpl_lora *lora, lpl_
                                    const lpl_example_set *ex, lpl_eval_result *out, lpl_error *err);
 
 double lpl_now_seconds(void);
+/* Name of the placement training i belongs to. */
+const char *lpl_run_entry_name(const lpl_run *r, int i);
 /* The result object of a placement (built from its run state). */
 cJSON *lpl_run_build_result(const lpl_run *r, int i);
+/* The "aggregates" object of a results document from its "placements" list (one
+ * object per training): per placement and metric mean, std, ci95 and values over
+ * seeds, paired differences against the baseline matched by seed, and a verdict. */
+cJSON *lpl_aggregates_cjson(const cJSON *placements);
 /* The environment object (build, threads, SIMD). */
 cJSON *lpl_environment_cjson(void);
 

@@ -43,8 +43,11 @@ static cJSON *new_event(const char *type, const lpl_run *r, int with_placement)
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "type", type);
     if (with_placement) {
-        cJSON_AddStringToObject(ev, "placement", r->cfg.placements[r->cur].name);
-        cJSON_AddNumberToObject(ev, "index", r->cur);
+        const lpl_placement_run *p = &r->p[r->cur];
+        cJSON_AddStringToObject(ev, "placement", r->cfg.placements[p->placement].name);
+        cJSON_AddNumberToObject(ev, "index", p->placement);
+        cJSON_AddNumberToObject(ev, "seed", (double)p->seed);
+        cJSON_AddNumberToObject(ev, "run", r->cur);
     }
     return ev;
 }
@@ -157,7 +160,11 @@ static lpl_status prepare_placements(lpl_run *r, lpl_error *err)
     size_t nsel = (size_t)mc->n_layer * LPL_N_SITES;
     for (int i = 0; i < r->n; i++) {
         lpl_placement_run *p = &r->p[i];
-        lpl_experiment_lora_config(&r->cfg, i, &p->lcfg);
+        p->placement = i % r->cfg.n_placements;
+        p->seed_index = i / r->cfg.n_placements;
+        p->seed = r->cfg.seed + (uint64_t)p->seed_index;
+        lpl_experiment_lora_config(&r->cfg, p->placement, &p->lcfg);
+        p->lcfg.seed = p->seed;
         p->selected = lpl_calloc(nsel, 1, "placement selection", err);
         p->loss = lpl_calloc((size_t)r->total_steps, sizeof(float), "loss curve", err);
         p->lr = lpl_calloc((size_t)r->total_steps, sizeof(float), "lr curve", err);
@@ -166,7 +173,7 @@ static lpl_status prepare_placements(lpl_run *r, lpl_error *err)
         p->evals = lpl_calloc((size_t)r->epochs + 2, sizeof(lpl_eval_point), "eval points", err);
         if (!p->selected || !p->loss || !p->lr || !p->grad_norm || !p->tokens || !p->evals)
             return LPL_ERR_NOMEM;
-        lpl_status st = lpl_experiment_count(&r->cfg, mc, i, &p->count, p->selected, err);
+        lpl_status st = lpl_experiment_count(&r->cfg, mc, p->placement, &p->count, p->selected, err);
         if (st)
             return st;
     }
@@ -192,7 +199,12 @@ lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model
     r->tok = tok;
     if (id)
         r->id = *id;
-    r->n = c->n_placements;
+    r->n = c->n_placements * c->seeds;
+    r->p = lpl_calloc((size_t)r->n, sizeof *r->p, "trainings", err);
+    if (!r->p) {
+        free(r);
+        return NULL;
+    }
     r->t0 = lpl_now_seconds();
     r->prog.placement = -1;
     r->prog.eta_s = -1;
@@ -218,8 +230,9 @@ lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model
     r->phase = LPL_PHASE_BASE_EVAL;
     cJSON *ev = new_event("start", r, 0);
     cJSON *names = cJSON_AddArrayToObject(ev, "placements");
-    for (int i = 0; i < r->n; i++)
+    for (int i = 0; i < c->n_placements; i++)
         cJSON_AddItemToArray(names, cJSON_CreateString(c->placements[i].name));
+    cJSON_AddNumberToObject(ev, "seeds", c->seeds);
     cJSON_AddNumberToObject(ev, "total_steps", (double)r->total_steps * r->n);
     cJSON_AddNumberToObject(ev, "steps_per_placement", r->total_steps);
     cJSON_AddNumberToObject(ev, "epochs", r->epochs);
@@ -251,6 +264,7 @@ void lpl_run_free(lpl_run *r)
         free(p->evals);
         cJSON_Delete(p->result);
     }
+    free(r->p);
     if (r->opt_ready)
         lpl_adamw_free(&r->opt);
     free(r->accum);
@@ -272,9 +286,9 @@ lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, l
     if (n != r->p[i].count.trainable)
         return lpl_fail(err, LPL_ERR_INVALID,
                         "initial adapter has %lld parameters but placement '%s' needs %lld (different r, modules or layers)",
-                        (long long)n, r->cfg.placements[i].name, (long long)r->p[i].count.trainable);
+                        (long long)n, lpl_run_entry_name(r, i), (long long)r->p[i].count.trainable);
     if (r->p[i].status != LPL_PLACEMENT_PENDING || (r->cur == i && r->phase > LPL_PHASE_START))
-        return lpl_fail(err, LPL_ERR_INVALID, "placement '%s' has already started", r->cfg.placements[i].name);
+        return lpl_fail(err, LPL_ERR_INVALID, "placement '%s' has already started", lpl_run_entry_name(r, i));
     float *copy = lpl_malloc((size_t)n * sizeof(float), "initial adapter", err);
     if (!copy)
         return LPL_ERR_NOMEM;
@@ -424,7 +438,11 @@ static lpl_status unit_start(lpl_run *r, lpl_error *err)
     r->step = 0;
     r->pos = 0;
     memset(&p->timings, 0, sizeof p->timings);
-    snprintf(r->prog.name, sizeof r->prog.name, "%s", r->cfg.placements[r->cur].name);
+    if (r->cfg.seeds > 1)
+        snprintf(r->prog.name, sizeof r->prog.name, "%s seed %llu", lpl_run_entry_name(r, r->cur),
+                 (unsigned long long)p->seed);
+    else
+        snprintf(r->prog.name, sizeof r->prog.name, "%s", lpl_run_entry_name(r, r->cur));
     r->prog.placement = r->cur;
     r->prog.epochs = r->epochs;
     r->prog.steps = r->total_steps;
@@ -459,7 +477,7 @@ static lpl_status unit_eval(lpl_run *r, int epoch, lpl_error *err)
         char msg[256];
         snprintf(msg, sizeof msg,
                  "non-finite eval loss after step %d of placement '%s' (lr %g): the learning rate is "
-                 "probably too high", r->step, r->cfg.placements[r->cur].name, r->cfg.lr);
+                 "probably too high", r->step, lpl_run_entry_name(r, r->cur), r->cfg.lr);
         fail_placement(r, msg);
         return LPL_OK;
     }
@@ -474,7 +492,9 @@ static void start_epoch_order(lpl_run *r)
 {
     int n = r->n_train_ex;
     if (r->cfg.shuffle) {
-        lpl_shuffle_indices(r->perm, n, r->cfg.seed * 1000003u + (uint64_t)r->epoch);
+        /* The training's own seed: each seed sees its own order, every placement at that
+         * seed the same one. */
+        lpl_shuffle_indices(r->perm, n, r->p[r->cur].seed * 1000003u + (uint64_t)r->epoch);
         for (int i = 0; i < n; i++)
             r->perm[i] = r->train_idx[r->perm[i]];
     } else {
@@ -569,7 +589,7 @@ static lpl_status unit_train(lpl_run *r, lpl_error *err)
 {
     lpl_placement_run *p = &r->p[r->cur];
     lpl_lora *lora = p->lora;
-    const char *name = r->cfg.placements[r->cur].name;
+    const char *name = lpl_run_entry_name(r, r->cur);
     double t = lpl_now_seconds();
     lpl_gpt2_timings t_before, t_after;
     lpl_gpt2_get_timings(r->state, &t_before);
@@ -738,7 +758,23 @@ int lpl_run_n_placements(const lpl_run *r) { return r->n; }
 
 const char *lpl_run_placement_name(const lpl_run *r, int i)
 {
-    return i >= 0 && i < r->n ? r->cfg.placements[i].name : "";
+    return i >= 0 && i < r->n ? r->cfg.placements[r->p[i].placement].name : "";
+}
+
+const char *lpl_run_entry_name(const lpl_run *r, int i) { return lpl_run_placement_name(r, i); }
+
+int lpl_run_n_seeds(const lpl_run *r) { return r->cfg.seeds; }
+
+uint64_t lpl_run_seed(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->p[i].seed : 0; }
+
+int lpl_run_placement_index(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->p[i].placement : -1; }
+
+void lpl_run_adapter_dir(const lpl_run *r, int i, char *buf, size_t size)
+{
+    if (r->cfg.seeds > 1)
+        snprintf(buf, size, "%s/seed-%llu", lpl_run_placement_name(r, i), (unsigned long long)lpl_run_seed(r, i));
+    else
+        snprintf(buf, size, "%s", lpl_run_placement_name(r, i));
 }
 
 int lpl_run_n_completed(const lpl_run *r)
@@ -800,6 +836,10 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
         goto done;
     }
     for (const cJSON *it = mine->child; it; it = it->next) {
+        /* More (or fewer) seeds extend the same experiment: trainings are matched below
+         * by placement and seed. */
+        if (!strcmp(it->string, "seeds"))
+            continue;
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(theirs, it->string);
         if (!o || !cJSON_Compare(it, o, 1)) {
             st = lpl_fail(err, LPL_ERR_INVALID,
@@ -823,8 +863,12 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
         int done = !strcmp(status->valuestring, "done"), failed = !strcmp(status->valuestring, "failed");
         if (!done && !failed)
             continue;
+        /* Results written before seeds existed are trainings with the first seed. */
+        const cJSON *seed = cJSON_GetObjectItemCaseSensitive(it, "seed");
+        uint64_t sv = cJSON_IsNumber(seed) ? (uint64_t)seed->valuedouble : r->cfg.seed;
         for (int i = 0; i < r->n; i++) {
-            if (strcmp(r->cfg.placements[i].name, name->valuestring) || r->p[i].status != LPL_PLACEMENT_PENDING)
+            if (strcmp(lpl_run_entry_name(r, i), name->valuestring) || r->p[i].seed != sv ||
+                r->p[i].status != LPL_PLACEMENT_PENDING)
                 continue;
             r->p[i].status = done ? LPL_PLACEMENT_DONE : LPL_PLACEMENT_FAILED;
             r->p[i].result = cJSON_Duplicate(it, 1);

@@ -388,8 +388,10 @@ cJSON *lpl_run_build_result(const lpl_run *r, int i)
 {
     const lpl_placement_run *p = &r->p[i];
     const lpl_gpt2_config *mc = &r->model->cfg;
-    cJSON *o = lpl_placement_to_cjson(&r->cfg.placements[i]);
-    cJSON_AddNumberToObject(o, "index", i);
+    cJSON *o = lpl_placement_to_cjson(&r->cfg.placements[p->placement]);
+    cJSON_AddNumberToObject(o, "index", p->placement);
+    cJSON_AddNumberToObject(o, "seed", (double)p->seed);
+    cJSON_AddNumberToObject(o, "seed_index", p->seed_index);
     cJSON_AddStringToObject(o, "status", status_name(p->status));
     if (p->message[0])
         cJSON_AddStringToObject(o, "message", p->message);
@@ -417,9 +419,11 @@ cJSON *lpl_run_build_result(const lpl_run *r, int i)
         cJSON_AddItemToArray(tk, cJSON_CreateNumber(p->tokens[k]));
     cJSON_AddItemToObject(o, "timings", timings_cjson(&p->timings));
     cJSON_AddItemToObject(o, "update_norms", update_norms_cjson(p->status == LPL_PLACEMENT_DONE ? p->lora : NULL));
-    if (p->status == LPL_PLACEMENT_DONE)
-        cJSON_AddStringToObject(o, "adapter", r->cfg.placements[i].name);
-    else
+    if (p->status == LPL_PLACEMENT_DONE) {
+        char dir[160];
+        lpl_run_adapter_dir(r, i, dir, sizeof dir);
+        cJSON_AddStringToObject(o, "adapter", dir);
+    } else
         cJSON_AddNullToObject(o, "adapter");
     return o;
 }
@@ -430,8 +434,10 @@ static cJSON *placement_cjson(const lpl_run *r, int i)
     const lpl_placement_run *p = &r->p[i];
     if (p->result)
         return cJSON_Duplicate(p->result, 1);
-    cJSON *o = lpl_placement_to_cjson(&r->cfg.placements[i]);
-    cJSON_AddNumberToObject(o, "index", i);
+    cJSON *o = lpl_placement_to_cjson(&r->cfg.placements[p->placement]);
+    cJSON_AddNumberToObject(o, "index", p->placement);
+    cJSON_AddNumberToObject(o, "seed", (double)p->seed);
+    cJSON_AddNumberToObject(o, "seed_index", p->seed_index);
     cJSON_AddStringToObject(o, "status", "pending");
     lpl_count_add_to_cjson(o, &p->count);
     return o;
@@ -517,9 +523,13 @@ static cJSON *results_cjson(const lpl_run *r)
         cJSON_AddNullToObject(root, "base_eval");
     cJSON_AddNumberToObject(root, "wall_seconds", lpl_now_seconds() - r->t0);
     cJSON_AddNumberToObject(root, "peak_memory_bytes", (double)lpl_peak_memory_bytes());
+    cJSON *seeds = cJSON_AddArrayToObject(root, "seeds");
+    for (int k = 0; k < r->cfg.seeds; k++)
+        cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)(r->cfg.seed + (uint64_t)k)));
     cJSON *pl = cJSON_AddArrayToObject(root, "placements");
     for (int i = 0; i < r->n; i++)
         cJSON_AddItemToArray(pl, placement_cjson(r, i));
+    cJSON_AddItemToObject(root, "aggregates", lpl_aggregates_cjson(pl));
     return root;
 }
 
@@ -547,7 +557,8 @@ lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *s, lp
     if (!o)
         return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: placement summary");
     memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", r->cfg.placements[i].name);
+    snprintf(s->name, sizeof s->name, "%s", lpl_run_entry_name(r, i));
+    s->seed = r->p[i].seed;
     s->status = r->p[i].status;
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
     if (cJSON_IsString(m))
@@ -624,14 +635,14 @@ static void csv_num(strbuf *b, double v, const char *fmt)
 char *lpl_run_results_csv(const lpl_run *r)
 {
     strbuf b = {0};
-    sb_printf(&b, "placement,status,eval_loss_before,eval_loss,perplexity,mean_sample_perplexity,"
+    sb_printf(&b, "placement,seed,status,eval_loss_before,eval_loss,perplexity,mean_sample_perplexity,"
                   "trainable_params,total_params,percent_trainable,train_seconds,tokens_per_s,"
                   "peak_memory_bytes,reduction_pct,vs_baseline_pct,modules\n");
     for (int i = 0; i < r->n; i++) {
         lpl_placement_summary s;
         if (lpl_run_summary(r, i, &s, NULL))
             continue;
-        sb_printf(&b, "%s,%s", s.name, status_name(s.status));
+        sb_printf(&b, "%s,%llu,%s", s.name, (unsigned long long)s.seed, status_name(s.status));
         csv_num(&b, s.eval_loss_before, "%.6f");
         csv_num(&b, s.eval_loss, "%.6f");
         csv_num(&b, s.perplexity, "%.6f");
@@ -665,8 +676,9 @@ char *lpl_run_steps_jsonl(const lpl_run *r)
         int n = cJSON_GetArraySize(loss);
         for (int k = 0; k < n; k++) {
             cJSON *line = cJSON_CreateObject();
-            cJSON_AddStringToObject(line, "placement", r->cfg.placements[i].name);
-            cJSON_AddNumberToObject(line, "index", i);
+            cJSON_AddStringToObject(line, "placement", lpl_run_entry_name(r, i));
+            cJSON_AddNumberToObject(line, "index", r->p[i].placement);
+            cJSON_AddNumberToObject(line, "seed", (double)r->p[i].seed);
             cJSON_AddNumberToObject(line, "step", k + 1);
             cJSON_AddNumberToObject(line, "epoch", k / r->steps_per_epoch + 1);
             cJSON_AddItemToObject(line, "loss", cJSON_Duplicate(cJSON_GetArrayItem(loss, k), 0));

@@ -198,7 +198,7 @@ for (const variant of ['mt', 'st']) {
     results[variant] = res;
     const csv = call(mod, 'lab_results_csv', 'string').trim().split('\n');
     assert.equal(csv.length, 3);
-    assert.match(csv[1], /^baseline,done,/);
+    assert.match(csv[1], /^baseline,42,done,/);
 
     assert.equal(call(mod, 'lab_adapter', 'number', ['number'], [1]), 0, lastError(mod));
     const hdr = safetensorsHeader(takeBuffer(mod));

@@ -16,6 +16,7 @@
 
 #define LPL_EXP_MAX_PLACEMENTS 16
 #define LPL_EXP_PATH_MAX 1024
+#define LPL_EXP_MAX_SEEDS 100
 
 /* ------------------------------------------------------------------ config */
 
@@ -43,7 +44,10 @@ typedef struct {
     lpl_schedule schedule;
     int warmup_steps;
     float weight_decay, grad_clip;  /* grad_clip <= 0: no clipping */
-    uint64_t seed;
+    uint64_t seed;                  /* seed of the first training of each placement */
+    int seeds;                      /* trainings per placement, with seeds seed, seed+1, ...: each
+                                     * sets LoRA init, dropout masks and data order; base and data
+                                     * stay the same (default 1) */
     int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
     int n_placements;
@@ -194,6 +198,7 @@ typedef struct {
  * results.csv always agree). */
 typedef struct {
     char name[64];
+    uint64_t seed;
     lpl_placement_status status;
     char message[256];             /* failure reason */
     char modules[256];
@@ -221,9 +226,10 @@ void lpl_run_free(lpl_run *r);
  * Call before the placement starts. */
 lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err);
 
-/* Resumes: takes every placement with status "done" from a previous results.json
- * (same config, model hash and data hashes where recorded, else LPL_ERR_INVALID
- * saying what differs); those placements are skipped. */
+/* Resumes: takes every training with status "done" or "failed" from a previous
+ * results.json, matched by placement name and seed (same config apart from "seeds",
+ * same model hash and data hashes where recorded, else LPL_ERR_INVALID saying what
+ * differs); those trainings are skipped, so a run can also be extended to more seeds. */
 lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err);
 
 /* One unit of work (one optimizer step, or one eval pass). Returns 1 if more remains,
@@ -244,8 +250,20 @@ char *lpl_run_take_events(lpl_run *r);
 
 const lpl_run_progress *lpl_run_get_progress(const lpl_run *r);
 
+/* Trainings: a run trains every placement once per seed (cfg.seeds), seed-major, so
+ * the index i of the functions below is a training (placement x seed), not a
+ * placement; with one seed the two are the same. Number of trainings. */
 int lpl_run_n_placements(const lpl_run *r);
-/* Name of placement i ("" if out of range). */
+/* Seeds per placement (cfg.seeds). */
+int lpl_run_n_seeds(const lpl_run *r);
+/* Seed of training i (0 if out of range). */
+uint64_t lpl_run_seed(const lpl_run *r, int i);
+/* Index in cfg.placements of the placement training i trains (-1 if out of range). */
+int lpl_run_placement_index(const lpl_run *r, int i);
+/* Folder of training i's adapter, relative to the output folder: the placement's name,
+ * or NAME/seed-S with several seeds. */
+void lpl_run_adapter_dir(const lpl_run *r, int i, char *buf, size_t size);
+/* Name of the placement training i trains ("" if out of range). */
 const char *lpl_run_placement_name(const lpl_run *r, int i);
 /* Number of placements finished in this run or taken from resume (done or failed). */
 int lpl_run_n_completed(const lpl_run *r);
@@ -271,6 +289,12 @@ char *lpl_run_steps_jsonl(const lpl_run *r);
 /* One placement's result object (as in results.json "placements"), malloc'd, or NULL
  * if it is pending. */
 char *lpl_run_placement_json(const lpl_run *r, int i);
+
+/* A results document (results.json text) with its "aggregates" recomputed from its
+ * "placements" (one object per training): how a grid's collected units and a run in
+ * one process get the same aggregates. malloc'd; NULL with err set on a document
+ * that is not JSON or has no "placements" list. */
+char *lpl_results_aggregate(const char *results_json, lpl_error *err);
 
 /* Writes results.json and results.csv into dir (created if missing), each via a
  * temporary file and rename. LPL_ERR_IO names the file. */
