@@ -22,7 +22,8 @@ async function startEngine() {
   try {
     // max-heap-mb: a heap that cannot grow past this many MB (at least 64), as in a
     // browser short of memory; the threaded build only.
-    const e = await engine.call('init', { wasmBase: '/build-wasm/', threads: navigator.hardwareConcurrency || 2, test: TEST,
+    const e = await engine.call('init', { wasmBase: new URL('build-wasm/', location.href).href,
+                                          threads: navigator.hardwareConcurrency || 2, test: TEST,
                                           maxHeapMB: Number(params.get('max-heap-mb')) || 0 });
     state.engine = e;
     setStatus('#engine', `${e.version} · ${e.isolated ? `cross-origin isolated, ${e.threads} threads` :

@@ -64,7 +64,7 @@ function limitedMemory(maxMB) {
 
 async function init({ wasmBase, threads, test, maxHeapMB }) {
   testMode = !!test;
-  const base = new URL(wasmBase || '/build-wasm/', self.location.href).href;
+  const base = new URL(wasmBase || 'build-wasm/', self.location.href).href;
   const jsUrl = new URL(`loralab_${variant}.js`, base).href;
   importScripts(jsUrl);
   M = await self.createLoraLab({

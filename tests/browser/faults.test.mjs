@@ -12,8 +12,12 @@
 //   says so and the results stay downloadable.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { wasmHasApi } from './harness.mjs';
-import { MODEL, openLab, labUrl, waitReady, waitLoaded, setHp, choosePlacements, runToEnd } from './lab_page.mjs';
+import { wasmHasApi, findModel, openLab as openLabOn, labUrl as labUrlOn, waitReady, waitLoaded, setHp,
+  choosePlacements, runToEnd } from './harness.mjs';
+
+const MODEL = findModel();
+const openLab = (opts = {}, query = '') => openLabOn(MODEL, opts, query);
+const labUrl = (h, query = '') => labUrlOn(h, MODEL, query);
 
 const SKIP = !wasmHasApi() ? 'the wasm build has no lab API yet (src/wasm/api.c)'
   : !MODEL ? 'no GGUF model in models/ or tests/fixtures/' : false;

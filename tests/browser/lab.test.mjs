@@ -4,12 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { open, artifact, wasmHasApi } from './harness.mjs';
-import { MODEL, openLab, waitLoaded, setHp, choosePlacements, runToEnd } from './lab_page.mjs';
+import { open, artifact, wasmHasApi, findModel, waitLoaded, setHp, choosePlacements, runToEnd,
+  openLab as openLabOn } from './harness.mjs';
 
+const MODEL = findModel();
 const SKIP = !wasmHasApi() ? 'the wasm build has no lab API yet (src/wasm/api.c)'
   : !MODEL ? 'no GGUF model in models/ or tests/fixtures/' : false;
 const T = { timeout: 150000 };
+
+const openLab = (opts = {}, query = '') => openLabOn(MODEL, opts, query);
 
 async function downloadText(page, selector) {
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);
