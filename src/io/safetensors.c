@@ -428,14 +428,19 @@ lpl_status lpl_safetensors_write_file(const char *path, int n, const char *const
         return LPL_ERR_NOMEM;
     }
     snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
+    /* Failures name the target and say it is untouched (a full disk or a read-only
+     * folder are what users meet here; tests/cli_disk_full.sh). */
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        s = lpl_fail(err, LPL_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        s = lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s; the previous version, if any, is unchanged", path,
+                     strerror(errno));
     } else {
-        int ok = fwrite(buf, 1, size, f) == size;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok)
-            s = lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+        int e = fwrite(buf, 1, size, f) == size && fflush(f) == 0 ? 0 : (errno ? errno : EIO);
+        if (fclose(f) != 0 && !e)
+            e = errno ? errno : EIO;
+        if (e)
+            s = lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s%s; the previous version, if any, is unchanged", path,
+                         strerror(e), e == ENOSPC ? " (disk full)" : "");
         else if (rename(tmp, path) != 0)
             s = lpl_fail(err, LPL_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
         if (s != LPL_OK)
