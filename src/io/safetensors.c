@@ -11,6 +11,7 @@
 
 #include "fmt_util.h"
 #include "lpl/core/kernels.h"
+#include "lpl/core/files.h"
 
 /* The header of a real checkpoint is a few tens of KB; this bounds hostile input. */
 #define ST_MAX_HEADER (100u << 20)
@@ -421,32 +422,7 @@ lpl_status lpl_safetensors_write_file(const char *path, int n, const char *const
     lpl_status s = lpl_safetensors_write_memory(n, names, dtypes, n_dims, shapes, data, meta, &buf, &size, err);
     if (s != LPL_OK)
         return s;
-    size_t plen = strlen(path);
-    char *tmp = lpl_malloc(plen + 32, "temporary path", err);
-    if (!tmp) {
-        free(buf);
-        return LPL_ERR_NOMEM;
-    }
-    snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
-    /* Failures name the target and say it is untouched (a full disk or a read-only
-     * folder are what users meet here; tests/cli_disk_full.sh). */
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        s = lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s; the previous version, if any, is unchanged", path,
-                     strerror(errno));
-    } else {
-        int e = fwrite(buf, 1, size, f) == size && fflush(f) == 0 ? 0 : (errno ? errno : EIO);
-        if (fclose(f) != 0 && !e)
-            e = errno ? errno : EIO;
-        if (e)
-            s = lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s%s; the previous version, if any, is unchanged", path,
-                         strerror(e), e == ENOSPC ? " (disk full)" : "");
-        else if (rename(tmp, path) != 0)
-            s = lpl_fail(err, LPL_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        if (s != LPL_OK)
-            remove(tmp);
-    }
-    free(tmp);
+    s = lpl_write_file_atomic(path, buf, size, err);
     free(buf);
     return s;
 }

@@ -23,11 +23,12 @@ const MOUNT = '/lab/';          // a sub-path, as on a project page of a static 
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json',
                 '.wasm': 'application/wasm' };
 
-let tmp, site, server, base, browser;
+let tmp, site, server, base, browser, isolatingServer, isolatingBase;
 
 // A static file server and nothing more: GET/HEAD of files under MOUNT with a
-// Content-Type and a length. No isolation headers, no CSP, no Range.
-function plainStaticServer(root) {
+// Content-Type and a length. No isolation headers, no CSP, no Range — unless
+// `extra` headers are given (a host that can send COOP/COEP).
+function plainStaticServer(root, extra = {}) {
   const srv = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     let rel = decodeURIComponent(url.pathname);
@@ -38,7 +39,7 @@ function plainStaticServer(root) {
     let st;
     try { st = fs.statSync(file); } catch { st = null; }
     if (!st || !st.isFile()) { res.writeHead(404); return res.end(); }
-    res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream',
+    res.writeHead(200, { ...extra, 'Content-Type': TYPES[path.extname(file)] || 'application/octet-stream',
                          'Content-Length': st.size });
     if (req.method === 'HEAD') return res.end();
     fs.createReadStream(file).pipe(res);
@@ -55,22 +56,27 @@ before(async () => {
   assert.equal(r.status, 0, r.stderr);
   server = await plainStaticServer(site);
   base = `http://127.0.0.1:${server.address().port}${MOUNT}`;
+  isolatingServer = await plainStaticServer(site, { 'Cross-Origin-Opener-Policy': 'same-origin',
+    'Cross-Origin-Embedder-Policy': 'require-corp', 'Cross-Origin-Resource-Policy': 'same-origin' });
+  isolatingBase = `http://127.0.0.1:${isolatingServer.address().port}${MOUNT}`;
   browser = await launchChromium();
 });
 
 after(async () => {
   if (browser) await browser.close();
-  if (server) await new Promise((ok) => { server.closeAllConnections(); server.close(ok); });
+  for (const srv of [server, isolatingServer].filter(Boolean)) {
+    await new Promise((ok) => { srv.closeAllConnections(); srv.close(ok); });
+  }
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-async function openSite(contextOptions) {
+async function openSite(contextOptions, at = base) {
   const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   const errors = collectErrors(page, context);
   let navigations = 0;
   page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations++; });
-  await page.goto(`${base}?model=${encodeURIComponent(MODEL.file)}&quick=1&test=1`);
+  await page.goto(`${at}?model=${encodeURIComponent(MODEL.file)}&quick=1&test=1`);
   await page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 60000 });
   return { context, page, errors, navigations: () => navigations };
 }
@@ -151,6 +157,25 @@ test('with service workers blocked, the page runs the single-thread build and tr
     assert.equal(h.navigations(), 1, 'no reload loop');
     await shortRun(h.page);
     // The only console message allowed is boot.js's warning, which is not an error.
+    assert.deepEqual(h.errors, []);
+  } finally {
+    await h.context.close();
+  }
+});
+
+test('a host that sends COOP/COEP itself: threads at once, no service worker, no reload', { ...T, skip: SKIP }, async () => {
+  const h = await openSite({}, isolatingBase);
+  try {
+    await h.page.waitForFunction(() => window.__lab.state.engine, null, { timeout: 60000 });
+    const s = await h.page.evaluate(async () => ({ coi: self.crossOriginIsolated, how: document.documentElement.dataset.isolation,
+                                                   registrations: (await navigator.serviceWorker.getRegistrations()).length,
+                                                   engine: window.__lab.state.engine }));
+    assert.equal(s.coi, true);
+    assert.equal(s.how, 'headers');
+    assert.equal(s.registrations, 0);
+    assert.equal(s.engine.variant, 'mt');
+    assert.equal(h.navigations(), 1);
+    await waitLoaded(h.page);
     assert.deepEqual(h.errors, []);
   } finally {
     await h.context.close();
