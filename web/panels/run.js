@@ -121,13 +121,18 @@ export async function run() {
 export function offerResume(last) {
   const run = last && last.run;
   const recs = last ? last.recs : [];
-  const left = run && run.names ? run.names.filter((n) => !recs.some((r) => r.name === n)) : [];
+  // A unit is one (placement, seed) training; with one seed, one placement.
+  const seeds = (run && run.experiment && run.experiment.seeds) || 1;
+  const left = run && run.names ? run.names.filter((n) => recs.filter((r) => r.name === n).length < seeds) : [];
   if (!run || run.status === 'finished' || !run.config || !left.length || state.running) return;
   state.resumable = { run, recs };
   const when = new Date(run.createdAt).toLocaleString();
-  $('#resume-text').textContent = `The run started ${when} stopped after ${recs.length} of ${run.names.length} ` +
-    `placement(s) (${recs.map((r) => r.name).join(', ') || 'none'} done). Resume trains ${left.join(', ')} ` +
-    'with the same config.';
+  const done = [...new Set(recs.map((r) => r.name))].join(', ') || 'none';
+  $('#resume-text').textContent = seeds > 1
+    ? `The run started ${when} stopped after ${recs.length} of ${run.names.length * seeds} trainings ` +
+      `(${seeds} seeds per placement). Resume trains the rest of ${left.join(', ')} with the same config.`
+    : `The run started ${when} stopped after ${recs.length} of ${run.names.length} placement(s) (${done} done). ` +
+      `Resume trains ${left.join(', ')} with the same config.`;
   $('#resume-offer').hidden = false;
   updateButtons();
 }
