@@ -329,7 +329,7 @@ static void update_eta(lpl_run *r)
     pg->elapsed_s = lpl_now_seconds() - r->t0;
     int remaining_placements = 0;
     for (int i = r->cur + 1; i < r->n; i++)
-        remaining_placements += r->p[i].status == LPL_PLACEMENT_PENDING;
+        remaining_placements += r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].skip;
     int64_t steps_left = (int64_t)r->total_steps - r->step + (int64_t)remaining_placements * r->total_steps;
     int evals_here = r->cur < r->n ? r->epochs + 1 - r->p[r->cur].n_evals : 0;
     if (evals_here < 0)
@@ -367,7 +367,7 @@ static void fail_placement(lpl_run *r, const char *msg)
 static int base_eval_needed(const lpl_run *r)
 {
     for (int i = 0; i < r->n; i++)
-        if (r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].init)
+        if (r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].init && !r->p[i].skip)
             return 1;
     return 0;
 }
@@ -399,7 +399,7 @@ static lpl_status unit_base_eval(lpl_run *r, lpl_error *err)
 /* Attaches fresh (or saved) adapters for the current placement; skips finished ones. */
 static lpl_status unit_start(lpl_run *r, lpl_error *err)
 {
-    while (r->cur < r->n && r->p[r->cur].status != LPL_PLACEMENT_PENDING)
+    while (r->cur < r->n && (r->p[r->cur].status != LPL_PLACEMENT_PENDING || r->p[r->cur].skip))
         r->cur++;
     if (r->cur >= r->n) {
         r->phase = LPL_PHASE_DONE;
@@ -741,6 +741,17 @@ int lpl_run_step(lpl_run *r, lpl_error *err)
         return 0;
     }
     return 1;
+}
+
+lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err)
+{
+    if (i < 0 || i >= r->n)
+        return lpl_fail(err, LPL_ERR_INVALID, "training %d does not exist (the run has %d)", i, r->n);
+    if (r->phase != LPL_PHASE_BASE_EVAL)
+        return lpl_fail(err, LPL_ERR_INVALID, "the run has already started");
+    for (int k = 0; k < r->n; k++)
+        r->p[k].skip = k != i;
+    return LPL_OK;
 }
 
 void lpl_run_cancel(lpl_run *r) { r->cancel = 1; }

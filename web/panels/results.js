@@ -4,7 +4,7 @@
 import { el, $, fill } from '../dom.js';
 import { renderResults, placementsOf, metric } from '../table.js';
 import * as store from '../store.js';
-import { state, setStatus, showError } from '../state.js';
+import { state, setStatus, showError, clearError } from '../state.js';
 import { charts } from './training.js';
 
 const pendingSaves = {};   // placement name -> promise of its IndexedDB key
@@ -131,7 +131,53 @@ export async function restoreSaved() {
   return { run, recs };
 }
 
+/**
+ * Shows a results document read from a file (e.g. one `loralab collect` merged from a
+ * grid's units on a cluster): the same table, curves, efficiency chart and heatmap as
+ * a run in the page. With several seeds each training is labelled "name sSEED".
+ * Returns false (and says why) for a file that is not a loralab results.json.
+ */
+export function openResults(text, fileName) {
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    showError(`${fileName}: not JSON (${e.message})`);
+    return false;
+  }
+  if (!doc || doc.format !== 'loralab-results' || !Array.isArray(doc.placements) || !doc.placements.length) {
+    showError(`${fileName} is not a loralab results.json (it needs "format": "loralab-results" and a "placements" list)`);
+    return false;
+  }
+  if (state.running) {
+    showError('A run is in progress: open results after it finishes or is cancelled.');
+    return false;
+  }
+  clearError();
+  const seeds = new Set(doc.placements.map((p) => p.seed));
+  const ps = doc.placements.map((p) => (seeds.size > 1 ? { ...p, name: `${p.name} s${p.seed}` } : p));
+  state.results = { ...doc, placements: ps };
+  state.resultsJson = text;
+  state.resultsCsv = null;
+  state.adapters = {};
+  charts.reset(ps.map((p) => p.name));
+  for (const p of ps) {
+    (p.steps?.loss || []).forEach((l, i) => charts.addStep(p.name, i + 1, l));
+    (p.evals || []).forEach((e) => charts.addEval(p.name, e.epoch, e.eval_loss, e.perplexity));
+  }
+  showResults();
+  const done = ps.filter((p) => p.status === 'done').length;
+  const from = doc.collected ? `, collected from ${doc.collected.units} units` : '';
+  setStatus('#open-status', `${fileName}: ${ps.length} training(s), ${done} done${from}.`);
+  return true;
+}
+
 export function initResultsPanel() {
+  $('#open-results').addEventListener('change', async (ev) => {
+    const file = ev.target.files && ev.target.files[0];
+    if (file) openResults(await file.text(), file.name);
+    ev.target.value = '';
+  });
   renderResults($('#results-table'), null);
   $('#clear-saved').addEventListener('click', async () => {
     await store.clearPlacements();

@@ -18,18 +18,22 @@
 #include "lpl/io/tokenizer.h"
 #include "lpl/lab/eval.h"
 
-#define LPL_EXP_MAX_PLACEMENTS 16
+#define LPL_EXP_MAX_PLACEMENTS 64   /* placements, also after a grid is expanded (grid.h) */
+#define LPL_EXP_MAX_VALUES 8        /* values of r or alpha in a grid */
 /* (the path limit is LPL_PATH_MAX of lpl/core/files.h) */
 #define LPL_EXP_MAX_SEEDS 100
 
 /* ------------------------------------------------------------------ config */
 
 /* One placement: a name and where adapters go. Only the placement fields of lora
- * are used (targets, regex, layers); rank, alpha, dropout and seed come from the
- * experiment so that every placement trains with the same hyper-parameters. */
+ * are used (targets, regex, layers); dropout and seed come from the experiment so
+ * that every placement trains with the same hyper-parameters, and so do rank and
+ * alpha unless r / alpha are set (> 0), which a grid does for each of its arms. */
 typedef struct {
     char name[64];
     lpl_lora_config lora;
+    int r;          /* > 0: this placement's rank instead of the experiment's */
+    float alpha;    /* > 0: this placement's alpha instead of the experiment's */
 } lpl_placement;
 
 typedef struct {
@@ -54,6 +58,12 @@ typedef struct {
                                      * stay the same (default 1) */
     int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
+    /* The grid (grid.h): several values of r / alpha, and layer bands, multiply the
+     * placements. Empty lists and bands <= 1 mean no such dimension. */
+    int n_r_values, r_values[LPL_EXP_MAX_VALUES];
+    int n_alpha_values;
+    float alpha_values[LPL_EXP_MAX_VALUES];
+    int bands;                      /* >= 2: split each placement's layers into that many bands */
     int n_placements;
     lpl_placement placements[LPL_EXP_MAX_PLACEMENTS];
 } lpl_experiment_config;
@@ -194,6 +204,12 @@ void lpl_run_free(lpl_run *r);
  * Call before the placement starts. */
 lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err);
 
+/* Trains only training i (placement x seed, see lpl_run_n_placements) and leaves the
+ * others pending: one unit of a grid (plan.h), whose result object is then the one a
+ * run of every training gives, accounting and all. Call before the first step.
+ * LPL_ERR_INVALID when i is out of range or the run has started. */
+lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err);
+
 /* Resumes: takes every training with status "done" or "failed" from a previous
  * results.json, matched by placement name and seed (same config apart from "seeds",
  * same model hash and data hashes where recorded, else LPL_ERR_INVALID saying what
@@ -264,8 +280,16 @@ char *lpl_run_placement_json(const lpl_run *r, int i);
  * that is not JSON or has no "placements" list. */
 char *lpl_results_aggregate(const char *results_json, lpl_error *err);
 
+/* results.csv and steps.jsonl made from a results document (results.json text) rather
+ * than from a run, e.g. a collected grid's: the same rows and lines
+ * lpl_run_results_csv / lpl_run_steps_jsonl write for the same trainings. malloc'd;
+ * NULL with err set on a document that is not JSON or has no "placements" list. */
+char *lpl_results_csv(const char *results_json, lpl_error *err);
+char *lpl_results_steps_jsonl(const char *results_json, lpl_error *err);
+
 /* Writes results.json and results.csv into dir (created if missing), each via a
- * temporary file and rename. LPL_ERR_IO names the file. */
+ * temporary file and rename (steps.jsonl: lpl_run_sync_steps). LPL_ERR_IO names the
+ * file. */
 lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *err);
 
 /* Brings dir/steps.jsonl up to date with the run (lpl_run_steps_jsonl). *known is
