@@ -743,7 +743,11 @@ static void print_events(const char *json)
     cJSON_Delete(arr);
 }
 
-static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t *saved, lpl_error *err)
+/* After each completed placement: its adapter, then the results that mark it
+ * complete (a failure before that leaves it pending for --resume), then its steps
+ * (derived from the results, so --resume can append any it missed). */
+static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t *saved, char **steps,
+                                 lpl_error *err)
 {
     int n = lpl_run_n_placements(r);
     for (int i = 0; i < n; i++) {
@@ -763,7 +767,19 @@ static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t
             return st;
         saved[i] = 1;
     }
-    return lpl_run_write_results(r, o->out, err);
+    lpl_status st = lpl_run_write_results(r, o->out, err);
+    return st ? st : lpl_run_sync_steps(r, o->out, steps, NULL, err);
+}
+
+/* steps.jsonl as the run starts: what a resumed run restored, without a torn line. */
+static lpl_status start_steps(lpl_run *r, const cli_drive_options *o, char **steps, lpl_error *err)
+{
+    size_t torn = 0;
+    lpl_status st = lpl_run_sync_steps(r, o->out, steps, &torn, err);
+    if (!st && torn)
+        fprintf(stderr, "loralab %s: note: %s/steps.jsonl ended in a torn line (%zu bytes, from an interrupted "
+                        "write); dropped it\n", o->cmd ? o->cmd : "run", o->out, torn);
+    return st;
 }
 
 lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
@@ -775,9 +791,10 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
     if (!saved)
         return LPL_ERR_NOMEM;
     int completed = lpl_run_n_completed(r);
-    lpl_status st = LPL_OK;
-    int rc;
-    while ((rc = lpl_run_step(r, err)) > 0) {
+    char *steps = NULL;
+    lpl_status st = start_steps(r, o, &steps, err);
+    int rc = 0;
+    while (!st && (rc = lpl_run_step(r, err)) > 0) {
         char *ev = lpl_run_take_events(r);
         if (ev && o->print_steps)
             print_events(ev);
@@ -787,7 +804,7 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
         cli_progress_update(&prog, lpl_run_get_progress(r), 0);
         if (lpl_run_n_completed(r) != completed) {
             completed = lpl_run_n_completed(r);
-            st = save_completed(r, o, saved, err);
+            st = save_completed(r, o, saved, &steps, err);
             if (st)
                 break;
             if (o->stop_after > 0 && completed >= o->stop_after && completed < n)
@@ -802,7 +819,8 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
     if (!st && rc < 0)
         st = err->code ? err->code : LPL_ERR_INVALID;
     if (!st)
-        st = save_completed(r, o, saved, err);
+        st = save_completed(r, o, saved, &steps, err);
+    free(steps);
     free(saved);
     if (st)
         return st;

@@ -181,7 +181,7 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *grid,
         if (lpl_run_n_completed(run))
             fprintf(stderr, "loralab ablate: resuming, %d placement(s) already complete\n", lpl_run_n_completed(run));
     }
-    cli_drive_options d = {o->out, 0, o->stop_after, 0, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model};
+    cli_drive_options d = {o->out, 0, o->stop_after, 0, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model, "ablate"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);
     cli_print_table(stdout, run);

@@ -335,7 +335,7 @@ static int train_unit(const char *udir, const lpl_grid_unit *u, unit_inputs *in,
     if (!o->quiet)
         fprintf(stderr, "loralab ablate: unit %d (%s) into %s/\n", u->index, u->name, udir);
     cli_drive_options d = {udir, 0, 0, 0, o->quiet,
-                           in->m.id.model_name[0] ? in->m.id.model_name : in->cfg->model};
+                           in->m.id.model_name[0] ? in->m.id.model_name : in->cfg->model, "ablate"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);
     lpl_placement_status ps = lpl_run_placement_status(run, u->index);

@@ -1,4 +1,5 @@
 /* loralab: command-line shell over the LoRA Placement Lab library. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,6 +63,11 @@ int main(int argc, char **argv)
         printf("loralab %s\n", LPL_VERSION);
         return LPL_EXIT_OK;
     }
+#ifdef SIGXFSZ
+    /* Past a file-size limit (ulimit -f) a write then fails with EFBIG, which the
+     * writers report and recover from, instead of the signal killing the program. */
+    signal(SIGXFSZ, SIG_IGN);
+#endif
     for (int i = 0; i < n; i++) {
         if (strcmp(argv[1], cmds[i].name))
             continue;

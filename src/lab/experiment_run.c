@@ -792,6 +792,17 @@ const lpl_lora_config *lpl_run_lora_config(const lpl_run *r, int i)
 
 /* ---------------------------------------------------------------- resume */
 
+/* The saved run's data file `which` ("train"/"eval") must hash as ours, where both are known. */
+static lpl_status same_data(const cJSON *root, const char *which, const char *ours, lpl_error *err)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "data"), which);
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(d, "sha256");
+    if (!cJSON_IsString(sha) || !sha->valuestring[0] || !ours[0] || !strcmp(sha->valuestring, ours))
+        return LPL_OK;
+    return lpl_fail(err, LPL_ERR_INVALID, "resume: the saved run used other %s data (sha256 %.12s..., now %.12s...)",
+                    which, sha->valuestring, ours);
+}
+
 lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
 {
     cJSON *root = cJSON_Parse(results_json);
@@ -825,6 +836,8 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
                       sha->valuestring, r->id.model_sha256);
         goto done;
     }
+    if ((st = same_data(root, "train", r->id.train_sha256, err)) || (st = same_data(root, "eval", r->id.eval_sha256, err)))
+        goto done;
     for (const cJSON *it = pls->child; it; it = it->next) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(it, "status");

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "experiment_internal.h"
+#include "lpl/core/files.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"
@@ -567,9 +568,56 @@ lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *e
         st = write_text(dir, "results.json", lpl_run_results_json(r), err);
     if (!st)
         st = write_text(dir, "results.csv", lpl_run_results_csv(r), err);
-    if (!st) {
-        char *s = lpl_run_steps_jsonl(r);
-        st = write_text(dir, "steps.jsonl", s ? s : strdup(""), err);
-    }
     return st;
+}
+
+/* Length of text without a torn last line (one without its newline, or not JSON). */
+static size_t whole_lines(const char *text, size_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t start = n - 1; /* start of the last line */
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    if (text[n - 1] != '\n')
+        return start;
+    cJSON *last = cJSON_ParseWithLength(text + start, n - start);
+    int ok = cJSON_IsObject(last);
+    cJSON_Delete(last);
+    return ok ? n : start;
+}
+
+lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, size_t *torn, lpl_error *err)
+{
+    char path[LPL_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/steps.jsonl", dir);
+    char *want = lpl_run_steps_jsonl(r);
+    if (!want)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: steps.jsonl");
+    char *have = *known;
+    size_t have_n = have ? strlen(have) : 0, torn_n = 0;
+    lpl_error ignored;
+    if (!have && lpl_read_file(path, &have, &have_n, &ignored) == LPL_OK) {
+        size_t whole = whole_lines(have, have_n);
+        torn_n = have_n - whole;
+        have[have_n = whole] = '\0';
+    }
+    size_t want_n = strlen(want);
+    lpl_status st;
+    /* Append when the file holds whole lines that start what we want; rewrite when a
+     * torn line must go or lines of a placement that is to be re-run are there. */
+    if (have && !torn_n && have_n <= want_n && !memcmp(have, want, have_n))
+        st = lpl_append_lines(path, want + have_n, want_n - have_n, err);
+    else
+        st = lpl_write_file_atomic(path, want, want_n, err);
+    free(have);
+    *known = NULL;
+    if (torn)
+        *torn = torn_n;
+    if (st) {
+        free(want);
+        return st;
+    }
+    *known = want;
+    return LPL_OK;
 }

@@ -8,6 +8,21 @@ import { state, setStatus, showError, clearError } from '../state.js';
 import { charts } from './training.js';
 
 const pendingSaves = {};   // placement name -> promise of its IndexedDB key
+let quotaSaid = null;      // the run whose full storage was already reported
+
+/** Says that something could not be kept in the browser; the page still has it. */
+export function storageFailed(e, what) {
+  if (!store.isQuotaError(e)) {
+    console.warn(`not saved in this browser: ${what}: ${e.message}`);
+    return;
+  }
+  state.storageFull = true;
+  if (quotaSaid === state.runId) return;
+  quotaSaid = state.runId;
+  showError(`The browser's storage for this page is full (${e.name || 'quota exceeded'}): ${what} could not be ` +
+    'saved in this browser, so it will not survive a reload. Results and adapters stay downloadable on this ' +
+    'page (Results, Download) until you leave it: download them now, or clear saved placements to make room.');
+}
 
 /** Stores a finished placement (its adapter joins it when the worker sends it). */
 export function savePlacement(ev) {
@@ -16,7 +31,10 @@ export function savePlacement(ev) {
                 result: ev.result || null, curves: run.curves[ev.placement], experiment: run.experiment };
   const a = state.adapters[ev.placement];
   if (a) { rec.adapter = a.adapter; rec.adapterConfig = a.config; }
-  pendingSaves[ev.placement] = store.savePlacement(rec).catch((e) => { console.warn(`not saved: ${e.message}`); return null; });
+  pendingSaves[ev.placement] = store.savePlacement(rec).catch((e) => {
+    storageFailed(e, `placement ${ev.placement}`);
+    return null;
+  });
   pendingSaves[ev.placement].then(refreshSaved);
 }
 
@@ -24,7 +42,12 @@ export function savePlacement(ev) {
 export function onAdapter(msg) {
   state.adapters[msg.placement] = { adapter: msg.adapter, config: msg.config };
   const p = pendingSaves[msg.placement];
-  if (p) p.then((key) => key && store.updatePlacement(key, { adapter: msg.adapter, adapterConfig: msg.config }));
+  if (p) {
+    p.then((key) => key && store.updatePlacement(key, { adapter: msg.adapter, adapterConfig: msg.config }))
+      .catch((e) => storageFailed(e, `the adapter of ${msg.placement}`));
+  }
+  // Downloadable at once, not only at the end of the run.
+  if (state.running) downloadButtons(null, null, state.adapters);
 }
 
 function download(name, data, type) {
@@ -83,13 +106,17 @@ async function refreshSaved() {
   return state.saved;
 }
 
-/** After a reload: shows the saved placements of the latest run until a new one starts. */
+/**
+ * After a reload: shows the saved placements of the latest run until a new one
+ * starts. Resolves to {run (its stored record, if any), recs} or null.
+ */
 export async function restoreSaved() {
   const saved = await refreshSaved();
-  if (!saved.length || state.run) return;
+  if (!saved.length || state.run) return null;
   const lastRun = saved[saved.length - 1].runId;
   const recs = saved.filter((s) => s.runId === lastRun && s.result);
-  if (!recs.length) return;
+  if (!recs.length) return null;
+  const run = await store.getRun(lastRun).catch(() => undefined);
   state.results = { restored: true, placements: recs.map((r) => r.result) };
   state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.name, { adapter: r.adapter, config: r.adapterConfig }]));
   charts.reset(recs.map((r) => r.name));
@@ -101,6 +128,7 @@ export async function restoreSaved() {
   charts.setResults(state.results.placements.map(flatResult));
   downloadButtons(JSON.stringify(state.results, null, 2), null, state.adapters);
   setStatus('#run-status', `Showing ${recs.length} saved placement(s) from an earlier run.`);
+  return { run, recs };
 }
 
 /**

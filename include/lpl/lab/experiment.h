@@ -212,8 +212,8 @@ lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err);
 
 /* Resumes: takes every training with status "done" or "failed" from a previous
  * results.json, matched by placement name and seed (same config apart from "seeds",
- * and same model hash, else LPL_ERR_INVALID saying what differs); those trainings are
- * skipped, so a run can also be extended to more seeds. */
+ * same model hash and data hashes where recorded, else LPL_ERR_INVALID saying what
+ * differs); those trainings are skipped, so a run can also be extended to more seeds. */
 lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err);
 
 /* One unit of work (one optimizer step, or one eval pass). Returns 1 if more remains,
@@ -287,8 +287,19 @@ char *lpl_results_aggregate(const char *results_json, lpl_error *err);
 char *lpl_results_csv(const char *results_json, lpl_error *err);
 char *lpl_results_steps_jsonl(const char *results_json, lpl_error *err);
 
-/* Writes results.json, results.csv and steps.jsonl into dir (created if missing),
- * each via a temporary file and rename. LPL_ERR_IO names the file. */
+/* Writes results.json and results.csv into dir (created if missing), each via a
+ * temporary file and rename (steps.jsonl: lpl_run_sync_steps). LPL_ERR_IO names the
+ * file. */
 lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *err);
+
+/* Brings dir/steps.jsonl up to date with the run (lpl_run_steps_jsonl). *known is
+ * what the file is known to hold: NULL the first time, then the file is read and a
+ * torn last line (no newline, or not JSON: an append cut short by a crash) is dropped
+ * and its size put in *torn (may be NULL). When the file's lines begin the wanted
+ * text, only the rest is appended (lpl_append_lines); otherwise (a torn line, or
+ * lines of a placement that will run again) the file is rewritten atomically. On
+ * success *known is the new content (free it); on failure NULL, and LPL_ERR_IO
+ * names the file. */
+lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, size_t *torn, lpl_error *err);
 
 #endif
