@@ -292,6 +292,14 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
         c->shuffle = 0;
         return 1;
     }
+    if (cli_opt(a, "--compute", &v)) {
+        lpl_error err;
+        if (v && lpl_compute_parse(v, &c->compute, &err)) {
+            cli_usage_error(a->cmd, "flag --compute: %s", err.msg);
+            a->bad = 1;
+        }
+        return 1;
+    }
     if (cli_opt(a, "--schedule", &v)) {
         lpl_error err;
         if (v && lpl_schedule_parse(v, &c->schedule, &err)) {
@@ -339,6 +347,7 @@ const char *const cli_experiment_flags_help =
     "                        mean, 95% t-interval and paired differences (default 1)\n"
     "  --steps N             optimizer steps per placement (overrides --epochs)\n"
     "  --no-shuffle          keep the data order\n"
+    "  --compute int8|f32    frozen Q8_0 base products on int8 codes (default) or in fp32\n"
     "placements:\n"
     "  --placements a,b,c    presets: baseline ffn attn all-linear attn-exact mlp-exact\n"
     "  --placement SPEC      a preset, NAME=T1,T2[@LAYERS] (PEFT suffix rule; layers like 0-3,7)\n"

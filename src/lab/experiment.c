@@ -30,6 +30,7 @@ void lpl_experiment_default(lpl_experiment_config *c)
     c->seed = 42;
     c->seeds = 1;
     c->shuffle = 1;
+    c->compute = LPL_COMPUTE_INT8;
     const char *names[] = {"baseline", "ffn", "attn"};
     for (int i = 0; i < 3; i++)
         lpl_placement_preset(names[i], &c->placements[i], NULL);
@@ -388,6 +389,14 @@ static lpl_status apply_key(const cJSON *v, lpl_experiment_config *c, lpl_error 
     if (!strcmp(k, "shuffle")) return get_bool(v, k, &c->shuffle, err);
     if (!strcmp(k, "seeds")) return get_int(v, k, 1, LPL_EXP_MAX_SEEDS, &c->seeds, err);
     if (!strcmp(k, "placements")) return parse_placements(v, c, err);
+    if (!strcmp(k, "compute")) {
+        if (!cJSON_IsString(v))
+            return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"compute\" must be \"int8\" or \"f32\"");
+        lpl_status st = lpl_compute_parse(v->valuestring, &c->compute, err);
+        if (st != LPL_OK)
+            lpl_fail(err, st, "experiment: \"compute\": '%s' is not one of int8, f32", v->valuestring);
+        return st;
+    }
     if (!strcmp(k, "schedule")) {
         if (!cJSON_IsString(v))
             return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"schedule\" must be \"constant\", \"linear\" or \"cosine\"");
@@ -585,6 +594,7 @@ cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c)
     cJSON_AddNumberToObject(o, "seeds", c->seeds);
     cJSON_AddNumberToObject(o, "max_steps", c->max_steps);
     cJSON_AddBoolToObject(o, "shuffle", c->shuffle);
+    cJSON_AddStringToObject(o, "compute", lpl_compute_name(c->compute));
     cJSON *pl = cJSON_AddArrayToObject(o, "placements");
     for (int i = 0; i < c->n_placements; i++)
         cJSON_AddItemToArray(pl, lpl_placement_to_cjson(&c->placements[i]));

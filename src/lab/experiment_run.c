@@ -215,6 +215,8 @@ lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model
         r->state = lpl_gpt2_state_new(model, max_T, 0, err);
         if (!r->state)
             st = err ? err->code : LPL_ERR_NOMEM;
+        else
+            lpl_gpt2_state_set_compute(r->state, r->cfg.compute);
     }
     if (st) {
         lpl_run_free(r);

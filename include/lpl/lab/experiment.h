@@ -58,6 +58,7 @@ typedef struct {
                                      * stay the same (default 1) */
     int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
+    lpl_compute compute;            /* base products: int8 (default) or f32 (gpt2.h) */
     /* The grid (grid.h): several values of r / alpha, and layer bands, multiply the
      * placements. Empty lists and bands <= 1 mean no such dimension. */
     int n_r_values, r_values[LPL_EXP_MAX_VALUES];
@@ -70,7 +71,8 @@ typedef struct {
 
 /* The study's defaults: model/data paths of the bundled model and data, 100 train /
  * 20 eval, max_len 256, r 16, alpha 32, dropout 0.1, 3 epochs, batch 1, lr 2e-4,
- * cosine, no warmup, no weight decay, grad_clip 1.0, seed 42, shuffle on, placements
+ * cosine, no warmup, no weight decay, grad_clip 1.0, seed 42, shuffle on, compute int8
+ * (docs/BENCHMARKS.md "Compute int8": eval loss within 0.5% of f32), placements
  * baseline, ffn, attn. */
 void lpl_experiment_default(lpl_experiment_config *c);
 
