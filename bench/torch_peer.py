@@ -26,28 +26,24 @@ import subprocess
 import sys
 import time
 
-# Shapes of our presets (include/lpl/gpt2.h); n_ctx only bounds --seq.
-PRESETS = {
-    "tiny": dict(n_layer=2, n_embd=64, n_head=4, n_ctx=64, n_vocab=512),
-    "lab-small": dict(n_layer=4, n_embd=128, n_head=4, n_ctx=256, n_vocab=50257),
-    "distilgpt2": dict(n_layer=6, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),
-    "gpt2": dict(n_layer=12, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),
-    "dialogpt-small": dict(n_layer=12, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),
-    "gpt2-medium": dict(n_layer=24, n_embd=1024, n_head=16, n_ctx=1024, n_vocab=50257),
-    "dialogpt-medium": dict(n_layer=24, n_embd=1024, n_head=16, n_ctx=1024, n_vocab=50257),
-    "gpt2-large": dict(n_layer=36, n_embd=1280, n_head=20, n_ctx=1024, n_vocab=50257),
-    "dialogpt-large": dict(n_layer=36, n_embd=1280, n_head=20, n_ctx=1024, n_vocab=50257),
-}
+def load_presets():
+    """Model shapes and placements from `loralab count --presets` (the library's one
+    list): $LORALAB, else $LPL_BUILD_DIR/loralab, else build/loralab of this checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = os.environ.get("LORALAB") or os.path.join(os.environ.get("LPL_BUILD_DIR") or os.path.join(root, "build"),
+                                                    "loralab")
+    try:
+        out = subprocess.run([exe, "count", "--presets"], check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        sys.exit("torch_peer: cannot read the presets from %s count --presets (%s); build loralab or set LORALAB"
+                 % (exe, e))
+    doc = json.loads(out)
+    shapes = {m["name"]: {k: m[k] for k in ("n_layer", "n_embd", "n_head", "n_ctx", "n_vocab")} for m in doc["models"]}
+    return shapes, {p["name"]: p["target_modules"] for p in doc["placements"]}
 
-# Placements as PEFT target lists (suffix matching), the same names as `loralab`.
-PLACEMENTS = {
-    "baseline": ["c_attn", "c_proj", "c_fc"],
-    "ffn": ["c_fc"],
-    "attn": ["c_attn", "c_proj"],
-    "all-linear": ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
-    "attn-exact": ["attn.c_attn", "attn.c_proj"],
-    "mlp-exact": ["mlp.c_fc", "mlp.c_proj"],
-}
+
+# Shapes (n_ctx only bounds --seq) and placements as PEFT target lists (suffix matching).
+PRESETS, PLACEMENTS = load_presets()
 SITES = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
 
 

@@ -8,18 +8,21 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "lpl/io/model_io.h"
+#include "lpl/lab/presets.h"
 
 static const char *const help =
-    "usage: loralab count [--preset NAME | --model FILE] [--placements a,b,c] [--placement SPEC] [--r N] [--json]\n\n"
+    "usage: loralab count [--preset NAME | --model FILE] [--placements a,b,c] [--placement SPEC] [--r N] [--json]\n"
+    "       loralab count --presets\n\n"
     "Trainable parameters of each placement as PEFT counts them (percent of base + adapter),\n"
     "and which modules each placement really adapts.\n\n"
-    "  --preset NAME         model shape: tiny, lab-small, distilgpt2, gpt2, gpt2-medium, gpt2-large,\n"
-    "                        dialogpt-small, dialogpt-medium, dialogpt-large\n"
+    "  --preset NAME         a model shape by name (loralab count --presets lists them)\n"
     "  --model FILE          a GGUF model (default models/lab-small.q8_0.gguf when no --preset)\n"
     "  --config FILE         experiment JSON (placements, r)\n"
     "  --r N                 rank (default 16)\n"
     "  --placements, --placement   as for ablate (default baseline, ffn, attn)\n"
-    "  --json                print the accounting as JSON\n";
+    "  --json                print the accounting as JSON\n"
+    "  --presets             print every preset as JSON (model shapes, placements, the study's\n"
+    "                        settings and --quick's, generation defaults) and exit\n";
 
 /* Says where a placement's name and what it adapts disagree (PEFT suffix matching). */
 static void print_notes(const lpl_experiment_config *c, const lpl_gpt2_config *mc)
@@ -50,6 +53,17 @@ static void print_notes(const lpl_experiment_config *c, const lpl_gpt2_config *m
     free(sel);
 }
 
+/* The presets document of lpl/lab/presets.h: the one list bench/torch_peer.py reads. */
+static int print_presets(void)
+{
+    char *s = lpl_presets_json();
+    if (!s)
+        return cli_fail("count", LPL_ERR_NOMEM, "out of memory");
+    printf("%s\n", s);
+    free(s);
+    return LPL_EXIT_OK;
+}
+
 int lpl_cmd_count(int argc, char **argv)
 {
     const char *preset = NULL, *model = NULL, *config = NULL, *ignored;
@@ -78,6 +92,8 @@ int lpl_cmd_count(int argc, char **argv)
             json = 1;
             continue;
         }
+        if (cli_flag(&a, "--presets"))
+            return print_presets();
         const char *flag = cli_peek(&a);
         if (!strncmp(flag, "--placement", 11) || !strncmp(flag, "--r", 3)) {
             if (cli_experiment_flag(&a, &c))

@@ -15,6 +15,7 @@
 #include "lpl/io/model_io.h"
 #include "lpl/core/threads.h"
 #include "lpl/lab/generate.h"
+#include "lpl/lab/presets.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten.h>
@@ -46,7 +47,7 @@ static struct {
     void *buffer;
     size_t buffer_size;
     char *str_info, *str_count, *str_estimate, *str_events, *str_results, *str_csv, *str_adapter_cfg,
-        *str_generate, *str_memory;
+        *str_generate, *str_memory, *str_presets;
 } g;
 
 /* Replaces the kept string *slot by s (which may be NULL) and returns it or "". */
@@ -70,6 +71,10 @@ static void set_buffer(void *p, size_t n)
 }
 
 LAB_EXPORT const char *lab_last_error(void) { return g.err.msg; }
+
+/* The presets document of lpl/lab/presets.h (models, placements, study and quick
+ * settings, generation defaults): the page's lists and defaults come from here. */
+LAB_EXPORT const char *lab_presets(void) { return keep(&g.str_presets, lpl_presets_json()); }
 LAB_EXPORT uint8_t *lab_buffer_ptr(void) { return g.buffer; }
 LAB_EXPORT size_t lab_buffer_size(void) { return g.buffer_size; }
 
