@@ -13,7 +13,7 @@ OPENBLAS_NUM_THREADS when the library loads, so every thread count is measured i
 fresh child process with that variable set and torch's OpenMP pool at 1; the report
 is the faster run. `--threads N` runs one configuration in this process instead.
 
-    /usr/bin/python3 bench/torch_peer.py --preset dialogpt-small --seq 128 --json
+    /usr/bin/python3 bench/torch_peer.py --preset dialogpt-small --max-len 128 --json
     /usr/bin/python3 bench/torch_peer.py --peak
 """
 import argparse
@@ -143,7 +143,7 @@ def run_step_bench(args, threads):
     rss_import = rss_kib("VmRSS")
     cfg = dict(PRESETS[args.preset])
     if args.seq > cfg["n_ctx"]:
-        sys.exit("torch_peer: --seq %d exceeds n_ctx %d of %s" % (args.seq, cfg["n_ctx"], args.preset))
+        sys.exit("torch_peer: --max-len %d exceeds n_ctx %d of %s" % (args.seq, cfg["n_ctx"], args.preset))
     targets = PLACEMENTS.get(args.placement, args.placement.split(","))
     base, lora = build_model(torch, cfg, targets, args.r, args.alpha, args.dropout, args.seed)
     if not lora:
@@ -221,8 +221,9 @@ def child(args, threads):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="dialogpt-small", choices=sorted(PRESETS))
-    p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--steps", type=int, default=10)
+    # --max-len and --timed-steps as loralab bench spells them (--seq, --steps: old spellings)
+    p.add_argument("--max-len", "--seq", dest="seq", type=int, default=128)
+    p.add_argument("--timed-steps", "--steps", dest="steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--placement", default="baseline",
                    help="a preset (%s) or a comma list of PEFT targets" % ", ".join(PLACEMENTS))

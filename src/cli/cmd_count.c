@@ -16,11 +16,12 @@ static const char *const help =
     "Trainable parameters of each placement as PEFT counts them (percent of base + adapter),\n"
     "and which modules each placement really adapts.\n\n"
     "  --preset NAME         a model shape by name (loralab count --presets lists them)\n"
-    "  --model FILE          a GGUF model (default models/lab-small.q8_0.gguf when no --preset)\n"
+    CLI_HELP_MODEL
+    "                        (only its config is read; not with --preset)\n"
     "  --config FILE         experiment JSON (placements, r)\n"
     "  --r N                 rank (default 16)\n"
     "  --placements, --placement   as for ablate (default baseline, ffn, attn)\n"
-    "  --json                print the accounting as JSON\n"
+    CLI_HELP_JSON("the accounting")
     "  --presets             print every preset as JSON (model shapes, placements, the study's\n"
     "                        settings and --quick's, generation defaults) and exit\n";
 
@@ -70,6 +71,7 @@ int lpl_cmd_count(int argc, char **argv)
     int json = 0;
     lpl_experiment_config c;
     lpl_experiment_default(&c);
+    cli_resolve_defaults(&c); /* models/ and data/ beside the program, not the cwd */
     lpl_error err;
     lpl_error_clear(&err);
     cli_args a;
