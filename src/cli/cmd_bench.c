@@ -28,7 +28,7 @@
 #endif
 
 typedef struct {
-    const char *preset, *placement, *weights;
+    const char *preset, *placement, *weights, *compute;
     int seq, steps, warmup, threads, r, json;
     float alpha, dropout, lr;
     uint64_t seed;
@@ -53,7 +53,8 @@ static void help(FILE *f)
     fprintf(f,
             "usage: loralab bench [--preset NAME] [--max-len N] [--timed-steps N] [--warmup N]\n"
             "                     [--placement P] [--type f32|q8_0|q4_0|f16] [--threads N]\n"
-            "                     [--r N] [--alpha A] [--dropout P] [--seed N] [--json]\n\n"
+            "                     [--compute int8|f32] [--r N] [--alpha A] [--dropout P]\n"
+            "                     [--seed N] [--json]\n\n"
             "Times full LoRA training steps (forward + backward + AdamW on the adapters) of a\n"
             "GPT-2 shape with random weights and random tokens, and prints the median seconds\n"
             "per step, tokens/s, peak memory during training and the time per component.\n\n"
@@ -66,6 +67,7 @@ static void help(FILE *f)
             "                        mlp-exact, or NAME=T1,T2[@LAYERS] with PEFT targets\n"
             CLI_HELP_TYPE("f32, f16, q8_0 (default) or q4_0 (the frozen base)")
             CLI_HELP_THREADS
+            "  --compute int8|f32    arithmetic of the quantized base products (default int8)\n"
             "  --r N                 LoRA rank (default 16); --alpha (32), --dropout (0.1)\n"
             "  --seed N              weights, adapters, tokens and dropout (default 42)\n"
             CLI_HELP_JSON("one object on stdout instead of the table,")
@@ -85,6 +87,7 @@ static int bench_flag(cli_args *a, bench_opts *o)
         return 1;
     }
     return cli_opt(a, "--preset", &o->preset) || cli_opt(a, "--placement", &o->placement) ||
+           cli_opt(a, "--compute", &o->compute) ||
            cli_opt(a, "--type", &o->weights) || cli_opt(a, "--weights", &o->weights) ||
            cli_opt_int(a, "--max-len", 1, 1 << 20, &o->seq) || cli_opt_int(a, "--seq", 1, 1 << 20, &o->seq) ||
            cli_opt_int(a, "--timed-steps", 1, 1 << 30, &o->steps) ||
@@ -97,7 +100,7 @@ static int bench_flag(cli_args *a, bench_opts *o)
 /* Returns 0 on success, else LPL_EXIT_USAGE after printing one line. */
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
-    *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", 128, 10, 2, 0, 16, 0, 32.0f, 0.1f,
+    *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", "int8", 128, 10, 2, 0, 16, 0, 32.0f, 0.1f,
                       2e-4f, 42};
     cli_args a;
     cli_args_init(&a, "bench", argc, argv);
@@ -371,6 +374,10 @@ static lpl_status setup(const bench_opts *o, lpl_dtype wtype, bench_ctx *b, benc
         return err->code;
     if (!(b->state = lpl_gpt2_state_new(b->model, o->seq, 0, err)))
         return err->code;
+    lpl_compute compute;
+    if ((st = lpl_compute_parse(o->compute, &compute, err)) != LPL_OK)
+        return st;
+    lpl_gpt2_state_set_compute(b->state, compute);
     lpl_adamw_config ac;
     lpl_adamw_config_default(&ac);
     if ((st = lpl_adamw_init(&b->opt, &ac, b->lora->n_params, err)) != LPL_OK)
@@ -515,6 +522,7 @@ static int print_json(const bench_opts *o, const bench_result *r)
     cJSON_AddStringToObject(j, "modules", r->modules);
     cJSON_AddNumberToObject(j, "n_modules", r->n_modules);
     cJSON_AddStringToObject(j, "weights", o->weights);
+    cJSON_AddStringToObject(j, "compute", o->compute);
     cJSON_AddNumberToObject(j, "threads", r->threads);
     cJSON_AddNumberToObject(j, "r", o->r);
     cJSON_AddNumberToObject(j, "lora_params", (double)r->lora_params);
@@ -555,8 +563,8 @@ static void print_table(const bench_opts *o, const bench_result *r)
 {
     const double mib = 1024.0 * 1024.0;
     const lpl_gpt2_timings *c = &r->comp;
-    printf("loralab bench (%s): %s, seq %d, %s weights, placement %s, r %d, %d thread(s)\n",
-           build_name(), o->preset, o->seq, o->weights, o->placement, o->r, r->threads);
+    printf("loralab bench (%s): %s, seq %d, %s weights, compute %s, placement %s, r %d, %d thread(s)\n",
+           build_name(), o->preset, o->seq, o->weights, o->compute, o->placement, o->r, r->threads);
     printf("adapted:     %s (%d modules, %lld trainable of %lld base params)\n", r->modules,
            r->n_modules, (long long)r->lora_params, (long long)r->base_params);
     printf("step:        median %.4f s, min %.4f s, mean %.4f s over %d steps (%d warmup)\n",

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "lpl/io/adapter_io.h"
 #include "lpl/core/threads.h"
+#include "lpl/lab/grid.h"
 
 static const char *const help =
     "usage: loralab train [--config experiment.json] [--quick] [--out DIR] [flags]\n\n"
@@ -108,7 +109,7 @@ static int train(const train_opts *o, lpl_experiment_config *c)
     if (!o->quiet)
         fprintf(stderr, "loralab train: placement %s (%s) on %s, output in %s/\n", c->placements[0].name,
                 lpl_run_modules(run, 0), c->model, o->out);
-    cli_drive_options d = {o->out, 1, 0, 1, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model};
+    cli_drive_options d = {o->out, 1, 0, 1, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model, "train"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);
     lpl_placement_summary s;
@@ -166,6 +167,9 @@ int lpl_cmd_train(int argc, char **argv)
         strftime(out, sizeof out, "results/train-%Y%m%d-%H%M%S", &tmv);
         o.out = out;
     }
+    if (lpl_grid_has_dims(&c))
+        return cli_usage_error("train", "train runs one placement: a grid (several --r or --alpha values, --bands) "
+                               "goes to loralab ablate");
     c.n_placements = 1;
     lpl_status st = lpl_experiment_check(&c, NULL, &err);
     if (st)

@@ -6,7 +6,7 @@ export function setHp(values) {
   for (const input of document.querySelectorAll('[data-hp]')) input.value = String(values[input.dataset.hp]);
 }
 
-/** The inputs as an object: numbers, and the schedule's name. */
+/** The inputs as an object: numbers, and the schedule's and compute's names. */
 export function readHp() {
   const hp = {};
   for (const input of document.querySelectorAll('[data-hp]')) {
