@@ -23,7 +23,8 @@ static const char *const help =
     "  --r N[,N2,...]        rank, or several (a grid; default 16)\n"
     "  --alpha X[,X2,...]    alpha, or several (does not change the count)\n"
     "  --bands K             split each placement's layers into K bands\n"
-    "  --seeds N             seeds per arm (units = arms x seeds; the count is the same for each)\n"
+    "  --seeds N             train every placement N times: seeds per arm (units = arms x seeds;\n"
+    "                        the count is the same for each)\n"
     "  --placements, --placement   as for ablate (default baseline, ffn, attn)\n"
     "A grid is counted arm by arm (placement x band x r x alpha), as ablate --plan lists them.\n"
     CLI_HELP_JSON("the accounting")
