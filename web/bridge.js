@@ -23,6 +23,7 @@ self.LabBridge = function LabBridge(M) {
   const c = {
     init: fn('lab_init', 'number', ['number']),
     version: strFn('lab_version', []),
+    presets: strFn('lab_presets', []),
     lastError: strFn('lab_last_error', []),
     loadModel: fn('lab_load_model', 'number', ['number', 'number']),
     modelInfo: ptrFn('lab_model_info', []),
@@ -115,6 +116,7 @@ self.LabBridge = function LabBridge(M) {
   return {
     init(threads) { if (c.init(threads | 0) !== 0) throw fail('lab_init'); },
     version: () => c.version(),
+    presets: () => JSON.parse(c.presets()),
     lastError: () => c.lastError(),
     /** Loads a GGUF model (the module takes ownership of the copy). */
     loadModel(u8) {

@@ -28,9 +28,11 @@ async function generate() {
     for (const w of speakers()) {
       const out = el('pre', { class: 'gen', text: '…' });
       box.append(el('div', { class: 'gen-box', dataset: { placement: w.label } }, el('h3', { text: w.label }), out));
+      // The CLI's generation defaults (lab_presets), so both answer alike.
+      const g = state.presets.generate;
       const r = await engine.call('generate', { request: { prompt, raw, placement: w.placement, max_new_tokens: maxNew,
-                                                           temperature: 0, top_k: 0, seed: 1,
-                                                           repetition_penalty: 1.3 } });
+                                                           temperature: g.temperature, top_k: g.top_k, seed: g.seed,
+                                                           repetition_penalty: g.repetition_penalty } });
       // A small model often answers with end-of-text or blank lines: say so rather than
       // show an empty box that looks broken.
       out.textContent = r.text.trim() ? r.text : '(no text: the model ended its answer at once or wrote only blank lines)';
