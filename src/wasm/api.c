@@ -196,7 +196,7 @@ LAB_EXPORT const char *lab_import_check(const char *config_json, const char *typ
 {
     lpl_error_clear(&g.err);
     lpl_dtype t;
-    if (!parse_dtype(type, &t)) {
+    if (!lpl_matrix_type_from_name(type, &t)) {
         lpl_fail(&g.err, LPL_ERR_INVALID, "type '%s': expected q8_0, f16, f32 or q4_0", type ? type : "");
         return keep(&g.str_import, NULL);
     }
@@ -219,7 +219,7 @@ LAB_EXPORT int lab_import_begin(const char *config_json, const char *vocab_json,
     lpl_error_clear(&g.err);
     lab_import_abort();
     lpl_dtype t;
-    if (!parse_dtype(type, &t))
+    if (!lpl_matrix_type_from_name(type, &t))
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "type '%s': expected q8_0, f16, f32 or q4_0", type ? type : "");
     if (!config_json || !vocab_json || !merges_txt)
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "import: config, vocab and merges are all needed");
