@@ -1,6 +1,6 @@
 // The results table: the columns of the CLI's results.csv (eval loss before and
 // after, perplexity, mean per-sample perplexity, trainable and total params, % of
-// total, training time, tokens/s, peak memory, parameter reduction, change vs
+// total, training time, tokens/s, memory, parameter reduction, change vs
 // baseline, modules touched) as rows,
 // one column per placement, best value of each row marked. Every number cell
 // carries its raw value in data-value, taken straight from results.json.
@@ -15,6 +15,9 @@ export const ROWS = [
   ['eval_loss', 'eval loss', fixed(4), 'low'],
   ['perplexity', 'perplexity', fixed(3), 'low'],
   ['mean_sample_perplexity', 'mean sample perplexity', fixed(3), 'low'],
+  ['trainer_eval_loss', 'trainer eval loss (HF)', fixed(4), 'low'],
+  ['drop_share_template', 'drop from template', (v) => `${(100 * v).toFixed(0)}%`, null],
+  ['drop_share_response', 'drop from response', (v) => `${(100 * v).toFixed(0)}%`, null],
   ['trainable', 'trainable params', fmtInt, 'low'],
   ['percent', '% of total', (v) => `${v.toFixed(2)}%`, 'low'],
   ['reduction_pct', 'parameter reduction', (v, p) => `${v.toFixed(2)}%` +
@@ -22,7 +25,8 @@ export const ROWS = [
   ['vs_baseline_pct', 'vs baseline', signedPct, null],
   ['train_seconds', 'training time', fmtTime, 'low'],
   ['tokens_per_s', 'tokens/s', fixed(0), 'high'],
-  ['peak_memory_bytes', 'peak memory (wasm heap)', fmtBytes, null],
+  ['placement_memory_bytes', 'placement memory', fmtBytes, 'low'],
+  ['process_peak_memory_bytes', 'process peak (wasm heap)', fmtBytes, null],
 ];
 
 // Where a value may sit in a placement object of results.json.

@@ -118,7 +118,8 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
     })));
     const byKey = Object.fromEntries(table.map((r) => [r.key, r.cells]));
     for (const key of ['eval_loss_before', 'eval_loss', 'perplexity', 'mean_sample_perplexity', 'trainable',
-                       'percent', 'train_seconds', 'tokens_per_s', 'peak_memory_bytes', 'reduction_pct', 'vs_baseline_pct']) {
+                       'percent', 'train_seconds', 'tokens_per_s', 'placement_memory_bytes', 'process_peak_memory_bytes',
+                       'reduction_pct', 'vs_baseline_pct', 'trainer_eval_loss']) {
       assert.ok(byKey[key], `table row ${key}`);
       ps.forEach((p, i) => {
         const v = p[key];

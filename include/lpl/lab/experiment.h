@@ -131,12 +131,38 @@ typedef struct {
     double perplexity;         /* exp(eval_loss) */
     double mean_sample_perplexity; /* mean over samples of exp(sample loss); usually above
                                   * perplexity (Jensen) and dominated by the worst sample */
+    double trainer_eval_loss;  /* the eval loss an HF Trainer logs: examples in batches of
+                                * LPL_TRAINER_EVAL_BATCH in order, each batch's token-mean loss
+                                * counted once per example of the batch, averaged (= the mean
+                                * over batches when every batch is full) */
+    double role_nll[LPL_N_ROLES];     /* nll_sum split by token role (data.h) */
+    int64_t role_tokens[LPL_N_ROLES]; /* scored tokens per role; they sum to n_tokens */
 } lpl_eval_result;
+
+/* HF Trainer's default per_device_eval_batch_size. */
+#define LPL_TRAINER_EVAL_BATCH 8
 
 /* Eval loss of the model (with lora if non-NULL, no dropout) over examples.
  * LPL_ERR_INVALID if no example has a scored token. */
 lpl_status lpl_evaluate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
                         lpl_eval_result *out, lpl_error *err);
+
+/* -log p(target) of every position of every example, without dropout: out holds the
+ * sum of the examples' T values, example after example, NAN where a target is not
+ * scored. Errors as lpl_evaluate. */
+lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex, float *out,
+                            lpl_error *err);
+
+/* The token view of examples [first, first + count) of ex as a JSON document:
+ * {"eval_loss", "n_tokens", "roles": {ROLE: {n_tokens, loss, ...}}, "models": [names],
+ *  "examples": [{"index", "tokens": [{"id", "text", "role", "scored", "loss", "loss_NAME"...}]}]}.
+ * "loss" is the base model's; "loss_NAME" that with adapters[k] (named names[k]); eval_loss
+ * and the roles are over the whole set, for the base and each adapter ("eval_loss_NAME").
+ * The first token of an example predicts nothing and is listed unscored. malloc'd JSON
+ * or NULL with err set. */
+char *lpl_token_view_json(const lpl_gpt2_model *m, const lpl_tokenizer *tok, lpl_lora *const *adapters,
+                          const char *const *names, int n_adapters, const lpl_example_set *ex, int first,
+                          int count, lpl_error *err);
 
 typedef struct {
     int max_new_tokens;   /* default 64 */
@@ -206,7 +232,10 @@ typedef struct {
     double percent, reduction_pct, reduction_factor, vs_baseline_pct;
     double eval_loss_before, eval_loss, perplexity, mean_sample_perplexity;
     double train_seconds, tokens_per_s;
-    int64_t peak_memory_bytes;
+    int64_t peak_memory_bytes;       /* the process's high-water mark when the training ended */
+    int64_t placement_memory_bytes;  /* the training's own peak (docs/RESULTS.md) */
+    double trainer_eval_loss;        /* after training */
+    double drop_share_template, drop_share_response; /* shares of the eval NLL drop */
 } lpl_placement_summary;
 
 typedef struct lpl_run lpl_run;
@@ -303,6 +332,10 @@ lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *e
 /* Peak memory of the process so far in bytes (native: max RSS; wasm: heap size
  * high-water). 0 if unknown. */
 int64_t lpl_peak_memory_bytes(void);
+
+/* Heap bytes in use now (native glibc: mallinfo2 in-use + mmap'd blocks; wasm:
+ * dlmalloc's in-use bytes); 0 where unknown. */
+int64_t lpl_heap_in_use_bytes(void);
 
 /* SHA-256 of bytes; hex is 64 lowercase digits + NUL. */
 void lpl_sha256(const void *data, size_t n, uint8_t digest[32]);
