@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Local server for the browser lab: static files only, GET/HEAD only, never outside
-// its roots. Sends COOP/COEP/CORP on every response so the threaded wasm build can
+// its roots. Files are streamed with byte ranges (send_file.mjs), never read whole. Sends COOP/COEP/CORP on every response so the threaded wasm build can
 // run (unless --no-isolation, used to test the single-thread fallback), and a CSP
 // that allows scripts from this origin only.
 //
@@ -14,6 +14,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { sendFile } from './send_file.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -172,12 +173,7 @@ function handle(opts, req, res) {
   if (found.escaped) return sendText(res, req, 403, 'forbidden path', headers);
   const type = MIME[path.extname(found.file).toLowerCase()] || 'application/octet-stream';
   const extra = segs[0] === 'hub' ? { 'Access-Control-Allow-Origin': '*' } : {};
-  res.writeHead(200, { ...headers, ...extra, 'Content-Type': type, 'Content-Length': found.size,
-                       'Last-Modified': found.mtime.toUTCString() });
-  if (req.method === 'HEAD') return res.end();
-  const stream = fs.createReadStream(found.file);
-  stream.on('error', () => res.destroy());
-  stream.pipe(res);
+  sendFile(req, res, found, type, { ...headers, ...extra });
 }
 
 /** Starts the server; resolves to {server, url, port, close()}. */

@@ -2,64 +2,18 @@
 // paths, symlinks), loopback by default, isolation + CSP headers on every answer.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { startServe, stopServe as stop, rawRequest } from './serve_harness.mjs';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SECRET = 'TOP-SECRET-CONTENT';
 
 let tmp, proc, port;
 
 // Sends a request line exactly as given (no client-side normalisation of "..").
-function raw(method, target, extraHeaders = '') {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
-    let data = Buffer.alloc(0);
-    sock.on('data', (d) => { data = Buffer.concat([data, d]); });
-    sock.on('error', reject);
-    sock.on('end', () => {
-      const text = data.toString('latin1');
-      const [head, ...rest] = text.split('\r\n\r\n');
-      const lines = head.split('\r\n');
-      const status = Number(lines[0].split(' ')[1]);
-      const headers = {};
-      for (const l of lines.slice(1)) {
-        const i = l.indexOf(':');
-        headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
-      }
-      resolve({ status, headers, body: rest.join('\r\n\r\n') });
-    });
-    sock.write(`${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${extraHeaders}\r\n`);
-  });
-}
-
-function startServe(args) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(path.join(REPO, 'scripts', 'serve'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const timer = setTimeout(() => reject(new Error('serve did not start: ' + out)), 10000);
-    p.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/http:\/\/([^/\s]+):(\d+)\//);
-      if (m) { clearTimeout(timer); resolve({ proc: p, host: m[1], port: Number(m[2]) }); }
-    });
-    p.stderr.on('data', (d) => { out += d; });
-    p.on('exit', (code) => { clearTimeout(timer); reject(new Error(`serve exited ${code}: ${out}`)); });
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null) return resolve();
-    p.removeAllListeners('exit');
-    p.on('exit', resolve);
-    p.kill('SIGTERM');
-  });
-}
+const raw = (method, target, extraHeaders = '') => rawRequest(port, method, target, extraHeaders);
 
 before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-serve-'));
