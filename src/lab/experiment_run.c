@@ -821,6 +821,8 @@ const char *lpl_run_modules(const lpl_run *r, int i)
     return i >= 0 && i < r->n ? r->p[i].count.modules : "";
 }
 
+const lpl_example_set *lpl_run_eval_set(const lpl_run *r) { return &r->eval; }
+
 const lpl_lora *lpl_run_adapter(const lpl_run *r, int i)
 {
     if (i < 0 || i >= r->n || r->p[i].status != LPL_PLACEMENT_DONE)

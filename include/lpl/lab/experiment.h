@@ -302,6 +302,9 @@ lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *out, 
 /* "selected" modules of placement i (lpl_lora_describe form) */
 const char *lpl_run_modules(const lpl_run *r, int i);
 
+/* The tokenized eval examples the run evaluates on. */
+const lpl_example_set *lpl_run_eval_set(const lpl_run *r);
+
 /* Adapter of a placement completed in this run (NULL otherwise, e.g. resumed ones). */
 const lpl_lora *lpl_run_adapter(const lpl_run *r, int i);
 /* Its LoRA config (placement + hyper-parameters). */
