@@ -96,8 +96,8 @@ $PY -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(
     ok "merged model eval $merged = adapter eval $saved" || fail "merged model eval $merged, adapter eval $saved"
 
 # ---- generate: greedy and seeded sampling are reproducible; the adapter changes the model
-G=(generate --model "$T/tiny.gguf" --prompt "The colour of" --raw --max-new 8 --threads 1)
-g1=$("$LORALAB" "${G[@]}") && g2=$("$LORALAB" "${G[@]}") && [ "$g1" = "$g2" ] && ok "greedy generation reproducible" ||
+G=(generate --model "$T/tiny.gguf" --prompt "The colour of" --raw --max-new 8 --threads 1 --quiet)
+g1=$("$LORALAB" "${G[@]}" --greedy) && g2=$("$LORALAB" "${G[@]}" --greedy) && [ "$g1" = "$g2" ] && ok "greedy generation reproducible" ||
     fail "greedy generation: '$g1' vs '$g2'"
 s1=$("$LORALAB" "${G[@]}" --temperature 1.5 --top-k 50 --seed 7)
 s2=$("$LORALAB" "${G[@]}" --temperature 1.5 --top-k 50 --seed 7)

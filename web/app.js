@@ -13,6 +13,7 @@ import { initRunPanel, onRunEvent } from './panels/run.js';
 import { charts, initTrainingPanel } from './panels/training.js';
 import { initResultsPanel, onAdapter, restoreSaved } from './panels/results.js';
 import { initComparePanel } from './panels/compare.js';
+import { initLearnedPanel } from './panels/learned.js';
 
 const TEST = params.get('test') === '1';
 
@@ -71,6 +72,7 @@ initRunPanel();
 initTrainingPanel();
 initResultsPanel();
 initComparePanel();
+initLearnedPanel();
 $('#hp-study').addEventListener('click', () => useHp(STUDY));
 $('#hp-quick').addEventListener('click', () => useHp(QUICK));
 $('#restart').addEventListener('click', restartEngine);

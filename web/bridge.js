@@ -28,6 +28,7 @@ self.LabBridge = function LabBridge(M) {
     adapter: fn('lab_adapter', 'number', ['number']),
     adapterConfig: fn('lab_adapter_config', 'number', ['number']),
     generate: fn('lab_generate', 'number', ['number']),
+    tokenView: fn('lab_token_view', 'number', ['number']),
     bufferPtr: fn('lab_buffer_ptr', 'number', []),
     bufferSize: fn('lab_buffer_size', 'number', []),
     memory: fn('lab_memory', 'number', []),
@@ -144,6 +145,7 @@ self.LabBridge = function LabBridge(M) {
       return M.UTF8ToString(p);
     },
     generate(req) { return withStrings([JSON.stringify(req)], (r) => jsonOrThrow(c.generate(r), 'generating')); },
+    tokenView(req) { return withStrings([JSON.stringify(req)], (r) => jsonOrThrow(c.tokenView(r), 'token view')); },
     memory() { const p = c.memory(); return p ? JSON.parse(M.UTF8ToString(p)) : null; },
     heapBytes() { return heap().length; },
   };

@@ -53,18 +53,42 @@ export function rowValue(ps, p, key) {
   return metric(p, key);
 }
 
-export function renderResults(table, doc) {
+/**
+ * The table's columns: one per training, or with several seeds one per placement whose
+ * numbers are the engine's aggregates (mean, and half the 95% t-interval).
+ */
+export function columnsOf(doc) {
   const ps = placementsOf(doc);
+  const aggs = doc && doc.aggregates && Array.isArray(doc.aggregates.placements) ? doc.aggregates.placements : [];
+  if (!(Array.isArray(doc && doc.seeds) && doc.seeds.length > 1 && aggs.length)) {
+    return ps.map((p) => ({ p, value: (key) => metric(p, key), half: () => undefined }));
+  }
+  return aggs.map((a) => {
+    const p = ps.find((q) => q.name === a.name && q.status === 'done') || ps.find((q) => q.name === a.name);
+    const m = (key) => (a.metrics && a.metrics[key]) || null;
+    return {
+      p, agg: a,
+      value: (key) => (m(key) ? m(key).mean : metric(p, key)),
+      half: (key) => (m(key) && m(key).ci95 ? (m(key).ci95[1] - m(key).ci95[0]) / 2 : undefined),
+    };
+  });
+}
+
+export function renderResults(table, doc) {
+  const cols = columnsOf(doc);
+  const ps = cols.map((c) => c.p);
   const thead = table.querySelector('thead'), tbody = table.querySelector('tbody');
   if (!ps.length) {
     fill(thead);
     fill(tbody, el('tr', {}, el('td', { class: 'muted', text: 'No results yet: press Run.' })));
     return;
   }
-  fill(thead, el('tr', {}, el('th', { text: '' }), ps.map((p) => el('th', { scope: 'col', class: 'num', text: p.name }))));
+  const seeds = cols.some((c) => c.agg) ? ` (${doc.seeds.length} seeds)` : '';
+  fill(thead, el('tr', {}, el('th', { text: seeds ? `mean ± ½ 95% interval${seeds}` : '' }),
+    ps.map((p) => el('th', { scope: 'col', class: 'num', text: p.name }))));
   const rows = [];
   for (const [key, label, fmt, better] of ROWS) {
-    const vals = ps.map((p) => rowValue(ps, p, key));
+    const vals = cols.map((c) => c.value(key));
     if (vals.every((v) => v === undefined || v === null)) continue;
     const finite = vals.filter((v) => Number.isFinite(v));
     // A best value only means something when the placements differ.
@@ -73,9 +97,11 @@ export function renderResults(table, doc) {
     rows.push(el('tr', { dataset: { key } }, el('th', { scope: 'row', text: label }),
       vals.map((v, i) => {
         const isBest = best !== null && v === best;
-        return el('td', { class: isBest ? 'num best' : 'num', dataset: { value: String(v) },
+        const half = cols[i].half(key);
+        return el('td', { class: isBest ? 'num best' : 'num', dataset: Number.isFinite(half) ? { value: String(v), half: String(half) } : { value: String(v) },
                           title: isBest ? 'best of this row' : undefined },
-                  Number.isFinite(v) ? fmt(v, ps[i]) : '–', isBest ? ' ★' : '');
+                  Number.isFinite(v) ? fmt(v, ps[i]) : '–', Number.isFinite(half) ? ` ± ${fmt(half, ps[i])}` : '',
+                  isBest ? ' ★' : '');
       })));
   }
   rows.push(el('tr', { dataset: { key: 'modules' } }, el('th', { scope: 'row', text: 'modules touched' }),

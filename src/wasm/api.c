@@ -440,6 +440,7 @@ LAB_EXPORT const char *lab_generate(const char *request_json)
     if (cJSON_IsNumber(rp) && rp->valuedouble > 0)
         o.repetition_penalty = (float)rp->valuedouble;
     o.top_k = json_int(req, "top_k", 0);
+    o.min_new_tokens = json_int(req, "min_new_tokens", 0);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "temperature");
     if (cJSON_IsNumber(t))
         o.temperature = (float)t->valuedouble;

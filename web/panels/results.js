@@ -6,24 +6,27 @@ import { renderResults, placementsOf, metric } from '../table.js';
 import * as store from '../store.js';
 import { state, setStatus } from '../state.js';
 import { charts } from './training.js';
+import { seriesKey, drawSeedBands, renderVerdicts } from '../seeds.js';
+import { refreshLearned } from './learned.js';
 
 const pendingSaves = {};   // placement name -> promise of its IndexedDB key
 
 /** Stores a finished placement (its adapter joins it when the worker sends it). */
-export function savePlacement(ev) {
+export function savePlacement(ev, key = ev.placement) {
   const run = state.run;
-  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, index: ev.index,
-                result: ev.result || null, curves: run.curves[ev.placement], experiment: run.experiment };
-  const a = state.adapters[ev.placement];
+  const rec = { runId: state.runId, model: state.model && state.model.name, name: key, index: ev.index,
+                result: ev.result || null, curves: run.curves[key], experiment: run.experiment };
+  const a = state.adapters[key];
   if (a) { rec.adapter = a.adapter; rec.adapterConfig = a.config; }
-  pendingSaves[ev.placement] = store.savePlacement(rec).catch((e) => { console.warn(`not saved: ${e.message}`); return null; });
-  pendingSaves[ev.placement].then(refreshSaved);
+  pendingSaves[key] = store.savePlacement(rec).catch((e) => { console.warn(`not saved: ${e.message}`); return null; });
+  pendingSaves[key].then(refreshSaved);
 }
 
-/** Keeps the PEFT files of a finished placement, in memory and in its stored record. */
+/** Keeps the PEFT files of a finished training, in memory and in its stored record. */
 export function onAdapter(msg) {
-  state.adapters[msg.placement] = { adapter: msg.adapter, config: msg.config };
-  const p = pendingSaves[msg.placement];
+  const key = state.run ? seriesKey(msg.placement, msg.seed, state.run.experiment) : msg.placement;
+  state.adapters[key] = { adapter: msg.adapter, config: msg.config };
+  const p = pendingSaves[key];
   if (p) p.then((key) => key && store.updatePlacement(key, { adapter: msg.adapter, adapterConfig: msg.config }));
 }
 
@@ -63,6 +66,9 @@ function flatResult(p) {
 export function clearResults() {
   renderResults($('#results-table'), null);
   fill($('#downloads'));
+  drawSeedBands($('#chart-seeds'), null);
+  renderVerdicts($('#verdicts'), null);
+  refreshLearned();
 }
 
 /** Draws state.results: table, efficiency chart, downloads. */
@@ -70,6 +76,9 @@ export function showResults() {
   renderResults($('#results-table'), state.results);
   charts.setResults(placementsOf(state.results).map(flatResult));
   downloadButtons(state.resultsJson, state.resultsCsv, state.adapters);
+  drawSeedBands($('#chart-seeds'), state.results, (name) => charts.color(name));
+  renderVerdicts($('#verdicts'), state.results);
+  refreshLearned();
 }
 
 async function refreshSaved() {

@@ -9,6 +9,7 @@ import { checkHp } from './hp.js';
 import { experiment } from './placements.js';
 import { charts } from './training.js';
 import { savePlacement, showResults, clearResults } from './results.js';
+import { seriesKey } from '../seeds.js';
 
 // Refuses (with a message) a run the browser cannot hold; true when it may start.
 async function fitsInMemory(exp) {
@@ -27,7 +28,9 @@ async function fitsInMemory(exp) {
 }
 
 function startRun(exp) {
-  const names = exp.placements.map((p) => (typeof p === 'string' ? p : p.name));
+  const placements = exp.placements.map((p) => (typeof p === 'string' ? p : p.name));
+  const seeds = Array.from({ length: exp.seeds || 1 }, (_, k) => exp.seed + k);
+  const names = seeds.flatMap((s) => placements.map((n) => seriesKey(n, s, exp)));
   state.running = true;
   state.runId = `${Date.now()}`;
   state.run = { names, totalSteps: 0, done: {}, failed: {}, cancelled: false, startedAt: performance.now(),
@@ -75,21 +78,21 @@ function cancel() {
   setStatus('#run-status', 'Cancelling after the current step…');
 }
 
-function onStep(run, curves, ev) {
-  run.done[ev.index] = ev.step;
+function onStep(run, curves, ev, key) {
+  run.done[ev.run ?? ev.index] = ev.step;
   if (curves) { curves.loss[ev.step - 1] = ev.loss; curves.lr[ev.step - 1] = ev.lr; curves.steps = ev.steps; }
-  charts.addStep(ev.placement, ev.step, ev.loss);
+  charts.addStep(key, ev.step, ev.loss);
   const done = Object.values(run.done).reduce((a, b) => a + b, 0);
   $('#run-progress').value = Math.min(done, $('#run-progress').max);
-  setStatus('#run-status', `${ev.placement} · epoch ${ev.epoch} · step ${ev.step}/${ev.steps} · loss ${fmtNum(ev.loss, 4)} · ` +
+  setStatus('#run-status', `${key} · epoch ${ev.epoch} · step ${ev.step}/${ev.steps} · loss ${fmtNum(ev.loss, 4)} · ` +
     `${fmtNum(ev.tokens_per_s, 3)} tok/s · elapsed ${fmtTime(ev.elapsed_s)} · ETA ${fmtTime(ev.eta_s)}`);
 }
 
-function onEval(curves, ev) {
+function onEval(curves, ev, key) {
   if (curves) curves.evals.push({ epoch: ev.epoch, eval_loss: ev.eval_loss, perplexity: ev.perplexity,
                                   mean_sample_perplexity: ev.mean_sample_perplexity });
-  charts.addEval(ev.placement, ev.epoch, ev.eval_loss, ev.perplexity);
-  setStatus('#run-status', `${ev.placement} · eval after epoch ${ev.epoch}: loss ${fmtNum(ev.eval_loss, 4)}, ` +
+  charts.addEval(key, ev.epoch, ev.eval_loss, ev.perplexity);
+  setStatus('#run-status', `${key} · eval after epoch ${ev.epoch}: loss ${fmtNum(ev.eval_loss, 4)}, ` +
     `perplexity ${fmtNum(ev.perplexity, 4)}`);
 }
 
@@ -97,20 +100,22 @@ function onEval(curves, ev) {
 export function onRunEvent(ev) {
   const run = state.run;
   if (!run) return;
-  const curves = run.curves[ev.placement];
+  const key = seriesKey(ev.placement, ev.seed, run.experiment);
+  const curves = run.curves[key];
   if (ev.type === 'start') {
     run.totalSteps = ev.total_steps || 0;
     $('#run-progress').max = Math.max(1, run.totalSteps);
   } else if (ev.type === 'step') {
-    onStep(run, curves, ev);
+    onStep(run, curves, ev, key);
   } else if (ev.type === 'eval') {
-    onEval(curves, ev);
+    onEval(curves, ev, key);
   } else if (ev.type === 'placement_done') {
-    run.done[ev.index] = curves && curves.steps ? curves.steps : run.done[ev.index];
-    savePlacement(ev);
+    const i = ev.run ?? ev.index;
+    run.done[i] = curves && curves.steps ? curves.steps : run.done[i];
+    savePlacement(ev, key);
   } else if (ev.type === 'placement_failed') {
-    run.failed[ev.placement] = ev.message;
-    showError(`Placement ${ev.placement} failed: ${ev.message}`);
+    run.failed[key] = ev.message;
+    showError(`Placement ${key} failed: ${ev.message}`);
   } else if (ev.type === 'done') {
     run.cancelled = !!ev.cancelled;
   }
