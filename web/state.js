@@ -55,6 +55,7 @@ export function updateButtons() {
   $('#run').disabled = !ready || state.running || !state.placements.some((p) => p.on);
   $('#cancel').disabled = !state.running;
   $('#generate').disabled = !state.model || state.running;
+  $('#learned-show').disabled = state.running || !$('#learned-placement').options.length;
   $('#load-model').disabled = state.running || !state.engine;
   $('#load-data').disabled = state.running || !state.engine;
 }

@@ -5,7 +5,7 @@
 import { el, $, fill } from '../dom.js';
 import { placementsOf } from '../table.js';
 import { engine } from '../engine.js';
-import { state, showError, clearError } from '../state.js';
+import { state, showError, clearError, updateButtons } from '../state.js';
 
 const ROLES = ['template', 'instruction', 'input', 'response'];
 
@@ -23,7 +23,7 @@ export function refreshLearned() {
   fill($('#learned-placement'), runs.map((r) => el('option', { value: String(r.run), text: label(r) })));
   const nEval = state.results && state.results.data ? state.results.data.eval.used : 0;
   fill($('#learned-example'), Array.from({ length: runs.length ? nEval : 0 }, (_, i) => el('option', { value: String(i), text: String(i) })));
-  $('#learned-show').disabled = !runs.length || state.running;
+  updateButtons();
   if (!runs.length) {
     fill($('#learned-tokens'));
     $('#learned-summary').textContent = '';
