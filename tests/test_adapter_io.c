@@ -51,7 +51,7 @@ static void test_round_trip(void)
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     char *text;
     size_t n;
-    CHECK(lpl_file_read_all(path, &text, &n, &err) == LPL_OK, "%s", err.msg);
+    CHECK(lpl_read_file(path, &text, &n, &err) == LPL_OK, "%s", err.msg);
     cJSON *o = cJSON_Parse(text);
     CHECK(o != NULL, "config is JSON");
     CHECK(!strcmp(cJSON_GetObjectItem(o, "peft_type")->valuestring, "LORA"), "peft_type");

@@ -7,6 +7,7 @@
 #include "lpl/model/lora.h"
 #include "lpl/model/optim.h"
 #include "lpl/core/threads.h"
+#include "lpl/core/rng.h"
 
 #include <string.h>
 
@@ -207,11 +208,11 @@ static void test_lora_identities(void)
 
     float *w0 = malloc((size_t)m->n_params * sizeof(float));
     memcpy(w0, m->params, (size_t)m->n_params * sizeof(float));
-    CHECK(lpl_lora_merge(m, l, 1, &err) == LPL_OK, "merge: %s", err.msg);
+    CHECK(lpl_gpt2_merge_lora(m, l, 1, &err) == LPL_OK, "merge: %s", err.msg);
     lpl_gpt2_forward(m, NULL, s, tok, NULL, NULL, T, 0, NULL, &err);
     double d = max_abs_diff(lpl_gpt2_logits(s), adapted, NL);
     CHECK(d < 1e-4, "merged base == adapter forward (max diff %g)", d);
-    CHECK(lpl_lora_merge(m, l, -1, &err) == LPL_OK, "unmerge");
+    CHECK(lpl_gpt2_merge_lora(m, l, -1, &err) == LPL_OK, "unmerge");
     double dw = max_abs_diff(m->params, w0, m->n_params);
     CHECK(dw < 1e-6, "unmerge restores the weights (max diff %g)", dw);
     lpl_gpt2_forward(m, NULL, s, tok, NULL, NULL, T, 0, NULL, &err);
@@ -224,7 +225,7 @@ static void test_lora_identities(void)
     memcpy(adapted, lpl_gpt2_logits(s), NL * sizeof(float));
     lpl_gpt2_forward(m, NULL, s, tok, NULL, NULL, T, 0, NULL, &err);
     double before = max_abs_diff(lpl_gpt2_logits(s), adapted, NL);
-    CHECK(lpl_lora_merge(m, l, 1, &err) == LPL_OK, "merge q8_0: %s", err.msg);
+    CHECK(lpl_gpt2_merge_lora(m, l, 1, &err) == LPL_OK, "merge q8_0: %s", err.msg);
     lpl_gpt2_forward(m, NULL, s, tok, NULL, NULL, T, 0, NULL, &err);
     double after = max_abs_diff(lpl_gpt2_logits(s), adapted, NL);
     CHECK(after < 0.2 * before, "q8_0 merge: %g from the adapter forward (was %g unmerged)", after, before);

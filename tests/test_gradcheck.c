@@ -14,6 +14,7 @@
 #include "lpl/model/lora.h"
 #include "lpl/model/optim.h"
 #include "lpl/core/threads.h"
+#include "lpl/core/rng.h"
 
 #include <string.h>
 

@@ -3,6 +3,7 @@
  * fp16 rounding against the compiler's _Float16, dtype helpers and error messages.
  * `test_kernels --dump` prints the kernel fingerprint JSON (for the wasm parity test). */
 #include "check.h"
+#include "kernels_check.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/threads.h"
 

@@ -2,8 +2,10 @@
  * layers_to_transform), the published DialoGPT-medium r=16 numbers, refusals with
  * messages naming the problem, PEFT initialisation, scaling, dropout masks, norms. */
 #include "check.h"
+#include "lpl/model/gpt2.h"
 #include "lpl/model/lora.h"
 #include "lpl/model/optim.h"
+#include "lpl/core/rng.h"
 
 #include <string.h>
 

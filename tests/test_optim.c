@@ -3,6 +3,7 @@
  * clipping against torch.nn.utils.clip_grad_norm_, and the generator's determinism. */
 #include "check.h"
 #include "lpl/model/optim.h"
+#include "lpl/core/rng.h"
 
 #include <string.h>
 

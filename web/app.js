@@ -21,7 +21,7 @@ async function startEngine() {
   state.engine = null;
   setStatus('#engine', 'Starting the engine…');
   try {
-    const e = await engine.call('init', { wasmBase: '/build-wasm/', threads: navigator.hardwareConcurrency || 2, test: TEST });
+    const e = await engine.call('init', { wasmBase: new URL('build-wasm/', location.href).href, threads: navigator.hardwareConcurrency || 2, test: TEST });
     state.engine = e;
     setStatus('#engine', `${e.version} · ${e.isolated ? `cross-origin isolated, ${e.threads} threads` :
       'not cross-origin isolated: single-thread build'}`);

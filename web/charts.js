@@ -1,7 +1,7 @@
 // Charts of the ablation: uPlot (served from node_modules/uplot by our own server)
 // for the curves, plain canvas for the efficiency scatter and the update-norm
 // heatmap. Series are keyed by placement name; text drawn on canvas is never HTML.
-import uPlot from '/vendor/uplot/uPlot.esm.js';
+import uPlot from './vendor/uplot/uPlot.esm.js';
 
 export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b',
                         '#e377c2', '#7f7f7f', '#bcbd22'];

@@ -48,7 +48,7 @@ function isCrash(e) {
 
 async function init({ wasmBase, threads, test }) {
   testMode = !!test;
-  const base = new URL(wasmBase || '/build-wasm/', self.location.href).href;
+  const base = new URL(wasmBase || 'build-wasm/', self.location.href).href;
   const jsUrl = new URL(`loralab_${variant}.js`, base).href;
   importScripts(jsUrl);
   M = await self.createLoraLab({

@@ -404,9 +404,7 @@ void cli_progress_update(cli_progress *p, const lpl_run_progress *pg, int force)
 {
     if (p->quiet || pg->placement < 0)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    double now = lpl_now_seconds();
     double every = p->tty ? 0.1 : 5.0;
     if (!force && now - p->last < every)
         return;
@@ -715,7 +713,7 @@ static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t
         const lpl_lora *l = lpl_run_adapter(r, i);
         if (saved[i] || !l)
             continue;
-        char dir[LPL_EXP_PATH_MAX + 160], rel[160];
+        char dir[LPL_PATH_MAX + 160], rel[160];
         lpl_run_adapter_dir(r, i, rel, sizeof rel);
         if (o->adapter_in_out && lpl_run_n_seeds(r) > 1)
             snprintf(dir, sizeof dir, "%s/seed-%llu", o->out, (unsigned long long)lpl_run_seed(r, i));

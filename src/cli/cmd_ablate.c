@@ -71,10 +71,10 @@ static int second_pass(int argc, char **argv, ablate_opts *o, lpl_experiment_con
 /* The config of a previous run in DIR/results.json. */
 static lpl_status resume_config(const char *dir, lpl_experiment_config *c, char **results, lpl_error *err)
 {
-    char path[LPL_EXP_PATH_MAX + 32];
+    char path[LPL_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/results.json", dir);
     size_t n;
-    lpl_status st = lpl_file_read_all(path, results, &n, err);
+    lpl_status st = lpl_read_file(path, results, &n, err);
     if (st)
         return lpl_fail(err, st, "--resume %s: no results.json to resume from (%s)", dir, err->msg);
     cJSON *root = cJSON_Parse(*results);
@@ -202,7 +202,7 @@ int lpl_cmd_ablate(int argc, char **argv)
     }
     if ((code = second_pass(argc, argv, &o, &c)))
         goto done;
-    char out[LPL_EXP_PATH_MAX];
+    char out[LPL_PATH_MAX];
     if (o.resume)
         o.out = o.resume;
     if (!o.out) {
@@ -215,7 +215,7 @@ int lpl_cmd_ablate(int argc, char **argv)
         goto done;
     }
     if (!o.resume) {
-        char path[LPL_EXP_PATH_MAX + 32];
+        char path[LPL_PATH_MAX + 32];
         if ((code = cli_lock_out("ablate", o.out, 1, &lock)))
             goto done;
         struct stat sb;

@@ -16,6 +16,8 @@
 #include "lpl/model/lora.h"
 #include "lpl/model/optim.h"
 #include "lpl/core/threads.h"
+#include "lpl/core/platform.h"
+#include "lpl/core/rng.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten/heap.h>
@@ -156,13 +158,6 @@ static int parse_dtype(const char *s, lpl_dtype *t)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------ memory */
 
 #ifdef __EMSCRIPTEN__
@@ -270,26 +265,25 @@ static void typed_release(void *p)
     }
 }
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static size_t typed_bytes(const lpl_gpt2_config *c, lpl_dtype t)
 {
     size_t C = (size_t)c->n_embd;
-    size_t n = align64(lpl_dtype_row_bytes(t, c->n_embd) * (size_t)c->n_vocab);
-    n += align64(4 * (size_t)c->n_ctx * C) + 2 * align64(4 * C);
+    size_t n = lpl_align64(lpl_dtype_row_bytes(t, c->n_embd) * (size_t)c->n_vocab);
+    n += lpl_align64(4 * (size_t)c->n_ctx * C) + 2 * lpl_align64(4 * C);
     for (int s = 0; s < LPL_N_SITES; s++) {
         int out, in;
         lpl_site_shape(c, (lpl_site)s, &out, &in);
-        n += (size_t)c->n_layer * (align64(lpl_dtype_row_bytes(t, in) * (size_t)out) + align64(4 * (size_t)out));
+        n += (size_t)c->n_layer * (lpl_align64(lpl_dtype_row_bytes(t, in) * (size_t)out) + lpl_align64(4 * (size_t)out));
     }
-    return n + (size_t)c->n_layer * 4 * align64(4 * C);
+    return n + (size_t)c->n_layer * 4 * lpl_align64(4 * C);
 }
 
 /* Carves n bytes from *cur (64-byte aligned pieces of one zeroed buffer). */
 static void *carve(char **cur, size_t n)
 {
     void *p = *cur;
-    *cur += align64(n);
+    *cur += lpl_align64(n);
     return p;
 }
 
@@ -465,9 +459,9 @@ static lpl_status train_step(const bench_opts *o, bench_ctx *b, float *loss_out,
     memory_sample();
     if (st != LPL_OK)
         return st;
-    double t0 = now_s();
+    double t0 = lpl_now_seconds();
     lpl_adamw_step(&b->opt, b->lora->params, b->lora->grads, o->lr);
-    *opt_s += now_s() - t0;
+    *opt_s += lpl_now_seconds() - t0;
     *loss_out = loss.loss;
     return LPL_OK;
 }
@@ -475,9 +469,9 @@ static lpl_status train_step(const bench_opts *o, bench_ctx *b, float *loss_out,
 static lpl_status run(const bench_opts *o, lpl_dtype wtype, bench_result *res, lpl_error *err)
 {
     bench_ctx b = {0};
-    double t0 = now_s(), opt_s = 0;
+    double t0 = lpl_now_seconds(), opt_s = 0;
     lpl_status st = setup(o, wtype, &b, res, err);
-    res->setup_s = now_s() - t0;
+    res->setup_s = lpl_now_seconds() - t0;
     memory_sample();
     res->setup_peak = memory_peak();
     for (int i = 0; st == LPL_OK && i < o->warmup + o->steps; i++) {
@@ -486,10 +480,10 @@ static lpl_status run(const bench_opts *o, lpl_dtype wtype, bench_result *res, l
             opt_s = 0;
         }
         float loss = 0;
-        double ts = now_s();
+        double ts = lpl_now_seconds();
         st = train_step(o, &b, &loss, &opt_s, err);
         if (i >= o->warmup)
-            b.times[i - o->warmup] = now_s() - ts;
+            b.times[i - o->warmup] = lpl_now_seconds() - ts;
         if (i == 0)
             res->first_loss = loss;
         res->last_loss = loss;

@@ -97,7 +97,7 @@ int lpl_cmd_count(int argc, char **argv)
     lpl_gpt2_config mc;
     lpl_gguf *g = NULL;
     lpl_gpt2_model *m = NULL;
-    char source[LPL_EXP_PATH_MAX + 32];
+    char source[LPL_PATH_MAX + 32];
     if (preset) {
         if (lpl_gpt2_preset(preset, &mc, &err))
             return cli_usage_error("count", "--preset: %s", err.msg);

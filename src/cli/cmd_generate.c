@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "lpl/io/adapter_io.h"
 #include "lpl/core/threads.h"
+#include "lpl/lab/generate.h"
 
 static const char *const help =
     "usage: loralab generate [--model FILE] [--adapter DIR] --prompt TEXT [flags]\n\n"

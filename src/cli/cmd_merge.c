@@ -96,7 +96,7 @@ int lpl_cmd_merge(int argc, char **argv)
     /* Merge in fp32 so the only rounding is the final conversion to --type. */
     st = lpl_gpt2_make_trainable(m.model, &err);
     if (!st)
-        st = lpl_lora_merge(m.model, lora, +1, &err);
+        st = lpl_gpt2_merge_lora(m.model, lora, +1, &err);
     char name[200];
     snprintf(name, sizeof name, "%s+lora", m.id.model_name[0] ? m.id.model_name : "model");
     if (!st)

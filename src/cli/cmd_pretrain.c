@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../io/fmt_util.h"
+#include "lpl/core/files.h"
 #include "commands.h"
 #include "lpl/io/gguf.h"
 #include "lpl/model/gpt2.h"
@@ -16,6 +16,8 @@
 #include "lpl/model/optim.h"
 #include "lpl/core/threads.h"
 #include "lpl/io/tokenizer.h"
+#include "lpl/core/platform.h"
+#include "lpl/core/rng.h"
 
 #define MAX_CORPUS_DIRS 8
 
@@ -254,13 +256,6 @@ static void fmt_time(double s, char *buf, size_t n)
     snprintf(buf, n, "%d:%02d:%02d", t / 3600, (t / 60) % 60, t % 60);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void progress(int step, int steps, float loss, float lr, double tok_s, double elapsed)
 {
     char el[32], eta[32], bar[31];
@@ -346,7 +341,7 @@ int lpl_cmd_pretrain(int argc, char **argv)
 
     token_stream train = {0}, held = {0};
     int64_t corpus_bytes = 0;
-    double t0 = now_s();
+    double t0 = lpl_now_seconds();
     for (int i = 0; i < o.n_dirs; i++)
         if (load_corpus_dir(o.dirs[i], tok, o.holdout_every, &train, &held, &corpus_bytes)) {
             lpl_tokenizer_free(tok);
@@ -354,7 +349,7 @@ int lpl_cmd_pretrain(int argc, char **argv)
             return LPL_EXIT_USAGE;
         }
     fprintf(stderr, "pretrain: corpus %.1f MB: %d train docs %lld tokens, %d held-out docs %lld tokens (tokenized in %.1f s)\n",
-            corpus_bytes / 1e6, train.n_docs, (long long)train.n, held.n_docs, (long long)held.n, now_s() - t0);
+            corpus_bytes / 1e6, train.n_docs, (long long)train.n, held.n_docs, (long long)held.n, lpl_now_seconds() - t0);
     if (train.n < o.seq + 1 || held.n < o.seq + 1) {
         fprintf(stderr, "loralab pretrain: corpus too small for --seq %d\n", o.seq);
         return LPL_EXIT_USAGE;
@@ -398,7 +393,7 @@ int lpl_cmd_pretrain(int argc, char **argv)
         fprintf(rep, "    {\"step\": 0, \"heldout_loss\": %.6f, \"heldout_ppl\": %.3f}", held0, exp(held0));
     }
 
-    double start = now_s(), recent_loss = 0;
+    double start = lpl_now_seconds(), recent_loss = 0;
     int64_t tokens_seen = 0;
     for (int step = 0; step < o.steps; step++) {
         /* Cosine from lr to min_lr_ratio*lr after a linear warmup. */
@@ -427,7 +422,7 @@ int lpl_cmd_pretrain(int argc, char **argv)
         lpl_adamw_step(&opt, m->params, grads, lr);
         tokens_seen += (int64_t)o.batch * o.seq;
         recent_loss = step ? 0.98 * recent_loss + 0.02 * step_loss : step_loss;
-        double elapsed = now_s() - start;
+        double elapsed = lpl_now_seconds() - start;
         if (step % 5 == 0 || step + 1 == o.steps)
             progress(step + 1, o.steps, (float)recent_loss, lr, tokens_seen / elapsed, elapsed);
         if ((step + 1) % o.eval_every == 0 || step + 1 == o.steps) {
@@ -436,7 +431,7 @@ int lpl_cmd_pretrain(int argc, char **argv)
                     step + 1, hl, exp(hl), recent_loss, (long long)tokens_seen);
             if (rep) {
                 fprintf(rep, ",\n    {\"step\": %d, \"heldout_loss\": %.6f, \"heldout_ppl\": %.3f, \"train_loss_smoothed\": %.6f, \"tokens_seen\": %lld, \"elapsed_s\": %.1f}",
-                        step + 1, hl, exp(hl), recent_loss, (long long)tokens_seen, now_s() - start);
+                        step + 1, hl, exp(hl), recent_loss, (long long)tokens_seen, lpl_now_seconds() - start);
                 fflush(rep);
             }
         }
@@ -445,10 +440,10 @@ int lpl_cmd_pretrain(int argc, char **argv)
         fprintf(stderr, "loralab pretrain: writing %s: %s\n", o.out, err.msg);
         goto done;
     }
-    fprintf(stderr, "pretrain: wrote %s (%s) in %.0f s total\n", o.out, o.type_name, now_s() - t0);
+    fprintf(stderr, "pretrain: wrote %s (%s) in %.0f s total\n", o.out, o.type_name, lpl_now_seconds() - t0);
     if (rep)
         fprintf(rep, "\n  ],\n  \"tokens_seen\": %lld, \"train_seconds\": %.1f, \"output\": \"%s\", \"type\": \"%s\"\n}\n",
-                (long long)tokens_seen, now_s() - start, o.out, o.type_name);
+                (long long)tokens_seen, lpl_now_seconds() - start, o.out, o.type_name);
     rc = LPL_EXIT_OK;
 done:
     if (rep)

@@ -155,7 +155,7 @@ int lpl_cmd_train(int argc, char **argv)
     int code = parse(argc, argv, &o, &c, 1);
     if (code)
         return code;
-    char out[LPL_EXP_PATH_MAX];
+    char out[LPL_PATH_MAX];
     if (!o.out) {
         time_t now = time(NULL);
         struct tm tmv;

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "commands.h"
+#include "lpl/core/platform.h"
 
-#define LPL_VERSION "0.1.0"
 
 /* Commands are linked in from their own files; a weak reference lets the program
  * build while a command is still missing, and then says so instead of failing. */

@@ -8,7 +8,7 @@
 
 #include <cJSON.h>
 
-#include "lpl/lab/experiment.h"
+#include "lpl/core/files.h"
 #include "lpl/io/safetensors.h"
 
 void lpl_adapter_key(int layer, lpl_site site, char part, char *buf, size_t size)
@@ -232,7 +232,7 @@ lpl_status lpl_adapter_save(const lpl_lora *l, const char *base_model_name, cons
     lpl_status st = lpl_make_dirs(dir, err);
     if (st)
         return st;
-    char path[LPL_EXP_PATH_MAX + 64];
+    char path[LPL_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     tensor_list t;
     st = tensor_list_build(l, &t, err);
@@ -318,15 +318,15 @@ lpl_lora *lpl_adapter_from_memory(const char *config_json, const void *st_bytes,
 
 lpl_lora *lpl_adapter_load(const char *dir, const lpl_gpt2_config *mc, lpl_error *err)
 {
-    char path[LPL_EXP_PATH_MAX + 64];
+    char path[LPL_PATH_MAX + 64];
     char *cfg = NULL, *bytes = NULL;
     size_t n_cfg, n_bytes;
     lpl_lora *l = NULL;
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-    if (lpl_file_read_all(path, &cfg, &n_cfg, err))
+    if (lpl_read_file(path, &cfg, &n_cfg, err))
         goto done;
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-    if (lpl_file_read_all(path, &bytes, &n_bytes, err))
+    if (lpl_read_file(path, &bytes, &n_bytes, err))
         goto done;
     l = lpl_adapter_from_memory(cfg, bytes, n_bytes, mc, err);
     if (!l && err) {

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lpl/model/optim.h"
+#include "lpl/core/files.h"
+#include "lpl/core/rng.h"
 
 /* The two prompts of the Alpaca project: with and without an input. */
 static const char PROMPT_WITH_INPUT[] =

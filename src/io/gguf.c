@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fmt_util.h"
+#include "lpl/core/files.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -1066,32 +1067,15 @@ lpl_status lpl_gguf_write_file(lpl_gguf_writer *w, const char *path, lpl_error *
         free(h.p);
         return st;
     }
-    size_t plen = strlen(path);
-    char *tmp = lpl_malloc(plen + 32, "temporary path", err);
-    if (!tmp) {
-        free(h.p);
-        return LPL_ERR_NOMEM;
+    lpl_file_out out;
+    st = lpl_file_begin(&out, path, err);
+    if (st == LPL_OK) {
+        sink s = {out.f, NULL, 0};
+        int ok = emit(w, &h, &s);
+        if (!ok)
+            lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", out.tmp, strerror(errno));
+        st = lpl_file_commit(&out, ok, err);
     }
-    snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
-    sink s = {f, NULL, 0};
-    int ok = emit(w, &h, &s);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        remove(tmp);
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        remove(tmp);
-    }
-done:
-    free(tmp);
     free(h.p);
     return st;
 }

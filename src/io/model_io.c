@@ -21,6 +21,7 @@
 #include "lpl/core/kernels.h"
 #include "lpl/io/safetensors.h"
 #include "lpl/io/torch_zip.h"
+#include "lpl/core/files.h"
 
 /* ------------------------------------------------------------------ ownership */
 

@@ -11,6 +11,7 @@
 
 #include "fmt_util.h"
 #include "lpl/core/kernels.h"
+#include "lpl/core/files.h"
 
 /* The header of a real checkpoint is a few tens of KB; this bounds hostile input. */
 #define ST_MAX_HEADER (100u << 20)
@@ -421,27 +422,7 @@ lpl_status lpl_safetensors_write_file(const char *path, int n, const char *const
     lpl_status s = lpl_safetensors_write_memory(n, names, dtypes, n_dims, shapes, data, meta, &buf, &size, err);
     if (s != LPL_OK)
         return s;
-    size_t plen = strlen(path);
-    char *tmp = lpl_malloc(plen + 32, "temporary path", err);
-    if (!tmp) {
-        free(buf);
-        return LPL_ERR_NOMEM;
-    }
-    snprintf(tmp, plen + 32, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        s = lpl_fail(err, LPL_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    } else {
-        int ok = fwrite(buf, 1, size, f) == size;
-        ok = (fclose(f) == 0) && ok;
-        if (!ok)
-            s = lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        else if (rename(tmp, path) != 0)
-            s = lpl_fail(err, LPL_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        if (s != LPL_OK)
-            remove(tmp);
-    }
-    free(tmp);
+    s = lpl_write_file_atomic(path, buf, size, err);
     free(buf);
     return s;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "unicode_classes.h"
+#include "lpl/core/files.h"
 
 #define EOT_TEXT "<|endoftext|>"
 
@@ -443,46 +444,12 @@ lpl_tokenizer *lpl_tokenizer_from_memory(const char *vocab_json, size_t vocab_le
     return t;
 }
 
-static lpl_status read_file(const char *path, char **data, size_t *len, lpl_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lpl_fail(err, LPL_ERR_IO, "cannot open %s", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = lpl_malloc(cap, path, err);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *bigger = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-        if (!bigger) {
-            free(buf);
-            buf = NULL;
-            lpl_fail(err, LPL_ERR_NOMEM, "out of memory reading %s", path);
-            break;
-        }
-        buf = bigger;
-        cap *= 2;
-    }
-    int bad = buf && ferror(f);
-    fclose(f);
-    if (!buf)
-        return LPL_ERR_NOMEM;
-    if (bad) {
-        free(buf);
-        return lpl_fail(err, LPL_ERR_IO, "error reading %s", path);
-    }
-    *data = buf;
-    *len = n;
-    return LPL_OK;
-}
-
 lpl_tokenizer *lpl_tokenizer_from_files(const char *vocab_path, const char *merges_path, lpl_error *err)
 {
     char *v = NULL, *m = NULL;
     size_t nv = 0, nm = 0;
     lpl_tokenizer *t = NULL;
-    if (read_file(vocab_path, &v, &nv, err) == LPL_OK && read_file(merges_path, &m, &nm, err) == LPL_OK) {
+    if (lpl_read_file(vocab_path, &v, &nv, err) == LPL_OK && lpl_read_file(merges_path, &m, &nm, err) == LPL_OK) {
         t = lpl_tokenizer_from_memory(v, nv, m, nm, err);
         if (!t && err) {
             char msg[sizeof err->msg];

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fmt_util.h"
+#include "lpl/core/files.h"
 
 /* ================================================================== zip */
 

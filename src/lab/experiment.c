@@ -361,7 +361,7 @@ lpl_status lpl_experiment_load(const char *path, lpl_experiment_config *c, lpl_e
 {
     char *text = NULL;
     size_t n = 0;
-    lpl_status st = lpl_file_read_all(path, &text, &n, err);
+    lpl_status st = lpl_read_file(path, &text, &n, err);
     if (st)
         return st;
     st = lpl_experiment_parse_json(text, c, err);

@@ -100,13 +100,7 @@ struct lpl_run {
     int n_events, cap_events;
 };
 
-/* lpl_evaluate over a state the caller keeps (the run reuses its training state). */
-lpl_status lpl_evaluate_with_state(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s,
-                                   const lpl_example_set *ex, lpl_eval_result *out, lpl_error *err);
 
-double lpl_now_seconds(void);
-/* Longest example of a set (at least 1): the T a state for it needs. */
-int lpl_examples_max_T(const lpl_example_set *ex);
 /* Name of the placement training i belongs to. */
 const char *lpl_run_entry_name(const lpl_run *r, int i);
 /* The result object of a placement (built from its run state). */

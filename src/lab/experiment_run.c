@@ -10,13 +10,6 @@
 
 #include "experiment_internal.h"
 
-double lpl_now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---------------------------------------------------------------- events */
 
 static void push_event(lpl_run *r, cJSON *ev)
@@ -781,27 +774,6 @@ int lpl_run_cancelled(const lpl_run *r) { return r->cancel; }
 int lpl_run_finished(const lpl_run *r) { return r->finished; }
 const lpl_run_progress *lpl_run_get_progress(const lpl_run *r) { return &r->prog; }
 int lpl_run_n_placements(const lpl_run *r) { return r->n; }
-
-const char *lpl_run_placement_name(const lpl_run *r, int i)
-{
-    return i >= 0 && i < r->n ? r->cfg.placements[r->p[i].placement].name : "";
-}
-
-const char *lpl_run_entry_name(const lpl_run *r, int i) { return lpl_run_placement_name(r, i); }
-
-int lpl_run_n_seeds(const lpl_run *r) { return r->cfg.seeds; }
-
-uint64_t lpl_run_seed(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->p[i].seed : 0; }
-
-int lpl_run_placement_index(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->p[i].placement : -1; }
-
-void lpl_run_adapter_dir(const lpl_run *r, int i, char *buf, size_t size)
-{
-    if (r->cfg.seeds > 1)
-        snprintf(buf, size, "%s/seed-%llu", lpl_run_placement_name(r, i), (unsigned long long)lpl_run_seed(r, i));
-    else
-        snprintf(buf, size, "%s", lpl_run_placement_name(r, i));
-}
 
 int lpl_run_n_completed(const lpl_run *r)
 {

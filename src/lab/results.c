@@ -1,14 +1,11 @@
 /* Results of a run as documents: results.json (config, model and data identity with
  * sha256, environment, per placement everything measured), results.csv (the table)
- * and steps.jsonl; plus the small utilities they need (SHA-256, atomic file writes,
- * peak memory). */
-#include <errno.h>
+ * and steps.jsonl. */
 #include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "experiment_internal.h"
@@ -16,255 +13,38 @@
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"
 
-#include <malloc.h>
+/* ---------------------------------------------------------------- names of a run's entries
+ * (here, not in experiment_run.c, because the documents name things and the run loop
+ * already calls into this file: the dependency stays one way) */
 
-#ifdef __EMSCRIPTEN__
-#include <emscripten/heap.h>
-#else
-#include <sys/resource.h>
-#endif
-
-/* ---------------------------------------------------------------- SHA-256 (FIPS 180-4) */
-
-typedef struct {
-    uint32_t h[8];
-    uint8_t buf[64];
-    size_t used;
-    uint64_t total;
-} sha256_ctx;
-
-static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-
-static uint32_t ror(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-
-static void sha256_block(sha256_ctx *c, const uint8_t *p)
+const char *lpl_run_placement_name(const lpl_run *r, int i)
 {
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3];
-    uint32_t e = c->h[4], f = c->h[5], g = c->h[6], h = c->h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] + w[i];
-        uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
-        h = g; g = f; f = e; e = d + t1;
-        d = cc; cc = b; b = a; a = t1 + t2;
-    }
-    c->h[0] += a; c->h[1] += b; c->h[2] += cc; c->h[3] += d;
-    c->h[4] += e; c->h[5] += f; c->h[6] += g; c->h[7] += h;
+    return i >= 0 && i < r->n ? r->cfg.placements[r->p[i].placement].name : "";
 }
 
-static void sha256_init(sha256_ctx *c)
+const char *lpl_run_entry_name(const lpl_run *r, int i) { return lpl_run_placement_name(r, i); }
+
+int lpl_run_n_seeds(const lpl_run *r) { return r->cfg.seeds; }
+
+uint64_t lpl_run_seed(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->p[i].seed : 0; }
+
+int lpl_run_placement_index(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->p[i].placement : -1; }
+
+void lpl_run_adapter_dir(const lpl_run *r, int i, char *buf, size_t size)
 {
-    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(c->h, h0, sizeof h0);
-    c->used = 0;
-    c->total = 0;
+    if (r->cfg.seeds > 1)
+        snprintf(buf, size, "%s/seed-%llu", lpl_run_placement_name(r, i), (unsigned long long)lpl_run_seed(r, i));
+    else
+        snprintf(buf, size, "%s", lpl_run_placement_name(r, i));
 }
 
-static void sha256_update(sha256_ctx *c, const uint8_t *p, size_t n)
-{
-    c->total += n;
-    if (c->used) {
-        size_t take = 64 - c->used < n ? 64 - c->used : n;
-        memcpy(c->buf + c->used, p, take);
-        c->used += take;
-        p += take;
-        n -= take;
-        if (c->used < 64)
-            return;
-        sha256_block(c, c->buf);
-        c->used = 0;
-    }
-    for (; n >= 64; p += 64, n -= 64)
-        sha256_block(c, p);
-    memcpy(c->buf, p, n);
-    c->used = n;
-}
-
-static void sha256_final(sha256_ctx *c, uint8_t out[32])
-{
-    uint64_t bits = c->total * 8;
-    uint8_t pad = 0x80, zero = 0;
-    sha256_update(c, &pad, 1);
-    while (c->used != 56)
-        sha256_update(c, &zero, 1);
-    uint8_t len[8];
-    for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t)(bits >> (56 - 8 * i));
-    sha256_update(c, len, 8);
-    for (int i = 0; i < 8; i++) {
-        out[4 * i] = (uint8_t)(c->h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)c->h[i];
-    }
-}
-
-static void to_hex(const uint8_t d[32], char hex[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[d[i] >> 4];
-        hex[2 * i + 1] = digits[d[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
-void lpl_sha256(const void *data, size_t n, uint8_t digest[32])
-{
-    sha256_ctx c;
-    sha256_init(&c);
-    sha256_update(&c, data, n);
-    sha256_final(&c, digest);
-}
-
-void lpl_sha256_hex(const void *data, size_t n, char hex[65])
-{
-    uint8_t d[32];
-    lpl_sha256(data, n, d);
-    to_hex(d, hex);
-}
-
-lpl_status lpl_sha256_file(const char *path, char hex[65], lpl_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    sha256_ctx c;
-    sha256_init(&c);
-    uint8_t buf[1 << 16];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        sha256_update(&c, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad)
-        return lpl_fail(err, LPL_ERR_IO, "%s: read error", path);
-    uint8_t d[32];
-    sha256_final(&c, d);
-    to_hex(d, hex);
-    return LPL_OK;
-}
-
-/* ---------------------------------------------------------------- files, memory */
-
-lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err)
-{
-    size_t len = strlen(path) + 16;
-    char *tmp = lpl_malloc(len, "file name", err);
-    if (!tmp)
-        return LPL_ERR_NOMEM;
-    snprintf(tmp, len, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    lpl_status st = LPL_OK;
-    if (!f) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-        goto done;
-    }
-    size_t w = n ? fwrite(data, 1, n, f) : 0;
-    int bad = w != n || fflush(f) != 0;
-    if (fclose(f) != 0 || bad) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        remove(tmp);
-        goto done;
-    }
-    if (rename(tmp, path) != 0) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: cannot rename to %s: %s", tmp, path, strerror(errno));
-        remove(tmp);
-    }
-done:
-    free(tmp);
-    return st;
-}
-
-lpl_status lpl_file_read_all(const char *path, char **data, size_t *n, lpl_error *err)
-{
-    *data = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    lpl_status st = LPL_OK;
-    char *buf = NULL;
-    long size = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        size = ftell(f);
-    if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: not a regular file", path);
-        goto done;
-    }
-    buf = lpl_malloc((size_t)size + 1, path, err);
-    if (!buf) {
-        st = LPL_ERR_NOMEM;
-        goto done;
-    }
-    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        st = lpl_fail(err, LPL_ERR_IO, "%s: read error", path);
-        free(buf);
-        buf = NULL;
-        goto done;
-    }
-    buf[size] = '\0';
-    *data = buf;
-    *n = (size_t)size;
-done:
-    fclose(f);
-    return st;
-}
-
-int64_t lpl_peak_memory_bytes(void)
-{
-#ifdef __EMSCRIPTEN__
-    /* Wasm memory only grows, so its current size is the heap's high-water mark. */
-    return (int64_t)emscripten_get_heap_size();
-#else
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        return (int64_t)ru.ru_maxrss * 1024; /* Linux reports kilobytes */
-    return 0;
-#endif
-}
-
-int64_t lpl_heap_in_use_bytes(void)
-{
-#if defined(__EMSCRIPTEN__)
-    return (int64_t)mallinfo().uordblks;
-#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-    struct mallinfo2 mi = mallinfo2();
-    return (int64_t)(mi.uordblks + mi.hblkhd); /* small blocks in use + mmap'd large ones */
-#else
-    return 0;
-#endif
-}
+/* ---------------------------------------------------------------- environment */
 
 cJSON *lpl_environment_cjson(void)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "program", "loralab 0.1.0");
-#ifdef __EMSCRIPTEN__
-#ifdef __EMSCRIPTEN_PTHREADS__
-    cJSON_AddStringToObject(o, "build", "wasm threads");
-#else
-    cJSON_AddStringToObject(o, "build", "wasm single-thread");
-#endif
-#else
-    cJSON_AddStringToObject(o, "build", "native");
-#endif
+    cJSON_AddStringToObject(o, "program", "loralab " LPL_VERSION);
+    cJSON_AddStringToObject(o, "build", lpl_build_name());
     cJSON_AddNumberToObject(o, "threads", lpl_threads_count());
     cJSON_AddStringToObject(o, "simd", LPL_SIMD_NAME);
 #ifdef __VERSION__
@@ -717,30 +497,11 @@ char *lpl_run_steps_jsonl(const lpl_run *r)
 
 /* ---------------------------------------------------------------- writing */
 
-static lpl_status make_dir(const char *dir, lpl_error *err)
-{
-    char buf[LPL_EXP_PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return lpl_fail(err, LPL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return lpl_fail(err, LPL_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-    return LPL_OK;
-}
-
-lpl_status lpl_make_dirs(const char *dir, lpl_error *err) { return make_dir(dir, err); }
-
 static lpl_status write_text(const char *dir, const char *name, char *text, lpl_error *err)
 {
     if (!text)
         return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: %s", name);
-    char path[LPL_EXP_PATH_MAX + 64];
+    char path[LPL_PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     lpl_status st = lpl_write_file_atomic(path, text, strlen(text), err);
     free(text);
@@ -749,7 +510,7 @@ static lpl_status write_text(const char *dir, const char *name, char *text, lpl_
 
 lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *err)
 {
-    lpl_status st = make_dir(dir, err);
+    lpl_status st = lpl_make_dirs(dir, err);
     if (!st)
         st = write_text(dir, "results.json", lpl_run_results_json(r), err);
     if (!st)

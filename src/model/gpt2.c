@@ -1,92 +1,17 @@
-/* GPT-2 model: config and presets, parameter layout, random init, weight type
- * conversion, and the forward/backward of one sequence with optional LoRA. */
+/* GPT-2 model: parameter layout, random init, weight type
+ * conversion, and the forward/backward of one sequence with optional LoRA, and merging adapters into the weights. */
 #include "lpl/model/gpt2.h"
 
 #include "lpl/model/gpt2_layers.h"
 #include "lpl/core/kernels.h"
 #include "lpl/model/lora.h"
-#include "lpl/model/optim.h"
+#include "lpl/core/platform.h"
+#include "lpl/core/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ---------------- config ---------------- */
-
-typedef struct {
-    const char *name;
-    int n_layer, n_embd, n_head, n_ctx, n_vocab;
-} preset;
-
-static const preset PRESETS[] = {
-    {"tiny", 2, 64, 4, 64, 512},
-    {"lab-small", 4, 128, 4, 256, 50257},
-    {"distilgpt2", 6, 768, 12, 1024, 50257},
-    {"gpt2", 12, 768, 12, 1024, 50257},
-    {"gpt2-medium", 24, 1024, 16, 1024, 50257},
-    {"gpt2-large", 36, 1280, 20, 1024, 50257},
-    {"dialogpt-small", 12, 768, 12, 1024, 50257},
-    {"dialogpt-medium", 24, 1024, 16, 1024, 50257},
-    {"dialogpt-large", 36, 1280, 20, 1024, 50257},
-};
-
-lpl_status lpl_gpt2_preset(const char *name, lpl_gpt2_config *cfg, lpl_error *err)
-{
-    for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++) {
-        if (name && strcmp(name, PRESETS[i].name) == 0) {
-            cfg->n_layer = PRESETS[i].n_layer;
-            cfg->n_embd = PRESETS[i].n_embd;
-            cfg->n_head = PRESETS[i].n_head;
-            cfg->n_ctx = PRESETS[i].n_ctx;
-            cfg->n_vocab = PRESETS[i].n_vocab;
-            cfg->ln_eps = 1e-5f;
-            return LPL_OK;
-        }
-    }
-    return lpl_fail(err, LPL_ERR_INVALID,
-                    "unknown model preset '%s' (expected tiny, lab-small, distilgpt2, gpt2, "
-                    "gpt2-medium, gpt2-large, dialogpt-small, dialogpt-medium, dialogpt-large)",
-                    name ? name : "(null)");
-}
-
-lpl_status lpl_gpt2_config_check(const lpl_gpt2_config *c, lpl_error *err)
-{
-    if (c->n_layer < 1 || c->n_layer > 1024)
-        return lpl_fail(err, LPL_ERR_INVALID, "model config: n_layer = %d must be in 1..1024", c->n_layer);
-    if (c->n_embd < 1 || c->n_embd > 65536)
-        return lpl_fail(err, LPL_ERR_INVALID, "model config: n_embd = %d must be in 1..65536", c->n_embd);
-    if (c->n_head < 1)
-        return lpl_fail(err, LPL_ERR_INVALID, "model config: n_head = %d must be positive", c->n_head);
-    if (c->n_embd % c->n_head != 0)
-        return lpl_fail(err, LPL_ERR_INVALID,
-                        "model config: n_embd = %d is not divisible by n_head = %d", c->n_embd, c->n_head);
-    if (c->n_embd % LPL_QK != 0)
-        return lpl_fail(err, LPL_ERR_INVALID,
-                        "model config: n_embd = %d is not a multiple of %d (rows must quantize)",
-                        c->n_embd, LPL_QK);
-    if (c->n_ctx < 1 || c->n_ctx > 1 << 16)
-        return lpl_fail(err, LPL_ERR_INVALID, "model config: n_ctx = %d must be in 1..65536", c->n_ctx);
-    if (c->n_vocab < 1 || c->n_vocab > 1 << 24)
-        return lpl_fail(err, LPL_ERR_INVALID, "model config: n_vocab = %d must be in 1..16777216", c->n_vocab);
-    if (!(c->ln_eps > 0.0f) || !(c->ln_eps < 1.0f))
-        return lpl_fail(err, LPL_ERR_INVALID, "model config: ln_eps = %g must be in (0, 1)", c->ln_eps);
-    return LPL_OK;
-}
-
-const char *lpl_site_name(lpl_site s)
-{
-    static const char *names[LPL_N_SITES] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"};
-    return (s >= 0 && s < LPL_N_SITES) ? names[s] : "?";
-}
-
-void lpl_site_shape(const lpl_gpt2_config *cfg, lpl_site s, int *out_features, int *in_features)
-{
-    const int C = cfg->n_embd;
-    static const int out_mul[LPL_N_SITES] = {3, 1, 4, 1}, in_mul[LPL_N_SITES] = {1, 1, 1, 4};
-    *out_features = out_mul[s] * C;
-    *in_features = in_mul[s] * C;
-}
 
 /* ---------------- parameter layout ---------------- */
 
@@ -289,7 +214,6 @@ static int vector_list(lpl_gpt2_model *m, float ***ptrs, int64_t *lens)
     return k;
 }
 
-static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 lpl_status lpl_gpt2_make_trainable(lpl_gpt2_model *m, lpl_error *err)
 {
@@ -335,10 +259,10 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err)
     /* one buffer: the fp32 vectors first, then each matrix 64-byte aligned */
     size_t total = 0;
     for (int k = 0; k < nv; k++)
-        total += align64((size_t)lens[k] * sizeof(float));
+        total += lpl_align64((size_t)lens[k] * sizeof(float));
     for (int i = 0; i < nm; i++) {
         const lpl_matrix *a = matrix_at(m, i);
-        total += align64((size_t)a->rows * lpl_dtype_row_bytes(t, a->cols));
+        total += lpl_align64((size_t)a->rows * lpl_dtype_row_bytes(t, a->cols));
     }
     float *row = lpl_malloc((size_t)m->cfg.n_embd * 4 * sizeof(float), "conversion row", err);
     own_buf *o = row ? own_new(m, total, err) : NULL;
@@ -356,7 +280,7 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err)
     for (int k = 0; k < nv; k++) {
         memcpy(buf + off, *vp[k], (size_t)lens[k] * sizeof(float));
         *np[k] = (float *)(buf + off);
-        off += align64((size_t)lens[k] * sizeof(float));
+        off += lpl_align64((size_t)lens[k] * sizeof(float));
     }
     for (int i = 0; i < nm; i++) {
         lpl_matrix *a = matrix_at(&view, i);
@@ -367,7 +291,7 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err)
         }
         a->type = t;
         a->data = buf + off;
-        off += align64((size_t)a->rows * dst_rb);
+        off += lpl_align64((size_t)a->rows * dst_rb);
     }
     free(row);
     m->wte = view.wte;
@@ -450,8 +374,8 @@ lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_
     size_t nplan = sizeof plan / sizeof plan[0];
     size_t total = 0;
     for (size_t i = 0; i < nplan; i++)
-        total += align64(plan[i].n * sizeof(float));
-    size_t ints = align64(T * 4 * sizeof(int)) + align64(T);
+        total += lpl_align64(plan[i].n * sizeof(float));
+    size_t ints = lpl_align64(T * 4 * sizeof(int)) + lpl_align64(T);
     s->buf = lpl_calloc(1, total + ints, "model activations", err);
     if (!s->buf) {
         free(s);
@@ -460,13 +384,13 @@ lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_
     char *p = s->buf;
     for (size_t i = 0; i < nplan; i++) {
         *plan[i].p = (float *)p;
-        p += align64(plan[i].n * sizeof(float));
+        p += lpl_align64(plan[i].n * sizeof(float));
     }
     s->tokens = (int *)p;
     s->targets = s->tokens + T;
     s->rows = s->targets + T;
     s->row_targets = s->rows + T;
-    s->mask = (uint8_t *)(p + align64(T * 4 * sizeof(int)));
+    s->mask = (uint8_t *)(p + lpl_align64(T * 4 * sizeof(int)));
     if (!full_grads)
         s->grads = NULL;
     s->n_grads = full_grads ? m->n_params : 0;
@@ -496,13 +420,6 @@ void lpl_gpt2_zero_grads(lpl_gpt2_state *s)
 
 void lpl_gpt2_get_timings(const lpl_gpt2_state *s, lpl_gpt2_timings *t) { *t = s->tm; }
 void lpl_gpt2_reset_timings(lpl_gpt2_state *s) { memset(&s->tm, 0, sizeof s->tm); }
-
-static double now_sec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---------------- forward ---------------- */
 
@@ -545,14 +462,14 @@ static void site_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state
                          float *Y, const float *X, int T, double *bucket)
 {
     const lpl_gpt2_block *b = &m->blocks[l];
-    double t0 = now_sec();
+    double t0 = lpl_now_seconds();
     lpl_linear_forward(Y, X, &b->w[site], b->b[site], T, 0);
-    double t1 = now_sec();
+    double t1 = lpl_now_seconds();
     *bucket += t1 - t0;
     const lpl_lora_module *mod = lora ? lora->by_site[l * LPL_N_SITES + site] : NULL;
     if (mod) {
         lpl_lora_site_forward(lora, mod, Y, X, T);
-        s->tm.lora += now_sec() - t1;
+        s->tm.lora += lpl_now_seconds() - t1;
     }
 }
 
@@ -580,25 +497,25 @@ static void block_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_stat
     float *res2 = s->res2 + (size_t)l * sT * C, *fch = s->fch + (size_t)l * sT * 4 * C;
     float *lse = s->lse + (size_t)l * c->n_head * sT;
 
-    double t0 = now_sec();
+    double t0 = lpl_now_seconds();
     lpl_layernorm_forward(s->ln_buf, s->ln1_mean + l * sT, s->ln1_rstd + l * sT, x, b->ln1_w, b->ln1_b, T,
                           (int)C, c->ln_eps);
-    s->tm.layernorm += now_sec() - t0;
+    s->tm.layernorm += lpl_now_seconds() - t0;
     site_forward(m, lora, s, l, LPL_SITE_ATTN_QKV, qkv, s->ln_buf, T, &s->tm.attention);
-    t0 = now_sec();
+    t0 = lpl_now_seconds();
     lpl_attention_forward(atty, lse, qkv, T, (int)C, c->n_head, s->attn_scratch);
-    s->tm.attention += now_sec() - t0;
+    s->tm.attention += lpl_now_seconds() - t0;
     site_forward(m, lora, s, l, LPL_SITE_ATTN_PROJ, s->dC, atty, T, &s->tm.attention);
     lpl_residual_forward(res2, x, s->dC, (int64_t)TC);
 
-    t0 = now_sec();
+    t0 = lpl_now_seconds();
     lpl_layernorm_forward(s->ln_buf, s->ln2_mean + l * sT, s->ln2_rstd + l * sT, res2, b->ln2_w, b->ln2_b, T,
                           (int)C, c->ln_eps);
-    s->tm.layernorm += now_sec() - t0;
+    s->tm.layernorm += lpl_now_seconds() - t0;
     site_forward(m, lora, s, l, LPL_SITE_MLP_FC, fch, s->ln_buf, T, &s->tm.mlp);
-    t0 = now_sec();
+    t0 = lpl_now_seconds();
     lpl_gelu_forward(s->gelu_buf, fch, (int64_t)TC * 4);
-    s->tm.mlp += now_sec() - t0;
+    s->tm.mlp += lpl_now_seconds() - t0;
     site_forward(m, lora, s, l, LPL_SITE_MLP_PROJ, s->dC, s->gelu_buf, T, &s->tm.mlp);
     lpl_residual_forward(xo, res2, s->dC, (int64_t)TC);
 }
@@ -614,7 +531,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
         return st;
     const lpl_gpt2_config *c = &m->cfg;
     const int C = c->n_embd, V = c->n_vocab;
-    double start = now_sec();
+    double start = lpl_now_seconds();
 
     s->T = T;
     s->has_targets = targets != NULL;
@@ -624,15 +541,15 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
         lpl_lora_begin_forward(lora, training);
 
     embed_forward(m, s->resid, tokens, T);
-    double t0 = now_sec();
+    double t0 = lpl_now_seconds();
     s->tm.embed += t0 - start;
     for (int l = 0; l < c->n_layer; l++)
         block_forward(m, lora, s, l, T);
 
-    t0 = now_sec();
+    t0 = lpl_now_seconds();
     const float *xf = s->resid + (size_t)c->n_layer * s->max_T * C;
     lpl_layernorm_forward(s->lnf, s->lnf_mean, s->lnf_rstd, xf, m->lnf_w, m->lnf_b, T, C, c->ln_eps);
-    double t1 = now_sec();
+    double t1 = lpl_now_seconds();
     s->tm.layernorm += t1 - t0;
     lpl_loss loss = {0.0, 0, 0.0f};
     if (!targets) {
@@ -660,7 +577,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
         loss.loss = n ? (float)(loss.nll_sum / n) : 0.0f;
     }
     s->n_scored = loss.n_scored;
-    double end = now_sec();
+    double end = lpl_now_seconds();
     s->tm.lm_head += end - t1;
     s->tm.total += end - start;
     if (out)
@@ -700,19 +617,19 @@ static void site_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_stat
                           double *bucket)
 {
     const lpl_matrix *W = &m->blocks[l].w[site];
-    double t0 = now_sec();
+    double t0 = lpl_now_seconds();
     memset(dX, 0, (size_t)T * W->cols * sizeof(float));
     lpl_linear_backward_input(dX, dY, W, T);
     if (g->w[site]) {
         lpl_linear_backward_weight(g->w[site], dY, X, T, W->rows, W->cols);
         lpl_bias_backward(g->b[site], dY, T, W->rows);
     }
-    double t1 = now_sec();
+    double t1 = lpl_now_seconds();
     *bucket += t1 - t0;
     const lpl_lora_module *mod = lora ? lora->by_site[l * LPL_N_SITES + site] : NULL;
     if (mod) {
         lpl_lora_site_backward(lora, mod, dX, dY, X, T);
-        s->tm.lora += now_sec() - t1;
+        s->tm.lora += lpl_now_seconds() - t1;
     }
 }
 
@@ -731,39 +648,39 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     const size_t T4C = (size_t)T * 4 * C;
 
     /* MLP: rebuild ln_2 output and gelu output instead of storing them */
-    double t0 = now_sec();
+    double t0 = lpl_now_seconds();
     lpl_layernorm_forward(s->ln_buf, s->ln2_mean + l * sT, s->ln2_rstd + l * sT, res2, b->ln2_w, b->ln2_b, T,
                           (int)C, c->ln_eps);
-    s->tm.layernorm += now_sec() - t0;
-    t0 = now_sec();
+    s->tm.layernorm += lpl_now_seconds() - t0;
+    t0 = lpl_now_seconds();
     lpl_gelu_forward(s->gelu_buf, fch, (int64_t)T4C);
-    s->tm.mlp += now_sec() - t0;
+    s->tm.mlp += lpl_now_seconds() - t0;
     site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, s->d4C_a, s->dres, s->gelu_buf, T, &s->tm.mlp);
-    t0 = now_sec();
+    t0 = lpl_now_seconds();
     memset(s->d4C_b, 0, T4C * sizeof(float));
     lpl_gelu_backward(s->d4C_b, fch, s->d4C_a, (int64_t)T4C);
-    s->tm.mlp += now_sec() - t0;
+    s->tm.mlp += lpl_now_seconds() - t0;
     site_backward(m, lora, s, &g, l, LPL_SITE_MLP_FC, s->dC, s->d4C_b, s->ln_buf, T, &s->tm.mlp);
-    t0 = now_sec();
+    t0 = lpl_now_seconds();
     lpl_layernorm_backward(s->dres, g.ln2_w, g.ln2_b, s->dC, res2, b->ln2_w, s->ln2_mean + l * sT,
                            s->ln2_rstd + l * sT, T, (int)C);
-    s->tm.layernorm += now_sec() - t0;
+    s->tm.layernorm += lpl_now_seconds() - t0;
 
     /* attention */
     site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, s->dC, s->dres, atty, T, &s->tm.attention);
-    t0 = now_sec();
+    t0 = lpl_now_seconds();
     memset(s->d3C, 0, (size_t)T * 3 * C * sizeof(float));
     lpl_attention_backward(s->d3C, s->dC, qkv, atty, lse, T, (int)C, c->n_head, s->attn_scratch);
-    double t1 = now_sec();
+    double t1 = lpl_now_seconds();
     s->tm.attention += t1 - t0;
     lpl_layernorm_forward(s->ln_buf, s->ln1_mean + l * sT, s->ln1_rstd + l * sT, x, b->ln1_w, b->ln1_b, T,
                           (int)C, c->ln_eps);
-    s->tm.layernorm += now_sec() - t1;
+    s->tm.layernorm += lpl_now_seconds() - t1;
     site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_QKV, s->dC, s->d3C, s->ln_buf, T, &s->tm.attention);
-    t0 = now_sec();
+    t0 = lpl_now_seconds();
     lpl_layernorm_backward(s->dres, g.ln1_w, g.ln1_b, s->dC, x, b->ln1_w, s->ln1_mean + l * sT,
                            s->ln1_rstd + l * sT, T, (int)C);
-    s->tm.layernorm += now_sec() - t0;
+    s->tm.layernorm += lpl_now_seconds() - t0;
 }
 
 /* Lowest layer the backward must reach: 0 with full gradients, else the lowest
@@ -792,7 +709,7 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
         return LPL_OK;
     const lpl_gpt2_config *c = &m->cfg;
     const int T = s->T, C = c->n_embd, V = c->n_vocab;
-    double start = now_sec();
+    double start = lpl_now_seconds();
     lpl_gpt2_top_offsets top;
     lpl_gpt2_top_offsets_of(c, &top);
 
@@ -808,20 +725,20 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
     memset(dlnf, 0, (size_t)T * C * sizeof(float));
     for (int k = 0; k < n; k++)
         memcpy(dlnf + (size_t)s->rows[k] * C, s->dC + (size_t)k * C, (size_t)C * sizeof(float));
-    double t0 = now_sec();
+    double t0 = lpl_now_seconds();
     s->tm.lm_head += t0 - start;
     memset(s->dres, 0, (size_t)T * C * sizeof(float));
     const float *xf = s->resid + (size_t)c->n_layer * s->max_T * C;
     lpl_layernorm_backward(s->dres, s->grads ? s->grads + top.lnf_w : NULL, s->grads ? s->grads + top.lnf_b : NULL,
                            dlnf, xf, m->lnf_w, s->lnf_mean, s->lnf_rstd, T, C);
-    s->tm.layernorm += now_sec() - t0;
+    s->tm.layernorm += lpl_now_seconds() - t0;
 
     int lo = lowest_layer(s, lora);
     for (int l = c->n_layer - 1; l >= lo; l--)
         block_backward(m, lora, s, l, T);
 
     if (s->grads) {
-        t0 = now_sec();
+        t0 = lpl_now_seconds();
         size_t rb = (size_t)C;
         for (int t = 0; t < T; t++) {
             float *gw = s->grads + top.wte + (size_t)s->tokens[t] * rb;
@@ -832,9 +749,44 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
                 gp[i] += d[i];
             }
         }
-        s->tm.embed += now_sec() - t0;
+        s->tm.embed += lpl_now_seconds() - t0;
     }
     s->backward_done = 1;
-    s->tm.total += now_sec() - start;
+    s->tm.total += lpl_now_seconds() - start;
+    return LPL_OK;
+}
+
+/* ---------------- merging adapters into the weights ---------------- */
+
+lpl_status lpl_gpt2_merge_lora(lpl_gpt2_model *m, const lpl_lora *l, int sign, lpl_error *err)
+{
+    const lpl_gpt2_config *a = &m->cfg, *b = &l->model_cfg;
+    if (a->n_layer != b->n_layer || a->n_embd != b->n_embd || a->n_head != b->n_head)
+        return lpl_fail(err, LPL_ERR_INVALID, "merge: the adapters were made for a different model shape");
+    if (sign != 1 && sign != -1)
+        return lpl_fail(err, LPL_ERR_INVALID, "merge: sign must be +1 (merge) or -1 (unmerge), got %d", sign);
+    const int r = l->cfg.r;
+    float *row = lpl_malloc((size_t)a->n_embd * 4 * sizeof(float), "merge row", err);
+    if (!row)
+        return LPL_ERR_NOMEM;
+    const float k = (float)sign * l->scaling;
+    for (int i = 0; i < l->n_modules; i++) {
+        const lpl_lora_module *mod = &l->modules[i];
+        lpl_matrix *W = &m->blocks[mod->layer].w[mod->site];
+        size_t rb = lpl_dtype_row_bytes(W->type, W->cols);
+        for (int o = 0; o < mod->out; o++) {
+            char *dst = (char *)W->data + (size_t)o * rb;
+            lpl_dequantize_row(W->type, dst, row, W->cols);
+            for (int j = 0; j < r; j++)
+                lpl_axpy(row, k * mod->B[(size_t)o * r + j], mod->A + (size_t)j * mod->in, mod->in);
+            if (W->type == LPL_F32)
+                memcpy(dst, row, (size_t)W->cols * sizeof(float));
+            else if (lpl_convert_row(W->type, row, dst, W->cols, err) != LPL_OK) {
+                free(row);
+                return err ? err->code : LPL_ERR_INVALID;
+            }
+        }
+    }
+    free(row);
     return LPL_OK;
 }

@@ -114,10 +114,30 @@ void lpl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
+/* e^y for y in [-87, 88], where 2^n stays a normal float: e^y = 2^n e^r with
+ * n = round(y / ln2), r = y - n ln2 in [-ln2/2, ln2/2] and e^r = 1 + r + r^2 Q(r)
+ * (3.1e-9 relative in exact arithmetic). The one exp polynomial of the layers: tanh
+ * (GELU) and the softmax both use it. */
+static lpl_vf vexp_normal(lpl_vf y)
+{
+    /* n = round(y / ln2): adding 1.5 * 2^23 leaves the integer part in the mantissa */
+    lpl_vf magic = lpl_vf_set1(12582912.0f);
+    lpl_vf n = lpl_vf_sub(lpl_vf_add(lpl_vf_mul(y, lpl_vf_set1(1.4426950408889634f)), magic), magic);
+    /* ln2 in two parts: n * 0.693359375 is exact, so r keeps its low bits */
+    lpl_vf r = lpl_vf_madd(n, lpl_vf_set1(-0.693359375f), y);
+    r = lpl_vf_madd(n, lpl_vf_set1(2.1219444005469057e-4f), r);
+    lpl_vf q = lpl_vf_set1(1.3814594130963087e-3f);
+    q = lpl_vf_madd(q, r, lpl_vf_set1(8.36870726197958e-3f));
+    q = lpl_vf_madd(q, r, lpl_vf_set1(4.166838899254799e-2f));
+    q = lpl_vf_madd(q, r, lpl_vf_set1(1.666652113199234e-1f));
+    q = lpl_vf_madd(q, r, lpl_vf_set1(4.999999403953552e-1f));
+    lpl_vf er = lpl_vf_add(lpl_vf_madd(lpl_vf_mul(r, r), q, r), lpl_vf_set1(1.0f));
+    return lpl_vf_mul(er, lpl_vf_pow2i(n));
+}
+
 /* tanh on a vector, without libm (one call per element was most of the MLP's time).
  * |x| < 0.625: x + x^3 P(x^2), P fitted here for relative error (4.7e-9 in exact
- * arithmetic). Otherwise 1 - 2 / (e^(2|x|) + 1) with the sign of x, where e^y =
- * 2^n e^r, r = y - n ln2 in [-ln2/2, ln2/2] and e^r = 1 + r + r^2 Q(r) (3.1e-9).
+ * arithmetic). Otherwise 1 - 2 / (e^(2|x|) + 1) with the sign of x (vexp_normal).
  * The cancellation in 1 - 2/(E + 1) is harmless there since the result is >= 0.55.
  * y is capped at 40 so 2^n stays a normal float; 2/(E + 1) is then far below half an
  * ulp of 1, so the result saturates to exactly +-1 (from |x| ~ 9.1 on). A NaN x takes
@@ -133,20 +153,7 @@ static lpl_vf vtanh(lpl_vf x)
     p = lpl_vf_madd(p, z, lpl_vf_set1(-3.333328366279602e-1f));
     lpl_vf small = lpl_vf_madd(lpl_vf_mul(x, z), p, x);
 
-    lpl_vf y = lpl_vf_min(lpl_vf_add(ax, ax), lpl_vf_set1(40.0f));
-    /* n = round(y / ln2): adding 1.5 * 2^23 leaves the integer part in the mantissa */
-    lpl_vf magic = lpl_vf_set1(12582912.0f);
-    lpl_vf n = lpl_vf_sub(lpl_vf_add(lpl_vf_mul(y, lpl_vf_set1(1.4426950408889634f)), magic), magic);
-    /* ln2 in two parts: n * 0.693359375 is exact, so r keeps its low bits */
-    lpl_vf r = lpl_vf_madd(n, lpl_vf_set1(-0.693359375f), y);
-    r = lpl_vf_madd(n, lpl_vf_set1(2.1219444005469057e-4f), r);
-    lpl_vf q = lpl_vf_set1(1.3814594130963087e-3f);
-    q = lpl_vf_madd(q, r, lpl_vf_set1(8.36870726197958e-3f));
-    q = lpl_vf_madd(q, r, lpl_vf_set1(4.166838899254799e-2f));
-    q = lpl_vf_madd(q, r, lpl_vf_set1(1.666652113199234e-1f));
-    q = lpl_vf_madd(q, r, lpl_vf_set1(4.999999403953552e-1f));
-    lpl_vf er = lpl_vf_add(lpl_vf_madd(lpl_vf_mul(r, r), q, r), lpl_vf_set1(1.0f));
-    lpl_vf e = lpl_vf_mul(er, lpl_vf_pow2i(n));
+    lpl_vf e = vexp_normal(lpl_vf_min(lpl_vf_add(ax, ax), lpl_vf_set1(40.0f)));
     lpl_vf one = lpl_vf_set1(1.0f);
     lpl_vf big = lpl_vf_sub(one, lpl_vf_div(lpl_vf_set1(2.0f), lpl_vf_add(e, one)));
     big = lpl_vf_select_lt(x, lpl_vf_zero(), lpl_vf_sub(lpl_vf_zero(), big), big);
@@ -249,22 +256,11 @@ void lpl_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t
  * from the saved log-sum-exp. A chunk of heads runs on one thread in head order (the
  * matmuls inside run serially), so results never depend on the thread count. */
 
-/* e^x for x <= ~88, as in vtanh: 2^n e^r with r in [-ln2/2, ln2/2]. Lanes below -87
+/* e^x for x <= ~88 through vexp_normal. Lanes below -87
  * (where 2^n would leave the normal range) give exactly 0. */
 static lpl_vf vexp(lpl_vf x)
 {
-    lpl_vf y = lpl_vf_max(lpl_vf_min(x, lpl_vf_set1(88.0f)), lpl_vf_set1(-87.0f));
-    lpl_vf magic = lpl_vf_set1(12582912.0f);
-    lpl_vf n = lpl_vf_sub(lpl_vf_add(lpl_vf_mul(y, lpl_vf_set1(1.4426950408889634f)), magic), magic);
-    lpl_vf r = lpl_vf_madd(n, lpl_vf_set1(-0.693359375f), y);
-    r = lpl_vf_madd(n, lpl_vf_set1(2.1219444005469057e-4f), r);
-    lpl_vf q = lpl_vf_set1(1.3814594130963087e-3f);
-    q = lpl_vf_madd(q, r, lpl_vf_set1(8.36870726197958e-3f));
-    q = lpl_vf_madd(q, r, lpl_vf_set1(4.166838899254799e-2f));
-    q = lpl_vf_madd(q, r, lpl_vf_set1(1.666652113199234e-1f));
-    q = lpl_vf_madd(q, r, lpl_vf_set1(4.999999403953552e-1f));
-    lpl_vf er = lpl_vf_add(lpl_vf_madd(lpl_vf_mul(r, r), q, r), lpl_vf_set1(1.0f));
-    lpl_vf e = lpl_vf_mul(er, lpl_vf_pow2i(n));
+    lpl_vf e = vexp_normal(lpl_vf_max(lpl_vf_min(x, lpl_vf_set1(88.0f)), lpl_vf_set1(-87.0f)));
     return lpl_vf_select_lt(x, lpl_vf_set1(-87.0f), lpl_vf_zero(), e);
 }
 

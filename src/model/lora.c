@@ -3,7 +3,7 @@
 #include "lpl/model/lora.h"
 
 #include "lpl/core/kernels.h"
-#include "lpl/model/optim.h"
+#include "lpl/core/rng.h"
 
 #include <math.h>
 #include <regex.h>
@@ -293,12 +293,6 @@ typedef struct {
     int dropout_on;
 } lora_work;
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 lpl_lora *lpl_lora_attach(const lpl_lora_config *c, const lpl_gpt2_config *cfg, lpl_error *err)
 {
@@ -361,7 +355,7 @@ lpl_lora *lpl_lora_attach(const lpl_lora_config *c, const lpl_gpt2_config *cfg, 
             m->A[j] = (2.0f * lpl_rng_uniform(&rng) - 1.0f) * bound;
         l->by_site[i] = m;
     }
-    l->rng_state = mix64(c->seed ^ 0x6c6f72612d64726fULL); /* separate stream for dropout */
+    l->rng_state = lpl_mix64(c->seed ^ 0x6c6f72612d64726fULL); /* separate stream for dropout */
     free(sel);
     return l;
 }
@@ -430,14 +424,14 @@ void lpl_lora_begin_forward(lpl_lora *l, int training)
     w->dropout_on = training && l->cfg.dropout > 0.0f;
     if (w->dropout_on) {
         w->key = l->rng_state;
-        l->rng_state = mix64(l->rng_state + 0x9e3779b97f4a7c15ULL);
+        l->rng_state = lpl_mix64(l->rng_state + 0x9e3779b97f4a7c15ULL);
     }
 }
 
 float lpl_lora_dropout_scale(uint64_t key, int layer, lpl_site site, int64_t idx, float p)
 {
     uint64_t module = (uint64_t)(layer * LPL_N_SITES + (int)site);
-    uint64_t h = mix64(key ^ mix64((module << 40) ^ (uint64_t)idx));
+    uint64_t h = lpl_mix64(key ^ lpl_mix64((module << 40) ^ (uint64_t)idx));
     float u = (float)(h >> 40) * (1.0f / 16777216.0f);
     return u < p ? 0.0f : 1.0f / (1.0f - p);
 }
@@ -493,39 +487,6 @@ void lpl_lora_site_backward(lpl_lora *l, const lpl_lora_module *mod, float *dX, 
 }
 
 /* ---------------- merge and reporting ---------------- */
-
-lpl_status lpl_lora_merge(lpl_gpt2_model *m, const lpl_lora *l, int sign, lpl_error *err)
-{
-    const lpl_gpt2_config *a = &m->cfg, *b = &l->model_cfg;
-    if (a->n_layer != b->n_layer || a->n_embd != b->n_embd || a->n_head != b->n_head)
-        return lpl_fail(err, LPL_ERR_INVALID, "merge: the adapters were made for a different model shape");
-    if (sign != 1 && sign != -1)
-        return lpl_fail(err, LPL_ERR_INVALID, "merge: sign must be +1 (merge) or -1 (unmerge), got %d", sign);
-    const int r = l->cfg.r;
-    float *row = lpl_malloc((size_t)a->n_embd * 4 * sizeof(float), "merge row", err);
-    if (!row)
-        return LPL_ERR_NOMEM;
-    const float k = (float)sign * l->scaling;
-    for (int i = 0; i < l->n_modules; i++) {
-        const lpl_lora_module *mod = &l->modules[i];
-        lpl_matrix *W = &m->blocks[mod->layer].w[mod->site];
-        size_t rb = lpl_dtype_row_bytes(W->type, W->cols);
-        for (int o = 0; o < mod->out; o++) {
-            char *dst = (char *)W->data + (size_t)o * rb;
-            lpl_dequantize_row(W->type, dst, row, W->cols);
-            for (int j = 0; j < r; j++)
-                lpl_axpy(row, k * mod->B[(size_t)o * r + j], mod->A + (size_t)j * mod->in, mod->in);
-            if (W->type == LPL_F32)
-                memcpy(dst, row, (size_t)W->cols * sizeof(float));
-            else if (lpl_convert_row(W->type, row, dst, W->cols, err) != LPL_OK) {
-                free(row);
-                return err ? err->code : LPL_ERR_INVALID;
-            }
-        }
-    }
-    free(row);
-    return LPL_OK;
-}
 
 void lpl_lora_describe(const uint8_t *selected, const lpl_gpt2_config *cfg, char *buf, size_t size)
 {

@@ -14,6 +14,7 @@
 #include "lpl/core/kernels.h"
 #include "lpl/io/model_io.h"
 #include "lpl/core/threads.h"
+#include "lpl/lab/generate.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten.h>

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
 
@@ -12,7 +13,7 @@ export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const ARTIFACTS = path.join(REPO, 'tests', 'artifacts');
 export const WASM_DIR = path.resolve(REPO, process.env.LPL_WASM_BUILD_DIR || 'build-wasm');
 
-const CHROME_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+export const CHROME_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--disable-dev-shm-usage'];
 
@@ -65,10 +66,7 @@ export async function open(opts = {}) {
     viewport: { width: 1280, height: 900 }, acceptDownloads: true,
   });
   const page = context.pages()[0] || await context.newPage();
-  const consoleErrors = [];
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
-  context.on('weberror', (e) => consoleErrors.push(`weberror: ${e.error().message}`));
+  const consoleErrors = collectErrors(page, context);
   return {
     url: server.url, page, context, consoleErrors,
     async close() {
@@ -82,4 +80,53 @@ export async function open(opts = {}) {
 export function artifact(name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   return path.join(ARTIFACTS, name);
+}
+
+/** Launches headless Chromium (no profile): for tests that need several contexts. */
+export function launchChromium() {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROME_ARGS });
+}
+
+/** Collects a page's console errors, page errors and worker errors into a list. */
+export function collectErrors(page, context = page.context()) {
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  context.on('weberror', (e) => errors.push(`weberror: ${e.error().message}`));
+  return errors;
+}
+
+// ---------------------------------------------------------------- driving the lab page (?test=1)
+
+/** Waits until the model and data are loaded (autoload) and asserts no error was shown. */
+export async function waitLoaded(page) {
+  await page.waitForFunction(() => {
+    const s = window.__lab.state;
+    return (s.model && s.data) || s.errors.length > 0;
+  }, null, { timeout: 60000 });
+  const errors = await page.evaluate(() => window.__lab.state.errors);
+  assert.deepEqual(errors, [], 'loading the bundled model and data');
+}
+
+/** Types hyper-parameters into their fields: {n_train: 2, epochs: 1, ...}. */
+export async function setHp(page, values) {
+  for (const [k, v] of Object.entries(values)) await page.fill(`[data-hp="${k}"]`, String(v));
+}
+
+/** Ticks exactly the named placements and waits for their parameter counts. */
+export async function choosePlacements(page, names) {
+  const all = await page.$$eval('#presets input[type=checkbox]', (els) => els.map((e) => e.value));
+  for (const v of all) {
+    // The list is redrawn after every change: look the box up afresh each time.
+    await page.locator(`#presets input[value="${v}"]`).setChecked(names.includes(v));
+  }
+  await page.waitForFunction((n) => window.__lab.state.counts.length === n, names.length, { timeout: 20000 });
+}
+
+/** Clicks Run and waits until the run has ended. */
+export async function runToEnd(page, timeout = 120000) {
+  await page.waitForFunction(() => !document.querySelector('#run').disabled, null, { timeout: 20000 });
+  await page.click('#run');
+  await page.waitForFunction(() => window.__lab.state.running, null, { timeout: 10000 }).catch(() => {});
+  await page.waitForFunction(() => !window.__lab.state.running, null, { timeout });
 }

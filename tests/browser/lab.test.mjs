@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { open, artifact, wasmHasApi, findModel } from './harness.mjs';
+import { open, artifact, wasmHasApi, findModel, waitLoaded, setHp, choosePlacements, runToEnd } from './harness.mjs';
 
 const MODEL = findModel();
 const SKIP = !wasmHasApi() ? 'the wasm build has no lab API yet (src/wasm/api.c)'
@@ -16,35 +16,6 @@ async function openLab(opts = {}, query = '') {
   await h.page.goto(`${h.url}?model=${encodeURIComponent(MODEL.file)}&quick=1&test=1${query}`);
   await h.page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
   return h;
-}
-
-async function waitLoaded(page) {
-  await page.waitForFunction(() => {
-    const s = window.__lab.state;
-    return (s.model && s.data) || s.errors.length > 0;
-  }, null, { timeout: 60000 });
-  const errors = await page.evaluate(() => window.__lab.state.errors);
-  assert.deepEqual(errors, [], 'loading the bundled model and data');
-}
-
-async function setHp(page, values) {
-  for (const [k, v] of Object.entries(values)) await page.fill(`[data-hp="${k}"]`, String(v));
-}
-
-async function choosePlacements(page, names) {
-  const all = await page.$$eval('#presets input[type=checkbox]', (els) => els.map((e) => e.value));
-  for (const v of all) {
-    // The list is redrawn after every change: look the box up afresh each time.
-    await page.locator(`#presets input[value="${v}"]`).setChecked(names.includes(v));
-  }
-  await page.waitForFunction((n) => window.__lab.state.counts.length === n, names.length, { timeout: 20000 });
-}
-
-async function runToEnd(page, timeout = 120000) {
-  await page.waitForFunction(() => !document.querySelector('#run').disabled, null, { timeout: 20000 });
-  await page.click('#run');
-  await page.waitForFunction(() => window.__lab.state.running, null, { timeout: 10000 }).catch(() => {});
-  await page.waitForFunction(() => !window.__lab.state.running, null, { timeout });
 }
 
 async function downloadText(page, selector) {

@@ -1,4 +1,5 @@
-// Kernels inside the shipped wasm modules (threaded and single-threaded) under Node:
+// Kernels of the wasm builds of the library (threaded and single-threaded) under Node,
+// through the test-only modules kernels_test_{mt,st} (the checks are not shipped):
 // the library self-check, bitwise thread-count independence, real use of several
 // threads, loading without SharedArrayBuffer, and agreement with the native build.
 import { test, after } from 'node:test';
@@ -21,10 +22,10 @@ function load(variant) {
 }
 
 async function instantiate(variant) {
-  const js = path.join(wasmDir, `loralab_${variant}.js`);
+  const js = path.join(wasmDir, `kernels_test_${variant}.js`);
   const factory = require(js);
   const mod = await factory({
-    wasmBinary: readFileSync(path.join(wasmDir, `loralab_${variant}.wasm`)),
+    wasmBinary: readFileSync(path.join(wasmDir, `kernels_test_${variant}.wasm`)),
     locateFile: (f) => path.join(wasmDir, f),
   });
   return mod;
@@ -54,6 +55,14 @@ for (const variant of ['mt', 'st']) {
   });
 }
 
+test('the shipped modules carry no kernel checks', () => {
+  for (const v of ['mt', 'st']) {
+    const js = readFileSync(path.join(wasmDir, `loralab_${v}.js`), 'utf8');
+    assert.ok(js.includes('_lab_version'), `loralab_${v}.js is the lab module`);
+    assert.ok(!js.includes('kx_selfcheck'), `loralab_${v}.js exports kx_selfcheck`);
+  }
+});
+
 test('mt: results are bitwise identical with 1, 2 and 4 threads, and equal to st', async () => {
   const mt = await load('mt');
   const st = await load('st');
@@ -82,7 +91,7 @@ test('mt: a large matmul really runs on more than one thread', async () => {
 });
 
 test('st: loads and runs where SharedArrayBuffer does not exist', () => {
-  const js = path.join(wasmDir, 'loralab_st.js');
+  const js = path.join(wasmDir, 'kernels_test_st.js');
   const script = `
     delete globalThis.SharedArrayBuffer;
     const fs = require('fs');

@@ -16,7 +16,7 @@ import { startServe, stopServe, rawRequest } from './serve_harness.mjs';
 
 const MiB = 1024 * 1024;
 const BIG = 512 * MiB;            // the "model": much larger than the memory bound
-const RSS_BOUND = 128 * MiB;      // allowed growth of the server's peak RSS under load
+const RSS_BOUND = 160 * MiB;       // allowed growth of the server's peak RSS under load (measured: 67-87)
 const CLIENTS = 200;
 const ROUNDS = 3;
 const FULL_DOWNLOADS = 2;

@@ -161,7 +161,7 @@ test('refusals: invalid UTF-8 names the byte; bad ids; bad usage', async () => {
     assert.match(usage.stderr, /give --model, or --vocab with --merges/);
     const missing = await cli(['--vocab', 'no/such.json', '--merges', 'no/such.bpe'], 'x');
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /cannot open no\/such\.json/);
+    assert.match(missing.stderr, /no\/such\.json: cannot open/);
   }));
 });
 

@@ -14,8 +14,8 @@ async function fetchText(url) {
 async function readData() {
   const kind = document.querySelector('input[name=data-kind]:checked').value;
   if (kind === 'bundled') {
-    return { source: 'bundled', train: await fetchText('/data/alpaca_train.json'),
-             eval: await fetchText('/data/alpaca_eval.json'), names: ['alpaca_train.json', 'alpaca_eval.json'] };
+    return { source: 'bundled', train: await fetchText('data/alpaca_train.json'),
+             eval: await fetchText('data/alpaca_eval.json'), names: ['alpaca_train.json', 'alpaca_eval.json'] };
   }
   if (kind === 'upload') {
     const t = $('#data-train-file').files[0], e = $('#data-eval-file').files[0];

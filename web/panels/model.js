@@ -20,8 +20,8 @@ function modelSource() {
   const kind = document.querySelector('input[name=model-kind]:checked').value;
   if (kind === 'bundled') {
     const f = $('#model-bundled').value.trim();
-    if (!/^[\w.-]+\.gguf$/.test(f)) throw new Error('the bundled model is a .gguf file name under /models/');
-    return { kind: 'url', url: `/models/${f}` };
+    if (!/^[\w.-]+\.gguf$/.test(f)) throw new Error('the bundled model is a .gguf file name under models/');
+    return { kind: 'url', url: `models/${f}` };   // next to the page; the worker sits beside it
   }
   if (kind === 'hub') {
     return { kind: 'hub', base: $('#hub-base').value.trim(), repo: $('#hub-repo').value.trim(),

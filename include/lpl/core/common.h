@@ -52,6 +52,11 @@ typedef enum {
 
 #define LPL_QK 32 /* weights per Q8_0 / Q4_0 block */
 
+#define LPL_PI 3.14159265358979323846
+
+/* n rounded up to a multiple of 64 bytes (a cache line, and SIMD-aligned). */
+static inline size_t lpl_align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
 /* A 2-D weight matrix W[rows][cols], row-major, rows contiguous. For linear layers
  * rows = output features and cols = input features (the layout of llama.cpp's GGUF
  * files, i.e. the transpose of GPT-2's Conv1D [in, out]); quantized types need

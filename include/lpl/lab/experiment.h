@@ -8,14 +8,18 @@
 #define LPL_EXPERIMENT_H
 
 #include "lpl/core/common.h"
+#include "lpl/core/files.h"
+#include "lpl/core/platform.h"
+#include "lpl/core/sha256.h"
 #include "lpl/io/data.h"
 #include "lpl/model/gpt2.h"
 #include "lpl/model/lora.h"
 #include "lpl/model/optim.h"
 #include "lpl/io/tokenizer.h"
+#include "lpl/lab/eval.h"
 
 #define LPL_EXP_MAX_PLACEMENTS 16
-#define LPL_EXP_PATH_MAX 1024
+/* (the path limit is LPL_PATH_MAX of lpl/core/files.h) */
 #define LPL_EXP_MAX_SEEDS 100
 
 /* ------------------------------------------------------------------ config */
@@ -29,9 +33,9 @@ typedef struct {
 } lpl_placement;
 
 typedef struct {
-    char model[LPL_EXP_PATH_MAX];   /* CLI only: GGUF path ("" = bundled model) */
-    char train[LPL_EXP_PATH_MAX];   /* CLI only: Alpaca JSON */
-    char eval[LPL_EXP_PATH_MAX];    /* CLI only: "" = split the train file */
+    char model[LPL_PATH_MAX];   /* CLI only: GGUF path ("" = bundled model) */
+    char train[LPL_PATH_MAX];   /* CLI only: Alpaca JSON */
+    char eval[LPL_PATH_MAX];    /* CLI only: "" = split the train file */
     char preset[64];                /* model shape for accounting without weights ("" = none) */
     int n_train, n_eval;            /* records used (first n of each file); <= 0 = all */
     int max_len;                    /* tokens per example */
@@ -121,83 +125,19 @@ lpl_status lpl_experiment_count(const lpl_experiment_config *c, const lpl_gpt2_c
 char *lpl_experiment_count_json(const lpl_experiment_config *c, const lpl_gpt2_config *mc,
                                 lpl_error *err);
 
-/* ------------------------------------------------------------------ eval, generate */
-
-typedef struct {
-    double nll_sum;            /* over all scored tokens */
-    int64_t n_tokens;          /* scored tokens */
-    int n_samples;             /* examples with at least one scored token */
-    double eval_loss;          /* nll_sum / n_tokens */
-    double perplexity;         /* exp(eval_loss) */
-    double mean_sample_perplexity; /* mean over samples of exp(sample loss); usually above
-                                  * perplexity (Jensen) and dominated by the worst sample */
-    double trainer_eval_loss;  /* the eval loss an HF Trainer logs: examples in batches of
-                                * LPL_TRAINER_EVAL_BATCH in order, each batch's token-mean loss
-                                * counted once per example of the batch, averaged (= the mean
-                                * over batches when every batch is full) */
-    double role_nll[LPL_N_ROLES];     /* nll_sum split by token role (data.h) */
-    int64_t role_tokens[LPL_N_ROLES]; /* scored tokens per role; they sum to n_tokens */
-} lpl_eval_result;
-
-/* HF Trainer's default per_device_eval_batch_size. */
-#define LPL_TRAINER_EVAL_BATCH 8
-
-/* Eval loss of the model (with lora if non-NULL, no dropout) over examples.
- * LPL_ERR_INVALID if no example has a scored token. */
-lpl_status lpl_evaluate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
-                        lpl_eval_result *out, lpl_error *err);
-
-/* -log p(target) of every position of every example, without dropout: out holds the
- * sum of the examples' T values, example after example, NAN where a target is not
- * scored. Errors as lpl_evaluate. */
-lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex, float *out,
-                            lpl_error *err);
-
-/* The token view of examples [first, first + count) of ex as a JSON document:
- * {"eval_loss", "n_tokens", "roles": {ROLE: {n_tokens, loss, ...}}, "models": [names],
- *  "examples": [{"index", "tokens": [{"id", "text", "role", "scored", "loss", "loss_NAME"...}]}]}.
- * "loss" is the base model's; "loss_NAME" that with adapters[k] (named names[k]); eval_loss
- * and the roles are over the whole set, for the base and each adapter ("eval_loss_NAME").
- * The first token of an example predicts nothing and is listed unscored. malloc'd JSON
- * or NULL with err set. */
-char *lpl_token_view_json(const lpl_gpt2_model *m, const lpl_tokenizer *tok, lpl_lora *const *adapters,
-                          const char *const *names, int n_adapters, const lpl_example_set *ex, int first,
-                          int count, lpl_error *err);
-
-typedef struct {
-    int max_new_tokens;   /* default 64 */
-    float temperature;    /* <= 0: greedy */
-    int top_k;            /* 0: whole vocabulary */
-    uint64_t seed;
-    int alpaca;           /* wrap the prompt in the Alpaca template (instruction, no input) */
-    float repetition_penalty; /* as transformers' generate: logits of tokens already in the
-                                 sequence are divided (if > 0) or multiplied (if < 0) by it;
-                                 1 = off (default) */
-    int min_new_tokens;   /* as transformers' generate: end-of-text cannot be picked before
-                             this many new tokens (default 0) */
-} lpl_generate_options;
-
-void lpl_generate_options_default(lpl_generate_options *o);
-
-/* Continues prompt with the model (and lora if non-NULL) until end-of-text, the
- * context is full, or max_new_tokens; *text (malloc'd) is the continuation only. */
-lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_tokenizer *tok,
-                        const char *prompt, const lpl_generate_options *o, char **text,
-                        lpl_error *err);
-
 /* ------------------------------------------------------------------ run */
 
 /* Where the model and data came from, recorded in results.json. Empty strings are
  * written as null. */
 typedef struct {
-    char model_path[LPL_EXP_PATH_MAX];
+    char model_path[LPL_PATH_MAX];
     char model_name[128];
     char model_sha256[65];
     int64_t model_bytes;
     char matrix_type[16];                 /* "q8_0", "f32", ... */
-    char train_path[LPL_EXP_PATH_MAX];
+    char train_path[LPL_PATH_MAX];
     char train_sha256[65];
-    char eval_path[LPL_EXP_PATH_MAX];
+    char eval_path[LPL_PATH_MAX];
     char eval_sha256[65];
 } lpl_run_identity;
 
@@ -333,26 +273,5 @@ char *lpl_results_aggregate(const char *results_json, lpl_error *err);
 /* Writes results.json, results.csv and steps.jsonl into dir (created if missing),
  * each via a temporary file and rename. LPL_ERR_IO names the file. */
 lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *err);
-
-/* Peak memory of the process so far in bytes (native: max RSS; wasm: heap size
- * high-water). 0 if unknown. */
-int64_t lpl_peak_memory_bytes(void);
-
-/* Heap bytes in use now (native glibc: mallinfo2 in-use + mmap'd blocks; wasm:
- * dlmalloc's in-use bytes); 0 where unknown. */
-int64_t lpl_heap_in_use_bytes(void);
-
-/* SHA-256 of bytes; hex is 64 lowercase digits + NUL. */
-void lpl_sha256(const void *data, size_t n, uint8_t digest[32]);
-void lpl_sha256_hex(const void *data, size_t n, char hex[65]);
-/* SHA-256 of a file, streamed. LPL_ERR_IO names the file. */
-lpl_status lpl_sha256_file(const char *path, char hex[65], lpl_error *err);
-
-/* Writes bytes to path via path.tmp and rename. LPL_ERR_IO names the file. */
-lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err);
-/* Creates a directory and its parents (like mkdir -p). LPL_ERR_IO names the directory. */
-lpl_status lpl_make_dirs(const char *dir, lpl_error *err);
-/* Reads a whole file into a malloc'd NUL-terminated buffer. LPL_ERR_IO names the file. */
-lpl_status lpl_file_read_all(const char *path, char **data, size_t *n, lpl_error *err);
 
 #endif

@@ -5,41 +5,10 @@
 #define LPL_GPT2_H
 
 #include "lpl/core/common.h"
-
-typedef struct {
-    int n_layer;
-    int n_embd;
-    int n_head;
-    int n_ctx;     /* maximum sequence length (position embeddings) */
-    int n_vocab;
-    float ln_eps;  /* 1e-5 for GPT-2 */
-} lpl_gpt2_config;
-
-/* Fills cfg from a preset name: "tiny" (test shape), "lab-small" (the bundled model's
- * shape), "distilgpt2", "gpt2", "gpt2-medium", "gpt2-large", "dialogpt-small",
- * "dialogpt-medium", "dialogpt-large". LPL_ERR_INVALID names an unknown preset. */
-lpl_status lpl_gpt2_preset(const char *name, lpl_gpt2_config *cfg, lpl_error *err);
-
-/* Checks a config (positive sizes, n_embd % n_head == 0, n_embd % 32 == 0 so rows
- * can be quantized, ...). Returns LPL_ERR_INVALID with the offending field. */
-lpl_status lpl_gpt2_config_check(const lpl_gpt2_config *cfg, lpl_error *err);
+#include "lpl/model/gpt2_config.h"
 
 /* Base parameter count as HF counts it (LM head tied to wte, counted once). */
 int64_t lpl_gpt2_param_count(const lpl_gpt2_config *cfg);
-
-/* The four linear sites of a block, in PEFT/HF module naming. */
-typedef enum {
-    LPL_SITE_ATTN_QKV = 0,  /* transformer.h.N.attn.c_attn  [3C][C] */
-    LPL_SITE_ATTN_PROJ = 1, /* transformer.h.N.attn.c_proj  [C][C]  */
-    LPL_SITE_MLP_FC = 2,    /* transformer.h.N.mlp.c_fc     [4C][C] */
-    LPL_SITE_MLP_PROJ = 3,  /* transformer.h.N.mlp.c_proj   [C][4C] */
-    LPL_N_SITES = 4
-} lpl_site;
-
-/* "attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj". */
-const char *lpl_site_name(lpl_site s);
-/* Output and input width of a site for a config. */
-void lpl_site_shape(const lpl_gpt2_config *cfg, lpl_site s, int *out_features, int *in_features);
 
 typedef struct {
     float *ln1_w, *ln1_b;          /* [C] */
@@ -150,5 +119,10 @@ typedef struct {
 } lpl_gpt2_timings;
 void lpl_gpt2_get_timings(const lpl_gpt2_state *s, lpl_gpt2_timings *t);
 void lpl_gpt2_reset_timings(lpl_gpt2_state *s);
+
+/* Adds (sign +1) or removes (sign -1) the update scaling * B A of every adapter of l
+ * to the weights it adapts, requantising them if they are quantized. LPL_ERR_INVALID
+ * when l was made for another shape or sign is not +-1; LPL_ERR_NOMEM. */
+lpl_status lpl_gpt2_merge_lora(lpl_gpt2_model *m, const struct lpl_lora *l, int sign, lpl_error *err);
 
 #endif

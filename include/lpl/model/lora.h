@@ -8,7 +8,7 @@
 #define LPL_LORA_H
 
 #include "lpl/core/common.h"
-#include "lpl/model/gpt2.h"
+#include "lpl/model/gpt2_config.h"
 
 #define LPL_LORA_MAX_TARGETS 16
 #define LPL_LORA_MAX_LAYERS 128
@@ -65,11 +65,6 @@ void lpl_lora_free(lpl_lora *l);
 /* Trainable parameter count of a placement for a config, without weights:
  * sum over selected modules of r * (in + out). Negative on an invalid placement. */
 int64_t lpl_lora_param_count(const lpl_lora_config *c, const lpl_gpt2_config *cfg, lpl_error *err);
-
-/* Adds (sign = +1) or removes (sign = -1) scaling * B A to the base weights. Quantized
- * base matrices are dequantised, updated and re-quantised (lossy; merge into an f32
- * model for an exact round trip). */
-lpl_status lpl_lora_merge(lpl_gpt2_model *m, const lpl_lora *l, int sign, lpl_error *err);
 
 /* Writes a summary of the adapted modules, e.g. "24×attn.c_attn, 24×attn.c_proj,
  * 24×mlp.c_proj", into buf (always NUL-terminated). */

@@ -33,11 +33,4 @@ lpl_status lpl_schedule_parse(const char *name, lpl_schedule *kind, lpl_error *e
  * max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping. */
 double lpl_clip_grad_norm(float *g, int64_t n, double max_norm);
 
-/* Deterministic generator (splitmix64-seeded xoshiro-style) shared by init, dropout, shuffling. */
-typedef struct { uint64_t s[4]; } lpl_rng;
-void lpl_rng_seed(lpl_rng *r, uint64_t seed);
-uint64_t lpl_rng_next(lpl_rng *r);
-float lpl_rng_uniform(lpl_rng *r);           /* [0, 1) */
-float lpl_rng_normal(lpl_rng *r);            /* N(0, 1) */
-
 #endif

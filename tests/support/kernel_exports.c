@@ -1,9 +1,10 @@
-/* Kernel test entry points of the wasm modules (prefix kx_), called by
- * tests/wasm/kernels.test.mjs: the library self-check and fingerprint, the thread
+/* Entry points of the test-only wasm module kernels_test_{mt,st} (prefix kx_), called
+ * by tests/wasm/kernels.test.mjs: the library self-check and fingerprint, the thread
  * pool's counters, and a large matmul to show that the threaded build uses threads. */
 #include <emscripten.h>
 #include <stdlib.h>
 
+#include "kernels_check.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"

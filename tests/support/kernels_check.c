@@ -1,7 +1,10 @@
 /* Kernel self-check and fingerprint: every kernel against a plain reference loop
  * (double accumulation) on awkward shapes, and a record of kernel outputs on a fixed
- * input. They live in the library so that the very same checks run natively (tests/
- * test_kernels.c) and inside the shipped wasm modules (src/wasm/kernel_exports.c). */
+ * input. They are a small library of their own (lplcheck), linked by the native tests
+ * (tests/test_kernels.c) and by a test-only wasm module (kernel_exports.c), so the
+ * very same checks run natively and on the wasm build of the library. */
+#include "kernels_check.h"
+
 #include "lpl/core/kernels.h"
 
 #include "lpl/core/simd.h"

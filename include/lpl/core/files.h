@@ -1,0 +1,54 @@
+/* Whole files in and out: one reader, one mapping, one atomic writer, mkdir -p.
+ * A file is written under a temporary name beside its target and renamed over it
+ * only once every byte is out, so a failed or interrupted write never leaves a
+ * truncated file where a good one was. */
+#ifndef LPL_FILES_H
+#define LPL_FILES_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "lpl/core/common.h"
+
+/* Longest path the library builds or keeps (bytes, NUL included). */
+#define LPL_PATH_MAX 1024
+
+/* Reads a whole regular file into a malloc'd NUL-terminated buffer (*len, which may
+ * be NULL, excludes the NUL). LPL_ERR_IO names the file; LPL_ERR_NOMEM. */
+lpl_status lpl_read_file(const char *path, char **out, size_t *len, lpl_error *err);
+
+/* A file's bytes: mapped read-only natively, read into memory under Emscripten. */
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    void *map;
+    size_t map_size;
+    void *buf;
+} lpl_mapped;
+
+/* Maps path; LPL_ERR_IO naming the file on failure. */
+lpl_status lpl_map_file(const char *path, lpl_mapped *m, lpl_error *err);
+void lpl_unmap_file(lpl_mapped *m);
+
+/* A file being written: f is open on tmp; commit or abandon it with lpl_file_commit. */
+typedef struct {
+    FILE *f;
+    char *tmp;
+    const char *path;
+} lpl_file_out;
+
+/* Opens "<path>.tmp<pid>" for writing. LPL_ERR_IO names the file; LPL_ERR_NOMEM. */
+lpl_status lpl_file_begin(lpl_file_out *o, const char *path, lpl_error *err);
+
+/* Closes the temporary file and, if ok and every write succeeded, renames it to the
+ * target; otherwise removes it. LPL_ERR_IO names the file on a failed write or rename
+ * (err is left alone when ok is 0: the caller has recorded why). */
+lpl_status lpl_file_commit(lpl_file_out *o, int ok, lpl_error *err);
+
+/* Writes n bytes to path through lpl_file_begin/commit. LPL_ERR_IO names the file. */
+lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err);
+
+/* mkdir -p. LPL_ERR_IO names the directory that could not be made. */
+lpl_status lpl_make_dirs(const char *dir, lpl_error *err);
+
+#endif

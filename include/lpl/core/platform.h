@@ -1,0 +1,24 @@
+/* What the program asks of the platform: the version and build it is, a monotonic
+ * clock, and the process's peak memory. */
+#ifndef LPL_PLATFORM_H
+#define LPL_PLATFORM_H
+
+#include <stdint.h>
+
+#define LPL_VERSION "0.1.0"
+
+/* "native", "wasm threads" or "wasm single-thread". */
+const char *lpl_build_name(void);
+
+/* Seconds on a monotonic clock (for durations only). */
+double lpl_now_seconds(void);
+
+/* Peak memory of the process so far in bytes (native: max RSS; wasm: heap size
+ * high-water). 0 if unknown. */
+int64_t lpl_peak_memory_bytes(void);
+
+/* Heap bytes in use now (native glibc: mallinfo2 in-use + mmap'd blocks; wasm:
+ * dlmalloc's in-use bytes); 0 where unknown. */
+int64_t lpl_heap_in_use_bytes(void);
+
+#endif

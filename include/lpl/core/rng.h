@@ -1,0 +1,18 @@
+/* The one deterministic generator (xoshiro256** seeded by splitmix64) and its
+ * mixer, shared by weight init, dropout, shuffling and sampling. */
+#ifndef LPL_RNG_H
+#define LPL_RNG_H
+
+#include <stdint.h>
+
+typedef struct { uint64_t s[4]; } lpl_rng;
+
+/* splitmix64's finaliser: a bijective 64-bit hash (also keys dropout masks). */
+uint64_t lpl_mix64(uint64_t z);
+
+void lpl_rng_seed(lpl_rng *r, uint64_t seed);
+uint64_t lpl_rng_next(lpl_rng *r);
+float lpl_rng_uniform(lpl_rng *r);           /* [0, 1) */
+float lpl_rng_normal(lpl_rng *r);            /* N(0, 1) */
+
+#endif
