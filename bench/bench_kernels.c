@@ -1,5 +1,6 @@
 /* Kernel benchmark: GFLOP/s of the linear-layer products (forward X.W^T, input
- * gradient dY.W, weight gradient dY^T.X) for fp32 and Q8_0 weights at GPT-2 shapes,
+ * gradient dY.W, weight gradient dY^T.X) for fp32 and Q8_0 weights (the latter
+ * dequantised to fp32, and with the int8 products of compute int8) at GPT-2 shapes,
  * with one thread and with all threads. Prints a Markdown table.
  *
  *   bench_kernels [--quick] [--threads N] [--min-time S]
@@ -41,13 +42,24 @@ typedef struct {
     int M, K, N;
     float *X, *Y, *dX, *dW;
     lpl_matrix W;
+    int int8; /* Q8_0 weight with the int8 products (compute int8) */
 } bench_case;
 
 static void run_once(const bench_case *c, op_kind op)
 {
     switch (op) {
-    case FWD: lpl_linear_forward(c->Y, c->X, &c->W, NULL, c->M, 0); break;
-    case BWD_IN: lpl_linear_backward_input(c->dX, c->Y, &c->W, c->M); break;
+    case FWD:
+        if (c->int8)
+            lpl_linear_forward_q8(c->Y, c->X, &c->W, NULL, c->M, 0);
+        else
+            lpl_linear_forward(c->Y, c->X, &c->W, NULL, c->M, 0);
+        break;
+    case BWD_IN:
+        if (c->int8)
+            lpl_linear_backward_input_q8(c->dX, c->Y, &c->W, c->M);
+        else
+            lpl_linear_backward_input(c->dX, c->Y, &c->W, c->M);
+        break;
     case BWD_W: lpl_linear_backward_weight(c->dW, c->Y, c->X, c->M, c->N, c->K); break;
     }
 }
@@ -129,7 +141,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     for (int wi = 0; wi < n_widths; wi++) {
         int N = widths[wi];
-        bench_case c = {M, K, N, NULL, NULL, NULL, NULL, {LPL_F32, N, K, NULL}};
+        bench_case c = {M, K, N, NULL, NULL, NULL, NULL, {LPL_F32, N, K, NULL}, 0};
         float *Wf = malloc(sizeof(float) * (size_t)N * K);
         void *Wq = malloc(lpl_dtype_row_bytes(LPL_Q8_0, K) * (size_t)N);
         c.X = malloc(sizeof(float) * M * K);
@@ -144,9 +156,10 @@ int main(int argc, char **argv)
         fill(c.X, (size_t)M * K, 2);
         fill(c.Y, (size_t)M * N, 3);
         lpl_quantize_q8_0(Wf, Wq, (int64_t)N * K);
-        for (int ty = 0; ty < 2; ty++) {
+        for (int ty = 0; ty < 3; ty++) { /* f32, q8_0 in fp32, q8_0 in int8 */
             c.W.type = ty ? LPL_Q8_0 : LPL_F32;
             c.W.data = ty ? Wq : (void *)Wf;
+            c.int8 = ty == 2;
             for (int op = FWD; op <= BWD_W; op++) {
                 if (ty && op == BWD_W) /* frozen quantized weights get no gradient */
                     continue;
@@ -158,7 +171,8 @@ int main(int argc, char **argv)
                     if (tm.cpu > 0) /* immune to time slices lost to other processes */
                         snprintf(cpu_col, sizeof cpu_col, "%.1f",
                                  flop / tm.cpu * thread_counts[tc] * 1e-9);
-                    printf("| %s | %s | %dx%dx%d | %d | %.2f | %.1f | %s |\n", ty ? "q8_0" : "f32",
+                    static const char *wname[] = {"f32", "q8_0", "q8_0 int8"};
+                    printf("| %s | %s | %dx%dx%d | %d | %.2f | %.1f | %s |\n", wname[ty],
                            k_op_names[op], M, K, N, thread_counts[tc], tm.wall * 1e3,
                            flop / tm.wall * 1e-9, cpu_col);
                     fflush(stdout);

@@ -426,7 +426,7 @@ def make_experiment():
     put(t, "bad-r-zero.json", '{"r": 0}')
     put(t, "bad-epochs-fraction.json", '{"epochs": 1.5}')
     put(t, "bad-unknown-preset.json", '{"placements": ["everything"]}')
-    put(t, "bad-too-many-placements.json", json.dumps({"placements": ["ffn"] * 17}))
+    put(t, "bad-too-many-placements.json", json.dumps({"placements": ["ffn"] * 65}))
     put(t, "bad-empty-targets.json", '{"placements": [{"name": "x", "target_modules": []}]}')
     put(t, "bad-placement-name.json", '{"placements": [{"name": "a b<", "target_modules": ["c_fc"]}]}')
     put(t, "bad-layer-negative.json", '{"placements": [{"name": "x", "target_modules": ["c_fc"], "layers": [-1]}]}')

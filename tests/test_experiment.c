@@ -384,6 +384,7 @@ static void test_resume(fixture *f)
     lpl_error_clear(&err);
     lpl_run_identity id = {0};
     snprintf(id.model_sha256, sizeof id.model_sha256, "%s", "abc123");
+    snprintf(id.train_sha256, sizeof id.train_sha256, "%s", "feed01");
     lpl_run *r = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, &id, &err);
     event_counts ec = {0};
     drive(r, &ec, 1);
@@ -413,8 +414,15 @@ static void test_resume(fixture *f)
     snprintf(other.model_sha256, sizeof other.model_sha256, "%s", "def456");
     lpl_run *r4 = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, &other, &err);
     CHECK(lpl_run_resume(r4, saved, &err) == LPL_ERR_INVALID && strstr(err.msg, "model"), "%s", err.msg);
+    /* so is other training data (what the page's resume relies on: same file name, new content) */
+    lpl_run_identity other_data = id;
+    snprintf(other_data.train_sha256, sizeof other_data.train_sha256, "%s", "beef02");
+    lpl_run *r5 = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, &other_data, &err);
+    CHECK(lpl_run_resume(r5, saved, &err) == LPL_ERR_INVALID && strstr(err.msg, "other train data (sha256 feed01"),
+          "%s", err.msg);
     lpl_run_free(r3);
     lpl_run_free(r4);
+    lpl_run_free(r5);
     free(first);
     free(again);
     free(saved);

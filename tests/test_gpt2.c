@@ -344,6 +344,69 @@ static void test_determinism(void)
     CHECK(a[19] < a[0], "loss decreases (%.4f -> %.4f)", a[0], a[19]);
 }
 
+/* The backward stops in the lowest adapted layer once its lowest adapted site has its
+ * gradients (no input gradient, no LayerNorm backward below it), and keeps the
+ * dropout mask of the forward instead of hashing again. LoRA gradients must be
+ * bitwise those of a backward that runs everything: a state with full gradients
+ * (which always runs to the embeddings), same adapters, same dropout key. */
+static void test_backward_stops_early(void)
+{
+    static const char *const targets[][2] = {
+        {"mlp.c_proj", NULL}, {"c_fc", NULL}, {"attn.c_proj", NULL}, {"c_attn", NULL}, {"c_attn", "c_fc"},
+    };
+    static const int first_layer[] = {0, 1, 0, 1, 0};
+    lpl_gpt2_model *m = tiny_model(21);
+    lpl_error err;
+    const int T = 20;
+    int tok[20], tgt[20];
+    seq(tok, tgt, T, m->cfg.n_vocab, 8);
+    for (int k = 0; k < 5; k++) {
+        lpl_lora_config lc;
+        lpl_lora_config_default(&lc);
+        lc.r = 4;
+        lc.dropout = 0.25f;
+        lc.n_targets = targets[k][1] ? 2 : 1;
+        for (int i = 0; i < lc.n_targets; i++)
+            snprintf(lc.targets[i], sizeof lc.targets[i], "%s", targets[k][i]);
+        lc.n_layers = m->cfg.n_layer - first_layer[k];
+        for (int i = 0; i < lc.n_layers; i++)
+            lc.layers[i] = first_layer[k] + i;
+        lpl_lora *l = lpl_lora_attach(&lc, &m->cfg, &err);
+        CHECK(l != NULL, "attach: %s", err.msg);
+        if (!l)
+            continue;
+        lpl_rng r;
+        lpl_rng_seed(&r, 40 + k);
+        for (int64_t i = 0; i < l->n_params; i++) /* B != 0 so every path carries gradient */
+            l->params[i] += 0.1f * lpl_rng_normal(&r);
+        float *g_full = malloc(sizeof(float) * (size_t)l->n_params);
+        uint64_t key = l->rng_state;
+        for (int full = 1; full >= 0; full--) {
+            lpl_gpt2_state *s = lpl_gpt2_state_new(m, T, full, &err);
+            l->rng_state = key;
+            lpl_lora_zero_grads(l);
+            lpl_loss loss;
+            CHECK(lpl_gpt2_forward(m, l, s, tok, tgt, NULL, T, 1, &loss, &err) == LPL_OK, "%s", err.msg);
+            CHECK(lpl_gpt2_backward(m, l, s, &err) == LPL_OK, "%s", err.msg);
+            if (full) {
+                memcpy(g_full, l->grads, sizeof(float) * (size_t)l->n_params);
+            } else {
+                int64_t nz = 0;
+                for (int64_t i = 0; i < l->n_params; i++)
+                    nz += g_full[i] != 0.0f;
+                CHECK(nz > l->n_params / 2, "%s: only %lld non-zero gradients", targets[k][0], (long long)nz);
+                CHECK(memcmp(g_full, l->grads, sizeof(float) * (size_t)l->n_params) == 0,
+                      "%s from layer %d: LoRA gradients differ from the full backward's (max %g)", targets[k][0],
+                      first_layer[k], max_abs_diff(g_full, l->grads, l->n_params));
+            }
+            lpl_gpt2_state_free(s);
+        }
+        free(g_full);
+        lpl_lora_free(l);
+    }
+    lpl_gpt2_free(m);
+}
+
 static void test_state_and_timings(void)
 {
     lpl_gpt2_model *m = tiny_model(8);
@@ -384,6 +447,7 @@ int main(void)
     test_learning();
     test_determinism();
     test_state_and_timings();
+    test_backward_stops_early();
     lpl_threads_shutdown();
     return check_report("test_gpt2");
 }

@@ -9,7 +9,7 @@ import { initModelPanel, loadModel, onProgress } from './panels/model.js';
 import { initDataPanel, loadData } from './panels/data.js';
 import { initPlacementsPanel, refreshCounts } from './panels/placements.js';
 import { setHp, STUDY, QUICK } from './panels/hp.js';
-import { initRunPanel, onRunEvent } from './panels/run.js';
+import { initRunPanel, onRunEvent, onRunIdentity, offerResume } from './panels/run.js';
 import { charts, initTrainingPanel } from './panels/training.js';
 import { initResultsPanel, onAdapter, restoreSaved } from './panels/results.js';
 import { initComparePanel } from './panels/compare.js';
@@ -21,7 +21,11 @@ async function startEngine() {
   state.engine = null;
   setStatus('#engine', 'Starting the engine…');
   try {
-    const e = await engine.call('init', { wasmBase: new URL('build-wasm/', location.href).href, threads: navigator.hardwareConcurrency || 2, test: TEST });
+    // max-heap-mb: a heap that cannot grow past this many MB (at least 64), as in a
+    // browser short of memory; the threaded build only.
+    const e = await engine.call('init', { wasmBase: new URL('build-wasm/', location.href).href,
+                                          threads: navigator.hardwareConcurrency || 2, test: TEST,
+                                          maxHeapMB: Number(params.get('max-heap-mb')) || 0 });
     state.engine = e;
     setStatus('#engine', `${e.version} · ${e.isolated ? `cross-origin isolated, ${e.threads} threads` :
       'not cross-origin isolated: single-thread build'}`);
@@ -42,6 +46,7 @@ engine.onEvent = (msg) => {
   if (!msg || !msg.type) return;
   if (msg.type === 'progress') onProgress(msg);
   else if (msg.type === 'events') msg.events.forEach(onRunEvent);
+  else if (msg.type === 'run_identity') onRunIdentity(msg);
   else if (msg.type === 'adapter') onAdapter(msg);
   else if (msg.type === 'warning') console.warn(msg.message);
   else if (msg.type === 'crash') {
@@ -59,6 +64,17 @@ async function restartEngine() {
   setStatus('#data-status', '');
   await startEngine();
 }
+
+// After out of memory: a fresh worker with the same model and data, the message kept.
+document.addEventListener('lab:restart-engine', async () => {
+  engine.restart();
+  forgetLoaded();
+  state.engineRestarts = (state.engineRestarts || 0) + 1;
+  setStatus('#model-status', 'The worker was restarted after running out of memory; loading the model again…');
+  setStatus('#data-status', '');
+  await startEngine();
+  if (state.engine) { loadModel(); loadData(); }
+});
 
 function useHp(values) {
   setHp(values);
@@ -92,4 +108,4 @@ startEngine().then(() => {
   if (TEST) window.__lab.ready = true;
   if (params.get('autoload') !== '0') { loadModel(); loadData(); }
 });
-restoreSaved();
+restoreSaved().then(offerResume);

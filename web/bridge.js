@@ -20,6 +20,7 @@ self.LabBridge = function LabBridge(M) {
     count: fn('lab_count', 'number', ['number']),
     estimate: fn('lab_estimate', 'number', ['number']),
     ablateStart: fn('lab_ablate_start', 'number', ['number']),
+    ablateResume: fn('lab_ablate_resume', 'number', ['number']),
     ablateStep: fn('lab_ablate_step', 'number', []),
     events: fn('lab_events', 'number', []),
     ablateCancel: fn('lab_ablate_cancel', null, []),
@@ -124,6 +125,10 @@ self.LabBridge = function LabBridge(M) {
     estimate(exp) { return withStrings([JSON.stringify(exp)], (e) => jsonOrThrow(c.estimate(e), 'estimating memory')); },
     ablateStart(exp) {
       withStrings([JSON.stringify(exp)], (e) => { if (c.ablateStart(e) !== 0) throw fail('starting the run'); });
+    },
+    /** Takes the completed placements of an earlier run's results document (JSON text). */
+    ablateResume(resultsJson) {
+      withStrings([resultsJson], (r) => { if (c.ablateResume(r) !== 0) throw fail('resuming'); });
     },
     /** 1 more work, 0 finished; throws on a fatal error. */
     ablateStep() {

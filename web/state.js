@@ -29,6 +29,9 @@ export const state = {
   resultsJson: null, resultsCsv: null,
   adapters: {},            // placement name -> {adapter: Uint8Array, config: string}
   saved: [],
+  storageFull: false,      // IndexedDB refused a write (quota): results live on this page only
+  engineRestarts: 0,       // automatic worker restarts (after out of memory)
+  resumable: null,         // {run, recs}: a stored run that stopped before its end (offered for resuming)
   errors: [],              // messages shown on the page
   generations: [],
   progress: [],            // recent model progress messages (for tests)
@@ -53,6 +56,7 @@ export function setStatus(sel, text) { $(sel).textContent = text; }
 export function updateButtons() {
   const ready = !!(state.engine && state.model && state.data);
   $('#run').disabled = !ready || state.running || !state.placements.some((p) => p.on);
+  $('#resume').disabled = !ready || state.running || !state.resumable;
   $('#cancel').disabled = !state.running;
   $('#generate').disabled = !state.model || state.running;
   $('#learned-show').disabled = state.running || !$('#learned-placement').options.length;

@@ -18,6 +18,7 @@ let running = false;
 let cancelRequested = false;
 let info = null;
 let testMode = false;  // set by init {test: true}: enables crashForTest
+let heapLimit = 4 * 2 ** 30;  // bytes the wasm heap may grow to (the build's maximum, or init's maxHeapMB)
 
 const variant = self.crossOriginIsolated ? 'mt' : 'st';
 
@@ -46,7 +47,22 @@ function isCrash(e) {
          /^Aborted|unreachable|memory access out of bounds/.test(String(e && e.message));
 }
 
-async function init({ wasmBase, threads, test }) {
+// A heap that may not grow past maxMB: what a browser short of memory does to the
+// module (memory.grow fails, so malloc returns NULL). The threaded build imports its
+// memory, so the worker can create it; the single-thread build owns its memory.
+function limitedMemory(maxMB) {
+  if (!(maxMB > 0)) return {};
+  if (variant !== 'mt') {
+    self.postMessage({ type: 'warning', message: 'max-heap-mb applies to the threaded build only' });
+    return {};
+  }
+  const initialPages = 1024;                    // the build's INITIAL_MEMORY, 64 MB
+  const maxPages = Math.max(initialPages, Math.floor(maxMB * 16));
+  heapLimit = maxPages * 65536;
+  return { wasmMemory: new WebAssembly.Memory({ initial: initialPages, maximum: maxPages, shared: true }) };
+}
+
+async function init({ wasmBase, threads, test, maxHeapMB }) {
   testMode = !!test;
   const base = new URL(wasmBase || 'build-wasm/', self.location.href).href;
   const jsUrl = new URL(`loralab_${variant}.js`, base).href;
@@ -57,11 +73,12 @@ async function init({ wasmBase, threads, test }) {
     print: (s) => console.log(s),
     printErr: (s) => console.warn(s),
     onAbort: (what) => { dead = describeCrash(what); },
+    ...limitedMemory(maxHeapMB),
   });
   lab = self.LabBridge(M);
   const maxThreads = variant === 'mt' ? Math.min(threads || navigator.hardwareConcurrency || 2, 8) : 1;
   lab.init(maxThreads);
-  return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads };
+  return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads, heapLimit };
 }
 
 async function fetchBytes(url, label) {
@@ -113,24 +130,60 @@ async function loadModel(src) {
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
+const mb = (n) => `${(n / 2 ** 20).toFixed(1)} MB`;
+
+// The library's "out of memory: <what> (<n> bytes)" in words, with the heap's size and
+// limit; null when the failure was something else.
+function outOfMemory(message) {
+  const m = /out of memory: (.*?) \((\d+) bytes\)/.exec(message);
+  if (!m && !/out of memory/i.test(message)) return null;
+  const heap = M.wasmMemory ? M.wasmMemory.buffer.byteLength : M.HEAPU8.length;
+  const what = m ? `${m[1]} (${Number(m[2]).toLocaleString('en-US')} bytes)` : message;
+  return `Out of memory in the browser: could not allocate ${what}; the wasm heap is ${mb(heap)} and ` +
+    `cannot grow past its limit of ${mb(heapLimit)}. Completed placements are kept; the worker restarts. ` +
+    'Use a smaller r, fewer placements, a shorter max_len or a smaller model.';
+}
+
+// What the engine reports about a run it just started: the normalised config and the
+// model and data identity, which a later resume must match.
+function runIdentity() {
+  const doc = JSON.parse(lab.resultsJson());
+  return { config: doc.config, model: doc.model, data: doc.data };
+}
+
 // The ablation, one unit per iteration; the event loop turns between units so a
 // cancel message is seen before the next step.
-async function run({ experiment }) {
+// With resume (a results document of an earlier run of the same experiment), its
+// completed placements are taken as they are and only the rest is trained; the
+// engine refuses another config, model or data. A fatal error that is not a crash
+// (out of memory above all) ends the run with what completed: {failed, oom, ...}.
+async function run({ experiment, resume }) {
   if (running) throw new Error('a run is already in progress');
   running = true;
   cancelRequested = false;
   let cancelled = false;
   try {
     lab.ablateStart(experiment);
-    for (;;) {
-      if (cancelRequested && !cancelled) {
-        lab.ablateCancel();
-        cancelled = true;
+    if (resume) lab.ablateResume(resume);
+    self.postMessage({ type: 'run_identity', ...runIdentity() });
+    try {
+      for (;;) {
+        if (cancelRequested && !cancelled) {
+          lab.ablateCancel();
+          cancelled = true;
+        }
+        const more = lab.ablateStep();
+        postEvents(lab.events());
+        if (!more) break;
+        await tick();
       }
-      const more = lab.ablateStep();
-      postEvents(lab.events());
-      if (!more) break;
-      await tick();
+    } catch (e) {
+      if (isCrash(e)) throw e;
+      const message = String(e.message || e);
+      const oom = outOfMemory(message);
+      let resultsJson = null, resultsCsv = null;
+      try { resultsJson = lab.resultsJson(); resultsCsv = lab.resultsCsv(); } catch (_) { /* what the page has */ }
+      return { cancelled, failed: oom || message, oom: !!oom, resultsJson, resultsCsv };
     }
     const json = lab.resultsJson();
     return { cancelled, resultsJson: json, resultsCsv: lab.resultsCsv(), memory: lab.memory() };

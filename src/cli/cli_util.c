@@ -144,6 +144,69 @@ int cli_opt_float(cli_args *a, const char *name, float *out)
     return 1;
 }
 
+/* "V" or "V1,V2,..." of up to max numbers (integers in [lo, hi] when is_int, else
+ * finite numbers > lo); 1 if the flag was name. *n = count, 0 on a bad value. */
+static int opt_number_list(cli_args *a, const char *name, int is_int, double lo, double hi, double *out, int max,
+                           int *n)
+{
+    const char *v;
+    if (!cli_opt(a, name, &v))
+        return 0;
+    *n = 0;
+    if (!v)
+        return 1;
+    const char *s = v;
+    while (*n < max) {
+        char *end;
+        errno = 0;
+        double x = is_int ? (double)strtol(s, &end, 10) : strtod(s, &end);
+        if (end == s || errno || !isfinite(x) || (is_int ? x < lo : x <= lo) || x > hi || (*end && *end != ','))
+            break;
+        out[(*n)++] = x;
+        if (!*end)
+            return 1;
+        s = end + 1;
+    }
+    if (is_int)
+        cli_usage_error(a->cmd, "flag %s: '%s' is not an integer in [%g, %g] or a list of up to %d (4,8,16)", name, v,
+                        lo, hi, max);
+    else
+        cli_usage_error(a->cmd, "flag %s: '%s' is not a number > %g or a list of up to %d (16,32)", name, v, lo, max);
+    a->bad = 1;
+    *n = 0;
+    return 1;
+}
+
+/* --r N or --r N1,N2,... (a grid dimension). */
+static int opt_r(cli_args *a, lpl_experiment_config *c)
+{
+    double v[LPL_EXP_MAX_VALUES];
+    int n;
+    if (!opt_number_list(a, "--r", 1, 1, 65536, v, LPL_EXP_MAX_VALUES, &n))
+        return 0;
+    for (int k = 0; k < n; k++)
+        c->r_values[k] = (int)v[k];
+    if (n > 0)
+        c->r = c->r_values[0];
+    c->n_r_values = n > 1 ? n : 0;
+    return 1;
+}
+
+/* --alpha X or --alpha X1,X2,... (a grid dimension). */
+static int opt_alpha(cli_args *a, lpl_experiment_config *c)
+{
+    double v[LPL_EXP_MAX_VALUES];
+    int n;
+    if (!opt_number_list(a, "--alpha", 0, 0, 3.4e38, v, LPL_EXP_MAX_VALUES, &n))
+        return 0;
+    for (int k = 0; k < n; k++)
+        c->alpha_values[k] = (float)v[k];
+    if (n > 0)
+        c->alpha = c->alpha_values[0];
+    c->n_alpha_values = n > 1 ? n : 0;
+    return 1;
+}
+
 int cli_opt_u64(cli_args *a, const char *name, uint64_t *out)
 {
     const char *v;
@@ -208,8 +271,8 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
         set_path(a, "--eval", c->eval, sizeof c->eval))
         return 1;
     if (cli_opt_int(a, "--n-train", 0, 10000000, &c->n_train) || cli_opt_int(a, "--n-eval", 0, 10000000, &c->n_eval) ||
-        cli_opt_int(a, "--max-len", 2, 1 << 20, &c->max_len) || cli_opt_int(a, "--r", 1, 65536, &c->r) ||
-        cli_opt_float(a, "--alpha", &c->alpha) || cli_opt_float(a, "--dropout", &c->dropout) ||
+        cli_opt_int(a, "--max-len", 2, 1 << 20, &c->max_len) || opt_r(a, c) || opt_alpha(a, c) ||
+        cli_opt_int(a, "--bands", 0, LPL_LORA_MAX_LAYERS, &c->bands) || cli_opt_float(a, "--dropout", &c->dropout) ||
         cli_opt_int(a, "--epochs", 1, 100000, &c->epochs) || cli_opt_int(a, "--batch-size", 1, 65536, &c->batch_size) ||
         cli_opt_float(a, "--lr", &c->lr) || cli_opt_int(a, "--warmup-steps", 0, 1 << 30, &c->warmup_steps) ||
         cli_opt_float(a, "--weight-decay", &c->weight_decay) || cli_opt_float(a, "--grad-clip", &c->grad_clip) ||
@@ -227,6 +290,14 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
     }
     if (cli_flag(a, "--no-shuffle")) {
         c->shuffle = 0;
+        return 1;
+    }
+    if (cli_opt(a, "--compute", &v)) {
+        lpl_error err;
+        if (v && lpl_compute_parse(v, &c->compute, &err)) {
+            cli_usage_error(a->cmd, "flag --compute: %s", err.msg);
+            a->bad = 1;
+        }
         return 1;
     }
     if (cli_opt(a, "--schedule", &v)) {
@@ -276,10 +347,14 @@ const char *const cli_experiment_flags_help =
     "                        mean, 95% t-interval and paired differences (default 1)\n"
     "  --steps N             optimizer steps per placement (overrides --epochs)\n"
     "  --no-shuffle          keep the data order\n"
+    "  --compute int8|f32    frozen Q8_0 base products on int8 codes (default) or in fp32\n"
     "placements:\n"
     "  --placements a,b,c    presets: baseline ffn attn all-linear attn-exact mlp-exact\n"
     "  --placement SPEC      a preset, NAME=T1,T2[@LAYERS] (PEFT suffix rule; layers like 0-3,7)\n"
-    "                        or NAME=re:REGEX (whole-name regex); repeat for several\n";
+    "                        or NAME=re:REGEX (whole-name regex); repeat for several\n"
+    "grid (placements x bands x r x alpha are arms, arms x seeds are units; ablate --plan):\n"
+    "  --r N1,N2,...  --alpha X1,X2,...   several ranks / alphas\n"
+    "  --bands K             split each placement's layers into K bands (first, middle, last ... K-th)\n";
 
 /* ---------------------------------------------------------------- model and data */
 
@@ -706,7 +781,11 @@ static void print_events(const char *json)
     cJSON_Delete(arr);
 }
 
-static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t *saved, lpl_error *err)
+/* After each completed placement: its adapter, then the results that mark it
+ * complete (a failure before that leaves it pending for --resume), then its steps
+ * (derived from the results, so --resume can append any it missed). */
+static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t *saved, char **steps,
+                                 lpl_error *err)
 {
     int n = lpl_run_n_placements(r);
     for (int i = 0; i < n; i++) {
@@ -726,7 +805,19 @@ static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t
             return st;
         saved[i] = 1;
     }
-    return lpl_run_write_results(r, o->out, err);
+    lpl_status st = lpl_run_write_results(r, o->out, err);
+    return st ? st : lpl_run_sync_steps(r, o->out, steps, NULL, err);
+}
+
+/* steps.jsonl as the run starts: what a resumed run restored, without a torn line. */
+static lpl_status start_steps(lpl_run *r, const cli_drive_options *o, char **steps, lpl_error *err)
+{
+    size_t torn = 0;
+    lpl_status st = lpl_run_sync_steps(r, o->out, steps, &torn, err);
+    if (!st && torn)
+        fprintf(stderr, "loralab %s: note: %s/steps.jsonl ended in a torn line (%zu bytes, from an interrupted "
+                        "write); dropped it\n", o->cmd ? o->cmd : "run", o->out, torn);
+    return st;
 }
 
 lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
@@ -738,9 +829,10 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
     if (!saved)
         return LPL_ERR_NOMEM;
     int completed = lpl_run_n_completed(r);
-    lpl_status st = LPL_OK;
-    int rc;
-    while ((rc = lpl_run_step(r, err)) > 0) {
+    char *steps = NULL;
+    lpl_status st = start_steps(r, o, &steps, err);
+    int rc = 0;
+    while (!st && (rc = lpl_run_step(r, err)) > 0) {
         char *ev = lpl_run_take_events(r);
         if (ev && o->print_steps)
             print_events(ev);
@@ -750,7 +842,7 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
         cli_progress_update(&prog, lpl_run_get_progress(r), 0);
         if (lpl_run_n_completed(r) != completed) {
             completed = lpl_run_n_completed(r);
-            st = save_completed(r, o, saved, err);
+            st = save_completed(r, o, saved, &steps, err);
             if (st)
                 break;
             if (o->stop_after > 0 && completed >= o->stop_after && completed < n)
@@ -765,7 +857,8 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
     if (!st && rc < 0)
         st = err->code ? err->code : LPL_ERR_INVALID;
     if (!st)
-        st = save_completed(r, o, saved, err);
+        st = save_completed(r, o, saved, &steps, err);
+    free(steps);
     free(saved);
     if (st)
         return st;

@@ -99,6 +99,7 @@ typedef struct {
     int print_steps;
     int quiet;
     const char *base_model_name;
+    const char *cmd; /* for messages: "loralab <cmd>: ..." */
 } cli_drive_options;
 
 lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err);

@@ -7,13 +7,17 @@
 
 #include <cJSON.h>
 
+#include "cli_grid.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "lpl/core/threads.h"
+#include "lpl/lab/grid.h"
 
 static const char *const help =
     "usage: loralab ablate [--config experiment.json] [--quick] [flags]\n"
-    "       loralab ablate --resume DIR\n\n"
+    "       loralab ablate --resume DIR\n"
+    "       loralab ablate --plan --out DIR [--config experiment.json] [--quick] [flags]\n"
+    "       loralab ablate --unit K --out DIR [--model F] [--train F] [--eval F] [--threads N]\n\n"
     "For each placement: fresh adapters (same seed) on the same frozen base, eval before\n"
     "training, train, eval after each epoch. Defaults are the study's (r 16, alpha 32,\n"
     "dropout 0.1, 3 epochs, batch 1, lr 2e-4, cosine, placements baseline, ffn, attn).\n\n"
@@ -24,11 +28,19 @@ static const char *const help =
     "                        at a time writes it (DIR/.loralab.lock names the holder)\n"
     "  --resume DIR          continue an interrupted run in DIR (its config is reused)\n"
     "  --threads N           worker threads (default: all cores)\n"
-    "  --quiet               no progress line\n";
+    "  --quiet               no progress line\n"
+    "grid over processes and machines (README: \"Running a grid on a Slurm cluster\"):\n"
+    "  --plan                write DIR/plan.json (the expanded grid, its units in a fixed order\n"
+    "                        with ids, the model and data sha256) and list the units; trains nothing\n"
+    "  --unit K              run unit K (index, id or name) of DIR/plan.json into DIR/units/<id>/;\n"
+    "                        a finished unit is skipped, an interrupted one starts afresh, two\n"
+    "                        processes never run the same unit, and files whose sha256 differs\n"
+    "                        from the plan's are refused (--model/--train/--eval: other copies)\n"
+    "  then: loralab collect DIR   (merges the units into results.json, results.csv)\n";
 
 typedef struct {
-    const char *config, *resume, *out;
-    int quick, threads, quiet, stop_after, help;
+    const char *config, *resume, *out, *unit;
+    int quick, threads, quiet, stop_after, help, plan;
 } ablate_opts;
 
 /* First pass: options that decide where the config comes from. */
@@ -41,7 +53,10 @@ static int first_pass(int argc, char **argv, ablate_opts *o)
             o->help = 1;
         else if (cli_flag(&a, "--quick"))
             o->quick = 1;
-        else if (!cli_opt(&a, "--config", &o->config) && !cli_opt(&a, "--resume", &o->resume))
+        else if (cli_flag(&a, "--plan"))
+            o->plan = 1;
+        else if (!cli_opt(&a, "--config", &o->config) && !cli_opt(&a, "--resume", &o->resume) &&
+                 !cli_opt(&a, "--unit", &o->unit))
             a.i++;
     }
     return a.bad;
@@ -53,7 +68,8 @@ static int second_pass(int argc, char **argv, ablate_opts *o, lpl_experiment_con
     const char *ignored;
     cli_args_init(&a, "ablate", argc, argv);
     while (cli_peek(&a) && !a.bad) {
-        if (cli_flag(&a, "--quick") || cli_opt(&a, "--config", &ignored) || cli_opt(&a, "--resume", &ignored))
+        if (cli_flag(&a, "--quick") || cli_opt(&a, "--config", &ignored) || cli_opt(&a, "--resume", &ignored) ||
+            cli_flag(&a, "--plan"))
             continue;
         if (cli_experiment_flag(&a, c) || cli_opt(&a, "--out", &o->out) ||
             cli_opt_int(&a, "--threads", 0, 1024, &o->threads) ||
@@ -66,6 +82,33 @@ static int second_pass(int argc, char **argv, ablate_opts *o, lpl_experiment_con
         return cli_usage_error("ablate", "unknown flag '%s' (see loralab ablate --help)", cli_peek(&a));
     }
     return a.bad ? LPL_EXIT_USAGE : 0;
+}
+
+/* --unit K --out DIR: only where the unit's files are and how to run it; what it
+ * trains is fixed by the plan. */
+static int run_unit(int argc, char **argv, const ablate_opts *o)
+{
+    cli_unit_options u = {0};
+    const char *out = NULL, *ignored;
+    cli_args a;
+    cli_args_init(&a, "ablate", argc, argv);
+    while (cli_peek(&a) && !a.bad) {
+        if (cli_opt(&a, "--unit", &ignored) || cli_opt(&a, "--out", &out) || cli_opt(&a, "--model", &u.model) ||
+            cli_opt(&a, "--train", &u.train) || cli_opt(&a, "--eval", &u.eval) ||
+            cli_opt_int(&a, "--threads", 0, 1024, &u.threads))
+            continue;
+        if (cli_flag(&a, "--quiet")) {
+            u.quiet = 1;
+            continue;
+        }
+        return cli_usage_error("ablate", "--unit runs a unit as DIR/plan.json defines it; '%s' does not go with it "
+                               "(experiment flags belong to --plan)", cli_peek(&a));
+    }
+    if (a.bad)
+        return LPL_EXIT_USAGE;
+    if (!out)
+        return cli_usage_error("ablate", "--unit %s needs --out DIR (the folder with plan.json)", o->unit);
+    return cli_ablate_unit(out, o->unit, &u);
 }
 
 /* The config of a previous run in DIR/results.json. */
@@ -97,7 +140,7 @@ static void default_out(char *buf, size_t size)
     strftime(buf, size, "results/%Y%m%d-%H%M%S", &tmv);
 }
 
-static int run_ablation(const ablate_opts *o, const lpl_experiment_config *c, const char *results_json)
+static int run_ablation(const ablate_opts *o, const lpl_experiment_config *grid, const char *results_json)
 {
     lpl_error err;
     lpl_error_clear(&err);
@@ -105,9 +148,15 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *c, co
     lpl_alpaca_set train = {0}, eval = {0};
     lpl_run *run = NULL;
     int code = LPL_EXIT_OK;
-    lpl_status st = cli_model_load(c->model, 0, &m, &err);
+    lpl_status st = cli_model_load(grid->model, 0, &m, &err);
     if (st)
         return cli_fail("ablate", st, err.msg);
+    /* A grid runs in one process as its arms in plan order (grid.h). */
+    lpl_experiment_config *c = malloc(sizeof *c);
+    if (!c || lpl_grid_expand(grid, m.model->cfg.n_layer, c, &err)) {
+        code = cli_fail("ablate", c ? err.code : LPL_ERR_NOMEM, c ? err.msg : "out of memory: config");
+        goto done;
+    }
     st = cli_data_load(c->train, "--train", &train, m.id.train_sha256, &err);
     if (!st && c->eval[0])
         st = cli_data_load(c->eval, "--eval", &eval, m.id.eval_sha256, &err);
@@ -132,7 +181,7 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *c, co
         if (lpl_run_n_completed(run))
             fprintf(stderr, "loralab ablate: resuming, %d placement(s) already complete\n", lpl_run_n_completed(run));
     }
-    cli_drive_options d = {o->out, 0, o->stop_after, 0, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model};
+    cli_drive_options d = {o->out, 0, o->stop_after, 0, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model, "ablate"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);
     cli_print_table(stdout, run);
@@ -157,6 +206,7 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *c, co
         fprintf(stderr, "loralab ablate: done; results.json, results.csv, steps.jsonl and adapters in %s/\n", o->out);
     }
 done:
+    free(c);
     lpl_run_free(run);
     lpl_alpaca_free(&train);
     lpl_alpaca_free(&eval);
@@ -173,6 +223,13 @@ int lpl_cmd_ablate(int argc, char **argv)
         printf("%s\n%s", help, cli_experiment_flags_help);
         return LPL_EXIT_OK;
     }
+    if (o.unit && (o.plan || o.resume || o.config || o.quick))
+        return cli_usage_error("ablate", "--unit takes its experiment from the plan: no --plan, --resume, --config "
+                               "or --quick with it");
+    if (o.unit)
+        return run_unit(argc, argv, &o);
+    if (o.plan && o.resume)
+        return cli_usage_error("ablate", "--plan makes a new plan; it does not go with --resume");
     lpl_experiment_config c;
     lpl_experiment_default(&c);
     lpl_error err;
@@ -202,6 +259,18 @@ int lpl_cmd_ablate(int argc, char **argv)
     }
     if ((code = second_pass(argc, argv, &o, &c)))
         goto done;
+    if (o.plan) {
+        if (!o.out) {
+            code = cli_usage_error("ablate", "--plan needs --out DIR (where plan.json and the units go)");
+            goto done;
+        }
+        if (lpl_experiment_check(&c, NULL, &err)) {
+            code = cli_fail("ablate", err.code, err.msg);
+            goto done;
+        }
+        code = cli_ablate_plan(o.out, &c, o.quiet);
+        goto done;
+    }
     char out[LPL_PATH_MAX];
     if (o.resume)
         o.out = o.resume;

@@ -27,7 +27,7 @@
 #endif
 
 typedef struct {
-    const char *preset, *placement, *weights;
+    const char *preset, *placement, *weights, *compute;
     int seq, steps, warmup, threads, r, json;
     float alpha, dropout, lr;
     uint64_t seed;
@@ -52,7 +52,8 @@ static void help(FILE *f)
     fprintf(f,
             "usage: loralab bench [--preset NAME] [--seq N] [--steps N] [--warmup N]\n"
             "                     [--placement P] [--weights f32|q8_0|q4_0|f16] [--threads N]\n"
-            "                     [--r N] [--alpha A] [--dropout P] [--seed N] [--json]\n\n"
+            "                     [--compute int8|f32] [--r N] [--alpha A] [--dropout P]\n"
+            "                     [--seed N] [--json]\n\n"
             "Times full LoRA training steps (forward + backward + AdamW on the adapters) of a\n"
             "GPT-2 shape with random weights and random tokens, and prints the median seconds\n"
             "per step, tokens/s, peak memory during training and the time per component.\n\n"
@@ -64,6 +65,8 @@ static void help(FILE *f)
             "  --placement P     baseline (default), ffn, attn, all-linear, attn-exact,\n"
             "                    mlp-exact, or NAME=T1,T2[@LAYERS] with PEFT targets\n"
             "  --weights T       type of the frozen base matrices (default q8_0)\n"
+            "  --compute C       int8 (default): Q8_0 base products on int8 codes with int32\n"
+            "                    sums; f32: the same weights dequantised to fp32 while packing\n"
             "  --threads N       worker threads, 0 = all cores (default 0)\n"
             "  --r N             LoRA rank (default 16); --alpha (32), --dropout (0.1)\n"
             "  --seed N          weights, adapters, tokens and dropout (default 42)\n"
@@ -98,7 +101,7 @@ static int parse_float(const char *s, float *out)
 /* Returns 0 on success, else LPL_EXIT_USAGE after printing one line. */
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
-    *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", 128, 10, 2, 0, 16, 0, 32.0f, 0.1f,
+    *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", "int8", 128, 10, 2, 0, 16, 0, 32.0f, 0.1f,
                       2e-4f, 42};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -117,6 +120,8 @@ static int parse_args(int argc, char **argv, bench_opts *o)
             o->placement = v;
         else if (!strcmp(a, "--weights"))
             o->weights = v;
+        else if (!strcmp(a, "--compute"))
+            o->compute = v;
         else if (!strcmp(a, "--seq"))
             ok = parse_int(v, 1, &o->seq);
         else if (!strcmp(a, "--steps"))
@@ -418,6 +423,10 @@ static lpl_status setup(const bench_opts *o, lpl_dtype wtype, bench_ctx *b, benc
         return err->code;
     if (!(b->state = lpl_gpt2_state_new(b->model, o->seq, 0, err)))
         return err->code;
+    lpl_compute compute;
+    if ((st = lpl_compute_parse(o->compute, &compute, err)) != LPL_OK)
+        return st;
+    lpl_gpt2_state_set_compute(b->state, compute);
     lpl_adamw_config ac;
     lpl_adamw_config_default(&ac);
     if ((st = lpl_adamw_init(&b->opt, &ac, b->lora->n_params, err)) != LPL_OK)
@@ -562,6 +571,7 @@ static int print_json(const bench_opts *o, const bench_result *r)
     cJSON_AddStringToObject(j, "modules", r->modules);
     cJSON_AddNumberToObject(j, "n_modules", r->n_modules);
     cJSON_AddStringToObject(j, "weights", o->weights);
+    cJSON_AddStringToObject(j, "compute", o->compute);
     cJSON_AddNumberToObject(j, "threads", r->threads);
     cJSON_AddNumberToObject(j, "r", o->r);
     cJSON_AddNumberToObject(j, "lora_params", (double)r->lora_params);
@@ -602,8 +612,8 @@ static void print_table(const bench_opts *o, const bench_result *r)
 {
     const double mib = 1024.0 * 1024.0;
     const lpl_gpt2_timings *c = &r->comp;
-    printf("loralab bench (%s): %s, seq %d, %s weights, placement %s, r %d, %d thread(s)\n",
-           build_name(), o->preset, o->seq, o->weights, o->placement, o->r, r->threads);
+    printf("loralab bench (%s): %s, seq %d, %s weights, compute %s, placement %s, r %d, %d thread(s)\n",
+           build_name(), o->preset, o->seq, o->weights, o->compute, o->placement, o->r, r->threads);
     printf("adapted:     %s (%d modules, %lld trainable of %lld base params)\n", r->modules,
            r->n_modules, (long long)r->lora_params, (long long)r->base_params);
     printf("step:        median %.4f s, min %.4f s, mean %.4f s over %d steps (%d warmup)\n",

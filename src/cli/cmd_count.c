@@ -8,6 +8,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "lpl/io/model_io.h"
+#include "lpl/lab/grid.h"
 
 static const char *const help =
     "usage: loralab count [--preset NAME | --model FILE] [--placements a,b,c] [--placement SPEC] [--r N] [--json]\n\n"
@@ -16,9 +17,13 @@ static const char *const help =
     "  --preset NAME         model shape: tiny, lab-small, distilgpt2, gpt2, gpt2-medium, gpt2-large,\n"
     "                        dialogpt-small, dialogpt-medium, dialogpt-large\n"
     "  --model FILE          a GGUF model (default models/lab-small.q8_0.gguf when no --preset)\n"
-    "  --config FILE         experiment JSON (placements, r)\n"
-    "  --r N                 rank (default 16)\n"
+    "  --config FILE         experiment JSON (placements, r, alpha, bands: a grid)\n"
+    "  --r N[,N2,...]        rank, or several (a grid; default 16)\n"
+    "  --alpha X[,X2,...]    alpha, or several (does not change the count)\n"
+    "  --bands K             split each placement's layers into K bands\n"
+    "  --seeds N             seeds per arm (units = arms x seeds; the count is the same for each)\n"
     "  --placements, --placement   as for ablate (default baseline, ffn, attn)\n"
+    "A grid is counted arm by arm (placement x band x r x alpha), as ablate --plan lists them.\n"
     "  --json                print the accounting as JSON\n";
 
 /* Says where a placement's name and what it adapts disagree (PEFT suffix matching). */
@@ -79,7 +84,8 @@ int lpl_cmd_count(int argc, char **argv)
             continue;
         }
         const char *flag = cli_peek(&a);
-        if (!strncmp(flag, "--placement", 11) || !strncmp(flag, "--r", 3)) {
+        if (!strncmp(flag, "--placement", 11) || !strncmp(flag, "--r", 3) || !strncmp(flag, "--alpha", 7) ||
+            !strncmp(flag, "--bands", 7) || !strncmp(flag, "--seeds", 7)) {
             if (cli_experiment_flag(&a, &c))
                 continue;
         }
@@ -118,6 +124,11 @@ int lpl_cmd_count(int argc, char **argv)
     int code = LPL_EXIT_OK;
     if (c.max_len > mc.n_ctx)
         c.max_len = mc.n_ctx; /* counting does not depend on the sequence length */
+    lpl_experiment_config grid = c;
+    if (lpl_experiment_check(&grid, NULL, &err) || lpl_grid_expand(&grid, mc.n_layer, &c, &err)) {
+        code = cli_fail("count", err.code, err.msg);
+        goto done;
+    }
     if (lpl_experiment_check(&c, &mc, &err)) {
         code = cli_fail("count", err.code, err.msg);
         goto done;
@@ -133,9 +144,18 @@ int lpl_cmd_count(int argc, char **argv)
         goto done;
     }
     char b1[32], b2[32];
-    printf("model: %s (%d layers, d %d, %d heads, vocab %d; %s base parameters), r=%d\n", source, mc.n_layer,
-           mc.n_embd, mc.n_head, mc.n_vocab, cli_group(lpl_gpt2_param_count(&mc), b1, sizeof b1), c.r);
-    printf("%-14s %14s %16s %10s %18s %12s  %s\n", "placement", "trainable", "total", "% total", "reduction",
+    char rs[96] = "";
+    int off = snprintf(rs, sizeof rs, "%d", grid.n_r_values ? grid.r_values[0] : grid.r);
+    for (int k = 1; k < grid.n_r_values && off > 0 && off < (int)sizeof rs; k++)
+        off += snprintf(rs + off, sizeof rs - (size_t)off, ",%d", grid.r_values[k]);
+    printf("model: %s (%d layers, d %d, %d heads, vocab %d; %s base parameters), r=%s\n", source, mc.n_layer,
+           mc.n_embd, mc.n_head, mc.n_vocab, cli_group(lpl_gpt2_param_count(&mc), b1, sizeof b1), rs);
+    if (lpl_grid_has_dims(&grid) || grid.seeds > 1)
+        printf("grid: %d placements x %d bands x %d r x %d alpha = %d arms; x %d seeds = %d units "
+               "(the count does not depend on the seed)\n", grid.n_placements, grid.bands > 1 ? grid.bands : 1,
+               grid.n_r_values ? grid.n_r_values : 1, grid.n_alpha_values ? grid.n_alpha_values : 1, c.n_placements,
+               grid.seeds, lpl_grid_n_units(&c));
+    printf("%-22s %14s %16s %10s %18s %12s  %s\n", lpl_grid_has_dims(&grid) ? "arm" : "placement", "trainable", "total", "% total", "reduction",
            "vs baseline", "modules adapted");
     for (int i = 0; i < c.n_placements; i++) {
         lpl_placement_count cnt;
@@ -145,7 +165,7 @@ int lpl_cmd_count(int argc, char **argv)
         }
         char red[48];
         snprintf(red, sizeof red, "%.2f%% (%.0fx)", cnt.reduction_pct, cnt.reduction_factor);
-        printf("%-14s %14s %16s %9.2f%% %18s %+11.1f%%  %s\n", cnt.name, cli_group(cnt.trainable, b1, sizeof b1),
+        printf("%-22s %14s %16s %9.2f%% %18s %+11.1f%%  %s\n", cnt.name, cli_group(cnt.trainable, b1, sizeof b1),
                cli_group(cnt.total, b2, sizeof b2), cnt.percent, red, cnt.vs_baseline_pct, cnt.modules);
     }
     print_notes(&c, &mc);

@@ -106,7 +106,7 @@ static int train(const train_opts *o, lpl_experiment_config *c)
     if (!o->quiet)
         fprintf(stderr, "loralab train: placement %s (%s) on %s, output in %s/\n", c->placements[0].name,
                 lpl_run_modules(run, 0), c->model, o->out);
-    cli_drive_options d = {o->out, 1, 0, 1, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model};
+    cli_drive_options d = {o->out, 1, 0, 1, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model, "train"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);
     lpl_placement_summary s;

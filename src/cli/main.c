@@ -1,4 +1,5 @@
 /* loralab: command-line shell over the LoRA Placement Lab library. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@
 #pragma weak lpl_cmd_tokenize
 #pragma weak lpl_cmd_bench
 #pragma weak lpl_cmd_pretrain
+#pragma weak lpl_cmd_collect
 
 typedef struct {
     const char *name;
@@ -40,6 +42,7 @@ int main(int argc, char **argv)
 {
     const command cmds[] = {
         {"ablate", lpl_cmd_ablate, "train and compare LoRA placements on one base model and dataset"},
+        {"collect", lpl_cmd_collect, "merge the units of a planned grid (ablate --plan / --unit) into results"},
         {"train", lpl_cmd_train, "train one placement and save its adapter (PEFT layout)"},
         {"eval", lpl_cmd_eval, "eval loss and perplexity of a base model or base + adapter"},
         {"count", lpl_cmd_count, "trainable-parameter accounting per placement (no weights needed)"},
@@ -60,6 +63,11 @@ int main(int argc, char **argv)
         printf("loralab %s\n", LPL_VERSION);
         return LPL_EXIT_OK;
     }
+#ifdef SIGXFSZ
+    /* Past a file-size limit (ulimit -f) a write then fails with EFBIG, which the
+     * writers report and recover from, instead of the signal killing the program. */
+    signal(SIGXFSZ, SIG_IGN);
+#endif
     for (int i = 0; i < n; i++) {
         if (strcmp(argv[1], cmds[i].name))
             continue;

@@ -1,4 +1,4 @@
-/* Whole-file read and mapping, write-then-rename, mkdir -p. */
+/* Whole-file read and mapping, write-then-rename, line appends, mkdir -p. */
 #include "lpl/core/files.h"
 
 #include <errno.h>
@@ -110,6 +110,17 @@ lpl_status lpl_read_file(const char *path, char **out, size_t *len, lpl_error *e
     return LPL_OK;
 }
 
+/* "cannot write" naming the target, the reason and what the failure leaves behind;
+ * ENOSPC and EROFS get a hint because a user can fix them (free space, remount) and
+ * then --resume. */
+static lpl_status write_failed(lpl_error *err, const char *path, int e, const char *left)
+{
+    const char *hint = e == ENOSPC ? " (disk full)" : e == EROFS ? " (read-only file system)" : "";
+    return lpl_fail(err, LPL_ERR_IO, "%s: cannot write: %s%s; %s", path, strerror(e), hint, left);
+}
+
+static const char *const kept = "the previous version, if any, is unchanged";
+
 lpl_status lpl_file_begin(lpl_file_out *o, const char *path, lpl_error *err)
 {
     memset(o, 0, sizeof *o);
@@ -122,7 +133,7 @@ lpl_status lpl_file_begin(lpl_file_out *o, const char *path, lpl_error *err)
     o->path = path;
     o->f = fopen(o->tmp, "wb");
     if (!o->f) {
-        lpl_status st = lpl_fail(err, LPL_ERR_IO, "%s: cannot create: %s", o->tmp, strerror(errno));
+        lpl_status st = write_failed(err, path, errno, kept);
         free(o->tmp);
         o->tmp = NULL;
         return st;
@@ -132,13 +143,17 @@ lpl_status lpl_file_begin(lpl_file_out *o, const char *path, lpl_error *err)
 
 lpl_status lpl_file_commit(lpl_file_out *o, int ok, lpl_error *err)
 {
+    int e = ok ? 0 : (errno ? errno : EIO);
+    if (fflush(o->f) != 0 || ferror(o->f))
+        e = e ? e : (errno ? errno : EIO);
+    /* fsync before rename: otherwise a crash can leave the new name on empty data. */
+    if (!e && fsync(fileno(o->f)) != 0 && errno != EINVAL)
+        e = errno;
+    if (fclose(o->f) != 0 && !e)
+        e = errno ? errno : EIO;
     lpl_status st = LPL_OK;
-    int wrote = fflush(o->f) == 0 && !ferror(o->f);
-    int closed = fclose(o->f) == 0;
-    if (ok && !(wrote && closed))
-        st = lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", o->tmp, strerror(errno));
-    else if (!ok)
-        st = LPL_ERR_IO;
+    if (e)
+        st = write_failed(err, o->path, e, kept);
     else if (rename(o->tmp, o->path) != 0)
         st = lpl_fail(err, LPL_ERR_IO, "%s: cannot rename to %s: %s", o->tmp, o->path, strerror(errno));
     if (st != LPL_OK)
@@ -155,9 +170,48 @@ lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, l
     if (st != LPL_OK)
         return st;
     int ok = n == 0 || fwrite(data, 1, n, o.f) == n;
-    if (!ok)
-        lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", o.tmp, strerror(errno));
     return lpl_file_commit(&o, ok, err);
+}
+
+/* Writes all n bytes with write(2), retrying short writes; 0 or an errno. */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 && errno ? errno : ENOSPC;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+lpl_status lpl_append_lines(const char *path, const char *text, size_t n, lpl_error *err)
+{
+    if (n == 0)
+        return LPL_OK;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return write_failed(err, path, errno, "nothing was appended");
+    struct stat sb;
+    off_t before = fstat(fd, &sb) == 0 ? sb.st_size : -1;
+    int e = 0;
+    /* One write per line: an interruption between lines leaves whole lines only. */
+    for (const char *p = text, *end = text + n; p < end && !e;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+        e = write_all(fd, p, len);
+        p += len;
+    }
+    if (!e && fsync(fd) != 0 && errno != EINVAL)
+        e = errno;
+    const char *left = "nothing was appended";
+    if (e && (before < 0 || ftruncate(fd, before) != 0))
+        left = "its last line may be torn (dropped on --resume)";
+    close(fd);
+    return e ? write_failed(err, path, e, left) : LPL_OK;
 }
 
 static lpl_status make_one(const char *dir, lpl_error *err)

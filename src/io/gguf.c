@@ -1072,8 +1072,6 @@ lpl_status lpl_gguf_write_file(lpl_gguf_writer *w, const char *path, lpl_error *
     if (st == LPL_OK) {
         sink s = {out.f, NULL, 0};
         int ok = emit(w, &h, &s);
-        if (!ok)
-            lpl_fail(err, LPL_ERR_IO, "%s: write failed: %s", out.tmp, strerror(errno));
         st = lpl_file_commit(&out, ok, err);
     }
     free(h.p);

@@ -30,6 +30,7 @@ void lpl_experiment_default(lpl_experiment_config *c)
     c->seed = 42;
     c->seeds = 1;
     c->shuffle = 1;
+    c->compute = LPL_COMPUTE_INT8;
     const char *names[] = {"baseline", "ffn", "attn"};
     for (int i = 0; i < 3; i++)
         lpl_placement_preset(names[i], &c->placements[i], NULL);
@@ -170,9 +171,10 @@ lpl_status lpl_placement_parse(const char *spec, lpl_placement *p, lpl_error *er
 
 void lpl_experiment_lora_config(const lpl_experiment_config *c, int i, lpl_lora_config *out)
 {
-    *out = c->placements[i].lora;
-    out->r = c->r;
-    out->alpha = c->alpha;
+    const lpl_placement *p = &c->placements[i];
+    *out = p->lora;
+    out->r = p->r > 0 ? p->r : c->r;
+    out->alpha = p->alpha > 0 ? p->alpha : c->alpha;
     out->dropout = c->dropout;
     out->use_rslora = c->rslora;
     out->seed = c->seed;
@@ -220,6 +222,23 @@ static lpl_status get_path(const cJSON *v, const char *key, char *out, size_t si
     return LPL_OK;
 }
 
+/* A placement's own "r" and "alpha" (what a grid's arms carry); absent = the experiment's. */
+static lpl_status parse_placement_rank(const cJSON *o, int idx, lpl_placement *p, lpl_error *err)
+{
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "r");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "alpha");
+    char key[48];
+    snprintf(key, sizeof key, "placements[%d].r", idx);
+    lpl_status st = r && !cJSON_IsNull(r) ? get_int(r, key, 1, 1 << 16, &p->r, err) : LPL_OK;
+    snprintf(key, sizeof key, "placements[%d].alpha", idx);
+    if (!st && a && !cJSON_IsNull(a)) {
+        st = get_float(a, key, &p->alpha, err);
+        if (!st && !(p->alpha > 0))
+            st = lpl_fail(err, LPL_ERR_INVALID, "experiment: \"%s\" must be > 0", key);
+    }
+    return st;
+}
+
 static lpl_status parse_placement_object(const cJSON *o, int idx, lpl_placement *p, lpl_error *err)
 {
     placement_clear(p);
@@ -230,9 +249,13 @@ static lpl_status parse_placement_object(const cJSON *o, int idx, lpl_placement 
         layers = cJSON_GetObjectItemCaseSensitive(o, "layers_to_transform");
     for (const cJSON *it = o->child; it; it = it->next)
         if (strcmp(it->string, "name") && strcmp(it->string, "target_modules") &&
-            strcmp(it->string, "layers") && strcmp(it->string, "layers_to_transform"))
+            strcmp(it->string, "layers") && strcmp(it->string, "layers_to_transform") &&
+            strcmp(it->string, "r") && strcmp(it->string, "alpha"))
             return lpl_fail(err, LPL_ERR_INVALID, "experiment: placements[%d]: unknown key \"%s\"",
                             idx, it->string);
+    lpl_status st = parse_placement_rank(o, idx, p, err);
+    if (st)
+        return st;
     if (!cJSON_IsString(name) || strlen(name->valuestring) >= sizeof p->name || !valid_name(name->valuestring))
         return lpl_fail(err, LPL_ERR_INVALID,
                         "experiment: placements[%d].name must be a string of letters, digits, '-', '_', '.'", idx);
@@ -297,6 +320,49 @@ static lpl_status parse_placements(const cJSON *v, lpl_experiment_config *c, lpl
     return LPL_OK;
 }
 
+/* "r": a rank, or a list of ranks (a grid dimension; one value is just the rank). */
+static lpl_status parse_r(const cJSON *v, lpl_experiment_config *c, lpl_error *err)
+{
+    if (!cJSON_IsArray(v)) {
+        c->n_r_values = 0;
+        return get_int(v, "r", 1, 1 << 16, &c->r, err);
+    }
+    int n = cJSON_GetArraySize(v);
+    if (n < 1 || n > LPL_EXP_MAX_VALUES)
+        return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"r\" as a list needs 1 to %d ranks", LPL_EXP_MAX_VALUES);
+    int k = 0;
+    for (const cJSON *it = v->child; it; it = it->next, k++) {
+        lpl_status st = get_int(it, "r", 1, 1 << 16, &c->r_values[k], err);
+        if (st)
+            return st;
+    }
+    c->r = c->r_values[0];
+    c->n_r_values = n > 1 ? n : 0;
+    return LPL_OK;
+}
+
+/* "alpha": a value, or a list of values (a grid dimension). */
+static lpl_status parse_alpha(const cJSON *v, lpl_experiment_config *c, lpl_error *err)
+{
+    if (!cJSON_IsArray(v)) {
+        c->n_alpha_values = 0;
+        return get_float(v, "alpha", &c->alpha, err);
+    }
+    int n = cJSON_GetArraySize(v);
+    if (n < 1 || n > LPL_EXP_MAX_VALUES)
+        return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"alpha\" as a list needs 1 to %d values",
+                        LPL_EXP_MAX_VALUES);
+    int k = 0;
+    for (const cJSON *it = v->child; it; it = it->next, k++) {
+        lpl_status st = get_float(it, "alpha", &c->alpha_values[k], err);
+        if (st)
+            return st;
+    }
+    c->alpha = c->alpha_values[0];
+    c->n_alpha_values = n > 1 ? n : 0;
+    return LPL_OK;
+}
+
 static lpl_status apply_key(const cJSON *v, lpl_experiment_config *c, lpl_error *err)
 {
     const char *k = v->string;
@@ -308,8 +374,9 @@ static lpl_status apply_key(const cJSON *v, lpl_experiment_config *c, lpl_error 
     if (!strcmp(k, "n_eval")) return get_int(v, k, 0, 10000000, &c->n_eval, err);
     if (!strcmp(k, "max_len")) return get_int(v, k, 1, 1 << 20, &c->max_len, err);
     if (!strcmp(k, "response_only")) return get_bool(v, k, &c->response_only, err);
-    if (!strcmp(k, "r")) return get_int(v, k, 1, 1 << 16, &c->r, err);
-    if (!strcmp(k, "alpha")) return get_float(v, k, &c->alpha, err);
+    if (!strcmp(k, "r")) return parse_r(v, c, err);
+    if (!strcmp(k, "alpha")) return parse_alpha(v, c, err);
+    if (!strcmp(k, "bands")) return get_int(v, k, 0, LPL_LORA_MAX_LAYERS, &c->bands, err);
     if (!strcmp(k, "dropout")) return get_float(v, k, &c->dropout, err);
     if (!strcmp(k, "rslora")) return get_bool(v, k, &c->rslora, err);
     if (!strcmp(k, "epochs")) return get_int(v, k, 1, 100000, &c->epochs, err);
@@ -322,6 +389,14 @@ static lpl_status apply_key(const cJSON *v, lpl_experiment_config *c, lpl_error 
     if (!strcmp(k, "shuffle")) return get_bool(v, k, &c->shuffle, err);
     if (!strcmp(k, "seeds")) return get_int(v, k, 1, LPL_EXP_MAX_SEEDS, &c->seeds, err);
     if (!strcmp(k, "placements")) return parse_placements(v, c, err);
+    if (!strcmp(k, "compute")) {
+        if (!cJSON_IsString(v))
+            return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"compute\" must be \"int8\" or \"f32\"");
+        lpl_status st = lpl_compute_parse(v->valuestring, &c->compute, err);
+        if (st != LPL_OK)
+            lpl_fail(err, st, "experiment: \"compute\": '%s' is not one of int8, f32", v->valuestring);
+        return st;
+    }
     if (!strcmp(k, "schedule")) {
         if (!cJSON_IsString(v))
             return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"schedule\" must be \"constant\", \"linear\" or \"cosine\"");
@@ -380,6 +455,15 @@ lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_c
 {
     if (c->r < 1)
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: r must be >= 1 (got %d)", c->r);
+    for (int k = 0; k < c->n_r_values; k++)
+        if (c->r_values[k] < 1)
+            return lpl_fail(err, LPL_ERR_INVALID, "experiment: r must be >= 1 (got %d)", c->r_values[k]);
+    for (int k = 0; k < c->n_alpha_values; k++)
+        if (!(c->alpha_values[k] > 0))
+            return lpl_fail(err, LPL_ERR_INVALID, "experiment: alpha must be > 0 (got %g)", c->alpha_values[k]);
+    if (c->bands < 0 || c->bands > LPL_LORA_MAX_LAYERS)
+        return lpl_fail(err, LPL_ERR_INVALID, "experiment: bands must be in [0, %d] (got %d)", LPL_LORA_MAX_LAYERS,
+                        c->bands);
     if (!(c->alpha > 0))
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: alpha must be > 0 (got %g)", c->alpha);
     if (!(c->dropout >= 0 && c->dropout < 1))
@@ -462,6 +546,10 @@ cJSON *lpl_placement_to_cjson(const lpl_placement *p)
     } else {
         cJSON_AddNullToObject(o, "layers");
     }
+    if (p->r > 0)
+        cJSON_AddNumberToObject(o, "r", p->r);
+    if (p->alpha > 0)
+        cJSON_AddNumberToObject(o, "alpha", short_double(p->alpha));
     return o;
 }
 
@@ -477,8 +565,22 @@ cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c)
     cJSON_AddNumberToObject(o, "n_eval", c->n_eval);
     cJSON_AddNumberToObject(o, "max_len", c->max_len);
     cJSON_AddBoolToObject(o, "response_only", c->response_only);
-    cJSON_AddNumberToObject(o, "r", c->r);
-    cJSON_AddNumberToObject(o, "alpha", short_double(c->alpha));
+    if (c->n_r_values > 0) {
+        cJSON *a = cJSON_AddArrayToObject(o, "r");
+        for (int k = 0; k < c->n_r_values; k++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(c->r_values[k]));
+    } else {
+        cJSON_AddNumberToObject(o, "r", c->r);
+    }
+    if (c->n_alpha_values > 0) {
+        cJSON *a = cJSON_AddArrayToObject(o, "alpha");
+        for (int k = 0; k < c->n_alpha_values; k++)
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(short_double(c->alpha_values[k])));
+    } else {
+        cJSON_AddNumberToObject(o, "alpha", short_double(c->alpha));
+    }
+    if (c->bands > 1)
+        cJSON_AddNumberToObject(o, "bands", c->bands);
     cJSON_AddNumberToObject(o, "dropout", short_double(c->dropout));
     cJSON_AddBoolToObject(o, "rslora", c->rslora);
     cJSON_AddNumberToObject(o, "epochs", c->epochs);
@@ -492,6 +594,7 @@ cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c)
     cJSON_AddNumberToObject(o, "seeds", c->seeds);
     cJSON_AddNumberToObject(o, "max_steps", c->max_steps);
     cJSON_AddBoolToObject(o, "shuffle", c->shuffle);
+    cJSON_AddStringToObject(o, "compute", lpl_compute_name(c->compute));
     cJSON *pl = cJSON_AddArrayToObject(o, "placements");
     for (int i = 0; i < c->n_placements; i++)
         cJSON_AddItemToArray(pl, lpl_placement_to_cjson(&c->placements[i]));

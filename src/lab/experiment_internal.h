@@ -32,6 +32,7 @@ typedef struct {
     int placement;               /* index into cfg.placements */
     int seed_index;              /* 0 .. cfg.seeds - 1 */
     uint64_t seed;               /* cfg.seed + seed_index */
+    int skip;                    /* not trained in this run (lpl_run_only: a grid unit runs one) */
     lpl_placement_status status;
     char message[256];
     lpl_lora_config lcfg;

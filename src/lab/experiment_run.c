@@ -215,6 +215,8 @@ lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model
         r->state = lpl_gpt2_state_new(model, max_T, 0, err);
         if (!r->state)
             st = err ? err->code : LPL_ERR_NOMEM;
+        else
+            lpl_gpt2_state_set_compute(r->state, r->cfg.compute);
     }
     if (st) {
         lpl_run_free(r);
@@ -333,7 +335,7 @@ static void update_eta(lpl_run *r)
     pg->elapsed_s = lpl_now_seconds() - r->t0;
     int remaining_placements = 0;
     for (int i = r->cur + 1; i < r->n; i++)
-        remaining_placements += r->p[i].status == LPL_PLACEMENT_PENDING;
+        remaining_placements += r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].skip;
     int64_t steps_left = (int64_t)r->total_steps - r->step + (int64_t)remaining_placements * r->total_steps;
     int evals_here = r->cur < r->n ? r->epochs + 1 - r->p[r->cur].n_evals : 0;
     if (evals_here < 0)
@@ -386,7 +388,7 @@ static void fail_placement(lpl_run *r, const char *msg)
 static int base_eval_needed(const lpl_run *r)
 {
     for (int i = 0; i < r->n; i++)
-        if (r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].init)
+        if (r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].init && !r->p[i].skip)
             return 1;
     return 0;
 }
@@ -418,7 +420,7 @@ static lpl_status unit_base_eval(lpl_run *r, lpl_error *err)
 /* Attaches fresh (or saved) adapters for the current placement; skips finished ones. */
 static lpl_status unit_start(lpl_run *r, lpl_error *err)
 {
-    while (r->cur < r->n && r->p[r->cur].status != LPL_PLACEMENT_PENDING)
+    while (r->cur < r->n && (r->p[r->cur].status != LPL_PLACEMENT_PENDING || r->p[r->cur].skip))
         r->cur++;
     if (r->cur >= r->n) {
         r->phase = LPL_PHASE_DONE;
@@ -769,6 +771,17 @@ int lpl_run_step(lpl_run *r, lpl_error *err)
     return 1;
 }
 
+lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err)
+{
+    if (i < 0 || i >= r->n)
+        return lpl_fail(err, LPL_ERR_INVALID, "training %d does not exist (the run has %d)", i, r->n);
+    if (r->phase != LPL_PHASE_BASE_EVAL)
+        return lpl_fail(err, LPL_ERR_INVALID, "the run has already started");
+    for (int k = 0; k < r->n; k++)
+        r->p[k].skip = k != i;
+    return LPL_OK;
+}
+
 void lpl_run_cancel(lpl_run *r) { r->cancel = 1; }
 int lpl_run_cancelled(const lpl_run *r) { return r->cancel; }
 int lpl_run_finished(const lpl_run *r) { return r->finished; }
@@ -809,6 +822,17 @@ const lpl_lora_config *lpl_run_lora_config(const lpl_run *r, int i)
 
 /* ---------------------------------------------------------------- resume */
 
+/* The saved run's data file `which` ("train"/"eval") must hash as ours, where both are known. */
+static lpl_status same_data(const cJSON *root, const char *which, const char *ours, lpl_error *err)
+{
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "data"), which);
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(d, "sha256");
+    if (!cJSON_IsString(sha) || !sha->valuestring[0] || !ours[0] || !strcmp(sha->valuestring, ours))
+        return LPL_OK;
+    return lpl_fail(err, LPL_ERR_INVALID, "resume: the saved run used other %s data (sha256 %.12s..., now %.12s...)",
+                    which, sha->valuestring, ours);
+}
+
 lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
 {
     cJSON *root = cJSON_Parse(results_json);
@@ -842,6 +866,8 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
                       sha->valuestring, r->id.model_sha256);
         goto done;
     }
+    if ((st = same_data(root, "train", r->id.train_sha256, err)) || (st = same_data(root, "eval", r->id.eval_sha256, err)))
+        goto done;
     for (const cJSON *it = pls->child; it; it = it->next) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
         const cJSON *status = cJSON_GetObjectItemCaseSensitive(it, "status");

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "experiment_internal.h"
+#include "lpl/core/files.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"
@@ -285,6 +286,20 @@ static cJSON *dataset_cjson(const char *path, const char *sha, int records, cons
     return o;
 }
 
+/* Aggregates of the numbers as results.json prints them, not of the doubles in memory:
+ * cJSON prints 15 significant digits when they read back within an epsilon, so
+ * anyone who recomputes the aggregates from the document (lpl_results_aggregate, e.g.
+ * collect merging a grid's units) gets exactly these. */
+static cJSON *aggregates_as_printed(const cJSON *pl)
+{
+    char *text = cJSON_PrintUnformatted(pl);
+    cJSON *printed = text ? cJSON_Parse(text) : NULL;
+    cJSON *agg = lpl_aggregates_cjson(printed ? printed : pl);
+    cJSON_Delete(printed);
+    free(text);
+    return agg;
+}
+
 static cJSON *results_cjson(const lpl_run *r)
 {
     cJSON *root = cJSON_CreateObject();
@@ -320,7 +335,7 @@ static cJSON *results_cjson(const lpl_run *r)
     cJSON *pl = cJSON_AddArrayToObject(root, "placements");
     for (int i = 0; i < r->n; i++)
         cJSON_AddItemToArray(pl, placement_cjson(r, i));
-    cJSON_AddItemToObject(root, "aggregates", lpl_aggregates_cjson(pl));
+    cJSON_AddItemToObject(root, "aggregates", aggregates_as_printed(pl));
     return root;
 }
 
@@ -340,17 +355,25 @@ static double num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *s, lpl_error *err)
+static lpl_placement_status status_of(const cJSON *o)
 {
-    if (i < 0 || i >= r->n)
-        return lpl_fail(err, LPL_ERR_INVALID, "placement index %d out of range", i);
-    cJSON *o = placement_cjson(r, i);
-    if (!o)
-        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: placement summary");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "status");
+    const char *t = cJSON_IsString(v) ? v->valuestring : "";
+    return !strcmp(t, "done") ? LPL_PLACEMENT_DONE : !strcmp(t, "failed") ? LPL_PLACEMENT_FAILED
+           : !strcmp(t, "running") ? LPL_PLACEMENT_RUNNING : LPL_PLACEMENT_PENDING;
+}
+
+/* A table row from a training's result object (what lpl_run_summary and the CSV of a
+ * results document both read). */
+static void summary_from_cjson(const cJSON *o, lpl_placement_summary *s)
+{
     memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", lpl_run_entry_name(r, i));
-    s->seed = r->p[i].seed;
-    s->status = r->p[i].status;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+    if (cJSON_IsString(name))
+        snprintf(s->name, sizeof s->name, "%s", name->valuestring);
+    double seed = num(o, "seed");
+    s->seed = isnan(seed) ? 0 : (uint64_t)seed;
+    s->status = status_of(o);
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "message");
     if (cJSON_IsString(m))
         snprintf(s->message, sizeof s->message, "%s", m->valuestring);
@@ -375,6 +398,19 @@ lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *s, lp
     s->trainer_eval_loss = num(o, "trainer_eval_loss");
     s->drop_share_template = num(o, "drop_share_template");
     s->drop_share_response = num(o, "drop_share_response");
+}
+
+lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *s, lpl_error *err)
+{
+    if (i < 0 || i >= r->n)
+        return lpl_fail(err, LPL_ERR_INVALID, "placement index %d out of range", i);
+    cJSON *o = placement_cjson(r, i);
+    if (!o)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: placement summary");
+    summary_from_cjson(o, s);
+    snprintf(s->name, sizeof s->name, "%s", lpl_run_entry_name(r, i));
+    s->seed = r->p[i].seed;
+    s->status = r->p[i].status;
     cJSON_Delete(o);
     return LPL_OK;
 }
@@ -427,38 +463,108 @@ static void csv_num(strbuf *b, double v, const char *fmt)
     }
 }
 
+static void csv_header(strbuf *b)
+{
+    sb_printf(b, "placement,seed,status,eval_loss_before,eval_loss,perplexity,mean_sample_perplexity,"
+                 "trainable_params,total_params,percent_trainable,train_seconds,tokens_per_s,"
+                 "placement_memory_bytes,process_peak_memory_bytes,reduction_pct,vs_baseline_pct,trainer_eval_loss,"
+                 "drop_share_template,drop_share_response,modules\n");
+}
+
+static void csv_row(strbuf *b, const lpl_placement_summary *row)
+{
+    const lpl_placement_summary s = *row;
+    sb_printf(b, "%s,%llu,%s", s.name, (unsigned long long)s.seed, status_name(s.status));
+    csv_num(b, s.eval_loss_before, "%.6f");
+    csv_num(b, s.eval_loss, "%.6f");
+    csv_num(b, s.perplexity, "%.6f");
+    csv_num(b, s.mean_sample_perplexity, "%.6f");
+    sb_printf(b, ",%lld,%lld", (long long)s.trainable, (long long)s.total);
+    csv_num(b, s.percent, "%.4f");
+    csv_num(b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.train_seconds, "%.3f");
+    csv_num(b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.tokens_per_s, "%.1f");
+    if (s.status == LPL_PLACEMENT_PENDING)
+        sb_printf(b, ",,");
+    else
+        sb_printf(b, ",%lld,%lld", (long long)s.placement_memory_bytes, (long long)s.peak_memory_bytes);
+    csv_num(b, s.reduction_pct, "%.4f");
+    csv_num(b, s.vs_baseline_pct, "%.4f");
+    csv_num(b, s.trainer_eval_loss, "%.6f");
+    csv_num(b, s.drop_share_template, "%.6f");
+    csv_num(b, s.drop_share_response, "%.6f");
+    sb_printf(b, ",\"%s\"\n", s.modules);
+}
+
 char *lpl_run_results_csv(const lpl_run *r)
 {
     strbuf b = {0};
-    sb_printf(&b, "placement,seed,status,eval_loss_before,eval_loss,perplexity,mean_sample_perplexity,"
-                  "trainable_params,total_params,percent_trainable,train_seconds,tokens_per_s,"
-                  "placement_memory_bytes,process_peak_memory_bytes,reduction_pct,vs_baseline_pct,trainer_eval_loss,"
-                  "drop_share_template,drop_share_response,modules\n");
+    csv_header(&b);
     for (int i = 0; i < r->n; i++) {
         lpl_placement_summary s;
-        if (lpl_run_summary(r, i, &s, NULL))
-            continue;
-        sb_printf(&b, "%s,%llu,%s", s.name, (unsigned long long)s.seed, status_name(s.status));
-        csv_num(&b, s.eval_loss_before, "%.6f");
-        csv_num(&b, s.eval_loss, "%.6f");
-        csv_num(&b, s.perplexity, "%.6f");
-        csv_num(&b, s.mean_sample_perplexity, "%.6f");
-        sb_printf(&b, ",%lld,%lld", (long long)s.trainable, (long long)s.total);
-        csv_num(&b, s.percent, "%.4f");
-        csv_num(&b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.train_seconds, "%.3f");
-        csv_num(&b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.tokens_per_s, "%.1f");
-        if (s.status == LPL_PLACEMENT_PENDING)
-            sb_printf(&b, ",,");
-        else
-            sb_printf(&b, ",%lld,%lld", (long long)s.placement_memory_bytes, (long long)s.peak_memory_bytes);
-        csv_num(&b, s.reduction_pct, "%.4f");
-        csv_num(&b, s.vs_baseline_pct, "%.4f");
-        csv_num(&b, s.trainer_eval_loss, "%.6f");
-        csv_num(&b, s.drop_share_template, "%.6f");
-        csv_num(&b, s.drop_share_response, "%.6f");
-        sb_printf(&b, ",\"%s\"\n", s.modules);
+        if (!lpl_run_summary(r, i, &s, NULL))
+            csv_row(&b, &s);
     }
     return b.s;
+}
+
+/* The "placements" list of a results document, parsed; NULL with err set if none. */
+static cJSON *parse_results(const char *json, const cJSON **pls, lpl_error *err)
+{
+    cJSON *doc = cJSON_Parse(json);
+    *pls = cJSON_GetObjectItemCaseSensitive(doc, "placements");
+    if (!doc || !cJSON_IsArray(*pls)) {
+        cJSON_Delete(doc);
+        lpl_fail(err, LPL_ERR_FORMAT, "results document %s", doc ? "has no \"placements\" list" : "is not valid JSON");
+        return NULL;
+    }
+    return doc;
+}
+
+char *lpl_results_csv(const char *json, lpl_error *err)
+{
+    const cJSON *pls;
+    cJSON *doc = parse_results(json, &pls, err);
+    if (!doc)
+        return NULL;
+    strbuf b = {0};
+    csv_header(&b);
+    for (const cJSON *it = pls->child; it; it = it->next) {
+        lpl_placement_summary s;
+        summary_from_cjson(it, &s);
+        csv_row(&b, &s);
+    }
+    cJSON_Delete(doc);
+    if (!b.s)
+        lpl_fail(err, LPL_ERR_NOMEM, "out of memory: results.csv");
+    return b.s;
+}
+
+/* The steps.jsonl lines of one training's result object. */
+static void steps_lines(strbuf *b, const cJSON *o, const char *name, int index, uint64_t seed, int steps_per_epoch)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "steps");
+    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(st, "loss");
+    const cJSON *lr = cJSON_GetObjectItemCaseSensitive(st, "lr");
+    const cJSON *gn = cJSON_GetObjectItemCaseSensitive(st, "grad_norm");
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(st, "tokens");
+    int n = cJSON_GetArraySize(loss);
+    for (int k = 0; k < n; k++) {
+        cJSON *line = cJSON_CreateObject();
+        cJSON_AddStringToObject(line, "placement", name);
+        cJSON_AddNumberToObject(line, "index", index);
+        cJSON_AddNumberToObject(line, "seed", (double)seed);
+        cJSON_AddNumberToObject(line, "step", k + 1);
+        cJSON_AddNumberToObject(line, "epoch", k / steps_per_epoch + 1);
+        cJSON_AddItemToObject(line, "loss", cJSON_Duplicate(cJSON_GetArrayItem(loss, k), 0));
+        cJSON_AddItemToObject(line, "lr", cJSON_Duplicate(cJSON_GetArrayItem(lr, k), 0));
+        cJSON_AddItemToObject(line, "grad_norm", cJSON_Duplicate(cJSON_GetArrayItem(gn, k), 0));
+        cJSON_AddItemToObject(line, "tokens", cJSON_Duplicate(cJSON_GetArrayItem(tk, k), 0));
+        char *s = cJSON_PrintUnformatted(line);
+        if (s)
+            sb_printf(b, "%s\n", s);
+        free(s);
+        cJSON_Delete(line);
+    }
 }
 
 char *lpl_run_steps_jsonl(const lpl_run *r)
@@ -467,31 +573,31 @@ char *lpl_run_steps_jsonl(const lpl_run *r)
     sb_printf(&b, "%s", "");
     for (int i = 0; i < r->n; i++) {
         cJSON *o = placement_cjson(r, i);
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "steps");
-        const cJSON *loss = cJSON_GetObjectItemCaseSensitive(st, "loss");
-        const cJSON *lr = cJSON_GetObjectItemCaseSensitive(st, "lr");
-        const cJSON *gn = cJSON_GetObjectItemCaseSensitive(st, "grad_norm");
-        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(st, "tokens");
-        int n = cJSON_GetArraySize(loss);
-        for (int k = 0; k < n; k++) {
-            cJSON *line = cJSON_CreateObject();
-            cJSON_AddStringToObject(line, "placement", lpl_run_entry_name(r, i));
-            cJSON_AddNumberToObject(line, "index", r->p[i].placement);
-            cJSON_AddNumberToObject(line, "seed", (double)r->p[i].seed);
-            cJSON_AddNumberToObject(line, "step", k + 1);
-            cJSON_AddNumberToObject(line, "epoch", k / r->steps_per_epoch + 1);
-            cJSON_AddItemToObject(line, "loss", cJSON_Duplicate(cJSON_GetArrayItem(loss, k), 0));
-            cJSON_AddItemToObject(line, "lr", cJSON_Duplicate(cJSON_GetArrayItem(lr, k), 0));
-            cJSON_AddItemToObject(line, "grad_norm", cJSON_Duplicate(cJSON_GetArrayItem(gn, k), 0));
-            cJSON_AddItemToObject(line, "tokens", cJSON_Duplicate(cJSON_GetArrayItem(tk, k), 0));
-            char *s = cJSON_PrintUnformatted(line);
-            if (s)
-                sb_printf(&b, "%s\n", s);
-            free(s);
-            cJSON_Delete(line);
-        }
+        steps_lines(&b, o, lpl_run_entry_name(r, i), r->p[i].placement, r->p[i].seed, r->steps_per_epoch);
         cJSON_Delete(o);
     }
+    return b.s;
+}
+
+char *lpl_results_steps_jsonl(const char *json, lpl_error *err)
+{
+    const cJSON *pls;
+    cJSON *doc = parse_results(json, &pls, err);
+    if (!doc)
+        return NULL;
+    const cJSON *sched = cJSON_GetObjectItemCaseSensitive(doc, "schedule");
+    double spe = num(sched, "steps_per_epoch");
+    strbuf b = {0};
+    sb_printf(&b, "%s", "");
+    for (const cJSON *it = pls->child; it; it = it->next) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(it, "name");
+        double index = num(it, "index"), seed = num(it, "seed");
+        steps_lines(&b, it, cJSON_IsString(name) ? name->valuestring : "", isnan(index) ? 0 : (int)index,
+                    isnan(seed) ? 0 : (uint64_t)seed, isnan(spe) || spe < 1 ? 1 : (int)spe);
+    }
+    cJSON_Delete(doc);
+    if (!b.s)
+        lpl_fail(err, LPL_ERR_NOMEM, "out of memory: steps.jsonl");
     return b.s;
 }
 
@@ -515,9 +621,56 @@ lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *e
         st = write_text(dir, "results.json", lpl_run_results_json(r), err);
     if (!st)
         st = write_text(dir, "results.csv", lpl_run_results_csv(r), err);
-    if (!st) {
-        char *s = lpl_run_steps_jsonl(r);
-        st = write_text(dir, "steps.jsonl", s ? s : strdup(""), err);
-    }
     return st;
+}
+
+/* Length of text without a torn last line (one without its newline, or not JSON). */
+static size_t whole_lines(const char *text, size_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t start = n - 1; /* start of the last line */
+    while (start > 0 && text[start - 1] != '\n')
+        start--;
+    if (text[n - 1] != '\n')
+        return start;
+    cJSON *last = cJSON_ParseWithLength(text + start, n - start);
+    int ok = cJSON_IsObject(last);
+    cJSON_Delete(last);
+    return ok ? n : start;
+}
+
+lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, size_t *torn, lpl_error *err)
+{
+    char path[LPL_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/steps.jsonl", dir);
+    char *want = lpl_run_steps_jsonl(r);
+    if (!want)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: steps.jsonl");
+    char *have = *known;
+    size_t have_n = have ? strlen(have) : 0, torn_n = 0;
+    lpl_error ignored;
+    if (!have && lpl_read_file(path, &have, &have_n, &ignored) == LPL_OK) {
+        size_t whole = whole_lines(have, have_n);
+        torn_n = have_n - whole;
+        have[have_n = whole] = '\0';
+    }
+    size_t want_n = strlen(want);
+    lpl_status st;
+    /* Append when the file holds whole lines that start what we want; rewrite when a
+     * torn line must go or lines of a placement that is to be re-run are there. */
+    if (have && !torn_n && have_n <= want_n && !memcmp(have, want, have_n))
+        st = lpl_append_lines(path, want + have_n, want_n - have_n, err);
+    else
+        st = lpl_write_file_atomic(path, want, want_n, err);
+    free(have);
+    *known = NULL;
+    if (torn)
+        *torn = torn_n;
+    if (st) {
+        free(want);
+        return st;
+    }
+    *known = want;
+    return LPL_OK;
 }

@@ -338,6 +338,7 @@ struct lpl_gpt2_state {
     float *grads;
     int64_t n_grads;
     lpl_gpt2_timings tm;
+    lpl_compute compute; /* base products in fp32 or int8 */
     size_t bytes;
     void *buf;
 };
@@ -418,6 +419,40 @@ void lpl_gpt2_zero_grads(lpl_gpt2_state *s)
         memset(s->grads, 0, (size_t)s->n_grads * sizeof(float));
 }
 
+const char *lpl_compute_name(lpl_compute c) { return c == LPL_COMPUTE_INT8 ? "int8" : "f32"; }
+
+lpl_status lpl_compute_parse(const char *s, lpl_compute *out, lpl_error *err)
+{
+    if (s && !strcmp(s, "f32"))
+        *out = LPL_COMPUTE_F32;
+    else if (s && !strcmp(s, "int8"))
+        *out = LPL_COMPUTE_INT8;
+    else
+        return lpl_fail(err, LPL_ERR_INVALID, "compute: '%s' is not one of f32, int8", s ? s : "(null)");
+    return LPL_OK;
+}
+
+void lpl_gpt2_state_set_compute(lpl_gpt2_state *s, lpl_compute c) { s->compute = c; }
+lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s) { return s->compute; }
+
+/* The base's linear products in the state's compute. */
+static void base_forward(const lpl_gpt2_state *s, float *Y, const float *X, const lpl_matrix *W,
+                         const float *bias, int T)
+{
+    if (s->compute == LPL_COMPUTE_INT8)
+        lpl_linear_forward_q8(Y, X, W, bias, T, 0);
+    else
+        lpl_linear_forward(Y, X, W, bias, T, 0);
+}
+
+static void base_backward_input(const lpl_gpt2_state *s, float *dX, const float *dY, const lpl_matrix *W, int T)
+{
+    if (s->compute == LPL_COMPUTE_INT8)
+        lpl_linear_backward_input_q8(dX, dY, W, T);
+    else
+        lpl_linear_backward_input(dX, dY, W, T);
+}
+
 void lpl_gpt2_get_timings(const lpl_gpt2_state *s, lpl_gpt2_timings *t) { *t = s->tm; }
 void lpl_gpt2_reset_timings(lpl_gpt2_state *s) { memset(&s->tm, 0, sizeof s->tm); }
 
@@ -463,7 +498,7 @@ static void site_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state
 {
     const lpl_gpt2_block *b = &m->blocks[l];
     double t0 = lpl_now_seconds();
-    lpl_linear_forward(Y, X, &b->w[site], b->b[site], T, 0);
+    base_forward(s, Y, X, &b->w[site], b->b[site], T);
     double t1 = lpl_now_seconds();
     *bucket += t1 - t0;
     const lpl_lora_module *mod = lora ? lora->by_site[l * LPL_N_SITES + site] : NULL;
@@ -553,7 +588,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
     s->tm.layernorm += t1 - t0;
     lpl_loss loss = {0.0, 0, 0.0f};
     if (!targets) {
-        lpl_linear_forward(s->logits, s->lnf, &m->wte, NULL, T, 0);
+        base_forward(s, s->logits, s->lnf, &m->wte, NULL, T);
     } else {
         /* the LM head is the largest product: run it on scored rows only */
         memcpy(s->targets, targets, (size_t)T * sizeof(int));
@@ -568,7 +603,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
             }
         }
         if (n > 0) {
-            lpl_linear_forward(s->logits, s->ln_buf, &m->wte, NULL, n, 0);
+            base_forward(s, s->logits, s->ln_buf, &m->wte, NULL, n);
             lpl_crossentropy_forward(s->nll, s->ce_lse, s->logits, s->row_targets, NULL, n, V);
         }
         for (int k = 0; k < n; k++)
@@ -611,15 +646,18 @@ static void block_grads_of(const lpl_gpt2_state *s, int l, block_grads *g)
     }
 }
 
-/* dX = dY W (overwritten), plus weight/bias gradients and the LoRA branch backward. */
+/* dX = dY W (overwritten), plus weight/bias gradients and the LoRA branch backward.
+ * dX NULL: nobody needs the input gradient (the lowest adapted site), skip it. */
 static void site_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, const block_grads *g,
                           int l, lpl_site site, float *dX, const float *dY, const float *X, int T,
                           double *bucket)
 {
     const lpl_matrix *W = &m->blocks[l].w[site];
     double t0 = lpl_now_seconds();
-    memset(dX, 0, (size_t)T * W->cols * sizeof(float));
-    lpl_linear_backward_input(dX, dY, W, T);
+    if (dX) {
+        memset(dX, 0, (size_t)T * W->cols * sizeof(float));
+        base_backward_input(s, dX, dY, W, T);
+    }
     if (g->w[site]) {
         lpl_linear_backward_weight(g->w[site], dY, X, T, W->rows, W->cols);
         lpl_bias_backward(g->b[site], dY, T, W->rows);
@@ -633,8 +671,11 @@ static void site_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_stat
     }
 }
 
-/* On entry s->dres holds d(block output); on exit d(block input). */
-static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, int l, int T)
+/* On entry s->dres holds d(block output); on exit d(block input). last >= 0: this is
+ * the lowest layer backward reaches and nothing below site `last` (in backward order
+ * mlp.c_proj, mlp.c_fc, attn.c_proj, attn.c_attn) needs a gradient, so the block stops
+ * once that site's adapters have theirs (dres is then left unfinished). */
+static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, int l, int T, int last)
 {
     const lpl_gpt2_config *c = &m->cfg;
     const size_t C = (size_t)c->n_embd, sT = (size_t)s->max_T;
@@ -655,19 +696,28 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     t0 = lpl_now_seconds();
     lpl_gelu_forward(s->gelu_buf, fch, (int64_t)T4C);
     s->tm.mlp += lpl_now_seconds() - t0;
-    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, s->d4C_a, s->dres, s->gelu_buf, T, &s->tm.mlp);
+    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, last == LPL_SITE_MLP_PROJ ? NULL : s->d4C_a, s->dres,
+                  s->gelu_buf, T, &s->tm.mlp);
+    if (last == LPL_SITE_MLP_PROJ)
+        return;
     t0 = lpl_now_seconds();
     memset(s->d4C_b, 0, T4C * sizeof(float));
     lpl_gelu_backward(s->d4C_b, fch, s->d4C_a, (int64_t)T4C);
     s->tm.mlp += lpl_now_seconds() - t0;
-    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_FC, s->dC, s->d4C_b, s->ln_buf, T, &s->tm.mlp);
+    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_FC, last == LPL_SITE_MLP_FC ? NULL : s->dC, s->d4C_b, s->ln_buf,
+                  T, &s->tm.mlp);
+    if (last == LPL_SITE_MLP_FC)
+        return;
     t0 = lpl_now_seconds();
     lpl_layernorm_backward(s->dres, g.ln2_w, g.ln2_b, s->dC, res2, b->ln2_w, s->ln2_mean + l * sT,
                            s->ln2_rstd + l * sT, T, (int)C);
     s->tm.layernorm += lpl_now_seconds() - t0;
 
     /* attention */
-    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, s->dC, s->dres, atty, T, &s->tm.attention);
+    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, last == LPL_SITE_ATTN_PROJ ? NULL : s->dC, s->dres, atty,
+                  T, &s->tm.attention);
+    if (last == LPL_SITE_ATTN_PROJ)
+        return;
     t0 = lpl_now_seconds();
     memset(s->d3C, 0, (size_t)T * 3 * C * sizeof(float));
     lpl_attention_backward(s->d3C, s->dC, qkv, atty, lse, T, (int)C, c->n_head, s->attn_scratch);
@@ -676,7 +726,10 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     lpl_layernorm_forward(s->ln_buf, s->ln1_mean + l * sT, s->ln1_rstd + l * sT, x, b->ln1_w, b->ln1_b, T,
                           (int)C, c->ln_eps);
     s->tm.layernorm += lpl_now_seconds() - t1;
-    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_QKV, s->dC, s->d3C, s->ln_buf, T, &s->tm.attention);
+    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_QKV, last == LPL_SITE_ATTN_QKV ? NULL : s->dC, s->d3C, s->ln_buf,
+                  T, &s->tm.attention);
+    if (last == LPL_SITE_ATTN_QKV)
+        return;
     t0 = lpl_now_seconds();
     lpl_layernorm_backward(s->dres, g.ln1_w, g.ln1_b, s->dC, x, b->ln1_w, s->ln1_mean + l * sT,
                            s->ln1_rstd + l * sT, T, (int)C);
@@ -695,6 +748,18 @@ static int lowest_layer(const lpl_gpt2_state *s, const lpl_lora *lora)
         if (lora->by_site[i])
             return i / LPL_N_SITES;
     return s->cfg.n_layer;
+}
+
+/* In the lowest layer backward reaches: the adapted site the backward meets last
+ * (the lowest site index), or -1 when everything must be computed (full gradients). */
+static int lowest_site(const lpl_gpt2_state *s, const lpl_lora *lora, int l)
+{
+    if (s->grads || !lora)
+        return -1;
+    for (int site = 0; site < LPL_N_SITES; site++)
+        if (lora->by_site[l * LPL_N_SITES + site])
+            return site;
+    return -1;
 }
 
 lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, lpl_error *err)
@@ -717,7 +782,7 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
     const int n = s->n_scored;
     lpl_crossentropy_backward(s->logits, s->logits, s->ce_lse, s->row_targets, NULL, n, V, 1.0f / (float)n);
     memset(s->dC, 0, (size_t)n * C * sizeof(float));
-    lpl_linear_backward_input(s->dC, s->logits, &m->wte, n);
+    base_backward_input(s, s->dC, s->logits, &m->wte, n);
     if (s->grads)
         lpl_linear_backward_weight(s->grads + top.wte, s->logits, s->ln_buf, n, V, C);
     /* unpack d(ln_f output) to all T rows (zero where unscored) */
@@ -735,7 +800,7 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
 
     int lo = lowest_layer(s, lora);
     for (int l = c->n_layer - 1; l >= lo; l--)
-        block_backward(m, lora, s, l, T);
+        block_backward(m, lora, s, l, T, l == lo ? lowest_site(s, lora, l) : -1);
 
     if (s->grads) {
         t0 = lpl_now_seconds();

@@ -289,6 +289,8 @@ typedef struct {
     float *us;    /* [max_T][r] scaled u */
     float *du;    /* [max_T][r] */
     float *dxd;   /* [max_T][max_in] */
+    uint64_t *mask;     /* dropout keep-bits of the last forward, per module [T][in] */
+    size_t *mask_off;   /* [n_modules] word offset of each module's bits */
     uint64_t key; /* dropout key of the last forward */
     int dropout_on;
 } lora_work;
@@ -367,6 +369,10 @@ static void work_release(lora_work *w)
     free(w->us);
     free(w->du);
     free(w->dxd);
+    free(w->mask);
+    free(w->mask_off);
+    w->mask = NULL;
+    w->mask_off = NULL;
     w->u = w->xd = w->us = w->du = w->dxd = NULL;
     w->max_T = 0;
 }
@@ -409,7 +415,17 @@ lpl_status lpl_lora_prepare(lpl_lora *l, int max_T, lpl_error *err)
     w->us = lpl_malloc(T * r * sizeof(float), "lora scratch", err);
     w->du = lpl_malloc(T * r * sizeof(float), "lora scratch", err);
     w->dxd = lpl_malloc(T * (size_t)max_in * sizeof(float), "lora scratch", err);
-    if (!w->u || !w->xd || !w->us || !w->du || !w->dxd) {
+    /* the forward's dropout mask, one bit per branch input element, so the backward
+     * does not hash every element again (twice: for dA's input and for dX) */
+    size_t words = 0;
+    w->mask_off = lpl_malloc((size_t)l->n_modules * sizeof(size_t) + 1, "lora dropout mask", err);
+    for (int i = 0; w->mask_off && i < l->n_modules; i++) {
+        w->mask_off[i] = words;
+        words += (T * (size_t)l->modules[i].in + 63) / 64;
+    }
+    if (l->cfg.dropout > 0.0f && w->mask_off)
+        w->mask = lpl_malloc(words * sizeof(uint64_t) + 8, "lora dropout mask", err);
+    if (!w->u || !w->xd || !w->us || !w->du || !w->dxd || !w->mask_off || (l->cfg.dropout > 0.0f && !w->mask)) {
         work_release(w);
         return LPL_ERR_NOMEM;
     }
@@ -436,15 +452,29 @@ float lpl_lora_dropout_scale(uint64_t key, int layer, lpl_site site, int64_t idx
     return u < p ? 0.0f : 1.0f / (1.0f - p);
 }
 
-/* The branch input: X itself, or X with this forward's dropout mask applied. */
-static const float *branch_input(const lpl_lora *l, const lpl_lora_module *mod, const float *X, int T)
+/* The branch input: X itself, or X with this forward's dropout mask applied. The
+ * forward draws the mask (and keeps it as bits); the backward reads the bits. Both
+ * multiply by the same 0 or 1/(1-p), so xd is bitwise the same either way. */
+static const float *branch_input(const lpl_lora *l, const lpl_lora_module *mod, const float *X, int T, int draw)
 {
     const lora_work *w = l->work;
     if (!w->dropout_on)
         return X;
     const int64_t n = (int64_t)T * mod->in;
-    for (int64_t i = 0; i < n; i++)
-        w->xd[i] = X[i] * lpl_lora_dropout_scale(w->key, mod->layer, mod->site, i, l->cfg.dropout);
+    const float p = l->cfg.dropout, keep = 1.0f / (1.0f - p);
+    uint64_t *bits = w->mask + w->mask_off[mod - l->modules];
+    if (draw) {
+        memset(bits, 0, (size_t)(n + 63) / 64 * sizeof(uint64_t));
+        for (int64_t i = 0; i < n; i++) {
+            float sc = lpl_lora_dropout_scale(w->key, mod->layer, mod->site, i, p);
+            if (sc != 0.0f)
+                bits[i >> 6] |= 1ull << (i & 63);
+            w->xd[i] = X[i] * sc;
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            w->xd[i] = X[i] * ((bits[i >> 6] >> (i & 63)) & 1 ? keep : 0.0f);
+    }
     return w->xd;
 }
 
@@ -453,7 +483,7 @@ void lpl_lora_site_forward(lpl_lora *l, const lpl_lora_module *mod, float *Y, co
     lora_work *w = l->work;
     const int r = l->cfg.r;
     float *u = w->u + (size_t)(mod - l->modules) * w->max_T * r;
-    const float *x = branch_input(l, mod, X, T);
+    const float *x = branch_input(l, mod, X, T, 1);
     lpl_matmul_nt(u, x, mod->A, T, r, mod->in, 0);
     for (int64_t i = 0; i < (int64_t)T * r; i++)
         w->us[i] = u[i] * l->scaling;
@@ -473,13 +503,17 @@ void lpl_lora_site_backward(lpl_lora *l, const lpl_lora_module *mod, float *dX, 
     lpl_matmul_nn(w->du, dY, mod->B, T, r, mod->out, 0);
     for (int64_t i = 0; i < (int64_t)T * r; i++)
         w->du[i] *= l->scaling;
-    const float *x = branch_input(l, mod, X, T);
+    const float *x = branch_input(l, mod, X, T, 0);
     lpl_matmul_tn(mod->dA, w->du, x, r, mod->in, T, 1);
+    if (!dX) /* the lowest adapted site: nobody needs the input gradient */
+        return;
     lpl_matmul_nn(w->dxd, w->du, mod->A, T, mod->in, r, 0);
     const int64_t n = (int64_t)T * mod->in;
     if (w->dropout_on) {
+        const uint64_t *bits = w->mask + w->mask_off[mod - l->modules];
+        const float keep = 1.0f / (1.0f - l->cfg.dropout);
         for (int64_t i = 0; i < n; i++)
-            dX[i] += w->dxd[i] * lpl_lora_dropout_scale(w->key, mod->layer, mod->site, i, l->cfg.dropout);
+            dX[i] += w->dxd[i] * ((bits[i >> 6] >> (i & 63)) & 1 ? keep : 0.0f);
     } else {
         for (int64_t i = 0; i < n; i++)
             dX[i] += w->dxd[i];

@@ -335,6 +335,17 @@ LAB_EXPORT int lab_ablate_start(const char *experiment_json)
     return g.run ? 0 : fail_code(g.err.code);
 }
 
+/* After lab_ablate_start: takes the completed placements of an earlier run of the
+ * same experiment (a results document: its "config", "model" and "placements") so
+ * that only the rest is trained. Refuses another config, model or data. */
+LAB_EXPORT int lab_ablate_resume(const char *results_json)
+{
+    lpl_error_clear(&g.err);
+    if (!g.run)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+    return (int)lpl_run_resume(g.run, results_json, &g.err);
+}
+
 LAB_EXPORT int lab_ablate_step(void)
 {
     if (!g.run) {

@@ -98,6 +98,24 @@ export function collectErrors(page, context = page.context()) {
 
 // ---------------------------------------------------------------- driving the lab page (?test=1)
 
+/** The lab page on a bundled model ({dir, file} of findModel) with quick settings and ?test=1, query appended. */
+export function labUrl(h, model, query = '') {
+  return `${h.url}?model=${encodeURIComponent(model.file)}&quick=1&test=1${query}`;
+}
+
+/** Waits until the page's test hooks are up (window.__lab.ready). */
+export async function waitReady(page) {
+  await page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
+}
+
+/** Server + Chromium with the lab page on model (see labUrl). */
+export async function openLab(model, opts = {}, query = '') {
+  const h = await open({ modelsDir: model.dir, ...opts });
+  await h.page.goto(labUrl(h, model, query));
+  await waitReady(h.page);
+  return h;
+}
+
 /** Waits until the model and data are loaded (autoload) and asserts no error was shown. */
 export async function waitLoaded(page) {
   await page.waitForFunction(() => {

@@ -4,19 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { open, artifact, wasmHasApi, findModel, waitLoaded, setHp, choosePlacements, runToEnd } from './harness.mjs';
+import { open, artifact, wasmHasApi, findModel, waitLoaded, setHp, choosePlacements, runToEnd,
+  openLab as openLabOn } from './harness.mjs';
 
 const MODEL = findModel();
 const SKIP = !wasmHasApi() ? 'the wasm build has no lab API yet (src/wasm/api.c)'
   : !MODEL ? 'no GGUF model in models/ or tests/fixtures/' : false;
 const T = { timeout: 150000 };
 
-async function openLab(opts = {}, query = '') {
-  const h = await open({ modelsDir: MODEL.dir, ...opts });
-  await h.page.goto(`${h.url}?model=${encodeURIComponent(MODEL.file)}&quick=1&test=1${query}`);
-  await h.page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
-  return h;
-}
+const openLab = (opts = {}, query = '') => openLabOn(MODEL, opts, query);
 
 async function downloadText(page, selector) {
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click(selector)]);

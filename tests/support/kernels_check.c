@@ -226,6 +226,86 @@ static void check_linear(tally *t)
     check(t, Y[0] == 1 && Y[4] == 2 && Y[5] == 3, "linear_forward K=0: %g %g", Y[0], Y[5]);
 }
 
+/* The int8 products against their scalar references (kernels_q8_ref.c) on the
+ * awkward linear shapes; for the input gradient the summed dimension is the output
+ * width, so N = 1, 5, 17, 45, 70, 130, 3, 9 also exercises the zero-padded last block.
+ * Allowed error: 1e-5 of the summed magnitude, as for the fp32 products (the codes
+ * are the same on every target; only the order of the float block sums differs). */
+static void check_linear_q8_one(tally *t, const shape *sh, int seed)
+{
+    int T = sh->M, N = sh->N, K = sh->K;
+    float *X = malloc(sizeof(float) * T * K), *Wf = malloc(sizeof(float) * N * K);
+    float *Wd = malloc(sizeof(float) * N * K), *bias = malloc(sizeof(float) * N);
+    float *Y0 = malloc(sizeof(float) * T * N), *Y = malloc(sizeof(float) * T * N);
+    float *Yr = malloc(sizeof(float) * T * N), *dY = malloc(sizeof(float) * T * N);
+    float *dX0 = malloc(sizeof(float) * T * K), *dX = malloc(sizeof(float) * T * K);
+    float *dXr = malloc(sizeof(float) * T * K);
+    void *w = NULL;
+    if (!X || !Wf || !Wd || !bias || !Y0 || !Y || !Yr || !dY || !dX0 || !dX || !dXr)
+        goto oom;
+    fill(X, (int64_t)T * K, seed);
+    fill(Wf, (int64_t)N * K, seed + 1);
+    fill(bias, N, seed + 2);
+    fill(Y0, (int64_t)T * N, seed + 3);
+    fill(dY, (int64_t)T * N, seed + 4);
+    fill(dX0, (int64_t)T * K, seed + 5);
+    for (int64_t i = 0; i < (int64_t)T * K; i += 7) /* rows with very different scales */
+        X[i] *= 40.0f;
+    if (!(w = make_weight(LPL_Q8_0, Wf, Wd, N, K)))
+        goto oom;
+    lpl_matrix W = {LPL_Q8_0, N, K, w};
+    for (int acc = 0; acc <= 1; acc++)
+        for (int b = 0; b <= 1; b++) {
+            memcpy(Y, Y0, sizeof(float) * T * N);
+            memcpy(Yr, Y0, sizeof(float) * T * N);
+            lpl_linear_forward_q8(Y, X, &W, b ? bias : NULL, T, acc);
+            lpl_linear_forward_q8_ref(Yr, X, &W, b ? bias : NULL, T, acc);
+            for (int i = 0; i < T * N; i++) {
+                int r = i / N, c = i % N;
+                double mag = (acc ? fabs(Y0[i]) : 0) + (b ? fabs(bias[c]) : 0);
+                for (int k = 0; k < K; k++)
+                    mag += fabs(X[(size_t)r * K + k] * Wd[(size_t)c * K + k]);
+                if (!close_to(Y[i], Yr[i], mag)) {
+                    check(t, 0, "linear_forward_q8 M=%d N=%d K=%d acc=%d bias=%d: Y[%d][%d] = %.9g, reference %.9g",
+                          T, N, K, acc, b, r, c, Y[i], Yr[i]);
+                    goto done;
+                }
+            }
+            check(t, 1, "");
+        }
+    memcpy(dX, dX0, sizeof(float) * T * K);
+    memcpy(dXr, dX0, sizeof(float) * T * K);
+    lpl_linear_backward_input_q8(dX, dY, &W, T);
+    lpl_linear_backward_input_q8_ref(dXr, dY, &W, T);
+    for (int i = 0; i < T * K; i++) {
+        int r = i / K, c = i % K;
+        double mag = fabs(dX0[i]);
+        for (int n = 0; n < N; n++)
+            mag += fabs(dY[(size_t)r * N + n] * Wd[(size_t)n * K + c]);
+        if (!close_to(dX[i], dXr[i], mag)) {
+            check(t, 0, "linear_backward_input_q8 M=%d N=%d K=%d: dX[%d][%d] = %.9g, reference %.9g", T, N, K,
+                  r, c, dX[i], dXr[i]);
+            goto done;
+        }
+    }
+    check(t, 1, "");
+    goto done;
+oom:
+    check(t, 0, "out of memory");
+done:
+    free(X), free(Wf), free(Wd), free(bias), free(Y0), free(Y), free(Yr), free(dY), free(dX0), free(dX);
+    free(dXr), free(w);
+}
+
+static void check_linear_q8(tally *t)
+{
+    static const shape extra[] = {{7, 50, 320}, {145, 33, 544}, {4, 290, 64}};
+    for (int s = 0; s < N_LINEAR; s++)
+        check_linear_q8_one(t, &k_linear_shapes[s], 3000 + 10 * s);
+    for (int s = 0; s < 3; s++)
+        check_linear_q8_one(t, &extra[s], 3500 + 10 * s);
+}
+
 static void check_level1(tally *t)
 {
     static const int lens[] = {0, 1, 3, 7, 8, 9, 17, 31, 33, 100, 1000, 4099};
@@ -378,6 +458,7 @@ int lpl_kernels_selfcheck(char *report, size_t cap)
     check_quant(&t);
     check_plain_products(&t);
     check_linear(&t);
+    check_linear_q8(&t);
     if (report && cap)
         snprintf(report, cap,
                  "{\"simd\":\"%s\",\"threads\":%d,\"checks\":%d,\"failures\":%d,\"first_failure\":\"%s\"}",
@@ -453,6 +534,15 @@ static void fingerprint_linear(sbuf *s, lpl_dtype ty, int T, int N, int K, uint3
     lpl_linear_backward_input(dX, Y, &W, T);
     snprintf(name, sizeof name, "backward_input_%s_%dx%dx%d", lpl_dtype_name(ty), T, N, K);
     put_entry(s, name, dX, (int64_t)T * K);
+    if (ty == LPL_Q8_0) { /* the int8 products */
+        lpl_linear_forward_q8(Y, X, &W, bias, T, 0);
+        snprintf(name, sizeof name, "forward_int8_%dx%dx%d", T, N, K);
+        put_entry(s, name, Y, (int64_t)T * N);
+        memset(dX, 0, sizeof(float) * T * K);
+        lpl_linear_backward_input_q8(dX, Y, &W, T);
+        snprintf(name, sizeof name, "backward_input_int8_%dx%dx%d", T, N, K);
+        put_entry(s, name, dX, (int64_t)T * K);
+    }
 done:
     free(X), free(Wf), free(Wd), free(Y), free(dX), free(bias), free(w);
 }

@@ -5,6 +5,9 @@
 #define LPL_KERNELS_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "lpl/core/kernels.h"
 
 /* Self-check: runs every kernel against a plain reference loop on awkward shapes and
  * writes a JSON report {"simd","threads","checks","failures","first_failure"} to
@@ -14,5 +17,16 @@ int lpl_kernels_selfcheck(char *report, size_t cap);
  * n, sum, abssum, a hash of the bits, a strided sample) for comparing builds and
  * thread counts; entries named exact_* (conversions) must agree bit for bit. Returns the full length (like snprintf; call with cap 0 to size). */
 size_t lpl_kernels_fingerprint(char *buf, size_t cap);
+
+/* Plain scalar references of the int8 products (kernels_q8_ref.c): the same
+ * quantization, int32 sums per block, the scaled block sums added in double. W must be
+ * Q8_0. The self-check holds lpl_linear_forward_q8 / lpl_linear_backward_input_q8 to them. */
+void lpl_linear_forward_q8_ref(float *Y, const float *X, const lpl_matrix *W, const float *bias, int T,
+                               int accumulate);
+void lpl_linear_backward_input_q8_ref(float *dX, const float *dY, const lpl_matrix *W, int T);
+/* The activation quantizer of the int8 products, for tests: x[0..n) (n <= 32, zeros
+ * after) to q[32] with the returned scale d: d = max|x| / 127, q = round-half-even
+ * of x * (1/d) (0 when d is 0). */
+float lpl_quantize_block_q8_ref(const float *x, int n, int8_t q[32]);
 
 #endif

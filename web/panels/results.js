@@ -4,21 +4,39 @@
 import { el, $, fill } from '../dom.js';
 import { renderResults, placementsOf, metric } from '../table.js';
 import * as store from '../store.js';
-import { state, setStatus } from '../state.js';
+import { state, setStatus, showError, clearError } from '../state.js';
 import { charts } from './training.js';
 import { seriesKey, drawSeedBands, renderVerdicts } from '../seeds.js';
 import { refreshLearned } from './learned.js';
 
 const pendingSaves = {};   // placement name -> promise of its IndexedDB key
+let quotaSaid = null;      // the run whose full storage was already reported
+
+/** Says that something could not be kept in the browser; the page still has it. */
+export function storageFailed(e, what) {
+  if (!store.isQuotaError(e)) {
+    console.warn(`not saved in this browser: ${what}: ${e.message}`);
+    return;
+  }
+  state.storageFull = true;
+  if (quotaSaid === state.runId) return;
+  quotaSaid = state.runId;
+  showError(`The browser's storage for this page is full (${e.name || 'quota exceeded'}): ${what} could not be ` +
+    'saved in this browser, so it will not survive a reload. Results and adapters stay downloadable on this ' +
+    'page (Results, Download) until you leave it: download them now, or clear saved placements to make room.');
+}
 
 /** Stores a finished placement (its adapter joins it when the worker sends it). */
 export function savePlacement(ev, key = ev.placement) {
   const run = state.run;
-  const rec = { runId: state.runId, model: state.model && state.model.name, name: key, index: ev.index,
+  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, key, seed: ev.seed, index: ev.index,
                 result: ev.result || null, curves: run.curves[key], experiment: run.experiment };
   const a = state.adapters[key];
   if (a) { rec.adapter = a.adapter; rec.adapterConfig = a.config; }
-  pendingSaves[key] = store.savePlacement(rec).catch((e) => { console.warn(`not saved: ${e.message}`); return null; });
+  pendingSaves[key] = store.savePlacement(rec).catch((e) => {
+    storageFailed(e, `placement ${key}`);
+    return null;
+  });
   pendingSaves[key].then(refreshSaved);
 }
 
@@ -27,7 +45,12 @@ export function onAdapter(msg) {
   const key = state.run ? seriesKey(msg.placement, msg.seed, state.run.experiment) : msg.placement;
   state.adapters[key] = { adapter: msg.adapter, config: msg.config };
   const p = pendingSaves[key];
-  if (p) p.then((key) => key && store.updatePlacement(key, { adapter: msg.adapter, adapterConfig: msg.config }));
+  if (p) {
+    p.then((id) => id && store.updatePlacement(id, { adapter: msg.adapter, adapterConfig: msg.config }))
+      .catch((e) => storageFailed(e, `the adapter of ${key}`));
+  }
+  // Downloadable at once, not only at the end of the run.
+  if (state.running) downloadButtons(null, null, state.adapters);
 }
 
 function download(name, data, type) {
@@ -92,27 +115,78 @@ async function refreshSaved() {
   return state.saved;
 }
 
-/** After a reload: shows the saved placements of the latest run until a new one starts. */
+/**
+ * After a reload: shows the saved placements of the latest run until a new one
+ * starts. Resolves to {run (its stored record, if any), recs} or null.
+ */
 export async function restoreSaved() {
   const saved = await refreshSaved();
-  if (!saved.length || state.run) return;
+  if (!saved.length || state.run) return null;
   const lastRun = saved[saved.length - 1].runId;
   const recs = saved.filter((s) => s.runId === lastRun && s.result);
-  if (!recs.length) return;
+  if (!recs.length) return null;
+  const run = await store.getRun(lastRun).catch(() => undefined);
   state.results = { restored: true, placements: recs.map((r) => r.result) };
-  state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.name, { adapter: r.adapter, config: r.adapterConfig }]));
-  charts.reset(recs.map((r) => r.name));
+  state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.key || r.name, { adapter: r.adapter, config: r.adapterConfig }]));
+  charts.reset(recs.map((r) => r.key || r.name));
   for (const r of recs) {
-    (r.curves?.loss || []).forEach((l, i) => charts.addStep(r.name, i + 1, l));
-    (r.curves?.evals || []).forEach((e) => charts.addEval(r.name, e.epoch, e.eval_loss, e.perplexity));
+    (r.curves?.loss || []).forEach((l, i) => charts.addStep(r.key || r.name, i + 1, l));
+    (r.curves?.evals || []).forEach((e) => charts.addEval(r.key || r.name, e.epoch, e.eval_loss, e.perplexity));
   }
   renderResults($('#results-table'), state.results);
   charts.setResults(state.results.placements.map(flatResult));
   downloadButtons(JSON.stringify(state.results, null, 2), null, state.adapters);
   setStatus('#run-status', `Showing ${recs.length} saved placement(s) from an earlier run.`);
+  return { run, recs };
+}
+
+/**
+ * Shows a results document read from a file (e.g. one `loralab collect` merged from a
+ * grid's units on a cluster): the same table, curves, efficiency chart and heatmap as
+ * a run in the page. With several seeds each training is labelled "name sSEED".
+ * Returns false (and says why) for a file that is not a loralab results.json.
+ */
+export function openResults(text, fileName) {
+  let doc;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    showError(`${fileName}: not JSON (${e.message})`);
+    return false;
+  }
+  if (!doc || doc.format !== 'loralab-results' || !Array.isArray(doc.placements) || !doc.placements.length) {
+    showError(`${fileName} is not a loralab results.json (it needs "format": "loralab-results" and a "placements" list)`);
+    return false;
+  }
+  if (state.running) {
+    showError('A run is in progress: open results after it finishes or is cancelled.');
+    return false;
+  }
+  clearError();
+  const seeds = new Set(doc.placements.map((p) => p.seed));
+  const ps = doc.placements.map((p) => (seeds.size > 1 ? { ...p, name: `${p.name} s${p.seed}` } : p));
+  state.results = { ...doc, placements: ps };
+  state.resultsJson = text;
+  state.resultsCsv = null;
+  state.adapters = {};
+  charts.reset(ps.map((p) => p.name));
+  for (const p of ps) {
+    (p.steps?.loss || []).forEach((l, i) => charts.addStep(p.name, i + 1, l));
+    (p.evals || []).forEach((e) => charts.addEval(p.name, e.epoch, e.eval_loss, e.perplexity));
+  }
+  showResults();
+  const done = ps.filter((p) => p.status === 'done').length;
+  const from = doc.collected ? `, collected from ${doc.collected.units} units` : '';
+  setStatus('#open-status', `${fileName}: ${ps.length} training(s), ${done} done${from}.`);
+  return true;
 }
 
 export function initResultsPanel() {
+  $('#open-results').addEventListener('change', async (ev) => {
+    const file = ev.target.files && ev.target.files[0];
+    if (file) openResults(await file.text(), file.name);
+    ev.target.value = '';
+  });
   renderResults($('#results-table'), null);
   $('#clear-saved').addEventListener('click', async () => {
     await store.clearPlacements();

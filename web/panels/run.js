@@ -1,14 +1,18 @@
 // Panel 5, Run: checks the hyper-parameters and the memory estimate, runs the
 // ablation in the worker, follows its events on the progress bar and the charts,
 // and hands the finished results to the Results panel. Cancel lands within a step.
+// Each run has a record in IndexedDB; one that stopped early (reload, closed tab,
+// out of memory, cancel) is offered for resuming after a reload. Out of memory
+// ends the run with what completed and restarts the worker.
 import { $, fmtNum, fmtBytes, fmtTime } from '../dom.js';
 import { placementsOf } from '../table.js';
 import { engine } from '../engine.js';
+import * as store from '../store.js';
 import { state, showError, clearError, setStatus, updateButtons } from '../state.js';
-import { checkHp } from './hp.js';
+import { checkHp, setHp } from './hp.js';
 import { experiment } from './placements.js';
 import { charts } from './training.js';
-import { savePlacement, showResults, clearResults } from './results.js';
+import { savePlacement, showResults, clearResults, storageFailed } from './results.js';
 import { seriesKey } from '../seeds.js';
 
 // Refuses (with a message) a run the browser cannot hold; true when it may start.
@@ -27,21 +31,85 @@ async function fitsInMemory(exp) {
   }
 }
 
-function startRun(exp) {
-  const placements = exp.placements.map((p) => (typeof p === 'string' ? p : p.name));
+// A new run, or (prior = {run, recs}) the continuation of a stored one: its
+// completed trainings are drawn and kept as they were. Charts and curves have a
+// series per (placement, seed) training (seeds.js seriesKey).
+function startRun(exp, prior) {
+  const names = exp.placements.map((p) => (typeof p === 'string' ? p : p.name));
   const seeds = Array.from({ length: exp.seeds || 1 }, (_, k) => exp.seed + k);
-  const names = seeds.flatMap((s) => placements.map((n) => seriesKey(n, s, exp)));
+  const series = seeds.flatMap((s) => names.map((n) => seriesKey(n, s, exp)));
   state.running = true;
-  state.runId = `${Date.now()}`;
+  state.runId = prior ? prior.run.runId : `${Date.now()}`;
   state.run = { names, totalSteps: 0, done: {}, failed: {}, cancelled: false, startedAt: performance.now(),
-                experiment: exp, curves: Object.fromEntries(names.map((n) => [n, { loss: [], lr: [], evals: [] }])) };
+                experiment: exp, curves: Object.fromEntries(series.map((n) => [n, { loss: [], lr: [], evals: [] }])) };
   state.results = null;
   state.adapters = {};
-  charts.reset(names);
+  state.resumable = null;
+  $('#resume-offer').hidden = true;
+  charts.reset(series);
+  for (const r of prior ? prior.recs : []) {
+    const key = r.key || r.name;
+    state.run.curves[key] = r.curves || state.run.curves[key];
+    (r.curves?.loss || []).forEach((l, i) => charts.addStep(key, i + 1, l));
+    (r.curves?.evals || []).forEach((e) => charts.addEval(key, e.epoch, e.eval_loss, e.perplexity));
+    if (r.adapter) state.adapters[key] = { adapter: r.adapter, config: r.adapterConfig };
+  }
   clearResults();
   $('#run-progress').value = 0;
-  setStatus('#run-status', 'Preparing the run…');
+  setStatus('#run-status', prior ? `Resuming: ${prior.recs.length} of ${names.length} placement(s) already done…` :
+    'Preparing the run…');
   updateButtons();
+  saveRunRecord({ experiment: exp, names, status: 'running', modelName: state.model && state.model.name });
+}
+
+// The run's record in IndexedDB; a full storage is said once per run, not per write.
+function saveRunRecord(fields) {
+  store.saveRun(state.runId, fields).catch((e) => storageFailed(e, 'the run record'));
+}
+
+/** The engine's identity of the run that just started (config, model, data): stored for a resume. */
+export function onRunIdentity(msg) {
+  if (state.running && state.runId) saveRunRecord({ config: msg.config, model: msg.model, data: msg.data });
+}
+
+function finishRun(r) {
+  state.resultsJson = r.resultsJson;
+  state.resultsCsv = r.resultsCsv;
+  state.results = r.resultsJson ? JSON.parse(r.resultsJson) : null;
+  state.run.cancelled = r.cancelled;
+  showResults();
+  const n = placementsOf(state.results).filter((p) => p.status === 'done').length;
+  if (r.failed) {
+    setStatus('#run-status', `The run stopped: ${n} completed placement(s) kept.`);
+    showError(r.failed);
+  } else {
+    setStatus('#run-status', r.cancelled ? `Cancelled; ${n} completed placement(s) kept.` :
+      `Finished in ${fmtTime((performance.now() - state.run.startedAt) / 1000)}.`);
+    if (!r.cancelled) $('#run-progress').value = $('#run-progress').max;
+  }
+  saveRunRecord({ status: r.failed ? 'failed' : r.cancelled ? 'cancelled' : 'finished' });
+  // Out of memory leaves a grown (and maybe fragmented) heap behind: start afresh.
+  if (r.oom) document.dispatchEvent(new CustomEvent('lab:restart-engine', { detail: { reload: true } }));
+}
+
+async function runExperiment(exp, resume, prior) {
+  startRun(exp, prior);
+  try {
+    finishRun(await engine.call('run', { experiment: exp, resume }));
+  } catch (e) {
+    setStatus('#run-status', 'The run stopped with an error.');
+    if (!/crashed|ran out of memory|worker failed/.test(e.message)) showError(`Run: ${e.message}`);
+    if (prior) {
+      // A refused resume (config, model or data differ) leaves the stored run as it was.
+      state.resumable = prior;
+      $('#resume-offer').hidden = false;
+    } else {
+      saveRunRecord({ status: 'failed' });
+    }
+  } finally {
+    state.running = false;
+    updateButtons();
+  }
 }
 
 /** Runs the ticked placements to the end (or until cancelled). */
@@ -51,25 +119,43 @@ export async function run() {
   const bad = checkHp(exp);
   if (bad.length) return showError(`Hyper-parameters: ${bad.join('; ')}`);
   if (!await fitsInMemory(exp)) return;
-  startRun(exp);
-  try {
-    const r = await engine.call('run', { experiment: exp });
-    state.resultsJson = r.resultsJson;
-    state.resultsCsv = r.resultsCsv;
-    state.results = r.resultsJson ? JSON.parse(r.resultsJson) : null;
-    state.run.cancelled = r.cancelled;
-    showResults();
-    const n = placementsOf(state.results).length;
-    setStatus('#run-status', r.cancelled ? `Cancelled; ${n} completed placement(s) kept.` :
-      `Finished in ${fmtTime((performance.now() - state.run.startedAt) / 1000)}.`);
-    if (!r.cancelled) $('#run-progress').value = $('#run-progress').max;
-  } catch (e) {
-    setStatus('#run-status', 'The run stopped with an error.');
-    if (!/crashed|ran out of memory|worker failed/.test(e.message)) showError(`Run: ${e.message}`);
-  } finally {
-    state.running = false;
-    updateButtons();
+  await runExperiment(exp, null, null);
+}
+
+/** After a reload: offers to finish the latest stored run if it stopped before its end. */
+export function offerResume(last) {
+  const run = last && last.run;
+  const recs = last ? last.recs : [];
+  // A unit is one (placement, seed) training; with one seed, one placement.
+  const seeds = (run && run.experiment && run.experiment.seeds) || 1;
+  const left = run && run.names ? run.names.filter((n) => recs.filter((r) => r.name === n).length < seeds) : [];
+  if (!run || run.status === 'finished' || !run.config || !left.length || state.running) return;
+  state.resumable = { run, recs };
+  const when = new Date(run.createdAt).toLocaleString();
+  const done = [...new Set(recs.map((r) => r.name))].join(', ') || 'none';
+  $('#resume-text').textContent = seeds > 1
+    ? `The run started ${when} stopped after ${recs.length} of ${run.names.length * seeds} trainings ` +
+      `(${seeds} seeds per placement). Resume trains the rest of ${left.join(', ')} with the same config.`
+    : `The run started ${when} stopped after ${recs.length} of ${run.names.length} placement(s) (${done} done). ` +
+      `Resume trains ${left.join(', ')} with the same config.`;
+  $('#resume-offer').hidden = false;
+  updateButtons();
+}
+
+// Finishes the stored run: same experiment; the engine checks that the stored config,
+// model and data match what is loaded before it takes the completed placements.
+async function resume() {
+  clearError();
+  const prior = state.resumable;
+  if (!prior) return;
+  const { run: rec, recs } = prior;
+  if (rec.model && rec.model.sha256 && state.model.sha256 && rec.model.sha256 !== state.model.sha256) {
+    return showError(`Resume: the stopped run used the model ${rec.model.name || ''} (sha256 ` +
+      `${rec.model.sha256.slice(0, 12)}…); load that model to resume it.`);
   }
+  setHp(rec.experiment);
+  const doc = { config: rec.config, model: rec.model, data: rec.data, placements: recs.map((r) => r.result) };
+  await runExperiment(rec.experiment, JSON.stringify(doc), prior);
 }
 
 function cancel() {
@@ -85,7 +171,7 @@ function onStep(run, curves, ev, key) {
   const done = Object.values(run.done).reduce((a, b) => a + b, 0);
   $('#run-progress').value = Math.min(done, $('#run-progress').max);
   setStatus('#run-status', `${key} · epoch ${ev.epoch} · step ${ev.step}/${ev.steps} · loss ${fmtNum(ev.loss, 4)} · ` +
-    `${fmtNum(ev.tokens_per_s, 3)} tok/s · elapsed ${fmtTime(ev.elapsed_s)} · ETA ${fmtTime(ev.eta_s)}`);
+    `${fmtNum(ev.tokens_per_s, 3)} tok/s (compute ${run.experiment.compute ?? 'int8'}) · elapsed ${fmtTime(ev.elapsed_s)} · ETA ${fmtTime(ev.eta_s)}`);
 }
 
 function onEval(curves, ev, key) {
@@ -124,4 +210,5 @@ export function onRunEvent(ev) {
 export function initRunPanel() {
   $('#run').addEventListener('click', run);
   $('#cancel').addEventListener('click', cancel);
+  $('#resume').addEventListener('click', resume);
 }

@@ -40,13 +40,22 @@ typedef struct {
 /* Opens "<path>.tmp<pid>" for writing. LPL_ERR_IO names the file; LPL_ERR_NOMEM. */
 lpl_status lpl_file_begin(lpl_file_out *o, const char *path, lpl_error *err);
 
-/* Closes the temporary file and, if ok and every write succeeded, renames it to the
- * target; otherwise removes it. LPL_ERR_IO names the file on a failed write or rename
- * (err is left alone when ok is 0: the caller has recorded why). */
+/* Flushes, fsyncs and closes the temporary file and, if ok and every write succeeded,
+ * renames it to the target; otherwise removes it, leaving the target as it was.
+ * ok = 0 means the caller's last write just failed (errno still says why). On a
+ * failure LPL_ERR_IO names the target and the reason ("cannot write: No space left
+ * on device (disk full); the previous version, if any, is unchanged"). */
 lpl_status lpl_file_commit(lpl_file_out *o, int ok, lpl_error *err);
 
-/* Writes n bytes to path through lpl_file_begin/commit. LPL_ERR_IO names the file. */
+/* Writes n bytes to path through lpl_file_begin/commit: path then holds the old or the
+ * new content, never a part. LPL_ERR_IO names path and the reason. */
 lpl_status lpl_write_file_atomic(const char *path, const void *data, size_t n, lpl_error *err);
+
+/* Appends text (whole lines) to path with one write per line, then fsync. If a write
+ * fails the file is cut back to its old length, so it gains all the lines or none;
+ * only a crash inside a write (or a failed cut) leaves a torn last line. LPL_ERR_IO
+ * names path and the reason. */
+lpl_status lpl_append_lines(const char *path, const char *text, size_t n, lpl_error *err);
 
 /* mkdir -p. LPL_ERR_IO names the directory that could not be made. */
 lpl_status lpl_make_dirs(const char *dir, lpl_error *err);

@@ -44,6 +44,17 @@ void lpl_linear_backward_weight(float *dW, const float *dY, const float *X, int 
 /* Gradient to a bias: db[N] += sum over t of dY[t][N]. */
 void lpl_bias_backward(float *db, const float *dY, int T, int N);
 
+/* Integer products for a Q8_0 weight ("compute int8"): the other operand (X in the
+ * forward, dY in the input gradient) is quantized per block of 32 along the summed
+ * dimension to int8 with one float scale, each block is summed exactly in int32 and
+ * scaled once. In the input gradient W's blocks run across the sum, so each 32 x 1
+ * column piece of W is requantized with its own float scale while packing. Same
+ * shapes and semantics as lpl_linear_forward / lpl_linear_backward_input; a weight
+ * that is not Q8_0 is computed in fp32 by those. Independent of the thread count.
+ * Scalar references: tests/support/kernels_check.h. */
+void lpl_linear_forward_q8(float *Y, const float *X, const lpl_matrix *W, const float *bias, int T,
+                           int accumulate);
+void lpl_linear_backward_input_q8(float *dX, const float *dY, const lpl_matrix *W, int T);
 /* Plain fp32 products (LoRA branches, attention). acc != 0 adds to C.
  *   nt: C[M][N] = A[M][K] . B[N][K]^T
  *   nn: C[M][N] = A[M][K] . B[K][N]

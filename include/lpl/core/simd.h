@@ -21,7 +21,23 @@
  *   lpl_vf_load_i8(p) the VW int8 values p[0..VW) converted to float (exact)
  *
  * LPL_SIMD_NAME names the mapping in use ("avx512", "avx2", "sse2", "wasm128",
- * "scalar"); define LPL_NO_AVX512 to use the AVX2 mapping on an AVX-512 machine. */
+ * "scalar"); define LPL_NO_AVX512 to use the AVX2 mapping on an AVX-512 machine.
+ *
+ * Integer dot products (the int8 GEMM of kernels_q8.c), LPL_VW int32 lanes that
+ * line up with the float lanes:
+ *   lpl_vi            vector of LPL_VW int32
+ *   LPL_QSTEP         k values one lane sums per step: 4 (int8 quads, x86),
+ *                     2 (int16 pairs: wasm SIMD128, SSE2), 1 (scalar)
+ *   lpl_qa, lpl_qb    element types of the packed A and B operands
+ *   LPL_QA_OFFSET     1: A is stored as q + 128 (unsigned, for vpdpbusd), and the
+ *                     caller starts each sum at -128 * (sum of B's k in the block)
+ *   lpl_vi_zero(), lpl_vi_load(p)  (p: LPL_VW int32)
+ *   lpl_va_bcast(p)   the LPL_QSTEP values a[0..QSTEP) repeated in every lane
+ *   lpl_vb_load(p)    LPL_VW * LPL_QSTEP values of B: lane j holds p[j*QSTEP ..)
+ *   lpl_vi_dot(acc, a, b)  lane j += sum_q a[q] * b[j*QSTEP + q], exact in int32
+ *   lpl_vi_to_vf(v)   int32 -> float (exact below 2^24)
+ *   lpl_vq_store(p, r)  codes from LPL_QSTEP float vectors r[0..QSTEP) holding
+ *                     integers in [-127, 127]: p[j*QSTEP + q] = r[q] lane j (B's layout) */
 #ifndef LPL_SIMD_H
 #define LPL_SIMD_H
 
@@ -223,6 +239,171 @@ static inline lpl_vf lpl_vf_pow2i(lpl_vf n)
 }
 static inline lpl_vf lpl_vf_load_i8(const int8_t *p) { return (float)*p; }
 static inline float lpl_vf_hsum(lpl_vf v) { return v; }
+#endif
+
+/* ---- integer dot products ---- */
+#if defined(__wasm_simd128__) || LPL_VW == 4
+/* int16 pairs: i32x4.dot_i16x8_s / pmaddwd, A and B widened when packed */
+#define LPL_QSTEP 2
+#define LPL_QA_OFFSET 0
+typedef int16_t lpl_qa;
+typedef int16_t lpl_qb;
+#if defined(__wasm_simd128__)
+typedef v128_t lpl_vi;
+static inline lpl_vi lpl_vi_zero(void) { return wasm_i32x4_splat(0); }
+static inline lpl_vi lpl_vi_load(const int32_t *p) { return wasm_v128_load(p); }
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p) { return wasm_v128_load32_splat(p); }
+static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return wasm_v128_load(p); }
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
+{
+    return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(a, b));
+}
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return wasm_f32x4_convert_i32x4(v); }
+static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
+{
+    v128_t lo = wasm_v128_and(wasm_i32x4_trunc_sat_f32x4(r[0]), wasm_i32x4_splat(0xffff));
+    v128_t hi = wasm_i32x4_shl(wasm_i32x4_trunc_sat_f32x4(r[1]), 16);
+    wasm_v128_store(p, wasm_v128_or(lo, hi));
+}
+#else
+typedef __m128i lpl_vi;
+static inline lpl_vi lpl_vi_zero(void) { return _mm_setzero_si128(); }
+static inline lpl_vi lpl_vi_load(const int32_t *p) { return _mm_loadu_si128((const __m128i *)p); }
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm_set1_epi32(w);
+}
+static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return _mm_loadu_si128((const __m128i *)p); }
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
+{
+    return _mm_add_epi32(acc, _mm_madd_epi16(a, b));
+}
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return _mm_cvtepi32_ps(v); }
+static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
+{
+    __m128i lo = _mm_and_si128(_mm_cvttps_epi32(r[0]), _mm_set1_epi32(0xffff));
+    __m128i hi = _mm_slli_epi32(_mm_cvttps_epi32(r[1]), 16);
+    _mm_storeu_si128((__m128i *)p, _mm_or_si128(lo, hi));
+}
+#endif
+
+#elif LPL_VW == 16 && defined(__AVX512BW__)
+#define LPL_QSTEP 4
+typedef __m512i lpl_vi;
+typedef int8_t lpl_qb;
+static inline lpl_vi lpl_vi_zero(void) { return _mm512_setzero_si512(); }
+static inline lpl_vi lpl_vi_load(const int32_t *p) { return _mm512_loadu_si512(p); }
+static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return _mm512_loadu_si512(p); }
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return _mm512_cvtepi32_ps(v); }
+static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
+{
+    const __m512i ff = _mm512_set1_epi32(0xff);
+    __m512i w = _mm512_and_si512(_mm512_cvttps_epi32(r[0]), ff);
+    w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_and_si512(_mm512_cvttps_epi32(r[1]), ff), 8));
+    w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_and_si512(_mm512_cvttps_epi32(r[2]), ff), 16));
+    w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvttps_epi32(r[3]), 24));
+    _mm512_storeu_si512(p, w);
+}
+#if defined(__AVX512VNNI__)
+/* vpdpbusd multiplies unsigned by signed bytes: A is stored offset by +128 and the
+ * offset's contribution (128 * sum of B) is taken off at the start of each block */
+#define LPL_QA_OFFSET 1
+typedef uint8_t lpl_qa;
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm512_set1_epi32(w);
+}
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return _mm512_dpbusd_epi32(acc, a, b); }
+#else
+/* vpmaddubsw with |a| as unsigned and a's sign moved onto b (|a|, |b| <= 127, so a
+ * pair sum never saturates int16), then vpmaddwd against ones */
+#define LPL_QA_OFFSET 0
+typedef int8_t lpl_qa;
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm512_set1_epi32(w);
+}
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
+{
+    __mmask64 neg = _mm512_movepi8_mask(a);
+    __m512i sb = _mm512_mask_sub_epi8(b, neg, _mm512_setzero_si512(), b);
+    __m512i p16 = _mm512_maddubs_epi16(_mm512_abs_epi8(a), sb);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)));
+}
+#endif
+
+#elif LPL_VW == 8 || LPL_VW == 16
+/* 256-bit integer lanes (AVX2); with LPL_VW == 16 (AVX-512F without BW) the float
+ * side stays 16 wide, so this case does not arise on supported targets */
+#if LPL_VW != 8
+#error "AVX-512 without AVX512BW: integer products need AVX512BW"
+#endif
+#define LPL_QSTEP 4
+typedef __m256i lpl_vi;
+typedef int8_t lpl_qb;
+static inline lpl_vi lpl_vi_zero(void) { return _mm256_setzero_si256(); }
+static inline lpl_vi lpl_vi_load(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return _mm256_loadu_si256((const __m256i *)p); }
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return _mm256_cvtepi32_ps(v); }
+static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
+{
+    const __m256i ff = _mm256_set1_epi32(0xff);
+    __m256i w = _mm256_and_si256(_mm256_cvttps_epi32(r[0]), ff);
+    w = _mm256_or_si256(w, _mm256_slli_epi32(_mm256_and_si256(_mm256_cvttps_epi32(r[1]), ff), 8));
+    w = _mm256_or_si256(w, _mm256_slli_epi32(_mm256_and_si256(_mm256_cvttps_epi32(r[2]), ff), 16));
+    w = _mm256_or_si256(w, _mm256_slli_epi32(_mm256_cvttps_epi32(r[3]), 24));
+    _mm256_storeu_si256((__m256i *)p, w);
+}
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+#define LPL_QA_OFFSET 1
+typedef uint8_t lpl_qa;
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm256_set1_epi32(w);
+}
+#if defined(__AVXVNNI__)
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return _mm256_dpbusd_avx_epi32(acc, a, b); }
+#else
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return _mm256_dpbusd_epi32(acc, a, b); }
+#endif
+#else
+/* vpmaddubsw with |a| unsigned and a's sign on b, then vpmaddwd against ones */
+#define LPL_QA_OFFSET 0
+typedef int8_t lpl_qa;
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return _mm256_set1_epi32(w);
+}
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
+{
+    __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(a), _mm256_sign_epi8(b, a));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+#endif
+
+#else
+#define LPL_QSTEP 1
+#define LPL_QA_OFFSET 0
+typedef int8_t lpl_qa;
+typedef int8_t lpl_qb;
+typedef int32_t lpl_vi;
+static inline lpl_vi lpl_vi_zero(void) { return 0; }
+static inline lpl_vi lpl_vi_load(const int32_t *p) { return *p; }
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p) { return *p; }
+static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return *p; }
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return acc + a * b; }
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return (float)v; }
+static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r) { *p = (lpl_qb)(int)r[0]; }
 #endif
 
 #endif

@@ -18,18 +18,22 @@
 #include "lpl/io/tokenizer.h"
 #include "lpl/lab/eval.h"
 
-#define LPL_EXP_MAX_PLACEMENTS 16
+#define LPL_EXP_MAX_PLACEMENTS 64   /* placements, also after a grid is expanded (grid.h) */
+#define LPL_EXP_MAX_VALUES 8        /* values of r or alpha in a grid */
 /* (the path limit is LPL_PATH_MAX of lpl/core/files.h) */
 #define LPL_EXP_MAX_SEEDS 100
 
 /* ------------------------------------------------------------------ config */
 
 /* One placement: a name and where adapters go. Only the placement fields of lora
- * are used (targets, regex, layers); rank, alpha, dropout and seed come from the
- * experiment so that every placement trains with the same hyper-parameters. */
+ * are used (targets, regex, layers); dropout and seed come from the experiment so
+ * that every placement trains with the same hyper-parameters, and so do rank and
+ * alpha unless r / alpha are set (> 0), which a grid does for each of its arms. */
 typedef struct {
     char name[64];
     lpl_lora_config lora;
+    int r;          /* > 0: this placement's rank instead of the experiment's */
+    float alpha;    /* > 0: this placement's alpha instead of the experiment's */
 } lpl_placement;
 
 typedef struct {
@@ -54,13 +58,21 @@ typedef struct {
                                      * stay the same (default 1) */
     int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
+    lpl_compute compute;            /* base products: int8 (default) or f32 (gpt2.h) */
+    /* The grid (grid.h): several values of r / alpha, and layer bands, multiply the
+     * placements. Empty lists and bands <= 1 mean no such dimension. */
+    int n_r_values, r_values[LPL_EXP_MAX_VALUES];
+    int n_alpha_values;
+    float alpha_values[LPL_EXP_MAX_VALUES];
+    int bands;                      /* >= 2: split each placement's layers into that many bands */
     int n_placements;
     lpl_placement placements[LPL_EXP_MAX_PLACEMENTS];
 } lpl_experiment_config;
 
 /* The study's defaults: model/data paths of the bundled model and data, 100 train /
  * 20 eval, max_len 256, r 16, alpha 32, dropout 0.1, 3 epochs, batch 1, lr 2e-4,
- * cosine, no warmup, no weight decay, grad_clip 1.0, seed 42, shuffle on, placements
+ * cosine, no warmup, no weight decay, grad_clip 1.0, seed 42, shuffle on, compute int8
+ * (docs/BENCHMARKS.md "Compute int8": eval loss within 0.5% of f32), placements
  * baseline, ffn, attn. */
 void lpl_experiment_default(lpl_experiment_config *c);
 
@@ -197,10 +209,16 @@ void lpl_run_free(lpl_run *r);
  * Call before the placement starts. */
 lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err);
 
+/* Trains only training i (placement x seed, see lpl_run_n_placements) and leaves the
+ * others pending: one unit of a grid (plan.h), whose result object is then the one a
+ * run of every training gives, accounting and all. Call before the first step.
+ * LPL_ERR_INVALID when i is out of range or the run has started. */
+lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err);
+
 /* Resumes: takes every training with status "done" or "failed" from a previous
  * results.json, matched by placement name and seed (same config apart from "seeds",
- * and same model hash, else LPL_ERR_INVALID saying what differs); those trainings are
- * skipped, so a run can also be extended to more seeds. */
+ * same model hash and data hashes where recorded, else LPL_ERR_INVALID saying what
+ * differs); those trainings are skipped, so a run can also be extended to more seeds. */
 lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err);
 
 /* One unit of work (one optimizer step, or one eval pass). Returns 1 if more remains,
@@ -270,8 +288,26 @@ char *lpl_run_placement_json(const lpl_run *r, int i);
  * that is not JSON or has no "placements" list. */
 char *lpl_results_aggregate(const char *results_json, lpl_error *err);
 
-/* Writes results.json, results.csv and steps.jsonl into dir (created if missing),
- * each via a temporary file and rename. LPL_ERR_IO names the file. */
+/* results.csv and steps.jsonl made from a results document (results.json text) rather
+ * than from a run, e.g. a collected grid's: the same rows and lines
+ * lpl_run_results_csv / lpl_run_steps_jsonl write for the same trainings. malloc'd;
+ * NULL with err set on a document that is not JSON or has no "placements" list. */
+char *lpl_results_csv(const char *results_json, lpl_error *err);
+char *lpl_results_steps_jsonl(const char *results_json, lpl_error *err);
+
+/* Writes results.json and results.csv into dir (created if missing), each via a
+ * temporary file and rename (steps.jsonl: lpl_run_sync_steps). LPL_ERR_IO names the
+ * file. */
 lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *err);
+
+/* Brings dir/steps.jsonl up to date with the run (lpl_run_steps_jsonl). *known is
+ * what the file is known to hold: NULL the first time, then the file is read and a
+ * torn last line (no newline, or not JSON: an append cut short by a crash) is dropped
+ * and its size put in *torn (may be NULL). When the file's lines begin the wanted
+ * text, only the rest is appended (lpl_append_lines); otherwise (a torn line, or
+ * lines of a placement that will run again) the file is rewritten atomically. On
+ * success *known is the new content (free it); on failure NULL, and LPL_ERR_IO
+ * names the file. */
+lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, size_t *torn, lpl_error *err);
 
 #endif

@@ -113,6 +113,19 @@ void lpl_gpt2_zero_grads(lpl_gpt2_state *s);
 /* Largest sequence length the state was allocated for. */
 int lpl_gpt2_state_max_T(const lpl_gpt2_state *s);
 
+/* How the frozen base's Q8_0 products run: fp32 (weights dequantised while packing)
+ * or int8 (activations and output gradients quantized per block of 32, int32 sums;
+ * kernels.h lpl_linear_*_q8). LoRA branches, LayerNorm, attention, softmax, the loss
+ * and the optimizer are fp32 either way; non-Q8_0 weights always run in fp32. */
+typedef enum { LPL_COMPUTE_F32 = 0, LPL_COMPUTE_INT8 = 1 } lpl_compute;
+/* "f32" or "int8". */
+const char *lpl_compute_name(lpl_compute c);
+/* Parses "f32" or "int8"; LPL_ERR_INVALID names the bad value. */
+lpl_status lpl_compute_parse(const char *s, lpl_compute *out, lpl_error *err);
+/* Sets the compute of later forward/backward calls on s (new states: f32). */
+void lpl_gpt2_state_set_compute(lpl_gpt2_state *s, lpl_compute c);
+lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s);
+
 /* Seconds spent per component since the state was created or reset. */
 typedef struct {
     double embed, attention, mlp, lora, lm_head, layernorm, total;

@@ -92,7 +92,8 @@ lpl_status lpl_lora_prepare(lpl_lora *l, int max_T, lpl_error *err);
 void lpl_lora_begin_forward(lpl_lora *l, int training);
 /* Y[T][out] += scaling * B A dropout(X[T][in]); keeps A dropout(X) for backward. */
 void lpl_lora_site_forward(lpl_lora *l, const lpl_lora_module *mod, float *Y, const float *X, int T);
-/* Given dY of the last forward: dA, dB += gradients, dX[T][in] += gradient through the branch. */
+/* Given dY of the last forward: dA, dB += gradients, dX[T][in] += gradient through the
+ * branch (dX NULL: not computed). The dropout mask is the one the forward drew. */
 void lpl_lora_site_backward(lpl_lora *l, const lpl_lora_module *mod, float *dX, const float *dY,
                             const float *X, int T);
 /* Dropout multiplier (0 or 1/(1-p)) of element idx (= t * in + i) of the input of the

@@ -1,0 +1,61 @@
+#!/bin/bash
+# SIGKILL during the quick ablation on the bundled model (models/lab-small.q8_0.gguf,
+# the study's three placements): killed once during the second placement and once
+# during the third, each time continued with --resume, the run ends with the eval
+# losses (before, per epoch, final), the training losses and steps.jsonl bit for bit
+# those of an uninterrupted run with the same config.
+LORALAB="$1"
+. "$(dirname "$0")/lib_cli.sh"
+T=$(mktemp -d)
+pid=
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$T"' EXIT
+RUN=(--quick --model models/lab-small.q8_0.gguf --threads 1 --quiet)
+
+"$LORALAB" ablate "${RUN[@]}" --out "$T/ref" > /dev/null 2> "$T/ref.err" || { fail "reference run: $(cat "$T/ref.err")"; finish; }
+
+# done_count DIR: placements marked done in DIR/results.json (0 if none yet)
+done_count() {
+    $PY -c 'import json,sys
+try: print(sum(p["status"] == "done" for p in json.load(open(sys.argv[1]))["placements"]))
+except (OSError, ValueError): print(0)' "$1/results.json"
+}
+
+# kill_after N CMD...: start CMD, SIGKILL it 0.2 s after N placements are done
+kill_after() {
+    local n=$1
+    shift
+    "$@" > /dev/null 2> "$T/killed.err" &
+    pid=$!
+    for _ in $(seq 1200); do [ "$(done_count "$T/run")" -ge "$n" ] && break; sleep 0.05; done
+    sleep 0.2
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    local rc=$?
+    pid=
+    [ $rc -eq 137 ] && ok "killed with SIGKILL after $(done_count "$T/run") placement(s)" ||
+        fail "run ended by itself (exit $rc) before the kill: $(cat "$T/killed.err")"
+}
+
+kill_after 1 "$LORALAB" ablate "${RUN[@]}" --out "$T/run"
+kill_after 2 "$LORALAB" ablate --resume "$T/run" --threads 1 --quiet
+"$LORALAB" ablate --resume "$T/run" --threads 1 --quiet > /dev/null 2> "$T/last.err" && ok "last --resume exit 0" ||
+    fail "last --resume: $(cat "$T/last.err")"
+$PY - "$T/run" "$T/ref" <<'PYEOF' && ok "eval losses, training losses and steps.jsonl bit for bit equal to the uninterrupted run" || fail "resumed run differs"
+import json, sys
+run, ref = sys.argv[1], sys.argv[2]
+a, b = json.load(open(run + "/results.json")), json.load(open(ref + "/results.json"))
+assert [p["name"] for p in a["placements"]] == ["baseline", "ffn", "attn"]
+assert [p["status"] for p in a["placements"]] == ["done"] * 3
+for p, q in zip(a["placements"], b["placements"]):
+    for k in ("eval_loss_before", "eval_loss", "perplexity"):
+        assert p[k] == q[k], (p["name"], k, p[k], q[k])
+    assert [e["eval_loss"] for e in p["evals"]] == [e["eval_loss"] for e in q["evals"]], p["name"]
+    assert p["steps"]["loss"] == q["steps"]["loss"], p["name"]
+    print("%-8s eval loss %.17g (uninterrupted %.17g)" % (p["name"], p["eval_loss"], q["eval_loss"]))
+assert open(run + "/steps.jsonl").read() == open(ref + "/steps.jsonl").read(), "steps.jsonl differs"
+PYEOF
+for p in baseline ffn attn; do
+    cmp -s "$T/run/$p/adapter_model.safetensors" "$T/ref/$p/adapter_model.safetensors" && ok "$p adapter byte-identical" ||
+        fail "$p adapter differs"
+done
+finish
