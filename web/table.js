@@ -60,7 +60,10 @@ export function rowValue(ps, p, key) {
 export function columnsOf(doc) {
   const ps = placementsOf(doc);
   const aggs = doc && doc.aggregates && Array.isArray(doc.aggregates.placements) ? doc.aggregates.placements : [];
-  if (!(Array.isArray(doc && doc.seeds) && doc.seeds.length > 1 && aggs.length)) {
+  // Aggregated columns need the trainings under their placements' names (an opened
+  // document whose trainings were renamed "name sSEED" is shown training by training).
+  const named = aggs.length && aggs.every((a) => ps.some((p) => p.name === a.name));
+  if (!(Array.isArray(doc && doc.seeds) && doc.seeds.length > 1 && named)) {
     return ps.map((p) => ({ p, value: (key) => metric(p, key), half: () => undefined }));
   }
   return aggs.map((a) => {

@@ -93,7 +93,9 @@ int lpl_cmd_eval(int argc, char **argv)
     lpl_eval_result r;
     if (!st && tokens) {
         const char *names[1] = {"adapter"};
-        char *view = lpl_token_view_json(m.model, m.tok, &lora, names, lora ? 1 : 0, &ex, 0, ex.n, &err);
+        /* lpl_evaluate's states compute in f32: the token view does the same, so its
+         * losses average to the eval loss `eval --json` prints */
+        char *view = lpl_token_view_json(m.model, m.tok, &lora, names, lora ? 1 : 0, &ex, 0, ex.n, LPL_COMPUTE_F32, &err);
         if (view)
             printf("%s\n", view);
         free(view);

@@ -9,12 +9,13 @@
 
 #include "experiment_internal.h"
 
-lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex, float *out,
-                            lpl_error *err)
+lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
+                            lpl_compute compute, float *out, lpl_error *err)
 {
     lpl_gpt2_state *s = lpl_gpt2_state_new(m, lpl_examples_max_T(ex), 0, err);
     if (!s)
         return err ? err->code : LPL_ERR_NOMEM;
+    lpl_gpt2_state_set_compute(s, compute);
     lpl_status st = LPL_OK;
     size_t o = 0;
     for (int i = 0; i < ex->n && !st; i++) {
@@ -117,7 +118,7 @@ static cJSON *token_cjson(const lpl_tokenizer *tok, int id, int role, int scored
 
 char *lpl_token_view_json(const lpl_gpt2_model *m, const lpl_tokenizer *tok, lpl_lora *const *adapters,
                           const char *const *names, int n_adapters, const lpl_example_set *ex, int first,
-                          int count, lpl_error *err)
+                          int count, lpl_compute compute, lpl_error *err)
 {
     if (first < 0 || count < 0 || first + count > ex->n) {
         lpl_fail(err, LPL_ERR_INVALID, "token view: examples %d..%d asked, the set has %d", first,
@@ -133,7 +134,7 @@ char *lpl_token_view_json(const lpl_gpt2_model *m, const lpl_tokenizer *tok, lpl
     lpl_status st = losses ? LPL_OK : LPL_ERR_NOMEM;
     for (int k = 0; k < n_models && !st; k++) {
         losses[k] = lpl_malloc((total ? total : 1) * sizeof(float), "token losses", err);
-        st = losses[k] ? lpl_token_losses(m, k ? adapters[k - 1] : NULL, ex, losses[k], err) : LPL_ERR_NOMEM;
+        st = losses[k] ? lpl_token_losses(m, k ? adapters[k - 1] : NULL, ex, compute, losses[k], err) : LPL_ERR_NOMEM;
     }
     if (st)
         goto done;

@@ -510,7 +510,8 @@ LAB_EXPORT const char *lab_token_view(const char *request_json)
                          (unsigned long long)lpl_run_seed(g.run, i));
         name_ptrs[k] = names[k];
     }
-    out = lpl_token_view_json(g.model, g.tok, ads, name_ptrs, n, lpl_run_eval_set(g.run), example, 1, &g.err);
+    out = lpl_token_view_json(g.model, g.tok, ads, name_ptrs, n, lpl_run_eval_set(g.run), example, 1,
+                              g.cfg.compute, &g.err);
 done:
     free(ads);
     free(names);

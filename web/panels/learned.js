@@ -12,7 +12,7 @@ const ROLES = ['template', 'instruction', 'input', 'response'];
 // Finished trainings of this run (not restored ones: their adapters are not in the worker).
 function trainings() {
   const doc = state.results;
-  if (!doc || doc.restored) return [];
+  if (!doc || doc !== state.liveResults) return [];
   return placementsOf(doc).map((p, run) => ({ p, run })).filter(({ p }) => p.status === 'done');
 }
 

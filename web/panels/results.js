@@ -29,7 +29,7 @@ export function storageFailed(e, what) {
 /** Stores a finished placement (its adapter joins it when the worker sends it). */
 export function savePlacement(ev, key = ev.placement) {
   const run = state.run;
-  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, key, seed: ev.seed, index: ev.index,
+  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, series: key, seed: ev.seed, index: ev.index,
                 result: ev.result || null, curves: run.curves[key], experiment: run.experiment };
   const a = state.adapters[key];
   if (a) { rec.adapter = a.adapter; rec.adapterConfig = a.config; }
@@ -127,11 +127,11 @@ export async function restoreSaved() {
   if (!recs.length) return null;
   const run = await store.getRun(lastRun).catch(() => undefined);
   state.results = { restored: true, placements: recs.map((r) => r.result) };
-  state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.key || r.name, { adapter: r.adapter, config: r.adapterConfig }]));
-  charts.reset(recs.map((r) => r.key || r.name));
+  state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.series || r.name, { adapter: r.adapter, config: r.adapterConfig }]));
+  charts.reset(recs.map((r) => r.series || r.name));
   for (const r of recs) {
-    (r.curves?.loss || []).forEach((l, i) => charts.addStep(r.key || r.name, i + 1, l));
-    (r.curves?.evals || []).forEach((e) => charts.addEval(r.key || r.name, e.epoch, e.eval_loss, e.perplexity));
+    (r.curves?.loss || []).forEach((l, i) => charts.addStep(r.series || r.name, i + 1, l));
+    (r.curves?.evals || []).forEach((e) => charts.addEval(r.series || r.name, e.epoch, e.eval_loss, e.perplexity));
   }
   renderResults($('#results-table'), state.results);
   charts.setResults(state.results.placements.map(flatResult));

@@ -48,7 +48,7 @@ function startRun(exp, prior) {
   $('#resume-offer').hidden = true;
   charts.reset(series);
   for (const r of prior ? prior.recs : []) {
-    const key = r.key || r.name;
+    const key = r.series || r.name;
     state.run.curves[key] = r.curves || state.run.curves[key];
     (r.curves?.loss || []).forEach((l, i) => charts.addStep(key, i + 1, l));
     (r.curves?.evals || []).forEach((e) => charts.addEval(key, e.epoch, e.eval_loss, e.perplexity));
@@ -76,6 +76,7 @@ function finishRun(r) {
   state.resultsJson = r.resultsJson;
   state.resultsCsv = r.resultsCsv;
   state.results = r.resultsJson ? JSON.parse(r.resultsJson) : null;
+  state.liveResults = state.results;  // the worker holds these trainings' adapters
   state.run.cancelled = r.cancelled;
   showResults();
   const n = placementsOf(state.results).filter((p) => p.status === 'done').length;

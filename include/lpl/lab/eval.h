@@ -41,11 +41,11 @@ lpl_status lpl_evaluate_with_state(const lpl_gpt2_model *m, lpl_lora *lora, lpl_
 /* Longest example of a set (at least 1): the T a state for it needs. */
 int lpl_examples_max_T(const lpl_example_set *ex);
 
-/* -log p(target) of every position of every example, without dropout: out holds the
- * sum of the examples' T values, example after example, NAN where a target is not
- * scored. Errors as lpl_evaluate. */
-lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex, float *out,
-                            lpl_error *err);
+/* -log p(target) of every position of every example, without dropout, with the base's
+ * products computed as compute says: out holds the sum of the examples' T values,
+ * example after example, NAN where a target is not scored. Errors as lpl_evaluate. */
+lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
+                            lpl_compute compute, float *out, lpl_error *err);
 
 /* The token view of examples [first, first + count) of ex as a JSON document:
  * {"eval_loss", "n_tokens", "roles": {ROLE: {n_tokens, loss, ...}}, "models": [names],
@@ -56,6 +56,6 @@ lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_e
  * or NULL with err set. */
 char *lpl_token_view_json(const lpl_gpt2_model *m, const lpl_tokenizer *tok, lpl_lora *const *adapters,
                           const char *const *names, int n_adapters, const lpl_example_set *ex, int first,
-                          int count, lpl_error *err);
+                          int count, lpl_compute compute, lpl_error *err);
 
 #endif
