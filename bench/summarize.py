@@ -20,8 +20,11 @@ def load(pattern):
     out = {}
     for path in glob.glob(pattern):
         stem = os.path.basename(path)[:-5]
-        with open(path) as f:
-            out[stem.rsplit("-", 1)[1]] = json.load(f)
+        try:
+            with open(path) as f:
+                out[stem.rsplit("-", 1)[1]] = json.load(f)
+        except ValueError:  # a run still being written (or one that failed): left out
+            pass
     return out
 
 

@@ -11,7 +11,7 @@ HOLDER=
 trap '[ -n "$HOLDER" ] && kill -9 "$HOLDER" 2>/dev/null; rm -rf "$T"' EXIT
 make_tiny_model "$T/tiny.gguf"
 RUN=(--model "$T/tiny.gguf" --train data/alpaca_train.json --eval data/alpaca_eval.json --n-train 8 --n-eval 2
-     --max-len 40 --epochs 60 --r 4 --alpha 8 --dropout 0 --threads 1 --quiet)
+     --max-len 40 --epochs 20 --r 4 --alpha 8 --dropout 0 --threads 1 --quiet)
 LOCK="$T/run/.loralab.lock"
 HOST=$(hostname)
 

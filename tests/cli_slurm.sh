@@ -37,7 +37,7 @@ GRID=(--quick --seeds 2 --model "$MODEL" --train "$PWD/data/alpaca_train.json" -
       "${EXTRA[@]}")
 
 # ---- submit: plan, array of 6 units (1 CPU each, so both cores run units at once), collect after
-ids=$(LORALAB="$LORALAB_ABS" timeout 600 scripts/slurm/submit "$T/grid" --cpus 1 --wait -- "${GRID[@]}" 2> "$T/submit.err")
+ids=$(LORALAB="$LORALAB_ABS" timeout 300 scripts/slurm/submit "$T/grid" --cpus 1 --wait -- "${GRID[@]}" 2> "$T/submit.err")
 rc=$?
 cat "$T/submit.err"
 [ $rc -eq 0 ] && ok "submit --wait: array and collect jobs ($ids) finished, exit 0" ||
@@ -60,7 +60,7 @@ $PY tests/lib_grid.py same "$T/one" "$T/grid" && ok "Slurm units + collect = one
     fail "Slurm results differ from the one-process run"
 
 # ---- resubmitting runs nothing again: every unit is skipped, collect runs again
-ids=$(LORALAB="$LORALAB_ABS" timeout 300 scripts/slurm/submit "$T/grid" --cpus 1 --wait 2> "$T/resubmit.err")
+ids=$(LORALAB="$LORALAB_ABS" timeout 180 scripts/slurm/submit "$T/grid" --cpus 1 --wait 2> "$T/resubmit.err")
 rc=$?
 [ $rc -eq 0 ] && grep -q "already done" "$T/grid/logs/unit-0.out" && ok "resubmitted plan: units skipped, collect ok" ||
     fail "resubmit exit $rc: $(cat "$T/resubmit.err") $(cat "$T/grid/logs/unit-0.out")"

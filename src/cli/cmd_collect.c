@@ -21,7 +21,7 @@ static const char *const help =
     "  --list      only list the units: K, id, name, state (done, failed, missing, started)\n"
     "  --quiet     no summary on stderr\n\n"
     "exit: 0 all units collected; 1 a unit is missing (without --partial nothing is written)\n"
-    "or failed; 2 no plan in DIR or a unreadable unit result.\n";
+    "or failed; 2 no plan in DIR, or a unit result that cannot be read.\n";
 
 typedef struct {
     const char *dir;

@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "lpl/io/adapter_io.h"
 #include "lpl/core/threads.h"
+#include "lpl/lab/grid.h"
 
 static const char *const help =
     "usage: loralab train [--config experiment.json] [--quick] [flags] --out DIR\n\n"
@@ -163,6 +164,9 @@ int lpl_cmd_train(int argc, char **argv)
         strftime(out, sizeof out, "results/train-%Y%m%d-%H%M%S", &tmv);
         o.out = out;
     }
+    if (lpl_grid_has_dims(&c))
+        return cli_usage_error("train", "train runs one placement: a grid (several --r or --alpha values, --bands) "
+                               "goes to loralab ablate");
     c.n_placements = 1;
     lpl_status st = lpl_experiment_check(&c, NULL, &err);
     if (st)

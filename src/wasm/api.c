@@ -11,6 +11,7 @@
 
 #include "lpl/io/adapter_io.h"
 #include "lpl/lab/experiment.h"
+#include "lpl/lab/grid.h"
 #include "lpl/core/kernels.h"
 #include "lpl/io/model_io.h"
 #include "lpl/core/threads.h"
@@ -246,7 +247,10 @@ LAB_EXPORT const char *lab_count(const char *experiment_json)
     }
     if (c.max_len > mc.n_ctx)
         c.max_len = mc.n_ctx; /* counting does not depend on it */
-    if (lpl_experiment_check(&c, &mc, &g.err))
+    /* A grid (r / alpha lists, bands) is counted arm by arm, as the CLI counts it. */
+    lpl_experiment_config grid = c;
+    if (lpl_experiment_check(&grid, NULL, &g.err) || lpl_grid_expand(&grid, mc.n_layer, &c, &g.err) ||
+        lpl_experiment_check(&c, &mc, &g.err))
         return keep(&g.str_count, NULL);
     return keep(&g.str_count, lpl_experiment_count_json(&c, &mc, &g.err));
 }
@@ -323,7 +327,13 @@ LAB_EXPORT int lab_ablate_start(const char *experiment_json)
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no model loaded (lab_load_model)");
     if (!g.have_data)
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no data (lab_set_data)");
-    lpl_status st = experiment_from(experiment_json, &g.cfg);
+    lpl_experiment_config grid;
+    lpl_status st = experiment_from(experiment_json, &grid);
+    if (!st)
+        st = lpl_experiment_check(&grid, NULL, &g.err);
+    /* A grid runs as its arms, in the order a plan gives them (lpl/lab/grid.h). */
+    if (!st)
+        st = lpl_grid_expand(&grid, g.model->cfg.n_layer, &g.cfg, &g.err);
     if (st)
         return (int)st;
     /* Paths mean nothing here: record what the data really was. */

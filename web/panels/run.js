@@ -9,7 +9,7 @@ import { placementsOf } from '../table.js';
 import { engine } from '../engine.js';
 import * as store from '../store.js';
 import { state, showError, clearError, setStatus, updateButtons } from '../state.js';
-import { checkHp, setHp } from './hp.js';
+import { checkHp, setHp, readHp } from './hp.js';
 import { experiment } from './placements.js';
 import { charts } from './training.js';
 import { savePlacement, showResults, clearResults, storageFailed } from './results.js';
@@ -154,7 +154,7 @@ async function resume() {
     return showError(`Resume: the stopped run used the model ${rec.model.name || ''} (sha256 ` +
       `${rec.model.sha256.slice(0, 12)}…); load that model to resume it.`);
   }
-  setHp(rec.experiment);
+  setHp({ ...readHp(), ...rec.experiment }); // a field the stored run lacks keeps its input
   const doc = { config: rec.config, model: rec.model, data: rec.data, placements: recs.map((r) => r.result) };
   await runExperiment(rec.experiment, JSON.stringify(doc), prior);
 }
