@@ -80,7 +80,7 @@ grep -q "attn: 2×attn.c_attn, 2×attn.c_proj, 2×mlp.c_proj" "$T/table.txt" && 
 
 # ---- adapters reload with the same eval loss
 saved=$($PY -c "import json,sys; print('%.7g' % json.load(open(sys.argv[1]))['placements'][1]['eval_loss'])" "$T/run/results.json")
-got=$("$LORALAB" eval --model "$T/tiny.gguf" --adapter "$T/run/ffn" --data data/alpaca_eval.json --n 2 --max-len 40 --threads 1 |
+got=$("$LORALAB" eval --model "$T/tiny.gguf" --adapter "$T/run/ffn" --eval data/alpaca_eval.json --n-eval 2 --max-len 40 --threads 1 |
       awk '/^eval_loss / {print $2}')
 [ "$got" = "$saved" ] && ok "eval --adapter reproduces $saved" || fail "eval --adapter gave $got, results.json $saved"
 before=$("$LORALAB" train "${SMALL[@]}" --init-adapter "$T/run/ffn" --steps 1 --out "$T/train" --quiet |
@@ -91,7 +91,7 @@ before=$("$LORALAB" train "${SMALL[@]}" --init-adapter "$T/run/ffn" --steps 1 --
 # ---- merge: base + adapter as one GGUF evaluates like base with the adapter
 "$LORALAB" merge --model "$T/tiny.gguf" --adapter "$T/run/ffn" --out "$T/merged.gguf" --type f32 > /dev/null ||
     fail "merge exit $?"
-merged=$("$LORALAB" eval --model "$T/merged.gguf" --data data/alpaca_eval.json --n 2 --max-len 40 --threads 1 | awk '/^eval_loss / {print $2}')
+merged=$("$LORALAB" eval --model "$T/merged.gguf" --eval data/alpaca_eval.json --n-eval 2 --max-len 40 --threads 1 | awk '/^eval_loss / {print $2}')
 $PY -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 1e-5 * abs(b))" "$merged" "$saved" &&
     ok "merged model eval $merged = adapter eval $saved" || fail "merged model eval $merged, adapter eval $saved"
 

@@ -10,8 +10,8 @@ LORALAB="$1"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-"$LORALAB" eval --n 12 --json > "$T/plain.json" 2> "$T/err" || fail "eval --json: $(cat "$T/err")"
-"$LORALAB" eval --n 12 --tokens --json > "$T/tokens.json" 2> "$T/err" || fail "eval --tokens --json: $(cat "$T/err")"
+"$LORALAB" eval --n-eval 12 --json > "$T/plain.json" 2> "$T/err" || fail "eval --json: $(cat "$T/err")"
+"$LORALAB" eval --n-eval 12 --tokens --json > "$T/tokens.json" 2> "$T/err" || fail "eval --tokens --json: $(cat "$T/err")"
 $PY - "$T/plain.json" "$T/tokens.json" data/alpaca_eval.json <<'PYEOF' && ok "token losses average to eval_loss; roles partition the scored tokens and spell the records" || fail "token view checks"
 import json, sys
 plain, view, recs = (json.load(open(f)) for f in sys.argv[1:4])
@@ -60,7 +60,7 @@ make_tiny_model "$T/tiny.gguf"
 "$LORALAB" train --model "$T/tiny.gguf" --train data/alpaca_train.json --eval data/alpaca_eval.json --n-train 4 \
     --n-eval 3 --max-len 40 --epochs 1 --lr 5e-3 --r 4 --alpha 8 --threads 1 --quiet --out "$T/ad" > /dev/null 2> "$T/err" ||
     fail "train: $(cat "$T/err")"
-E=(--model "$T/tiny.gguf" --n 3 --max-len 40)
+E=(--model "$T/tiny.gguf" --n-eval 3 --max-len 40)
 "$LORALAB" eval "${E[@]}" --adapter "$T/ad" --json > "$T/ap.json" 2> "$T/err" || fail "eval --adapter: $(cat "$T/err")"
 "$LORALAB" eval "${E[@]}" --json > "$T/bp.json" 2> "$T/err" || fail "eval base: $(cat "$T/err")"
 "$LORALAB" eval "${E[@]}" --adapter "$T/ad" --tokens --json > "$T/at.json" 2> "$T/err" || fail "eval --tokens --adapter: $(cat "$T/err")"

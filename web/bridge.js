@@ -12,6 +12,7 @@ self.LabBridge = function LabBridge(M) {
   const c = {
     init: fn('lab_init', 'number', ['number']),
     version: fn('lab_version', 'string', []),
+    presets: fn('lab_presets', 'string', []),
     lastError: fn('lab_last_error', 'string', []),
     loadModel: fn('lab_load_model', 'number', ['number', 'number']),
     modelInfo: fn('lab_model_info', 'number', []),
@@ -96,6 +97,7 @@ self.LabBridge = function LabBridge(M) {
   return {
     init(threads) { if (c.init(threads | 0) !== 0) throw fail('lab_init'); },
     version: () => c.version(),
+    presets: () => JSON.parse(c.presets()),
     lastError: () => c.lastError(),
     /** Loads a GGUF model (the module takes ownership of the copy). */
     loadModel(u8) {

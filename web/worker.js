@@ -78,7 +78,8 @@ async function init({ wasmBase, threads, test, maxHeapMB }) {
   lab = self.LabBridge(M);
   const maxThreads = variant === 'mt' ? Math.min(threads || navigator.hardwareConcurrency || 2, 8) : 1;
   lab.init(maxThreads);
-  return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads, heapLimit };
+  return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads, heapLimit,
+           presets: lab.presets() };
 }
 
 async function fetchBytes(url, label) {

@@ -57,6 +57,52 @@ int cli_fail(const char *cmd, lpl_status st, const char *msg)
     return cli_exit_code(st);
 }
 
+/* ---------------------------------------------------------------- shipped files */
+
+static int is_file(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+const char *cli_find_resource(const char *rel, char *buf, size_t size)
+{
+    char exe[LPL_PATH_MAX];
+    ssize_t n = rel[0] == '/' ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return rel;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return rel;
+    *slash = '\0';
+    static const char *const under[] = {"", "/..", "/../share/loralab"};
+    for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
+        if ((size_t)snprintf(buf, size, "%s%s/%s", exe, under[i], rel) < size && is_file(buf))
+            return buf;
+    }
+    return rel;
+}
+
+static void resolve_default(char *path, size_t size, const char *deflt)
+{
+    char buf[LPL_PATH_MAX];
+    if (strcmp(path, deflt))
+        return;
+    const char *found = cli_find_resource(deflt, buf, sizeof buf);
+    if (found != deflt)
+        snprintf(path, size, "%s", found);
+}
+
+void cli_resolve_defaults(lpl_experiment_config *c)
+{
+    lpl_experiment_config d;
+    lpl_experiment_default(&d);
+    resolve_default(c->model, sizeof c->model, d.model);
+    resolve_default(c->train, sizeof c->train, d.train);
+    resolve_default(c->eval, sizeof c->eval, d.eval);
+}
+
 /* ---------------------------------------------------------------- flags */
 
 void cli_args_init(cli_args *a, const char *cmd, int argc, char **argv)
@@ -332,11 +378,11 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
 
 const char *const cli_experiment_flags_help =
     "model and data:\n"
-    "  --model FILE          GGUF model (default models/lab-small.q8_0.gguf)\n"
-    "  --train FILE          Alpaca JSON training data (default data/alpaca_train.json)\n"
-    "  --eval FILE           Alpaca JSON eval data (default data/alpaca_eval.json; \"\" splits --train)\n"
-    "  --n-train N, --n-eval N   records used, first N of each file (default 100 / 20; 0 = all)\n"
-    "  --max-len N           tokens per example (default 256)\n"
+    CLI_HELP_MODEL
+    CLI_HELP_TRAIN
+    CLI_HELP_EVAL("; \"\" splits --train")
+    "  --n-train N, --n-eval N   records used, the first N of each file (default 100 / 20; 0 = all)\n"
+    CLI_HELP_MAX_LEN("(default 256)")
     "  --response-only       score only the response tokens\n"
     "LoRA and training:\n"
     "  --r N  --alpha X  --dropout X  --rslora     (default 16, 32, 0.1)\n"
@@ -345,7 +391,7 @@ const char *const cli_experiment_flags_help =
     "  --seed N              initialisation, dropout and data order (default 42)\n"
     "  --seeds N             train every placement N times (seeds N, N+1, ...) and report\n"
     "                        mean, 95% t-interval and paired differences (default 1)\n"
-    "  --steps N             optimizer steps per placement (overrides --epochs)\n"
+    CLI_HELP_STEPS("per placement (overrides --epochs)")
     "  --no-shuffle          keep the data order\n"
     "  --compute int8|f32    frozen Q8_0 base products on int8 codes (default) or in fp32\n"
     "placements:\n"

@@ -9,25 +9,28 @@
 #include "lpl/core/threads.h"
 
 static const char *const help =
-    "usage: loralab eval [--model FILE] [--adapter DIR] [--data FILE] [flags]\n\n"
+    "usage: loralab eval [--model FILE] [--adapter DIR] [--eval FILE] [flags]\n\n"
     "Eval loss (total NLL / scored tokens), perplexity = exp(eval loss), and the mean of\n"
     "per-example perplexities, of the base model or base + a PEFT adapter.\n\n"
-    "  --model FILE          GGUF model (default models/lab-small.q8_0.gguf)\n"
+    CLI_HELP_MODEL
     "  --adapter DIR         PEFT adapter folder (adapter_config.json + adapter_model.safetensors)\n"
-    "  --data FILE           Alpaca JSON (default data/alpaca_eval.json)\n"
-    "  --n N                 first N records (default 0 = all)\n"
-    "  --max-len N           tokens per example (default 256, at most the model's context)\n"
+    CLI_HELP_EVAL("")
+    CLI_HELP_N_EVAL
+    CLI_HELP_MAX_LEN("(default 256)")
     "  --response-only       score only the response tokens\n"
-    "  --json                print a JSON object (with trainer_eval_loss and the loss per token role)\n"
+    CLI_HELP_JSON("the result, with trainer_eval_loss and the loss per token role")
     "  --tokens              with --json: every token of every example with its id, text, role\n"
     "                        (template, instruction, input, response), whether it is scored, its\n"
     "                        loss under the base model (loss) and with the adapter (loss_adapter)\n"
-    "  --threads N           worker threads\n";
+    CLI_HELP_THREADS;
 
 int lpl_cmd_eval(int argc, char **argv)
 {
-    const char *model = "models/lab-small.q8_0.gguf", *adapter = NULL, *data = "data/alpaca_eval.json";
-    int n = 0, max_len = 0, response_only = 0, json = 0, tokens = 0, threads = 0;
+    lpl_experiment_config d; /* the same defaults as ablate and train, found beside the program */
+    lpl_experiment_default(&d);
+    cli_resolve_defaults(&d);
+    const char *model = d.model, *adapter = NULL, *data = d.eval;
+    int n = 0, max_len = d.max_len, response_only = 0, json = 0, tokens = 0, threads = 0;
     cli_args a;
     cli_args_init(&a, "eval", argc, argv);
     while (cli_peek(&a) && !a.bad) {
@@ -35,7 +38,9 @@ int lpl_cmd_eval(int argc, char **argv)
             fputs(help, stdout);
             return LPL_EXIT_OK;
         }
-        if (cli_opt(&a, "--model", &model) || cli_opt(&a, "--adapter", &adapter) || cli_opt(&a, "--data", &data) ||
+        /* --data and --n: hidden aliases of --eval and --n-eval for one release */
+        if (cli_opt(&a, "--model", &model) || cli_opt(&a, "--adapter", &adapter) || cli_opt(&a, "--eval", &data) ||
+            cli_opt(&a, "--data", &data) || cli_opt_int(&a, "--n-eval", 0, 10000000, &n) ||
             cli_opt_int(&a, "--n", 0, 10000000, &n) || cli_opt_int(&a, "--max-len", 2, 1 << 20, &max_len) ||
             cli_opt_int(&a, "--threads", 0, 1024, &threads))
             continue;
@@ -68,9 +73,7 @@ int lpl_cmd_eval(int argc, char **argv)
     lpl_status st = cli_model_load(model, 0, &m, &err);
     if (st)
         return cli_fail("eval", st, err.msg);
-    if (max_len == 0) /* not given: 256, or the whole context of a smaller model */
-        max_len = m.model->cfg.n_ctx < 256 ? m.model->cfg.n_ctx : 256;
-    if (max_len > m.model->cfg.n_ctx) {
+    if (max_len > m.model->cfg.n_ctx) { /* refused, as train and ablate refuse it */
         code = cli_usage_error("eval", "--max-len %d exceeds the model's context of %d tokens", max_len,
                                m.model->cfg.n_ctx);
         goto done;
@@ -79,12 +82,12 @@ int lpl_cmd_eval(int argc, char **argv)
         code = cli_fail("eval", err.code ? err.code : LPL_ERR_FORMAT, err.msg);
         goto done;
     }
-    if ((st = cli_data_load(data, "--data", &set, NULL, &err))) {
+    if ((st = cli_data_load(data, "--eval", &set, NULL, &err))) {
         code = cli_fail("eval", st, err.msg);
         goto done;
     }
     if (n > set.n) {
-        code = cli_usage_error("eval", "--n %d but %s has %d records", n, data, set.n);
+        code = cli_usage_error("eval", "--n-eval %d but %s has %d records", n, data, set.n);
         goto done;
     }
     lpl_alpaca_set view = {set.records, n > 0 ? n : set.n};

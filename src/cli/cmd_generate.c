@@ -11,7 +11,7 @@
 
 static const char *const help =
     "usage: loralab generate [--model FILE] [--adapter DIR] --prompt TEXT [flags]\n\n"
-    "  --model FILE          GGUF model (default models/lab-small.q8_0.gguf)\n"
+    CLI_HELP_MODEL
     "  --adapter DIR         PEFT adapter folder\n"
     "  --prompt TEXT         the instruction (wrapped in the Alpaca template unless --raw)\n"
     "  --raw                 use the prompt as it is\n"
@@ -30,7 +30,10 @@ static const char *const help =
 
 int lpl_cmd_generate(int argc, char **argv)
 {
-    const char *model = "models/lab-small.q8_0.gguf", *adapter = NULL, *prompt = NULL;
+    lpl_experiment_config d; /* the default model, found beside the program */
+    lpl_experiment_default(&d);
+    cli_resolve_defaults(&d);
+    const char *model = d.model, *adapter = NULL, *prompt = NULL;
     int threads = 0, quiet = 0;
     lpl_generate_options go;
     lpl_generate_options_default(&go);

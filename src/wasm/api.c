@@ -16,6 +16,7 @@
 #include "lpl/io/model_io.h"
 #include "lpl/core/threads.h"
 #include "lpl/lab/generate.h"
+#include "lpl/lab/presets.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten.h>
@@ -47,7 +48,7 @@ static struct {
     void *buffer;
     size_t buffer_size;
     char *str_info, *str_count, *str_estimate, *str_events, *str_results, *str_csv, *str_adapter_cfg,
-        *str_generate, *str_memory, *str_tokens;
+        *str_generate, *str_memory, *str_presets, *str_tokens;
 } g;
 
 /* Replaces the kept string *slot by s (which may be NULL) and returns it or "". */
@@ -71,6 +72,10 @@ static void set_buffer(void *p, size_t n)
 }
 
 LAB_EXPORT const char *lab_last_error(void) { return g.err.msg; }
+
+/* The presets document of lpl/lab/presets.h (models, placements, study and quick
+ * settings, generation defaults): the page's lists and defaults come from here. */
+LAB_EXPORT const char *lab_presets(void) { return keep(&g.str_presets, lpl_presets_json()); }
 LAB_EXPORT uint8_t *lab_buffer_ptr(void) { return g.buffer; }
 LAB_EXPORT size_t lab_buffer_size(void) { return g.buffer_size; }
 
@@ -153,24 +158,12 @@ LAB_EXPORT const char *lab_model_info(void)
     return keep(&g.str_info, s);
 }
 
-static int parse_dtype(const char *s, lpl_dtype *t)
-{
-    static const struct { const char *name; lpl_dtype t; } types[] = {
-        {"f32", LPL_F32}, {"f16", LPL_F16}, {"q8_0", LPL_Q8_0}, {"q4_0", LPL_Q4_0}};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (s && !strcmp(s, types[i].name)) {
-            *t = types[i].t;
-            return 1;
-        }
-    return 0;
-}
-
 LAB_EXPORT int lab_convert_hf(const char *config_json, const uint8_t *ckpt, size_t ckpt_len, const char *vocab_json,
                               const char *merges_txt, const char *type)
 {
     lpl_error_clear(&g.err);
     lpl_dtype t;
-    if (!parse_dtype(type, &t))
+    if (!lpl_matrix_type_from_name(type, &t))
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "type '%s': expected q8_0, f16, f32 or q4_0", type ? type : "");
     if (!config_json || !ckpt || !vocab_json || !merges_txt)
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "convert: config, checkpoint, vocab and merges are all needed");

@@ -1,9 +1,5 @@
-// Panel 4, Hyper-parameters: the inputs marked data-hp, the study's values and Quick.
-
-export const STUDY = { r: 16, alpha: 32, dropout: 0.1, epochs: 3, batch_size: 1, lr: 2e-4, schedule: 'cosine',
-                       warmup_steps: 0, n_train: 100, n_eval: 20, max_len: 256, seed: 42, seeds: 1, compute: 'int8' };
-// Small enough to finish in about a minute on the bundled model with three placements.
-export const QUICK = { ...STUDY, n_train: 6, n_eval: 3, epochs: 2, max_len: 64 };
+// Panel 4, Hyper-parameters: the inputs marked data-hp. "Study defaults" and "Quick"
+// are the engine's (lab_presets: the CLI's defaults and its --quick), not copies.
 
 /** Writes values into the inputs. */
 export function setHp(values) {

@@ -100,6 +100,11 @@ char *lpl_experiment_to_json(const lpl_experiment_config *c);
 /* Preset placement by name: baseline, ffn, attn, all-linear, attn-exact, mlp-exact.
  * LPL_ERR_INVALID lists the known names. */
 lpl_status lpl_placement_preset(const char *name, lpl_placement *p, lpl_error *err);
+/* The presets by index (0 .. count-1; NULL past the end): name and a one-line
+ * description of what it adapts. */
+int lpl_placement_preset_count(void);
+const char *lpl_placement_preset_name(int i);
+const char *lpl_placement_preset_description(int i);
 
 /* Parses a command-line placement: a preset name, or "NAME=T1,T2[@LAYERS]" with
  * PEFT list targets and optional layers "0-3,7", or "NAME=re:REGEX" (whole-name
