@@ -13,6 +13,7 @@ import { initRunPanel, onRunEvent, onRunIdentity, offerResume } from './panels/r
 import { charts, initTrainingPanel } from './panels/training.js';
 import { initResultsPanel, onAdapter, restoreSaved } from './panels/results.js';
 import { initComparePanel } from './panels/compare.js';
+import { initLearnedPanel } from './panels/learned.js';
 
 const TEST = params.get('test') === '1';
 
@@ -92,6 +93,7 @@ initRunPanel();
 initTrainingPanel();
 initResultsPanel();
 initComparePanel();
+initLearnedPanel();
 $('#hp-study').addEventListener('click', () => state.presets && useHp(state.presets.study));
 $('#hp-quick').addEventListener('click', () => state.presets && useHp(state.presets.quick));
 $('#restart').addEventListener('click', restartEngine);

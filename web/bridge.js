@@ -50,6 +50,7 @@ self.LabBridge = function LabBridge(M) {
     adapter: fn('lab_adapter', 'number', ['number']),
     adapterConfig: ptrFn('lab_adapter_config', ['number']),
     generate: ptrFn('lab_generate', ['number']),
+    tokenView: ptrFn('lab_token_view', ['number']),
     bufferPtr: ptrFn('lab_buffer_ptr', []),
     bufferSize: ptrFn('lab_buffer_size', []),
     memory: ptrFn('lab_memory', []),
@@ -253,6 +254,7 @@ self.LabBridge = function LabBridge(M) {
       return M.UTF8ToString(p);
     },
     generate(req) { return withStrings([JSON.stringify(req)], (r) => jsonOrThrow(c.generate(r), 'generating')); },
+    tokenView(req) { return withStrings([JSON.stringify(req)], (r) => jsonOrThrow(c.tokenView(r), 'token view')); },
     memory() { const p = c.memory(); return p ? JSON.parse(M.UTF8ToString(p)) : null; },
     heapBytes() { return heap().length; },
   };

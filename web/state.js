@@ -59,6 +59,7 @@ export function updateButtons() {
   $('#resume').disabled = !ready || state.running || !state.resumable;
   $('#cancel').disabled = !state.running;
   $('#generate').disabled = !state.model || state.running;
+  $('#learned-show').disabled = state.running || !$('#learned-placement').options.length;
   $('#load-model').disabled = state.running || !state.engine;
   $('#load-data').disabled = state.running || !state.engine;
 }

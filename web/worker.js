@@ -184,9 +184,11 @@ function postEvents(events) {
   for (const ev of events) {
     if (ev.type !== 'placement_done') continue;
     try {
-      const adapter = lab.adapter(ev.index);
-      const config = lab.adapterConfig(ev.index);
-      self.postMessage({ type: 'adapter', index: ev.index, placement: ev.placement, adapter, config },
+      // ev.run: the training's position in results.json (placement x seed); ev.index is the placement's.
+      const run = ev.run ?? ev.index;
+      const adapter = lab.adapter(run);
+      const config = lab.adapterConfig(run);
+      self.postMessage({ type: 'adapter', index: ev.index, run, seed: ev.seed, placement: ev.placement, adapter, config },
                        [adapter.buffer]);
     } catch (e) {
       self.postMessage({ type: 'warning', message: String(e.message || e) });
@@ -204,6 +206,7 @@ const handlers = {
   results: () => ({ resultsJson: lab.resultsJson(), resultsCsv: lab.resultsCsv() }),
   adapter: ({ index }) => ({ adapter: lab.adapter(index), config: lab.adapterConfig(index) }),
   generate: ({ request }) => lab.generate(request),
+  tokenView: ({ request }) => lab.tokenView(request),
   memory: () => lab.memory(),
   clearCache: () => self.LabHub.clearCache(),
   listCache: () => self.LabHub.listCache(),

@@ -18,7 +18,10 @@ static const char *const help =
     CLI_HELP_N_EVAL
     CLI_HELP_MAX_LEN("(default 256)")
     "  --response-only       score only the response tokens\n"
-    CLI_HELP_JSON("the result")
+    CLI_HELP_JSON("the result, with trainer_eval_loss and the loss per token role")
+    "  --tokens              with --json: every token of every example with its id, text, role\n"
+    "                        (template, instruction, input, response), whether it is scored, its\n"
+    "                        loss under the base model (loss) and with the adapter (loss_adapter)\n"
     CLI_HELP_THREADS;
 
 int lpl_cmd_eval(int argc, char **argv)
@@ -27,7 +30,7 @@ int lpl_cmd_eval(int argc, char **argv)
     lpl_experiment_default(&d);
     cli_resolve_defaults(&d);
     const char *model = d.model, *adapter = NULL, *data = d.eval;
-    int n = 0, max_len = d.max_len, response_only = 0, json = 0, threads = 0;
+    int n = 0, max_len = d.max_len, response_only = 0, json = 0, tokens = 0, threads = 0;
     cli_args a;
     cli_args_init(&a, "eval", argc, argv);
     while (cli_peek(&a) && !a.bad) {
@@ -49,10 +52,16 @@ int lpl_cmd_eval(int argc, char **argv)
             json = 1;
             continue;
         }
+        if (cli_flag(&a, "--tokens")) {
+            tokens = 1;
+            continue;
+        }
         return cli_usage_error("eval", "unknown flag '%s' (see loralab eval --help)", cli_peek(&a));
     }
     if (a.bad)
         return LPL_EXIT_USAGE;
+    if (tokens && !json)
+        return cli_usage_error("eval", "--tokens prints JSON: give --json with it");
     lpl_threads_init(threads, NULL);
     lpl_error err;
     lpl_error_clear(&err);
@@ -85,19 +94,44 @@ int lpl_cmd_eval(int argc, char **argv)
     int n_records = view.n;
     st = lpl_examples_build(&view, m.tok, max_len, response_only, &ex, &err);
     lpl_eval_result r;
+    if (!st && tokens) {
+        const char *names[1] = {"adapter"};
+        /* lpl_evaluate's states compute in f32: the token view does the same, so its
+         * losses average to the eval loss `eval --json` prints */
+        char *view = lpl_token_view_json(m.model, m.tok, &lora, names, lora ? 1 : 0, &ex, 0, ex.n, LPL_COMPUTE_F32, &err);
+        if (view)
+            printf("%s\n", view);
+        free(view);
+        st = view ? LPL_OK : err.code;
+        if (st)
+            code = cli_fail("eval", st, err.msg);
+        goto done;
+    }
     if (!st)
         st = lpl_evaluate(m.model, lora, &ex, &r, &err);
     if (st) {
         code = cli_fail("eval", st, err.msg);
         goto done;
     }
-    if (json)
+    if (json) {
         printf("{\"eval_loss\": %.9g, \"perplexity\": %.9g, \"mean_sample_perplexity\": %.9g, "
-               "\"n_tokens\": %lld, \"n_samples\": %d, \"records\": %d}\n",
-               r.eval_loss, r.perplexity, r.mean_sample_perplexity, (long long)r.n_tokens, r.n_samples, n_records);
-    else
+               "\"trainer_eval_loss\": %.9g, \"n_tokens\": %lld, \"n_samples\": %d, \"records\": %d, \"roles\": {",
+               r.eval_loss, r.perplexity, r.mean_sample_perplexity, r.trainer_eval_loss, (long long)r.n_tokens,
+               r.n_samples, n_records);
+        for (int k = 0; k < LPL_N_ROLES; k++)
+            printf("%s\"%s\": {\"n_tokens\": %lld, \"nll_sum\": %.9g}", k ? ", " : "", lpl_role_name(k),
+                   (long long)r.role_tokens[k], r.role_nll[k]);
+        printf("}}\n");
+    } else {
         printf("eval_loss %.7g perplexity %.7g mean_sample_perplexity %.7g tokens %lld samples %d\n", r.eval_loss,
                r.perplexity, r.mean_sample_perplexity, (long long)r.n_tokens, r.n_samples);
+        printf("trainer_eval_loss %.7g (HF Trainer: mean of per-batch token means, batches of %d)\n",
+               r.trainer_eval_loss, LPL_TRAINER_EVAL_BATCH);
+        for (int k = 0; k < LPL_N_ROLES; k++)
+            if (r.role_tokens[k])
+                printf("  %-12s %6lld tokens  loss %.4f\n", lpl_role_name(k), (long long)r.role_tokens[k],
+                       r.role_nll[k] / (double)r.role_tokens[k]);
+    }
 done:
     lpl_examples_free(&ex);
     lpl_lora_free(lora);

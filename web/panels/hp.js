@@ -22,6 +22,7 @@ export function checkHp(hp) {
   const intIn = (k, lo, hi) => { if (!Number.isInteger(hp[k]) || hp[k] < lo || hp[k] > hi) bad.push(`${k} must be an integer in ${lo}..${hi}`); };
   intIn('r', 1, 1024); intIn('epochs', 1, 1000); intIn('batch_size', 1, 1024); intIn('n_train', 1, 1e7);
   intIn('n_eval', 1, 1e7); intIn('max_len', 8, 8192); intIn('warmup_steps', 0, 1e7); intIn('seed', 0, 2 ** 31);
+  intIn('seeds', 1, 20);
   if (!(hp.lr > 0)) bad.push('lr must be > 0');
   if (!(hp.alpha > 0)) bad.push('alpha must be > 0');
   if (!(hp.dropout >= 0 && hp.dropout < 1)) bad.push('dropout must be in [0, 1)');
