@@ -3,7 +3,7 @@
 # the hottest symbols, self time, with the engine's own component split.
 #
 #   bench/profile.sh [--build DIR] [loralab bench options...]
-#   bench/profile.sh --build build --preset dialogpt-small --seq 128 --steps 3
+#   bench/profile.sh --build build --preset dialogpt-small --max-len 128 --timed-steps 3
 #
 # The setup (drawing random weights) is skipped by delaying perf by the setup time of
 # a one-step dry run. Needs perf (linux-perf) and permission to use it.
@@ -20,7 +20,7 @@ command -v perf >/dev/null || { echo "profile.sh: perf not found" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-setup_ms=$("$BIN" bench "$@" --steps 1 --warmup 0 --json |
+setup_ms=$("$BIN" bench "$@" --timed-steps 1 --warmup 0 --json |
     /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["setup_s"] * 1000 * 1.3 + 500))')
 perf record -q -D "$setup_ms" -o "$tmp/perf.data" "$BIN" bench "$@" >"$tmp/bench.txt" 2>/dev/null
 cat "$tmp/bench.txt"

@@ -13,7 +13,7 @@ OPENBLAS_NUM_THREADS when the library loads, so every thread count is measured i
 fresh child process with that variable set and torch's OpenMP pool at 1; the report
 is the faster run. `--threads N` runs one configuration in this process instead.
 
-    /usr/bin/python3 bench/torch_peer.py --preset dialogpt-small --seq 128 --json
+    /usr/bin/python3 bench/torch_peer.py --preset dialogpt-small --max-len 128 --json
     /usr/bin/python3 bench/torch_peer.py --peak
 """
 import argparse
@@ -26,28 +26,24 @@ import subprocess
 import sys
 import time
 
-# Shapes of our presets (include/lpl/gpt2.h); n_ctx only bounds --seq.
-PRESETS = {
-    "tiny": dict(n_layer=2, n_embd=64, n_head=4, n_ctx=64, n_vocab=512),
-    "lab-small": dict(n_layer=4, n_embd=128, n_head=4, n_ctx=256, n_vocab=50257),
-    "distilgpt2": dict(n_layer=6, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),
-    "gpt2": dict(n_layer=12, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),
-    "dialogpt-small": dict(n_layer=12, n_embd=768, n_head=12, n_ctx=1024, n_vocab=50257),
-    "gpt2-medium": dict(n_layer=24, n_embd=1024, n_head=16, n_ctx=1024, n_vocab=50257),
-    "dialogpt-medium": dict(n_layer=24, n_embd=1024, n_head=16, n_ctx=1024, n_vocab=50257),
-    "gpt2-large": dict(n_layer=36, n_embd=1280, n_head=20, n_ctx=1024, n_vocab=50257),
-    "dialogpt-large": dict(n_layer=36, n_embd=1280, n_head=20, n_ctx=1024, n_vocab=50257),
-}
+def load_presets():
+    """Model shapes and placements from `loralab count --presets` (the library's one
+    list): $LORALAB, else $LPL_BUILD_DIR/loralab, else build/loralab of this checkout."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    exe = os.environ.get("LORALAB") or os.path.join(os.environ.get("LPL_BUILD_DIR") or os.path.join(root, "build"),
+                                                    "loralab")
+    try:
+        out = subprocess.run([exe, "count", "--presets"], check=True, capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        sys.exit("torch_peer: cannot read the presets from %s count --presets (%s); build loralab or set LORALAB"
+                 % (exe, e))
+    doc = json.loads(out)
+    shapes = {m["name"]: {k: m[k] for k in ("n_layer", "n_embd", "n_head", "n_ctx", "n_vocab")} for m in doc["models"]}
+    return shapes, {p["name"]: p["target_modules"] for p in doc["placements"]}
 
-# Placements as PEFT target lists (suffix matching), the same names as `loralab`.
-PLACEMENTS = {
-    "baseline": ["c_attn", "c_proj", "c_fc"],
-    "ffn": ["c_fc"],
-    "attn": ["c_attn", "c_proj"],
-    "all-linear": ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
-    "attn-exact": ["attn.c_attn", "attn.c_proj"],
-    "mlp-exact": ["mlp.c_fc", "mlp.c_proj"],
-}
+
+# Shapes (n_ctx only bounds --seq) and placements as PEFT target lists (suffix matching).
+PRESETS, PLACEMENTS = load_presets()
 SITES = ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"]
 
 
@@ -147,7 +143,7 @@ def run_step_bench(args, threads):
     rss_import = rss_kib("VmRSS")
     cfg = dict(PRESETS[args.preset])
     if args.seq > cfg["n_ctx"]:
-        sys.exit("torch_peer: --seq %d exceeds n_ctx %d of %s" % (args.seq, cfg["n_ctx"], args.preset))
+        sys.exit("torch_peer: --max-len %d exceeds n_ctx %d of %s" % (args.seq, cfg["n_ctx"], args.preset))
     targets = PLACEMENTS.get(args.placement, args.placement.split(","))
     base, lora = build_model(torch, cfg, targets, args.r, args.alpha, args.dropout, args.seed)
     if not lora:
@@ -225,8 +221,9 @@ def child(args, threads):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="dialogpt-small", choices=sorted(PRESETS))
-    p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--steps", type=int, default=10)
+    # --max-len and --timed-steps as loralab bench spells them (--seq, --steps: old spellings)
+    p.add_argument("--max-len", "--seq", dest="seq", type=int, default=128)
+    p.add_argument("--timed-steps", "--steps", dest="steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--placement", default="baseline",
                    help="a preset (%s) or a comma list of PEFT targets" % ", ".join(PLACEMENTS))

@@ -80,8 +80,8 @@ grep -q "attn: 2×attn.c_attn, 2×attn.c_proj, 2×mlp.c_proj" "$T/table.txt" && 
 
 # ---- adapters reload with the same eval loss
 saved=$($PY -c "import json,sys; print('%.7g' % json.load(open(sys.argv[1]))['placements'][1]['eval_loss'])" "$T/run/results.json")
-got=$("$LORALAB" eval --model "$T/tiny.gguf" --adapter "$T/run/ffn" --data data/alpaca_eval.json --n 2 --max-len 40 --threads 1 |
-      awk '{print $2}')
+got=$("$LORALAB" eval --model "$T/tiny.gguf" --adapter "$T/run/ffn" --eval data/alpaca_eval.json --n-eval 2 --max-len 40 --threads 1 |
+      awk '/^eval_loss / {print $2}')
 [ "$got" = "$saved" ] && ok "eval --adapter reproduces $saved" || fail "eval --adapter gave $got, results.json $saved"
 before=$("$LORALAB" train "${SMALL[@]}" --init-adapter "$T/run/ffn" --steps 1 --out "$T/train" --quiet |
          awk '/^eval_loss_before/ {print $2}')
@@ -91,13 +91,13 @@ before=$("$LORALAB" train "${SMALL[@]}" --init-adapter "$T/run/ffn" --steps 1 --
 # ---- merge: base + adapter as one GGUF evaluates like base with the adapter
 "$LORALAB" merge --model "$T/tiny.gguf" --adapter "$T/run/ffn" --out "$T/merged.gguf" --type f32 > /dev/null ||
     fail "merge exit $?"
-merged=$("$LORALAB" eval --model "$T/merged.gguf" --data data/alpaca_eval.json --n 2 --max-len 40 --threads 1 | awk '{print $2}')
+merged=$("$LORALAB" eval --model "$T/merged.gguf" --eval data/alpaca_eval.json --n-eval 2 --max-len 40 --threads 1 | awk '/^eval_loss / {print $2}')
 $PY -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 1e-5 * abs(b))" "$merged" "$saved" &&
     ok "merged model eval $merged = adapter eval $saved" || fail "merged model eval $merged, adapter eval $saved"
 
 # ---- generate: greedy and seeded sampling are reproducible; the adapter changes the model
-G=(generate --model "$T/tiny.gguf" --prompt "The colour of" --raw --max-new 8 --threads 1)
-g1=$("$LORALAB" "${G[@]}") && g2=$("$LORALAB" "${G[@]}") && [ "$g1" = "$g2" ] && ok "greedy generation reproducible" ||
+G=(generate --model "$T/tiny.gguf" --prompt "The colour of" --raw --max-new 8 --threads 1 --quiet)
+g1=$("$LORALAB" "${G[@]}" --greedy) && g2=$("$LORALAB" "${G[@]}" --greedy) && [ "$g1" = "$g2" ] && ok "greedy generation reproducible" ||
     fail "greedy generation: '$g1' vs '$g2'"
 s1=$("$LORALAB" "${G[@]}" --temperature 1.5 --top-k 50 --seed 7)
 s2=$("$LORALAB" "${G[@]}" --temperature 1.5 --top-k 50 --seed 7)

@@ -23,12 +23,12 @@ run() { # name expected-exit cmd...
 }
 
 for w in q8_0 f32; do
-    if run "bench tiny $w" 0 "$LORALAB" bench --preset tiny --seq 16 --steps 3 --warmup 1 \
-        --weights $w --threads 2 --json; then
+    if run "bench tiny $w" 0 "$LORALAB" bench --preset tiny --max-len 16 --timed-steps 3 --warmup 1 \
+        --type $w --threads 2 --json; then
         cp "$tmp/out" "$tmp/$w.json"
     fi
 done
-run "bench tiny ffn" 0 "$LORALAB" bench --preset tiny --seq 8 --steps 1 --warmup 0 \
+run "bench tiny ffn" 0 "$LORALAB" bench --preset tiny --max-len 8 --timed-steps 1 --warmup 0 \
     --placement ffn --r 4 --json && cp "$tmp/out" "$tmp/ffn.json"
 
 if [ -s "$tmp/q8_0.json" ] && [ -s "$tmp/f32.json" ] && [ -s "$tmp/ffn.json" ]; then
@@ -79,10 +79,10 @@ run "help" 0 "$LORALAB" bench --help && grep -q -- "--placement" "$tmp/out" || {
 run "unknown preset" 2 "$LORALAB" bench --preset nope --json && true
 grep -q "nope" "$tmp/err" || { echo "FAIL unknown preset not named"; fail=1; }
 run "bad steps" 2 "$LORALAB" bench --steps 0
-run "bad weights" 2 "$LORALAB" bench --weights q3
+run "bad type" 2 "$LORALAB" bench --type q3
 run "unknown option" 2 "$LORALAB" bench --frobnicate 1
 run "bad placement" 2 "$LORALAB" bench --preset tiny --placement nowhere
-run "seq over context" 2 "$LORALAB" bench --preset tiny --seq 100000
+run "max-len over context" 2 "$LORALAB" bench --preset tiny --max-len 100000
 
 [ $fail = 0 ] && echo "cli_bench: ok"
 exit $fail

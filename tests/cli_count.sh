@@ -52,4 +52,19 @@ out=$("$LORALAB" count --model "$T/tiny.gguf") || fail "count --model exit $?"
 echo "$out"
 # tiny: 2 layers * 16 * ((64+192) + (64+64) + (64+256) + (256+64)) = 32,768
 line baseline | grep -q " 32,768 " && ok "count on a GGUF file" || fail "tiny baseline should be 32,768"
+
+# --presets: the one list of model shapes and placements (page and bench read it).
+"$LORALAB" count --presets >"$T/presets.json" || fail "count --presets exit $?"
+$PY - "$T/presets.json" <<'PYEOF' && ok "count --presets: shapes, placements, study and quick settings" || fail "count --presets document"
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = {x["name"]: x for x in d["models"]}
+assert m["dialogpt-medium"] == {"name": "dialogpt-medium", "n_layer": 24, "n_embd": 1024, "n_head": 16, "n_ctx": 1024, "n_vocab": 50257}, m
+p = {x["name"]: x for x in d["placements"]}
+assert sorted(p) == ["all-linear", "attn", "attn-exact", "baseline", "ffn", "mlp-exact"], sorted(p)
+assert p["attn"]["target_modules"] == ["c_attn", "c_proj"] and p["attn"]["study"] and not p["attn-exact"]["study"]
+assert (d["study"]["n_train"], d["study"]["n_eval"], d["study"]["epochs"], d["study"]["max_len"]) == (100, 20, 3, 256)
+assert (d["quick"]["n_train"], d["quick"]["n_eval"], d["quick"]["epochs"], d["quick"]["max_len"]) == (8, 4, 1, 96)
+assert d["generate"]["repetition_penalty"] == 1 and d["generate"]["max_new_tokens"] == 64
+PYEOF
 finish

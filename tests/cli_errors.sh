@@ -53,8 +53,8 @@ expect 2 "no results.json" -- ablate --resume "$T/nothing"
 expect 2 "--resume reuses the saved config" -- ablate --resume "$T/x" --config "$T/bad_key.json"
 expect 2 "adapter_config.json" -- train "${M[@]}" --init-adapter "$T/noadapter"
 expect 2 "flag --adapter needs a value" -- eval --adapter
-expect 2 "$T/noadapter" -- eval --model "$T/tiny.gguf" --adapter "$T/noadapter"
-expect 2 "--n 1000" -- eval --model "$T/tiny.gguf" --n 1000
+expect 2 "$T/noadapter" -- eval --model "$T/tiny.gguf" --max-len 64 --adapter "$T/noadapter"
+expect 2 "--n-eval 1000" -- eval --model "$T/tiny.gguf" --max-len 64 --n-eval 1000
 expect 2 "unknown model preset 'gpt5'" -- count --preset gpt5
 expect 2 "give --preset or --model" -- count --preset gpt2 --model "$T/tiny.gguf"
 expect 2 "--prompt TEXT is required" -- generate --model "$T/tiny.gguf"

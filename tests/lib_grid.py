@@ -12,9 +12,10 @@ import json
 import sys
 
 # What a machine measures rather than what training computes.
-VOLATILE = {"train_seconds", "tokens_per_s", "peak_memory_bytes", "timings", "wall_seconds", "written",
-            "environment", "collected"}
-VOLATILE_CSV = {"train_seconds", "tokens_per_s", "peak_memory_bytes"}
+VOLATILE = {"train_seconds", "tokens_per_s", "peak_memory_bytes", "placement_memory_bytes",
+            "process_peak_memory_bytes", "timings", "wall_seconds", "written", "environment", "collected"}
+VOLATILE_CSV = {"train_seconds", "tokens_per_s", "peak_memory_bytes", "placement_memory_bytes",
+                "process_peak_memory_bytes"}
 
 
 def strip(o):

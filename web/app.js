@@ -4,15 +4,16 @@
 // window.__lab and lets the worker crash on request, for tests/browser/.
 import { $ } from './dom.js';
 import { engine } from './engine.js';
-import { state, params, showError, clearError, setStatus, updateButtons } from './state.js';
+import { state, params, usePresets, showError, clearError, setStatus, updateButtons } from './state.js';
 import { initModelPanel, loadModel, onProgress } from './panels/model.js';
 import { initDataPanel, loadData } from './panels/data.js';
 import { initPlacementsPanel, refreshCounts } from './panels/placements.js';
-import { setHp, STUDY, QUICK } from './panels/hp.js';
+import { setHp } from './panels/hp.js';
 import { initRunPanel, onRunEvent, onRunIdentity, offerResume } from './panels/run.js';
 import { charts, initTrainingPanel } from './panels/training.js';
 import { initResultsPanel, onAdapter, restoreSaved } from './panels/results.js';
 import { initComparePanel } from './panels/compare.js';
+import { initLearnedPanel } from './panels/learned.js';
 
 const TEST = params.get('test') === '1';
 
@@ -26,6 +27,11 @@ async function startEngine() {
                                           threads: navigator.hardwareConcurrency || 2, test: TEST,
                                           maxHeapMB: Number(params.get('max-heap-mb')) || 0 });
     state.engine = e;
+    if (!state.presets) {
+      usePresets(e.presets);
+      useHp(params.get('quick') ? state.presets.quick : state.presets.study);
+      $('#gen-tokens').value = String(state.presets.generate.max_new_tokens);
+    }
     setStatus('#engine', `${e.version} · ${e.isolated ? `cross-origin isolated, ${e.threads} threads` :
       'not cross-origin isolated: single-thread build'}`);
   } catch (err) {
@@ -87,8 +93,9 @@ initRunPanel();
 initTrainingPanel();
 initResultsPanel();
 initComparePanel();
-$('#hp-study').addEventListener('click', () => useHp(STUDY));
-$('#hp-quick').addEventListener('click', () => useHp(QUICK));
+initLearnedPanel();
+$('#hp-study').addEventListener('click', () => state.presets && useHp(state.presets.study));
+$('#hp-quick').addEventListener('click', () => state.presets && useHp(state.presets.quick));
 $('#restart').addEventListener('click', restartEngine);
 $('#error-close').addEventListener('click', clearError);
 
@@ -101,7 +108,6 @@ if (TEST) {
   };
 }
 
-useHp(params.get('quick') ? QUICK : STUDY);
 startEngine().then(() => {
   if (TEST) window.__lab.ready = true;
   if (params.get('autoload') !== '0') { loadModel(); loadData(); }

@@ -12,6 +12,7 @@ self.LabBridge = function LabBridge(M) {
   const c = {
     init: fn('lab_init', 'number', ['number']),
     version: fn('lab_version', 'string', []),
+    presets: fn('lab_presets', 'string', []),
     lastError: fn('lab_last_error', 'string', []),
     loadModel: fn('lab_load_model', 'number', ['number', 'number']),
     modelInfo: fn('lab_model_info', 'number', []),
@@ -29,6 +30,7 @@ self.LabBridge = function LabBridge(M) {
     adapter: fn('lab_adapter', 'number', ['number']),
     adapterConfig: fn('lab_adapter_config', 'number', ['number']),
     generate: fn('lab_generate', 'number', ['number']),
+    tokenView: fn('lab_token_view', 'number', ['number']),
     bufferPtr: fn('lab_buffer_ptr', 'number', []),
     bufferSize: fn('lab_buffer_size', 'number', []),
     memory: fn('lab_memory', 'number', []),
@@ -95,6 +97,7 @@ self.LabBridge = function LabBridge(M) {
   return {
     init(threads) { if (c.init(threads | 0) !== 0) throw fail('lab_init'); },
     version: () => c.version(),
+    presets: () => JSON.parse(c.presets()),
     lastError: () => c.lastError(),
     /** Loads a GGUF model (the module takes ownership of the copy). */
     loadModel(u8) {
@@ -149,6 +152,7 @@ self.LabBridge = function LabBridge(M) {
       return M.UTF8ToString(p);
     },
     generate(req) { return withStrings([JSON.stringify(req)], (r) => jsonOrThrow(c.generate(r), 'generating')); },
+    tokenView(req) { return withStrings([JSON.stringify(req)], (r) => jsonOrThrow(c.tokenView(r), 'token view')); },
     memory() { const p = c.memory(); return p ? JSON.parse(M.UTF8ToString(p)) : null; },
     heapBytes() { return heap().length; },
   };

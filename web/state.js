@@ -3,24 +3,15 @@
 // box, status lines and which buttons are enabled.
 import { $ } from './dom.js';
 
-export const PRESETS = [
-  ['baseline', 'PEFT c_attn, c_proj, c_fc (the study’s “all”)'],
-  ['ffn', 'PEFT c_fc (the study’s “feed-forward only”)'],
-  ['attn', 'PEFT c_attn, c_proj (the study’s “attention only”)'],
-  ['all-linear', 'all four linear modules'],
-  ['attn-exact', 'attn.c_attn, attn.c_proj only'],
-  ['mlp-exact', 'mlp.c_fc, mlp.c_proj only'],
-];
-const DEFAULT_ON = new Set(['baseline', 'ffn', 'attn']);
-
 export const params = new URLSearchParams(location.search);
 
 export const state = {
-  engine: null,            // {version, variant, isolated, threads}
+  engine: null,            // {version, variant, isolated, threads, presets}
+  presets: null,           // lab_presets(): placements, study and quick settings, generation defaults
   model: null,             // lab_model_info
   modelSource: null,
   data: null,              // {train, eval, source, records}
-  placements: PRESETS.map(([name]) => ({ name, spec: name, preset: true, on: DEFAULT_ON.has(name) })),
+  placements: [],          // {name, spec, preset, on, description}: the engine's presets, then custom ones
   counts: [],
   running: false,
   runId: null,
@@ -36,6 +27,14 @@ export const state = {
   generations: [],
   progress: [],            // recent model progress messages (for tests)
 };
+
+/** Takes the engine's presets (once): the placements, the study's three ticked. */
+export function usePresets(presets) {
+  if (state.presets) return;
+  state.presets = presets;
+  state.placements = presets.placements.map((p) => ({ name: p.name, spec: p.name, preset: true, on: p.study,
+                                                     description: p.description }));
+}
 
 /** Shows a message in the error box; crash offers "Restart the worker". */
 export function showError(message, { crash = false } = {}) {
@@ -59,6 +58,7 @@ export function updateButtons() {
   $('#resume').disabled = !ready || state.running || !state.resumable;
   $('#cancel').disabled = !state.running;
   $('#generate').disabled = !state.model || state.running;
+  $('#learned-show').disabled = state.running || !$('#learned-placement').options.length;
   $('#load-model').disabled = state.running || !state.engine;
   $('#load-data').disabled = state.running || !state.engine;
 }

@@ -78,7 +78,8 @@ async function init({ wasmBase, threads, test, maxHeapMB }) {
   lab = self.LabBridge(M);
   const maxThreads = variant === 'mt' ? Math.min(threads || navigator.hardwareConcurrency || 2, 8) : 1;
   lab.init(maxThreads);
-  return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads, heapLimit };
+  return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads, heapLimit,
+           presets: lab.presets() };
 }
 
 async function fetchBytes(url, label) {
@@ -200,9 +201,11 @@ function postEvents(events) {
   for (const ev of events) {
     if (ev.type !== 'placement_done') continue;
     try {
-      const adapter = lab.adapter(ev.index);
-      const config = lab.adapterConfig(ev.index);
-      self.postMessage({ type: 'adapter', index: ev.index, placement: ev.placement, adapter, config },
+      // ev.run: the training's position in results.json (placement x seed); ev.index is the placement's.
+      const run = ev.run ?? ev.index;
+      const adapter = lab.adapter(run);
+      const config = lab.adapterConfig(run);
+      self.postMessage({ type: 'adapter', index: ev.index, run, seed: ev.seed, placement: ev.placement, adapter, config },
                        [adapter.buffer]);
     } catch (e) {
       self.postMessage({ type: 'warning', message: String(e.message || e) });
@@ -220,6 +223,7 @@ const handlers = {
   results: () => ({ resultsJson: lab.resultsJson(), resultsCsv: lab.resultsCsv() }),
   adapter: ({ index }) => ({ adapter: lab.adapter(index), config: lab.adapterConfig(index) }),
   generate: ({ request }) => lab.generate(request),
+  tokenView: ({ request }) => lab.tokenView(request),
   memory: () => lab.memory(),
   clearCache: () => self.LabHub.clearCache(),
   // Test hook (only after init with test: true): makes the module trap, to check

@@ -57,6 +57,52 @@ int cli_fail(const char *cmd, lpl_status st, const char *msg)
     return cli_exit_code(st);
 }
 
+/* ---------------------------------------------------------------- shipped files */
+
+static int is_file(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+const char *cli_find_resource(const char *rel, char *buf, size_t size)
+{
+    char exe[LPL_PATH_MAX];
+    ssize_t n = rel[0] == '/' ? -1 : readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return rel;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return rel;
+    *slash = '\0';
+    static const char *const under[] = {"", "/..", "/../share/loralab"};
+    for (size_t i = 0; i < sizeof under / sizeof under[0]; i++) {
+        if ((size_t)snprintf(buf, size, "%s%s/%s", exe, under[i], rel) < size && is_file(buf))
+            return buf;
+    }
+    return rel;
+}
+
+static void resolve_default(char *path, size_t size, const char *deflt)
+{
+    char buf[LPL_PATH_MAX];
+    if (strcmp(path, deflt))
+        return;
+    const char *found = cli_find_resource(deflt, buf, sizeof buf);
+    if (found != deflt)
+        snprintf(path, size, "%s", found);
+}
+
+void cli_resolve_defaults(lpl_experiment_config *c)
+{
+    lpl_experiment_config d;
+    lpl_experiment_default(&d);
+    resolve_default(c->model, sizeof c->model, d.model);
+    resolve_default(c->train, sizeof c->train, d.train);
+    resolve_default(c->eval, sizeof c->eval, d.eval);
+}
+
 /* ---------------------------------------------------------------- flags */
 
 void cli_args_init(cli_args *a, const char *cmd, int argc, char **argv)
@@ -332,11 +378,11 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
 
 const char *const cli_experiment_flags_help =
     "model and data:\n"
-    "  --model FILE          GGUF model (default models/lab-small.q8_0.gguf)\n"
-    "  --train FILE          Alpaca JSON training data (default data/alpaca_train.json)\n"
-    "  --eval FILE           Alpaca JSON eval data (default data/alpaca_eval.json; \"\" splits --train)\n"
-    "  --n-train N, --n-eval N   records used, first N of each file (default 100 / 20; 0 = all)\n"
-    "  --max-len N           tokens per example (default 256)\n"
+    CLI_HELP_MODEL
+    CLI_HELP_TRAIN
+    CLI_HELP_EVAL("; \"\" splits --train")
+    "  --n-train N, --n-eval N   records used, the first N of each file (default 100 / 20; 0 = all)\n"
+    CLI_HELP_MAX_LEN("(default 256)")
     "  --response-only       score only the response tokens\n"
     "LoRA and training:\n"
     "  --r N  --alpha X  --dropout X  --rslora     (default 16, 32, 0.1)\n"
@@ -345,7 +391,7 @@ const char *const cli_experiment_flags_help =
     "  --seed N              initialisation, dropout and data order (default 42)\n"
     "  --seeds N             train every placement N times (seeds N, N+1, ...) and report\n"
     "                        mean, 95% t-interval and paired differences (default 1)\n"
-    "  --steps N             optimizer steps per placement (overrides --epochs)\n"
+    CLI_HELP_STEPS("per placement (overrides --epochs)")
     "  --no-shuffle          keep the data order\n"
     "  --compute int8|f32    frozen Q8_0 base products on int8 codes (default) or in fp32\n"
     "placements:\n"
@@ -521,28 +567,58 @@ typedef struct {
     best_kind best;
 } row_def;
 
+/* Rows of the table, in order. */
+enum {
+    ROW_LOSS_BEFORE, ROW_LOSS, ROW_PPL, ROW_MSPPL, ROW_TRAINER, ROW_TEMPLATE, ROW_RESPONSE, ROW_PARAMS, ROW_PCT,
+    ROW_REDUCTION, ROW_VS_BASE, ROW_TIME, ROW_TPS, ROW_MEM, ROW_ADAPTER_MEM, ROW_PROCESS_MEM, N_ROWS
+};
+
+static const struct {
+    const char *label;
+    best_kind best;
+    const char *key; /* result key averaged over seeds ("" = the same at every seed) */
+} rows[N_ROWS] = {
+    [ROW_LOSS_BEFORE] = {"eval loss before", BEST_NONE, ""},
+    [ROW_LOSS] = {"eval loss", BEST_MIN, "eval_loss"},
+    [ROW_PPL] = {"perplexity", BEST_MIN, "perplexity"},
+    [ROW_MSPPL] = {"mean sample perplexity", BEST_MIN, "mean_sample_perplexity"},
+    [ROW_TRAINER] = {"trainer eval loss (HF)", BEST_MIN, "trainer_eval_loss"},
+    [ROW_TEMPLATE] = {"drop from template", BEST_NONE, "drop_share_template"},
+    [ROW_RESPONSE] = {"drop from response", BEST_NONE, "drop_share_response"},
+    [ROW_PARAMS] = {"trainable params", BEST_MIN, ""},
+    [ROW_PCT] = {"% of total", BEST_MIN, ""},
+    [ROW_REDUCTION] = {"parameter reduction", BEST_MAX, ""},
+    [ROW_VS_BASE] = {"vs baseline", BEST_NONE, ""},
+    [ROW_TIME] = {"training time", BEST_MIN, "train_seconds"},
+    [ROW_TPS] = {"tokens/s", BEST_MAX, "tokens_per_s"},
+    [ROW_MEM] = {"placement memory", BEST_MIN, "placement_memory_bytes"},
+    [ROW_ADAPTER_MEM] = {"adapter + AdamW memory", BEST_MIN, ""},
+    [ROW_PROCESS_MEM] = {"process peak (RSS)", BEST_NONE, "process_peak_memory_bytes"},
+};
+
 static double row_value(const lpl_placement_summary *s, int row)
 {
+    int done = s->status == LPL_PLACEMENT_DONE;
     switch (row) {
-    case 0: return s->eval_loss_before;
-    case 1: return s->eval_loss;
-    case 2: return s->perplexity;
-    case 3: return s->mean_sample_perplexity;
-    case 4: return (double)s->trainable;
-    case 5: return s->percent;
-    case 6: return s->reduction_pct;
-    case 7: return s->vs_baseline_pct;
-    case 8: return s->status == LPL_PLACEMENT_DONE ? s->train_seconds : NAN;
-    case 9: return s->status == LPL_PLACEMENT_DONE ? s->tokens_per_s : NAN;
-    case 10: return s->status == LPL_PLACEMENT_DONE ? (double)s->peak_memory_bytes : NAN;
-    case 11: return 16.0 * (double)s->trainable; /* weights, gradients, two AdamW moments */
+    case ROW_LOSS_BEFORE: return s->eval_loss_before;
+    case ROW_LOSS: return s->eval_loss;
+    case ROW_PPL: return s->perplexity;
+    case ROW_MSPPL: return s->mean_sample_perplexity;
+    case ROW_TRAINER: return s->trainer_eval_loss;
+    case ROW_TEMPLATE: return s->drop_share_template;
+    case ROW_RESPONSE: return s->drop_share_response;
+    case ROW_PARAMS: return (double)s->trainable;
+    case ROW_PCT: return s->percent;
+    case ROW_REDUCTION: return s->reduction_pct;
+    case ROW_VS_BASE: return s->vs_baseline_pct;
+    case ROW_TIME: return done ? s->train_seconds : NAN;
+    case ROW_TPS: return done ? s->tokens_per_s : NAN;
+    case ROW_MEM: return done ? (double)s->placement_memory_bytes : NAN;
+    case ROW_ADAPTER_MEM: return 16.0 * (double)s->trainable; /* weights, gradients, two AdamW moments */
+    case ROW_PROCESS_MEM: return done ? (double)s->peak_memory_bytes : NAN;
     }
     return NAN;
 }
-
-/* Result keys averaged over seeds for the rows that have one ("" = same at every seed). */
-static const char *const row_keys[] = {"", "eval_loss", "perplexity", "mean_sample_perplexity", "", "", "", "",
-                                       "train_seconds", "tokens_per_s", "peak_memory_bytes", ""};
 
 static void format_cell(int row, double v, double half, const lpl_placement_summary *s, char *buf, size_t size)
 {
@@ -552,25 +628,27 @@ static void format_cell(int row, double v, double half, const lpl_placement_summ
         return;
     }
     switch (row) {
-    case 0: case 1: snprintf(buf, size, "%.4f", v); break;
-    case 2: case 3: snprintf(buf, size, "%.3f", v); break;
-    case 4: snprintf(buf, size, "%s", cli_group((int64_t)v, tmp, sizeof tmp)); break;
-    case 5: snprintf(buf, size, "%.2f%%", v); break;
-    case 6: snprintf(buf, size, "%.2f%% (%.0fx)", v, s->reduction_factor); break;
-    case 7: snprintf(buf, size, "%+.1f%%", v); break;
-    case 8: cli_duration(v, buf, size); break;
-    case 9: snprintf(buf, size, "%.0f", v); break;
-    case 10: case 11: cli_bytes((int64_t)v, buf, size); break;
+    case ROW_LOSS_BEFORE: case ROW_LOSS: case ROW_TRAINER: snprintf(buf, size, "%.4f", v); break;
+    case ROW_PPL: case ROW_MSPPL: snprintf(buf, size, "%.3f", v); break;
+    case ROW_TEMPLATE: case ROW_RESPONSE: snprintf(buf, size, "%.0f%%", 100 * v); break;
+    case ROW_PARAMS: snprintf(buf, size, "%s", cli_group((int64_t)v, tmp, sizeof tmp)); break;
+    case ROW_PCT: snprintf(buf, size, "%.2f%%", v); break;
+    case ROW_REDUCTION: snprintf(buf, size, "%.2f%% (%.0fx)", v, s->reduction_factor); break;
+    case ROW_VS_BASE: snprintf(buf, size, "%+.1f%%", v); break;
+    case ROW_TIME: cli_duration(v, buf, size); break;
+    case ROW_TPS: snprintf(buf, size, "%.0f", v); break;
+    default: cli_bytes((int64_t)v, buf, size); break;
     }
     if (isnan(half))
         return;
     /* mean +- half the 95% interval, in the row's own units */
     switch (row) {
-    case 1: snprintf(h, sizeof h, " ± %.4f", half); break;
-    case 2: case 3: snprintf(h, sizeof h, " ± %.3f", half); break;
-    case 8: snprintf(h, sizeof h, " ± %.1fs", half); break;
-    case 9: snprintf(h, sizeof h, " ± %.0f", half); break;
-    case 10: snprintf(h, sizeof h, " ± %s", cli_bytes((int64_t)half, tmp, sizeof tmp)); break;
+    case ROW_LOSS: case ROW_TRAINER: snprintf(h, sizeof h, " ± %.4f", half); break;
+    case ROW_PPL: case ROW_MSPPL: snprintf(h, sizeof h, " ± %.3f", half); break;
+    case ROW_TEMPLATE: case ROW_RESPONSE: snprintf(h, sizeof h, " ± %.0f%%", 100 * half); break;
+    case ROW_TIME: snprintf(h, sizeof h, " ± %.1fs", half); break;
+    case ROW_TPS: snprintf(h, sizeof h, " ± %.0f", half); break;
+    case ROW_MEM: case ROW_PROCESS_MEM: snprintf(h, sizeof h, " ± %s", cli_bytes((int64_t)half, tmp, sizeof tmp)); break;
     }
     size_t len = strlen(buf);
     snprintf(buf + len, size - len, "%s", h);
@@ -604,13 +682,6 @@ static void aggregate_metric(const cJSON *agg, const char *key, double *mean, do
 
 void cli_print_table(FILE *f, const lpl_run *r)
 {
-    static const row_def rows[] = {
-        {"eval loss before", BEST_NONE}, {"eval loss", BEST_MIN},       {"perplexity", BEST_MIN},
-        {"mean sample perplexity", BEST_MIN}, {"trainable params", BEST_MIN}, {"% of total", BEST_MIN},
-        {"parameter reduction", BEST_MAX}, {"vs baseline", BEST_NONE},  {"training time", BEST_MIN},
-        {"tokens/s", BEST_MAX},         {"peak memory (RSS)", BEST_NONE}, {"adapter + AdamW memory", BEST_MIN},
-    };
-    enum { N_ROWS = sizeof rows / sizeof rows[0] };
     int seeds = lpl_run_n_seeds(r);
     int n = lpl_run_n_placements(r) / seeds; /* placements; trainings 0..n-1 are the first seed's */
     lpl_placement_summary *s = calloc((size_t)n, sizeof *s);
@@ -630,8 +701,8 @@ void cli_print_table(FILE *f, const lpl_run *r)
         for (int row = 0; row < N_ROWS; row++) {
             mean[i * N_ROWS + row] = row_value(&s[i], row);
             half[i * N_ROWS + row] = NAN;
-            if (seeds > 1 && row_keys[row][0] && agg)
-                aggregate_metric(agg, row_keys[row], &mean[i * N_ROWS + row], &half[i * N_ROWS + row]);
+            if (seeds > 1 && rows[row].key[0] && agg)
+                aggregate_metric(agg, rows[row].key, &mean[i * N_ROWS + row], &half[i * N_ROWS + row]);
         }
     }
     const int lw = 24;
@@ -669,8 +740,12 @@ void cli_print_table(FILE *f, const lpl_run *r)
         fputc('\n', f);
     }
     fprintf(f, "(* best in the row; perplexity = exp(eval loss) over all scored eval tokens; "
-               "mean sample perplexity = mean of exp(per-example loss), dominated by the worst examples)\n\n"
-               "modules adapted:\n");
+               "mean sample perplexity = mean of exp(per-example loss), dominated by the worst examples; "
+               "trainer eval loss = mean of per-batch token means over batches of %d, as an HF Trainer logs it; "
+               "drop from template / response = share of the fall in total eval NLL on those tokens; "
+               "placement memory = activations + this placement's adapters, gradients and optimizer; "
+               "process peak = the whole program's high-water mark, which only grows)\n\n"
+               "modules adapted:\n", LPL_TRAINER_EVAL_BATCH);
     for (int i = 0; i < n; i++) {
         fprintf(f, "  %s: %s", s[i].name, s[i].modules);
         if (s[i].status == LPL_PLACEMENT_FAILED)

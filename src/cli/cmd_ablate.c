@@ -24,11 +24,11 @@ static const char *const help =
     "run:\n"
     "  --config FILE         experiment JSON (docs/WASM_API.md); flags override it\n"
     "  --quick               8 train / 4 eval records, 1 epoch, max_len 96\n"
-    "  --out DIR             output folder (default results/<timestamp>); one process\n"
+    CLI_HELP_OUT("DIR             output folder (default results/<timestamp>); one process")
     "                        at a time writes it (DIR/.loralab.lock names the holder)\n"
     "  --resume DIR          continue an interrupted run in DIR (its config is reused)\n"
-    "  --threads N           worker threads (default: all cores)\n"
-    "  --quiet               no progress line\n"
+    CLI_HELP_THREADS
+    CLI_HELP_QUIET
     "grid over processes and machines (README: \"Running a grid on a Slurm cluster\"):\n"
     "  --plan                write DIR/plan.json (the expanded grid, its units in a fixed order\n"
     "                        with ids, the model and data sha256) and list the units; trains nothing\n"
@@ -232,6 +232,7 @@ int lpl_cmd_ablate(int argc, char **argv)
         return cli_usage_error("ablate", "--plan makes a new plan; it does not go with --resume");
     lpl_experiment_config c;
     lpl_experiment_default(&c);
+    cli_resolve_defaults(&c); /* models/ and data/ beside the program, not the cwd */
     lpl_error err;
     lpl_error_clear(&err);
     char *results_json = NULL;

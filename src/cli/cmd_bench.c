@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "lpl/lab/experiment.h"
 #include "lpl/model/gpt2.h"
@@ -50,52 +51,50 @@ typedef struct {
 static void help(FILE *f)
 {
     fprintf(f,
-            "usage: loralab bench [--preset NAME] [--seq N] [--steps N] [--warmup N]\n"
-            "                     [--placement P] [--weights f32|q8_0|q4_0|f16] [--threads N]\n"
+            "usage: loralab bench [--preset NAME] [--max-len N] [--timed-steps N] [--warmup N]\n"
+            "                     [--placement P] [--type f32|q8_0|q4_0|f16] [--threads N]\n"
             "                     [--compute int8|f32] [--r N] [--alpha A] [--dropout P]\n"
             "                     [--seed N] [--json]\n\n"
             "Times full LoRA training steps (forward + backward + AdamW on the adapters) of a\n"
             "GPT-2 shape with random weights and random tokens, and prints the median seconds\n"
             "per step, tokens/s, peak memory during training and the time per component.\n\n"
-            "  --preset NAME     tiny, lab-small, distilgpt2, gpt2, dialogpt-small (default),\n"
-            "                    dialogpt-medium, dialogpt-large, ...\n"
-            "  --seq N           tokens per step (default 128)\n"
-            "  --steps N         timed steps (default 10)\n"
-            "  --warmup N        untimed steps first (default 2)\n"
-            "  --placement P     baseline (default), ffn, attn, all-linear, attn-exact,\n"
-            "                    mlp-exact, or NAME=T1,T2[@LAYERS] with PEFT targets\n"
-            "  --weights T       type of the frozen base matrices (default q8_0)\n"
-            "  --compute C       int8 (default): Q8_0 base products on int8 codes with int32\n"
-            "                    sums; f32: the same weights dequantised to fp32 while packing\n"
-            "  --threads N       worker threads, 0 = all cores (default 0)\n"
-            "  --r N             LoRA rank (default 16); --alpha (32), --dropout (0.1)\n"
-            "  --seed N          weights, adapters, tokens and dropout (default 42)\n"
-            "  --json            one JSON object on stdout instead of the table\n"
-            "  --help            this text\n\n"
+            "  --preset NAME         a model shape by name (loralab count --presets lists them;\n"
+            "                        default dialogpt-small)\n"
+            CLI_HELP_MAX_LEN("(default 128; one example per step)")
+            "  --timed-steps N       optimizer steps timed (default 10)\n"
+            "  --warmup N            untimed optimizer steps first (default 2)\n"
+            "  --placement P         baseline (default), ffn, attn, all-linear, attn-exact,\n"
+            "                        mlp-exact, or NAME=T1,T2[@LAYERS] with PEFT targets\n"
+            CLI_HELP_TYPE("f32, f16, q8_0 (default) or q4_0 (the frozen base)")
+            CLI_HELP_THREADS
+            "  --compute int8|f32    arithmetic of the quantized base products (default int8)\n"
+            "  --r N                 LoRA rank (default 16); --alpha (32), --dropout (0.1)\n"
+            "  --seed N              weights, adapters, tokens and dropout (default 42)\n"
+            CLI_HELP_JSON("one object on stdout instead of the table,")
+            "  --help                this text\n\n"
             "Quantized base matrices are drawn one row at a time, so the fp32 weights never\n"
             "exist at once (as when a quantized GGUF is loaded). Peak memory is the process's\n"
             "resident-set high-water mark natively (VmHWM); under Emscripten the wasm heap\n"
             "size and the largest in-use heap seen around forward and backward.\n");
 }
 
-static int parse_int(const char *s, int lo, int *out)
+/* One flag of bench; 1 if it was. --weights, --seq and --steps are the hidden old
+ * spellings of --type, --max-len and --timed-steps, read for one release. */
+static int bench_flag(cli_args *a, bench_opts *o)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < lo || v > 1000000000L)
-        return 0;
-    *out = (int)v;
-    return 1;
-}
-
-static int parse_float(const char *s, float *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end)
-        return 0;
-    *out = (float)v;
-    return 1;
+    if (cli_flag(a, "--json")) {
+        o->json = 1;
+        return 1;
+    }
+    return cli_opt(a, "--preset", &o->preset) || cli_opt(a, "--placement", &o->placement) ||
+           cli_opt(a, "--compute", &o->compute) ||
+           cli_opt(a, "--type", &o->weights) || cli_opt(a, "--weights", &o->weights) ||
+           cli_opt_int(a, "--max-len", 1, 1 << 20, &o->seq) || cli_opt_int(a, "--seq", 1, 1 << 20, &o->seq) ||
+           cli_opt_int(a, "--timed-steps", 1, 1 << 30, &o->steps) ||
+           cli_opt_int(a, "--steps", 1, 1 << 30, &o->steps) || cli_opt_int(a, "--warmup", 0, 1 << 30, &o->warmup) ||
+           cli_opt_int(a, "--threads", 0, 1024, &o->threads) || cli_opt_int(a, "--r", 1, 65536, &o->r) ||
+           cli_opt_float(a, "--alpha", &o->alpha) || cli_opt_float(a, "--dropout", &o->dropout) ||
+           cli_opt_u64(a, "--seed", &o->seed);
 }
 
 /* Returns 0 on success, else LPL_EXIT_USAGE after printing one line. */
@@ -103,63 +102,15 @@ static int parse_args(int argc, char **argv, bench_opts *o)
 {
     *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", "int8", 128, 10, 2, 0, 16, 0, 32.0f, 0.1f,
                       2e-4f, 42};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int ok = 1, seed = 0;
-        if (!strcmp(a, "--json")) {
-            o->json = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "loralab bench: unknown option or missing value: %s (see --help)\n", a);
-            return LPL_EXIT_USAGE;
-        }
-        if (!strcmp(a, "--preset"))
-            o->preset = v;
-        else if (!strcmp(a, "--placement"))
-            o->placement = v;
-        else if (!strcmp(a, "--weights"))
-            o->weights = v;
-        else if (!strcmp(a, "--compute"))
-            o->compute = v;
-        else if (!strcmp(a, "--seq"))
-            ok = parse_int(v, 1, &o->seq);
-        else if (!strcmp(a, "--steps"))
-            ok = parse_int(v, 1, &o->steps);
-        else if (!strcmp(a, "--warmup"))
-            ok = parse_int(v, 0, &o->warmup);
-        else if (!strcmp(a, "--threads"))
-            ok = parse_int(v, 0, &o->threads);
-        else if (!strcmp(a, "--r"))
-            ok = parse_int(v, 1, &o->r);
-        else if (!strcmp(a, "--alpha"))
-            ok = parse_float(v, &o->alpha);
-        else if (!strcmp(a, "--dropout"))
-            ok = parse_float(v, &o->dropout) && o->dropout >= 0 && o->dropout < 1;
-        else if (!strcmp(a, "--seed")) {
-            ok = parse_int(v, 0, &seed);
-            o->seed = (uint64_t)seed;
-        } else {
-            fprintf(stderr, "loralab bench: unknown option %s (see --help)\n", a);
-            return LPL_EXIT_USAGE;
-        }
-        if (!ok) {
-            fprintf(stderr, "loralab bench: bad value for %s: %s\n", a, v);
-            return LPL_EXIT_USAGE;
-        }
-        i++;
-    }
-    return 0;
-}
-
-static int parse_dtype(const char *s, lpl_dtype *t)
-{
-    static const lpl_dtype types[] = {LPL_F32, LPL_F16, LPL_Q8_0, LPL_Q4_0};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(s, lpl_dtype_name(types[i]))) {
-            *t = types[i];
-            return 1;
-        }
+    cli_args a;
+    cli_args_init(&a, "bench", argc, argv);
+    while (cli_peek(&a) && !a.bad)
+        if (!bench_flag(&a, o))
+            return cli_usage_error("bench", "unknown flag '%s' (see loralab bench --help)", cli_peek(&a));
+    if (a.bad)
+        return LPL_EXIT_USAGE;
+    if (!(o->dropout >= 0 && o->dropout < 1))
+        return cli_usage_error("bench", "flag --dropout: %g is not in [0, 1)", o->dropout);
     return 0;
 }
 
@@ -394,7 +345,7 @@ static lpl_status setup(const bench_opts *o, lpl_dtype wtype, bench_ctx *b, benc
     lpl_placement pl;
     lpl_status st = lpl_gpt2_preset(o->preset, &cfg, err);
     if (st == LPL_OK && o->seq > cfg.n_ctx)
-        st = lpl_fail(err, LPL_ERR_INVALID, "--seq %d exceeds the context of %s (%d)", o->seq,
+        st = lpl_fail(err, LPL_ERR_INVALID, "--max-len %d exceeds the context of %s (%d)", o->seq,
                       o->preset, cfg.n_ctx);
     if (st == LPL_OK)
         st = lpl_placement_parse(o->placement, &pl, err);
@@ -648,8 +599,8 @@ int lpl_cmd_bench(int argc, char **argv)
     if (rc)
         return rc;
     lpl_dtype wtype;
-    if (!parse_dtype(o.weights, &wtype)) {
-        fprintf(stderr, "loralab bench: --weights must be f32, f16, q8_0 or q4_0, not '%s'\n", o.weights);
+    if (!lpl_matrix_type_from_name(o.weights, &wtype)) {
+        fprintf(stderr, "loralab bench: --type must be f32, f16, q8_0 or q4_0, not '%s'\n", o.weights);
         return LPL_EXIT_USAGE;
     }
     lpl_error err;

@@ -19,7 +19,7 @@ static const char *const help =
     "(never run, running, or interrupted) or failed.\n\n"
     "  --partial   write the results even if units are missing (their entries stay pending)\n"
     "  --list      only list the units: K, id, name, state (done, failed, missing, started)\n"
-    "  --quiet     no summary on stderr\n\n"
+    "  --quiet     no progress or summary on stderr\n\n"
     "exit: 0 all units collected; 1 a unit is missing (without --partial nothing is written)\n"
     "or failed; 2 no plan in DIR, or a unit result that cannot be read.\n";
 

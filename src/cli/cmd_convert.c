@@ -5,6 +5,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "lpl/core/kernels.h"
 #include "lpl/io/model_io.h"
 
 static const char *const convert_help =
@@ -13,28 +14,15 @@ static const char *const convert_help =
     "Converts a Hugging Face GPT-2 checkpoint (GPT2LMHeadModel: GPT-2, distilgpt2, DialoGPT)\n"
     "to a GGUF file with llama.cpp's gpt2 names and the tokenizer inside.\n"
     "\n"
-    "  --from HF_DIR   directory with config.json, model.safetensors or pytorch_model.bin,\n"
-    "                  and vocab.json + merges.txt (or encoder.json + vocab.bpe)\n"
-    "  --to FILE       output GGUF (written to a temporary name, then renamed)\n"
-    "  --type T        type of the weight matrices: q8_0 (default), q4_0, f16 or f32;\n"
-    "                  LayerNorms, biases and position embeddings stay f32\n"
-    "  --name NAME     general.name (default: the directory's name)\n"
-    "  --quiet         no progress on stderr\n"
+    "  --from HF_DIR         directory with config.json, model.safetensors or pytorch_model.bin,\n"
+    "                        and vocab.json + merges.txt (or encoder.json + vocab.bpe)\n"
+    "  --to FILE             output GGUF (written to a temporary name, then renamed)\n"
+    CLI_HELP_TYPE("q8_0 (default), q4_0, f16 or f32;")
+    "                        LayerNorms, biases and position embeddings stay f32\n"
+    "  --name NAME           general.name (default: the directory's name)\n"
+    CLI_HELP_QUIET
     "\n"
     "Exit codes: 0 converted, 1 failed while converting, 2 bad usage or unreadable input.\n";
-
-/* "q8_0" -> LPL_Q8_0 ...; 0 if unknown. */
-static int parse_type(const char *s, lpl_dtype *t)
-{
-    static const struct { const char *name; lpl_dtype t; } types[] = {
-        {"q8_0", LPL_Q8_0}, {"q4_0", LPL_Q4_0}, {"f16", LPL_F16}, {"f32", LPL_F32}};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(s, types[i].name)) {
-            *t = types[i].t;
-            return 1;
-        }
-    return 0;
-}
 
 typedef struct {
     int quiet;
@@ -86,7 +74,7 @@ int lpl_cmd_convert(int argc, char **argv)
         return LPL_EXIT_USAGE;
     if (!from || !to)
         return cli_usage_error("convert", "--from HF_DIR and --to FILE.gguf are required (see --help)");
-    if (!parse_type(type, &t))
+    if (!lpl_matrix_type_from_name(type, &t))
         return cli_usage_error("convert", "flag --type: '%s' is not one of q8_0, q4_0, f16, f32", type);
     lpl_error err = {0};
     progress_state ps = {quiet, isatty(2)};

@@ -8,23 +8,28 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "lpl/io/model_io.h"
+#include "lpl/lab/presets.h"
 #include "lpl/lab/grid.h"
 
 static const char *const help =
-    "usage: loralab count [--preset NAME | --model FILE] [--placements a,b,c] [--placement SPEC] [--r N] [--json]\n\n"
+    "usage: loralab count [--preset NAME | --model FILE] [--placements a,b,c] [--placement SPEC] [--r N] [--json]\n"
+    "       loralab count --presets\n\n"
     "Trainable parameters of each placement as PEFT counts them (percent of base + adapter),\n"
     "and which modules each placement really adapts.\n\n"
-    "  --preset NAME         model shape: tiny, lab-small, distilgpt2, gpt2, gpt2-medium, gpt2-large,\n"
-    "                        dialogpt-small, dialogpt-medium, dialogpt-large\n"
-    "  --model FILE          a GGUF model (default models/lab-small.q8_0.gguf when no --preset)\n"
+    "  --preset NAME         a model shape by name (loralab count --presets lists them)\n"
+    CLI_HELP_MODEL
+    "                        (only its config is read; not with --preset)\n"
     "  --config FILE         experiment JSON (placements, r, alpha, bands: a grid)\n"
     "  --r N[,N2,...]        rank, or several (a grid; default 16)\n"
     "  --alpha X[,X2,...]    alpha, or several (does not change the count)\n"
     "  --bands K             split each placement's layers into K bands\n"
-    "  --seeds N             seeds per arm (units = arms x seeds; the count is the same for each)\n"
+    "  --seeds N             train every placement N times: seeds per arm (units = arms x seeds;\n"
+    "                        the count is the same for each)\n"
     "  --placements, --placement   as for ablate (default baseline, ffn, attn)\n"
     "A grid is counted arm by arm (placement x band x r x alpha), as ablate --plan lists them.\n"
-    "  --json                print the accounting as JSON\n";
+    CLI_HELP_JSON("the accounting")
+    "  --presets             print every preset as JSON (model shapes, placements, the study's\n"
+    "                        settings and --quick's, generation defaults) and exit\n";
 
 /* Says where a placement's name and what it adapts disagree (PEFT suffix matching). */
 static void print_notes(const lpl_experiment_config *c, const lpl_gpt2_config *mc)
@@ -55,12 +60,24 @@ static void print_notes(const lpl_experiment_config *c, const lpl_gpt2_config *m
     free(sel);
 }
 
+/* The presets document of lpl/lab/presets.h: the one list bench/torch_peer.py reads. */
+static int print_presets(void)
+{
+    char *s = lpl_presets_json();
+    if (!s)
+        return cli_fail("count", LPL_ERR_NOMEM, "out of memory");
+    printf("%s\n", s);
+    free(s);
+    return LPL_EXIT_OK;
+}
+
 int lpl_cmd_count(int argc, char **argv)
 {
     const char *preset = NULL, *model = NULL, *config = NULL, *ignored;
     int json = 0;
     lpl_experiment_config c;
     lpl_experiment_default(&c);
+    cli_resolve_defaults(&c); /* models/ and data/ beside the program, not the cwd */
     lpl_error err;
     lpl_error_clear(&err);
     cli_args a;
@@ -83,6 +100,8 @@ int lpl_cmd_count(int argc, char **argv)
             json = 1;
             continue;
         }
+        if (cli_flag(&a, "--presets"))
+            return print_presets();
         const char *flag = cli_peek(&a);
         if (!strncmp(flag, "--placement", 11) || !strncmp(flag, "--r", 3) || !strncmp(flag, "--alpha", 7) ||
             !strncmp(flag, "--bands", 7) || !strncmp(flag, "--seeds", 7)) {

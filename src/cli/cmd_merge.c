@@ -12,19 +12,11 @@
 static const char *const help =
     "usage: loralab merge --model FILE --adapter DIR --out FILE.gguf [--type f32|f16|q8_0|q4_0]\n\n"
     "Adds scaling * B A to the base weights (in fp32) and writes the merged model with its\n"
-    "tokenizer. --type defaults to the input model's matrix type.\n";
-
-static int parse_type(const char *s, lpl_dtype *t)
-{
-    static const struct { const char *name; lpl_dtype t; } types[] = {
-        {"f32", LPL_F32}, {"f16", LPL_F16}, {"q8_0", LPL_Q8_0}, {"q4_0", LPL_Q4_0}};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (!strcmp(s, types[i].name)) {
-            *t = types[i].t;
-            return 1;
-        }
-    return 0;
-}
+    "tokenizer.\n\n"
+    "  --model FILE          GGUF model to merge into\n"
+    "  --adapter DIR         PEFT adapter folder (adapter_config.json + adapter_model.safetensors)\n"
+    CLI_HELP_OUT("FILE            output GGUF (written to a temporary name, then renamed)")
+    CLI_HELP_TYPE("f32, f16, q8_0 or q4_0 (default: the input model's)");
 
 static lpl_status write_merged(const cli_model *m, lpl_dtype t, const char *name, const char *out, lpl_error *err)
 {
@@ -76,7 +68,7 @@ int lpl_cmd_merge(int argc, char **argv)
     if (!model || !adapter || !out)
         return cli_usage_error("merge", "--model, --adapter and --out are required");
     lpl_dtype t = LPL_F32;
-    if (type && !parse_type(type, &t))
+    if (type && !lpl_matrix_type_from_name(type, &t))
         return cli_usage_error("merge", "--type '%s': expected f32, f16, q8_0 or q4_0", type);
     lpl_error err;
     lpl_error_clear(&err);

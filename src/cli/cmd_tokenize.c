@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "lpl/io/gguf.h"
 #include "lpl/io/tokenizer.h"
@@ -18,14 +19,14 @@ static void help(FILE *f)
             "usage: loralab tokenize [--model FILE.gguf | --vocab encoder.json --merges vocab.bpe] [--decode]\n\n"
             "Reads UTF-8 text on stdin and prints its GPT-2 BPE token ids as one JSON array.\n"
             "With --decode, reads a JSON array of ids on stdin and prints the text.\n\n"
-            "  --model FILE.gguf   use the tokenizer stored in a GGUF model\n"
-            "  --vocab FILE        vocab.json / encoder.json (with --merges)\n"
-            "  --merges FILE       merges.txt / vocab.bpe (with --vocab)\n"
-            "  --decode            ids to text\n"
-            "  --help              this text\n\n"
+            "  --model FILE.gguf     GGUF model whose tokenizer to use\n"
+            "  --vocab FILE          vocab.json / encoder.json (with --merges)\n"
+            "  --merges FILE         merges.txt / vocab.bpe (with --vocab)\n"
+            "  --decode              ids to text\n"
+            "  --help                this text\n\n"
             "Without --model or --vocab, GPT-2's vocabulary is read from " DEFAULT_DIR "/\n"
-            "(encoder.json, vocab.bpe), looked up from the current directory and from the\n"
-            "directories above the program.\n");
+            "(encoder.json, vocab.bpe), found beside the program: in its folder, the folder\n"
+            "above (a build folder of the checkout) or ../share/loralab (an installed one).\n");
 }
 
 static char *read_stdin(size_t *len)
@@ -73,40 +74,6 @@ static int write_all(const char *buf, size_t n)
     return 0;
 }
 
-static int file_exists(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f)
-        fclose(f);
-    return f != NULL;
-}
-
-/* Finds DEFAULT_DIR from the current directory, then from the program's directory
- * and its parents (build-x/loralab in the repository). */
-static int find_default_vocab(char *vocab, char *merges, size_t size)
-{
-    char base[4096] = ".";
-    for (int up = -1; up < 4; up++) {
-        if (up == 0) {
-            ssize_t n = readlink("/proc/self/exe", base, sizeof base - 1);
-            if (n <= 0)
-                return 0;
-            base[n] = '\0';
-        }
-        if (up >= 0) {
-            char *slash = strrchr(base, '/');
-            if (!slash)
-                return 0;
-            *slash = '\0';
-        }
-        snprintf(vocab, size, "%s/" DEFAULT_DIR "/encoder.json", base);
-        snprintf(merges, size, "%s/" DEFAULT_DIR "/vocab.bpe", base);
-        if (file_exists(vocab) && file_exists(merges))
-            return 1;
-    }
-    return 0;
-}
-
 static lpl_tokenizer *load(const char *model, const char *vocab, const char *merges, lpl_error *err)
 {
     if (model) {
@@ -119,13 +86,14 @@ static lpl_tokenizer *load(const char *model, const char *vocab, const char *mer
     }
     if (vocab)
         return lpl_tokenizer_from_files(vocab, merges, err);
-    char v[4200], m[4200];
-    if (!find_default_vocab(v, m, sizeof v)) {
+    char v[LPL_PATH_MAX], m[LPL_PATH_MAX];
+    const char *vp = cli_find_resource(CLI_GPT2_VOCAB, v, sizeof v), *mp = cli_find_resource(CLI_GPT2_MERGES, m, sizeof m);
+    if (access(vp, R_OK) != 0 || access(mp, R_OK) != 0) {
         lpl_fail(err, LPL_ERR_IO, "no tokenizer given and GPT-2's vocabulary was not found in "
-                 DEFAULT_DIR "/ (run scripts/setup, or pass --model or --vocab/--merges)");
+                 DEFAULT_DIR "/ beside the program (run scripts/setup, or pass --model or --vocab/--merges)");
         return NULL;
     }
-    return lpl_tokenizer_from_files(v, m, err);
+    return lpl_tokenizer_from_files(vp, mp, err);
 }
 
 static int encode(const lpl_tokenizer *t, const char *text, size_t len)

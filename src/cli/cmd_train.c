@@ -11,15 +11,17 @@
 #include "lpl/lab/grid.h"
 
 static const char *const help =
-    "usage: loralab train [--config experiment.json] [--quick] [flags] --out DIR\n\n"
+    "usage: loralab train [--config experiment.json] [--quick] [--out DIR] [flags]\n\n"
     "Trains one placement (the first of the config; default baseline) and writes its\n"
     "adapter (adapter_config.json + adapter_model.safetensors) with results.json,\n"
     "results.csv and steps.jsonl into DIR. Each step and eval is printed on stdout.\n\n"
-    "  --out DIR             output folder (default results/train-<timestamp>); one\n"
+    CLI_HELP_OUT("DIR             output folder (default results/train-<timestamp>); one")
     "                        process at a time writes it (DIR/.loralab.lock)\n"
     "  --init-adapter DIR    start from a saved PEFT adapter (its placement, r, alpha\n"
     "                        and dropout replace --placement, --r, --alpha, --dropout)\n"
-    "  --config FILE, --quick, --threads N, --quiet   as for ablate\n";
+    "  --config FILE, --quick   as for ablate\n"
+    CLI_HELP_THREADS
+    CLI_HELP_QUIET;
 
 typedef struct {
     const char *config, *out, *init;
@@ -141,6 +143,7 @@ int lpl_cmd_train(int argc, char **argv)
     train_opts o = {0};
     lpl_experiment_config c;
     lpl_experiment_default(&c);
+    cli_resolve_defaults(&c); /* models/ and data/ beside the program, not the cwd */
     if (parse(argc, argv, &o, &c, 0))
         return LPL_EXIT_USAGE;
     if (o.help) {

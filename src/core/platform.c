@@ -1,6 +1,7 @@
-/* Version and build, monotonic time, peak memory. */
+/* Version and build, monotonic time, peak memory, heap in use. */
 #include "lpl/core/platform.h"
 
+#include <malloc.h>
 #include <time.h>
 
 #ifdef __EMSCRIPTEN__
@@ -36,6 +37,18 @@ int64_t lpl_peak_memory_bytes(void)
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         return (int64_t)ru.ru_maxrss * 1024; /* Linux reports kilobytes */
+    return 0;
+#endif
+}
+
+int64_t lpl_heap_in_use_bytes(void)
+{
+#if defined(__EMSCRIPTEN__)
+    return (int64_t)mallinfo().uordblks;
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 mi = mallinfo2();
+    return (int64_t)(mi.uordblks + mi.hblkhd); /* small blocks in use + mmap'd large ones */
+#else
     return 0;
 #endif
 }

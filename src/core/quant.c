@@ -113,6 +113,17 @@ const char *lpl_dtype_name(lpl_dtype t)
     return "?";
 }
 
+int lpl_matrix_type_from_name(const char *s, lpl_dtype *t)
+{
+    static const lpl_dtype types[] = {LPL_F32, LPL_F16, LPL_Q8_0, LPL_Q4_0};
+    for (size_t i = 0; s && i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(s, lpl_dtype_name(types[i]))) {
+            *t = types[i];
+            return 1;
+        }
+    return 0;
+}
+
 /* float -> int8 where the value may be NaN (a NaN or inf weight read from a file):
  * that conversion is undefined behaviour, so NaN and out-of-range values become 0
  * (found by tests/fuzz). */

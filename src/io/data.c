@@ -242,6 +242,42 @@ char *lpl_alpaca_prompt(const lpl_alpaca_record *r)
     return s;
 }
 
+const char *lpl_role_name(int role)
+{
+    static const char *const names[LPL_N_ROLES] = {"template", "instruction", "input", "response"};
+    return role >= 0 && role < LPL_N_ROLES ? names[role] : "?";
+}
+
+/* Byte spans of a record's prompt: instruction at [ins[0], ins[1]), input at [inp[0],
+ * inp[1]) (empty without input); the rest of the prompt is template. Found from the
+ * template strings themselves, so they cannot drift apart from lpl_alpaca_prompt. */
+static void prompt_spans(const lpl_alpaca_record *r, size_t ins[2], size_t inp[2])
+{
+    const char *input = r->input ? r->input : "";
+    int with_input = input[0] != '\0';
+    const char *tpl = with_input ? PROMPT_WITH_INPUT : PROMPT_NO_INPUT;
+    const char *first = strstr(tpl, "%s");
+    ins[0] = (size_t)(first - tpl);
+    ins[1] = ins[0] + strlen(r->instruction);
+    inp[0] = inp[1] = ins[1];
+    if (with_input) {
+        const char *second = strstr(first + 2, "%s");
+        inp[0] = ins[1] + (size_t)(second - (first + 2));
+        inp[1] = inp[0] + strlen(input);
+    }
+}
+
+static uint8_t role_of_byte(size_t b, size_t prompt_len, const size_t ins[2], const size_t inp[2])
+{
+    if (b >= prompt_len)
+        return LPL_ROLE_RESPONSE;
+    if (b >= ins[0] && b < ins[1])
+        return LPL_ROLE_INSTRUCTION;
+    if (b >= inp[0] && b < inp[1])
+        return LPL_ROLE_INPUT;
+    return LPL_ROLE_TEMPLATE;
+}
+
 void lpl_examples_free(lpl_example_set *s)
 {
     if (!s)
@@ -250,6 +286,7 @@ void lpl_examples_free(lpl_example_set *s)
         free(s->ex[i].tokens);
         free(s->ex[i].targets);
         free(s->ex[i].mask);
+        free(s->ex[i].role);
     }
     free(s->ex);
     s->ex = NULL;
@@ -260,7 +297,8 @@ void lpl_examples_free(lpl_example_set *s)
  * response when its token holds at least one byte past the prompt, so a token that
  * straddles the prompt/response boundary is scored with the response. */
 static lpl_status fill_example(lpl_example *e, const lpl_tokenizer *tok, const int *ids, int n,
-                               size_t prompt_len, int max_len, int response_only, lpl_error *err)
+                               const lpl_alpaca_record *rec, size_t prompt_len, int max_len, int response_only,
+                               lpl_error *err)
 {
     int keep = n > max_len + 1 ? max_len + 1 : n;
     e->T = keep - 1;
@@ -268,16 +306,23 @@ static lpl_status fill_example(lpl_example *e, const lpl_tokenizer *tok, const i
     e->tokens = lpl_malloc((size_t)e->T * sizeof *e->tokens, "example tokens", err);
     e->targets = lpl_malloc((size_t)e->T * sizeof *e->targets, "example targets", err);
     e->mask = lpl_malloc((size_t)e->T, "example mask", err);
-    if (!e->tokens || !e->targets || !e->mask)
+    e->role = lpl_malloc((size_t)e->T, "example roles", err);
+    if (!e->tokens || !e->targets || !e->mask || !e->role)
         return LPL_ERR_NOMEM;
+    size_t ins[2], inp[2];
+    prompt_spans(rec, ins, inp);
     size_t end = 0;  /* bytes up to the end of token j */
     for (int j = 0; j < keep; j++) {
+        size_t start = end;
         end += (size_t)lpl_tokenizer_token_bytes(tok, ids[j], NULL);
         if (j == 0)
             continue;
         e->tokens[j - 1] = ids[j - 1];
         e->targets[j - 1] = ids[j];
         e->mask[j - 1] = (uint8_t)(!response_only || end > prompt_len || j == n - 1);
+        /* end-of-text (the last id) is part of the response; other tokens go by their last byte */
+        e->role[j - 1] = j == n - 1 ? LPL_ROLE_RESPONSE
+                                    : role_of_byte(end > start ? end - 1 : start, prompt_len, ins, inp);
     }
     return LPL_OK;
 }
@@ -316,7 +361,7 @@ lpl_status lpl_examples_build(const lpl_alpaca_set *s, const lpl_tokenizer *tok,
                 ids = grown;
                 ids[n++] = eot;
                 out->n = i + 1;
-                st = fill_example(&out->ex[i], tok, ids, n, np, max_len, response_only, err);
+                st = fill_example(&out->ex[i], tok, ids, n, &s->records[i], np, max_len, response_only, err);
             }
         } else if (st == LPL_ERR_INVALID) {
             char msg[sizeof err->msg];

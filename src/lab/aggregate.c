@@ -25,9 +25,14 @@ static const struct {
     {"eval_loss_instruction", "nats"},
     {"eval_loss_input", "nats"},
     {"eval_loss_response", "nats"},
+    {"drop_share_template", ""},
+    {"drop_share_instruction", ""},
+    {"drop_share_input", ""},
+    {"drop_share_response", ""},
     {"train_seconds", "s"},
     {"tokens_per_s", "tokens/s"},
     {"placement_memory_bytes", "bytes"},
+    {"process_peak_memory_bytes", "bytes"},
 };
 #define N_METRICS ((int)(sizeof metrics / sizeof metrics[0]))
 

@@ -50,17 +50,27 @@ void lpl_experiment_quick(lpl_experiment_config *c)
 typedef struct {
     const char *name;
     const char *targets[4];
+    const char *description;
 } preset_def;
 
 static const preset_def presets[] = {
-    {"baseline", {"c_attn", "c_proj", "c_fc", NULL}},
-    {"ffn", {"c_fc", NULL}},
-    {"attn", {"c_attn", "c_proj", NULL}},
-    {"all-linear", {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"}},
-    {"attn-exact", {"attn.c_attn", "attn.c_proj", NULL}},
-    {"mlp-exact", {"mlp.c_fc", "mlp.c_proj", NULL}},
+    {"baseline", {"c_attn", "c_proj", "c_fc", NULL}, "PEFT c_attn, c_proj, c_fc (the study’s “all”)"},
+    {"ffn", {"c_fc", NULL}, "PEFT c_fc (the study’s “feed-forward only”)"},
+    {"attn", {"c_attn", "c_proj", NULL}, "PEFT c_attn, c_proj (the study’s “attention only”)"},
+    {"all-linear", {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"}, "all four linear modules"},
+    {"attn-exact", {"attn.c_attn", "attn.c_proj", NULL}, "attn.c_attn, attn.c_proj only"},
+    {"mlp-exact", {"mlp.c_fc", "mlp.c_proj", NULL}, "mlp.c_fc, mlp.c_proj only"},
 };
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
+
+int lpl_placement_preset_count(void) { return N_PRESETS; }
+
+const char *lpl_placement_preset_name(int i) { return i >= 0 && i < N_PRESETS ? presets[i].name : NULL; }
+
+const char *lpl_placement_preset_description(int i)
+{
+    return i >= 0 && i < N_PRESETS ? presets[i].description : NULL;
+}
 
 static void placement_clear(lpl_placement *p)
 {

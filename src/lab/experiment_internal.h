@@ -20,6 +20,9 @@ typedef struct {
     int64_t n_tokens;
     int n_samples;
     double eval_loss, perplexity, mean_sample_perplexity;
+    double trainer_eval_loss;
+    double role_nll[LPL_N_ROLES];
+    int64_t role_tokens[LPL_N_ROLES];
 } lpl_eval_point;
 
 /* One training: placement `placement` of the config with seed `seed`. The run holds
@@ -46,7 +49,10 @@ typedef struct {
     int n_evals;
     double train_seconds;
     int64_t train_tokens;
-    int64_t peak_memory;
+    int64_t peak_memory;         /* process high-water mark when it ended */
+    int64_t heap_start;          /* heap in use before its adapters were attached */
+    int64_t heap_peak;           /* highest heap in use seen after its units */
+    int64_t placement_memory;    /* state bytes + heap_peak - heap_start */
     lpl_gpt2_timings timings;
     cJSON *result;               /* result object once done/failed */
 } lpl_placement_run;

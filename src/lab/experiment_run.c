@@ -309,6 +309,9 @@ static lpl_status eval_pass(lpl_run *r, lpl_lora *lora, lpl_eval_point *out, lpl
     out->eval_loss = e.eval_loss;
     out->perplexity = e.perplexity;
     out->mean_sample_perplexity = e.mean_sample_perplexity;
+    out->trainer_eval_loss = e.trainer_eval_loss;
+    memcpy(out->role_nll, e.role_nll, sizeof out->role_nll);
+    memcpy(out->role_tokens, e.role_tokens, sizeof out->role_tokens);
     return LPL_OK;
 }
 
@@ -320,6 +323,7 @@ static void emit_eval(lpl_run *r, const lpl_eval_point *e)
     cJSON_AddNumberToObject(ev, "eval_loss", e->eval_loss);
     cJSON_AddNumberToObject(ev, "perplexity", e->perplexity);
     cJSON_AddNumberToObject(ev, "mean_sample_perplexity", e->mean_sample_perplexity);
+    cJSON_AddNumberToObject(ev, "trainer_eval_loss", e->trainer_eval_loss);
     push_event(r, ev);
 }
 
@@ -346,12 +350,27 @@ static void update_eta(lpl_run *r)
     pg->eta_s = per_step * (double)steps_left + per_eval * (double)evals_left;
 }
 
+/* A training's own memory: the activation state every training uses (allocated once
+ * for the run, so it is counted here rather than seen as growth) plus the growth of
+ * the heap over what was in use before its adapters came: adapters with their
+ * gradients and LoRA activations, AdamW's moments, the gradient accumulator. Adapters
+ * kept from earlier trainings are in heap_start, so the figure does not creep up
+ * from one training to the next as the process high-water mark does. */
+static void note_placement_memory(lpl_run *r, lpl_placement_run *p)
+{
+    int64_t now = lpl_heap_in_use_bytes();
+    if (now > p->heap_peak)
+        p->heap_peak = now;
+    p->placement_memory = (int64_t)lpl_gpt2_state_bytes(r->state) + (p->heap_peak - p->heap_start);
+}
+
 static void fail_placement(lpl_run *r, const char *msg)
 {
     lpl_placement_run *p = &r->p[r->cur];
     p->status = LPL_PLACEMENT_FAILED;
     snprintf(p->message, sizeof p->message, "%s", msg);
     p->peak_memory = lpl_peak_memory_bytes();
+    note_placement_memory(r, p);
     cJSON_Delete(p->result);
     p->result = lpl_run_build_result(r, r->cur);
     cJSON *ev = new_event("placement_failed", r, 1);
@@ -408,6 +427,7 @@ static lpl_status unit_start(lpl_run *r, lpl_error *err)
         return LPL_OK;
     }
     lpl_placement_run *p = &r->p[r->cur];
+    p->heap_start = p->heap_peak = lpl_heap_in_use_bytes();
     p->lora = lpl_lora_attach(&p->lcfg, &r->model->cfg, err);
     if (!p->lora)
         return err ? err->code : LPL_ERR_INVALID;
@@ -671,6 +691,7 @@ static void unit_finish(lpl_run *r)
     lpl_placement_run *p = &r->p[r->cur];
     p->status = LPL_PLACEMENT_DONE;
     p->peak_memory = lpl_peak_memory_bytes();
+    note_placement_memory(r, p);
     cJSON_Delete(p->result);
     p->result = lpl_run_build_result(r, r->cur);
     cJSON *ev = new_event("placement_done", r, 1);
@@ -730,6 +751,11 @@ int lpl_run_step(lpl_run *r, lpl_error *err)
     case LPL_PHASE_FINISH: unit_finish(r); break;
     case LPL_PHASE_DONE: break;
     }
+    if (r->cur < r->n && r->p[r->cur].status == LPL_PLACEMENT_RUNNING) {
+        int64_t heap = lpl_heap_in_use_bytes();
+        if (heap > r->p[r->cur].heap_peak)
+            r->p[r->cur].heap_peak = heap;
+    }
     if (st) {
         r->finished = 1;
         r->phase = LPL_PHASE_DONE;
@@ -779,6 +805,8 @@ const char *lpl_run_modules(const lpl_run *r, int i)
 {
     return i >= 0 && i < r->n ? r->p[i].count.modules : "";
 }
+
+const lpl_example_set *lpl_run_eval_set(const lpl_run *r) { return &r->eval; }
 
 const lpl_lora *lpl_run_adapter(const lpl_run *r, int i)
 {

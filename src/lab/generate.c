@@ -13,6 +13,7 @@ void lpl_generate_options_default(lpl_generate_options *o)
     o->temperature = 0.0f;
     o->top_k = 0;
     o->repetition_penalty = 1.0f;
+    o->min_new_tokens = 0;
     o->seed = 42;
     o->alpaca = 1;
 }
@@ -124,6 +125,13 @@ lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_token
                 float l = penalised[id];
                 penalised[id] = l > 0 ? l / o->repetition_penalty : l * o->repetition_penalty;
             }
+            row = penalised;
+        }
+        if (n - n_prompt < o->min_new_tokens && eot >= 0) {
+            /* transformers' min_new_tokens: end-of-text is impossible until then */
+            if (row != penalised)
+                memcpy(penalised, row, (size_t)V * sizeof(float));
+            penalised[eot] = -INFINITY;
             row = penalised;
         }
         int next = pick(row, V, o, &rng, cands);

@@ -75,7 +75,46 @@ static cJSON *eval_point_cjson(const lpl_eval_point *e)
     cJSON_AddNumberToObject(o, "nll_sum", e->nll_sum);
     cJSON_AddNumberToObject(o, "n_tokens", (double)e->n_tokens);
     cJSON_AddNumberToObject(o, "n_samples", e->n_samples);
+    cJSON_AddNumberToObject(o, "trainer_eval_loss", e->trainer_eval_loss);
+    cJSON *roles = cJSON_AddObjectToObject(o, "roles");
+    for (int k = 0; k < LPL_N_ROLES; k++) {
+        cJSON *ro = cJSON_AddObjectToObject(roles, lpl_role_name(k));
+        cJSON_AddNumberToObject(ro, "nll_sum", e->role_nll[k]);
+        cJSON_AddNumberToObject(ro, "n_tokens", (double)e->role_tokens[k]);
+        if (e->role_tokens[k])
+            cJSON_AddNumberToObject(ro, "loss", e->role_nll[k] / (double)e->role_tokens[k]);
+        else
+            cJSON_AddNullToObject(ro, "loss");
+    }
     return o;
+}
+
+/* Per-role eval loss of e as top-level keys eval_loss_ROLE + suffix (roles with tokens). */
+static void add_role_losses(cJSON *o, const lpl_eval_point *e, const char *suffix)
+{
+    for (int k = 0; k < LPL_N_ROLES; k++) {
+        if (!e->role_tokens[k])
+            continue;
+        char key[64];
+        snprintf(key, sizeof key, "eval_loss_%s%s", lpl_role_name(k), suffix);
+        cJSON_AddNumberToObject(o, key, e->role_nll[k] / (double)e->role_tokens[k]);
+    }
+}
+
+/* What the drop in total eval NLL is made of: drop_share_ROLE = the role's NLL drop over
+ * the total NLL drop (the shares sum to 1; the token sets are the same before and after). */
+static void add_drop_shares(cJSON *o, const lpl_eval_point *before, const lpl_eval_point *after)
+{
+    double total = before->nll_sum - after->nll_sum;
+    if (!(fabs(total) > 0))
+        return;
+    for (int k = 0; k < LPL_N_ROLES; k++) {
+        if (!before->role_tokens[k])
+            continue;
+        char key[64];
+        snprintf(key, sizeof key, "drop_share_%s", lpl_role_name(k));
+        cJSON_AddNumberToObject(o, key, (before->role_nll[k] - after->role_nll[k]) / total);
+    }
 }
 
 static cJSON *timings_cjson(const lpl_gpt2_timings *t)
@@ -123,11 +162,16 @@ static void add_final_metrics(cJSON *o, const lpl_placement_run *p)
         cJSON_AddNumberToObject(o, "eval_loss_before", first->eval_loss);
         cJSON_AddNumberToObject(o, "perplexity_before", first->perplexity);
         cJSON_AddNumberToObject(o, "mean_sample_perplexity_before", first->mean_sample_perplexity);
+        cJSON_AddNumberToObject(o, "trainer_eval_loss_before", first->trainer_eval_loss);
+        add_role_losses(o, first, "_before");
     }
     if (last && p->status == LPL_PLACEMENT_DONE) {
         cJSON_AddNumberToObject(o, "eval_loss", last->eval_loss);
         cJSON_AddNumberToObject(o, "perplexity", last->perplexity);
         cJSON_AddNumberToObject(o, "mean_sample_perplexity", last->mean_sample_perplexity);
+        cJSON_AddNumberToObject(o, "trainer_eval_loss", last->trainer_eval_loss);
+        add_role_losses(o, last, "");
+        add_drop_shares(o, first, last);
     }
 }
 
@@ -151,7 +195,8 @@ cJSON *lpl_run_build_result(const lpl_run *r, int i)
     cJSON_AddNumberToObject(o, "train_seconds", p->train_seconds);
     cJSON_AddNumberToObject(o, "train_tokens", (double)p->train_tokens);
     cJSON_AddNumberToObject(o, "tokens_per_s", p->train_seconds > 0 ? (double)p->train_tokens / p->train_seconds : 0);
-    cJSON_AddNumberToObject(o, "peak_memory_bytes", (double)p->peak_memory);
+    cJSON_AddNumberToObject(o, "placement_memory_bytes", (double)p->placement_memory);
+    cJSON_AddNumberToObject(o, "process_peak_memory_bytes", (double)p->peak_memory);
     /* What the placement itself adds: adapter weights, gradients and AdamW's two moments. */
     cJSON_AddNumberToObject(o, "adapter_memory_bytes", 16.0 * (double)p->count.trainable);
     cJSON *ev = cJSON_AddArrayToObject(o, "evals");
@@ -283,7 +328,7 @@ static cJSON *results_cjson(const lpl_run *r)
     else
         cJSON_AddNullToObject(root, "base_eval");
     cJSON_AddNumberToObject(root, "wall_seconds", lpl_now_seconds() - r->t0);
-    cJSON_AddNumberToObject(root, "peak_memory_bytes", (double)lpl_peak_memory_bytes());
+    cJSON_AddNumberToObject(root, "process_peak_memory_bytes", (double)lpl_peak_memory_bytes());
     cJSON *seeds = cJSON_AddArrayToObject(root, "seeds");
     for (int k = 0; k < r->cfg.seeds; k++)
         cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)(r->cfg.seed + (uint64_t)k)));
@@ -347,8 +392,12 @@ static void summary_from_cjson(const cJSON *o, lpl_placement_summary *s)
     s->mean_sample_perplexity = num(o, "mean_sample_perplexity");
     s->train_seconds = num(o, "train_seconds");
     s->tokens_per_s = num(o, "tokens_per_s");
-    double pm = num(o, "peak_memory_bytes");
+    double pm = num(o, "process_peak_memory_bytes"), plm = num(o, "placement_memory_bytes");
     s->peak_memory_bytes = isnan(pm) ? 0 : (int64_t)pm;
+    s->placement_memory_bytes = isnan(plm) ? 0 : (int64_t)plm;
+    s->trainer_eval_loss = num(o, "trainer_eval_loss");
+    s->drop_share_template = num(o, "drop_share_template");
+    s->drop_share_response = num(o, "drop_share_response");
 }
 
 lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *s, lpl_error *err)
@@ -418,7 +467,8 @@ static void csv_header(strbuf *b)
 {
     sb_printf(b, "placement,seed,status,eval_loss_before,eval_loss,perplexity,mean_sample_perplexity,"
                  "trainable_params,total_params,percent_trainable,train_seconds,tokens_per_s,"
-                 "peak_memory_bytes,reduction_pct,vs_baseline_pct,modules\n");
+                 "placement_memory_bytes,process_peak_memory_bytes,reduction_pct,vs_baseline_pct,trainer_eval_loss,"
+                 "drop_share_template,drop_share_response,modules\n");
 }
 
 static void csv_row(strbuf *b, const lpl_placement_summary *row)
@@ -434,11 +484,14 @@ static void csv_row(strbuf *b, const lpl_placement_summary *row)
     csv_num(b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.train_seconds, "%.3f");
     csv_num(b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.tokens_per_s, "%.1f");
     if (s.status == LPL_PLACEMENT_PENDING)
-        sb_printf(b, ",");
+        sb_printf(b, ",,");
     else
-        sb_printf(b, ",%lld", (long long)s.peak_memory_bytes);
+        sb_printf(b, ",%lld,%lld", (long long)s.placement_memory_bytes, (long long)s.peak_memory_bytes);
     csv_num(b, s.reduction_pct, "%.4f");
     csv_num(b, s.vs_baseline_pct, "%.4f");
+    csv_num(b, s.trainer_eval_loss, "%.6f");
+    csv_num(b, s.drop_share_template, "%.6f");
+    csv_num(b, s.drop_share_response, "%.6f");
     sb_printf(b, ",\"%s\"\n", s.modules);
 }
 

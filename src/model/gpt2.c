@@ -410,6 +410,7 @@ void lpl_gpt2_state_free(lpl_gpt2_state *s)
 size_t lpl_gpt2_state_bytes(const lpl_gpt2_state *s) { return s ? s->bytes : 0; }
 int lpl_gpt2_state_max_T(const lpl_gpt2_state *s) { return s->max_T; }
 const float *lpl_gpt2_logits(const lpl_gpt2_state *s) { return s->logits; }
+const float *lpl_gpt2_token_nll(const lpl_gpt2_state *s) { return s->nll; }
 float *lpl_gpt2_state_grads(lpl_gpt2_state *s) { return s->grads; }
 
 void lpl_gpt2_zero_grads(lpl_gpt2_state *s)

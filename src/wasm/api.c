@@ -16,6 +16,7 @@
 #include "lpl/io/model_io.h"
 #include "lpl/core/threads.h"
 #include "lpl/lab/generate.h"
+#include "lpl/lab/presets.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten.h>
@@ -47,7 +48,7 @@ static struct {
     void *buffer;
     size_t buffer_size;
     char *str_info, *str_count, *str_estimate, *str_events, *str_results, *str_csv, *str_adapter_cfg,
-        *str_generate, *str_memory;
+        *str_generate, *str_memory, *str_presets, *str_tokens;
 } g;
 
 /* Replaces the kept string *slot by s (which may be NULL) and returns it or "". */
@@ -71,6 +72,10 @@ static void set_buffer(void *p, size_t n)
 }
 
 LAB_EXPORT const char *lab_last_error(void) { return g.err.msg; }
+
+/* The presets document of lpl/lab/presets.h (models, placements, study and quick
+ * settings, generation defaults): the page's lists and defaults come from here. */
+LAB_EXPORT const char *lab_presets(void) { return keep(&g.str_presets, lpl_presets_json()); }
 LAB_EXPORT uint8_t *lab_buffer_ptr(void) { return g.buffer; }
 LAB_EXPORT size_t lab_buffer_size(void) { return g.buffer_size; }
 
@@ -153,24 +158,12 @@ LAB_EXPORT const char *lab_model_info(void)
     return keep(&g.str_info, s);
 }
 
-static int parse_dtype(const char *s, lpl_dtype *t)
-{
-    static const struct { const char *name; lpl_dtype t; } types[] = {
-        {"f32", LPL_F32}, {"f16", LPL_F16}, {"q8_0", LPL_Q8_0}, {"q4_0", LPL_Q4_0}};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (s && !strcmp(s, types[i].name)) {
-            *t = types[i].t;
-            return 1;
-        }
-    return 0;
-}
-
 LAB_EXPORT int lab_convert_hf(const char *config_json, const uint8_t *ckpt, size_t ckpt_len, const char *vocab_json,
                               const char *merges_txt, const char *type)
 {
     lpl_error_clear(&g.err);
     lpl_dtype t;
-    if (!parse_dtype(type, &t))
+    if (!lpl_matrix_type_from_name(type, &t))
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "type '%s': expected q8_0, f16, f32 or q4_0", type ? type : "");
     if (!config_json || !ckpt || !vocab_json || !merges_txt)
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "convert: config, checkpoint, vocab and merges are all needed");
@@ -462,6 +455,7 @@ LAB_EXPORT const char *lab_generate(const char *request_json)
     if (cJSON_IsNumber(rp) && rp->valuedouble > 0)
         o.repetition_penalty = (float)rp->valuedouble;
     o.top_k = json_int(req, "top_k", 0);
+    o.min_new_tokens = json_int(req, "min_new_tokens", 0);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "temperature");
     if (cJSON_IsNumber(t))
         o.temperature = (float)t->valuedouble;
@@ -485,6 +479,48 @@ done:
     free(text);
     cJSON_Delete(req);
     return keep(&g.str_generate, out);
+}
+
+/* {example (index into the eval set, default 0), runs: [trainings whose adapters to
+ * compare with the base]} -> lpl_token_view_json of that example (losses keyed by the
+ * placement's name, NAME-seedS when a name repeats). */
+LAB_EXPORT const char *lab_token_view(const char *request_json)
+{
+    lpl_error_clear(&g.err);
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "token view: no run (run an ablation first)");
+        return keep(&g.str_tokens, NULL);
+    }
+    cJSON *req = cJSON_Parse(request_json ? request_json : "");
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(req, "runs");
+    int n = cJSON_GetArraySize(runs), example = json_int(req, "example", 0);
+    lpl_lora **ads = calloc((size_t)n + 1, sizeof *ads);
+    char (*names)[96] = calloc((size_t)n + 1, sizeof *names);
+    const char **name_ptrs = calloc((size_t)n + 1, sizeof *name_ptrs);
+    char *out = NULL;
+    if (!ads || !names || !name_ptrs) {
+        lpl_fail(&g.err, LPL_ERR_NOMEM, "out of memory: token view");
+        goto done;
+    }
+    for (int k = 0; k < n; k++) {
+        int i = (int)cJSON_GetArrayItem(runs, k)->valuedouble;
+        if (!(ads[k] = (lpl_lora *)placement_adapter(i)))
+            goto done;
+        snprintf(names[k], sizeof names[k], "%s", lpl_run_placement_name(g.run, i));
+        for (int j = 0; j < k; j++)
+            if (!strcmp(names[j], names[k]))
+                snprintf(names[k], sizeof names[k], "%s-seed%llu", lpl_run_placement_name(g.run, i),
+                         (unsigned long long)lpl_run_seed(g.run, i));
+        name_ptrs[k] = names[k];
+    }
+    out = lpl_token_view_json(g.model, g.tok, ads, name_ptrs, n, lpl_run_eval_set(g.run), example, 1,
+                              g.cfg.compute, &g.err);
+done:
+    free(ads);
+    free(names);
+    free(name_ptrs);
+    cJSON_Delete(req);
+    return keep(&g.str_tokens, out);
 }
 
 LAB_EXPORT const char *lab_memory(void)

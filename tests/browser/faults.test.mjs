@@ -42,7 +42,7 @@ const tableHeads = (page) => page.$$eval('#results-table thead th', (ths) => ths
 const evalLosses = (page) => page.evaluate(() => Object.fromEntries(
   window.__lab.state.results.placements.filter((p) => p.status === 'done').map((p) => [p.name, p.eval_loss])));
 
-test('out of memory in the wasm heap: a readable message, completed placements kept, worker restarted', { ...T, skip: SKIP }, async () => {
+test('out of memory in the wasm heap: a readable message, completed placements kept, worker restarted', { ...T, skip: SKIP }, async (t) => {
   const h = await openLab({}, '&max-heap-mb=64');
   const { page } = h;
   try {
@@ -56,10 +56,12 @@ test('out of memory in the wasm heap: a readable message, completed placements k
     assert.equal(errors.length, 1, JSON.stringify(errors));
     assert.match(errors[0], /^Out of memory in the browser: could not allocate [a-zA-Z +]+ \([\d,]+ bytes\); the wasm heap is 64\.0 MB and cannot grow past its limit of 64\.0 MB\. Completed placements are kept; the worker restarts\./);
     assert.equal(await page.textContent('#error-text'), errors[0]);
+    t.diagnostic(`page says: ${errors[0]}`);
 
     // What completed before is in the table and in storage.
     const done = await page.evaluate(() => window.__lab.state.results.placements.filter((p) => p.status === 'done').map((p) => p.name));
     assert.ok(done.length >= 1 && done.length < all.length, `completed before the failure: ${done}`);
+    t.diagnostic(`completed before running out of memory: ${done.join(', ')}`);
     assert.deepEqual(done, all.slice(0, done.length));
     assert.deepEqual((await tableHeads(page)).slice(0, done.length), done);
     for (const name of done) {

@@ -22,7 +22,7 @@ async function downloadText(page, selector) {
 // Reads a formatted table cell back into a number (1,234 · 12.5 % · 3.1 s · 2 min 4 s · 12.0 MB).
 // Half a unit of the last digit the table shows, per row.
 const ROUNDING = { eval_loss_before: 5e-5, eval_loss: 5e-5, perplexity: 5e-4, mean_sample_perplexity: 5e-4,
-                   percent: 5e-3, reduction_pct: 5e-3, vs_baseline_pct: 0.05, train_seconds: 0.05, tokens_per_s: 0.5 };
+                   trainer_eval_loss: 5e-5, percent: 5e-3, reduction_pct: 5e-3, vs_baseline_pct: 0.05, train_seconds: 0.05, tokens_per_s: 0.5 };
 
 function parseCell(text) {
   const t = text.replace(/★/g, '').replace(/,/g, '').trim().replace(/ \(\d+x\)$/, '');
@@ -85,7 +85,8 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
     })));
     const byKey = Object.fromEntries(table.map((r) => [r.key, r.cells]));
     for (const key of ['eval_loss_before', 'eval_loss', 'perplexity', 'mean_sample_perplexity', 'trainable',
-                       'percent', 'train_seconds', 'tokens_per_s', 'peak_memory_bytes', 'reduction_pct', 'vs_baseline_pct']) {
+                       'percent', 'train_seconds', 'tokens_per_s', 'placement_memory_bytes', 'process_peak_memory_bytes',
+                       'reduction_pct', 'vs_baseline_pct', 'trainer_eval_loss']) {
       assert.ok(byKey[key], `table row ${key}`);
       ps.forEach((p, i) => {
         const v = p[key];
@@ -123,6 +124,10 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
     const gens = await page.evaluate(() => window.__lab.state.generations);
     assert.deepEqual(await page.evaluate(() => window.__lab.state.errors), [], 'generation errors');
     assert.deepEqual(gens.map((g) => g.label), ['base model', 'baseline', 'ffn', 'attn']);
+    // Seeded sampling by default, the settings shown, every answer with some text.
+    for (const g of gens) assert.deepEqual(g.settings, { temperature: 0.8, top_k: 40, seed: 42, repetition_penalty: 1.3, min_new_tokens: 8 });
+    assert.match(await page.textContent('#gen-used'), /seeded sampling: temperature 0\.8, top-k 40, seed 42/);
+    for (const g of gens) assert.ok(g.text.trim().length > 0, `${g.label} answered with text`);
 
     assert.deepEqual(h.consoleErrors, [], 'no console errors');
     await page.screenshot({ path: artifact('lab.png'), fullPage: true });

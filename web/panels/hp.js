@@ -1,9 +1,5 @@
-// Panel 4, Hyper-parameters: the inputs marked data-hp, the study's values and Quick.
-
-export const STUDY = { r: 16, alpha: 32, dropout: 0.1, epochs: 3, batch_size: 1, lr: 2e-4, schedule: 'cosine',
-                       warmup_steps: 0, n_train: 100, n_eval: 20, max_len: 256, seed: 42, compute: 'int8' };
-// Small enough to finish in about a minute on the bundled model with three placements.
-export const QUICK = { ...STUDY, n_train: 6, n_eval: 3, epochs: 2, max_len: 64 };
+// Panel 4, Hyper-parameters: the inputs marked data-hp. "Study defaults" and "Quick"
+// are the engine's (lab_presets: the CLI's defaults and its --quick), not copies.
 
 /** Writes values into the inputs. */
 export function setHp(values) {
@@ -26,6 +22,7 @@ export function checkHp(hp) {
   const intIn = (k, lo, hi) => { if (!Number.isInteger(hp[k]) || hp[k] < lo || hp[k] > hi) bad.push(`${k} must be an integer in ${lo}..${hi}`); };
   intIn('r', 1, 1024); intIn('epochs', 1, 1000); intIn('batch_size', 1, 1024); intIn('n_train', 1, 1e7);
   intIn('n_eval', 1, 1e7); intIn('max_len', 8, 8192); intIn('warmup_steps', 0, 1e7); intIn('seed', 0, 2 ** 31);
+  intIn('seeds', 1, 20);
   if (!(hp.lr > 0)) bad.push('lr must be > 0');
   if (!(hp.alpha > 0)) bad.push('alpha must be > 0');
   if (!(hp.dropout >= 0 && hp.dropout < 1)) bad.push('dropout must be in [0, 1)');

@@ -3,7 +3,7 @@
 // matches made visible.
 import { el, $, fill, fmtInt, fmtNum } from '../dom.js';
 import { engine } from '../engine.js';
-import { state, PRESETS, setStatus, updateButtons } from '../state.js';
+import { state, setStatus, updateButtons } from '../state.js';
 import { readHp } from './hp.js';
 
 /** The experiment the page would run now: hyper-parameters and the ticked placements. */
@@ -12,12 +12,10 @@ export function experiment() {
 }
 
 function renderPresets() {
-  fill($('#presets'), PRESETS.map(([name, desc]) => {
-    const p = state.placements.find((q) => q.name === name);
-    return el('label', { class: 'preset', title: desc },
-      el('input', { type: 'checkbox', value: name, checked: p.on, onchange: (e) => { p.on = e.target.checked; refreshCounts(); } }),
-      ` ${name} `, el('span', { class: 'muted', text: desc }));
-  }));
+  fill($('#presets'), state.placements.filter((p) => p.preset).map((p) =>
+    el('label', { class: 'preset', title: p.description },
+      el('input', { type: 'checkbox', value: p.name, checked: p.on, onchange: (e) => { p.on = e.target.checked; refreshCounts(); } }),
+      ` ${p.name} `, el('span', { class: 'muted', text: p.description }))));
 }
 
 function parseLayers(text) {

@@ -6,6 +6,8 @@ import { renderResults, placementsOf, metric } from '../table.js';
 import * as store from '../store.js';
 import { state, setStatus, showError, clearError } from '../state.js';
 import { charts } from './training.js';
+import { seriesKey, drawSeedBands, renderVerdicts } from '../seeds.js';
+import { refreshLearned } from './learned.js';
 
 const pendingSaves = {};   // placement name -> promise of its IndexedDB key
 let quotaSaid = null;      // the run whose full storage was already reported
@@ -25,26 +27,27 @@ export function storageFailed(e, what) {
 }
 
 /** Stores a finished placement (its adapter joins it when the worker sends it). */
-export function savePlacement(ev) {
+export function savePlacement(ev, key = ev.placement) {
   const run = state.run;
-  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, index: ev.index,
-                result: ev.result || null, curves: run.curves[ev.placement], experiment: run.experiment };
-  const a = state.adapters[ev.placement];
+  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, series: key, seed: ev.seed, index: ev.index,
+                result: ev.result || null, curves: run.curves[key], experiment: run.experiment };
+  const a = state.adapters[key];
   if (a) { rec.adapter = a.adapter; rec.adapterConfig = a.config; }
-  pendingSaves[ev.placement] = store.savePlacement(rec).catch((e) => {
-    storageFailed(e, `placement ${ev.placement}`);
+  pendingSaves[key] = store.savePlacement(rec).catch((e) => {
+    storageFailed(e, `placement ${key}`);
     return null;
   });
-  pendingSaves[ev.placement].then(refreshSaved);
+  pendingSaves[key].then(refreshSaved);
 }
 
-/** Keeps the PEFT files of a finished placement, in memory and in its stored record. */
+/** Keeps the PEFT files of a finished training, in memory and in its stored record. */
 export function onAdapter(msg) {
-  state.adapters[msg.placement] = { adapter: msg.adapter, config: msg.config };
-  const p = pendingSaves[msg.placement];
+  const key = state.run ? seriesKey(msg.placement, msg.seed, state.run.experiment) : msg.placement;
+  state.adapters[key] = { adapter: msg.adapter, config: msg.config };
+  const p = pendingSaves[key];
   if (p) {
-    p.then((key) => key && store.updatePlacement(key, { adapter: msg.adapter, adapterConfig: msg.config }))
-      .catch((e) => storageFailed(e, `the adapter of ${msg.placement}`));
+    p.then((id) => id && store.updatePlacement(id, { adapter: msg.adapter, adapterConfig: msg.config }))
+      .catch((e) => storageFailed(e, `the adapter of ${key}`));
   }
   // Downloadable at once, not only at the end of the run.
   if (state.running) downloadButtons(null, null, state.adapters);
@@ -86,6 +89,9 @@ function flatResult(p) {
 export function clearResults() {
   renderResults($('#results-table'), null);
   fill($('#downloads'));
+  drawSeedBands($('#chart-seeds'), null);
+  renderVerdicts($('#verdicts'), null);
+  refreshLearned();
 }
 
 /** Draws state.results: table, efficiency chart, downloads. */
@@ -93,6 +99,9 @@ export function showResults() {
   renderResults($('#results-table'), state.results);
   charts.setResults(placementsOf(state.results).map(flatResult));
   downloadButtons(state.resultsJson, state.resultsCsv, state.adapters);
+  drawSeedBands($('#chart-seeds'), state.results, (name) => charts.color(name));
+  renderVerdicts($('#verdicts'), state.results);
+  refreshLearned();
 }
 
 async function refreshSaved() {
@@ -118,11 +127,11 @@ export async function restoreSaved() {
   if (!recs.length) return null;
   const run = await store.getRun(lastRun).catch(() => undefined);
   state.results = { restored: true, placements: recs.map((r) => r.result) };
-  state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.name, { adapter: r.adapter, config: r.adapterConfig }]));
-  charts.reset(recs.map((r) => r.name));
+  state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.series || r.name, { adapter: r.adapter, config: r.adapterConfig }]));
+  charts.reset(recs.map((r) => r.series || r.name));
   for (const r of recs) {
-    (r.curves?.loss || []).forEach((l, i) => charts.addStep(r.name, i + 1, l));
-    (r.curves?.evals || []).forEach((e) => charts.addEval(r.name, e.epoch, e.eval_loss, e.perplexity));
+    (r.curves?.loss || []).forEach((l, i) => charts.addStep(r.series || r.name, i + 1, l));
+    (r.curves?.evals || []).forEach((e) => charts.addEval(r.series || r.name, e.epoch, e.eval_loss, e.perplexity));
   }
   renderResults($('#results-table'), state.results);
   charts.setResults(state.results.placements.map(flatResult));

@@ -9,10 +9,11 @@ import { placementsOf } from '../table.js';
 import { engine } from '../engine.js';
 import * as store from '../store.js';
 import { state, showError, clearError, setStatus, updateButtons } from '../state.js';
-import { checkHp, setHp } from './hp.js';
+import { checkHp, setHp, readHp } from './hp.js';
 import { experiment } from './placements.js';
 import { charts } from './training.js';
 import { savePlacement, showResults, clearResults, storageFailed } from './results.js';
+import { seriesKey } from '../seeds.js';
 
 // Refuses (with a message) a run the browser cannot hold; true when it may start.
 async function fitsInMemory(exp) {
@@ -31,23 +32,27 @@ async function fitsInMemory(exp) {
 }
 
 // A new run, or (prior = {run, recs}) the continuation of a stored one: its
-// completed placements are drawn and kept as they were.
+// completed trainings are drawn and kept as they were. Charts and curves have a
+// series per (placement, seed) training (seeds.js seriesKey).
 function startRun(exp, prior) {
   const names = exp.placements.map((p) => (typeof p === 'string' ? p : p.name));
+  const seeds = Array.from({ length: exp.seeds || 1 }, (_, k) => exp.seed + k);
+  const series = seeds.flatMap((s) => names.map((n) => seriesKey(n, s, exp)));
   state.running = true;
   state.runId = prior ? prior.run.runId : `${Date.now()}`;
   state.run = { names, totalSteps: 0, done: {}, failed: {}, cancelled: false, startedAt: performance.now(),
-                experiment: exp, curves: Object.fromEntries(names.map((n) => [n, { loss: [], lr: [], evals: [] }])) };
+                experiment: exp, curves: Object.fromEntries(series.map((n) => [n, { loss: [], lr: [], evals: [] }])) };
   state.results = null;
   state.adapters = {};
   state.resumable = null;
   $('#resume-offer').hidden = true;
-  charts.reset(names);
+  charts.reset(series);
   for (const r of prior ? prior.recs : []) {
-    state.run.curves[r.name] = r.curves || state.run.curves[r.name];
-    (r.curves?.loss || []).forEach((l, i) => charts.addStep(r.name, i + 1, l));
-    (r.curves?.evals || []).forEach((e) => charts.addEval(r.name, e.epoch, e.eval_loss, e.perplexity));
-    if (r.adapter) state.adapters[r.name] = { adapter: r.adapter, config: r.adapterConfig };
+    const key = r.series || r.name;
+    state.run.curves[key] = r.curves || state.run.curves[key];
+    (r.curves?.loss || []).forEach((l, i) => charts.addStep(key, i + 1, l));
+    (r.curves?.evals || []).forEach((e) => charts.addEval(key, e.epoch, e.eval_loss, e.perplexity));
+    if (r.adapter) state.adapters[key] = { adapter: r.adapter, config: r.adapterConfig };
   }
   clearResults();
   $('#run-progress').value = 0;
@@ -71,6 +76,7 @@ function finishRun(r) {
   state.resultsJson = r.resultsJson;
   state.resultsCsv = r.resultsCsv;
   state.results = r.resultsJson ? JSON.parse(r.resultsJson) : null;
+  state.liveResults = state.results;  // the worker holds these trainings' adapters
   state.run.cancelled = r.cancelled;
   showResults();
   const n = placementsOf(state.results).filter((p) => p.status === 'done').length;
@@ -148,7 +154,7 @@ async function resume() {
     return showError(`Resume: the stopped run used the model ${rec.model.name || ''} (sha256 ` +
       `${rec.model.sha256.slice(0, 12)}…); load that model to resume it.`);
   }
-  setHp(rec.experiment);
+  setHp({ ...readHp(), ...rec.experiment }); // a field the stored run lacks keeps its input
   const doc = { config: rec.config, model: rec.model, data: rec.data, placements: recs.map((r) => r.result) };
   await runExperiment(rec.experiment, JSON.stringify(doc), prior);
 }
@@ -159,21 +165,21 @@ function cancel() {
   setStatus('#run-status', 'Cancelling after the current step…');
 }
 
-function onStep(run, curves, ev) {
-  run.done[ev.index] = ev.step;
+function onStep(run, curves, ev, key) {
+  run.done[ev.run ?? ev.index] = ev.step;
   if (curves) { curves.loss[ev.step - 1] = ev.loss; curves.lr[ev.step - 1] = ev.lr; curves.steps = ev.steps; }
-  charts.addStep(ev.placement, ev.step, ev.loss);
+  charts.addStep(key, ev.step, ev.loss);
   const done = Object.values(run.done).reduce((a, b) => a + b, 0);
   $('#run-progress').value = Math.min(done, $('#run-progress').max);
-  setStatus('#run-status', `${ev.placement} · epoch ${ev.epoch} · step ${ev.step}/${ev.steps} · loss ${fmtNum(ev.loss, 4)} · ` +
+  setStatus('#run-status', `${key} · epoch ${ev.epoch} · step ${ev.step}/${ev.steps} · loss ${fmtNum(ev.loss, 4)} · ` +
     `${fmtNum(ev.tokens_per_s, 3)} tok/s (compute ${run.experiment.compute ?? 'int8'}) · elapsed ${fmtTime(ev.elapsed_s)} · ETA ${fmtTime(ev.eta_s)}`);
 }
 
-function onEval(curves, ev) {
+function onEval(curves, ev, key) {
   if (curves) curves.evals.push({ epoch: ev.epoch, eval_loss: ev.eval_loss, perplexity: ev.perplexity,
                                   mean_sample_perplexity: ev.mean_sample_perplexity });
-  charts.addEval(ev.placement, ev.epoch, ev.eval_loss, ev.perplexity);
-  setStatus('#run-status', `${ev.placement} · eval after epoch ${ev.epoch}: loss ${fmtNum(ev.eval_loss, 4)}, ` +
+  charts.addEval(key, ev.epoch, ev.eval_loss, ev.perplexity);
+  setStatus('#run-status', `${key} · eval after epoch ${ev.epoch}: loss ${fmtNum(ev.eval_loss, 4)}, ` +
     `perplexity ${fmtNum(ev.perplexity, 4)}`);
 }
 
@@ -181,20 +187,22 @@ function onEval(curves, ev) {
 export function onRunEvent(ev) {
   const run = state.run;
   if (!run) return;
-  const curves = run.curves[ev.placement];
+  const key = seriesKey(ev.placement, ev.seed, run.experiment);
+  const curves = run.curves[key];
   if (ev.type === 'start') {
     run.totalSteps = ev.total_steps || 0;
     $('#run-progress').max = Math.max(1, run.totalSteps);
   } else if (ev.type === 'step') {
-    onStep(run, curves, ev);
+    onStep(run, curves, ev, key);
   } else if (ev.type === 'eval') {
-    onEval(curves, ev);
+    onEval(curves, ev, key);
   } else if (ev.type === 'placement_done') {
-    run.done[ev.index] = curves && curves.steps ? curves.steps : run.done[ev.index];
-    savePlacement(ev);
+    const i = ev.run ?? ev.index;
+    run.done[i] = curves && curves.steps ? curves.steps : run.done[i];
+    savePlacement(ev, key);
   } else if (ev.type === 'placement_failed') {
-    run.failed[ev.placement] = ev.message;
-    showError(`Placement ${ev.placement} failed: ${ev.message}`);
+    run.failed[key] = ev.message;
+    showError(`Placement ${key} failed: ${ev.message}`);
   } else if (ev.type === 'done') {
     run.cancelled = !!ev.cancelled;
   }

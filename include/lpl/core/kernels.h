@@ -23,6 +23,9 @@ void lpl_fp32_to_fp16_row(const float *src, uint16_t *dst, int64_t n);
 size_t lpl_dtype_row_bytes(lpl_dtype t, int64_t n);
 /* "f32", "f16", "q8_0", "q4_0", "bf16" or "?" */
 const char *lpl_dtype_name(lpl_dtype t);
+/* "f32", "f16", "q8_0", "q4_0" (the types a weight matrix may have) -> *t; 1, or 0
+ * for any other name. */
+int lpl_matrix_type_from_name(const char *s, lpl_dtype *t);
 
 /* Quantizes n floats (n % 32 == 0) into ggml blocks, as ggml's reference does. */
 void lpl_quantize_q8_0(const float *src, lpl_block_q8_0 *dst, int64_t n);

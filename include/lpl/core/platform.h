@@ -17,4 +17,8 @@ double lpl_now_seconds(void);
  * high-water). 0 if unknown. */
 int64_t lpl_peak_memory_bytes(void);
 
+/* Heap bytes in use now (native glibc: mallinfo2 in-use + mmap'd blocks; wasm:
+ * dlmalloc's in-use bytes); 0 where unknown. */
+int64_t lpl_heap_in_use_bytes(void);
+
 #endif

@@ -25,10 +25,25 @@ void lpl_alpaca_free(lpl_alpaca_set *s);
 /* The Alpaca prompt for a record (everything before the response), malloc'd. */
 char *lpl_alpaca_prompt(const lpl_alpaca_record *r);
 
+/* What part of an Alpaca example a token belongs to: the fixed prompt text that every
+ * example repeats, the record's instruction, its input, or the response (output and
+ * end-of-text). A token that straddles two parts belongs to the part of its last byte. */
+typedef enum {
+    LPL_ROLE_TEMPLATE = 0,
+    LPL_ROLE_INSTRUCTION = 1,
+    LPL_ROLE_INPUT = 2,
+    LPL_ROLE_RESPONSE = 3
+} lpl_token_role;
+#define LPL_N_ROLES 4
+
+/* "template", "instruction", "input", "response" ("?" for anything else). */
+const char *lpl_role_name(int role);
+
 typedef struct {
     int *tokens;      /* T input ids */
     int *targets;     /* T next-token ids */
     uint8_t *mask;    /* T: 1 where the target is scored */
+    uint8_t *role;    /* T: lpl_token_role of targets[t] */
     int T;
     int truncated;    /* 1 if the record was cut to max_len */
 } lpl_example;

@@ -5,6 +5,7 @@
 
 #include "lpl/core/common.h"
 #include "lpl/io/data.h"
+#include "lpl/io/tokenizer.h"
 #include "lpl/model/gpt2.h"
 #include "lpl/model/lora.h"
 
@@ -16,7 +17,16 @@ typedef struct {
     double perplexity;         /* exp(eval_loss) */
     double mean_sample_perplexity; /* mean over samples of exp(sample loss); usually above
                                   * perplexity (Jensen) and dominated by the worst sample */
+    double trainer_eval_loss;  /* the eval loss an HF Trainer logs: examples in batches of
+                                * LPL_TRAINER_EVAL_BATCH in order, each batch's token-mean loss
+                                * counted once per example of the batch, averaged (= the mean
+                                * over batches when every batch is full) */
+    double role_nll[LPL_N_ROLES];     /* nll_sum split by token role (data.h) */
+    int64_t role_tokens[LPL_N_ROLES]; /* scored tokens per role; they sum to n_tokens */
 } lpl_eval_result;
+
+/* HF Trainer's default per_device_eval_batch_size. */
+#define LPL_TRAINER_EVAL_BATCH 8
 
 /* Eval loss of the model (with lora if non-NULL, no dropout) over examples.
  * LPL_ERR_INVALID if no example has a scored token. */
@@ -27,5 +37,25 @@ lpl_status lpl_evaluate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_examp
  * s must hold the longest example. */
 lpl_status lpl_evaluate_with_state(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s,
                                    const lpl_example_set *ex, lpl_eval_result *out, lpl_error *err);
+
+/* Longest example of a set (at least 1): the T a state for it needs. */
+int lpl_examples_max_T(const lpl_example_set *ex);
+
+/* -log p(target) of every position of every example, without dropout, with the base's
+ * products computed as compute says: out holds the sum of the examples' T values,
+ * example after example, NAN where a target is not scored. Errors as lpl_evaluate. */
+lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
+                            lpl_compute compute, float *out, lpl_error *err);
+
+/* The token view of examples [first, first + count) of ex as a JSON document:
+ * {"eval_loss", "n_tokens", "roles": {ROLE: {n_tokens, loss, ...}}, "models": [names],
+ *  "examples": [{"index", "tokens": [{"id", "text", "role", "scored", "loss", "loss_NAME"...}]}]}.
+ * "loss" is the base model's; "loss_NAME" that with adapters[k] (named names[k]); eval_loss
+ * and the roles are over the whole set, for the base and each adapter ("eval_loss_NAME").
+ * The first token of an example predicts nothing and is listed unscored. malloc'd JSON
+ * or NULL with err set. */
+char *lpl_token_view_json(const lpl_gpt2_model *m, const lpl_tokenizer *tok, lpl_lora *const *adapters,
+                          const char *const *names, int n_adapters, const lpl_example_set *ex, int first,
+                          int count, lpl_compute compute, lpl_error *err);
 
 #endif

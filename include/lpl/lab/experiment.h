@@ -100,6 +100,11 @@ char *lpl_experiment_to_json(const lpl_experiment_config *c);
 /* Preset placement by name: baseline, ffn, attn, all-linear, attn-exact, mlp-exact.
  * LPL_ERR_INVALID lists the known names. */
 lpl_status lpl_placement_preset(const char *name, lpl_placement *p, lpl_error *err);
+/* The presets by index (0 .. count-1; NULL past the end): name and a one-line
+ * description of what it adapts. */
+int lpl_placement_preset_count(void);
+const char *lpl_placement_preset_name(int i);
+const char *lpl_placement_preset_description(int i);
 
 /* Parses a command-line placement: a preset name, or "NAME=T1,T2[@LAYERS]" with
  * PEFT list targets and optional layers "0-3,7", or "NAME=re:REGEX" (whole-name
@@ -186,7 +191,10 @@ typedef struct {
     double percent, reduction_pct, reduction_factor, vs_baseline_pct;
     double eval_loss_before, eval_loss, perplexity, mean_sample_perplexity;
     double train_seconds, tokens_per_s;
-    int64_t peak_memory_bytes;
+    int64_t peak_memory_bytes;       /* the process's high-water mark when the training ended */
+    int64_t placement_memory_bytes;  /* the training's own peak (docs/RESULTS.md) */
+    double trainer_eval_loss;        /* after training */
+    double drop_share_template, drop_share_response; /* shares of the eval NLL drop */
 } lpl_placement_summary;
 
 typedef struct lpl_run lpl_run;
@@ -258,6 +266,9 @@ lpl_placement_status lpl_run_placement_status(const lpl_run *r, int i);
 lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *out, lpl_error *err);
 /* "selected" modules of placement i (lpl_lora_describe form) */
 const char *lpl_run_modules(const lpl_run *r, int i);
+
+/* The tokenized eval examples the run evaluates on. */
+const lpl_example_set *lpl_run_eval_set(const lpl_run *r);
 
 /* Adapter of a placement completed in this run (NULL otherwise, e.g. resumed ones). */
 const lpl_lora *lpl_run_adapter(const lpl_run *r, int i);

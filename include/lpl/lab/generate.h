@@ -17,6 +17,8 @@ typedef struct {
     float repetition_penalty; /* as transformers' generate: logits of tokens already in the
                                  sequence are divided (if > 0) or multiplied (if < 0) by it;
                                  1 = off (default) */
+    int min_new_tokens;   /* as transformers' generate: end-of-text cannot be picked before
+                             this many new tokens (default 0) */
 } lpl_generate_options;
 
 void lpl_generate_options_default(lpl_generate_options *o);

@@ -94,6 +94,11 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, struct lpl_lora *lora, lpl_
  * overwrites them with their gradient, to save a [T][V] buffer. */
 const float *lpl_gpt2_logits(const lpl_gpt2_state *s);
 
+/* -log p(target) of each scored position of the last forward with targets, in
+ * position order (n_scored values, as counted in its lpl_loss). Valid until the next
+ * forward or backward. */
+const float *lpl_gpt2_token_nll(const lpl_gpt2_state *s);
+
 /* Backward of the last forward (which must have had targets): the gradient of the
  * mean loss over scored tokens is ADDED to lora's gradients (if lora) and, when the
  * state has full gradients, to the full gradient buffer. One backward per forward:
