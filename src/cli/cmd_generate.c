@@ -26,7 +26,7 @@ static const char *const help =
     "  --min-new N           no end-of-text before N new tokens (default 8; 0 = off)\n"
     "  --greedy              most likely tokens: defaults become temperature 0, top-k 0,\n"
     "                        penalty 1, min-new 0 (flags given still apply)\n"
-    "  --quiet               do not print the settings\n";
+    "  --quiet               no progress or settings on stderr\n";
 
 int lpl_cmd_generate(int argc, char **argv)
 {
