@@ -236,7 +236,7 @@ static lpl_status merge_unit(const lpl_grid_unit *u, cJSON *doc, cJSON *frame_pl
         return LPL_OK;
     cJSON_ReplaceItemInArray(frame_pls, u->index, cJSON_Duplicate(t, 1));
     *wall += num_or(doc, "wall_seconds", 0);
-    double pm = num_or(doc, "peak_memory_bytes", 0);
+    double pm = num_or(doc, "process_peak_memory_bytes", 0);
     *peak = pm > *peak ? pm : *peak;
     return LPL_OK;
 }
@@ -299,8 +299,11 @@ char *lpl_plan_collect(const lpl_plan *p, const char *const *docs, lpl_collect_r
         lpl_fail(err, LPL_ERR_INVALID, "no unit of the plan has finished yet (%d units)", p->n_units);
         goto done;
     }
-    cJSON_ReplaceItemInObjectCaseSensitive(frame, "wall_seconds", cJSON_CreateNumber(wall));
-    cJSON_ReplaceItemInObjectCaseSensitive(frame, "peak_memory_bytes", cJSON_CreateNumber(peak));
+    /* Delete-then-add rather than replace: a key missing from the frame would leak the new item. */
+    cJSON_DeleteItemFromObjectCaseSensitive(frame, "wall_seconds");
+    cJSON_AddNumberToObject(frame, "wall_seconds", wall);
+    cJSON_DeleteItemFromObjectCaseSensitive(frame, "process_peak_memory_bytes");
+    cJSON_AddNumberToObject(frame, "process_peak_memory_bytes", peak);
     cJSON_DeleteItemFromObjectCaseSensitive(frame, "collected");
     cJSON_AddItemToObject(frame, "collected", collected_cjson(p, rep, states));
     text = cJSON_PrintUnformatted(frame);
