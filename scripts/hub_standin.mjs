@@ -107,15 +107,15 @@ export async function startHubStandin({ root, host = '127.0.0.1', cdnPort = 0, d
       stats.cdnGets++;
       if (req.headers.range && !noRange) stats.rangeGets++;
     }
-    if (noRange) {   // a server that knows no Range: always the whole file
+    const key = `${f.file}\0${f.mtimeMs}`;
+    if (noRange) {   // a server that knows no Range: always the whole file (dropped once too, if asked)
       res.writeHead(200, { ...headers, ETag: etagOf(f), 'Content-Type': 'application/octet-stream', 'Content-Length': f.size });
       if (req.method === 'HEAD') return res.end();
-      return sendBytes(res, f, 0, f.size - 1);
+      return sendBytes(res, f, 0, f.size - 1, dropOnce > 0 && f.size > dropOnce ? key : null);
     }
     const ranges = parseRange(req.headers.range, f.size);
     const one = Array.isArray(ranges) && ranges.length === 1 ? ranges[0] : null;
     const start = one ? one.start : 0, end = one ? one.end : f.size - 1;
-    const key = `${f.file}\0${f.mtimeMs}`;
     if (req.method === 'GET' && dropOnce > 0 && (one || !ranges) && start < dropOnce && end >= dropOnce && !dropped.has(key)) {
       res.writeHead(one ? 206 : 200, { ...headers, ETag: etagOf(f), 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream',
         'Content-Length': end - start + 1, ...(one ? { 'Content-Range': `bytes ${start}-${end}/${f.size}` } : {}) });
