@@ -52,3 +52,12 @@ int64_t lpl_heap_in_use_bytes(void)
     return 0;
 #endif
 }
+
+void lpl_utc_timestamp(char *out, size_t cap)
+{
+    time_t now = time(NULL);
+    struct tm tmv;
+    gmtime_r(&now, &tmv);
+    if (!strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tmv) && cap)
+        out[0] = '\0';
+}

@@ -2,6 +2,7 @@
  * decides who holds the folder; the file's content only says who that is, so a
  * message can name the holder and a stale file can be recognised. */
 #include "lpl/io/dir_lock.h"
+#include "lpl/core/platform.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,10 +101,7 @@ static lpl_status write_owner(lpl_dir_lock *lock, lpl_error *err)
 {
     char host[256], since[40], text[512];
     this_host(host, sizeof host);
-    time_t now = time(NULL);
-    struct tm tmv;
-    gmtime_r(&now, &tmv);
-    strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    lpl_utc_timestamp(since, sizeof since);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "pid", (double)getpid());
     cJSON_AddStringToObject(o, "host", host);

@@ -1,5 +1,6 @@
 /* plan.json of a grid, and the merge of its units' results documents (see plan.h). */
 #include "lpl/lab/plan.h"
+#include "lpl/core/platform.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,10 +63,7 @@ char *lpl_plan_to_json(const lpl_plan *p, const lpl_experiment_config *grid, lpl
     cJSON_AddStringToObject(root, "format", "loralab-plan");
     cJSON_AddNumberToObject(root, "version", 1);
     char when[32];
-    time_t now = time(NULL);
-    struct tm tmv;
-    gmtime_r(&now, &tmv);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    lpl_utc_timestamp(when, sizeof when);
     cJSON_AddStringToObject(root, "written", when);
     cJSON_AddItemToObject(root, "grid", lpl_experiment_to_cjson(grid));
     cJSON_AddItemToObject(root, "config", lpl_experiment_to_cjson(&p->config));

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "experiment_internal.h"
+#include "lpl/core/platform.h"
 #include "lpl/core/files.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/simd.h"
@@ -306,10 +307,7 @@ static cJSON *results_cjson(const lpl_run *r)
     cJSON_AddStringToObject(root, "format", "loralab-results");
     cJSON_AddNumberToObject(root, "version", 1);
     char when[32];
-    time_t now = time(NULL);
-    struct tm tmv;
-    gmtime_r(&now, &tmv);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    lpl_utc_timestamp(when, sizeof when);
     cJSON_AddStringToObject(root, "written", when);
     cJSON_AddItemToObject(root, "config", lpl_experiment_to_cjson(&r->cfg));
     cJSON_AddItemToObject(root, "model", model_cjson(r));

@@ -3,6 +3,7 @@
 #ifndef LPL_PLATFORM_H
 #define LPL_PLATFORM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define LPL_VERSION "0.1.0"
@@ -12,6 +13,9 @@ const char *lpl_build_name(void);
 
 /* Seconds on a monotonic clock (for durations only). */
 double lpl_now_seconds(void);
+
+/* Writes the current UTC time as "YYYY-MM-DDTHH:MM:SSZ" into out (cap >= 21); out is "" if it does not fit. */
+void lpl_utc_timestamp(char *out, size_t cap);
 
 /* Peak memory of the process so far in bytes (native: max RSS; wasm: heap size
  * high-water). 0 if unknown. */
