@@ -77,10 +77,10 @@ export async function loadModel() {
     setStatus('#model-status', 'No model loaded.');
     showError(`Model: ${e.message}`);
   } finally {
+    await refreshCache();   // the cache list is current when the load is reported over
     $('#load-model').disabled = false;
     $('#cancel-load').hidden = true;
     updateButtons();
-    refreshCache();
   }
 }
 

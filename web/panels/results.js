@@ -10,6 +10,7 @@ import { seriesKey, drawSeedBands, renderVerdicts } from '../seeds.js';
 import { refreshLearned } from './learned.js';
 
 const pendingSaves = {};   // placement name -> promise of its IndexedDB key
+const pendingUpdates = new Set();   // adapters being added to stored placements
 let quotaSaid = null;      // the run whose full storage was already reported
 
 /** Says that something could not be kept in the browser; the page still has it. */
@@ -40,14 +41,24 @@ export function savePlacement(ev, key = ev.placement) {
   pendingSaves[key].then(refreshSaved);
 }
 
+/**
+ * Resolves when every write to IndexedDB started so far has ended (stored or
+ * refused), so that a run is only reported over once its storage errors are shown.
+ */
+export function savesSettled() {
+  return Promise.all([...Object.values(pendingSaves), ...pendingUpdates]).then(() => {});
+}
+
 /** Keeps the PEFT files of a finished training, in memory and in its stored record. */
 export function onAdapter(msg) {
   const key = state.run ? seriesKey(msg.placement, msg.seed, state.run.experiment) : msg.placement;
   state.adapters[key] = { adapter: msg.adapter, config: msg.config };
   const p = pendingSaves[key];
   if (p) {
-    p.then((id) => id && store.updatePlacement(id, { adapter: msg.adapter, adapterConfig: msg.config }))
+    const u = p.then((id) => id && store.updatePlacement(id, { adapter: msg.adapter, adapterConfig: msg.config }))
       .catch((e) => storageFailed(e, `the adapter of ${key}`));
+    pendingUpdates.add(u);
+    u.then(() => pendingUpdates.delete(u));
   }
   // Downloadable at once, not only at the end of the run.
   if (state.running) downloadButtons(null, null, state.adapters);

@@ -12,7 +12,7 @@ import { state, showError, clearError, setStatus, updateButtons } from '../state
 import { checkHp, setHp, readHp } from './hp.js';
 import { experiment } from './placements.js';
 import { charts } from './training.js';
-import { savePlacement, showResults, clearResults, storageFailed } from './results.js';
+import { savePlacement, showResults, clearResults, storageFailed, savesSettled } from './results.js';
 import { seriesKey } from '../seeds.js';
 
 // Refuses (with a message) a run the browser cannot hold; true when it may start.
@@ -108,6 +108,7 @@ async function runExperiment(exp, resume, prior) {
       saveRunRecord({ status: 'failed' });
     }
   } finally {
+    await savesSettled();   // a full storage is said before the run is reported over
     state.running = false;
     updateButtons();
   }
