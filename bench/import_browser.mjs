@@ -4,7 +4,7 @@
 // Hub stand-in (weights by a 302 to a second port, as the Hub does) and loads each in
 // headless Chromium with a fresh profile. Per import: wall time from the click to the
 // loaded model, and peak RSS of all Chromium processes (sampled every 250 ms) over the
-// idle page (worker and pthreads started, no model). With --train, the large .bin model
+// idle page (worker and pthreads started, no model). With --train, each large model
 // then trains the page's quick preset (3 placements) and that peak is reported too.
 //
 //   node bench/import_browser.mjs [--dir DIR] [--cases small-st32,medium-bin16,...]
@@ -123,7 +123,7 @@ async function main() {
   const rows = [];
   for (let r = 0; r < o.rounds; r++) {
     for (const c of o.cases) {
-      const row = await importOnce(o.dir, c, o.train && c === 'large-bin16');
+      const row = await importOnce(o.dir, c, o.train && c.startsWith('large-'));
       row.round = r;
       rows.push(row);
       console.log(JSON.stringify(row));

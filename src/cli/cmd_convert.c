@@ -6,10 +6,11 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "lpl/core/kernels.h"
+#include "lpl/core/threads.h"
 #include "lpl/io/model_io.h"
 
 static const char *const convert_help =
-    "usage: loralab convert --from HF_DIR --to FILE.gguf [--type q8_0|q4_0|f16|f32] [--name NAME] [--quiet]\n"
+    "usage: loralab convert --from HF_DIR --to FILE.gguf [--type q8_0|q4_0|f16|f32] [--name NAME] [--threads N] [--quiet]\n"
     "\n"
     "Converts a Hugging Face GPT-2 checkpoint (GPT2LMHeadModel: GPT-2, distilgpt2, DialoGPT)\n"
     "to a GGUF file with llama.cpp's gpt2 names and the tokenizer inside.\n"
@@ -20,6 +21,9 @@ static const char *const convert_help =
     CLI_HELP_TYPE("q8_0 (default), q4_0, f16 or f32;")
     "                        LayerNorms, biases and position embeddings stay f32\n"
     "  --name NAME           general.name (default: the directory's name)\n"
+    CLI_HELP_THREADS
+    "                        (Conv1D weights are transposed and quantized on them; the file is\n"
+    "                        the same whatever the count)\n"
     CLI_HELP_QUIET
     "\n"
     "Exit codes: 0 converted, 1 failed while converting, 2 bad usage or unreadable input.\n";
@@ -51,7 +55,7 @@ int lpl_cmd_convert(int argc, char **argv)
 {
     cli_args a;
     const char *from = NULL, *to = NULL, *type = "q8_0", *name = NULL;
-    int quiet = 0;
+    int quiet = 0, threads = 0;
     lpl_dtype t;
     cli_args_init(&a, "convert", argc, argv);
     while (cli_peek(&a) && !a.bad) {
@@ -60,7 +64,7 @@ int lpl_cmd_convert(int argc, char **argv)
             return LPL_EXIT_OK;
         }
         if (cli_opt(&a, "--from", &from) || cli_opt(&a, "--to", &to) || cli_opt(&a, "--type", &type) ||
-            cli_opt(&a, "--name", &name))
+            cli_opt(&a, "--name", &name) || cli_opt_int(&a, "--threads", 0, 1024, &threads))
             continue;
         if (cli_flag(&a, "--quiet")) {
             quiet = 1;
@@ -77,6 +81,7 @@ int lpl_cmd_convert(int argc, char **argv)
     if (!lpl_matrix_type_from_name(type, &t))
         return cli_usage_error("convert", "flag --type: '%s' is not one of q8_0, q4_0, f16, f32", type);
     lpl_error err = {0};
+    lpl_threads_init(threads, NULL); /* on failure the pool runs everything on this thread */
     progress_state ps = {quiet, isatty(2)};
     lpl_status st = lpl_convert_hf_dir_ex(from, to, t, name, progress, &ps, &err);
     if (st != LPL_OK)

@@ -2,6 +2,7 @@
  * The quantizers follow ggml's reference (scalar) quantizers bit for bit, so a
  * file we write dequantizes the same in llama.cpp as here. */
 #include "lpl/core/kernels.h"
+#include "lpl/core/simd.h"
 
 #include <assert.h>
 #include <math.h>
@@ -75,10 +76,17 @@ float lpl_bf16_to_fp32(uint16_t h)
     return bits_to_float((uint32_t)h << 16);
 }
 
-void lpl_fp16_to_fp32_row(const uint16_t *src, float *dst, int64_t n)
+void lpl_fp16_to_fp32_row(const void *src, float *dst, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = lpl_fp16_to_fp32(src[i]);
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + LPL_VW <= n; i += LPL_VW)
+        lpl_vf_store(dst + i, lpl_vf_load_f16(p + 2 * i));
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * i, 2);
+        dst[i] = lpl_fp16_to_fp32(h);
+    }
 }
 
 void lpl_fp32_to_fp16_row(const float *src, uint16_t *dst, int64_t n)

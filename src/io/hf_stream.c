@@ -6,6 +6,7 @@
  * transposed), one at a time; everything else goes row by row. */
 #include "lpl/io/hf_stream.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "hf_import.h"
 #include "lpl/core/kernels.h"
+#include "lpl/core/threads.h"
 #include "lpl/io/gguf.h"
 #include "lpl/io/safetensors.h"
 #include "lpl/io/torch_zip.h"
@@ -254,21 +256,68 @@ static lpl_status put_row(lpl_hf_stream *s, sink *k, int64_t r, const float *f, 
     return lpl_convert_row(t, f, dst + (size_t)r * rb, k->cols, err);
 }
 
-/* A held Conv1D tensor [cols][rows] -> our rows, TILE rows at a time. */
-static lpl_status put_transposed(lpl_hf_stream *s, sink *k, lpl_error *err)
+/* Tiles [t0, t1) of a held Conv1D tensor [cols][rows] -> our rows (TILE rows per
+ * tile), with the caller's scratch: tile (TILE * cols floats) and col (TILE floats).
+ * Stops at the first failing row; *bad is the tile it failed in. */
+static lpl_status transpose_tiles(lpl_hf_stream *s, sink *k, int64_t t0, int64_t t1, float *tile, float *col,
+                                  int64_t *bad, lpl_error *err)
 {
     lpl_status st = LPL_OK;
-    for (int64_t r0 = 0; r0 < k->rows && st == LPL_OK; r0 += TILE) {
-        int64_t n = k->rows - r0 < TILE ? k->rows - r0 : TILE;
+    for (int64_t t = t0; t < t1 && st == LPL_OK; t++) {
+        int64_t r0 = t * TILE, n = k->rows - r0 < TILE ? k->rows - r0 : TILE;
         for (int64_t c = 0; c < k->cols; c++) {
-            lpl_st_to_f32(k->t->dtype, k->held + (size_t)(c * k->rows + r0) * k->es, s->col, n);
+            lpl_st_to_f32(k->t->dtype, k->held + (size_t)(c * k->rows + r0) * k->es, col, n);
             for (int64_t j = 0; j < n; j++)
-                s->tile[j * k->cols + c] = s->col[j];
+                tile[j * k->cols + c] = col[j];
         }
         for (int64_t j = 0; j < n && st == LPL_OK; j++)
-            st = put_row(s, k, r0 + j, s->tile + j * k->cols, err);
+            st = put_row(s, k, r0 + j, tile + j * k->cols, err);
+        if (st != LPL_OK)
+            *bad = t;
     }
     return st;
+}
+
+/* A transposed tensor's tiles shared out over the thread pool. Each chunk has its own
+ * scratch and error; a chunk that fails notes its tile, and the caller converts the
+ * first failing tile again on its own, so the message is the one a single thread
+ * gives. Every row is written by one chunk: the bytes do not depend on the threads. */
+typedef struct {
+    lpl_hf_stream *s;
+    sink *k;
+    int64_t *first_bad;  /* per chunk start tile: the tile that failed, or -1 */
+} tiles_job;
+
+static void tiles_chunk(void *ctx, int begin, int end)
+{
+    tiles_job *j = ctx;
+    lpl_error e;
+    lpl_error_clear(&e);
+    float *tile = malloc(sizeof(float) * (size_t)(TILE * j->k->cols + TILE));
+    int64_t bad = begin;
+    if (!tile || transpose_tiles(j->s, j->k, begin, end, tile, tile + TILE * j->k->cols, &bad, &e) != LPL_OK)
+        j->first_bad[begin] = bad;
+    free(tile);
+}
+
+static lpl_status put_transposed(lpl_hf_stream *s, sink *k, lpl_error *err)
+{
+    int64_t n_tiles = (k->rows + TILE - 1) / TILE, bad = -1;
+    int64_t *first_bad = n_tiles <= INT_MAX ? malloc(sizeof(int64_t) * (size_t)n_tiles) : NULL;
+    if (first_bad && lpl_threads_count() > 1) {
+        for (int64_t t = 0; t < n_tiles; t++)
+            first_bad[t] = -1;
+        tiles_job job = {s, k, first_bad};
+        lpl_parallel_for((int)n_tiles, 1, tiles_chunk, &job);
+        for (int64_t t = 0; t < n_tiles && bad < 0; t++)
+            bad = first_bad[t];
+        free(first_bad);
+        if (bad < 0)
+            return LPL_OK;
+        return transpose_tiles(s, k, bad, n_tiles, s->tile, s->col, &bad, err);
+    }
+    free(first_bad);
+    return transpose_tiles(s, k, 0, n_tiles, s->tile, s->col, &bad, err);
 }
 
 static lpl_status put_source_row(lpl_hf_stream *s, sink *k, const uint8_t *src, lpl_error *err)

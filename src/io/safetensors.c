@@ -81,10 +81,14 @@ void lpl_st_to_f32(lpl_dtype dtype, const void *src, float *dst, int64_t n)
         memcpy(dst, src, (size_t)n * sizeof(float));
         return;
     }
+    if (dtype == LPL_F16) {
+        lpl_fp16_to_fp32_row(p, dst, n);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) {
         uint16_t h;
         memcpy(&h, p + 2 * i, 2);
-        dst[i] = dtype == LPL_F16 ? lpl_fp16_to_fp32(h) : lpl_bf16_to_fp32(h);
+        dst[i] = lpl_bf16_to_fp32(h);
     }
 }
 

@@ -450,11 +450,41 @@ static void check_fp16(tally *t)
     check(t, lpl_bf16_to_fp32(0x3f80) == 1.0f && lpl_bf16_to_fp32(0xc0a0) == -5.0f, "bf16");
 }
 
+/* The SIMD row conversion against the scalar one on all 65,536 halves, bit for bit
+ * (NaN payloads too), from odd byte offsets and in lengths that leave every tail size. */
+static void check_fp16_row(tally *t)
+{
+    uint8_t *src = malloc(2 * 65536 + 1);
+    float *dst = malloc(sizeof(float) * 65536);
+    if (!src || !dst) {
+        check(t, 0, "fp16 row check: out of memory");
+        free(src), free(dst);
+        return;
+    }
+    int bad = -1;
+    for (int off = 0; off < 2 && bad < 0; off++) {
+        for (uint32_t h = 0; h < 65536; h++)
+            memcpy(src + off + 2 * h, &(uint16_t){(uint16_t)h}, 2);
+        for (int64_t done = 0, len = 1; done < 65536; done += len, len = len * 3 % 97 + 1) {
+            int64_t n = done + len > 65536 ? 65536 - done : len;
+            lpl_fp16_to_fp32_row(src + off + 2 * done, dst + done, n);
+        }
+        for (uint32_t h = 0; h < 65536 && bad < 0; h++) {
+            float want = lpl_fp16_to_fp32((uint16_t)h);
+            if (memcmp(&want, dst + h, 4))
+                bad = (int)h;
+        }
+    }
+    check(t, bad < 0, "fp16 row conversion (%s) differs from the scalar one at 0x%04x", LPL_SIMD_NAME, bad);
+    free(src), free(dst);
+}
+
 int lpl_kernels_selfcheck(char *report, size_t cap)
 {
     tally t = {0, 0, ""};
     check_level1(&t);
     check_fp16(&t);
+    check_fp16_row(&t);
     check_quant(&t);
     check_plain_products(&t);
     check_linear(&t);

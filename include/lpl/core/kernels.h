@@ -15,7 +15,9 @@ typedef struct { uint16_t d; uint8_t qs[LPL_QK / 2]; } lpl_block_q4_0;  /* 18 by
 float lpl_fp16_to_fp32(uint16_t h);
 uint16_t lpl_fp32_to_fp16(float f);
 float lpl_bf16_to_fp32(uint16_t h);
-void lpl_fp16_to_fp32_row(const uint16_t *src, float *dst, int64_t n);
+/* n halves at src (any alignment: checkpoint bytes) to floats, bit for bit as
+ * lpl_fp16_to_fp32, LPL_VW at a time through the SIMD layer. */
+void lpl_fp16_to_fp32_row(const void *src, float *dst, int64_t n);
 void lpl_fp32_to_fp16_row(const float *src, uint16_t *dst, int64_t n);
 
 /* Bytes of one row of n elements of type t (n % 32 == 0 for quantized types);

@@ -19,6 +19,9 @@
  *   lpl_vf_select_lt(a,b,x,y)  per lane a < b ? x : y
  *   lpl_vf_pow2i(n)   2^n for lanes holding integers n in [-126, 127] (as floats)
  *   lpl_vf_load_i8(p) the VW int8 values p[0..VW) converted to float (exact)
+ *   lpl_vf_load_f16(p) the VW IEEE halves at p (any alignment) as floats, bit for bit
+ *                     what lpl_fp16_to_fp32 gives (subnormals, infinities and NaN
+ *                     payloads included): integer operations only, no F16C
  *
  * LPL_SIMD_NAME names the mapping in use ("avx512", "avx2", "sse2", "wasm128",
  * "scalar"); define LPL_NO_AVX512 to use the AVX2 mapping on an AVX-512 machine.
@@ -404,6 +407,88 @@ static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return *p; }
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return acc + a * b; }
 static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return (float)v; }
 static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r) { *p = (lpl_qb)(int)r[0]; }
+#endif
+
+/* ---- fp16 -> fp32 ----
+ * Per lane, with e = h & 0x7fff: e < 0x400 (zero, subnormal) is e * 2^-24 as a float
+ * (exact); e >= 0x7c00 (inf, NaN) is e << 13 | 0x7f800000; otherwise the exponent is
+ * rebiased, (e << 13) + (112 << 23). The sign bit moves to bit 31. */
+#define LPL_F16_MAGIC_NORMAL (112 << 23)
+#define LPL_F16_EXP_ALL 0x7f800000
+#if defined(__wasm_simd128__)
+static inline lpl_vf lpl_vf_load_f16(const void *p)
+{
+    v128_t h = wasm_u32x4_load16x4(p);
+    v128_t e = wasm_v128_and(h, wasm_i32x4_splat(0x7fff));
+    v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16);
+    v128_t sh = wasm_i32x4_shl(e, 13);
+    v128_t r = wasm_v128_bitselect(wasm_v128_or(sh, wasm_i32x4_splat(LPL_F16_EXP_ALL)),
+                                   wasm_i32x4_add(sh, wasm_i32x4_splat(LPL_F16_MAGIC_NORMAL)),
+                                   wasm_i32x4_gt(e, wasm_i32x4_splat(0x7bff)));
+    v128_t sub = wasm_f32x4_mul(wasm_f32x4_convert_i32x4(e), wasm_f32x4_splat(0x1p-24f));
+    r = wasm_v128_bitselect(sub, r, wasm_i32x4_lt(e, wasm_i32x4_splat(0x400)));
+    return wasm_v128_or(r, sign);
+}
+#elif LPL_VW == 16
+static inline lpl_vf lpl_vf_load_f16(const void *p)
+{
+    __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    __m512i e = _mm512_and_si512(h, _mm512_set1_epi32(0x7fff));
+    __m512i sign = _mm512_slli_epi32(_mm512_and_si512(h, _mm512_set1_epi32(0x8000)), 16);
+    __m512i sh = _mm512_slli_epi32(e, 13);
+    __m512i r = _mm512_mask_blend_epi32(_mm512_cmpgt_epi32_mask(e, _mm512_set1_epi32(0x7bff)),
+                                        _mm512_add_epi32(sh, _mm512_set1_epi32(LPL_F16_MAGIC_NORMAL)),
+                                        _mm512_or_si512(sh, _mm512_set1_epi32(LPL_F16_EXP_ALL)));
+    __m512i sub = _mm512_castps_si512(_mm512_mul_ps(_mm512_cvtepi32_ps(e), _mm512_set1_ps(0x1p-24f)));
+    r = _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(e, _mm512_set1_epi32(0x400)), r, sub);
+    return _mm512_castsi512_ps(_mm512_or_si512(r, sign));
+}
+#elif LPL_VW == 8
+static inline lpl_vf lpl_vf_load_f16(const void *p)
+{
+    __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    __m256i e = _mm256_and_si256(h, _mm256_set1_epi32(0x7fff));
+    __m256i sign = _mm256_slli_epi32(_mm256_and_si256(h, _mm256_set1_epi32(0x8000)), 16);
+    __m256i sh = _mm256_slli_epi32(e, 13);
+    __m256i r = _mm256_blendv_epi8(_mm256_add_epi32(sh, _mm256_set1_epi32(LPL_F16_MAGIC_NORMAL)),
+                                   _mm256_or_si256(sh, _mm256_set1_epi32(LPL_F16_EXP_ALL)),
+                                   _mm256_cmpgt_epi32(e, _mm256_set1_epi32(0x7bff)));
+    __m256i sub = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(e), _mm256_set1_ps(0x1p-24f)));
+    r = _mm256_blendv_epi8(r, sub, _mm256_cmpgt_epi32(_mm256_set1_epi32(0x400), e));
+    return _mm256_castsi256_ps(_mm256_or_si256(r, sign));
+}
+#elif LPL_VW == 4
+static inline lpl_vf lpl_vf_load_f16(const void *p)
+{
+    __m128i h = _mm_unpacklo_epi16(_mm_loadl_epi64((const __m128i *)p), _mm_setzero_si128());
+    __m128i e = _mm_and_si128(h, _mm_set1_epi32(0x7fff));
+    __m128i sign = _mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x8000)), 16);
+    __m128i sh = _mm_slli_epi32(e, 13);
+    __m128i big = _mm_cmpgt_epi32(e, _mm_set1_epi32(0x7bff));
+    __m128i r = _mm_or_si128(_mm_and_si128(big, _mm_or_si128(sh, _mm_set1_epi32(LPL_F16_EXP_ALL))),
+                             _mm_andnot_si128(big, _mm_add_epi32(sh, _mm_set1_epi32(LPL_F16_MAGIC_NORMAL))));
+    __m128i small = _mm_cmplt_epi32(e, _mm_set1_epi32(0x400));
+    __m128i sub = _mm_castps_si128(_mm_mul_ps(_mm_cvtepi32_ps(e), _mm_set1_ps(0x1p-24f)));
+    r = _mm_or_si128(_mm_and_si128(small, sub), _mm_andnot_si128(small, r));
+    return _mm_castsi128_ps(_mm_or_si128(r, sign));
+}
+#else
+static inline lpl_vf lpl_vf_load_f16(const void *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    uint32_t e = h & 0x7fffu, sign = (uint32_t)(h & 0x8000u) << 16, r;
+    if (e < 0x400) {
+        float f = (float)e * 0x1p-24f;
+        memcpy(&r, &f, 4);
+    } else {
+        r = e > 0x7bff ? e << 13 | LPL_F16_EXP_ALL : (e << 13) + LPL_F16_MAGIC_NORMAL;
+    }
+    r |= sign;
+    float out;
+    memcpy(&out, &r, 4);
+    return out;
+}
 #endif
 
 #endif
