@@ -4,8 +4,9 @@
 // Hub stand-in (weights by a 302 to a second port, as the Hub does) and loads each in
 // headless Chromium with a fresh profile. Per import: wall time from the click to the
 // loaded model, and peak RSS of all Chromium processes (sampled every 250 ms) over the
-// idle page (worker and pthreads started, no model). With --train, each large model
-// then trains the page's quick preset (3 placements) and that peak is reported too.
+// idle page (worker and pthreads started, no model), and the time the OPFS cache write
+// takes after it. With --train, each large model then trains the page's quick preset
+// (3 placements) and that peak is reported too.
 //
 //   node bench/import_browser.mjs [--dir DIR] [--cases small-st32,medium-bin16,...]
 //                                 [--train] [--rounds N] [--json FILE]
@@ -34,7 +35,7 @@ function args(argv) {
     else if (a === '--train') o.train = true;
     else if (a === '--rounds') o.rounds = Number(next());
     else if (a === '--json') o.json = path.resolve(next());
-    else if (a === '--help' || a === '-h') { console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 13).join('\n')); process.exit(0); }
+    else if (a === '--help' || a === '-h') { console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 14).join('\n')); process.exit(0); }
     else { console.error(`import_browser: unknown option ${a}`); process.exit(2); }
   }
   for (const c of o.cases) if (!CASES[c]) { console.error(`import_browser: unknown case ${c}`); process.exit(2); }
@@ -89,11 +90,14 @@ async function importOnce(hubRoot, name, train) {
       return page.evaluate(() => ({ model: window.__lab.state.model, errors: window.__lab.state.errors }));
     });
     if (!imp.result.model) throw new Error(`${name}: ${imp.result.errors.join('; ')}`);
-    const row = { case: name, import_s: imp.secs, idle_gb: idle / GB, peak_gb: imp.peak / GB, over_idle_gb: (imp.peak - idle) / GB,
+    const [, , file] = CASES[name];
+    const row = { case: name, checkpoint_bytes: fs.statSync(path.join(hubRoot, 'org', name, file)).size, import_s: imp.secs, idle_gb: idle / GB, peak_gb: imp.peak / GB, over_idle_gb: (imp.peak - idle) / GB,
                   params: imp.result.model.params, model_bytes: imp.result.model.file_bytes };
+    // the converted model is then written to OPFS; the Load button comes back after it
+    const c0 = performance.now();
+    await page.waitForFunction(() => !document.querySelector('#load-model').disabled, null, { timeout: 600000 });
+    row.cache_write_s = (performance.now() - c0) / 1000;
     if (train) {
-      // wait for the OPFS write to finish before the run (the Load button comes back)
-      await page.waitForFunction(() => !document.querySelector('#load-model').disabled, null, { timeout: 600000 });
       await page.click('#load-data');
       await page.waitForFunction(() => window.__lab.state.data, null, { timeout: 60000 });
       const tr = await sampled(h, async () => {

@@ -12,7 +12,10 @@
 // bench/import_browser.mjs measures those.
 //
 //   node bench/import_phases.mjs --checkpoint DIR [--rounds 5] [--threads 1,2] [--json FILE]
+//                                [--baseline-wasm DIR2]
 //
+// --baseline-wasm adds "q8_0 1 thread, baseline": the same import by another build of
+// loralab_mt (e.g. an older commit's), in the same rounds, for a before/after ratio.
 // DIR holds config.json, vocab.json, merges.txt and pytorch_model.bin or
 // model.safetensors (scripts/make_checkpoint.py makes them).
 import fs from 'node:fs';
@@ -36,8 +39,9 @@ function args(argv) {
     else if (a === '--threads') o.threads = next().split(',').map(Number);
     else if (a === '--json') o.json = path.resolve(next());
     else if (a === '--wasm-build') o.wasm = path.resolve(next());
+    else if (a === '--baseline-wasm') o.baseline = path.resolve(next());
     else if (a === '--help' || a === '-h') {
-      console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 18).join('\n'));
+      console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 22).join('\n'));
       process.exit(0);
     } else { console.error(`import_phases: unknown option ${a}`); process.exit(2); }
   }
@@ -77,7 +81,7 @@ function tail(file, n) {
 async function module(wasmDir) {
   const require = createRequire(import.meta.url);
   globalThis.self = globalThis;
-  vm.runInThisContext(fs.readFileSync(path.join(REPO, 'web', 'bridge.js'), 'utf8'), { filename: 'web/bridge.js' });
+  if (!self.LabBridge) vm.runInThisContext(fs.readFileSync(path.join(REPO, 'web', 'bridge.js'), 'utf8'), { filename: 'web/bridge.js' });
   const M = await require(path.join(wasmDir, 'loralab_mt.js'))({
     wasmBinary: fs.readFileSync(path.join(wasmDir, 'loralab_mt.wasm')), locateFile: (f) => path.join(wasmDir, f),
   });
@@ -116,7 +120,9 @@ async function main() {
   const rd = (f) => fs.readFileSync(path.join(o.checkpoint, f), 'utf8');
   const files = { config: rd('config.json'), vocab: rd('vocab.json'), merges: rd('merges.txt') };
   const { M, lab } = await module(o.wasm);
+  const base = o.baseline ? await module(o.baseline) : null;
   const cases = [['read', 0], ['f32', 1], ...o.threads.map((t) => [`q8_0 ${t} thread${t > 1 ? 's' : ''}`, t])];
+  if (base) cases.push(['q8_0 1 thread, baseline', 1]);
   const times = Object.fromEntries(cases.map(([n]) => [n, []]));
   const cpus = Object.fromEntries(cases.map(([n]) => [n, []]));
   const shas = {};
@@ -125,7 +131,11 @@ async function main() {
     for (const [name, threads] of cases) {
       let res;
       if (name === 'read') res = timed(() => readOnly(M, file));
-      else {
+      else if (name.endsWith('baseline')) {
+        base.lab.init(1);
+        res = timed(() => importOnce(base.lab, files, file, 'q8_0'));
+        (shas.q8_0 ||= new Set()).add(res.sha256);    // the same model, bit for bit
+      } else {
         lab.init(threads);
         res = timed(() => importOnce(lab, files, file, name === 'f32' ? 'f32' : 'q8_0'));
         (shas[name === 'f32' ? 'f32' : 'q8_0'] ||= new Set()).add(res.sha256);
@@ -138,8 +148,9 @@ async function main() {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
   const machine = `${os.cpus().length} x ${os.cpus()[0].model}, load ${os.loadavg()[0].toFixed(1)}`;
   const row = (n) => ({ case: n, median_s: median(times[n]), min_s: Math.min(...times[n]), max_s: Math.max(...times[n]),
-                        cpu_median_s: median(cpus[n]), cpu_min_s: Math.min(...cpus[n]), cpu_max_s: Math.max(...cpus[n]) });
-  const doc = { commit, machine, checkpoint: path.basename(o.checkpoint), bytes: fs.statSync(file).size, rounds: o.rounds,
+                        cpu_median_s: median(cpus[n]), cpu_min_s: Math.min(...cpus[n]), cpu_max_s: Math.max(...cpus[n]),
+                        rounds_s: times[n], rounds_cpu_s: cpus[n] });
+  const doc = { commit, machine, baseline: o.baseline || null, checkpoint: path.basename(o.checkpoint), bytes: fs.statSync(file).size, rounds: o.rounds,
                 rows: cases.map(([n]) => row(n)),
                 identical_q8_0_across_threads: shas.q8_0 ? shas.q8_0.size === 1 : null };
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(doc, null, 2) + '\n');
@@ -150,7 +161,7 @@ async function main() {
     console.log(`| ${r.case} | ${f(r.median_s)} s | ${f(r.min_s)} - ${f(r.max_s)} s | ${f(r.cpu_median_s)} s | ${f(r.cpu_min_s)} - ${f(r.cpu_max_s)} s |`);
   }
   if (doc.identical_q8_0_across_threads === false) { console.error('import_phases: the Q8_0 GGUF differs between thread counts'); process.exitCode = 1; }
-  if (M.PThread) M.PThread.terminateAllThreads();
+  for (const m of [M, base && base.M]) if (m && m.PThread) m.PThread.terminateAllThreads();
 }
 
 main().catch((e) => { console.error(`import_phases: ${e.message}`); process.exit(1); });

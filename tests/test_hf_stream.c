@@ -4,11 +4,14 @@
  * and 4093 bytes gives byte for byte the GGUF of the whole file fed at once, for F32
  * and Q8_0; a cut-off file, an untied
  * head, a corrupt data.pkl, a non-checkpoint and a memory limit are refused with
- * messages naming the problem; the peak estimate is what the limit compares. */
+ * messages naming the problem; the peak estimate is what the limit compares. Conv1D
+ * tiles go to the thread pool: 1 and 3 threads give the same bytes, and a non-finite
+ * weight the same message. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "lpl/core/threads.h"
 #include "lpl/io/hf_stream.h"
 #include "lpl/io/model_io.h"
 #include "lpl/io/torch_zip.h"
@@ -181,6 +184,65 @@ static void test_refusals(void)
     free(leg.p);
 }
 
+/* The GGUF of path (type t) with n threads; the caller frees out.p. */
+static lpl_status stream_threads(const blob *ck, int threads, lpl_dtype t, blob *out, lpl_error *err)
+{
+    lpl_threads_init(threads, NULL);
+    lpl_status st = stream(ck->p, ck->n, 4093, t, 0, out, err);
+    lpl_threads_init(1, NULL);
+    return st;
+}
+
+static void test_threads(void)
+{
+    static const char *const files[] = {FIX "tiny-gpt2/model.safetensors", FIX "tiny-gpt2-bin16/pytorch_model.bin",
+                                        FIX "tiny-gpt2-legacy16/pytorch_model.bin"};
+    static const lpl_dtype types[] = {LPL_F32, LPL_Q8_0, LPL_Q4_0};
+    for (int fi = 0; fi < 3; fi++) {
+        blob ck = slurp(files[fi]);
+        for (int ti = 0; ti < 3; ti++) {
+            lpl_error err = {0};
+            blob one, three;
+            CHECK(stream_threads(&ck, 1, types[ti], &one, &err) == LPL_OK, "%s 1 thread: %s", files[fi], err.msg);
+            CHECK(stream_threads(&ck, 3, types[ti], &three, &err) == LPL_OK, "%s 3 threads: %s", files[fi], err.msg);
+            CHECK(one.p && three.p && one.n == three.n && !memcmp(one.p, three.p, one.n),
+                  "%s type %d: the GGUF differs between 1 and 3 threads", files[fi], (int)types[ti]);
+            free(one.p);
+            free(three.p);
+        }
+        free(ck.p);
+    }
+    CHECK(lpl_threads_used() > 1, "only %d thread(s) ever converted tiles", lpl_threads_used());
+
+    /* a NaN in a late tile of a Conv1D weight: the message names the same element */
+    blob leg = slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
+    lpl_error err = {0};
+    lpl_torch_ckpt *c = lpl_torch_open_memory(leg.p, leg.n, 0, &err);
+    const lpl_st_tensor *w = c ? lpl_torch_find(c, "transformer.h.1.mlp.c_fc.weight") : NULL;
+    CHECK(w && w->shape[0] == 64 && w->shape[1] == 256, "legacy fixture has h.1.mlp.c_fc.weight [64, 256]: %s",
+          err.msg);
+    if (w) {
+        blob bad = {malloc(leg.n), leg.n};
+        memcpy(bad.p, leg.p, leg.n);
+        char *e = bad.p + ((const char *)w->data - leg.p) + 2 * (10 * 256 + 200); /* in 10, out 200 */
+        e[0] = 0x00, e[1] = 0x7e;                                                 /* fp16 NaN */
+        char msg[2][sizeof err.msg];
+        for (int i = 0; i < 2; i++) {
+            blob out;
+            lpl_error e2 = {0};
+            CHECK(stream_threads(&bad, i ? 3 : 1, LPL_Q8_0, &out, &e2) != LPL_OK, "a NaN weight was imported");
+            snprintf(msg[i], sizeof msg[i], "%s", e2.msg);
+            free(out.p);
+        }
+        CHECK(strstr(msg[0], "non-finite value") && strstr(msg[0], "at element 12810"),
+              "1 thread: message '%s' lacks the element (row 200 * 64 + column 10)", msg[0]);
+        CHECK(!strcmp(msg[0], msg[1]), "messages differ: 1 thread '%s', 3 threads '%s'", msg[0], msg[1]);
+        free(bad.p);
+    }
+    lpl_torch_close(c);
+    free(leg.p);
+}
+
 int main(void)
 {
     config = slurp(FIX "tiny-gpt2/config.json");
@@ -191,6 +253,7 @@ int main(void)
     test_same_bytes(FIX "tiny-gpt2-bin16/pytorch_model.bin", "pytorch zip");
     test_same_bytes(FIX "tiny-gpt2-legacy16/pytorch_model.bin", "pytorch legacy");
     test_refusals();
+    test_threads();
     free(config.p);
     free(vocab.p);
     free(merges.p);
