@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "lpl/core/files.h"
 #include "lpl/io/hf_stream.h"
@@ -85,13 +86,15 @@ static lpl_status stream_file(lpl_hf_stream *s, FILE *f, const char *path, lpl_p
     uint8_t *buf = lpl_malloc(FEED_CHUNK, "read buffer", err);
     if (!buf)
         return LPL_ERR_NOMEM;
-    if (fseek(f, 0, SEEK_END) != 0) {
+    /* off_t, not long: a 3 GB checkpoint is past 2^31 where long is 32 bits (wasm) */
+    if (fseeko(f, 0, SEEK_END) != 0) {
         free(buf);
         return lpl_fail(err, LPL_ERR_IO, "%s: cannot seek", path);
     }
-    long size = ftell(f);
-    size_t tail = (size_t)size < TAIL_BYTES ? (size_t)size : TAIL_BYTES;
-    if (size < 0 || fseek(f, size - (long)tail, SEEK_SET) != 0 || fread(buf, 1, tail, f) != tail || fseek(f, 0, SEEK_SET))
+    off_t size = ftello(f);
+    size_t tail = size >= 0 && (uint64_t)size < TAIL_BYTES ? (size_t)size : TAIL_BYTES;
+    if (size < 0 || fseeko(f, size - (off_t)tail, SEEK_SET) != 0 || fread(buf, 1, tail, f) != tail ||
+        fseeko(f, 0, SEEK_SET))
         st = lpl_fail(err, LPL_ERR_IO, "%s: cannot read", path);
     if (st == LPL_OK)
         st = lpl_hf_stream_zip_tail(s, buf, tail, (uint64_t)size, err);

@@ -128,8 +128,10 @@ static lpl_status parse_metadata(lpl_safetensors *st, const cJSON *m, const char
     return LPL_OK;
 }
 
-static lpl_status parse_tensor(lpl_safetensors *st, const cJSON *e, lpl_st_tensor *t, size_t data_size,
-                               const char *src, lpl_error *err)
+/* One header entry into t and its data offset into *offset (64-bit: a streamed file's
+ * offsets pass 4 GiB where size_t and pointers are 32 bits, as in wasm). */
+static lpl_status parse_tensor(lpl_safetensors *st, const cJSON *e, lpl_st_tensor *t, uint64_t *offset,
+                               uint64_t data_size, const char *src, lpl_error *err)
 {
     const char *name = e->string;
     if (!cJSON_IsObject(e))
@@ -165,8 +167,8 @@ static lpl_status parse_tensor(lpl_safetensors *st, const cJSON *e, lpl_st_tenso
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: tensor '%s' data_offsets must be [begin, end]", src, name);
     if (b > en || en > data_size)
         return lpl_fail(err, LPL_ERR_FORMAT,
-                        "%s: tensor '%s' data_offsets [%llu, %llu] are out of range (the data has %zu bytes)",
-                        src, name, (unsigned long long)b, (unsigned long long)en, data_size);
+                        "%s: tensor '%s' data_offsets [%llu, %llu] are out of range (the data has %llu bytes)",
+                        src, name, (unsigned long long)b, (unsigned long long)en, (unsigned long long)data_size);
     if (en - b != numel * dtype_size(t->dtype))
         return lpl_fail(err, LPL_ERR_FORMAT,
                         "%s: tensor '%s' spans %llu bytes but %s x shape needs %llu", src, name,
@@ -175,15 +177,52 @@ static lpl_status parse_tensor(lpl_safetensors *st, const cJSON *e, lpl_st_tenso
     t->name = strdup(name);
     if (!t->name)
         return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: tensor name");
-    t->data = (const void *)(uintptr_t)b; /* resolved after the overlap check */
+    if (en - b > SIZE_MAX)
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "%s: tensor '%s' has %llu bytes, more than this build can address",
+                        src, name, (unsigned long long)(en - b));
+    *offset = b; /* data is resolved after the overlap check */
     t->nbytes = (size_t)(en - b);
     return LPL_OK;
 }
 
+typedef struct {
+    uint64_t off;
+    int64_t i;
+} by_offset;
+
 static int cmp_offset(const void *a, const void *b)
 {
-    uintptr_t x = (uintptr_t)((const lpl_st_tensor *)a)->data, y = (uintptr_t)((const lpl_st_tensor *)b)->data;
-    return x < y ? -1 : x > y;
+    const by_offset *x = a, *y = b;
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i; /* ties (empty tensors) keep header order */
+}
+
+/* Puts st->t and st->offsets in data order (the names move with their tensors). */
+static lpl_status sort_by_offset(lpl_safetensors *st, lpl_error *err)
+{
+    size_t n = (size_t)st->n + 1;
+    by_offset *k = lpl_calloc(n, sizeof *k, "safetensors order", err);
+    lpl_st_tensor *t = k ? lpl_calloc(n, sizeof *t, "safetensors tensors", err) : NULL;
+    uint64_t *o = t ? lpl_calloc(n, sizeof *o, "safetensors offsets", err) : NULL;
+    if (!o) {
+        free(k);
+        free(t);
+        return LPL_ERR_NOMEM;
+    }
+    for (int64_t i = 0; i < st->n; i++)
+        k[i] = (by_offset){st->offsets[i], i};
+    qsort(k, (size_t)st->n, sizeof *k, cmp_offset);
+    for (int64_t i = 0; i < st->n; i++) {
+        t[i] = st->t[k[i].i];
+        o[i] = k[i].off;
+    }
+    free(st->t);
+    free(st->offsets);
+    free(k);
+    st->t = t;
+    st->offsets = o;
+    return LPL_OK;
 }
 
 static lpl_status parse(lpl_safetensors *st, const char *src, lpl_error *err)
@@ -207,14 +246,15 @@ static lpl_status parse(lpl_safetensors *st, const char *src, lpl_error *err)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: header is not valid JSON", src);
     lpl_status s = LPL_OK;
     /* streaming: the data section is still to come; its end is checked as it arrives */
-    size_t data_size = st->header_only ? SIZE_MAX : st->size - 8 - (size_t)hlen;
+    uint64_t data_size = st->header_only ? UINT64_MAX : (uint64_t)(st->size - 8 - (size_t)hlen);
     if (!cJSON_IsObject(j)) {
         s = lpl_fail(err, LPL_ERR_FORMAT, "%s: header is not a JSON object", src);
         goto done;
     }
     int n = cJSON_GetArraySize(j);
     st->t = lpl_calloc((size_t)n + 1, sizeof *st->t, "safetensors tensors", err);
-    if (!st->t) {
+    st->offsets = st->t ? lpl_calloc((size_t)n + 1, sizeof *st->offsets, "safetensors offsets", err) : NULL;
+    if (!st->offsets) {
         s = LPL_ERR_NOMEM;
         goto done;
     }
@@ -230,35 +270,24 @@ static lpl_status parse(lpl_safetensors *st, const char *src, lpl_error *err)
                 goto done;
             }
         lpl_st_tensor *t = &st->t[st->n];
-        if ((s = parse_tensor(st, e, t, data_size, src, err)) != LPL_OK) {
+        if ((s = parse_tensor(st, e, t, &st->offsets[st->n], data_size, src, err)) != LPL_OK) {
             free((char *)t->name);
             t->name = NULL;
             goto done;
         }
         st->n++;
     }
-    qsort(st->t, (size_t)st->n, sizeof *st->t, cmp_offset);
-    for (int64_t i = 0; i < st->n; i++) {
-        uintptr_t off = (uintptr_t)st->t[i].data;
-        if (i > 0 && st->t[i].nbytes && (uintptr_t)st->t[i - 1].data + st->t[i - 1].nbytes > off) {
+    if ((s = sort_by_offset(st, err)) != LPL_OK)
+        goto done;
+    for (int64_t i = 1; i < st->n; i++) {
+        if (st->t[i].nbytes && st->offsets[i - 1] + st->t[i - 1].nbytes > st->offsets[i]) {
             s = lpl_fail(err, LPL_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", src, st->t[i - 1].name,
                          st->t[i].name);
             goto done;
         }
     }
-    if (st->header_only) {
-        if (!(st->offsets = lpl_calloc((size_t)st->n + 1, sizeof *st->offsets, "safetensors offsets", err))) {
-            s = LPL_ERR_NOMEM;
-            goto done;
-        }
-        for (int64_t i = 0; i < st->n; i++) {
-            st->offsets[i] = (uint64_t)(uintptr_t)st->t[i].data;
-            st->t[i].data = NULL;
-        }
-    } else {
-        for (int64_t i = 0; i < st->n; i++)
-            st->t[i].data = st->base + 8 + hlen + (uintptr_t)st->t[i].data;
-    }
+    for (int64_t i = 0; !st->header_only && i < st->n; i++)
+        st->t[i].data = st->base + 8 + hlen + st->offsets[i];
 done:
     cJSON_Delete(j);
     return s;
@@ -328,7 +357,7 @@ lpl_safetensors *lpl_safetensors_open_header(const void *data, size_t n, size_t 
 
 uint64_t lpl_safetensors_data_offset(const lpl_safetensors *st, int64_t i)
 {
-    return st->offsets ? st->offsets[i] : (uint64_t)((const uint8_t *)st->t[i].data - st->base);
+    return st->offsets[i];
 }
 
 void lpl_safetensors_close(lpl_safetensors *st)
