@@ -73,6 +73,19 @@ static lpl_status cfg_fields(const cJSON *j, lpl_gpt2_config *c, lpl_error *err)
             return lpl_fail(err, LPL_ERR_FORMAT, "config.json: layer_norm_epsilon must be a number in (0, 1)");
         c->ln_eps = (float)eps->valuedouble;
     }
+    /* dropout rates: absent ones take GPT2Config's default, 0.1, as HF would */
+    const char *pk[3] = {"embd_pdrop", "attn_pdrop", "resid_pdrop"};
+    float *pd[3] = {&c->pdrop.embd, &c->pdrop.attn, &c->pdrop.resid};
+    for (int k = 0; k < 3; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, pk[k]);
+        *pd[k] = 0.1f;
+        if (!v || cJSON_IsNull(v))
+            continue;
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 1))
+            return lpl_fail(err, LPL_ERR_FORMAT, "config.json: %s must be a number in [0, 1)", pk[k]);
+        *pd[k] = (float)v->valuedouble;
+    }
+    c->pdrop_stated = 1;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "activation_function");
     if (act && !cJSON_IsNull(act) && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_new")))
         return lpl_fail(err, LPL_ERR_UNSUPPORTED, "config.json: activation_function '%s' is not supported (gelu_new is)",
