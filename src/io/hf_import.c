@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt_util.h"
+#include "lpl/core/utf8.h"
 
 /* ------------------------------------------------------------------ config.json */
 
@@ -104,7 +104,7 @@ static lpl_status cfg_fields(const cJSON *j, lpl_gpt2_config *c, lpl_error *err)
 lpl_status lpl_hf_parse_config(const char *json, size_t len, lpl_gpt2_config *cfg, lpl_error *err)
 {
     size_t bad;
-    if (!lpl_utf8_valid((const uint8_t *)json, len, &bad))
+    if (!lpl_utf8_validate((const uint8_t *)json, len, &bad))
         return lpl_fail(err, LPL_ERR_FORMAT, "config.json: not valid UTF-8 (byte %zu)", bad);
     cJSON *j = cJSON_ParseWithLength(json, len);
     if (!j)
@@ -323,7 +323,7 @@ void lpl_hf_vocab_free(lpl_hf_vocab *v)
 static lpl_status parse_vocab(const char *json, size_t len, int n_vocab, lpl_hf_vocab *v, lpl_error *err)
 {
     size_t bad;
-    if (!lpl_utf8_valid((const uint8_t *)json, len, &bad))
+    if (!lpl_utf8_validate((const uint8_t *)json, len, &bad))
         return lpl_fail(err, LPL_ERR_FORMAT, "vocab.json: not valid UTF-8 (byte %zu)", bad);
     cJSON *j = cJSON_ParseWithLength(json, len);
     if (!j)
@@ -377,7 +377,7 @@ done:
 static lpl_status parse_merges(const char *txt, size_t len, lpl_hf_vocab *v, lpl_error *err)
 {
     size_t bad;
-    if (!lpl_utf8_valid((const uint8_t *)txt, len, &bad))
+    if (!lpl_utf8_validate((const uint8_t *)txt, len, &bad))
         return lpl_fail(err, LPL_ERR_FORMAT, "merges.txt: not valid UTF-8 (byte %zu)", bad);
     int64_t lines = 1;
     for (size_t i = 0; i < len; i++)

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt_util.h"
+#include "lpl/core/utf8.h"
 #include "hf_import.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/files.h"
