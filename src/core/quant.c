@@ -140,19 +140,32 @@ static int8_t to_int8(float v)
     return v > -129.0f && v < 128.0f ? (int8_t)v : 0;
 }
 
-/* Q8_0: d = max|x| / 127, q = round(x / d) (computed as x * (1/d), like ggml). */
+/* roundf (halves away from zero) without the libm call, for what to_int8 reads: the
+ * same value for every finite v, inf for inf, NaN for NaN; only the sign of a zero
+ * may differ, which to_int8 does not see. v - truncf(v) is exact for |v| < 2^23 and
+ * 0 above, where v is already an integer. */
+static float round_half_away(float v)
+{
+    float t = truncf(v), f = v - t;
+    return t + (float)((f >= 0.5f) - (f <= -0.5f)); /* no branch: half the rows go each way */
+}
+
+/* Q8_0: d = max|x| / 127, q = round(x / d) (computed as x * (1/d), like ggml). The
+ * max is a compare, not fmaxf: both skip a NaN, and it stays inline. */
 void lpl_quantize_q8_0(const float *src, lpl_block_q8_0 *dst, int64_t n)
 {
     for (int64_t b = 0; b < n / LPL_QK; b++) {
         const float *x = src + b * LPL_QK;
         float amax = 0.0f;
-        for (int j = 0; j < LPL_QK; j++)
-            amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < LPL_QK; j++) {
+            float a = fabsf(x[j]);
+            amax = a > amax ? a : amax;
+        }
         float d = amax / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         dst[b].d = lpl_fp32_to_fp16(d);
         for (int j = 0; j < LPL_QK; j++)
-            dst[b].qs[j] = to_int8(roundf(x[j] * id));
+            dst[b].qs[j] = to_int8(round_half_away(x[j] * id));
     }
 }
 

@@ -22,6 +22,11 @@
 #define PICKLE_MAX ((size_t)64 << 20) /* data.pkl / legacy pickles: a few hundred KB in practice */
 #define PICKLE_STEP ((size_t)64 << 10)
 #define TILE 32                       /* rows of a transposed tensor converted together */
+/* A tile's rows lie (cols + TILE_PAD) floats apart: with cols a power of two, rows
+ * exactly 4 KB apart share one L1 set, and the column-by-column fill of 32 of them
+ * evicted itself on every store. */
+#define TILE_PAD 16
+#define TILE_FLOATS(cols) ((size_t)TILE * (size_t)((cols) + TILE_PAD))
 
 typedef enum {
     S_DETECT, S_ST_LEN, S_ST_HEADER, S_ST_DATA,
@@ -107,7 +112,7 @@ static int64_t extra_bytes(const lpl_hf_plan *p)
             held = n;
         cols = e->cols > cols ? e->cols : cols;
     }
-    return held + (TILE + 2) * cols * 4 + 2 * (int64_t)p->cfg.n_vocab * 8 + ((int64_t)24 << 20);
+    return held + (int64_t)TILE_FLOATS(cols) * 4 + 2 * cols * 4 + 2 * (int64_t)p->cfg.n_vocab * 8 + ((int64_t)24 << 20);
 }
 
 int64_t lpl_hf_stream_need(const char *config_json, size_t config_len, lpl_dtype t, int64_t *gguf_bytes,
@@ -174,7 +179,7 @@ lpl_hf_stream *lpl_hf_stream_new(const char *config_json, size_t config_len, con
     for (int i = 0; i < s->plan.n; i++)
         s->max_cols = s->plan.e[i].cols > s->max_cols ? s->plan.e[i].cols : s->max_cols;
     if (!(s->row = lpl_malloc((size_t)s->max_cols * sizeof(float), "import row", err)) ||
-        !(s->tile = lpl_malloc((size_t)(TILE * s->max_cols) * sizeof(float), "import tile", err)))
+        !(s->tile = lpl_malloc(TILE_FLOATS(s->max_cols) * sizeof(float), "import tile", err)))
         goto fail;
     if (lay_out(s, vocab_json, vocab_len, merges_txt, merges_len, name, err) != LPL_OK)
         goto fail;
@@ -257,21 +262,21 @@ static lpl_status put_row(lpl_hf_stream *s, sink *k, int64_t r, const float *f, 
 }
 
 /* Tiles [t0, t1) of a held Conv1D tensor [cols][rows] -> our rows (TILE rows per
- * tile), with the caller's scratch: tile (TILE * cols floats) and col (TILE floats).
+ * tile), with the caller's scratch: tile (TILE_FLOATS(cols)) and col (TILE floats).
  * Stops at the first failing row; *bad is the tile it failed in. */
 static lpl_status transpose_tiles(lpl_hf_stream *s, sink *k, int64_t t0, int64_t t1, float *tile, float *col,
                                   int64_t *bad, lpl_error *err)
 {
     lpl_status st = LPL_OK;
     for (int64_t t = t0; t < t1 && st == LPL_OK; t++) {
-        int64_t r0 = t * TILE, n = k->rows - r0 < TILE ? k->rows - r0 : TILE;
+        int64_t r0 = t * TILE, n = k->rows - r0 < TILE ? k->rows - r0 : TILE, ld = k->cols + TILE_PAD;
         for (int64_t c = 0; c < k->cols; c++) {
             lpl_st_to_f32(k->t->dtype, k->held + (size_t)(c * k->rows + r0) * k->es, col, n);
             for (int64_t j = 0; j < n; j++)
-                tile[j * k->cols + c] = col[j];
+                tile[j * ld + c] = col[j];
         }
         for (int64_t j = 0; j < n && st == LPL_OK; j++)
-            st = put_row(s, k, r0 + j, tile + j * k->cols, err);
+            st = put_row(s, k, r0 + j, tile + j * ld, err);
         if (st != LPL_OK)
             *bad = t;
     }
@@ -293,9 +298,9 @@ static void tiles_chunk(void *ctx, int begin, int end)
     tiles_job *j = ctx;
     lpl_error e;
     lpl_error_clear(&e);
-    float *tile = malloc(sizeof(float) * (size_t)(TILE * j->k->cols + TILE));
+    float *tile = malloc(sizeof(float) * (TILE_FLOATS(j->k->cols) + TILE));
     int64_t bad = begin;
-    if (!tile || transpose_tiles(j->s, j->k, begin, end, tile, tile + TILE * j->k->cols, &bad, &e) != LPL_OK)
+    if (!tile || transpose_tiles(j->s, j->k, begin, end, tile, tile + TILE_FLOATS(j->k->cols), &bad, &e) != LPL_OK)
         j->first_bad[begin] = bad;
     free(tile);
 }
