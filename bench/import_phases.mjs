@@ -119,6 +119,8 @@ async function main() {
   const file = weightsOf(o.checkpoint);
   const rd = (f) => fs.readFileSync(path.join(o.checkpoint, f), 'utf8');
   const files = { config: rd('config.json'), vocab: rd('vocab.json'), merges: rd('merges.txt') };
+  // the checkout when the run starts (it may move while the run goes on)
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
   const { M, lab } = await module(o.wasm);
   const base = o.baseline ? await module(o.baseline) : null;
   const cases = [['read', 0], ['f32', 1], ...o.threads.map((t) => [`q8_0 ${t} thread${t > 1 ? 's' : ''}`, t])];
@@ -145,12 +147,11 @@ async function main() {
       console.error(`round ${r + 1}: ${name} ${res.s.toFixed(2)} s wall, ${res.cpu.toFixed(2)} s CPU`);
     }
   }
-  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
   const machine = `${os.cpus().length} x ${os.cpus()[0].model}, load ${os.loadavg()[0].toFixed(1)}`;
   const row = (n) => ({ case: n, median_s: median(times[n]), min_s: Math.min(...times[n]), max_s: Math.max(...times[n]),
                         cpu_median_s: median(cpus[n]), cpu_min_s: Math.min(...cpus[n]), cpu_max_s: Math.max(...cpus[n]),
                         rounds_s: times[n], rounds_cpu_s: cpus[n] });
-  const doc = { commit, machine, baseline: o.baseline || null, checkpoint: path.basename(o.checkpoint), bytes: fs.statSync(file).size, rounds: o.rounds,
+  const doc = { commit, wasm_build: o.wasm, machine, baseline: o.baseline || null, checkpoint: path.basename(o.checkpoint), bytes: fs.statSync(file).size, rounds: o.rounds,
                 rows: cases.map(([n]) => row(n)),
                 identical_q8_0_across_threads: shas.q8_0 ? shas.q8_0.size === 1 : null };
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(doc, null, 2) + '\n');
