@@ -4,8 +4,7 @@
 // Hub stand-in (weights by a 302 to a second port, as the Hub does) and loads each in
 // headless Chromium with a fresh profile. Per import: wall time from the click to the
 // loaded model, and peak RSS of all Chromium processes (sampled every 250 ms) over the
-// idle page (worker and pthreads started, no model), and the time the OPFS cache write
-// takes after it. With --train, each large model then trains the page's quick preset
+// idle page (worker and pthreads started, no model). With --train, each large model then trains the page's quick preset
 // (3 placements) and that peak is reported too.
 //
 //   node bench/import_browser.mjs [--dir DIR] [--cases small-st32,medium-bin16,...]
@@ -93,11 +92,8 @@ async function importOnce(hubRoot, name, train) {
     const [, , file] = CASES[name];
     const row = { case: name, checkpoint_bytes: fs.statSync(path.join(hubRoot, 'org', name, file)).size, import_s: imp.secs, idle_gb: idle / GB, peak_gb: imp.peak / GB, over_idle_gb: (imp.peak - idle) / GB,
                   params: imp.result.model.params, model_bytes: imp.result.model.file_bytes };
-    // the converted model is then written to OPFS; the Load button comes back after it
-    const c0 = performance.now();
-    await page.waitForFunction(() => !document.querySelector('#load-model').disabled, null, { timeout: 600000 });
-    row.cache_write_s = (performance.now() - c0) / 1000;
     if (train) {
+      await page.waitForFunction(() => !document.querySelector('#load-model').disabled, null, { timeout: 600000 });
       await page.click('#load-data');
       await page.waitForFunction(() => window.__lab.state.data, null, { timeout: 60000 });
       const tr = await sampled(h, async () => {

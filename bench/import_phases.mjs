@@ -136,7 +136,7 @@ async function main() {
       else if (name.endsWith('baseline')) {
         base.lab.init(1);
         res = timed(() => importOnce(base.lab, files, file, 'q8_0'));
-        (shas.q8_0 ||= new Set()).add(res.sha256);    // the same model, bit for bit
+        (shas.baseline ||= new Set()).add(res.sha256);   // may differ: the GGUF's metadata can change between commits
       } else {
         lab.init(threads);
         res = timed(() => importOnce(lab, files, file, name === 'f32' ? 'f32' : 'q8_0'));
@@ -153,7 +153,8 @@ async function main() {
                         rounds_s: times[n], rounds_cpu_s: cpus[n] });
   const doc = { commit, wasm_build: o.wasm, machine, baseline: o.baseline || null, checkpoint: path.basename(o.checkpoint), bytes: fs.statSync(file).size, rounds: o.rounds,
                 rows: cases.map(([n]) => row(n)),
-                identical_q8_0_across_threads: shas.q8_0 ? shas.q8_0.size === 1 : null };
+                identical_q8_0_across_threads: shas.q8_0 ? shas.q8_0.size === 1 : null,
+                identical_to_baseline: shas.baseline && shas.q8_0 ? [...shas.baseline].every((h) => shas.q8_0.has(h)) : null };
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(doc, null, 2) + '\n');
   console.log(`${doc.checkpoint} (${(doc.bytes / 2 ** 20).toFixed(0)} MB), ${o.rounds} alternating rounds, commit ${commit}; ${machine}\n`);
   console.log('| case | wall, median | wall, min - max | CPU time, median | CPU time, min - max |\n| --- | ---: | ---: | ---: | ---: |');
