@@ -23,6 +23,7 @@
 
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"
+#include "tile_store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@
 #define QNC_MAX 256
 #define QB (LPL_QK / LPL_QSTEP) /* steps per block of 32 */
 
+_Static_assert(QMR * QNR <= LPL_TILE_MAX, "register tile larger than lpl_tile_store takes");
 #if 32 % QNR != 0
 #error "QNR must divide the block length 32"
 #endif
@@ -311,27 +313,7 @@ static void qtile(int nblk, const lpl_qa *ap, const float *sa, const lpl_qb *bp,
                 acc[i][v] = lpl_vf_madd(lpl_vf_mul(lpl_vi_to_vf(s[i][v]), sbv), lpl_vf_load1(sa + i), acc[i][v]);
         }
     }
-    if (mr == QMR && nr == QNR) {
-        for (int i = 0; i < QMR; i++)
-            for (int v = 0; v < QNRV; v++) {
-                float *c = C + i * ldc + v * LPL_VW;
-                lpl_vf r = overwrite ? acc[i][v] : lpl_vf_add(lpl_vf_load(c), acc[i][v]);
-                if (bias)
-                    r = lpl_vf_add(r, lpl_vf_load(bias + v * LPL_VW));
-                lpl_vf_store(c, r);
-            }
-        return;
-    }
-    float t[QMR][QNR];
-    for (int i = 0; i < QMR; i++)
-        for (int v = 0; v < QNRV; v++)
-            lpl_vf_store(&t[i][v * LPL_VW], acc[i][v]);
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float *c = C + i * ldc + j;
-            float r = overwrite ? t[i][j] : *c + t[i][j];
-            *c = bias ? r + bias[j] : r;
-        }
+    lpl_tile_store(&acc[0][0], QMR, QNRV, C, ldc, mr, nr, overwrite, bias);
 }
 
 /* ---- driver ---- */
