@@ -19,6 +19,10 @@
  *   lpl_vf_select_lt(a,b,x,y)  per lane a < b ? x : y
  *   lpl_vf_pow2i(n)   2^n for lanes holding integers n in [-126, 127] (as floats)
  *   lpl_vf_load_i8(p) the VW int8 values p[0..VW) converted to float (exact)
+ *   lpl_vf_abs(v)     |v|
+ *   lpl_vf_round_even(v)  nearest integer, ties to even, for |v| < 2^22 (a zero may
+ *                     keep its sign); one instruction where the target has it (wasm),
+ *                     else adding and removing 1.5 * 2^23 (no fraction bits left)
  *
  * LPL_SIMD_NAME names the mapping in use ("avx512", "avx2", "sse2", "wasm128",
  * "scalar"); define LPL_NO_AVX512 to use the AVX2 mapping on an AVX-512 machine.
@@ -239,6 +243,19 @@ static inline lpl_vf lpl_vf_pow2i(lpl_vf n)
 }
 static inline lpl_vf lpl_vf_load_i8(const int8_t *p) { return (float)*p; }
 static inline float lpl_vf_hsum(lpl_vf v) { return v; }
+#endif
+
+/* ---- absolute value and rounding, shared by every mapping ---- */
+#if defined(__wasm_simd128__)
+static inline lpl_vf lpl_vf_abs(lpl_vf v) { return wasm_f32x4_abs(v); }
+static inline lpl_vf lpl_vf_round_even(lpl_vf v) { return wasm_f32x4_nearest(v); }
+#else
+static inline lpl_vf lpl_vf_abs(lpl_vf v) { return lpl_vf_max(v, lpl_vf_sub(lpl_vf_zero(), v)); }
+static inline lpl_vf lpl_vf_round_even(lpl_vf v)
+{
+    const lpl_vf magic = lpl_vf_set1(0x1.8p23f);
+    return lpl_vf_sub(lpl_vf_add(v, magic), magic);
+}
 #endif
 
 /* ---- integer dot products ---- */
