@@ -109,13 +109,15 @@ def linear(F, x, w, b, ab, scaling, dropout, training):
     return y
 
 
-def forward_loss(torch, F, cfg, base, lora, tokens, targets, scaling, dropout):
-    """Mean cross-entropy of GPT-2 over one sequence (batch 1)."""
+def forward_loss(torch, F, cfg, base, lora, tokens, targets, scaling, dropout, pdrop=0.0):
+    """Mean cross-entropy of GPT-2 over one sequence (batch 1), in train mode: LoRA
+    dropout, and base dropout pdrop where HF's GPT-2 has it (embeddings, attention
+    probabilities, the two residual branches)."""
     T = tokens.shape[0]
     C, H = cfg["n_embd"], cfg["n_head"]
     D = C // H
     mask = torch.full((T, T), float("-inf")).triu(1)
-    x = base["wte"][tokens] + base["wpe"][:T]
+    x = F.dropout(base["wte"][tokens] + base["wpe"][:T], pdrop, True)
     for layer, blk in enumerate(base["blocks"]):
         def lin(site, inp):
             w, b = blk[site]
@@ -125,14 +127,24 @@ def forward_loss(torch, F, cfg, base, lora, tokens, targets, scaling, dropout):
         q = q.view(T, H, D).transpose(0, 1)
         k = k.view(T, H, D).transpose(0, 1)
         v = v.view(T, H, D).transpose(0, 1)
-        att = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(D) + mask, dim=-1)
+        att = F.dropout(torch.softmax(q @ k.transpose(1, 2) / math.sqrt(D) + mask, dim=-1), pdrop, True)
         a = (att @ v).transpose(0, 1).reshape(T, C)
-        x = x + lin("attn.c_proj", a)
+        x = x + F.dropout(lin("attn.c_proj", a), pdrop, True)
         h = F.layer_norm(x, (C,), blk["ln2_w"], blk["ln2_b"], 1e-5)
-        x = x + lin("mlp.c_proj", F.gelu(lin("mlp.c_fc", h), approximate="tanh"))
+        x = x + F.dropout(lin("mlp.c_proj", F.gelu(lin("mlp.c_fc", h), approximate="tanh")), pdrop, True)
     x = F.layer_norm(x, (C,), base["lnf_w"], base["lnf_b"], 1e-5)
     logits = F.linear(x, base["wte"])
     return F.cross_entropy(logits, targets)
+
+
+def base_pdrop(args):
+    """The base dropout rate: every preset's config sets 0.1 (embd, attn, resid)."""
+    if args.base_dropout == "config":
+        return 0.1
+    p = float(args.base_dropout)
+    if not 0 <= p < 1:
+        raise SystemExit("torch_peer.py: --base-dropout %s is not config or a rate in [0, 1)" % args.base_dropout)
+    return p
 
 
 def run_step_bench(args, threads):
@@ -157,7 +169,7 @@ def run_step_bench(args, threads):
     times, losses = [], []
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()
-        loss = forward_loss(torch, F, cfg, base, lora, tokens, tgt, scaling, args.dropout)
+        loss = forward_loss(torch, F, cfg, base, lora, tokens, tgt, scaling, args.dropout, base_pdrop(args))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -230,6 +242,8 @@ def main():
     p.add_argument("--r", type=int, default=16)
     p.add_argument("--alpha", type=float, default=32.0)
     p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--base-dropout", default="config",
+                   help="config (the preset's 0.1, as loralab bench) or a rate in [0, 1) for all three")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=0,
                    help="run once with this many OpenBLAS threads (0: try 1 and all, report the faster)")

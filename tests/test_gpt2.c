@@ -436,6 +436,55 @@ static void test_state_and_timings(void)
     lpl_gpt2_free(m);
 }
 
+/* Base dropout: rates 0 give the very same bits as a state that never had dropout
+ * (today's losses and gradients), forwards with training = 0 never drop, and a
+ * training forward with rates > 0 takes a new mask each time from its seed. */
+static void test_base_dropout(void)
+{
+    lpl_gpt2_model *m = tiny_model(4);
+    lpl_error err;
+    const int T = 16, V = m->cfg.n_vocab;
+    int tok[16], tgt[16];
+    seq(tok, tgt, T, V, 9);
+    lpl_gpt2_state *plain = lpl_gpt2_state_new(m, T, 0, &err), *zero = lpl_gpt2_state_new(m, T, 0, &err);
+    lpl_gpt2_state *on = lpl_gpt2_state_new(m, T, 0, &err);
+    CHECK(lpl_gpt2_state_set_dropout(zero, &(lpl_gpt2_dropout){0, 0, 0}, 42, &err) == LPL_OK, "rates 0");
+    CHECK(lpl_gpt2_state_set_dropout(on, &(lpl_gpt2_dropout){0.1f, 0.1f, 0.1f}, 42, &err) == LPL_OK, "rates 0.1");
+    CHECK(lpl_gpt2_state_set_dropout(on, &(lpl_gpt2_dropout){0.1f, 1.0f, 0.1f}, 42, &err) == LPL_ERR_INVALID &&
+              strstr(err.msg, "attention"), "rate 1 refused: %s", err.msg);
+    lpl_lora *la = all_sites(&m->cfg, 4, 0.1f, 7), *lb = all_sites(&m->cfg, 4, 0.1f, 7);
+    for (int64_t i = 0; i < la->n_params; i++) /* B != 0 so the adapters matter */
+        la->params[i] = lb->params[i] = 0.01f * (float)((i * 37) % 11 - 5);
+    lpl_loss a, b, c, d;
+    for (int step = 0; step < 2; step++) {
+        lpl_lora_zero_grads(la);
+        lpl_lora_zero_grads(lb);
+        CHECK(lpl_gpt2_forward(m, la, plain, tok, tgt, NULL, T, 1, &a, &err) == LPL_OK &&
+                  lpl_gpt2_backward(m, la, plain, &err) == LPL_OK, "plain step");
+        CHECK(lpl_gpt2_forward(m, lb, zero, tok, tgt, NULL, T, 1, &b, &err) == LPL_OK &&
+                  lpl_gpt2_backward(m, lb, zero, &err) == LPL_OK, "zero-rate step");
+        CHECK(a.nll_sum == b.nll_sum, "rates 0: loss %.9g vs %.9g without dropout", b.loss, a.loss);
+        CHECK(!memcmp(la->grads, lb->grads, (size_t)la->n_params * sizeof(float)), "rates 0: same gradients");
+    }
+    CHECK(lpl_gpt2_forward(m, NULL, on, tok, tgt, NULL, T, 1, &c, &err) == LPL_OK, "training forward");
+    CHECK(lpl_gpt2_forward(m, NULL, on, tok, tgt, NULL, T, 1, &d, &err) == LPL_OK, "training forward 2");
+    CHECK(lpl_gpt2_forward(m, NULL, on, tok, tgt, NULL, T, 0, &a, &err) == LPL_OK, "eval forward");
+    CHECK(lpl_gpt2_forward(m, NULL, plain, tok, tgt, NULL, T, 0, &b, &err) == LPL_OK, "eval forward, plain");
+    CHECK(a.nll_sum == b.nll_sum, "eval never drops: %.9g vs %.9g", a.loss, b.loss);
+    CHECK(c.nll_sum != a.nll_sum && d.nll_sum != c.nll_sum, "training forwards drop, a new mask each: %g %g %g",
+          c.loss, d.loss, a.loss);
+    /* the same seed restarts the same key sequence */
+    lpl_gpt2_state_set_dropout(on, &(lpl_gpt2_dropout){0.1f, 0.1f, 0.1f}, 42, &err);
+    CHECK(lpl_gpt2_forward(m, NULL, on, tok, tgt, NULL, T, 1, &a, &err) == LPL_OK && a.nll_sum == c.nll_sum,
+          "seed 42 again: %.9g vs %.9g", a.loss, c.loss);
+    lpl_lora_free(la);
+    lpl_lora_free(lb);
+    lpl_gpt2_state_free(plain);
+    lpl_gpt2_state_free(zero);
+    lpl_gpt2_state_free(on);
+    lpl_gpt2_free(m);
+}
+
 int main(void)
 {
     lpl_threads_init(2, NULL);
@@ -448,6 +497,7 @@ int main(void)
     test_determinism();
     test_state_and_timings();
     test_backward_stops_early();
+    test_base_dropout();
     lpl_threads_shutdown();
     return check_report("test_gpt2");
 }

@@ -43,6 +43,9 @@ static lpl_compute g_compute = LPL_COMPUTE_F32;
  * 32-query blocks (src/gpt2_layers.c) are crossed. */
 static int adapter_T = 12;
 
+/* Base-model dropout of the adapter and full-parameter checks (0: off). */
+static lpl_gpt2_dropout g_bdrop = {0, 0, 0};
+
 /* ---------------- a tiny config ---------------- */
 
 static lpl_gpt2_config tiny_cfg(void)
@@ -82,6 +85,9 @@ typedef struct {
     double scaling, p;
     uint64_t key;
     int dropout_on;
+    /* base-model dropout (gpt2.h lpl_gpt2_state_set_dropout): rates and the forward's key */
+    lpl_gpt2_dropout bd;
+    uint64_t bkey;
     /* buffers */
     double *x, *h, *qkv, *att, *tmp, *f, *g, *logits;
 } ref_model;
@@ -182,8 +188,16 @@ static double ref_gelu(double x)
     return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 
-/* out[T][C] from qkv[T][3C], causal softmax(q.k / sqrt(hd)) v per head. */
-static void ref_attention(double *out, const double *qkv, int T, int C, int H)
+/* The base dropout multiplier of element idx at (site, layer), 1 when off. */
+static double ref_bdrop(const ref_model *R, lpl_gpt2_drop_site site, int layer, uint64_t idx)
+{
+    float p = site == LPL_DROP_EMBD ? R->bd.embd : site == LPL_DROP_ATTN ? R->bd.attn : R->bd.resid;
+    return p > 0 ? lpl_dropout_scale(R->bkey, lpl_gpt2_dropout_stream(site, layer), idx, p) : 1.0;
+}
+
+/* out[T][C] from qkv[T][3C], causal softmax(q.k / sqrt(hd)) v per head; with a
+ * dropout (drop non-NULL) each probability times its multiplier. */
+static void ref_attention_drop(double *out, const double *qkv, int T, int C, int H, const lpl_attn_dropout *drop)
 {
     int hd = C / H;
     double *p = malloc((size_t)T * sizeof(double));
@@ -200,6 +214,9 @@ static void ref_attention(double *out, const double *qkv, int T, int C, int H)
             }
             for (int j = 0; j <= i; j++)
                 sum += (p[j] = exp(p[j] - mx));
+            for (int j = 0; j <= i && drop; j++)
+                p[j] *= lpl_dropout_scale(drop->key, drop->stream, (uint64_t)h << 32 | (uint64_t)i << 16 | (uint64_t)j,
+                                          drop->p);
             for (int d = 0; d < hd; d++) {
                 double o = 0;
                 for (int j = 0; j <= i; j++)
@@ -208,6 +225,11 @@ static void ref_attention(double *out, const double *qkv, int T, int C, int H)
             }
         }
     free(p);
+}
+
+static void ref_attention(double *out, const double *qkv, int T, int C, int H)
+{
+    ref_attention_drop(out, qkv, T, C, H, NULL);
 }
 
 /* Y[T][out] = X W^T + b + scaling * B A dropout(X). */
@@ -253,21 +275,23 @@ static double ref_loss(ref_model *R, const int *tok, const int *tgt, const uint8
     const int C = c->n_embd, V = c->n_vocab;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < C; i++)
-            R->x[(size_t)t * C + i] = R->wte[(size_t)tok[t] * C + i] + R->wpe[(size_t)t * C + i];
+            R->x[(size_t)t * C + i] = (R->wte[(size_t)tok[t] * C + i] + R->wpe[(size_t)t * C + i]) *
+                                      ref_bdrop(R, LPL_DROP_EMBD, 0, (uint64_t)t * C + i);
     for (int L = 0; L < c->n_layer; L++) {
         ref_layernorm(R->h, R->x, R->ln1_w[L], R->ln1_b[L], T, C, c->ln_eps);
         ref_linear(R, L, LPL_SITE_ATTN_QKV, R->qkv, R->h, T);
-        ref_attention(R->att, R->qkv, T, C, c->n_head);
+        lpl_attn_dropout ad = {R->bkey, lpl_gpt2_dropout_stream(LPL_DROP_ATTN, L), R->bd.attn};
+        ref_attention_drop(R->att, R->qkv, T, C, c->n_head, R->bd.attn > 0 ? &ad : NULL);
         ref_linear(R, L, LPL_SITE_ATTN_PROJ, R->tmp, R->att, T);
         for (int i = 0; i < T * C; i++)
-            R->x[i] += R->tmp[i];
+            R->x[i] += R->tmp[i] * ref_bdrop(R, LPL_DROP_RESID_ATTN, L, (uint64_t)i);
         ref_layernorm(R->h, R->x, R->ln2_w[L], R->ln2_b[L], T, C, c->ln_eps);
         ref_linear(R, L, LPL_SITE_MLP_FC, R->f, R->h, T);
         for (int i = 0; i < T * 4 * C; i++)
             R->g[i] = ref_gelu(R->f[i]);
         ref_linear(R, L, LPL_SITE_MLP_PROJ, R->tmp, R->g, T);
         for (int i = 0; i < T * C; i++)
-            R->x[i] += R->tmp[i];
+            R->x[i] += R->tmp[i] * ref_bdrop(R, LPL_DROP_RESID_MLP, L, (uint64_t)i);
     }
     ref_layernorm(R->h, R->x, R->lnf_w, R->lnf_b, T, C, c->ln_eps);
     double total = 0;
@@ -397,10 +421,13 @@ static void check_adapters(const char *label, lpl_dtype type, const char *const 
     make_sequence(tok, tgt, mask, T, m->cfg.n_vocab, 3);
     lpl_gpt2_state *s = lpl_gpt2_state_new(m, 48, 0, &err);
     lpl_gpt2_state_set_compute(s, g_compute);
+    CHECK(lpl_gpt2_state_set_dropout(s, &g_bdrop, 77, &err) == LPL_OK, "%s: set dropout: %s", label, err.msg);
     ref_model R;
     ref_build(&R, m, l);
     R.dropout_on = dropout > 0;
     R.key = l->rng_state; /* the key the next training forward will use */
+    R.bd = g_bdrop;
+    R.bkey = lpl_gpt2_state_dropout_key(s);
     lpl_loss loss;
     lpl_lora_zero_grads(l);
     lpl_status st = lpl_gpt2_forward(m, l, s, tok, tgt, mask, T, 1, &loss, &err);
@@ -414,6 +441,12 @@ static void check_adapters(const char *label, lpl_dtype type, const char *const 
         CHECK(fabs(loss.loss - ref) > 1e-6 * fabs(ref), "%s: int8 loss %.9g equals the exact one", label, loss.loss);
     } else {
         CHECK_CLOSE(loss.loss, ref, 0, 1e-5, "engine loss vs double reference");
+    }
+    if (g_bdrop.embd > 0 || g_bdrop.attn > 0 || g_bdrop.resid > 0) {
+        /* the masks really dropped: an eval forward (no dropout) gives another loss */
+        lpl_loss plain;
+        CHECK(lpl_gpt2_forward(m, l, s, tok, tgt, mask, T, 0, &plain, &err) == LPL_OK, "%s: eval forward", label);
+        CHECK(fabs(plain.loss - loss.loss) > 1e-3, "%s: base dropout left the loss at %.6g", label, loss.loss);
     }
 
     for (int i = 0; i < l->n_modules; i++) {
@@ -454,12 +487,16 @@ static void check_full_params(void)
     lpl_gpt2_state *s = lpl_gpt2_state_new(m, 48, 1, &err);
     CHECK(s && lpl_gpt2_state_grads(s), "full-gradient state: %s", err.msg);
     lpl_gpt2_zero_grads(s);
+    CHECK(lpl_gpt2_state_set_dropout(s, &g_bdrop, 5, &err) == LPL_OK, "full grads: set dropout: %s", err.msg);
+    const uint64_t bkey = lpl_gpt2_state_dropout_key(s);
     lpl_loss loss;
     CHECK(lpl_gpt2_forward(m, NULL, s, tok, tgt, mask, T, 1, &loss, &err) == LPL_OK, "forward: %s", err.msg);
     CHECK(lpl_gpt2_backward(m, NULL, s, &err) == LPL_OK, "backward: %s", err.msg);
     const float *g = lpl_gpt2_state_grads(s);
     ref_model R;
     ref_build(&R, m, NULL);
+    R.bd = g_bdrop;
+    R.bkey = bkey;
     CHECK_CLOSE(loss.loss, ref_loss(&R, tok, tgt, mask, T), 0, 1e-5, "full model loss vs reference");
 
     lpl_rng r;
@@ -569,6 +606,12 @@ static void ref_attn_fn(double *out, const double *in, void *p)
     layer_ctx *c = p;
     ref_attention(out, in, c->T, c->C, c->H);
 }
+static const lpl_attn_dropout g_attn_drop = {1234, 7, 0.3f};
+static void ref_attn_drop_fn(double *out, const double *in, void *p)
+{
+    layer_ctx *c = p;
+    ref_attention_drop(out, in, c->T, c->C, c->H, &g_attn_drop);
+}
 typedef struct { int T, V; const int *tgt; const uint8_t *mask; } ce_ctx_t;
 static void ref_ce_fn(double *out, const double *in, void *p)
 {
@@ -628,14 +671,26 @@ static void check_layers(void)
     /* attention: qkv [T][3C] -> out [T][C] */
     float qkv[7 * 96], lse[4 * 7], scratch[4 * 7], att[7 * 32];
     fill(qkv, T * 3 * C, &r, 1.0f);
-    lpl_attention_forward(att, lse, qkv, T, C, H, scratch);
+    lpl_attention_forward(att, lse, qkv, T, C, H, scratch, NULL);
     double *qd = dup_vec(qkv, T * 3 * C), refo[7 * 32];
     ref_attention(refo, qd, T, C, H);
     for (int i = 0; i < T * C; i++)
         CHECK_CLOSE(att[i], refo[i], 1e-6, 1e-5, "attention forward");
     memset(dx, 0, sizeof dx);
-    lpl_attention_backward(dx, Rw, qkv, att, lse, T, C, H, scratch);
+    lpl_attention_backward(dx, Rw, qkv, att, lse, T, C, H, scratch, NULL);
     check_layer("attention dqkv", ref_attn_fn, &lc, qkv, T * 3 * C, Rw, T * C, dx);
+
+    /* attention dropout: the reference multiplies by the same hashed multipliers */
+    float att_nodrop[7 * 32];
+    memcpy(att_nodrop, att, sizeof att);
+    lpl_attention_forward(att, lse, qkv, T, C, H, scratch, &g_attn_drop);
+    ref_attention_drop(refo, qd, T, C, H, &g_attn_drop);
+    for (int i = 0; i < T * C; i++)
+        CHECK_CLOSE(att[i], refo[i], 1e-6, 1e-5, "attention forward with dropout");
+    CHECK(max_diff(att, att_nodrop, T * C) > 1e-3, "attention dropout changed nothing");
+    memset(dx, 0, sizeof dx);
+    lpl_attention_backward(dx, Rw, qkv, att, lse, T, C, H, scratch, &g_attn_drop);
+    check_layer("attention dqkv with dropout", ref_attn_drop_fn, &lc, qkv, T * 3 * C, Rw, T * C, dx);
     free(qd);
 
     /* cross-entropy with a mask */
@@ -699,6 +754,18 @@ int main(void)
     check_adapters("q8_0 c_attn, T=40, dropout 0.3", LPL_Q8_0, (const char *const[]){"c_attn"}, 1, NULL, NULL, 0, 0.3f, 2);
     adapter_T = 12;
 
+    /* base-model dropout (embedding, attention probabilities, residual branches) with
+     * the forward's masks rebuilt by the reference from the same key */
+    g_bdrop = (lpl_gpt2_dropout){0.2f, 0.3f, 0.25f};
+    check_adapters("f32 all sites, base dropout", LPL_F32, all4, 3, NULL, NULL, 0, 0.0f, 8);
+    check_adapters("f32 all sites, base + LoRA dropout", LPL_F32, all4, 3, NULL, NULL, 0, 0.3f, 8);
+    check_adapters("q8_0 mixed, base dropout", LPL_Q8_0, (const char *const[]){"c_attn", "mlp.c_proj"}, 2, NULL,
+                   NULL, 0, 0.1f, 4);
+    adapter_T = 40;
+    check_adapters("f32 all sites, T=40, base dropout", LPL_F32, all4, 3, NULL, NULL, 0, 0.0f, 8);
+    adapter_T = 12;
+    g_bdrop = (lpl_gpt2_dropout){0, 0, 0};
+
     printf("largest gradient error relative to the set's largest |fd| (f32): %.3g\n", worst_seen);
 
     /* compute int8: the same checks on the Q8_0 base, at the int8 tolerances */
@@ -711,9 +778,14 @@ int main(void)
     adapter_T = 40;
     check_adapters("int8 all sites, T=40", LPL_Q8_0, all4, 3, NULL, NULL, 0, 0.0f, 8);
     adapter_T = 12;
+    g_bdrop = (lpl_gpt2_dropout){0.2f, 0.3f, 0.25f};
+    check_adapters("int8 all sites, base dropout", LPL_Q8_0, all4, 3, NULL, NULL, 0, 0.1f, 8);
+    g_bdrop = (lpl_gpt2_dropout){0, 0, 0};
     g_compute = LPL_COMPUTE_F32;
     printf("largest gradient error relative to the set's largest |fd| (int8): %.3g\n", worst_seen);
 
+    check_full_params();
+    g_bdrop = (lpl_gpt2_dropout){0.2f, 0.3f, 0.25f}; /* embedding dropout reaches wte/wpe */
     check_full_params();
     return check_report("test_gradcheck");
 }

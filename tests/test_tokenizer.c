@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "lpl/core/utf8.h"
 #include "lpl/io/gguf.h"
 #include "lpl/io/tokenizer.h"
 

@@ -338,6 +338,14 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
         c->shuffle = 0;
         return 1;
     }
+    if (cli_opt(a, "--base-dropout", &v)) {
+        lpl_error err;
+        if (v && lpl_base_dropout_parse(v, &c->base_dropout, &err)) {
+            cli_usage_error(a->cmd, "flag --base-dropout: %s", err.msg);
+            a->bad = 1;
+        }
+        return 1;
+    }
     if (cli_opt(a, "--compute", &v)) {
         lpl_error err;
         if (v && lpl_compute_parse(v, &c->compute, &err)) {
@@ -386,6 +394,7 @@ const char *const cli_experiment_flags_help =
     "  --response-only       score only the response tokens\n"
     "LoRA and training:\n"
     "  --r N  --alpha X  --dropout X  --rslora     (default 16, 32, 0.1)\n"
+    CLI_HELP_BASE_DROPOUT
     "  --epochs N  --batch-size N  --lr X          (default 3, 1, 2e-4)\n"
     "  --schedule constant|linear|cosine  --warmup-steps N  --weight-decay X  --grad-clip X\n"
     "  --seed N              initialisation, dropout and data order (default 42)\n"

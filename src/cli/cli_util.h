@@ -23,6 +23,10 @@
 #define CLI_HELP_TYPE(types) "  --type T              type of the weight matrices: " types "\n"
 #define CLI_HELP_THREADS "  --threads N           worker threads (default 0 = all cores)\n"
 #define CLI_HELP_OUT(what) "  --out " what "\n"
+#define CLI_HELP_BASE_DROPOUT \
+    "  --base-dropout config|X  base-model dropout in training (default config: the model's\n" \
+    "                        embd/attn/resid_pdrop, as HF trains GPT-2; 0.1 each when the file\n" \
+    "                        records none, e.g. the bundled model); X in [0, 1) sets all three\n"
 #define CLI_HELP_QUIET "  --quiet               no progress on stderr\n"
 #define CLI_HELP_JSON(what) "  --json                print " what " as JSON\n"
 

@@ -32,6 +32,7 @@ typedef struct {
     int seq, steps, warmup, threads, r, json;
     float alpha, dropout, lr;
     uint64_t seed;
+    float base_dropout; /* LPL_BASE_DROPOUT_CONFIG: the preset's (GPT-2's 0.1) */
 } bench_opts;
 
 typedef struct {
@@ -54,7 +55,7 @@ static void help(FILE *f)
             "usage: loralab bench [--preset NAME] [--max-len N] [--timed-steps N] [--warmup N]\n"
             "                     [--placement P] [--type f32|q8_0|q4_0|f16] [--threads N]\n"
             "                     [--compute int8|f32] [--r N] [--alpha A] [--dropout P]\n"
-            "                     [--seed N] [--json]\n\n"
+            "                     [--base-dropout config|X] [--seed N] [--json]\n\n"
             "Times full LoRA training steps (forward + backward + AdamW on the adapters) of a\n"
             "GPT-2 shape with random weights and random tokens, and prints the median seconds\n"
             "per step, tokens/s, peak memory during training and the time per component.\n\n"
@@ -69,6 +70,7 @@ static void help(FILE *f)
             CLI_HELP_THREADS
             "  --compute int8|f32    arithmetic of the quantized base products (default int8)\n"
             "  --r N                 LoRA rank (default 16); --alpha (32), --dropout (0.1)\n"
+            CLI_HELP_BASE_DROPOUT
             "  --seed N              weights, adapters, tokens and dropout (default 42)\n"
             CLI_HELP_JSON("one object on stdout instead of the table,")
             "  --help                this text\n\n"
@@ -82,8 +84,17 @@ static void help(FILE *f)
  * spellings of --type, --max-len and --timed-steps, read for one release. */
 static int bench_flag(cli_args *a, bench_opts *o)
 {
+    const char *v;
     if (cli_flag(a, "--json")) {
         o->json = 1;
+        return 1;
+    }
+    if (cli_opt(a, "--base-dropout", &v)) {
+        lpl_error err;
+        if (v && lpl_base_dropout_parse(v, &o->base_dropout, &err)) {
+            cli_usage_error("bench", "flag --base-dropout: %s", err.msg);
+            a->bad = 1;
+        }
         return 1;
     }
     return cli_opt(a, "--preset", &o->preset) || cli_opt(a, "--placement", &o->placement) ||
@@ -101,7 +112,7 @@ static int bench_flag(cli_args *a, bench_opts *o)
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
     *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", "int8", 128, 10, 2, 0, 16, 0, 32.0f, 0.1f,
-                      2e-4f, 42};
+                      2e-4f, 42, LPL_BASE_DROPOUT_CONFIG};
     cli_args a;
     cli_args_init(&a, "bench", argc, argv);
     while (cli_peek(&a) && !a.bad)
@@ -378,6 +389,11 @@ static lpl_status setup(const bench_opts *o, lpl_dtype wtype, bench_ctx *b, benc
     if ((st = lpl_compute_parse(o->compute, &compute, err)) != LPL_OK)
         return st;
     lpl_gpt2_state_set_compute(b->state, compute);
+    lpl_gpt2_dropout bd = cfg.pdrop;
+    if (o->base_dropout != LPL_BASE_DROPOUT_CONFIG)
+        bd = (lpl_gpt2_dropout){o->base_dropout, o->base_dropout, o->base_dropout};
+    if ((st = lpl_gpt2_state_set_dropout(b->state, &bd, o->seed, err)) != LPL_OK)
+        return st;
     lpl_adamw_config ac;
     lpl_adamw_config_default(&ac);
     if ((st = lpl_adamw_init(&b->opt, &ac, b->lora->n_params, err)) != LPL_OK)
@@ -525,6 +541,15 @@ static int print_json(const bench_opts *o, const bench_result *r)
     cJSON_AddStringToObject(j, "compute", o->compute);
     cJSON_AddNumberToObject(j, "threads", r->threads);
     cJSON_AddNumberToObject(j, "r", o->r);
+    cJSON *bd = cJSON_AddObjectToObject(j, "base_dropout");
+    int from_cfg = o->base_dropout == LPL_BASE_DROPOUT_CONFIG;
+    if (from_cfg)
+        cJSON_AddStringToObject(bd, "setting", "config");
+    else
+        cJSON_AddNumberToObject(bd, "setting", o->base_dropout);
+    cJSON_AddNumberToObject(bd, "embd_pdrop", from_cfg ? r->cfg.pdrop.embd : o->base_dropout);
+    cJSON_AddNumberToObject(bd, "attn_pdrop", from_cfg ? r->cfg.pdrop.attn : o->base_dropout);
+    cJSON_AddNumberToObject(bd, "resid_pdrop", from_cfg ? r->cfg.pdrop.resid : o->base_dropout);
     cJSON_AddNumberToObject(j, "lora_params", (double)r->lora_params);
     cJSON_AddNumberToObject(j, "base_params", (double)r->base_params);
     cJSON_AddNumberToObject(j, "steps", o->steps);

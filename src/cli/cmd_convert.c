@@ -27,12 +27,15 @@ static const char *const convert_help =
 typedef struct {
     int quiet;
     int tty;
+    int writing;   /* the output is being written: a failure now is not bad input */
 } progress_state;
 
 /* One \r-updated line on a terminal; otherwise a line at each quarter. */
 static void progress(void *user, const char *stage, int64_t done, int64_t total)
 {
-    const progress_state *p = user;
+    progress_state *p = user;
+    if (!strcmp(stage, "write"))
+        p->writing = 1;
     if (p->quiet)
         return;
     if (!strcmp(stage, "convert")) {
@@ -77,10 +80,14 @@ int lpl_cmd_convert(int argc, char **argv)
     if (!lpl_matrix_type_from_name(type, &t))
         return cli_usage_error("convert", "flag --type: '%s' is not one of q8_0, q4_0, f16, f32", type);
     lpl_error err = {0};
-    progress_state ps = {quiet, isatty(2)};
+    progress_state ps = {quiet, isatty(2), 0};
     lpl_status st = lpl_convert_hf_dir_ex(from, to, t, name, progress, &ps, &err);
-    if (st != LPL_OK)
-        return cli_fail("convert", st, err.msg);
+    if (st != LPL_OK) {
+        int code = cli_fail("convert", st, err.msg);
+        /* The checkpoint was read and converted: a disk full or read-only output is a
+         * failed run (1), not bad input (2). */
+        return ps.writing ? LPL_EXIT_FAILED : code;
+    }
     if (!quiet)
         fprintf(stderr, "convert: wrote %s\n", to);
     return LPL_EXIT_OK;

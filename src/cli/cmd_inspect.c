@@ -14,7 +14,7 @@ static const char *const inspect_help =
     "usage: loralab inspect FILE.gguf [--json]\n"
     "\n"
     "Shows a GGUF model: file size and version, the gpt2 config (layers, width, heads,\n"
-    "context, vocabulary, LayerNorm epsilon), the tokenizer (tokens, merges, end-of-text id),\n"
+    "context, vocabulary, LayerNorm epsilon, dropout rates when recorded), the tokenizer (tokens, merges, end-of-text id),\n"
     "every tensor with its type, shape (ggml order: ne[0] first) and size, and the\n"
     "parameter count. --json prints one JSON document on stdout instead.\n"
     "\n"
@@ -25,6 +25,11 @@ static const struct { const char *key, *label; } config_keys[] = {
     {"gpt2.block_count", "n_layer"},          {"gpt2.embedding_length", "n_embd"},
     {"gpt2.attention.head_count", "n_head"},  {"gpt2.context_length", "n_ctx"},
     {"gpt2.feed_forward_length", "n_ff"},
+};
+
+/* The dropout rates (HF names; absent from files that do not record them). */
+static const struct { const char *key, *label; } pdrop_keys[] = {
+    {"gpt2.embd_pdrop", "embd_pdrop"}, {"gpt2.attn_pdrop", "attn_pdrop"}, {"gpt2.resid_pdrop", "resid_pdrop"},
 };
 
 static const char *str_or(const lpl_gguf *g, const char *key, const char *dflt)
@@ -79,6 +84,9 @@ static void print_text(const char *path, const lpl_gguf *g)
         printf(" n_vocab=%" PRId64, te->ne[1]);
     if (lpl_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, NULL) == LPL_OK)
         printf(" ln_eps=%g", (double)eps);
+    for (size_t i = 0; i < sizeof pdrop_keys / sizeof pdrop_keys[0]; i++)
+        if (lpl_gguf_get_f32(g, pdrop_keys[i].key, &eps, NULL) == LPL_OK)
+            printf(" %s=%g", pdrop_keys[i].label, (double)eps);
     printf("\n");
     printf("tokenizer: %s, %" PRId64 " tokens, %" PRId64 " merges", str_or(g, "tokenizer.ggml.model", "none"),
            arr_len(g, "tokenizer.ggml.tokens"), arr_len(g, "tokenizer.ggml.merges"));
@@ -130,6 +138,9 @@ static int print_json(const char *path, const lpl_gguf *g)
         cJSON_AddNumberToObject(cfg, "n_vocab", (double)te->ne[1]);
     if (lpl_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, NULL) == LPL_OK)
         cJSON_AddNumberToObject(cfg, "ln_eps", eps);
+    for (size_t i = 0; i < sizeof pdrop_keys / sizeof pdrop_keys[0]; i++)
+        if (lpl_gguf_get_f32(g, pdrop_keys[i].key, &eps, NULL) == LPL_OK)
+            cJSON_AddNumberToObject(cfg, pdrop_keys[i].label, eps);
     cJSON_AddItemToObject(root, "config", cfg);
     cJSON_AddStringToObject(tok, "model", str_or(g, "tokenizer.ggml.model", ""));
     cJSON_AddNumberToObject(tok, "n_tokens", (double)arr_len(g, "tokenizer.ggml.tokens"));

@@ -94,9 +94,10 @@ int lpl_cmd_merge(int argc, char **argv)
     if (!st)
         st = write_merged(&m, t, name, out, &err);
     if (st) {
-        code = cli_fail("merge", st, err.msg);
-        if (code == LPL_EXIT_USAGE && st != LPL_ERR_IO)
-            code = LPL_EXIT_FAILED;
+        /* Model and adapter were read: whatever fails now (merging, a disk full or
+         * read-only output) is a failed run. */
+        cli_fail("merge", st, err.msg);
+        code = LPL_EXIT_FAILED;
         goto done;
     }
     printf("wrote %s (%s, %d adapted modules merged)\n", out, lpl_dtype_name(t), lora->n_modules);

@@ -3,7 +3,7 @@
  * and seeded shuffling. */
 #include "lpl/io/data.h"
 
-#include "fmt_util.h"
+#include "lpl/core/utf8.h"
 
 #include <cJSON.h>
 #include <stdarg.h>

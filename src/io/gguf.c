@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fmt_util.h"
+#include "lpl/core/utf8.h"
 #include "lpl/core/files.h"
 
 #define GGUF_MAGIC "GGUF"
@@ -59,8 +59,6 @@ static int tensor_type_layout(uint32_t t, int64_t *block, size_t *block_bytes)
     default: return 0;
     }
 }
-
-static int utf8_valid(const uint8_t *s, size_t n) { return lpl_utf8_valid(s, n, NULL); }
 
 /* ------------------------------------------------------------------ reader */
 
@@ -136,7 +134,7 @@ static int rd_str_view(reader *r, const uint8_t **s, size_t *len, const char *wh
                  r->src, what, r->pos - 8, (unsigned long long)n, r->size - r->pos);
         return 0;
     }
-    if (!utf8_valid(r->p + r->pos, (size_t)n)) {
+    if (!lpl_utf8_validate(r->p + r->pos, (size_t)n, NULL)) {
         lpl_fail(r->err, LPL_ERR_FORMAT, "%s: %s at byte %zu is not valid UTF-8", r->src, what, r->pos);
         return 0;
     }
@@ -772,7 +770,7 @@ static lpl_status put_kv(lpl_gguf_writer *w, const char *key, bytes *b, lpl_erro
         free(b->p);
         return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: gguf value of '%s'", key);
     }
-    if (!key || !*key || !utf8_valid((const uint8_t *)key, strlen(key))) {
+    if (!key || !*key || !lpl_utf8_validate(key, strlen(key), NULL)) {
         free(b->p);
         return lpl_fail(err, LPL_ERR_INVALID, "gguf writer: key must be non-empty UTF-8");
     }
@@ -834,7 +832,7 @@ lpl_status lpl_gguf_set_bool(lpl_gguf_writer *w, const char *key, int v, lpl_err
 
 lpl_status lpl_gguf_set_str(lpl_gguf_writer *w, const char *key, const char *v, lpl_error *err)
 {
-    if (!v || !utf8_valid((const uint8_t *)v, strlen(v)))
+    if (!v || !lpl_utf8_validate(v, strlen(v), NULL))
         return lpl_fail(err, LPL_ERR_INVALID, "gguf writer: value of '%s' is not valid UTF-8", key);
     bytes b = {0};
     by_u32(&b, LPL_GGUF_STRING);
@@ -850,7 +848,7 @@ lpl_status lpl_gguf_set_arr_str(lpl_gguf_writer *w, const char *key, const char 
     by_u32(&b, LPL_GGUF_STRING);
     by_u64(&b, n);
     for (uint64_t i = 0; i < n; i++) {
-        if (!v[i] || !utf8_valid((const uint8_t *)v[i], strlen(v[i]))) {
+        if (!v[i] || !lpl_utf8_validate(v[i], strlen(v[i]), NULL)) {
             free(b.p);
             return lpl_fail(err, LPL_ERR_INVALID, "gguf writer: '%s'[%llu] is not valid UTF-8", key,
                             (unsigned long long)i);
@@ -892,7 +890,7 @@ static lpl_status tensor_desc(const lpl_gguf_writer *w, const char *name, lpl_dt
 {
     int64_t block;
     size_t block_bytes;
-    if (!name || !*name || !utf8_valid((const uint8_t *)name, strlen(name)))
+    if (!name || !*name || !lpl_utf8_validate(name, strlen(name), NULL))
         return lpl_fail(err, LPL_ERR_INVALID, "gguf writer: tensor name must be non-empty UTF-8");
     if (!tensor_type_layout(type, &block, &block_bytes))
         return lpl_fail(err, LPL_ERR_INVALID, "gguf writer: tensor '%s': unsupported type %d", name, (int)type);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt_util.h"
+#include "lpl/core/utf8.h"
 
 /* ------------------------------------------------------------------ config.json */
 
@@ -73,6 +73,19 @@ static lpl_status cfg_fields(const cJSON *j, lpl_gpt2_config *c, lpl_error *err)
             return lpl_fail(err, LPL_ERR_FORMAT, "config.json: layer_norm_epsilon must be a number in (0, 1)");
         c->ln_eps = (float)eps->valuedouble;
     }
+    /* dropout rates: absent ones take GPT2Config's default, 0.1, as HF would */
+    const char *pk[3] = {"embd_pdrop", "attn_pdrop", "resid_pdrop"};
+    float *pd[3] = {&c->pdrop.embd, &c->pdrop.attn, &c->pdrop.resid};
+    for (int k = 0; k < 3; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, pk[k]);
+        *pd[k] = 0.1f;
+        if (!v || cJSON_IsNull(v))
+            continue;
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 1))
+            return lpl_fail(err, LPL_ERR_FORMAT, "config.json: %s must be a number in [0, 1)", pk[k]);
+        *pd[k] = (float)v->valuedouble;
+    }
+    c->pdrop_stated = 1;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "activation_function");
     if (act && !cJSON_IsNull(act) && (!cJSON_IsString(act) || strcmp(act->valuestring, "gelu_new")))
         return lpl_fail(err, LPL_ERR_UNSUPPORTED, "config.json: activation_function '%s' is not supported (gelu_new is)",
@@ -91,7 +104,7 @@ static lpl_status cfg_fields(const cJSON *j, lpl_gpt2_config *c, lpl_error *err)
 lpl_status lpl_hf_parse_config(const char *json, size_t len, lpl_gpt2_config *cfg, lpl_error *err)
 {
     size_t bad;
-    if (!lpl_utf8_valid((const uint8_t *)json, len, &bad))
+    if (!lpl_utf8_validate((const uint8_t *)json, len, &bad))
         return lpl_fail(err, LPL_ERR_FORMAT, "config.json: not valid UTF-8 (byte %zu)", bad);
     cJSON *j = cJSON_ParseWithLength(json, len);
     if (!j)
@@ -310,7 +323,7 @@ void lpl_hf_vocab_free(lpl_hf_vocab *v)
 static lpl_status parse_vocab(const char *json, size_t len, int n_vocab, lpl_hf_vocab *v, lpl_error *err)
 {
     size_t bad;
-    if (!lpl_utf8_valid((const uint8_t *)json, len, &bad))
+    if (!lpl_utf8_validate((const uint8_t *)json, len, &bad))
         return lpl_fail(err, LPL_ERR_FORMAT, "vocab.json: not valid UTF-8 (byte %zu)", bad);
     cJSON *j = cJSON_ParseWithLength(json, len);
     if (!j)
@@ -364,7 +377,7 @@ done:
 static lpl_status parse_merges(const char *txt, size_t len, lpl_hf_vocab *v, lpl_error *err)
 {
     size_t bad;
-    if (!lpl_utf8_valid((const uint8_t *)txt, len, &bad))
+    if (!lpl_utf8_validate((const uint8_t *)txt, len, &bad))
         return lpl_fail(err, LPL_ERR_FORMAT, "merges.txt: not valid UTF-8 (byte %zu)", bad);
     int64_t lines = 1;
     for (size_t i = 0; i < len; i++)

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt_util.h"
+#include "lpl/core/utf8.h"
 #include "hf_import.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/files.h"
@@ -98,8 +98,32 @@ static lpl_status check_config(const lpl_gpt2_config *c, const char *src, lpl_er
     return LPL_OK;
 }
 
+/* The dropout keys this project writes (HF's names: GGUF's gpt2 architecture has none). */
+static const char *const pdrop_keys[3] = {"gpt2.embd_pdrop", "gpt2.attn_pdrop", "gpt2.resid_pdrop"};
+
+/* Reads the three dropout rates; a file without them (llama.cpp's converter and
+ * files written before the keys existed) gets GPT-2's 0.1 with pdrop_stated = 0. */
+static lpl_status read_pdrop(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *err)
+{
+    float *dst[3] = {&c->pdrop.embd, &c->pdrop.attn, &c->pdrop.resid};
+    int found = 0;
+    for (int k = 0; k < 3; k++) {
+        *dst[k] = 0.1f;
+        if (lpl_gguf_find_key(g, pdrop_keys[k]) < 0)
+            continue;
+        if (lpl_gguf_get_f32(g, pdrop_keys[k], dst[k], err))
+            return LPL_ERR_FORMAT;
+        if (!(*dst[k] >= 0.0f && *dst[k] < 1.0f))
+            return lpl_fail(err, LPL_ERR_FORMAT, "gguf: %s = %g must be in [0, 1)", pdrop_keys[k], (double)*dst[k]);
+        found++;
+    }
+    c->pdrop_stated = found == 3;
+    return LPL_OK;
+}
+
 static lpl_status read_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *err)
 {
+    lpl_status st_pd;
     const char *arch;
     size_t len;
     uint32_t L, C, H, T, F;
@@ -125,6 +149,8 @@ static lpl_status read_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *
             return lpl_fail(err, LPL_ERR_UNSUPPORTED,
                             "gguf: gpt2.feed_forward_length %u is not 4 x embedding_length (%u)", F, C);
     }
+    if ((st_pd = read_pdrop(g, c, err)) != LPL_OK)
+        return st_pd;
     const lpl_gguf_tensor *te = lpl_gguf_find_tensor(g, "token_embd.weight");
     if (!te)
         return lpl_fail(err, LPL_ERR_FORMAT, "gguf: tensor 'token_embd.weight' is missing");
@@ -411,6 +437,12 @@ static lpl_status write_metadata(lpl_gguf_writer *w, const lpl_gpt2_config *c, l
         (st = lpl_gguf_set_u32(w, "gpt2.block_count", (uint32_t)c->n_layer, err)) ||
         (st = lpl_gguf_set_u32(w, "gpt2.attention.head_count", (uint32_t)c->n_head, err)) ||
         (st = lpl_gguf_set_f32(w, "gpt2.attention.layer_norm_epsilon", c->ln_eps, err)))
+        return st;
+    /* only rates the source stated: an assumed 0.1 must stay recognisable as assumed */
+    if (c->pdrop_stated &&
+        ((st = lpl_gguf_set_f32(w, pdrop_keys[0], c->pdrop.embd, err)) ||
+         (st = lpl_gguf_set_f32(w, pdrop_keys[1], c->pdrop.attn, err)) ||
+         (st = lpl_gguf_set_f32(w, pdrop_keys[2], c->pdrop.resid, err))))
         return st;
     return LPL_OK;
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fmt_util.h"
+#include "lpl/core/utf8.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/files.h"
 
@@ -196,7 +196,7 @@ static lpl_status parse(lpl_safetensors *st, const char *src, lpl_error *err)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: header length %llu is implausible", src, (unsigned long long)hlen);
     const char *h = (const char *)st->base + 8;
     size_t bad;
-    if (!lpl_utf8_valid((const uint8_t *)h, (size_t)hlen, &bad))
+    if (!lpl_utf8_validate((const uint8_t *)h, (size_t)hlen, &bad))
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: header is not valid UTF-8 (byte %zu)", src, bad);
     cJSON *j = cJSON_ParseWithLength(h, (size_t)hlen);
     if (!j)

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt_util.h"
+#include "lpl/core/utf8.h"
 #include "lpl/core/files.h"
 
 /* ================================================================== zip */
@@ -127,7 +127,7 @@ static lpl_status zip_entry_read(const uint8_t *p, size_t size, size_t cd_end, s
         return LPL_ERR_NOMEM;
     memcpy(out->name, name, nlen);
     out->name[nlen] = '\0';
-    if (strlen(out->name) != nlen || !lpl_utf8_valid(name, nlen, NULL))
+    if (strlen(out->name) != nlen || !lpl_utf8_validate(name, nlen, NULL))
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: zip entry name at byte %zu is not valid UTF-8", src, c);
     if (flags & 1)
         return lpl_fail(err, LPL_ERR_UNSUPPORTED, "%s: zip entry '%s' is encrypted", src, out->name);
@@ -413,7 +413,7 @@ static int op_string(unpickler *u, size_t lenbytes)
         u->short_input = 1;
         return bad(u, "string runs past the end of the pickle");
     }
-    if (!lpl_utf8_valid(u->p + u->pos, (size_t)len, NULL))
+    if (!lpl_utf8_validate(u->p + u->pos, (size_t)len, NULL))
         return bad(u, "string is not valid UTF-8");
     value *v = v_new(u, V_STR);
     if (!v || !(v->s = malloc((size_t)len + 1)))
@@ -1181,7 +1181,7 @@ lpl_status lpl_zip_local_header(const void *data, size_t n, lpl_zip_local *out, 
     size_t nlen = rd16(p + 26), xlen = rd16(p + 28);
     if (n < 30 + nlen + xlen)
         return LPL_OK;
-    if (nlen >= sizeof out->name || memchr(p + 30, '\0', nlen) || !lpl_utf8_valid(p + 30, nlen, NULL))
+    if (nlen >= sizeof out->name || memchr(p + 30, '\0', nlen) || !lpl_utf8_validate(p + 30, nlen, NULL))
         return lpl_fail(err, LPL_ERR_FORMAT, "pytorch_model.bin: a zip entry name is not valid UTF-8 or too long");
     memcpy(out->name, p + 30, nlen);
     out->name[nlen] = '\0';

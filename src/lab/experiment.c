@@ -31,6 +31,7 @@ void lpl_experiment_default(lpl_experiment_config *c)
     c->seeds = 1;
     c->shuffle = 1;
     c->compute = LPL_COMPUTE_INT8;
+    c->base_dropout = LPL_BASE_DROPOUT_CONFIG;
     const char *names[] = {"baseline", "ffn", "attn"};
     for (int i = 0; i < 3; i++)
         lpl_placement_preset(names[i], &c->placements[i], NULL);
@@ -399,6 +400,16 @@ static lpl_status apply_key(const cJSON *v, lpl_experiment_config *c, lpl_error 
     if (!strcmp(k, "shuffle")) return get_bool(v, k, &c->shuffle, err);
     if (!strcmp(k, "seeds")) return get_int(v, k, 1, LPL_EXP_MAX_SEEDS, &c->seeds, err);
     if (!strcmp(k, "placements")) return parse_placements(v, c, err);
+    if (!strcmp(k, "base_dropout")) {
+        if (cJSON_IsString(v) && !strcmp(v->valuestring, "config")) {
+            c->base_dropout = LPL_BASE_DROPOUT_CONFIG;
+            return LPL_OK;
+        }
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble < 1))
+            return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"base_dropout\" must be \"config\" or a number in [0, 1)");
+        c->base_dropout = (float)v->valuedouble;
+        return LPL_OK;
+    }
     if (!strcmp(k, "compute")) {
         if (!cJSON_IsString(v))
             return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"compute\" must be \"int8\" or \"f32\"");
@@ -478,6 +489,9 @@ lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_c
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: alpha must be > 0 (got %g)", c->alpha);
     if (!(c->dropout >= 0 && c->dropout < 1))
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: dropout must be in [0, 1) (got %g)", c->dropout);
+    if (c->base_dropout != LPL_BASE_DROPOUT_CONFIG && !(c->base_dropout >= 0 && c->base_dropout < 1))
+        return lpl_fail(err, LPL_ERR_INVALID, "experiment: base_dropout must be \"config\" or in [0, 1) (got %g)",
+                        c->base_dropout);
     if (c->epochs < 1)
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: epochs must be >= 1 (got %d)", c->epochs);
     if (c->batch_size < 1)
@@ -521,7 +535,7 @@ lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_c
 /* ---------------------------------------------------------------- JSON out */
 
 /* A float as the shortest decimal that reads back to it, so 2e-4f prints as 0.0002. */
-static double short_double(float f)
+double lpl_exp_short_double(float f)
 {
     char buf[32];
     for (int prec = 6; prec <= 9; prec++) {
@@ -559,7 +573,7 @@ cJSON *lpl_placement_to_cjson(const lpl_placement *p)
     if (p->r > 0)
         cJSON_AddNumberToObject(o, "r", p->r);
     if (p->alpha > 0)
-        cJSON_AddNumberToObject(o, "alpha", short_double(p->alpha));
+        cJSON_AddNumberToObject(o, "alpha", lpl_exp_short_double(p->alpha));
     return o;
 }
 
@@ -585,26 +599,30 @@ cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c)
     if (c->n_alpha_values > 0) {
         cJSON *a = cJSON_AddArrayToObject(o, "alpha");
         for (int k = 0; k < c->n_alpha_values; k++)
-            cJSON_AddItemToArray(a, cJSON_CreateNumber(short_double(c->alpha_values[k])));
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(lpl_exp_short_double(c->alpha_values[k])));
     } else {
-        cJSON_AddNumberToObject(o, "alpha", short_double(c->alpha));
+        cJSON_AddNumberToObject(o, "alpha", lpl_exp_short_double(c->alpha));
     }
     if (c->bands > 1)
         cJSON_AddNumberToObject(o, "bands", c->bands);
-    cJSON_AddNumberToObject(o, "dropout", short_double(c->dropout));
+    cJSON_AddNumberToObject(o, "dropout", lpl_exp_short_double(c->dropout));
     cJSON_AddBoolToObject(o, "rslora", c->rslora);
     cJSON_AddNumberToObject(o, "epochs", c->epochs);
     cJSON_AddNumberToObject(o, "batch_size", c->batch_size);
-    cJSON_AddNumberToObject(o, "lr", short_double(c->lr));
+    cJSON_AddNumberToObject(o, "lr", lpl_exp_short_double(c->lr));
     cJSON_AddStringToObject(o, "schedule", schedule_name(c->schedule));
     cJSON_AddNumberToObject(o, "warmup_steps", c->warmup_steps);
-    cJSON_AddNumberToObject(o, "weight_decay", short_double(c->weight_decay));
-    cJSON_AddNumberToObject(o, "grad_clip", short_double(c->grad_clip));
+    cJSON_AddNumberToObject(o, "weight_decay", lpl_exp_short_double(c->weight_decay));
+    cJSON_AddNumberToObject(o, "grad_clip", lpl_exp_short_double(c->grad_clip));
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     cJSON_AddNumberToObject(o, "seeds", c->seeds);
     cJSON_AddNumberToObject(o, "max_steps", c->max_steps);
     cJSON_AddBoolToObject(o, "shuffle", c->shuffle);
     cJSON_AddStringToObject(o, "compute", lpl_compute_name(c->compute));
+    if (c->base_dropout == LPL_BASE_DROPOUT_CONFIG)
+        cJSON_AddStringToObject(o, "base_dropout", "config");
+    else
+        cJSON_AddNumberToObject(o, "base_dropout", lpl_exp_short_double(c->base_dropout));
     cJSON *pl = cJSON_AddArrayToObject(o, "placements");
     for (int i = 0; i < c->n_placements; i++)
         cJSON_AddItemToArray(pl, lpl_placement_to_cjson(&c->placements[i]));
@@ -617,6 +635,34 @@ char *lpl_experiment_to_json(const lpl_experiment_config *c)
     char *s = o ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);
     return s;
+}
+
+/* ---------------------------------------------------------------- base dropout */
+
+void lpl_experiment_base_dropout(const lpl_experiment_config *c, const lpl_gpt2_config *mc, lpl_gpt2_dropout *out,
+                                 const char **source)
+{
+    if (c->base_dropout != LPL_BASE_DROPOUT_CONFIG) {
+        *out = (lpl_gpt2_dropout){c->base_dropout, c->base_dropout, c->base_dropout};
+        *source = "set";
+        return;
+    }
+    *out = mc->pdrop;
+    *source = mc->pdrop_stated ? "model" : "assumed";
+}
+
+lpl_status lpl_base_dropout_parse(const char *s, float *out, lpl_error *err)
+{
+    if (s && !strcmp(s, "config")) {
+        *out = LPL_BASE_DROPOUT_CONFIG;
+        return LPL_OK;
+    }
+    char *end = NULL;
+    double v = s && *s ? strtod(s, &end) : NAN;
+    if (!end || *end || !(v >= 0 && v < 1))
+        return lpl_fail(err, LPL_ERR_INVALID, "'%s' is not \"config\" or a rate in [0, 1)", s ? s : "(null)");
+    *out = (float)v;
+    return LPL_OK;
 }
 
 /* ---------------------------------------------------------------- accounting */

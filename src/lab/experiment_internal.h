@@ -9,6 +9,8 @@
 
 cJSON *lpl_placement_to_cjson(const lpl_placement *p);
 cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c);
+/* A float as the shortest decimal that reads back to it (0.1f prints as 0.1). */
+double lpl_exp_short_double(float f);
 cJSON *lpl_selection_to_cjson(const uint8_t *sel, const lpl_gpt2_config *mc);
 void lpl_count_add_to_cjson(cJSON *o, const lpl_placement_count *cnt);
 

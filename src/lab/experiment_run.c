@@ -431,6 +431,14 @@ static lpl_status unit_start(lpl_run *r, lpl_error *err)
     p->lora = lpl_lora_attach(&p->lcfg, &r->model->cfg, err);
     if (!p->lora)
         return err ? err->code : LPL_ERR_INVALID;
+    /* base dropout masks from the training's seed, like its LoRA init, LoRA dropout
+     * and data order: every placement at one seed draws the same key sequence */
+    lpl_gpt2_dropout bd;
+    const char *bd_source;
+    lpl_experiment_base_dropout(&r->cfg, &r->model->cfg, &bd, &bd_source);
+    lpl_status st_bd = lpl_gpt2_state_set_dropout(r->state, &bd, p->seed, err);
+    if (st_bd)
+        return st_bd;
     if (p->init)
         memcpy(p->lora->params, p->init, (size_t)p->n_init * sizeof(float));
     lpl_adamw_config oc;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "experiment_internal.h"
+#include "lpl/core/utf8.h"
 
 lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_example_set *ex,
                             lpl_compute compute, float *out, lpl_error *err)

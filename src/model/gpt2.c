@@ -339,6 +339,10 @@ struct lpl_gpt2_state {
     int64_t n_grads;
     lpl_gpt2_timings tm;
     lpl_compute compute; /* base products in fp32 or int8 */
+    /* base-model dropout: rates, the key stream, the last forward's key */
+    lpl_gpt2_dropout drop;
+    uint64_t drop_next, drop_key;
+    int drop_on; /* the last forward was a training forward with some rate > 0 */
     size_t bytes;
     void *buf;
 };
@@ -433,6 +437,48 @@ lpl_status lpl_compute_parse(const char *s, lpl_compute *out, lpl_error *err)
 }
 
 void lpl_gpt2_state_set_compute(lpl_gpt2_state *s, lpl_compute c) { s->compute = c; }
+
+lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout *d, uint64_t seed,
+                                      lpl_error *err)
+{
+    const float r[3] = {d->embd, d->attn, d->resid};
+    for (int k = 0; k < 3; k++)
+        if (!(r[k] >= 0.0f && r[k] < 1.0f))
+            return lpl_fail(err, LPL_ERR_INVALID, "base dropout: %s rate %g must be in [0, 1)",
+                            (const char *[]){"embedding", "attention", "residual"}[k], r[k]);
+    s->drop = *d;
+    /* its own stream: LoRA's dropout and the data order use the same seed */
+    s->drop_next = lpl_mix64(seed ^ 0x626173652d64726fULL);
+    return LPL_OK;
+}
+
+uint64_t lpl_gpt2_state_dropout_key(const lpl_gpt2_state *s) { return s->drop_next; }
+
+uint64_t lpl_gpt2_dropout_stream(lpl_gpt2_drop_site site, int layer)
+{
+    return (uint64_t)layer * 4u + (uint64_t)site;
+}
+
+/* x[n] *= the mask of (site, layer) of the last forward (or dst = src * mask). */
+static void drop_apply(const lpl_gpt2_state *s, float *dst, const float *src, int64_t n, lpl_gpt2_drop_site site,
+                       int layer, float p)
+{
+    const uint64_t stream = lpl_gpt2_dropout_stream(site, layer);
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = src[i] * lpl_dropout_scale(s->drop_key, stream, (uint64_t)i, p);
+}
+
+/* The last forward's attention dropout of layer l, or NULL. */
+static const lpl_attn_dropout *attn_drop(const lpl_gpt2_state *s, int l, lpl_attn_dropout *buf)
+{
+    if (!s->drop_on || !(s->drop.attn > 0.0f))
+        return NULL;
+    *buf = (lpl_attn_dropout){s->drop_key, lpl_gpt2_dropout_stream(LPL_DROP_ATTN, l), s->drop.attn};
+    return buf;
+}
+
+/* Residual dropout rate of the last forward (0: none). */
+static float resid_rate(const lpl_gpt2_state *s) { return s->drop_on ? s->drop.resid : 0.0f; }
 lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s) { return s->compute; }
 
 /* The base's linear products in the state's compute. */
@@ -538,9 +584,12 @@ static void block_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_stat
     s->tm.layernorm += lpl_now_seconds() - t0;
     site_forward(m, lora, s, l, LPL_SITE_ATTN_QKV, qkv, s->ln_buf, T, &s->tm.attention);
     t0 = lpl_now_seconds();
-    lpl_attention_forward(atty, lse, qkv, T, (int)C, c->n_head, s->attn_scratch);
+    lpl_attn_dropout ad;
+    lpl_attention_forward(atty, lse, qkv, T, (int)C, c->n_head, s->attn_scratch, attn_drop(s, l, &ad));
     s->tm.attention += lpl_now_seconds() - t0;
     site_forward(m, lora, s, l, LPL_SITE_ATTN_PROJ, s->dC, atty, T, &s->tm.attention);
+    if (resid_rate(s) > 0.0f)
+        drop_apply(s, s->dC, s->dC, (int64_t)TC, LPL_DROP_RESID_ATTN, l, resid_rate(s));
     lpl_residual_forward(res2, x, s->dC, (int64_t)TC);
 
     t0 = lpl_now_seconds();
@@ -552,6 +601,8 @@ static void block_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_stat
     lpl_gelu_forward(s->gelu_buf, fch, (int64_t)TC * 4);
     s->tm.mlp += lpl_now_seconds() - t0;
     site_forward(m, lora, s, l, LPL_SITE_MLP_PROJ, s->dC, s->gelu_buf, T, &s->tm.mlp);
+    if (resid_rate(s) > 0.0f)
+        drop_apply(s, s->dC, s->dC, (int64_t)TC, LPL_DROP_RESID_MLP, l, resid_rate(s));
     lpl_residual_forward(xo, res2, s->dC, (int64_t)TC);
 }
 
@@ -574,8 +625,15 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
     memcpy(s->tokens, tokens, (size_t)T * sizeof(int));
     if (lora)
         lpl_lora_begin_forward(lora, training);
+    s->drop_on = training && (s->drop.embd > 0.0f || s->drop.attn > 0.0f || s->drop.resid > 0.0f);
+    if (s->drop_on) { /* one key per training forward; backward reuses it */
+        s->drop_key = s->drop_next;
+        s->drop_next = lpl_mix64(s->drop_next + 0x9e3779b97f4a7c15ULL);
+    }
 
     embed_forward(m, s->resid, tokens, T);
+    if (s->drop_on && s->drop.embd > 0.0f)
+        drop_apply(s, s->resid, s->resid, (int64_t)T * C, LPL_DROP_EMBD, 0, s->drop.embd);
     double t0 = lpl_now_seconds();
     s->tm.embed += t0 - start;
     for (int l = 0; l < c->n_layer; l++)
@@ -696,7 +754,14 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     t0 = lpl_now_seconds();
     lpl_gelu_forward(s->gelu_buf, fch, (int64_t)T4C);
     s->tm.mlp += lpl_now_seconds() - t0;
-    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, last == LPL_SITE_MLP_PROJ ? NULL : s->d4C_a, s->dres,
+    /* residual dropout: the site's output gradient is dres times the forward's mask
+     * (in d3C, which is free until the attention's backward) */
+    const float *dY = s->dres;
+    if (resid_rate(s) > 0.0f) {
+        drop_apply(s, s->d3C, s->dres, (int64_t)T * C, LPL_DROP_RESID_MLP, l, resid_rate(s));
+        dY = s->d3C;
+    }
+    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, last == LPL_SITE_MLP_PROJ ? NULL : s->d4C_a, dY,
                   s->gelu_buf, T, &s->tm.mlp);
     if (last == LPL_SITE_MLP_PROJ)
         return;
@@ -714,13 +779,20 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     s->tm.layernorm += lpl_now_seconds() - t0;
 
     /* attention */
-    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, last == LPL_SITE_ATTN_PROJ ? NULL : s->dC, s->dres, atty,
+    dY = s->dres;
+    if (resid_rate(s) > 0.0f) {
+        drop_apply(s, s->d3C, s->dres, (int64_t)T * C, LPL_DROP_RESID_ATTN, l, resid_rate(s));
+        dY = s->d3C;
+    }
+    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, last == LPL_SITE_ATTN_PROJ ? NULL : s->dC, dY, atty,
                   T, &s->tm.attention);
     if (last == LPL_SITE_ATTN_PROJ)
         return;
     t0 = lpl_now_seconds();
     memset(s->d3C, 0, (size_t)T * 3 * C * sizeof(float));
-    lpl_attention_backward(s->d3C, s->dC, qkv, atty, lse, T, (int)C, c->n_head, s->attn_scratch);
+    lpl_attn_dropout ad;
+    lpl_attention_backward(s->d3C, s->dC, qkv, atty, lse, T, (int)C, c->n_head, s->attn_scratch,
+                           attn_drop(s, l, &ad));
     double t1 = lpl_now_seconds();
     s->tm.attention += t1 - t0;
     lpl_layernorm_forward(s->ln_buf, s->ln1_mean + l * sT, s->ln1_rstd + l * sT, x, b->ln1_w, b->ln1_b, T,
@@ -804,6 +876,8 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
 
     if (s->grads) {
         t0 = lpl_now_seconds();
+        if (s->drop_on && s->drop.embd > 0.0f) /* through the embedding dropout */
+            drop_apply(s, s->dres, s->dres, (int64_t)T * C, LPL_DROP_EMBD, 0, s->drop.embd);
         size_t rb = (size_t)C;
         for (int t = 0; t < T; t++) {
             float *gw = s->grads + top.wte + (size_t)s->tokens[t] * rb;

@@ -47,6 +47,9 @@ lpl_status lpl_gpt2_preset(const char *name, lpl_gpt2_config *cfg, lpl_error *er
             cfg->n_ctx = PRESETS[i].n_ctx;
             cfg->n_vocab = PRESETS[i].n_vocab;
             cfg->ln_eps = 1e-5f;
+            /* every GPT-2 / DialoGPT config.json sets 0.1 for all three */
+            cfg->pdrop = (lpl_gpt2_dropout){0.1f, 0.1f, 0.1f};
+            cfg->pdrop_stated = 1;
             return LPL_OK;
         }
     }
@@ -76,6 +79,11 @@ lpl_status lpl_gpt2_config_check(const lpl_gpt2_config *c, lpl_error *err)
         return lpl_fail(err, LPL_ERR_INVALID, "model config: n_vocab = %d must be in 1..16777216", c->n_vocab);
     if (!(c->ln_eps > 0.0f) || !(c->ln_eps < 1.0f))
         return lpl_fail(err, LPL_ERR_INVALID, "model config: ln_eps = %g must be in (0, 1)", c->ln_eps);
+    const float rates[3] = {c->pdrop.embd, c->pdrop.attn, c->pdrop.resid};
+    for (int k = 0; k < 3; k++)
+        if (!(rates[k] >= 0.0f && rates[k] < 1.0f))
+            return lpl_fail(err, LPL_ERR_INVALID, "model config: %s = %g must be in [0, 1)",
+                            (const char *[]){"embd_pdrop", "attn_pdrop", "resid_pdrop"}[k], rates[k]);
     return LPL_OK;
 }
 

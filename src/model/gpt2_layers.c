@@ -5,6 +5,7 @@
 #include "lpl/model/gpt2_layers.h"
 
 #include "lpl/core/kernels.h"
+#include "lpl/core/rng.h"
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"
 
@@ -325,7 +326,17 @@ typedef struct {
     float *out, *lse, *dqkv, *scratch; /* scratch: a row per head, for the slow path */
     const float *qkv, *dout, *fout, *flse;
     int T, C, H;
+    const lpl_attn_dropout *drop; /* NULL: no dropout */
 } attn_ctx;
+
+/* The dropout multiplier of query i, key j in head h (1 without dropout). */
+static float attn_keep(const attn_ctx *c, int h, int i, int j)
+{
+    if (!c->drop)
+        return 1.0f;
+    uint64_t idx = (uint64_t)h << 32 | (uint64_t)i << 16 | (uint64_t)j;
+    return lpl_dropout_scale(c->drop->key, c->drop->stream, idx, c->drop->p);
+}
 
 /* dst[T][hd] = the hd columns at col of rows strided by stride in src. */
 static void gather(float *dst, const float *src, int T, int hd, size_t stride, int col)
@@ -365,7 +376,7 @@ static void attn_forward_head_slow(const attn_ctx *c, int h, float *s)
         float inv = (float)(1.0 / sum), *o = c->out + (size_t)i * C + h * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int j = 0; j <= i; j++)
-            lpl_axpy(o, s[j] * inv, c->qkv + (size_t)j * 3 * C + 2 * C + h * hd, hd);
+            lpl_axpy(o, s[j] * inv * attn_keep(c, h, i, j), c->qkv + (size_t)j * 3 * C + 2 * C + h * hd, hd);
         c->lse[(size_t)h * T + i] = mx + (float)log(sum);
     }
 }
@@ -391,6 +402,9 @@ static void attn_forward_head(const attn_ctx *c, int h, float *w)
             float inv = (float)(1.0 / sum);
             for (int j = 0; j <= i; j++)
                 s[j] *= inv;
+            if (c->drop)
+                for (int j = 0; j <= i; j++)
+                    s[j] *= attn_keep(c, h, i, j);
             memset(s + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
             c->lse[(size_t)h * T + i] = mx + (float)log(sum);
         }
@@ -426,10 +440,14 @@ static void attn_forward_heads(void *p, int begin, int end)
                    attn_forward_head_slow);
 }
 
+/* The dropout to apply, or NULL when there is none. */
+static const lpl_attn_dropout *active(const lpl_attn_dropout *d) { return d && d->p > 0.0f ? d : NULL; }
+
 void lpl_attention_forward(float *out, float *lse, const float *qkv, int T, int C, int H,
-                           float *scratch)
+                           float *scratch, const lpl_attn_dropout *drop)
 {
-    attn_ctx c = {.out = out, .lse = lse, .scratch = scratch, .qkv = qkv, .T = T, .C = C, .H = H};
+    attn_ctx c = {.out = out, .lse = lse, .scratch = scratch, .qkv = qkv, .T = T, .C = C, .H = H,
+                  .drop = active(drop)};
     lpl_parallel_for(H, 1, attn_forward_heads, &c);
 }
 
@@ -439,8 +457,9 @@ static size_t attn_backward_floats(int T, int hd)
     return 2 * (size_t)ATTN_BQ * T + 7 * (size_t)T * hd;
 }
 
-/* Per row i: p_j = exp(s_ij - lse_i); dp_j = dO_i.v_j; ds_j = p_j (dp_j - dO_i.O_i);
- * dq_i += scale ds_j k_j; dk_j += scale ds_j q_i; dv_j += p_j dO_i. */
+/* Per row i: p_j = exp(s_ij - lse_i), m_j its dropout multiplier; dp_j = m_j dO_i.v_j;
+ * ds_j = p_j (dp_j - dO_i.O_i); dq_i += scale ds_j k_j; dk_j += scale ds_j q_i;
+ * dv_j += m_j p_j dO_i. (O_i = sum m_j p_j v_j, so dO_i.O_i = sum p_j dp_j.) */
 static void attn_backward_head_slow(const attn_ctx *c, int h, float *pr)
 {
     const int T = c->T, C = c->C, hd = C / c->H;
@@ -457,17 +476,19 @@ static void attn_backward_head_slow(const attn_ctx *c, int h, float *pr)
         for (int j = 0; j <= i; j++) {
             const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
             const float *v = c->qkv + (size_t)j * 3 * C + 2 * C + h * hd;
-            float ds = pr[j] * (lpl_dot(dO, v, hd) - D) * scale;
+            float m = attn_keep(c, h, i, j);
+            float ds = pr[j] * (m * lpl_dot(dO, v, hd) - D) * scale;
             lpl_axpy(dq, ds, k, hd);
             lpl_axpy(c->dqkv + (size_t)j * 3 * C + C + h * hd, ds, q, hd);
-            lpl_axpy(c->dqkv + (size_t)j * 3 * C + 2 * C + h * hd, pr[j], dO, hd);
+            lpl_axpy(c->dqkv + (size_t)j * 3 * C + 2 * C + h * hd, pr[j] * m, dO, hd);
         }
     }
 }
 
-/* The same as matrices, a block of query rows at a time: P from S and lse;
- * dV += P^T dO; dP = dO V^T; dS = P (dP - D) scale; dQ = dS K; dK += dS^T Q.
- * (c->fout is not needed: D comes from P and dP.) */
+/* The same as matrices, a block of query rows at a time: P from S and lse, M the
+ * dropout multipliers (all 1 without dropout); dV += (M P)^T dO; dP = M dO V^T;
+ * dS = P (dP - D) scale; dQ = dS K; dK += dS^T Q. (c->fout is not needed: D comes
+ * from P and dP.) */
 static void attn_backward_head(const attn_ctx *c, int h, float *w)
 {
     const int T = c->T, C = c->C, hd = C / c->H;
@@ -488,6 +509,9 @@ static void attn_backward_head(const attn_ctx *c, int h, float *w)
         for (int i = i0; i < i1; i++) {
             float *p = P + (size_t)(i - i0) * i1, *ds = dS + (size_t)(i - i0) * i1;
             exp_row(p, i + 1, scale, c->flse[(size_t)h * T + i]);
+            if (c->drop) /* dp_j = m_j (dO V^T)_j; P becomes M P for dV below */
+                for (int j = 0; j <= i; j++)
+                    ds[j] *= attn_keep(c, h, i, j);
             /* D = dO_i.O_i, taken as sum p_j dp_j: the same products as dp, so a
              * one-hot row gives ds exactly 0 (dO.O by another summation order leaves
              * rounding noise that huge q, k blow up) */
@@ -497,6 +521,9 @@ static void attn_backward_head(const attn_ctx *c, int h, float *w)
             float D = (float)Dd;
             for (int j = 0; j <= i; j++)
                 ds[j] = p[j] * (ds[j] - D) * scale;
+            if (c->drop)
+                for (int j = 0; j <= i; j++)
+                    p[j] *= attn_keep(c, h, i, j);
             memset(p + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
             memset(ds + i + 1, 0, (size_t)(i1 - i - 1) * sizeof(float));
         }
@@ -517,10 +544,11 @@ static void attn_backward_heads(void *p, int begin, int end)
 }
 
 void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-                            const float *lse, int T, int C, int H, float *scratch)
+                            const float *lse, int T, int C, int H, float *scratch,
+                            const lpl_attn_dropout *drop)
 {
     attn_ctx c = {.dqkv = dqkv, .scratch = scratch, .qkv = qkv, .dout = dout, .fout = out, .flse = lse,
-                  .T = T, .C = C, .H = H};
+                  .T = T, .C = C, .H = H, .drop = active(drop)};
     lpl_parallel_for(H, 1, attn_backward_heads, &c);
 }
 

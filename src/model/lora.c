@@ -446,10 +446,7 @@ void lpl_lora_begin_forward(lpl_lora *l, int training)
 
 float lpl_lora_dropout_scale(uint64_t key, int layer, lpl_site site, int64_t idx, float p)
 {
-    uint64_t module = (uint64_t)(layer * LPL_N_SITES + (int)site);
-    uint64_t h = lpl_mix64(key ^ lpl_mix64((module << 40) ^ (uint64_t)idx));
-    float u = (float)(h >> 40) * (1.0f / 16777216.0f);
-    return u < p ? 0.0f : 1.0f / (1.0f - p);
+    return lpl_dropout_scale(key, (uint64_t)(layer * LPL_N_SITES + (int)site), (uint64_t)idx, p);
 }
 
 /* The branch input: X itself, or X with this forward's dropout mask applied. The

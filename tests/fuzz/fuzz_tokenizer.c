@@ -7,6 +7,7 @@
  *   2: decode the payload as little-endian uint16 ids modulo vocab + 1 (mostly valid
  *      ids, so decoding succeeds and its output is re-encoded). */
 #include "fuzz_gpt2_tokenizer.h"
+#include "lpl/core/utf8.h"
 
 /* Decodes ids; if the bytes are valid UTF-8 they must re-encode to the same bytes
  * (the ids may differ: BPE is canonical on text, not on ids). */

@@ -16,17 +16,6 @@ static unsigned fuzz_tz_touch(const void *p, size_t n)
     return n ? (unsigned)b[0] + b[n - 1] : 0;
 }
 
-static uint32_t fuzz_tz_crc(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-    }
-    return ~c;
-}
-
 typedef struct {
     uint8_t *p;
     size_t n, cap;
@@ -65,7 +54,7 @@ static fuzz_tz_buf fuzz_tz_zip(const char *const *names, const uint8_t *const *d
     for (int i = 0; i < n; i++) {
         size_t nl = strlen(names[i]);
         size_t pad = (64 - (z.n + 30 + nl + 4) % 64) % 64;
-        uint32_t crc = fuzz_tz_crc(data[i], sizes[i]), off = (uint32_t)z.n;
+        uint32_t crc = lpl_zip_crc32(data[i], sizes[i]), off = (uint32_t)z.n;
         fuzz_tz_u32(&z, 0x04034b50);
         fuzz_tz_u16(&z, 20), fuzz_tz_u16(&z, 0), fuzz_tz_u16(&z, 0), fuzz_tz_u16(&z, 0), fuzz_tz_u16(&z, 0);
         fuzz_tz_u32(&z, crc), fuzz_tz_u32(&z, (uint32_t)sizes[i]), fuzz_tz_u32(&z, (uint32_t)sizes[i]);

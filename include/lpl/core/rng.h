@@ -10,6 +10,12 @@ typedef struct { uint64_t s[4]; } lpl_rng;
 /* splitmix64's finaliser: a bijective 64-bit hash (also keys dropout masks). */
 uint64_t lpl_mix64(uint64_t z);
 
+/* Inverted-dropout multiplier of element idx of mask stream `stream` under key:
+ * 0 with probability p, else 1/(1-p). A counter-based hash, so a backward pass
+ * regenerates the forward's mask instead of storing it; stream must be < 2^24 and
+ * idx < 2^40 for the (stream, idx) pairs to stay distinct. */
+float lpl_dropout_scale(uint64_t key, uint64_t stream, uint64_t idx, float p);
+
 void lpl_rng_seed(lpl_rng *r, uint64_t seed);
 uint64_t lpl_rng_next(lpl_rng *r);
 float lpl_rng_uniform(lpl_rng *r);           /* [0, 1) */

@@ -31,10 +31,6 @@ int lpl_tokenizer_token_bytes(const lpl_tokenizer *t, int id, const char **bytes
 /* Id of a vocabulary string (byte-to-unicode form, e.g. "\xc4\xa0the"), or -1. */
 int lpl_tokenizer_token_id(const lpl_tokenizer *t, const char *token);
 
-/* 1 if text[0..len) is valid UTF-8 (no overlong forms, surrogates or values past
- * U+10FFFF); otherwise 0 with the offset of the first bad byte in *bad_offset. */
-int lpl_utf8_validate(const char *text, size_t len, size_t *bad_offset);
-
 /* Encodes UTF-8 text (the literal "<|endoftext|>" is NOT special: it is encoded as
  * text, as GPT-2's encoder does). *ids is malloc'd. LPL_ERR_INVALID on invalid UTF-8
  * (the message names the byte offset). Safe to call from several threads at once:

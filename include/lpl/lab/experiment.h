@@ -25,6 +25,8 @@
 
 /* ------------------------------------------------------------------ config */
 
+#define LPL_BASE_DROPOUT_CONFIG (-1.0f)
+
 /* One placement: a name and where adapters go. Only the placement fields of lora
  * are used (targets, regex, layers); dropout and seed come from the experiment so
  * that every placement trains with the same hyper-parameters, and so do rank and
@@ -59,6 +61,9 @@ typedef struct {
     int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
     lpl_compute compute;            /* base products: int8 (default) or f32 (gpt2.h) */
+    float base_dropout;             /* base-model dropout in training: LPL_BASE_DROPOUT_CONFIG
+                                     * (default) = the model's embd/attn/resid_pdrop, as the
+                                     * study trained; a rate in [0, 1) sets all three */
     /* The grid (grid.h): several values of r / alpha, and layer bands, multiply the
      * placements. Empty lists and bands <= 1 mean no such dimension. */
     int n_r_values, r_values[LPL_EXP_MAX_VALUES];
@@ -71,7 +76,8 @@ typedef struct {
 
 /* The study's defaults: model/data paths of the bundled model and data, 100 train /
  * 20 eval, max_len 256, r 16, alpha 32, dropout 0.1, 3 epochs, batch 1, lr 2e-4,
- * cosine, no warmup, no weight decay, grad_clip 1.0, seed 42, shuffle on, compute int8
+ * cosine, no warmup, no weight decay, grad_clip 1.0, seed 42, shuffle on, base dropout
+ * from the model's config, compute int8
  * (docs/BENCHMARKS.md "Compute int8": eval loss within 0.5% of f32), placements
  * baseline, ffn, attn. */
 void lpl_experiment_default(lpl_experiment_config *c);
@@ -96,6 +102,16 @@ lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_c
 
 /* The config as a JSON object (malloc'd string, the same keys the parser reads), or NULL. */
 char *lpl_experiment_to_json(const lpl_experiment_config *c);
+
+/* The base-model dropout rates a run of c trains model mc with, and where they come
+ * from: "set" (c->base_dropout), "model" (the model file's rates) or "assumed" (the
+ * file records none, so GPT-2's 0.1; model_io.h). */
+void lpl_experiment_base_dropout(const lpl_experiment_config *c, const lpl_gpt2_config *mc, lpl_gpt2_dropout *out,
+                                 const char **source);
+
+/* Parses a base-dropout setting: "config" or a number in [0, 1). LPL_ERR_INVALID
+ * says what is wrong (the caller names the flag or key). */
+lpl_status lpl_base_dropout_parse(const char *s, float *out, lpl_error *err);
 
 /* Preset placement by name: baseline, ffn, attn, all-linear, attn-exact, mlp-exact.
  * LPL_ERR_INVALID lists the known names. */

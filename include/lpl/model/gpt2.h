@@ -126,6 +126,28 @@ lpl_status lpl_compute_parse(const char *s, lpl_compute *out, lpl_error *err);
 void lpl_gpt2_state_set_compute(lpl_gpt2_state *s, lpl_compute c);
 lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s);
 
+/* Base-model dropout of the training forwards on s, as HF's GPT-2 in train mode:
+ * d->embd on wte + wpe, d->attn on the attention probabilities, d->resid on the
+ * output of attn.c_proj and of mlp.c_proj (LoRA branch included) before each residual
+ * add. Forwards with training = 0 never drop. Each training forward takes the next
+ * key of a stream started from seed, and its masks are a counter-based hash of (key,
+ * lpl_gpt2_drop_site, layer, element) that backward regenerates: no mask is stored.
+ * A new state has all rates 0 (off). LPL_ERR_INVALID when a rate is outside [0, 1). */
+lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout *d, uint64_t seed,
+                                      lpl_error *err);
+/* The key the next training forward on s will take (for checks that rebuild its masks). */
+uint64_t lpl_gpt2_state_dropout_key(const lpl_gpt2_state *s);
+
+typedef enum {
+    LPL_DROP_EMBD = 0,       /* idx = t * C + i of the embedding sum (layer 0) */
+    LPL_DROP_ATTN = 1,       /* idx = h << 32 | i << 16 | j (query i, key j) */
+    LPL_DROP_RESID_ATTN = 2, /* idx = t * C + i of attn.c_proj's output */
+    LPL_DROP_RESID_MLP = 3   /* idx = t * C + i of mlp.c_proj's output */
+} lpl_gpt2_drop_site;
+/* The mask stream of (site, layer) for lpl_dropout_scale (rng.h): a forward with key
+ * multiplies element idx there by lpl_dropout_scale(key, stream, idx, rate). */
+uint64_t lpl_gpt2_dropout_stream(lpl_gpt2_drop_site site, int layer);
+
 /* Seconds spent per component since the state was created or reset. */
 typedef struct {
     double embed, attention, mlp, lora, lm_head, layernorm, total;

@@ -5,6 +5,13 @@
 
 #include "lpl/core/common.h"
 
+/* Dropout rates of HF's GPT2Config (embd_pdrop, attn_pdrop, resid_pdrop), which a
+ * model in train mode applies; the engine applies them only when asked (gpt2.h
+ * lpl_gpt2_state_set_dropout). */
+typedef struct {
+    float embd, attn, resid;
+} lpl_gpt2_dropout;
+
 typedef struct {
     int n_layer;
     int n_embd;
@@ -12,6 +19,9 @@ typedef struct {
     int n_ctx;     /* maximum sequence length (position embeddings) */
     int n_vocab;
     float ln_eps;  /* 1e-5 for GPT-2 */
+    lpl_gpt2_dropout pdrop; /* the model's own dropout rates (0.1 each for GPT-2) */
+    int pdrop_stated;       /* 1: the model file (or preset) states pdrop; 0: it does not
+                             * and pdrop holds GPT-2's 0.1, assumed by the loader */
 } lpl_gpt2_config;
 
 /* The presets by index (0 .. count-1; NULL past the end), and their names joined

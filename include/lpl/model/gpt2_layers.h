@@ -24,15 +24,26 @@ void lpl_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t
  * of the exact value; exactly +-1 for |x| >= ~9.1; NaN stays NaN). */
 void lpl_tanh_row(float *out, const float *x, int64_t n);
 
+/* Dropout on the attention probabilities (HF's attn_dropout): the probability of
+ * query i for key j in head h is multiplied by lpl_dropout_scale(key, stream,
+ * h << 32 | i << 16 | j, p) (rng.h), after the softmax and before the product with V.
+ * The backward regenerates the same multipliers from the hash; nothing is stored. */
+typedef struct {
+    uint64_t key, stream;
+    float p;
+} lpl_attn_dropout;
+
 /* Causal multi-head attention. qkv is [T][3C] (q | k | v, head h at columns h*hd),
  * out is [T][C], lse[H][T] keeps the log-sum-exp of each row of scaled scores so
  * backward can rebuild the probabilities without storing [H][T][T].
- * scratch holds H*T floats. */
+ * scratch holds H*T floats. drop NULL or p = 0: no dropout. */
 void lpl_attention_forward(float *out, float *lse, const float *qkv, int T, int C, int H,
-                           float *scratch);
-/* dqkv[T][3C] += gradient given dout[T][C] and the forward's qkv, out and lse. */
+                           float *scratch, const lpl_attn_dropout *drop);
+/* dqkv[T][3C] += gradient given dout[T][C] and the forward's qkv, out and lse; drop
+ * must be the forward's. */
 void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-                            const float *lse, int T, int C, int H, float *scratch);
+                            const float *lse, int T, int C, int H, float *scratch,
+                            const lpl_attn_dropout *drop);
 
 /* nll[t] = -log softmax(logits[t])[targets[t]] for rows with mask[t] != 0 (mask NULL =
  * all rows), 0 elsewhere. lse (may be NULL) receives each scored row's log-sum-exp. */
