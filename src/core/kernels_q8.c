@@ -227,8 +227,18 @@ static void pack_b_cols(const qgemm *g, int k0, int kc, int j0, int nc)
     lpl_vf v[LPL_QK][QNRV];
     float s[QNR] __attribute__((aligned(64))), sum[QNR] __attribute__((aligned(64)));
     const lpl_vf lim = lpl_vf_set1(128.0f);
+    /* the fp16 scales of rows k0..k0+kc at weight column block cblk, converted once
+     * for all panels of that block (with 128-bit vectors a block has four panels, and
+     * the conversion is a function call per row) */
+    float dk[QKC];
+    int cblk = -1;
     for (int p = 0; p < npanels; p++) {
         int col = j0 + p * QNR; /* QNR divides 32: one weight block per panel */
+        if (col / LPL_QK != cblk) {
+            cblk = col / LPL_QK;
+            for (int r = 0; r < kc; r++)
+                dk[r] = lpl_fp16_to_fp32(((const lpl_block_q8_0 *)(g->W + (size_t)(k0 + r) * g->wrb) + cblk)->d);
+        }
         for (int b = 0; b < nblk; b++) {
             size_t slot = (size_t)p * nblk + b;
             lpl_vf m[QNRV];
@@ -242,7 +252,7 @@ static void pack_b_cols(const qgemm *g, int k0, int kc, int j0, int nc)
                     continue;
                 }
                 const lpl_block_q8_0 *blk = (const lpl_block_q8_0 *)(g->W + (size_t)k * g->wrb) + col / LPL_QK;
-                lpl_vf d = lpl_vf_set1(lpl_fp16_to_fp32(blk->d));
+                lpl_vf d = lpl_vf_set1(dk[b * LPL_QK + r]);
                 for (int u = 0; u < QNRV; u++) {
                     v[r][u] = lpl_vf_mul(d, lpl_vf_load_i8(blk->qs + col % LPL_QK + u * LPL_VW));
                     m[u] = lpl_vf_max(m[u], lpl_vf_abs(v[r][u]));
@@ -258,7 +268,8 @@ static void pack_b_cols(const qgemm *g, int k0, int kc, int j0, int nc)
             for (int r = 0; r < LPL_QK; r++)
                 for (int u = 0; u < QNRV; u++) {
                     lpl_vf q = lpl_vf_round_even(lpl_vf_mul(v[r][u], id[u]));
-                    v[r][u] = lpl_vf_select_lt(lpl_vf_abs(q), lim, q, lpl_vf_zero()); /* NaN -> 0 */
+                    /* NaN -> 0, unless lpl_vq_store does that anyway */
+                    v[r][u] = LPL_VQ_NAN_ZERO ? q : lpl_vf_select_lt(lpl_vf_abs(q), lim, q, lpl_vf_zero());
                     if (LPL_QA_OFFSET) /* the offset's term: unsigned-A mappings only */
                         acc[u] = lpl_vf_add(acc[u], v[r][u]);
                 }

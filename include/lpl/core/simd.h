@@ -41,7 +41,9 @@
  *   lpl_vi_dot(acc, a, b)  lane j += sum_q a[q] * b[j*QSTEP + q], exact in int32
  *   lpl_vi_to_vf(v)   int32 -> float (exact below 2^24)
  *   lpl_vq_store(p, r)  codes from LPL_QSTEP float vectors r[0..QSTEP) holding
- *                     integers in [-127, 127]: p[j*QSTEP + q] = r[q] lane j (B's layout) */
+ *                     integers in [-127, 127]: p[j*QSTEP + q] = r[q] lane j (B's layout)
+ *   LPL_VQ_NAN_ZERO   1: lpl_vq_store already writes 0 for a NaN lane (the int16 pair
+ *                     mappings: a saturating or 0x80000000 conversion, then 16 bits) */
 #ifndef LPL_SIMD_H
 #define LPL_SIMD_H
 
@@ -263,6 +265,7 @@ static inline lpl_vf lpl_vf_round_even(lpl_vf v)
 /* int16 pairs: i32x4.dot_i16x8_s / pmaddwd, A and B widened when packed */
 #define LPL_QSTEP 2
 #define LPL_QA_OFFSET 0
+#define LPL_VQ_NAN_ZERO 1
 typedef int16_t lpl_qa;
 typedef int16_t lpl_qb;
 #if defined(__wasm_simd128__)
@@ -421,6 +424,10 @@ static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return *p; }
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return acc + a * b; }
 static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return (float)v; }
 static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r) { *p = (lpl_qb)(int)r[0]; }
+#endif
+
+#ifndef LPL_VQ_NAN_ZERO
+#define LPL_VQ_NAN_ZERO 0
 #endif
 
 #endif
