@@ -26,7 +26,7 @@ async function openLab(query = '', viewport = null) {
 }
 
 const readHp = (page) => page.$$eval('[data-hp]', (els) => Object.fromEntries(els.map((e) =>
-  [e.dataset.hp, e.tagName === 'SELECT' ? e.value : Number(e.value)])));
+  [e.dataset.hp, e.tagName === 'SELECT' || e.dataset.hp === 'base_dropout' ? e.value : Number(e.value)])));
 
 test('Study and Quick are the CLI\'s defaults and --quick; generation uses the CLI\'s defaults', { ...T, skip: SKIP }, async () => {
   const r = spawnSync(LORALAB, ['count', '--presets'], { encoding: 'utf8' });
@@ -35,8 +35,8 @@ test('Study and Quick are the CLI\'s defaults and --quick; generation uses the C
   const h = await openLab('&autoload=0');
   const { page } = h;
   try {
-    const keys = ['r', 'alpha', 'dropout', 'epochs', 'batch_size', 'lr', 'schedule', 'warmup_steps', 'n_train', 'n_eval',
-                  'max_len', 'seed', 'seeds', 'compute'];
+    const keys = ['r', 'alpha', 'dropout', 'base_dropout', 'epochs', 'batch_size', 'lr', 'schedule', 'warmup_steps',
+                  'n_train', 'n_eval', 'max_len', 'seed', 'seeds', 'compute'];
     const pick = (o) => Object.fromEntries(keys.map((k) => [k, o[k]]));
     assert.deepEqual(await readHp(page), pick(cli.study), 'the page opens on the study settings');
     await page.click('#hp-quick');
