@@ -178,6 +178,7 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *grid,
     if (!o->quiet) {
         fprintf(stderr, "loralab ablate: model %s (%s), %d placements, results in %s/\n", c->model,
                 m.id.model_name[0] ? m.id.model_name : "unnamed", lpl_run_n_placements(run), o->out);
+        cli_note_base_dropout("ablate", c, &m.model->cfg);
         if (lpl_run_n_completed(run))
             fprintf(stderr, "loralab ablate: resuming, %d placement(s) already complete\n", lpl_run_n_completed(run));
     }
