@@ -58,8 +58,6 @@ static _Thread_local lpl_qb t_qb[QNC_MAX * QKC] __attribute__((aligned(64)));
 static _Thread_local float t_sb[QNC_MAX * QKC / LPL_QK] __attribute__((aligned(64)));
 static _Thread_local int32_t t_cb[QNC_MAX * QKC / LPL_QK] __attribute__((aligned(64)));
 
-
-
 static float hmax(lpl_vf v)
 {
     float t[LPL_VW], m = 0.0f;
@@ -180,7 +178,7 @@ static inline void put_b_column(lpl_qb *dst, int c, const int8_t *q)
         memcpy(dst + ((size_t)g * QNR + c) * 4, q + 4 * g, 4);
 #elif LPL_QSTEP == 2
     /* widened all at once (a vector loop), then moved a pair (one 32-bit word) at a
-     * time: element by element this was the wasm forward's largest cost after qtile */
+     * time, rather than element by element */
     lpl_qb w[LPL_QK];
     for (int k = 0; k < LPL_QK; k++)
         w[k] = q[k];
