@@ -4,8 +4,8 @@
 // Hub stand-in (weights by a 302 to a second port, as the Hub does) and loads each in
 // headless Chromium with a fresh profile. Per import: wall time from the click to the
 // loaded model, and peak RSS of all Chromium processes (sampled every 250 ms) over the
-// idle page (worker and pthreads started, no model). With --train, each large model then trains the page's quick preset
-// (3 placements) and that peak is reported too.
+// idle page (worker and pthreads started, no model). With --train, each large model
+// then trains the page's quick preset (3 placements) and that peak is reported too.
 //
 //   node bench/import_browser.mjs [--dir DIR] [--cases small-st32,medium-bin16,...]
 //                                 [--train] [--rounds N] [--json FILE]
@@ -34,7 +34,7 @@ function args(argv) {
     else if (a === '--train') o.train = true;
     else if (a === '--rounds') o.rounds = Number(next());
     else if (a === '--json') o.json = path.resolve(next());
-    else if (a === '--help' || a === '-h') { console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 14).join('\n')); process.exit(0); }
+    else if (a === '--help' || a === '-h') { console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 13).join('\n')); process.exit(0); }
     else { console.error(`import_browser: unknown option ${a}`); process.exit(2); }
   }
   for (const c of o.cases) if (!CASES[c]) { console.error(`import_browser: unknown case ${c}`); process.exit(2); }

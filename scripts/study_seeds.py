@@ -8,7 +8,8 @@ a finished run, then prints Markdown: the seed-resolved ranking (eval loss mean 
 verdicts) and what the drop in eval loss is made of (share per token role), with
 the commit, the machine and the load it ran under.
 
-    scripts/study_seeds.py [--seeds 5] [--out DIR] [--from DIR] [--loralab build/loralab]
+    scripts/study_seeds.py [--seeds 5] [--base-dropout config|X] [--out DIR] [--from DIR]
+                           [--loralab build/loralab]
 """
 import argparse
 import json
@@ -52,9 +53,13 @@ def report(res, commit, where):
     seeds = res["seeds"]
     pls = ag["placements"]
     out = []
-    out.append("Commit %s; %s; %s seeds (%s); %d train / %d eval records; wall %.0f s."
+    bd = res.get("base_dropout") or {"setting": 0, "embd_pdrop": 0, "attn_pdrop": 0, "resid_pdrop": 0,
+                                     "source": "none (before base dropout existed)"}
+    out.append("Commit %s; %s; %s seeds (%s); %d train / %d eval records; base dropout %s (embd/attn/resid %g/%g/%g, %s); "
+               "wall %.0f s."
                % (commit, where, len(seeds), ", ".join(map(str, seeds)), res["data"]["train"]["used"],
-                  res["data"]["eval"]["used"], res["wall_seconds"]))
+                  res["data"]["eval"]["used"], bd["setting"], bd["embd_pdrop"], bd["attn_pdrop"], bd["resid_pdrop"],
+                  bd["source"], res["wall_seconds"]))
     out.append("")
     out.append("| placement | eval loss, mean [95% t-interval] | − baseline, paired by seed | verdict |")
     out.append("| --- | ---: | ---: | --- |")
@@ -95,12 +100,25 @@ def report(res, commit, where):
     return "\n".join(out)
 
 
+def load_run(src):
+    """results.json of a finished run and the notes written beside it."""
+    res = json.load(open(os.path.join(src, "results.json")))
+    def note(name, missing):
+        try:
+            return open(os.path.join(src, name)).read().strip()
+        except OSError:
+            return missing
+    return res, note("commit.txt", "unknown commit"), note("machine.txt", "unknown machine")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default="results/study-seeds")
     ap.add_argument("--from", dest="src", default=None, help="report on a finished run instead of running")
     ap.add_argument("--loralab", default="build/loralab")
+    ap.add_argument("--base-dropout", default="config", help="passed to ablate (default config, as ablate)")
+    ap.add_argument("--threads", default="0", help="passed to ablate (0: all cores)")
     a = ap.parse_args()
     src = a.src
     if not src:
@@ -112,17 +130,11 @@ def main():
             commit += "+changes"
         with open(os.path.join(src, "commit.txt"), "w") as f:
             f.write(commit + "\n")
-        subprocess.run([a.loralab, "ablate", "--seeds", str(a.seeds), "--out", src, "--quiet"], check=True,
-                       stdout=sys.stderr)
+        subprocess.run([a.loralab, "ablate", "--seeds", str(a.seeds), "--base-dropout", a.base_dropout,
+                        "--threads", a.threads, "--out", src, "--quiet"], check=True, stdout=sys.stderr)
         with open(os.path.join(src, "machine.txt"), "w") as f:
             f.write(machine() + "\n")
-    res = json.load(open(os.path.join(src, "results.json")))
-    def note(name, missing):
-        try:
-            return open(os.path.join(src, name)).read().strip()
-        except OSError:
-            return missing
-    print(report(res, note("commit.txt", "unknown commit"), note("machine.txt", "unknown machine")))
+    print(report(*load_run(src)))
 
 
 if __name__ == "__main__":

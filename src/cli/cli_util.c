@@ -384,6 +384,17 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
     return 0;
 }
 
+void cli_note_base_dropout(const char *cmd, const lpl_experiment_config *c, const lpl_gpt2_config *mc)
+{
+    lpl_gpt2_dropout d;
+    const char *source;
+    lpl_experiment_base_dropout(c, mc, &d, &source);
+    fprintf(stderr, "loralab %s: base dropout embd/attn/resid %g/%g/%g in training (%s)\n", cmd, d.embd, d.attn,
+            d.resid, !strcmp(source, "model")    ? "the model's config"
+                     : !strcmp(source, "set") ? "--base-dropout"
+                                              : "the model file records none: GPT-2's 0.1 assumed");
+}
+
 const char *const cli_experiment_flags_help =
     "model and data:\n"
     CLI_HELP_MODEL

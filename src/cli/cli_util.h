@@ -147,6 +147,10 @@ void cli_resolve_defaults(lpl_experiment_config *c);
 /* Applies the experiment flags shared by ablate and train to c. Returns 1 if the
  * current argument was one of them (consumed). */
 int cli_experiment_flag(cli_args *a, lpl_experiment_config *c);
+
+/* Prints on stderr the base-model dropout a run of c trains mc with (the rates, and
+ * "assumed" when the model file records none). */
+void cli_note_base_dropout(const char *cmd, const lpl_experiment_config *c, const lpl_gpt2_config *mc);
 /* Help text of those flags. */
 extern const char *const cli_experiment_flags_help;
 

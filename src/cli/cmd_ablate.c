@@ -127,6 +127,9 @@ static lpl_status resume_config(const char *dir, lpl_experiment_config *c, char 
     if (!text)
         return lpl_fail(err, LPL_ERR_FORMAT, "--resume %s: results.json has no \"config\"", dir);
     lpl_experiment_default(c);
+    /* a run saved before base dropout existed trained without it */
+    if (!strstr(text, "\"base_dropout\""))
+        c->base_dropout = 0.0f;
     st = lpl_experiment_parse_json(text, c, err);
     free(text);
     return st;
@@ -178,6 +181,7 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *grid,
     if (!o->quiet) {
         fprintf(stderr, "loralab ablate: model %s (%s), %d placements, results in %s/\n", c->model,
                 m.id.model_name[0] ? m.id.model_name : "unnamed", lpl_run_n_placements(run), o->out);
+        cli_note_base_dropout("ablate", c, &m.model->cfg);
         if (lpl_run_n_completed(run))
             fprintf(stderr, "loralab ablate: resuming, %d placement(s) already complete\n", lpl_run_n_completed(run));
     }

@@ -106,9 +106,11 @@ static int train(const train_opts *o, lpl_experiment_config *c)
         code = cli_fail("train", err.code ? err.code : LPL_ERR_INVALID, err.msg);
         goto done;
     }
-    if (!o->quiet)
+    if (!o->quiet) {
         fprintf(stderr, "loralab train: placement %s (%s) on %s, output in %s/\n", c->placements[0].name,
                 lpl_run_modules(run, 0), c->model, o->out);
+        cli_note_base_dropout("train", c, &m.model->cfg);
+    }
     cli_drive_options d = {o->out, 1, 0, 1, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model, "train"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);

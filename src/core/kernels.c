@@ -15,6 +15,7 @@
 
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"
+#include "tile_store.h"
 
 #include <string.h>
 
@@ -75,6 +76,7 @@ void lpl_axpy(float *y, float a, const float *x, int64_t n)
 #define KC 256          /* depth of a block: fixes the summation order, never change per call */
 #define MC_MAX ((144 + MR - 1) / MR * MR) /* rows of a task */
 #define NC_MAX 256      /* columns of a task (multiple of 32 and of NR) */
+_Static_assert(MR * NR <= LPL_TILE_MAX, "register tile larger than lpl_tile_store takes");
 
 /* Per-thread packing buffers: A block [MC_MAX/MR panels][KC][MR], B block
  * [NC_MAX/NR panels][KC][NR], one dequantised row piece, and NR row pieces. */
@@ -321,28 +323,7 @@ static void micro_tile(int kc, const float *ap, const float *bp, float *C, int64
                 acc[i][v] = lpl_vf_madd(a, b[v], acc[i][v]);
         }
     }
-    if (mr == MR && nr == NR) {
-        for (int i = 0; i < MR; i++)
-            for (int v = 0; v < NRV; v++) {
-                float *c = C + i * ldc + v * LPL_VW;
-                lpl_vf r = overwrite ? acc[i][v] : lpl_vf_add(lpl_vf_load(c), acc[i][v]);
-                if (bias)
-                    r = lpl_vf_add(r, lpl_vf_load(bias + v * LPL_VW));
-                lpl_vf_store(c, r);
-            }
-        return;
-    }
-    /* edge tile: the same additions, element by element */
-    float t[MR][NR];
-    for (int i = 0; i < MR; i++)
-        for (int v = 0; v < NRV; v++)
-            lpl_vf_store(&t[i][v * LPL_VW], acc[i][v]);
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float *c = C + i * ldc + j;
-            float r = overwrite ? t[i][j] : *c + t[i][j];
-            *c = bias ? r + bias[j] : r;
-        }
+    lpl_tile_store(&acc[0][0], MR, NRV, C, ldc, mr, nr, overwrite, bias);
 }
 
 /* ---- driver ---- */

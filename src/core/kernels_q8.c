@@ -23,6 +23,7 @@
 
 #include "lpl/core/simd.h"
 #include "lpl/core/threads.h"
+#include "tile_store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@
 #define QNC_MAX 256
 #define QB (LPL_QK / LPL_QSTEP) /* steps per block of 32 */
 
+_Static_assert(QMR * QNR <= LPL_TILE_MAX, "register tile larger than lpl_tile_store takes");
 #if 32 % QNR != 0
 #error "QNR must divide the block length 32"
 #endif
@@ -55,17 +57,6 @@
 static _Thread_local lpl_qb t_qb[QNC_MAX * QKC] __attribute__((aligned(64)));
 static _Thread_local float t_sb[QNC_MAX * QKC / LPL_QK] __attribute__((aligned(64)));
 static _Thread_local int32_t t_cb[QNC_MAX * QKC / LPL_QK] __attribute__((aligned(64)));
-
-
-/* Rounds to the nearest integer, ties to even, for |v| < 2^22 (adding and removing
- * 1.5 * 2^23 leaves no fraction bits); the same in every mapping and in C. */
-static inline lpl_vf round_even(lpl_vf v)
-{
-    const lpl_vf magic = lpl_vf_set1(0x1.8p23f);
-    return lpl_vf_sub(lpl_vf_add(v, magic), magic);
-}
-
-static inline lpl_vf vabs(lpl_vf v) { return lpl_vf_max(v, lpl_vf_sub(lpl_vf_zero(), v)); }
 
 static float hmax(lpl_vf v)
 {
@@ -92,13 +83,13 @@ static float quant_a_block(const float *x, int n, lpl_qa *dst)
     memset(v + n, 0, (size_t)(LPL_QK - n) * sizeof(float));
     lpl_vf m = lpl_vf_zero();
     for (int j = 0; j < LPL_QK; j += LPL_VW)
-        m = lpl_vf_max(m, vabs(lpl_vf_load(v + j)));
+        m = lpl_vf_max(m, lpl_vf_abs(lpl_vf_load(v + j)));
     float d = hmax(m) / 127.0f;
     lpl_vf id = lpl_vf_set1(d != 0.0f ? 1.0f / d : 0.0f), lim = lpl_vf_set1(128.0f);
     for (int j = 0; j < LPL_QK; j += LPL_VW) {
-        lpl_vf r = round_even(lpl_vf_mul(lpl_vf_load(v + j), id));
+        lpl_vf r = lpl_vf_round_even(lpl_vf_mul(lpl_vf_load(v + j), id));
         /* a NaN code becomes 0 (the scale is NaN, so the product still is) */
-        lpl_vf_store(v + j, lpl_vf_select_lt(vabs(r), lim, r, lpl_vf_zero()));
+        lpl_vf_store(v + j, lpl_vf_select_lt(lpl_vf_abs(r), lim, r, lpl_vf_zero()));
     }
     lpl_qa q[LPL_QK];
     for (int j = 0; j < LPL_QK; j++) /* finite integers in [-127, 127] */
@@ -185,6 +176,14 @@ static inline void put_b_column(lpl_qb *dst, int c, const int8_t *q)
 #if LPL_QSTEP == 4
     for (int g = 0; g < QB; g++) /* a group of four int8 codes moves as one word */
         memcpy(dst + ((size_t)g * QNR + c) * 4, q + 4 * g, 4);
+#elif LPL_QSTEP == 2
+    /* widened all at once (a vector loop), then moved a pair (one 32-bit word) at a
+     * time, rather than element by element */
+    lpl_qb w[LPL_QK];
+    for (int k = 0; k < LPL_QK; k++)
+        w[k] = q[k];
+    for (int g = 0; g < QB; g++)
+        memcpy(dst + ((size_t)g * QNR + c) * 2, w + 2 * g, 2 * sizeof(lpl_qb));
 #else
     for (int g = 0; g < QB; g++)
         for (int e = 0; e < LPL_QSTEP; e++)
@@ -206,8 +205,9 @@ static void pack_b_rows(const qgemm *g, int k0, int kc, int j0, int nc)
                 size_t slot = (size_t)p * nblk + b;
                 const int8_t *q = blk ? blk[b].qs : zeros;
                 int sum = 0;
-                for (int k = 0; k < LPL_QK; k++)
-                    sum += q[k];
+                if (LPL_QA_OFFSET) /* only the unsigned-A mappings need the offset's term */
+                    for (int k = 0; k < LPL_QK; k++)
+                        sum += q[k];
                 put_b_column(t_qb + slot * QNR * LPL_QK, c, q);
                 t_sb[slot * QNR + c] = blk ? lpl_fp16_to_fp32(blk[b].d) : 0.0f;
                 t_cb[slot * QNR + c] = -128 * sum;
@@ -225,8 +225,18 @@ static void pack_b_cols(const qgemm *g, int k0, int kc, int j0, int nc)
     lpl_vf v[LPL_QK][QNRV];
     float s[QNR] __attribute__((aligned(64))), sum[QNR] __attribute__((aligned(64)));
     const lpl_vf lim = lpl_vf_set1(128.0f);
+    /* the fp16 scales of rows k0..k0+kc at weight column block cblk, converted once
+     * for all panels of that block (with 128-bit vectors a block has four panels, and
+     * the conversion is a function call per row) */
+    float dk[QKC];
+    int cblk = -1;
     for (int p = 0; p < npanels; p++) {
         int col = j0 + p * QNR; /* QNR divides 32: one weight block per panel */
+        if (col / LPL_QK != cblk) {
+            cblk = col / LPL_QK;
+            for (int r = 0; r < kc; r++)
+                dk[r] = lpl_fp16_to_fp32(((const lpl_block_q8_0 *)(g->W + (size_t)(k0 + r) * g->wrb) + cblk)->d);
+        }
         for (int b = 0; b < nblk; b++) {
             size_t slot = (size_t)p * nblk + b;
             lpl_vf m[QNRV];
@@ -240,10 +250,10 @@ static void pack_b_cols(const qgemm *g, int k0, int kc, int j0, int nc)
                     continue;
                 }
                 const lpl_block_q8_0 *blk = (const lpl_block_q8_0 *)(g->W + (size_t)k * g->wrb) + col / LPL_QK;
-                lpl_vf d = lpl_vf_set1(lpl_fp16_to_fp32(blk->d));
+                lpl_vf d = lpl_vf_set1(dk[b * LPL_QK + r]);
                 for (int u = 0; u < QNRV; u++) {
                     v[r][u] = lpl_vf_mul(d, lpl_vf_load_i8(blk->qs + col % LPL_QK + u * LPL_VW));
-                    m[u] = lpl_vf_max(m[u], vabs(v[r][u]));
+                    m[u] = lpl_vf_max(m[u], lpl_vf_abs(v[r][u]));
                 }
             }
             lpl_vf id[QNRV], acc[QNRV];
@@ -255,9 +265,11 @@ static void pack_b_cols(const qgemm *g, int k0, int kc, int j0, int nc)
             }
             for (int r = 0; r < LPL_QK; r++)
                 for (int u = 0; u < QNRV; u++) {
-                    lpl_vf q = round_even(lpl_vf_mul(v[r][u], id[u]));
-                    v[r][u] = lpl_vf_select_lt(vabs(q), lim, q, lpl_vf_zero()); /* NaN -> 0 */
-                    acc[u] = lpl_vf_add(acc[u], v[r][u]);
+                    lpl_vf q = lpl_vf_round_even(lpl_vf_mul(v[r][u], id[u]));
+                    /* NaN -> 0, unless lpl_vq_store does that anyway */
+                    v[r][u] = LPL_VQ_NAN_ZERO ? q : lpl_vf_select_lt(lpl_vf_abs(q), lim, q, lpl_vf_zero());
+                    if (LPL_QA_OFFSET) /* the offset's term: unsigned-A mappings only */
+                        acc[u] = lpl_vf_add(acc[u], v[r][u]);
                 }
             lpl_qb *dst = t_qb + slot * QNR * LPL_QK;
             for (int gq = 0; gq < QB; gq++)
@@ -311,27 +323,7 @@ static void qtile(int nblk, const lpl_qa *ap, const float *sa, const lpl_qb *bp,
                 acc[i][v] = lpl_vf_madd(lpl_vf_mul(lpl_vi_to_vf(s[i][v]), sbv), lpl_vf_load1(sa + i), acc[i][v]);
         }
     }
-    if (mr == QMR && nr == QNR) {
-        for (int i = 0; i < QMR; i++)
-            for (int v = 0; v < QNRV; v++) {
-                float *c = C + i * ldc + v * LPL_VW;
-                lpl_vf r = overwrite ? acc[i][v] : lpl_vf_add(lpl_vf_load(c), acc[i][v]);
-                if (bias)
-                    r = lpl_vf_add(r, lpl_vf_load(bias + v * LPL_VW));
-                lpl_vf_store(c, r);
-            }
-        return;
-    }
-    float t[QMR][QNR];
-    for (int i = 0; i < QMR; i++)
-        for (int v = 0; v < QNRV; v++)
-            lpl_vf_store(&t[i][v * LPL_VW], acc[i][v]);
-    for (int i = 0; i < mr; i++)
-        for (int j = 0; j < nr; j++) {
-            float *c = C + i * ldc + j;
-            float r = overwrite ? t[i][j] : *c + t[i][j];
-            *c = bias ? r + bias[j] : r;
-        }
+    lpl_tile_store(&acc[0][0], QMR, QNRV, C, ldc, mr, nr, overwrite, bias);
 }
 
 /* ---- driver ---- */

@@ -862,7 +862,13 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
         if (!strcmp(it->string, "seeds"))
             continue;
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(theirs, it->string);
-        if (!o || !cJSON_Compare(it, o, 1)) {
+        /* Results written before base dropout existed trained without it. */
+        cJSON *none = !o && !strcmp(it->string, "base_dropout") ? cJSON_CreateNumber(0) : NULL;
+        if (none)
+            o = none;
+        int same = o && cJSON_Compare(it, o, 1);
+        cJSON_Delete(none);
+        if (!same) {
             st = lpl_fail(err, LPL_ERR_INVALID,
                           "resume: the saved run has a different \"%s\" (resume needs the same experiment)",
                           it->string);

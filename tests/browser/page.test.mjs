@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { open, wasmHasApi, findModel, waitLoaded, REPO } from './harness.mjs';
+import { open, wasmHasApi, findModel, waitLoaded, setHp, REPO } from './harness.mjs';
 
 const MODEL = findModel();
 const LORALAB = path.resolve(process.env.LPL_BUILD_DIR || path.join(REPO, 'build'), 'loralab');
@@ -26,7 +26,7 @@ async function openLab(query = '', viewport = null) {
 }
 
 const readHp = (page) => page.$$eval('[data-hp]', (els) => Object.fromEntries(els.map((e) =>
-  [e.dataset.hp, e.tagName === 'SELECT' ? e.value : Number(e.value)])));
+  [e.dataset.hp, e.tagName === 'SELECT' || e.dataset.hp === 'base_dropout' ? e.value : Number(e.value)])));
 
 test('Study and Quick are the CLI\'s defaults and --quick; generation uses the CLI\'s defaults', { ...T, skip: SKIP }, async () => {
   const r = spawnSync(LORALAB, ['count', '--presets'], { encoding: 'utf8' });
@@ -35,8 +35,8 @@ test('Study and Quick are the CLI\'s defaults and --quick; generation uses the C
   const h = await openLab('&autoload=0');
   const { page } = h;
   try {
-    const keys = ['r', 'alpha', 'dropout', 'epochs', 'batch_size', 'lr', 'schedule', 'warmup_steps', 'n_train', 'n_eval',
-                  'max_len', 'seed', 'seeds', 'compute'];
+    const keys = ['r', 'alpha', 'dropout', 'base_dropout', 'epochs', 'batch_size', 'lr', 'schedule', 'warmup_steps',
+                  'n_train', 'n_eval', 'max_len', 'seed', 'seeds', 'compute'];
     const pick = (o) => Object.fromEntries(keys.map((k) => [k, o[k]]));
     assert.deepEqual(await readHp(page), pick(cli.study), 'the page opens on the study settings');
     await page.click('#hp-quick');
@@ -46,6 +46,33 @@ test('Study and Quick are the CLI\'s defaults and --quick; generation uses the C
     assert.equal(Number(await page.inputValue('#gen-tokens')), cli.generate.max_new_tokens);
     const presets = await page.$$eval('#presets input', (els) => els.map((e) => [e.value, e.checked]));
     assert.deepEqual(presets, cli.placements.map((p) => [p.name, p.study]), 'placements listed and ticked as the CLI');
+    assert.deepEqual(h.consoleErrors, []);
+  } finally {
+    await h.close();
+  }
+});
+
+test('base dropout: a bad value is refused with a message naming it; "config" and 0 are taken', { ...T, skip: SKIP }, async () => {
+  const h = await openLab();
+  const { page } = h;
+  try {
+    await waitLoaded(page);
+    await page.waitForFunction(() => !document.querySelector('#run').disabled, null, { timeout: 20000 });
+    for (const bad of ['abc', '1.5', '-0.1']) {
+      await setHp(page, { base_dropout: bad });
+      await page.click('#run');
+      await page.waitForSelector('#error:not([hidden])');
+      assert.match(await page.textContent('#error-text'), /base dropout must be "config" or a number in \[0, 1\)/, bad);
+      assert.equal(await page.evaluate(() => window.__lab.state.running), false, `${bad}: no run started`);
+      await page.click('#error-close');
+    }
+    const hp = await import(path.join(REPO, 'web', 'panels', 'hp.js'));
+    assert.equal(hp.baseDropoutValue(' config '), 'config');
+    assert.equal(hp.baseDropoutValue('0'), 0);
+    const ok = { r: 1, epochs: 1, batch_size: 1, n_train: 1, n_eval: 1, max_len: 8, warmup_steps: 0, seed: 0, seeds: 1,
+                 lr: 1, alpha: 1, dropout: 0 };
+    assert.deepEqual(hp.checkHp({ ...ok, base_dropout: 0 }), []);
+    assert.deepEqual(hp.checkHp({ ...ok, base_dropout: 'config' }), []);
     assert.deepEqual(h.consoleErrors, []);
   } finally {
     await h.close();

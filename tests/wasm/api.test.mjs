@@ -262,6 +262,27 @@ test('the wasm API trains like the native CLI (1e-4 relative)', { skip: !existsS
     assertClose(res.placements[0].evals.map((e) => e.eval_loss), cliEvals(out), 1e-4, 'eval loss');
   });
 
+test('the runs train with the converted model\'s own base dropout (config: 0.1 from config.json)', async () => {
+  const res = results.st ?? results.mt;
+  assert.deepEqual(res.base_dropout, { setting: 'config', embd_pdrop: 0.1, attn_pdrop: 0.1, resid_pdrop: 0.1, source: 'model' });
+  assert.equal(res.config.base_dropout, 'config');
+});
+
+test('with base dropout 0.3 the wasm CLI matches the native CLI (and differs from 0)', {
+  skip: !existsSync(nativeCli) && `no ${nativeCli}`,
+}, async () => {
+  const file = await ggufFile();
+  const args = (rate) => ['train', '--model', file, ...cliFlags, '--steps', '8', '--base-dropout', rate];
+  const native = execFileSync(nativeCli, [...args('0.3'), '--threads', '1', '--out', path.join(tmp, 'nd')], { encoding: 'utf8' });
+  const wasm = execFileSync(process.execPath, ['--no-experimental-fetch', path.join(wasmDir, 'loralab_node.js'),
+    ...args('0.3'), '--out', path.join(tmp, 'wd')], { encoding: 'utf8' });
+  const none = execFileSync(nativeCli, [...args('0'), '--threads', '1', '--out', path.join(tmp, 'n0')], { encoding: 'utf8' });
+  assert.equal(cliLosses(native).length, 8);
+  assertClose(cliLosses(wasm), cliLosses(native), 1e-4, 'step loss with base dropout');
+  assertClose(cliEvals(wasm), cliEvals(native), 1e-4, 'eval loss with base dropout');
+  assert.ok(cliLosses(none).some((l, i) => Math.abs(l - cliLosses(native)[i]) > 1e-3), 'base dropout 0.3 changed the losses');
+});
+
 test('loralab_node.js (the CLI in wasm) matches the native CLI over 20 steps', {
   skip: !existsSync(nativeCli) && `no ${nativeCli}`,
 }, async () => {

@@ -6,12 +6,20 @@ export function setHp(values) {
   for (const input of document.querySelectorAll('[data-hp]')) input.value = String(values[input.dataset.hp]);
 }
 
-/** The inputs as an object: numbers, and the schedule's and compute's names. */
+/** A base-dropout field's value: "config" or a number (NaN when it is neither). */
+export function baseDropoutValue(text) {
+  const t = String(text).trim();
+  return t === 'config' ? 'config' : (t === '' ? NaN : Number(t));
+}
+
+/** The inputs as an object: numbers, the schedule's and compute's names, and base
+ * dropout as "config" or a number. */
 export function readHp() {
   const hp = {};
   for (const input of document.querySelectorAll('[data-hp]')) {
     const k = input.dataset.hp;
-    hp[k] = input.tagName === 'SELECT' ? input.value : Number(input.value);
+    if (k === 'base_dropout') hp[k] = baseDropoutValue(input.value);
+    else hp[k] = input.tagName === 'SELECT' ? input.value : Number(input.value);
   }
   return hp;
 }
@@ -26,5 +34,8 @@ export function checkHp(hp) {
   if (!(hp.lr > 0)) bad.push('lr must be > 0');
   if (!(hp.alpha > 0)) bad.push('alpha must be > 0');
   if (!(hp.dropout >= 0 && hp.dropout < 1)) bad.push('dropout must be in [0, 1)');
+  if (hp.base_dropout !== undefined && hp.base_dropout !== 'config' && !(hp.base_dropout >= 0 && hp.base_dropout < 1)) {
+    bad.push('base dropout must be "config" or a number in [0, 1)');
+  }
   return bad;
 }

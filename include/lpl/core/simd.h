@@ -22,6 +22,10 @@
  *   lpl_vf_load_f16(p) the VW IEEE halves at p (any alignment) as floats, bit for bit
  *                     what lpl_fp16_to_fp32 gives (subnormals, infinities and NaN
  *                     payloads included): integer operations only, no F16C
+ *   lpl_vf_abs(v)     |v|
+ *   lpl_vf_round_even(v)  nearest integer, ties to even, for |v| < 2^22 (a zero may
+ *                     keep its sign); one instruction where the target has it (wasm),
+ *                     else adding and removing 1.5 * 2^23 (no fraction bits left)
  *
  * LPL_SIMD_NAME names the mapping in use ("avx512", "avx2", "sse2", "wasm128",
  * "scalar"); define LPL_NO_AVX512 to use the AVX2 mapping on an AVX-512 machine.
@@ -40,7 +44,9 @@
  *   lpl_vi_dot(acc, a, b)  lane j += sum_q a[q] * b[j*QSTEP + q], exact in int32
  *   lpl_vi_to_vf(v)   int32 -> float (exact below 2^24)
  *   lpl_vq_store(p, r)  codes from LPL_QSTEP float vectors r[0..QSTEP) holding
- *                     integers in [-127, 127]: p[j*QSTEP + q] = r[q] lane j (B's layout) */
+ *                     integers in [-127, 127]: p[j*QSTEP + q] = r[q] lane j (B's layout)
+ *   LPL_VQ_NAN_ZERO   1: lpl_vq_store already writes 0 for a NaN lane (the int16 pair
+ *                     mappings: a saturating or 0x80000000 conversion, then 16 bits) */
 #ifndef LPL_SIMD_H
 #define LPL_SIMD_H
 
@@ -244,11 +250,25 @@ static inline lpl_vf lpl_vf_load_i8(const int8_t *p) { return (float)*p; }
 static inline float lpl_vf_hsum(lpl_vf v) { return v; }
 #endif
 
+/* ---- absolute value and rounding, shared by every mapping ---- */
+#if defined(__wasm_simd128__)
+static inline lpl_vf lpl_vf_abs(lpl_vf v) { return wasm_f32x4_abs(v); }
+static inline lpl_vf lpl_vf_round_even(lpl_vf v) { return wasm_f32x4_nearest(v); }
+#else
+static inline lpl_vf lpl_vf_abs(lpl_vf v) { return lpl_vf_max(v, lpl_vf_sub(lpl_vf_zero(), v)); }
+static inline lpl_vf lpl_vf_round_even(lpl_vf v)
+{
+    const lpl_vf magic = lpl_vf_set1(0x1.8p23f);
+    return lpl_vf_sub(lpl_vf_add(v, magic), magic);
+}
+#endif
+
 /* ---- integer dot products ---- */
 #if defined(__wasm_simd128__) || LPL_VW == 4
 /* int16 pairs: i32x4.dot_i16x8_s / pmaddwd, A and B widened when packed */
 #define LPL_QSTEP 2
 #define LPL_QA_OFFSET 0
+#define LPL_VQ_NAN_ZERO 1
 typedef int16_t lpl_qa;
 typedef int16_t lpl_qb;
 #if defined(__wasm_simd128__)
@@ -489,6 +509,10 @@ static inline lpl_vf lpl_vf_load_f16(const void *p)
     memcpy(&out, &r, 4);
     return out;
 }
+#endif
+
+#ifndef LPL_VQ_NAN_ZERO
+#define LPL_VQ_NAN_ZERO 0
 #endif
 
 #endif
