@@ -3,11 +3,16 @@
 // tiny fixture's header is rewritten with 4.36 GB of buffers first (attn.masked_bias,
 // which the importer skips), so every real tensor's data_offsets exceed 2^32; its bytes are
 // generated as zeros while they are fed, never stored. The import must give the GGUF of
-// the original file, byte for byte, and count every byte it was fed.
+// the original file, byte for byte, and count every byte it was fed. Then the CLI
+// compiled to wasm (loralab_node.js) converts a sparse 2.3 GB file (past 2^31, where a
+// 32-bit long fails) to the same GGUF as the native CLI from the original.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
+import { readFileSync, mkdtempSync, copyFileSync, openSync, writeSync, closeSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import vm from 'node:vm';
 
@@ -29,20 +34,20 @@ const files = {
 };
 const original = new Uint8Array(readFileSync(path.join(fix, 'model.safetensors')));
 
-/** The fixture with a BIG-byte buffer in front of its data: {header, data}. */
-function shifted() {
+/** The fixture with pad = [[name, side], ...] buffers in front of its data: {header, data}. */
+function shifted(pad = PAD) {
   const view = new DataView(original.buffer, original.byteOffset);
   const hlen = Number(view.getBigUint64(0, true));
   const header = JSON.parse(Buffer.from(original.subarray(8, 8 + hlen)).toString('utf8'));
   const out = {};
   let off = 0;
-  for (const [name, side] of PAD) {
+  for (const [name, side] of pad) {
     assert.ok(!(name in header), `the fixture already has ${name}`);
     out[name] = { dtype: 'F32', shape: [1, 1, side, side], data_offsets: [off, off + 4 * side * side] };
     off += 4 * side * side;
   }
   for (const [name, t] of Object.entries(header)) {
-    out[name] = name === '__metadata__' ? t : { ...t, data_offsets: t.data_offsets.map((o) => o + BIG) };
+    out[name] = name === '__metadata__' ? t : { ...t, data_offsets: t.data_offsets.map((o) => o + off) };
   }
   let text = Buffer.from(JSON.stringify(out), 'utf8');
   text = Buffer.concat([text, Buffer.alloc((8 - (text.length % 8)) % 8, 0x20)]);
@@ -77,4 +82,23 @@ test('safetensors tensors past 4 GiB import to the same GGUF (wasm, 32-bit size_
   const got = imp.finish();
   assert.equal(got.sha256, want.sha256, 'the GGUF differs from the one of the original file');
   assert.equal(got.params, want.params);
+});
+
+test('the wasm CLI converts a checkpoint past 2 GiB (sparse file) as the native CLI does', (t) => {
+  const nodeCli = path.join(wasmDir, 'loralab_node.js');
+  const nativeCli = path.resolve(process.env.LPL_BUILD_DIR || 'build', 'loralab');
+  const side = 24000;                                   // 2,304,000,000 bytes of padding > 2^31
+  const { header, data } = shifted([['h.0.attn.masked_bias', side]]);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lpl-sparse-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const f of ['config.json', 'vocab.json', 'merges.txt']) copyFileSync(path.join(fix, f), path.join(dir, f));
+  const fd = openSync(path.join(dir, 'model.safetensors'), 'w');
+  writeSync(fd, header, 0, header.length, 0);
+  writeSync(fd, data, 0, data.length, header.length + 4 * side * side);   // the hole reads as zeros
+  closeSync(fd);
+  const sha = (f) => createHash('sha256').update(readFileSync(f)).digest('hex');
+  execFileSync(process.execPath, ['--no-experimental-fetch', nodeCli, 'convert', '--from', dir, '--to',
+    path.join(dir, 'wasm.gguf'), '--name', 'tiny', '--quiet'], { stdio: 'pipe' });
+  execFileSync(nativeCli, ['convert', '--from', fix, '--to', path.join(dir, 'native.gguf'), '--name', 'tiny', '--quiet']);
+  assert.equal(sha(path.join(dir, 'wasm.gguf')), sha(path.join(dir, 'native.gguf')));
 });
