@@ -4,7 +4,7 @@
 # eval loss (per placement, before training and after every epoch) must agree within
 # 0.5% relative, the placements must come out in the same order, and int8 must
 # really have run (the losses are not bit-identical). The full study's comparison
-# is bench/compute_study.sh (docs/BENCHMARKS.md). Also: --compute is recorded in
+# is `bench/report --only study` (docs/BENCHMARKS.md). Also: --compute is recorded in
 # results.json, and a bad value is a usage error.
 LORALAB="$1"
 . "$(dirname "$0")/lib_cli.sh"
