@@ -9,12 +9,14 @@ LORALAB="$1"
 T=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$T"' EXIT
-RUN=(--quick --model models/lab-small.q8_0.gguf --threads 1 --quiet)
+# More records than --quick's 8 so that a placement lasts well over the 0.2 s between
+# seeing one placement done and the kill (on a fast machine --quick's took 0.15 s).
+RUN=(--quick --model models/lab-small.q8_0.gguf --n-train 32 --threads 1 --quiet)
 # Under AddressSanitizer training runs several times slower: the tiny fixture model
 # (context 64) keeps the test near a minute there; the kills and the checks are the same.
 if grep -q __asan_init "$LORALAB"; then
     make_tiny_model "$T/tiny.gguf"
-    RUN=(--quick --model "$T/tiny.gguf" --max-len 40 --threads 1 --quiet)
+    RUN=(--quick --model "$T/tiny.gguf" --max-len 40 --n-train 96 --threads 1 --quiet)
 fi
 
 "$LORALAB" ablate "${RUN[@]}" --out "$T/ref" > /dev/null 2> "$T/ref.err" || { fail "reference run: $(cat "$T/ref.err")"; finish; }
