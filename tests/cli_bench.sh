@@ -63,6 +63,10 @@ if not bad:
         check(abs(d["tokens_per_s"] - d["seq"] / med) <= 1e-6 * d["tokens_per_s"], "tokens/s = seq/median")
         check(d["peak_memory_bytes"] >= d["model_bytes"] > 0, "peak memory covers the model")
         check(all(v >= 0 for v in d["components_s_per_step"].values()), "component times >= 0")
+        # the base products are timed inside attention, mlp and lm_head: a part of them
+        cp = d["components_s_per_step"]
+        check(0 < d.get("base_products_s_per_step", -1) <= cp["attention"] + cp["mlp"] + cp["lm_head"],
+              "base products %r within attention+mlp+lm_head" % d.get("base_products_s_per_step"))
         check(math.isfinite(d["last_loss"]), "finite loss")
     # GPT-2's init gives near-uniform predictions: loss close to ln(V)
     for d in (q8, f32):

@@ -478,7 +478,8 @@ static lpl_status run(const bench_opts *o, lpl_dtype wtype, bench_result *res, l
         res->optimizer = opt_s / o->steps;
         lpl_gpt2_get_timings(b.state, &res->comp);
         double *c[] = {&res->comp.embed, &res->comp.attention, &res->comp.mlp, &res->comp.lora,
-                       &res->comp.lm_head, &res->comp.layernorm, &res->comp.total};
+                       &res->comp.lm_head, &res->comp.layernorm, &res->comp.total,
+                       &res->comp.base_products};
         for (size_t k = 0; k < sizeof c / sizeof c[0]; k++)
             *c[k] /= o->steps;
     }
@@ -518,6 +519,8 @@ static void add_components(cJSON *o, const bench_result *r)
     cJSON_AddNumberToObject(t, "optimizer", r->optimizer);
     double other = r->mean - c->total - r->optimizer;
     cJSON_AddNumberToObject(t, "other", other > 0 ? other : 0);
+    /* inside attention, mlp and lm_head above: not another share of the step */
+    cJSON_AddNumberToObject(o, "base_products_s_per_step", c->base_products);
     cJSON_AddNumberToObject(t, "model_total", c->total);
 }
 
@@ -610,6 +613,8 @@ static void print_table(const bench_opts *o, const bench_result *r)
     print_row("optimizer", r->optimizer, r->mean);
     double other = r->mean - c->total - r->optimizer;
     print_row("other", other > 0 ? other : 0, r->mean);
+    printf("of which the frozen base's linear products (within attention, mlp, lm_head; what --compute changes):\n");
+    print_row("base", c->base_products, r->mean);
 }
 
 int lpl_cmd_bench(int argc, char **argv)

@@ -35,7 +35,7 @@
 #define QMR 3
 #define QNRV 2
 #elif LPL_VW == 4
-#define QMR 3
+#define QMR 4
 #define QNRV 2
 #else
 #define QMR 4

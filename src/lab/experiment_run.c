@@ -534,6 +534,7 @@ static void add_timings(lpl_gpt2_timings *acc, const lpl_gpt2_timings *a, const 
     acc->lm_head += b->lm_head - a->lm_head;
     acc->layernorm += b->layernorm - a->layernorm;
     acc->total += b->total - a->total;
+    acc->base_products += b->base_products - a->base_products;
 }
 
 /* Forward/backward over one batch; gradients of the token-weighted mean loss in lora->grads. */

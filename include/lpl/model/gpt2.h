@@ -148,9 +148,12 @@ typedef enum {
  * multiplies element idx there by lpl_dropout_scale(key, stream, idx, rate). */
 uint64_t lpl_gpt2_dropout_stream(lpl_gpt2_drop_site site, int layer);
 
-/* Seconds spent per component since the state was created or reset. */
+/* Seconds spent per component since the state was created or reset. base_products is
+ * the part of attention, mlp and lm_head spent in the frozen base's linear products
+ * (forward and input gradient: what compute int8 changes), not a further share of total. */
 typedef struct {
     double embed, attention, mlp, lora, lm_head, layernorm, total;
+    double base_products;
 } lpl_gpt2_timings;
 void lpl_gpt2_get_timings(const lpl_gpt2_state *s, lpl_gpt2_timings *t);
 void lpl_gpt2_reset_timings(lpl_gpt2_state *s);
