@@ -3,8 +3,9 @@
  * dequantised to fp32, and with the int8 products of compute int8) at GPT-2 shapes,
  * with one thread and with all threads. Prints a Markdown table.
  *
- *   bench_kernels [--quick] [--threads N] [--min-time S]
+ *   bench_kernels [--quick] [--threads N] [--min-time S] [--m M]
  *     --quick      skip the 50257-wide (LM head) shapes
+ *     --m M        tokens per product (default 128)
  *     --threads N  "all threads" means N (default: all cores; at most 8 in wasm)
  *     --min-time S time each case for at least S seconds (default 0.3); the best
  *                  single run is reported, since the machine may be shared.
@@ -113,7 +114,7 @@ static timing time_op(const bench_case *c, op_kind op, double min_time)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, all = 0;
+    int quick = 0, all = 0, M = 128;
     double min_time = 0.3;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -122,8 +123,10 @@ int main(int argc, char **argv)
             all = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--min-time") && i + 1 < argc)
             min_time = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--m") && i + 1 < argc && atoi(argv[i + 1]) > 0)
+            M = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: bench_kernels [--quick] [--threads N] [--min-time S]\n");
+            fprintf(stderr, "usage: bench_kernels [--quick] [--threads N] [--min-time S] [--m M]\n");
             return 2;
         }
     }
@@ -134,7 +137,7 @@ int main(int argc, char **argv)
 
     static const int widths[] = {768, 3072, 50257};
     int n_widths = quick ? 2 : 3;
-    const int M = 128, K = 768;
+    const int K = 768;
     printf("simd: %s, all threads = %d, best of runs >= %.2f s\n\n", LPL_SIMD_NAME, all, min_time);
     printf("| weights | product | M x K x N | threads | ms | GFLOP/s | GFLOP/s per CPU-s x threads |\n");
     printf("| --- | --- | --- | ---: | ---: | ---: | ---: |\n");

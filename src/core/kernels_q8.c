@@ -177,13 +177,7 @@ static inline void put_b_column(lpl_qb *dst, int c, const int8_t *q)
     for (int g = 0; g < QB; g++) /* a group of four int8 codes moves as one word */
         memcpy(dst + ((size_t)g * QNR + c) * 4, q + 4 * g, 4);
 #elif LPL_QSTEP == 2
-    /* widened all at once (a vector loop), then moved a pair (one 32-bit word) at a
-     * time, rather than element by element */
-    lpl_qb w[LPL_QK];
-    for (int k = 0; k < LPL_QK; k++)
-        w[k] = q[k];
-    for (int g = 0; g < QB; g++)
-        memcpy(dst + ((size_t)g * QNR + c) * 2, w + 2 * g, 2 * sizeof(lpl_qb));
+    lpl_qb_put_pairs(dst + (size_t)c * 2, (size_t)QNR * 2, q);
 #else
     for (int g = 0; g < QB; g++)
         for (int e = 0; e < LPL_QSTEP; e++)

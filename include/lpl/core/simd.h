@@ -45,6 +45,8 @@
  *   lpl_vi_to_vf(v)   int32 -> float (exact below 2^24)
  *   lpl_vq_store(p, r)  codes from LPL_QSTEP float vectors r[0..QSTEP) holding
  *                     integers in [-127, 127]: p[j*QSTEP + q] = r[q] lane j (B's layout)
+ *   lpl_qb_put_pairs(dst, stride, q)  (LPL_QSTEP 2 only) the 16 pairs of int8 codes
+ *                     q[0..32), widened, at dst + g * stride for g = 0..15
  *   LPL_VQ_NAN_ZERO   1: lpl_vq_store already writes 0 for a NaN lane (the int16 pair
  *                     mappings: a saturating or 0x80000000 conversion, then 16 bits) */
 #ifndef LPL_SIMD_H
@@ -86,8 +88,12 @@ static inline lpl_vf lpl_vf_load_i8(const int8_t *p)
 {
     int32_t w;
     memcpy(&w, p, 4); /* exactly VW bytes: never reads past the data */
-    v128_t v = wasm_i32x4_splat(w);
-    return wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(v)));
+    v128_t v = wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(wasm_i32x4_splat(w)));
+    /* int to float as bits: 1.5 * 2^23 + q is exact for |q| < 2^22, and its bits are
+     * those of 1.5 * 2^23 plus q. f32x4.convert_i32x4 after the sign extensions
+     * would be folded by clang into a conversion from int8 that it scalarizes (four
+     * extracts and scalar converts under V8). */
+    return wasm_f32x4_sub(wasm_i32x4_add(v, wasm_i32x4_splat(0x4B400000)), wasm_f32x4_splat(12582912.0f));
 }
 static inline float lpl_vf_hsum(lpl_vf v)
 {
@@ -284,9 +290,32 @@ static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
 static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return wasm_f32x4_convert_i32x4(v); }
 static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
 {
-    v128_t lo = wasm_v128_and(wasm_i32x4_trunc_sat_f32x4(r[0]), wasm_i32x4_splat(0xffff));
-    v128_t hi = wasm_i32x4_shl(wasm_i32x4_trunc_sat_f32x4(r[1]), 16);
-    wasm_v128_store(p, wasm_v128_or(lo, hi));
+    /* r holds integers: + 1.5 * 2^23 puts each in the low 16 bits of the float's
+     * bits (exact for |r| < 2^22), one add where i32x4.trunc_sat_f32x4 costs V8 about
+     * seven x64 instructions; the eq mask makes a NaN's code 0 */
+    const v128_t magic = wasm_f32x4_splat(12582912.0f);
+    v128_t lo = wasm_v128_and(wasm_f32x4_add(r[0], magic), wasm_f32x4_eq(r[0], r[0]));
+    v128_t hi = wasm_v128_and(wasm_f32x4_add(r[1], magic), wasm_f32x4_eq(r[1], r[1]));
+    wasm_v128_store(p, wasm_v128_or(wasm_v128_and(lo, wasm_i32x4_splat(0xffff)), wasm_i32x4_shl(hi, 16)));
+}
+/* The 16 pairs of codes q[0..32), widened, at dst + g * stride (g = 0..15): vector
+ * widening and 32-bit lane stores (clang turns the plain loop into byte loads,
+ * shifts and ors under V8). */
+static inline void lpl_qb_put_pairs(lpl_qb *dst, size_t stride, const int8_t *q)
+{
+    for (int h = 0; h < 2; h++) {
+        v128_t v = wasm_v128_load(q + 16 * h);
+        v128_t lo = wasm_i16x8_extend_low_i8x16(v), hi = wasm_i16x8_extend_high_i8x16(v);
+        lpl_qb *d = dst + (size_t)8 * h * stride;
+        wasm_v128_store32_lane(d, lo, 0);
+        wasm_v128_store32_lane(d + stride, lo, 1);
+        wasm_v128_store32_lane(d + 2 * stride, lo, 2);
+        wasm_v128_store32_lane(d + 3 * stride, lo, 3);
+        wasm_v128_store32_lane(d + 4 * stride, hi, 0);
+        wasm_v128_store32_lane(d + 5 * stride, hi, 1);
+        wasm_v128_store32_lane(d + 6 * stride, hi, 2);
+        wasm_v128_store32_lane(d + 7 * stride, hi, 3);
+    }
 }
 #else
 typedef __m128i lpl_vi;
@@ -309,6 +338,11 @@ static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
     __m128i lo = _mm_and_si128(_mm_cvttps_epi32(r[0]), _mm_set1_epi32(0xffff));
     __m128i hi = _mm_slli_epi32(_mm_cvttps_epi32(r[1]), 16);
     _mm_storeu_si128((__m128i *)p, _mm_or_si128(lo, hi));
+}
+static inline void lpl_qb_put_pairs(lpl_qb *dst, size_t stride, const int8_t *q)
+{
+    for (int g = 0; g < 16; g++)
+        dst[(size_t)g * stride] = q[2 * g], dst[(size_t)g * stride + 1] = q[2 * g + 1];
 }
 #endif
 
