@@ -67,10 +67,6 @@ static float hmax(lpl_vf v)
     return m;
 }
 
-/* Rounded values (integers as floats, |v| <= 127) to the packed element type; a NaN
- * becomes 0 (its scale is NaN, so the product still is NaN). */
-static inline int to_q(float v) { return v > -128.0f && v < 128.0f ? (int)v : 0; }
-
 /* ---- packing A: all of it once per product, shared by the tasks ---- */
 
 /* Quantizes x[0..n) (n <= 32, zeros after) and writes the 32 codes to dst with
@@ -85,7 +81,13 @@ static float quant_a_block(const float *x, int n, lpl_qa *dst)
     for (int j = 0; j < LPL_QK; j += LPL_VW)
         m = lpl_vf_max(m, lpl_vf_abs(lpl_vf_load(v + j)));
     float d = hmax(m) / 127.0f;
-    lpl_vf id = lpl_vf_set1(d != 0.0f ? 1.0f / d : 0.0f), lim = lpl_vf_set1(128.0f);
+    lpl_vf id = lpl_vf_set1(d != 0.0f ? 1.0f / d : 0.0f);
+#if LPL_QSTEP == 2 /* a NaN code becomes 0 in the pair writer */
+    for (int j = 0; j < LPL_QK; j += LPL_VW)
+        lpl_vf_store(v + j, lpl_vf_round_even(lpl_vf_mul(lpl_vf_load(v + j), id)));
+    lpl_qa_put_pairs(dst, (size_t)QMR * LPL_QSTEP, v);
+#else
+    lpl_vf lim = lpl_vf_set1(128.0f);
     for (int j = 0; j < LPL_QK; j += LPL_VW) {
         lpl_vf r = lpl_vf_round_even(lpl_vf_mul(lpl_vf_load(v + j), id));
         /* a NaN code becomes 0 (the scale is NaN, so the product still is) */
@@ -96,6 +98,7 @@ static float quant_a_block(const float *x, int n, lpl_qa *dst)
         q[j] = (lpl_qa)((int)v[j] + 128 * LPL_QA_OFFSET);
     for (int g = 0; g < QB; g++)
         memcpy(dst + (size_t)g * QMR * LPL_QSTEP, q + g * LPL_QSTEP, LPL_QSTEP * sizeof(lpl_qa));
+#endif
     return d;
 }
 

@@ -45,6 +45,8 @@
  *   lpl_vi_to_vf(v)   int32 -> float (exact below 2^24)
  *   lpl_vq_store(p, r)  codes from LPL_QSTEP float vectors r[0..QSTEP) holding
  *                     integers in [-127, 127]: p[j*QSTEP + q] = r[q] lane j (B's layout)
+ *   lpl_qa_put_pairs(dst, stride, v)  (LPL_QSTEP 2 only) the 16 pairs of rounded
+ *                     floats v[0..32) (|v| <= 127; NaN: 0) as codes at dst + g * stride
  *   lpl_qb_put_pairs(dst, stride, q)  (LPL_QSTEP 2 only) the 16 pairs of int8 codes
  *                     q[0..32), widened, at dst + g * stride for g = 0..15
  *   LPL_VQ_NAN_ZERO   1: lpl_vq_store already writes 0 for a NaN lane (the int16 pair
@@ -298,6 +300,24 @@ static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
     v128_t hi = wasm_v128_and(wasm_f32x4_add(r[1], magic), wasm_f32x4_eq(r[1], r[1]));
     wasm_v128_store(p, wasm_v128_or(wasm_v128_and(lo, wasm_i32x4_splat(0xffff)), wasm_i32x4_shl(hi, 16)));
 }
+/* The 16 pairs of integer-valued floats v[0..32) (|v| <= 127, or NaN for 0) as int16
+ * at dst + g * stride (g = 0..15): through the float's bits as in lpl_vq_store,
+ * narrowed, and stored as 32-bit lanes. */
+static inline void lpl_qa_put_pairs(lpl_qa *dst, size_t stride, const float *v)
+{
+    const v128_t magic = wasm_f32x4_splat(12582912.0f), bias = wasm_i32x4_splat(0x4B400000);
+    for (int h = 0; h < 4; h++) {
+        v128_t a = wasm_v128_load(v + 8 * h), b = wasm_v128_load(v + 8 * h + 4);
+        a = wasm_v128_and(wasm_i32x4_sub(wasm_f32x4_add(a, magic), bias), wasm_f32x4_eq(a, a));
+        b = wasm_v128_and(wasm_i32x4_sub(wasm_f32x4_add(b, magic), bias), wasm_f32x4_eq(b, b));
+        v128_t p = wasm_i16x8_narrow_i32x4(a, b);
+        lpl_qa *d = dst + (size_t)4 * h * stride;
+        wasm_v128_store32_lane(d, p, 0);
+        wasm_v128_store32_lane(d + stride, p, 1);
+        wasm_v128_store32_lane(d + 2 * stride, p, 2);
+        wasm_v128_store32_lane(d + 3 * stride, p, 3);
+    }
+}
 /* The 16 pairs of codes q[0..32), widened, at dst + g * stride (g = 0..15): vector
  * widening and 32-bit lane stores (clang turns the plain loop into byte loads,
  * shifts and ors under V8). */
@@ -338,6 +358,12 @@ static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
     __m128i lo = _mm_and_si128(_mm_cvttps_epi32(r[0]), _mm_set1_epi32(0xffff));
     __m128i hi = _mm_slli_epi32(_mm_cvttps_epi32(r[1]), 16);
     _mm_storeu_si128((__m128i *)p, _mm_or_si128(lo, hi));
+}
+static inline void lpl_qa_put_pairs(lpl_qa *dst, size_t stride, const float *v)
+{
+    for (int g = 0; g < 16; g++) /* a NaN is 0 */
+        for (int e = 0; e < 2; e++)
+            dst[(size_t)g * stride + e] = v[2 * g + e] == v[2 * g + e] ? (lpl_qa)(int)v[2 * g + e] : 0;
 }
 static inline void lpl_qb_put_pairs(lpl_qb *dst, size_t stride, const int8_t *q)
 {
