@@ -5,20 +5,6 @@
 
 #include "lpl/core/common.h"
 
-uint64_t lpl_mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-float lpl_dropout_scale(uint64_t key, uint64_t stream, uint64_t idx, float p)
-{
-    uint64_t h = lpl_mix64(key ^ lpl_mix64((stream << 40) ^ idx));
-    float u = (float)(h >> 40) * (1.0f / 16777216.0f);
-    return u < p ? 0.0f : 1.0f / (1.0f - p);
-}
-
 /* splitmix64: a Weyl sequence through the mixer fills the state. */
 void lpl_rng_seed(lpl_rng *r, uint64_t seed)
 {
