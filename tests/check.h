@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "lpl/core/files.h"
+
 static int check_failures = 0;
 static int check_count = 0;
 
@@ -28,6 +30,24 @@ static int check_count = 0;
         CHECK(fabs(_a - _b) <= (atol) + (rtol) * fabs(_b) && !isnan(_a),        \
               "%s: got %.9g want %.9g", what, _a, _b);                          \
     } while (0)
+
+/* A test input file's bytes, NUL-terminated (lpl_read_file); p = NULL, n = 0 and a
+ * failed check when it cannot be read. */
+typedef struct {
+    char *p;
+    size_t n;
+} check_blob;
+
+static inline check_blob check_slurp(const char *path)
+{
+    check_blob b = {0};
+    lpl_error err = {0};
+    if (lpl_read_file(path, &b.p, &b.n, &err) != LPL_OK) {
+        CHECK(0, "cannot read %s: %s", path, err.msg);
+        b.p = NULL, b.n = 0;
+    }
+    return b;
+}
 
 static inline int check_report(const char *name)
 {

@@ -61,20 +61,21 @@ assert curve("model") == curve("model-again") and loss("model") == loss("model-a
 assert curve("seed2") != curve("model")
 PYEOF
 
-# ---- resuming a run written before base dropout existed: it trained without it
+# ---- resuming a run written before base dropout and compute int8 existed: it trained
+# without base dropout, in fp32
 $PY - "$T/zero/results.json" "$T/old.json" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-del r["config"]["base_dropout"], r["base_dropout"]
+del r["config"]["base_dropout"], r["base_dropout"], r["config"]["compute"]
 json.dump(r, open(sys.argv[2], "w"))
 PYEOF
 mkdir -p "$T/old-run" && cp "$T/old.json" "$T/old-run/results.json"
-"$LORALAB" ablate --model "$T/drop.gguf" "${SMALL[@]}" --base-dropout config --resume "$T/old-run" \
+"$LORALAB" ablate --model "$T/drop.gguf" "${SMALL[@]}" --base-dropout config --compute f32 --resume "$T/old-run" \
     --out "$T/old-run" >/dev/null 2>"$T/err" && fail "resume of a dropout-free run with base dropout config was accepted" ||
     { grep -q '"base_dropout"' "$T/err" && ok "resume refuses other base dropout, naming it" || fail "resume message: $(cat "$T/err")"; }
 "$LORALAB" ablate --model "$T/drop.gguf" --resume "$T/old-run" --quiet >/dev/null 2>"$T/err" &&
-    $PY -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['base_dropout']['setting']==0" "$T/old-run/results.json" &&
-    ok "a run from before base dropout resumes as it trained (base dropout 0)" || fail "resume of an old run: $(cat "$T/err")"
+    $PY -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['base_dropout']['setting']==0 and r['config']['compute']=='f32', r['config']" "$T/old-run/results.json" &&
+    ok "a run from before base dropout and compute resumes as it trained (base dropout 0, f32)" || fail "resume of an old run: $(cat "$T/err")"
 
 # ---- the rates live in the GGUF under HF's names
 "$LORALAB" inspect "$T/drop.gguf" --json >"$T/inspect.json" 2>&1 || fail "inspect"

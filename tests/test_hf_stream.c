@@ -18,37 +18,13 @@
 
 #define FIX "tests/fixtures/"
 
-typedef struct {
-    char *p;
-    size_t n;
-} blob;
-
-static blob slurp(const char *path)
-{
-    blob b = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        CHECK(0, "cannot read %s", path);
-        return b;
-    }
-    fseek(f, 0, SEEK_END);
-    b.n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b.p = malloc(b.n + 1);
-    if (fread(b.p, 1, b.n, f) != b.n)
-        CHECK(0, "short read %s", path);
-    b.p[b.n] = '\0';
-    fclose(f);
-    return b;
-}
-
-static blob config, vocab, merges;
+static check_blob config, vocab, merges;
 
 /* Streams ck[0..n) in chunks of chunk bytes (0: whole); returns the status. */
 static int give_tail = 1; /* hand the importer the file's end first, as the page does */
-static blob whole;        /* the whole file, when a test feeds only part of it */
+static check_blob whole;        /* the whole file, when a test feeds only part of it */
 
-static lpl_status stream(const char *ck, size_t n, size_t chunk, lpl_dtype t, int64_t limit, blob *out,
+static lpl_status stream(const char *ck, size_t n, size_t chunk, lpl_dtype t, int64_t limit, check_blob *out,
                          lpl_error *err)
 {
     out->p = NULL;
@@ -80,7 +56,7 @@ static lpl_status stream(const char *ck, size_t n, size_t chunk, lpl_dtype t, in
 
 static void test_same_bytes(const char *path, const char *format)
 {
-    blob ck = slurp(path);
+    check_blob ck = check_slurp(path);
     static const size_t chunks[] = {1, 7, 4093, 0};
     static const lpl_dtype types[] = {LPL_F32, LPL_Q8_0};
     for (int ti = 0; ti < 2; ti++) {
@@ -92,7 +68,7 @@ static void test_same_bytes(const char *path, const char *format)
         for (int ci = 0; ci < 4; ci++) {
             if (chunks[ci] == 1 && ti == 1)
                 continue; /* byte by byte once per file is enough */
-            blob out;
+            check_blob out;
             lpl_status st = stream(ck.p, ck.n, chunks[ci], types[ti], 0, &out, &err);
             CHECK(st == LPL_OK, "%s chunk %zu: %s", path, chunks[ci], err.msg);
             CHECK(out.n == ref_n && out.p && !memcmp(out.p, ref, ref_n),
@@ -118,7 +94,7 @@ static void test_same_bytes(const char *path, const char *format)
 static void expect_fail(const char *ck, size_t n, size_t chunk, int64_t limit, const char *want, const char *what)
 {
     lpl_error err = {0};
-    blob out;
+    check_blob out;
     lpl_status st = stream(ck, n, chunk, LPL_Q8_0, limit, &out, &err);
     CHECK(st != LPL_OK && !out.p, "%s: imported", what);
     CHECK(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, want);
@@ -127,9 +103,9 @@ static void expect_fail(const char *ck, size_t n, size_t chunk, int64_t limit, c
 
 static void test_refusals(void)
 {
-    blob st = slurp(FIX "tiny-gpt2/model.safetensors");
-    blob zip = slurp(FIX "tiny-gpt2-bin16/pytorch_model.bin");
-    blob leg = slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
+    check_blob st = check_slurp(FIX "tiny-gpt2/model.safetensors");
+    check_blob zip = check_slurp(FIX "tiny-gpt2-bin16/pytorch_model.bin");
+    check_blob leg = check_slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
     /* cut off: inside the header, inside the data */
     expect_fail(st.p, 100, 0, 0, "before its tensors were listed", "safetensors cut in its header");
     expect_fail(st.p, st.n / 2, 333, 0, "ended before tensor", "safetensors cut in its data");
@@ -146,7 +122,7 @@ static void test_refusals(void)
     const lpl_st_tensor *h = c ? lpl_torch_find(c, "lm_head.weight") : NULL;
     CHECK(h != NULL, "legacy fixture has lm_head.weight: %s", err.msg);
     if (h) {
-        blob bad = {malloc(leg.n), leg.n};
+        check_blob bad = {malloc(leg.n), leg.n};
         memcpy(bad.p, leg.p, leg.n);
         size_t off = (size_t)((const char *)h->data - leg.p) + 2 * (64 * 5 + 3); /* row 5 */
         bad.p[off + 1] ^= 0x40;
@@ -156,7 +132,7 @@ static void test_refusals(void)
     lpl_torch_close(c);
 
     /* a corrupt data.pkl in the zip (a byte of its first 100) */
-    blob bad = {malloc(zip.n), zip.n};
+    check_blob bad = {malloc(zip.n), zip.n};
     memcpy(bad.p, zip.p, zip.n);
     char *pkl = memmem(bad.p, 200, "data.pkl", 8);
     CHECK(pkl != NULL, "zip fixture starts with data.pkl");
@@ -175,7 +151,7 @@ static void test_refusals(void)
     int64_t gguf = 0, need = lpl_hf_stream_need(config.p, config.n, LPL_Q8_0, &gguf, &err);
     CHECK(need > gguf && gguf > 0, "need %lld > gguf %lld > 0", (long long)need, (long long)gguf);
     expect_fail(st.p, st.n, 0, need - 1, "MB at its peak", "limit one byte short");
-    blob ok;
+    check_blob ok;
     CHECK(stream(st.p, st.n, 0, LPL_Q8_0, need, &ok, &err) == LPL_OK, "limit equal to the need: %s", err.msg);
     CHECK(ok.n <= (size_t)gguf + 65536, "GGUF %zu bytes, estimate %lld + header", ok.n, (long long)gguf);
     free(ok.p);
@@ -185,7 +161,7 @@ static void test_refusals(void)
 }
 
 /* The GGUF of path (type t) with n threads; the caller frees out.p. */
-static lpl_status stream_threads(const blob *ck, int threads, lpl_dtype t, blob *out, lpl_error *err)
+static lpl_status stream_threads(const check_blob *ck, int threads, lpl_dtype t, check_blob *out, lpl_error *err)
 {
     lpl_threads_init(threads, NULL);
     lpl_status st = stream(ck->p, ck->n, 4093, t, 0, out, err);
@@ -199,10 +175,10 @@ static void test_threads(void)
                                         FIX "tiny-gpt2-legacy16/pytorch_model.bin"};
     static const lpl_dtype types[] = {LPL_F32, LPL_Q8_0, LPL_Q4_0};
     for (int fi = 0; fi < 3; fi++) {
-        blob ck = slurp(files[fi]);
+        check_blob ck = check_slurp(files[fi]);
         for (int ti = 0; ti < 3; ti++) {
             lpl_error err = {0};
-            blob one, three;
+            check_blob one, three;
             CHECK(stream_threads(&ck, 1, types[ti], &one, &err) == LPL_OK, "%s 1 thread: %s", files[fi], err.msg);
             CHECK(stream_threads(&ck, 3, types[ti], &three, &err) == LPL_OK, "%s 3 threads: %s", files[fi], err.msg);
             CHECK(one.p && three.p && one.n == three.n && !memcmp(one.p, three.p, one.n),
@@ -215,20 +191,20 @@ static void test_threads(void)
     CHECK(lpl_threads_used() > 1, "only %d thread(s) ever converted tiles", lpl_threads_used());
 
     /* a NaN in a late tile of a Conv1D weight: the message names the same element */
-    blob leg = slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
+    check_blob leg = check_slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
     lpl_error err = {0};
     lpl_torch_ckpt *c = lpl_torch_open_memory(leg.p, leg.n, 0, &err);
     const lpl_st_tensor *w = c ? lpl_torch_find(c, "transformer.h.1.mlp.c_fc.weight") : NULL;
     CHECK(w && w->shape[0] == 64 && w->shape[1] == 256, "legacy fixture has h.1.mlp.c_fc.weight [64, 256]: %s",
           err.msg);
     if (w) {
-        blob bad = {malloc(leg.n), leg.n};
+        check_blob bad = {malloc(leg.n), leg.n};
         memcpy(bad.p, leg.p, leg.n);
         char *e = bad.p + ((const char *)w->data - leg.p) + 2 * (10 * 256 + 200); /* in 10, out 200 */
         e[0] = 0x00, e[1] = 0x7e;                                                 /* fp16 NaN */
         char msg[2][sizeof err.msg];
         for (int i = 0; i < 2; i++) {
-            blob out;
+            check_blob out;
             lpl_error e2 = {0};
             CHECK(stream_threads(&bad, i ? 3 : 1, LPL_Q8_0, &out, &e2) != LPL_OK, "a NaN weight was imported");
             snprintf(msg[i], sizeof msg[i], "%s", e2.msg);
@@ -245,9 +221,9 @@ static void test_threads(void)
 
 int main(void)
 {
-    config = slurp(FIX "tiny-gpt2/config.json");
-    vocab = slurp(FIX "tiny-gpt2/vocab.json");
-    merges = slurp(FIX "tiny-gpt2/merges.txt");
+    config = check_slurp(FIX "tiny-gpt2/config.json");
+    vocab = check_slurp(FIX "tiny-gpt2/vocab.json");
+    merges = check_slurp(FIX "tiny-gpt2/merges.txt");
     test_same_bytes(FIX "tiny-gpt2/model.safetensors", "safetensors");
     test_same_bytes(FIX "tiny-gpt2-bin32/pytorch_model.bin", "pytorch zip");
     test_same_bytes(FIX "tiny-gpt2-bin16/pytorch_model.bin", "pytorch zip");

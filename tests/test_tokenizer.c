@@ -23,26 +23,6 @@
 #define MOBY_N 317756
 #define MOBY_HASH 0x5598e4b34c693d27ULL
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
-
 static uint64_t hash_ids(const int *ids, int n)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -86,9 +66,7 @@ static void test_basics(const lpl_tokenizer *t)
 /* Pre-tokens (from Python's regex) and ids (from js-tiktoken) of the edge cases. */
 static void test_cases(const lpl_tokenizer *t)
 {
-    size_t len;
-    char *json = slurp(CASES, &len);
-    CHECK(json != NULL, "cannot read %s", CASES);
+    char *json = check_slurp(CASES).p;
     cJSON *root = json ? cJSON_Parse(json) : NULL;
     cJSON *cases = cJSON_GetObjectItemCaseSensitive(root, "cases");
     CHECK(cJSON_GetArraySize(cases) >= 20, "too few cases in %s", CASES);
@@ -130,9 +108,9 @@ static void test_cases(const lpl_tokenizer *t)
 
 static void test_moby_dick(const lpl_tokenizer *t)
 {
-    size_t len;
-    char *text = slurp(MOBY, &len);
-    CHECK(text != NULL, "cannot read %s (run scripts/setup)", MOBY);
+    check_blob moby = check_slurp(MOBY); /* scripts/setup fetches it */
+    char *text = moby.p;
+    size_t len = moby.n;
     if (!text)
         return;
     int *ids = NULL, n = 0;

@@ -932,6 +932,18 @@ static const value *declared_storage(const unpickler *u, const char *key)
     return NULL;
 }
 
+/* Key i of the legacy storage list, as its declaration in the main pickle (whose s is
+ * the key); NULL, with err set, when the key has none. */
+static const value *legacy_key(const value *keys, int64_t i, const unpickler *main_u, const char *src,
+                               lpl_error *err)
+{
+    const value *k = keys->items[i];
+    const value *decl = k->k == V_STR ? declared_storage(main_u, k->s) : NULL;
+    if (!decl)
+        lpl_fail(err, LPL_ERR_FORMAT, "%s: legacy checkpoint: storage %lld has no declared type", src, (long long)i);
+    return decl;
+}
+
 /* After the pickles: for each key of the list, int64 element count then the raw bytes. */
 static lpl_status read_legacy_storages(lpl_torch_ckpt *c, const uint8_t *p, size_t size, size_t pos,
                                        const value *keys, const unpickler *main_u, const char *src, lpl_error *err)
@@ -942,16 +954,14 @@ static lpl_status read_legacy_storages(lpl_torch_ckpt *c, const uint8_t *p, size
     if (!c->legacy_st)
         return LPL_ERR_NOMEM;
     for (int64_t i = 0; i < keys->n; i++) {
-        const value *k = keys->items[i];
-        const value *decl = k->k == V_STR ? declared_storage(main_u, k->s) : NULL;
-        if (!decl)
-            return lpl_fail(err, LPL_ERR_FORMAT, "%s: legacy checkpoint: storage %lld has no declared type", src,
-                            (long long)i);
+        const value *k = legacy_key(keys, i, main_u, src, err);
+        if (!k)
+            return LPL_ERR_FORMAT;
         if (size - pos < 8)
             return lpl_fail(err, LPL_ERR_FORMAT, "%s: truncated: storage '%s' header at byte %zu", src, k->s, pos);
         uint64_t numel = rd64(p + pos);
         pos += 8;
-        if (numel > (size - pos) / decl->elem)
+        if (numel > (size - pos) / k->elem)
             return lpl_fail(err, LPL_ERR_FORMAT,
                             "%s: truncated: storage '%s' of %llu elements runs past the end of the file", src, k->s,
                             (unsigned long long)numel);
@@ -960,7 +970,7 @@ static lpl_status read_legacy_storages(lpl_torch_ckpt *c, const uint8_t *p, size
         if (!sb->key)
             return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: storage key");
         sb->data = p + pos;
-        sb->size = (size_t)numel * decl->elem;
+        sb->size = (size_t)numel * k->elem;
         pos += sb->size;
     }
     return LPL_OK;
@@ -976,14 +986,12 @@ static lpl_status legacy_order(lpl_torch_ckpt *c, const value *keys, const unpic
     if (!c->order)
         return LPL_ERR_NOMEM;
     for (int64_t i = 0; i < keys->n; i++) {
-        const value *k = keys->items[i];
-        const value *decl = k->k == V_STR ? declared_storage(main_u, k->s) : NULL;
-        if (!decl)
-            return lpl_fail(err, LPL_ERR_FORMAT, "%s: legacy checkpoint: storage %lld has no declared type", src,
-                            (long long)i);
+        const value *k = legacy_key(keys, i, main_u, src, err);
+        if (!k)
+            return LPL_ERR_FORMAT;
         if (!(c->order[i].key = strdup(k->s)))
             return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: storage key");
-        c->order[i].elem = decl->elem;
+        c->order[i].elem = k->elem;
         c->n_order = i + 1;
     }
     return LPL_OK;

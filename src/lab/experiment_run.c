@@ -863,8 +863,12 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
         if (!strcmp(it->string, "seeds"))
             continue;
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(theirs, it->string);
-        /* Results written before base dropout existed trained without it. */
-        cJSON *none = !o && !strcmp(it->string, "base_dropout") ? cJSON_CreateNumber(0) : NULL;
+        /* Results written before a setting existed ran as it was then: without base
+         * dropout, and in fp32 (before compute int8). */
+        cJSON *none = o ? NULL
+                      : !strcmp(it->string, "base_dropout") ? cJSON_CreateNumber(0)
+                      : !strcmp(it->string, "compute")      ? cJSON_CreateString("f32")
+                                                            : NULL;
         if (none)
             o = none;
         int same = o && cJSON_Compare(it, o, 1);

@@ -90,8 +90,11 @@ test('reload mid-run: resume from the last completed placement, stored config ch
   const { page } = h;
   try {
     await waitLoaded(page);
-    const hp = { epochs: 4, n_train: 6, n_eval: 2, max_len: 64, r: 8, alpha: 16 };
+    // Trained as runs were before base dropout and compute int8 existed, so that the
+    // stored run can be made to look like one of those below.
+    const hp = { epochs: 4, n_train: 6, n_eval: 2, max_len: 64, r: 8, alpha: 16, base_dropout: 0 };
     await setHp(page, hp);
+    await page.selectOption('[data-hp="compute"]', 'f32');
     await choosePlacements(page, ['baseline', 'ffn', 'attn']);
     await page.click('#run');
     const runId = await page.waitForFunction(() => window.__lab.state.running && window.__lab.state.runId, null,
@@ -123,6 +126,14 @@ test('reload mid-run: resume from the last completed placement, stored config ch
                  /resum.*the saved run has a different "lr" \(resume needs the same experiment\)/);
     await page.waitForSelector('#resume-offer', { state: 'visible', timeout: 5000 });
     await page.evaluate(() => { window.__lab.state.resumable.run.config.lr = window.__lab.state.resumable.run.experiment.lr; });
+    // A run stored before base dropout and compute existed has neither setting: it
+    // resumes as it trained (0 and f32), whatever the inputs say now.
+    await page.evaluate(() => {
+      const r = window.__lab.state.resumable.run;
+      for (const k of ['base_dropout', 'compute']) { delete r.config[k]; delete r.experiment[k]; }
+    });
+    await setHp(page, { base_dropout: 'config' });
+    await page.selectOption('[data-hp="compute"]', 'int8');
 
     await page.click('#error-close');
     await page.click('#resume');
@@ -130,6 +141,9 @@ test('reload mid-run: resume from the last completed placement, stored config ch
     await page.waitForFunction(() => !window.__lab.state.running, null, { timeout: 120000 });
     assert.deepEqual(await page.evaluate(() => window.__lab.state.errors), ['Run: resuming: resume: the saved run has a different "lr" (resume needs the same experiment)']);
     assert.deepEqual(await tableHeads(page), ['baseline', 'ffn', 'attn']);
+    assert.deepEqual(await page.evaluate(() => [document.querySelector('[data-hp="base_dropout"]').value,
+                                                document.querySelector('[data-hp="compute"]').value]), ['0', 'f32'],
+                     'the resumed run shows the settings it trained with');
     const resumed = await evalLosses(page);
     assert.equal(resumed.baseline, before[0].eval_loss, 'the stored placement is taken as it was');
     assert.equal(await page.evaluate(() => window.__lab.state.runId), runId, 'the same run continued');

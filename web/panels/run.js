@@ -155,9 +155,12 @@ async function resume() {
     return showError(`Resume: the stopped run used the model ${rec.model.name || ''} (sha256 ` +
       `${rec.model.sha256.slice(0, 12)}…); load that model to resume it.`);
   }
-  setHp({ ...readHp(), ...rec.experiment }); // a field the stored run lacks keeps its input
+  // A run stored before a setting existed ran as it was then: without base dropout,
+  // and in fp32 (before compute int8). The engine compares its config the same way.
+  const exp = { base_dropout: 0, compute: 'f32', ...rec.experiment };
+  setHp({ ...readHp(), ...exp }); // a field the stored run lacks keeps its input
   const doc = { config: rec.config, model: rec.model, data: rec.data, placements: recs.map((r) => r.result) };
-  await runExperiment(rec.experiment, JSON.stringify(doc), prior);
+  await runExperiment(exp, JSON.stringify(doc), prior);
 }
 
 function cancel() {
