@@ -126,13 +126,7 @@ static lpl_status resume_config(const char *dir, lpl_experiment_config *c, char 
     cJSON_Delete(root);
     if (!text)
         return lpl_fail(err, LPL_ERR_FORMAT, "--resume %s: results.json has no \"config\"", dir);
-    lpl_experiment_default(c);
-    /* a run saved before base dropout or compute int8 existed trained without base
-     * dropout and in fp32 */
-    if (!strstr(text, "\"base_dropout\""))
-        c->base_dropout = 0.0f;
-    if (!strstr(text, "\"compute\""))
-        c->compute = LPL_COMPUTE_F32;
+    lpl_experiment_saved_default(c);
     st = lpl_experiment_parse_json(text, c, err);
     free(text);
     return st;

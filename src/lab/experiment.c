@@ -38,6 +38,13 @@ void lpl_experiment_default(lpl_experiment_config *c)
     c->n_placements = 3;
 }
 
+void lpl_experiment_saved_default(lpl_experiment_config *c)
+{
+    lpl_experiment_default(c);
+    c->base_dropout = 0.0f;
+    c->compute = LPL_COMPUTE_F32;
+}
+
 void lpl_experiment_quick(lpl_experiment_config *c)
 {
     c->n_train = 8;

@@ -849,6 +849,9 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
         return lpl_fail(err, LPL_ERR_FORMAT, "resume: results.json is not valid JSON");
     lpl_status st = LPL_OK;
     cJSON *mine = lpl_experiment_to_cjson(&r->cfg);
+    lpl_experiment_config saved_default;
+    lpl_experiment_saved_default(&saved_default);
+    cJSON *old = lpl_experiment_to_cjson(&saved_default);
     const cJSON *theirs = cJSON_GetObjectItemCaseSensitive(root, "config");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(model, "sha256");
@@ -863,16 +866,10 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
         if (!strcmp(it->string, "seeds"))
             continue;
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(theirs, it->string);
-        /* Results written before a setting existed ran as it was then: without base
-         * dropout, and in fp32 (before compute int8). */
-        cJSON *none = o ? NULL
-                      : !strcmp(it->string, "base_dropout") ? cJSON_CreateNumber(0)
-                      : !strcmp(it->string, "compute")      ? cJSON_CreateString("f32")
-                                                            : NULL;
-        if (none)
-            o = none;
+        /* a setting the saved config lacks is what it was before it existed */
+        if (!o)
+            o = cJSON_GetObjectItemCaseSensitive(old, it->string);
         int same = o && cJSON_Compare(it, o, 1);
-        cJSON_Delete(none);
         if (!same) {
             st = lpl_fail(err, LPL_ERR_INVALID,
                           "resume: the saved run has a different \"%s\" (resume needs the same experiment)",
@@ -911,6 +908,7 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
     }
 done:
     cJSON_Delete(mine);
+    cJSON_Delete(old);
     cJSON_Delete(root);
     return st;
 }

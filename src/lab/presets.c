@@ -66,15 +66,17 @@ static cJSON *generate_cjson(void)
 
 char *lpl_presets_json(void)
 {
-    lpl_experiment_config study, quick;
+    lpl_experiment_config study, quick, saved;
     lpl_experiment_default(&study);
     quick = study;
     lpl_experiment_quick(&quick);
+    lpl_experiment_saved_default(&saved);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "models", models_cjson());
     cJSON_AddItemToObject(o, "placements", placements_cjson(&study));
     cJSON_AddItemToObject(o, "study", lpl_experiment_to_cjson(&study));
     cJSON_AddItemToObject(o, "quick", lpl_experiment_to_cjson(&quick));
+    cJSON_AddItemToObject(o, "saved", lpl_experiment_to_cjson(&saved));
     cJSON_AddItemToObject(o, "generate", generate_cjson());
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);

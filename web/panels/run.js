@@ -155,9 +155,10 @@ async function resume() {
     return showError(`Resume: the stopped run used the model ${rec.model.name || ''} (sha256 ` +
       `${rec.model.sha256.slice(0, 12)}…); load that model to resume it.`);
   }
-  // A run stored before a setting existed ran as it was then: without base dropout,
-  // and in fp32 (before compute int8). The engine compares its config the same way.
-  const exp = { base_dropout: 0, compute: 'f32', ...rec.experiment };
+  // A run stored before a setting existed ran as it was then (the engine's "saved"
+  // defaults: no base dropout, fp32), which is also how the engine compares configs.
+  const { base_dropout, compute } = state.presets.saved;
+  const exp = { base_dropout, compute, ...rec.experiment };
   setHp({ ...readHp(), ...exp }); // a field the stored run lacks keeps its input
   const doc = { config: rec.config, model: rec.model, data: rec.data, placements: recs.map((r) => r.result) };
   await runExperiment(exp, JSON.stringify(doc), prior);

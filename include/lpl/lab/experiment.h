@@ -82,6 +82,12 @@ typedef struct {
  * baseline, ffn, attn. */
 void lpl_experiment_default(lpl_experiment_config *c);
 
+/* The defaults for a config saved by an earlier version (a results.json being resumed):
+ * lpl_experiment_default with the settings added since set as runs had them before
+ * they existed (base dropout 0, compute f32), so that a saved config parsed over it is
+ * the run that was made. */
+void lpl_experiment_saved_default(lpl_experiment_config *c);
+
 /* The --quick variant (issue 6): 8 train / 4 eval, 1 epoch, max_len 96; other
  * fields are left as they are. */
 void lpl_experiment_quick(lpl_experiment_config *c);
