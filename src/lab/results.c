@@ -127,6 +127,7 @@ static cJSON *timings_cjson(const lpl_gpt2_timings *t)
     cJSON_AddNumberToObject(o, "lora", t->lora);
     cJSON_AddNumberToObject(o, "lm_head", t->lm_head);
     cJSON_AddNumberToObject(o, "layernorm", t->layernorm);
+    cJSON_AddNumberToObject(o, "base_products", t->base_products);
     cJSON_AddNumberToObject(o, "total", t->total);
     return o;
 }
