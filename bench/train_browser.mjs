@@ -131,15 +131,7 @@ async function main() {
     await h.close();
   }
   const tps = (c) => rows.filter((r) => r.compute === c).map((r) => r.tokens_per_s);
-  const ratios = [];
-  for (let round = 1; round <= o.rounds; round++) {
-    const q = rows.find((r) => r.round === round && r.compute === 'int8'), f = rows.find((r) => r.round === round && r.compute === 'f32');
-    ratios.push(q.tokens_per_s / f.tokens_per_s);
-  }
-  const ratio = median(ratios);
-  // What caps the ratio (docs/BENCHMARKS.md, "int8 against f32 in wasm: the ceiling"), from the
-  // engine's own timers in the page: f, the base products' share of the f32 step, and r, their
-  // int8/f32 speed; the step ratio is 1/((1-f)+f/r), so it can never exceed r.
+  /** fn(int8 row, f32 row) for each round. */
   const perRound = (fn) => {
     const out = [];
     for (let round = 1; round <= o.rounds; round++) {
@@ -148,6 +140,11 @@ async function main() {
     }
     return out;
   };
+  const ratios = perRound((q, f) => q.tokens_per_s / f.tokens_per_s);
+  const ratio = median(ratios);
+  // What caps the ratio (docs/BENCHMARKS.md, "int8 against f32 in wasm: the ceiling"), from the
+  // engine's own timers in the page: f, the base products' share of the f32 step, and r, their
+  // int8/f32 speed; the step ratio is 1/((1-f)+f/r), so it can never exceed r.
   const shares = perRound((q, f) => f.base_products_s / f.step_s);
   const speeds = perRound((q, f) => f.base_products_s / q.base_products_s);
   const ceiling = { f: median(shares), r: median(speeds), f_rounds: shares, r_rounds: speeds };

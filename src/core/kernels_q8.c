@@ -35,9 +35,9 @@
 #define QMR 3
 #define QNRV 2
 #elif LPL_VW == 4
-/* 3 rows, not 4: Chromium's V8 keeps the 4 x 8 tile's 8 int32 sums, 8 fp32
- * accumulators and temporaries in x64's 16 registers by spilling a sum inside the
- * inner loop (docs/BENCHMARKS.md, "Training in Chromium"). */
+/* 3 rows, not 4: the 4 x 8 tile's 8 int32 sums, 8 fp32 accumulators and
+ * temporaries do not fit x64's 16 vector registers, and Chromium's V8 then spills a
+ * sum inside the inner loop (docs/BENCHMARKS.md, "Training in Chromium"). */
 #define QMR 3
 #define QNRV 2
 #else
