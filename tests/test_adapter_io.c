@@ -160,9 +160,30 @@ static void test_regex_config(void)
     free(js);
 }
 
+/* layers_to_transform as one number: an index is taken, anything else refused by name
+ * (2e22 once reached an int conversion first: undefined behaviour, found by fuzz_adapter) */
+static void test_single_layer(void)
+{
+    const char *head = "{\"peft_type\":\"LORA\",\"r\":4,\"lora_alpha\":8,\"target_modules\":[\"c_attn\"],\"layers_to_transform\":";
+    const char *bad[] = {"2.08333e+22", "-1", "1.5", "1e7"};
+    char js[256];
+    lpl_lora_config c;
+    lpl_error err;
+    snprintf(js, sizeof js, "%s3}", head);
+    CHECK(lpl_adapter_config_parse(js, &c, &err) == LPL_OK && c.n_layers == 1 && c.layers[0] == 3, "layer 3: %s",
+          err.msg);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(js, sizeof js, "%s%s}", head, bad[i]);
+        lpl_error_clear(&err);
+        CHECK(lpl_adapter_config_parse(js, &c, &err) == LPL_ERR_FORMAT && strstr(err.msg, "layers_to_transform"),
+              "layers_to_transform %s refused: %s", bad[i], err.msg);
+    }
+}
+
 int main(void)
 {
     test_round_trip();
     test_regex_config();
+    test_single_layer();
     return check_report("test_adapter_io");
 }

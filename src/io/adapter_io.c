@@ -97,10 +97,11 @@ static lpl_status parse_layers(const cJSON *l, lpl_lora_config *c, lpl_error *er
     if (!l || cJSON_IsNull(l))
         return LPL_OK;
     if (cJSON_IsNumber(l)) {
+        /* checked before the conversion: a double beyond int's range has no int value */
+        if (!(l->valuedouble >= 0 && l->valuedouble == floor(l->valuedouble) && l->valuedouble <= 1e6))
+            return lpl_fail(err, LPL_ERR_FORMAT, "adapter_config.json: layers_to_transform must be layer indices");
         c->layers[c->n_layers++] = (int)l->valuedouble;
-        return l->valuedouble >= 0 && l->valuedouble == floor(l->valuedouble)
-                   ? LPL_OK
-                   : lpl_fail(err, LPL_ERR_FORMAT, "adapter_config.json: layers_to_transform must be layer indices");
+        return LPL_OK;
     }
     if (!cJSON_IsArray(l))
         return lpl_fail(err, LPL_ERR_FORMAT, "adapter_config.json: layers_to_transform must be null, an index or a list");
