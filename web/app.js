@@ -14,6 +14,7 @@ import { charts, initTrainingPanel } from './panels/training.js';
 import { initResultsPanel, onAdapter, restoreSaved } from './panels/results.js';
 import { initComparePanel } from './panels/compare.js';
 import { initLearnedPanel } from './panels/learned.js';
+import { initDiagramPanel } from './panels/diagram.js';
 
 const TEST = params.get('test') === '1';
 
@@ -94,6 +95,7 @@ initTrainingPanel();
 initResultsPanel();
 initComparePanel();
 initLearnedPanel();
+initDiagramPanel();
 $('#hp-study').addEventListener('click', () => state.presets && useHp(state.presets.study));
 $('#hp-quick').addEventListener('click', () => state.presets && useHp(state.presets.quick));
 $('#restart').addEventListener('click', restartEngine);

@@ -1,6 +1,10 @@
 // DOM helpers that never parse markup: text goes in as text nodes, attributes one by
 // one. Anything that came from a file, the network or the model is shown through
 // these (or textContent), never innerHTML.
+import './report.js';
+
+// One set of number formats for the page and the self-contained report (report.js).
+export const { fmtInt, fmtBytes, fmtTime } = globalThis.LoraLabReport;
 
 /** el('td', {class: 'num', dataset: {value: 3}}, 'text', childNode, ...) */
 export function el(tag, attrs = {}, ...children) {
@@ -27,27 +31,7 @@ export function fill(node, ...children) {
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
 }
 
-export function fmtInt(n) {
-  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–';
-}
-
 export function fmtNum(x, digits = 4) {
   if (!Number.isFinite(x)) return '–';
   return Number(x.toPrecision(digits)).toString();
-}
-
-export function fmtBytes(n) {
-  if (!Number.isFinite(n) || n <= 0) return '–';
-  const u = ['B', 'KB', 'MB', 'GB'];
-  let i = 0;
-  while (n >= 1024 && i < u.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
-}
-
-export function fmtTime(s) {
-  if (!Number.isFinite(s) || s < 0) return '–';
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
-  const m = Math.floor(s / 60), r = Math.round(s % 60);
-  if (m < 60) return `${m} min ${r} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
 }

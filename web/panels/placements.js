@@ -113,6 +113,7 @@ export async function refreshCounts() {
   }
   fill($('#count-table tbody'), state.placements.map(countRow));
   updateButtons();
+  document.dispatchEvent(new CustomEvent('lab:counts'));
 }
 
 export function initPlacementsPanel() {

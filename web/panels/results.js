@@ -113,6 +113,7 @@ export function showResults() {
   drawSeedBands($('#chart-seeds'), state.results, (name) => charts.color(name));
   renderVerdicts($('#verdicts'), state.results);
   refreshLearned();
+  document.dispatchEvent(new CustomEvent('lab:results'));
 }
 
 async function refreshSaved() {

@@ -1,0 +1,108 @@
+// Teaching at a glance (issue 26): the adapted-modules diagram lights exactly what the
+// "really touches" column says for every preset and a custom placement with layers
+// (PEFT's suffix trap included); the tour walks the page by keyboard without blocking
+// it; "Download report" writes one self-contained file that opens from file:// with
+// no network and equals `loralab report` of the same results.json except the time;
+// comparing two results files draws both runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { open, openLab, findModel, waitLoaded, wasmHasApi, launchChromium, REPO, artifact } from './harness.mjs';
+
+const MODEL = findModel();
+const EXE = path.join(path.resolve(process.env.LPL_BUILD_DIR || path.join(REPO, 'build')), 'loralab');
+const SKIP = !wasmHasApi() ? 'the wasm build has no lab API' : !MODEL ? 'no GGUF model'
+  : !fs.existsSync(EXE) ? `no native ${EXE}` : false;
+const T = { timeout: 180000, skip: SKIP };
+const AXE = path.join(REPO, 'node_modules', 'axe-core', 'axe.min.js');
+
+function cli(args, opts = {}) {
+  const r = spawnSync(EXE, args, { cwd: REPO, encoding: 'utf8', ...opts });
+  assert.equal(r.status, 0, `loralab ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A small ablation (3 study placements, 2 seeds) on the tiny fixture, with the CLI. */
+function cliRun(dir, extra = []) {
+  const model = path.join(dir, 'tiny.gguf');
+  if (!fs.existsSync(model)) {
+    cli(['convert', '--from', path.join(REPO, 'tests/fixtures/tiny-gpt2'), '--to', model, '--type', 'f32', '--quiet']);
+  }
+  const out = path.join(dir, `run${extra.join('')}`.replace(/[^\w]/g, ''));
+  cli(['ablate', '--model', model, '--train', 'data/alpaca_train.json', '--eval', 'data/alpaca_eval.json',
+    '--n-train', '3', '--n-eval', '2', '--max-len', '40', '--epochs', '2', '--lr', '5e-3', '--r', '2', '--alpha', '4',
+    '--threads', '1', '--quiet', '--out', out, ...extra]);
+  return out;
+}
+
+// What the diagram lights, read from its SVG: chips per (placement, module), cells per (placement, layer).
+const readDiagram = (page) => page.evaluate(() => {
+  const out = {};
+  for (const c of document.querySelectorAll('#diagram rect.chip')) {
+    const p = (out[c.dataset.placement] ||= { modules: [], pairs: [], traps: [], touches: '' });
+    if (c.dataset.lit === '1') p.modules.push(c.dataset.module);
+    if (c.dataset.trap === '1') p.traps.push(c.dataset.module);
+  }
+  for (const c of document.querySelectorAll('#diagram rect.cell[data-lit="1"]')) {
+    for (const m of c.dataset.modules.split(' ')) out[c.dataset.placement].pairs.push([Number(c.dataset.layer), m]);
+  }
+  for (const li of document.querySelectorAll('#diagram .lab-legend li')) out[li.dataset.placement].touches = li.querySelector('.touches').textContent;
+  out.notes = [...document.querySelectorAll('#diagram .trap-note')].map((p) => [p.dataset.placement, p.textContent]);
+  return out;
+});
+
+const key = ([l, m]) => `${l}:${m}`;
+
+test('the diagram lights exactly the modules and layers of "really touches", for every preset and a custom placement', T, async () => {
+  const h = await openLab(MODEL);
+  const { page } = h;
+  try {
+    await waitLoaded(page);
+    const all = await page.$$eval('#presets input[type=checkbox]', (els) => els.map((e) => e.value));
+    for (const v of all) await page.locator(`#presets input[value="${v}"]`).setChecked(true);
+    await page.fill('#custom-name', 'upper');
+    for (const m of ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj']) {
+      await page.locator(`#custom-editor .mods input[value="${m}"]`).setChecked(m === 'mlp.c_fc' || m === 'attn.c_proj');
+    }
+    await page.fill('#custom-layers', '1-2');
+    await page.click('#custom-add');
+    await page.waitForFunction((n) => window.__lab.state.counts.length === n &&
+      document.querySelector('#diagram').dataset.placements === String(n), all.length + 1, { timeout: 20000 });
+    const counts = await page.evaluate(() => window.__lab.state.counts);
+    const drawn = await readDiagram(page);
+    const column = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#count-table tbody tr')]
+      .map((tr) => [tr.dataset.placement, tr.querySelector('td.modules').firstChild?.textContent ?? ''])));
+    assert.deepEqual(counts.map((c) => c.name), [...all, 'upper']);
+    for (const c of counts) {
+      const d = drawn[c.name];
+      assert.ok(d, `${c.name} is drawn`);
+      assert.deepEqual(d.pairs.map(key).sort(), c.selected.map(key).sort(), `${c.name}: lit (layer, module) = selected`);
+      assert.deepEqual([...d.modules].sort(), [...new Set(c.selected.map((s) => s[1]))].sort(), `${c.name}: lit modules`);
+      assert.equal(d.touches, c.modules, `${c.name}: the legend reads as lab_count's summary`);
+      assert.equal(column[c.name], c.modules, `${c.name}: the "really touches" column says the same`);
+    }
+    // The suffix trap: "attn" (c_attn, c_proj) lights mlp.c_proj, marked and explained; the exact paths do not.
+    assert.ok(drawn.attn.modules.includes('mlp.c_proj'), 'attn lights mlp.c_proj');
+    assert.deepEqual(drawn.attn.traps, ['mlp.c_proj']);
+    assert.deepEqual(drawn['attn-exact'].modules.sort(), ['attn.c_attn', 'attn.c_proj']);
+    assert.deepEqual(drawn.baseline.traps, [], 'the baseline means both c_proj: no trap');
+    assert.deepEqual(drawn.notes.map((n) => n[0]), ['attn']);
+    assert.match(drawn.notes[0][1], /“c_proj” is matched by suffix.*mlp\.c_proj/);
+    // The custom placement's layers are a band on the strip: layers 1 and 2 only.
+    assert.deepEqual([...new Set(drawn.upper.pairs.map((p) => p[0]))].sort(), [1, 2]);
+    // Chips are in the placement's colour (the charts' palette, in order).
+    const src = fs.readFileSync(path.join(REPO, 'web', 'charts.js'), 'utf8');
+    const palette = JSON.parse(/PALETTE = (\[[^\]]*\])/.exec(src)[1].replace(/'/g, '"'));
+    const fills = await page.$$eval('#diagram rect.chip.lit[data-module="attn.c_attn"]', (cs) => cs.map((c) => [c.dataset.placement, c.getAttribute('fill')]));
+    const R = await page.evaluate(() => globalThis.LoraLabReport.PALETTE);
+    for (const [name, fill] of fills) assert.equal(fill, R[counts.findIndex((c) => c.name === name)], name);
+    assert.deepEqual(R, palette, 'report.js and charts.js draw in the same colours');
+    await page.locator('#diagram').screenshot({ path: artifact('diagram.png') });
+    assert.deepEqual(h.consoleErrors, []);
+  } finally {
+    await h.close();
+  }
+});
