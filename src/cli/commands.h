@@ -16,6 +16,7 @@ int lpl_cmd_tokenize(int argc, char **argv);
 int lpl_cmd_bench(int argc, char **argv);
 int lpl_cmd_pretrain(int argc, char **argv);
 int lpl_cmd_collect(int argc, char **argv);
+int lpl_cmd_report(int argc, char **argv);
 
 #define LPL_EXIT_OK 0
 #define LPL_EXIT_FAILED 1

@@ -21,6 +21,7 @@
 #pragma weak lpl_cmd_bench
 #pragma weak lpl_cmd_pretrain
 #pragma weak lpl_cmd_collect
+#pragma weak lpl_cmd_report
 
 typedef struct {
     const char *name;
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
     const command cmds[] = {
         {"ablate", lpl_cmd_ablate, "train and compare LoRA placements on one base model and dataset"},
         {"collect", lpl_cmd_collect, "merge the units of a planned grid (ablate --plan / --unit) into results"},
+        {"report", lpl_cmd_report, "write a results folder as one self-contained HTML report"},
         {"train", lpl_cmd_train, "train one placement and save its adapter (PEFT layout)"},
         {"eval", lpl_cmd_eval, "eval loss and perplexity of a base model or base + adapter"},
         {"count", lpl_cmd_count, "trainable-parameter accounting per placement (no weights needed)"},
