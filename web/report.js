@@ -647,7 +647,29 @@
     }
   }
 
+  /**
+   * The report file: template (web/report_template.html) with its three slots filled
+   * in one pass, as src/lab/report.c fills them — results (the results.json text, every
+   * "<" written \u003c so nothing in it can end its script element), meta ({"written":
+   * time}) and the renderer (this file's text). Throws when a slot is not there exactly
+   * once or the renderer could end its element.
+   */
+  function fillTemplate(template, renderer, resultsText, written) {
+    if (/<\/script/i.test(renderer)) throw new Error('the report renderer contains an end tag of script: it would end its element early');
+    const slots = {
+      '@@LAB_RESULTS@@': resultsText.replace(/</g, '\\u003c'),
+      '@@LAB_META@@': `{"written": "${written}"}`,
+      '@@LAB_RENDERER@@': renderer,
+    };
+    for (const k of Object.keys(slots)) {
+      const n = template.split(k).length - 1;
+      if (n !== 1) throw new Error(`the report template has ${n} ${k} slots (needs exactly one)`);
+    }
+    return template.replace(/@@LAB_(?:RESULTS|META|RENDERER)@@/g, (m) => slots[m]);
+  }
+
   root.LoraLabReport = {
+    fillTemplate,
     PALETTE, ROWS, LAYOUTS, fmtInt, fmtBytes, fmtTime, metric, placementsOf, columnsOf, aggregatesOf,
     diagramModel, drawDiagram, diagramFigure, describe, layoutModules, lineChart, chartsOf, seriesName, colorOf,
     seedChart, resultsTable, renderReport, boot,

@@ -19,11 +19,11 @@ static const char *const help =
     "each placement's adapters go (drawn on one transformer block and its layers), the\n"
     "curves, the table with 95% intervals and the verdicts. The file opens offline in any\n"
     "browser, with no server: the page's \"Download report\" writes the same file.\n\n"
-    "  --out FILE            where to write (default DIR/report.html)\n"
-    "  --quiet               do not print the path written\n\n"
+    CLI_HELP_OUT("FILE            output file (default DIR/report.html)")
+    CLI_HELP_QUIET "                        (and the path written is not printed)\n\n"
     "The time written into the report is now, or SOURCE_DATE_EPOCH when set.\n"
-    "exit: 0 written; 2 no results.json, or one that is not a loralab results document;\n"
-    "1 the report could not be written.\n";
+    "exit: 0 written; 2 no results.json, one that is not a loralab results document, or a\n"
+    "report that cannot be written where --out says.\n";
 
 typedef struct {
     const char *src, *out;

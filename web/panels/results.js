@@ -8,6 +8,7 @@ import { state, setStatus, showError, clearError } from '../state.js';
 import { charts } from './training.js';
 import { seriesKey, drawSeedBands, renderVerdicts } from '../seeds.js';
 import { refreshLearned } from './learned.js';
+import { reportButton } from './share.js';
 
 const pendingSaves = {};   // placement name -> promise of its IndexedDB key
 const pendingUpdates = new Set();   // adapters being added to stored placements
@@ -87,6 +88,8 @@ function downloadButtons(json, csv, adapters) {
     onclick: () => download('results.json', json, 'application/json') }));
   if (csv) items.push(el('button', { type: 'button', id: 'dl-csv', text: 'results.csv',
     onclick: () => download('results.csv', csv, 'text/csv') }));
+  const report = json && reportButton(json);
+  if (report) items.push(report);
   for (const [name, a] of Object.entries(adapters)) if (a && a.adapter) items.push(adapterButtons(name, a));
   fill($('#downloads'), items.length ? [el('span', { class: 'muted', text: 'Download: ' }), ...items] : []);
 }
