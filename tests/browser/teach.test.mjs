@@ -5,6 +5,7 @@
 // no network and equals `loralab report` of the same results.json except the time;
 // comparing two results files draws both runs.
 import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -104,5 +105,94 @@ test('the diagram lights exactly the modules and layers of "really touches", for
     assert.deepEqual(h.consoleErrors, []);
   } finally {
     await h.close();
+  }
+});
+
+const stripWritten = (html) => html.replace(/\{"written": "[^"]*"\}/, '{"written": ""}');
+
+/** Opens a report file from file:// in a browser with the network off; returns {page, requests, errors, close}. */
+async function openOffline(file) {
+  const browser = await launchChromium();
+  const context = await browser.newContext({ offline: true });
+  const page = await context.newPage();
+  const requests = [], errors = [];
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(pathToFileURL(file).href);
+  await page.waitForFunction(() => document.documentElement.dataset.rendered, null, { timeout: 10000 });
+  return { page, requests, errors, close: () => browser.close() };
+}
+
+test('Download report: one file equal to `loralab report` but for its time, opening offline with results.json\'s numbers', T, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-report-'));
+  const h = await open();
+  try {
+    const run = cliRun(dir, ['--seeds', '2']);
+    const file = path.join(run, 'results.json');
+    const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const cliHtml = path.join(dir, 'cli.html');
+    cli(['report', run, '--out', cliHtml, '--quiet']);
+
+    const { page } = h;
+    await page.goto(`${h.url}?test=1&autoload=0`);
+    await page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
+    await page.setInputFiles('#open-results', file);
+    await page.waitForSelector('#dl-report');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-report')]);
+    assert.equal(download.suggestedFilename(), 'report.html');
+    const saved = path.join(dir, 'page-report.html');
+    await download.saveAs(saved);
+    const pageText = fs.readFileSync(saved, 'utf8'), cliText = fs.readFileSync(cliHtml, 'utf8');
+    assert.match(pageText, /\{"written": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\}/);
+    assert.equal(stripWritten(pageText), stripWritten(cliText), 'the page\'s report is loralab report\'s but for the time');
+    assert.deepEqual(h.consoleErrors, []);
+
+    const r = await openOffline(saved);
+    try {
+      const p = r.page;
+      assert.equal(await p.evaluate(() => document.documentElement.dataset.rendered), '1');
+      assert.deepEqual(r.requests, [pathToFileURL(saved).href], 'nothing but the file itself is loaded');
+      assert.deepEqual(r.errors, []);
+      assert.equal(await p.evaluate(() => document.querySelectorAll('[src], [href], link, img, iframe, object, embed').length), 0);
+      // The table: one column per placement with the engine's mean and half its 95% interval.
+      const cells = await p.evaluate(() => Object.fromEntries([...document.querySelectorAll('#results tbody tr')].map((tr) =>
+        [tr.dataset.key, [...tr.querySelectorAll('td')].map((td) => ({ v: td.dataset.value, half: td.dataset.half, text: td.textContent }))])));
+      const aggs = doc.aggregates.placements;
+      assert.deepEqual(aggs.map((a) => a.name), ['baseline', 'ffn', 'attn']);
+      for (const k of ['eval_loss', 'perplexity', 'mean_sample_perplexity']) {
+        assert.deepEqual(cells[k].map((c) => Number(c.v)), aggs.map((a) => a.metrics[k].mean), `${k}: means`);
+        assert.deepEqual(cells[k].map((c) => Number(c.half)), aggs.map((a) => (a.metrics[k].ci95[1] - a.metrics[k].ci95[0]) / 2), `${k}: intervals`);
+      }
+      assert.deepEqual(cells.trainable.map((c) => Number(c.v)), aggs.map((a) => doc.placements.find((q) => q.name === a.name).trainable));
+      assert.deepEqual(cells.modules.map((c) => c.text), aggs.map((a) => doc.placements.find((q) => q.name === a.name).modules));
+      const verdicts = await p.$$eval('#results .verdicts li', (li) => li.map((x) => x.textContent));
+      assert.deepEqual(verdicts, aggs.filter((a) => a.verdict).map((a) => a.verdict));
+      // Charts are inline SVG with every training's points.
+      const lines = await p.$$eval('#curves svg path.series', (ps) => ps.map((x) => [x.dataset.name, Number(x.dataset.points)]));
+      const names = doc.placements.map((q) => (q.seed === doc.seeds[0] ? q.name : `${q.name} · seed ${q.seed}`));
+      assert.deepEqual(lines.slice(0, names.length), names.map((n, i) => [n, doc.placements[i].steps.loss.length]), 'train loss');
+      assert.deepEqual(lines.slice(names.length, 2 * names.length), names.map((n, i) => [n, doc.placements[i].evals.length]), 'eval loss');
+      assert.equal(await p.$$eval('#curves svg [data-placement][data-lo]', (x) => x.length), 3, 'a seed band per placement');
+      // The diagram, from each placement's "selected".
+      const lit = await p.$$eval('#diagram rect.cell[data-lit="1"]', (cs) => cs.flatMap((c) =>
+        c.dataset.modules.split(' ').map((m) => `${c.dataset.placement}:${c.dataset.layer}:${m}`)));
+      const want = aggs.flatMap((a) => doc.placements.find((q) => q.name === a.name).selected.map(([l, m]) => `${a.name}:${l}:${m}`));
+      assert.deepEqual(lit.sort(), want.sort());
+      assert.equal(await p.$eval('#diagram rect.chip[data-placement="attn"][data-module="mlp.c_proj"]', (c) => c.dataset.trap), '1');
+      // Identity: model, data and environment.
+      const facts = await p.$eval('#run', (s) => s.textContent);
+      for (const t of [doc.model.sha256, doc.data.train.sha256, doc.data.eval.sha256, doc.environment.program,
+                       `${doc.data.train.records} records`]) assert.ok(facts.includes(t), t);
+      await p.evaluate(fs.readFileSync(AXE, 'utf8'));
+      const violations = await p.evaluate(async () => (await window.axe.run(document)).violations.map((v) => v.id));
+      assert.deepEqual(violations, []);
+      await p.screenshot({ path: artifact('report.png'), fullPage: true });
+    } finally {
+      await r.close();
+    }
+  } finally {
+    await h.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
