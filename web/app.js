@@ -15,6 +15,7 @@ import { initResultsPanel, onAdapter, restoreSaved } from './panels/results.js';
 import { initComparePanel } from './panels/compare.js';
 import { initLearnedPanel } from './panels/learned.js';
 import { initDiagramPanel } from './panels/diagram.js';
+import { initTour } from './panels/tour.js';
 
 const TEST = params.get('test') === '1';
 
@@ -96,6 +97,7 @@ initResultsPanel();
 initComparePanel();
 initLearnedPanel();
 initDiagramPanel();
+initTour();
 $('#hp-study').addEventListener('click', () => state.presets && useHp(state.presets.study));
 $('#hp-quick').addEventListener('click', () => state.presets && useHp(state.presets.quick));
 $('#restart').addEventListener('click', restartEngine);

@@ -27,7 +27,7 @@ export function renderResults(table, doc) {
     return;
   }
   const seeds = cols.some((c) => c.agg) ? ` (${doc.seeds.length} seeds)` : '';
-  fill(thead, el('tr', {}, el('th', { text: seeds ? `mean ± ½ 95% interval${seeds}` : '' }),
+  fill(thead, el('tr', {}, el('th', { scope: 'col', text: seeds ? `mean ± ½ 95% interval${seeds}` : 'metric' }),
     ps.map((p) => el('th', { scope: 'col', class: 'num', text: p.name }))));
   const rows = [];
   for (const [key, label, fmt, better] of ROWS) {

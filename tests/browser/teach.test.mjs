@@ -34,7 +34,7 @@ function cliRun(dir, extra = []) {
   }
   const out = path.join(dir, `run${extra.join('')}`.replace(/[^\w]/g, ''));
   cli(['ablate', '--model', model, '--train', 'data/alpaca_train.json', '--eval', 'data/alpaca_eval.json',
-    '--n-train', '3', '--n-eval', '2', '--max-len', '40', '--epochs', '2', '--lr', '5e-3', '--r', '2', '--alpha', '4',
+    '--n-train', '3', '--n-eval', '3', '--max-len', '64', '--epochs', '2', '--lr', '5e-3', '--r', '2', '--alpha', '4',
     '--threads', '1', '--quiet', '--out', out, ...extra]);
   return out;
 }
@@ -191,6 +191,102 @@ test('Download report: one file equal to `loralab report` but for its time, open
     } finally {
       await r.close();
     }
+  } finally {
+    await h.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the tour: six steps with the run\'s own numbers, by keyboard, closable, never blocking the page; axe-clean', T, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-tour-'));
+  const h = await openLab(MODEL);
+  const { page } = h;
+  try {
+    await waitLoaded(page);
+    await page.waitForFunction(() => window.__lab.state.counts.length === 3, null, { timeout: 20000 });
+    const file = path.join(cliRun(dir, ['--seeds', '2']), 'results.json');
+    const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+    await page.setInputFiles('#open-results', file);
+    await page.waitForFunction(() => /training\(s\)/.test(document.querySelector('#open-status').textContent));
+
+    await page.click('#tour-start');
+    const at = () => page.evaluate(() => ({ step: document.querySelector('#tour').dataset.step, target: document.querySelector('#tour').dataset.target,
+      hidden: document.querySelector('#tour').hidden, focus: document.activeElement && document.activeElement.id,
+      text: document.querySelector('#tour').textContent,
+      marked: [...document.querySelectorAll('.tour-target')].map((e) => `#${e.id}`) }));
+    let s = await at();
+    assert.deepEqual([s.step, s.hidden, s.focus, s.marked], ['1', false, 'tour-title', ['#placement-section']]);
+    assert.match(s.text, new RegExp(`Here: ${doc.model.name} \\(${doc.model.n_layer} layers`));
+
+    await page.keyboard.press('ArrowRight');
+    s = await at();
+    const attn = (await page.evaluate(() => window.__lab.state.counts)).find((c) => c.name === 'attn');
+    assert.deepEqual([s.step, s.marked], ['2', ['#diagram-figure']]);
+    assert.ok(s.text.includes(`of its ${attn.trainable.toLocaleString('en-US')} trainable parameters`), s.text);
+    assert.match(s.text, /lights mlp\.c_proj \(the ringed chip\) in \d+ layer/);
+    // axe with the tour open.
+    await page.evaluate(fs.readFileSync(AXE, 'utf8'));
+    const violations = await page.evaluate(async () => (await window.axe.run(document)).violations
+      .map((v) => ({ id: v.id, nodes: v.nodes.map((n) => n.target.join(' ')) })));
+    assert.deepEqual(violations, []);
+
+    await page.keyboard.press('ArrowRight');
+    s = await at();
+    const aggs = doc.aggregates.placements;
+    const best = aggs.reduce((a, g) => (!a || g.metrics.eval_loss.mean < a.metrics.eval_loss.mean ? g : a), null);
+    assert.deepEqual([s.step, s.marked], ['3', ['#results-table']]);
+    assert.ok(s.text.includes(`In this run, ${best.name}: eval loss ${best.metrics.eval_loss.mean.toFixed(4)}, perplexity ` +
+      `exp(${best.metrics.eval_loss.mean.toFixed(4)}) = ${best.metrics.perplexity.mean.toFixed(3)}, while the mean of per-sample ` +
+      `perplexities is ${best.metrics.mean_sample_perplexity.mean.toFixed(3)}`), s.text);
+
+    // The page stays usable with the tour open; arrows typed elsewhere are the page's.
+    await page.fill('#custom-name', 'typed-while-touring');
+    await page.keyboard.press('ArrowLeft');
+    assert.equal(await page.inputValue('#custom-name'), 'typed-while-touring');
+    s = await at();
+    assert.deepEqual([s.step, s.hidden], ['3', false]);
+    await page.click('#hp-quick');
+
+    // Tab reaches its buttons; Enter presses them.
+    await page.focus('#tour-title');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'tour-next');
+    await page.keyboard.press('Enter');
+    s = await at();
+    assert.deepEqual([s.step, s.marked], ['4', ['#seed-figure']]);
+    assert.ok(s.text.includes(`This run, ${doc.seeds.length} seeds, eval loss: ${aggs[0].name} ${aggs[0].metrics.eval_loss.mean.toFixed(4)}`), s.text);
+    for (const v of aggs.filter((g) => g.verdict)) assert.ok(s.text.includes(v.verdict), v.verdict);
+    await page.keyboard.press('ArrowRight');
+    s = await at();
+    assert.deepEqual([s.step, s.marked], ['5', ['#learned-section']]);
+    const share = best.metrics.drop_share_template;
+    if (share) assert.ok(s.text.includes(`${(100 * share.mean).toFixed(0)}% of ${best.name}'s drop`), s.text);
+    await page.keyboard.press('ArrowRight');
+    s = await at();
+    assert.deepEqual([s.step, s.marked], ['6', ['#downloads']]);
+    assert.equal(await page.$eval('#tour-next', (b) => b.disabled), true, 'the last step has no Next');
+    await page.keyboard.press('ArrowLeft');
+    assert.equal((await at()).step, '5');
+
+    await page.keyboard.press('Escape');
+    s = await at();
+    assert.deepEqual([s.hidden, s.marked, s.focus], [true, [], 'tour-start'], 'Esc closes and gives focus back');
+    await page.keyboard.press('Enter');
+    assert.equal((await at()).hidden, false, 'Enter on the button opens it again');
+    await page.click('#tour-close');
+    assert.equal((await at()).hidden, true);
+
+    // A phone (opened as a phone opens it: the charts take their width at the start): the open tour fits.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    await page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
+    await page.click('#tour-start');
+    const m = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,
+      right: document.querySelector('#tour').getBoundingClientRect().right }));
+    assert.ok(m.scroll <= m.client && m.right <= m.client, JSON.stringify(m));
+    await page.screenshot({ path: artifact('tour-phone.png') });
+    assert.deepEqual(h.consoleErrors, []);
   } finally {
     await h.close();
     fs.rmSync(dir, { recursive: true, force: true });
