@@ -16,6 +16,7 @@ import { initComparePanel } from './panels/compare.js';
 import { initLearnedPanel } from './panels/learned.js';
 import { initDiagramPanel } from './panels/diagram.js';
 import { initTour } from './panels/tour.js';
+import { initRunsPanel } from './panels/runs.js';
 
 const TEST = params.get('test') === '1';
 
@@ -98,6 +99,7 @@ initComparePanel();
 initLearnedPanel();
 initDiagramPanel();
 initTour();
+initRunsPanel();
 $('#hp-study').addEventListener('click', () => state.presets && useHp(state.presets.study));
 $('#hp-quick').addEventListener('click', () => state.presets && useHp(state.presets.quick));
 $('#restart').addEventListener('click', restartEngine);

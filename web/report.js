@@ -431,7 +431,7 @@
       const good = se.points.filter((p) => Number.isFinite(p[1]));
       const d = good.map((p, i) => `${i ? 'L' : 'M'}${sx(p[0]).toFixed(1)} ${sy(p[1]).toFixed(1)}`).join(' ');
       const line = s('path', { d, fill: 'none', stroke: se.color, 'stroke-width': 1.6, class: 'series',
-        dataset: { name: se.name, points: good.length } });
+        'stroke-dasharray': se.dash, dataset: { name: se.name, points: good.length, run: se.run } });
       line.append(s('title', { text: se.name }));
       svg.append(line);
       if (good.length < 40) {
@@ -444,7 +444,7 @@
       const w = 22 + 6.4 * se.name.length;
       if (lx + w > width - R && lx > L) { lx = L; row++; }
       const ly = height + row * 16;
-      svg.append(s('rect', { x: lx, y: ly - 7, width: 12, height: 4, fill: se.color }));
+      svg.append(s('line', { x1: lx, x2: lx + 12, y1: ly - 5, y2: ly - 5, stroke: se.color, 'stroke-width': 3, 'stroke-dasharray': se.dash ? '3 2' : undefined }));
       svg.append(s('text', { x: lx + 15, y: ly - 2, class: 'legend', text: se.name }));
       lx += w;
     });
@@ -466,9 +466,9 @@
     return (name) => PALETTE[Math.max(0, names.indexOf(name)) % PALETTE.length];
   }
 
-  /** Train loss per step, eval loss per epoch and the seeds band chart of a document, as SVG charts. */
-  function chartsOf(doc, label = '') {
-    const ps = placementsOf(doc), color = colorOf(doc), pre = label ? `${label}: ` : '';
+  /** Train loss per step, eval loss and perplexity per epoch of a document's trainings, as series (label prefixes their names). */
+  function chartsOf(doc, label = '', color = colorOf(doc)) {
+    const ps = placementsOf(doc), pre = label ? `${label}: ` : '';
     const train = ps.map((p) => ({ name: pre + seriesName(p, doc), color: color(String(p.name)),
       points: ((p.steps && p.steps.loss) || []).map((v, i) => [i + 1, v]) }));
     const evals = ps.map((p) => ({ name: pre + seriesName(p, doc), color: color(String(p.name)),

@@ -292,3 +292,46 @@ test('the tour: six steps with the run\'s own numbers, by keyboard, closable, ne
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('runs compared: two results files are drawn together, curves overlaid and tables side by side, labelled by run', T, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-runs-'));
+  const h = await open();
+  const { page } = h;
+  try {
+    const a = path.join(dir, 'cpu.json'), b = path.join(dir, 'grid.json'), bad = path.join(dir, 'notes.json');
+    fs.copyFileSync(path.join(cliRun(dir), 'results.json'), a);
+    fs.copyFileSync(path.join(cliRun(dir, ['--seeds', '2', '--placements', 'baseline,attn-exact']), 'results.json'), b);
+    fs.writeFileSync(bad, '{"format": "something-else"}');
+    const docs = [a, b].map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
+    await page.goto(`${h.url}?test=1&autoload=0`);
+    await page.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
+    await page.setInputFiles('#runs-files', [a, b, bad]);
+    await page.waitForFunction(() => document.querySelector('#runs-compared').dataset.runs === '2');
+    assert.match(await page.textContent('#runs-status'), /2 run\(s\) compared\. Not added: notes\.json is not a loralab results\.json/);
+    const labels = docs.map((d, i) => `${['cpu', 'grid'][i]} (${d.model.name}, ${d.environment.build})`);
+    const lines = await page.$$eval('#runs-compared svg path.series', (ps) => ps.map((p) => ({ run: p.dataset.run, name: p.dataset.name,
+      points: Number(p.dataset.points), dash: p.getAttribute('stroke-dasharray') })));
+    const want = docs.flatMap((d, i) => d.placements.map((p) => ({ run: labels[i],
+      name: `${labels[i]}: ${p.seed === d.seeds[0] ? p.name : `${p.name} · seed ${p.seed}`}`, points: p.evals.length, dash: i ? '7 4' : null })));
+    assert.deepEqual(lines, want, 'every training of both runs, labelled, one dash pattern per run');
+    const tables = await page.$$eval('#runs-compared .run-table', (ts) => ts.map((t) => ({ run: t.dataset.run,
+      caption: t.querySelector('caption').textContent,
+      head: [...t.querySelectorAll('thead th')].slice(1).map((x) => x.textContent),
+      loss: [...t.querySelectorAll('tr[data-key="eval_loss"] td')].map((td) => Number(td.dataset.value)) })));
+    assert.deepEqual(tables.map((t) => [t.run, t.caption]), labels.map((l) => [l, l]));
+    assert.deepEqual(tables[0].head, ['baseline', 'ffn', 'attn']);
+    assert.deepEqual(tables[0].loss, docs[0].placements.map((p) => p.eval_loss));
+    assert.deepEqual(tables[1].head, ['baseline', 'attn-exact']);
+    assert.deepEqual(tables[1].loss, docs[1].aggregates.placements.map((g) => g.metrics.eval_loss.mean), 'means over seeds');
+    // Side by side on a wide screen.
+    const tops = await page.$$eval('#runs-compared .run-table', (ts) => ts.map((t) => Math.round(t.getBoundingClientRect().top)));
+    assert.equal(tops[0], tops[1]);
+    await page.locator('#runs-section').screenshot({ path: artifact('runs-compared.png') });
+    await page.click('#runs-clear');
+    assert.equal(await page.$eval('#runs-compared', (x) => x.dataset.runs), '0');
+    assert.deepEqual(h.consoleErrors, []);
+  } finally {
+    await h.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
