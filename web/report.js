@@ -344,7 +344,7 @@
             c.append(s('title', { text: lit ? `${p.name} adapts ${id} in ${ls.length} of ${nL} layers` +
               (trap ? ' — through the suffix rule' : '') : `${p.name} does not adapt ${id}` }));
             mg.append(c);
-            if (trap) mg.append(s('text', { x: cx + chip / 2, y: cy - 2, 'text-anchor': 'middle', class: 'trapmark', text: '!' }));
+            if (trap) mg.append(s('text', { x: cx + chip / 2, y: by - 2, 'text-anchor': 'middle', class: 'trapmark', text: '!' }));
           });
           g.append(mg);
         });
