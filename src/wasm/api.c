@@ -108,7 +108,10 @@ static void free_model(void)
     g.gguf = NULL;
     g.model_bytes = NULL;
     g.model_size = 0;
-    memset(&g.id, 0, sizeof g.id);
+    /* The model's part of the identity only: data loaded before the model keeps its
+     * sha256 (the page loads both at once, in either order). */
+    g.id.model_path[0] = g.id.model_name[0] = g.id.model_sha256[0] = g.id.matrix_type[0] = '\0';
+    g.id.model_bytes = 0;
 }
 
 LAB_EXPORT int lab_load_model(uint8_t *gguf, size_t n)

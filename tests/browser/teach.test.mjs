@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { open, openLab, findModel, waitLoaded, wasmHasApi, launchChromium, REPO, artifact } from './harness.mjs';
+import { open, openLab, findModel, waitLoaded, wasmHasApi, launchChromium, REPO, artifact, setHp, choosePlacements, runToEnd } from './harness.mjs';
 
 const MODEL = findModel();
 const EXE = path.join(path.resolve(process.env.LPL_BUILD_DIR || path.join(REPO, 'build')), 'loralab');
@@ -330,6 +330,54 @@ test('runs compared: two results files are drawn together, curves overlaid and t
     await page.click('#runs-clear');
     assert.equal(await page.$eval('#runs-compared', (x) => x.dataset.runs), '0');
     assert.deepEqual(h.consoleErrors, []);
+  } finally {
+    await h.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a report of a run made in the page: offline, the run\'s numbers, and the diagram the page drew before running', T, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-page-report-'));
+  const h = await openLab(MODEL);
+  const { page } = h;
+  try {
+    await waitLoaded(page);
+    await setHp(page, { n_train: 2, n_eval: 2, epochs: 1, max_len: 48, seeds: 1 });
+    await choosePlacements(page, ['baseline', 'attn']);
+    const before = await readDiagram(page);
+    await runToEnd(page);
+    const doc = JSON.parse(await page.evaluate(() => window.__lab.state.resultsJson));
+    assert.deepEqual(doc.placements.map((p) => [p.name, p.status]), [['baseline', 'done'], ['attn', 'done']]);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-report')]);
+    const saved = path.join(dir, 'report.html');
+    await download.saveAs(saved);
+    assert.deepEqual(h.consoleErrors, []);
+    const r = await openOffline(saved);
+    try {
+      const p = r.page;
+      assert.equal(await p.evaluate(() => document.documentElement.dataset.rendered), '1');
+      assert.deepEqual(r.requests, [pathToFileURL(saved).href]);
+      assert.deepEqual(r.errors, []);
+      const rows = await p.evaluate(() => Object.fromEntries([...document.querySelectorAll('#results tbody tr')].map((tr) =>
+        [tr.dataset.key, [...tr.querySelectorAll('td')].map((td) => td.dataset.value ?? td.textContent)])));
+      for (const k of ['eval_loss_before', 'eval_loss', 'perplexity', 'mean_sample_perplexity', 'trainable', 'percent']) {
+        assert.deepEqual(rows[k], doc.placements.map((q) => String(q[k])), k);
+      }
+      const after = await p.$$eval('#diagram rect.cell[data-lit="1"]', (cs) => cs.flatMap((c) =>
+        c.dataset.modules.split(' ').map((m) => `${c.dataset.placement}:${c.dataset.layer}:${m}`)));
+      const drawn = ['baseline', 'attn'].flatMap((n) => before[n].pairs.map(([l, m]) => `${n}:${l}:${m}`));
+      assert.deepEqual(after.sort(), drawn.sort(), 'the report\'s diagram is the one the page drew from the counts');
+      const facts = await p.$eval('#run', (x) => x.textContent);
+      assert.ok(facts.includes(doc.model.sha256 || doc.model.name), 'model identity');
+      assert.ok(facts.includes(String(doc.environment.threads)), 'threads');
+      // The data's identity survives the model loading after it (the page loads both at once).
+      assert.match(doc.data.train.sha256, /^[0-9a-f]{64}$/);
+      assert.match(doc.data.eval.sha256, /^[0-9a-f]{64}$/);
+      for (const t of [doc.data.train.sha256, doc.data.eval.sha256, `${doc.data.train.records} records`]) assert.ok(facts.includes(t), t);
+      await p.locator('#run').screenshot({ path: artifact('report-page-run.png') });
+    } finally {
+      await r.close();
+    }
   } finally {
     await h.close();
     fs.rmSync(dir, { recursive: true, force: true });
