@@ -300,7 +300,7 @@ test('runs compared: two results files are drawn together, curves overlaid and t
   try {
     const a = path.join(dir, 'cpu.json'), b = path.join(dir, 'grid.json'), bad = path.join(dir, 'notes.json');
     fs.copyFileSync(path.join(cliRun(dir), 'results.json'), a);
-    fs.copyFileSync(path.join(cliRun(dir, ['--seeds', '2', '--placements', 'baseline,attn-exact']), 'results.json'), b);
+    fs.copyFileSync(path.join(cliRun(dir, ['--seeds', '2', '--placements', 'baseline,attn-exact', '--bands', '2']), 'results.json'), b);
     fs.writeFileSync(bad, '{"format": "something-else"}');
     const docs = [a, b].map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
     await page.goto(`${h.url}?test=1&autoload=0`);
@@ -321,7 +321,7 @@ test('runs compared: two results files are drawn together, curves overlaid and t
     assert.deepEqual(tables.map((t) => [t.run, t.caption]), labels.map((l) => [l, l]));
     assert.deepEqual(tables[0].head, ['baseline', 'ffn', 'attn']);
     assert.deepEqual(tables[0].loss, docs[0].placements.map((p) => p.eval_loss));
-    assert.deepEqual(tables[1].head, ['baseline', 'attn-exact']);
+    assert.deepEqual(tables[1].head, ['baseline.L0-0', 'baseline.L1-1', 'attn-exact.L0-0', 'attn-exact.L1-1'], 'a grid\'s arms');
     assert.deepEqual(tables[1].loss, docs[1].aggregates.placements.map((g) => g.metrics.eval_loss.mean), 'means over seeds');
     // Side by side on a wide screen.
     const tops = await page.$$eval('#runs-compared .run-table', (ts) => ts.map((t) => Math.round(t.getBoundingClientRect().top)));
