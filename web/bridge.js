@@ -38,6 +38,7 @@ self.LabBridge = function LabBridge(M) {
     modelPtr: ptrFn('lab_model_ptr', []),
     modelSize: ptrFn('lab_model_size', []),
     setData: fn('lab_set_data', 'number', ['number', 'number']),
+    setDataNames: fn('lab_set_data_names', null, ['number', 'number']),
     count: ptrFn('lab_count', ['number']),
     estimate: ptrFn('lab_estimate', ['number']),
     ablateStart: fn('lab_ablate_start', 'number', ['number']),
@@ -220,10 +221,12 @@ self.LabBridge = function LabBridge(M) {
         M._free(p);
       }
     },
-    setData(trainText, evalText) {
-      return withStrings([trainText, evalText || null], (t, e) => {
+    /** names: [train file name, eval file name] (optional), recorded in results.json beside the sha256. */
+    setData(trainText, evalText, names = []) {
+      withStrings([trainText, evalText || null], (t, e) => {
         if (c.setData(t, e) !== 0) throw fail('reading the data');
       });
+      withStrings([names[0] || '', (evalText && names[1]) || ''], (t, e) => c.setDataNames(t, e));
     },
     count(exp) { return withStrings([JSON.stringify(exp)], (e) => jsonOrThrow(c.count(e), 'counting parameters')); },
     estimate(exp) { return withStrings([JSON.stringify(exp)], (e) => jsonOrThrow(c.estimate(e), 'estimating memory')); },

@@ -199,7 +199,7 @@ function postEvents(events) {
 const handlers = {
   init,
   loadModel: ({ source }) => loadModel(source),
-  setData: ({ train, eval: ev }) => { lab.setData(train, ev); return true; },
+  setData: ({ train, eval: ev, names }) => { lab.setData(train, ev, names); return true; },
   count: ({ experiment }) => lab.count(experiment),
   estimate: ({ experiment }) => lab.estimate(experiment),
   run,

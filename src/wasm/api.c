@@ -299,7 +299,7 @@ LAB_EXPORT int lab_set_data(const char *train_json, const char *eval_json)
     lpl_alpaca_free(&g.train);
     lpl_alpaca_free(&g.eval);
     g.have_data = g.have_eval = 0;
-    g.id.train_sha256[0] = g.id.eval_sha256[0] = '\0';
+    g.id.train_sha256[0] = g.id.eval_sha256[0] = g.id.train_path[0] = g.id.eval_path[0] = '\0';
     if (!train_json)
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no training data");
     lpl_status st = lpl_alpaca_parse(train_json, strlen(train_json), &g.train, &g.err);
@@ -322,6 +322,14 @@ LAB_EXPORT int lab_set_data(const char *train_json, const char *eval_json)
     }
     g.have_data = 1;
     return 0;
+}
+
+/* Names the data just set (file names, a URL): results.json's data.train.path and
+ * data.eval.path, beside their sha256. NULL or "" leaves a name empty (null). */
+LAB_EXPORT void lab_set_data_names(const char *train_name, const char *eval_name)
+{
+    snprintf(g.id.train_path, sizeof g.id.train_path, "%s", train_name ? train_name : "");
+    snprintf(g.id.eval_path, sizeof g.id.eval_path, "%s", eval_name ? eval_name : "");
 }
 
 /* ---------------------------------------------------------------- experiment */

@@ -373,7 +373,10 @@ test('a report of a run made in the page: offline, the run\'s numbers, and the d
       // The data's identity survives the model loading after it (the page loads both at once).
       assert.match(doc.data.train.sha256, /^[0-9a-f]{64}$/);
       assert.match(doc.data.eval.sha256, /^[0-9a-f]{64}$/);
-      for (const t of [doc.data.train.sha256, doc.data.eval.sha256, `${doc.data.train.records} records`]) assert.ok(facts.includes(t), t);
+      assert.deepEqual([doc.data.train.path, doc.data.eval.path], ['alpaca_train.json', 'alpaca_eval.json'], 'the data\'s names');
+      for (const t of [doc.data.train.sha256, doc.data.eval.sha256, `${doc.data.train.records} records`, 'alpaca_train.json · 110 records']) {
+        assert.ok(facts.includes(t), t);
+      }
       await p.locator('#run').screenshot({ path: artifact('report-page-run.png') });
     } finally {
       await r.close();

@@ -44,7 +44,7 @@ function showPreview(doc) {
 // Hands checked files to the worker; returns false (with the list shown) if it refuses them.
 async function sendToWorker(d) {
   try {
-    await engine.call('setData', { train: d.train, eval: d.eval });
+    await engine.call('setData', { train: d.train, eval: d.eval, names: d.names });
     return true;
   } catch (err) {
     showDataErrors(String(err.message).split('\n').filter(Boolean));
