@@ -222,7 +222,10 @@ test('the tour: six steps with the run\'s own numbers, by keyboard, closable, ne
     s = await at();
     const attn = (await page.evaluate(() => window.__lab.state.counts)).find((c) => c.name === 'attn');
     assert.deepEqual([s.step, s.marked], ['2', ['#diagram-figure']]);
-    assert.ok(s.text.includes(`of its ${attn.trainable.toLocaleString('en-US')} trainable parameters`), s.text);
+    // mlp.c_proj is [4d, d] in GPT-2: r (4d + d) adapter parameters per layer, for the loaded model at the page's r.
+    const { d, r } = await page.evaluate(() => ({ d: window.__lab.state.model.n_embd, r: Number(document.querySelector('[data-hp="r"]').value) }));
+    const inMlp = attn.selected.filter((x) => x[1] === 'mlp.c_proj').length * r * 5 * d;
+    assert.ok(s.text.includes(`${inMlp.toLocaleString('en-US')} of its ${attn.trainable.toLocaleString('en-US')} trainable parameters`), s.text);
     assert.match(s.text, /lights mlp\.c_proj \(the ringed chip\) in \d+ layer/);
     // axe with the tour open.
     await page.evaluate(fs.readFileSync(AXE, 'utf8'));

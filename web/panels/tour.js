@@ -23,7 +23,8 @@ function context() {
   const cfg = (doc && doc.config) || hp;
   const model = (doc && doc.model) || state.model || null;
   const cols = doc ? R.columnsOf(doc).filter((c) => Number.isFinite(c.value('eval_loss'))) : [];
-  return { doc, cfg, model, cols, counts: state.counts || [], placements: hp.placements || [] };
+  // pageModel and hp are what the diagram and the custom editor work on (the loaded model, the fields).
+  return { doc, cfg, model, cols, counts: state.counts || [], placements: hp.placements || [], pageModel: state.model, hp };
 }
 
 function best(cols) {
@@ -46,13 +47,16 @@ function studyStep(x) {
 }
 
 function trapStep(x) {
-  const c = x.counts.find((k) => k.name === 'attn') || (x.doc && R.placementsOf(x.doc).find((p) => p.name === 'attn'));
-  const lines = ['PEFT matches a target when a module\'s name ends with “.” and the target, so “c_proj” picks both ' +
+  // What the diagram shows: the counts for the loaded model and the fields' r, else the results on the page.
+  const counted = x.counts.find((k) => k.name === 'attn');
+  const c = counted || (x.doc && R.placementsOf(x.doc).find((p) => p.name === 'attn'));
+  const model = counted ? x.pageModel : x.model, rank = counted ? x.hp.r : x.cfg.r;
+  const lines = ['PEFT matches a target t when a module\'s name is t or ends with “.t”, so “c_proj” picks both ' +
     'attn.c_proj and mlp.c_proj. The study\'s “attention only” also adapted half of every MLP: 1,966,080 of its ' +
     '4,325,376 parameters (45%) sit in mlp.c_proj.'];
   if (c && Array.isArray(c.selected)) {
     const layers = c.selected.filter((s) => s[1] === 'mlp.c_proj').length;
-    const d = x.model && x.model.n_embd, r = x.cfg.r;
+    const d = model && model.n_embd, r = rank;
     const inMlp = d && r ? layers * r * (4 * d + d) : NaN;
     lines.push(`On the diagram, “attn” lights mlp.c_proj (the ringed chip) in ${layers} layer(s): ` +
       (Number.isFinite(inMlp) ? `${fmtInt(inMlp)} of its ${fmtInt(c.trainable)} trainable parameters are there. ` : '') +
@@ -119,7 +123,7 @@ function nextStep(x) {
   if (seeds < 3) ideas.push('run again with seeds = 3 or more, so the differences come with intervals');
   const names = x.counts.map((c) => c.name);
   if (names.includes('attn') && !names.includes('attn-exact')) ideas.push('tick attn-exact beside attn: the same idea without the suffix trap');
-  const n = x.model && x.model.n_layer;
+  const n = x.pageModel && x.pageModel.n_layer;
   if (n > 1) ideas.push(`add a custom placement on the top half of the layers (${Math.floor(n / 2)}-${n - 1}) and see its band on the strip`);
   ideas.push(x.doc ? 'download the report: one HTML file with all of this that opens offline' : 'run, then download the report to share it as one file');
   return { title: 'What to try next', target: x.doc ? '#downloads' : '#custom-editor', body: [`Next: ${ideas.join('; ')}.`] };
