@@ -390,7 +390,8 @@
       h('span', { class: 'touches', text: describe(p.lit, uniq, model.nLayer) }))));
     const notes = model.placements.filter((p) => p.note).map((p) => h('p', { class: 'trap-note', dataset: { placement: p.name },
       text: `⚠ ${p.note}` }));
-    return h('div', { class: 'lab-diagram-box' }, h('div', { class: 'lab-diagram-scroll' }, drawDiagram(model)), legend, notes);
+    return h('div', { class: 'lab-diagram-box' }, h('div', { class: 'lab-diagram-scroll', tabindex: 0, role: 'region',
+      'aria-label': 'diagram of the adapted modules' }, drawDiagram(model)), legend, notes);
   }
 
   // ---------------------------------------------------------------- line charts as SVG
@@ -538,7 +539,9 @@
       rows.push(h('tr', { dataset: { key: 'status' } }, h('th', { scope: 'row', text: 'status' }),
         ps.map((p) => h('td', { text: [p.status || 'done', p.message].filter(Boolean).join(': ') }))));
     }
-    return h('div', { class: 'scroll' }, h('table', { class: 'grid results' },
+    // A region that may scroll sideways is focusable, so a keyboard can scroll it too.
+    return h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-label': caption ? `results of ${caption}` : 'results table' },
+      h('table', { class: 'grid results' },
       caption ? h('caption', { text: caption }) : null, h('thead', {}, head), h('tbody', {}, rows)));
   }
 

@@ -330,6 +330,18 @@ test('runs compared: two results files are drawn together, curves overlaid and t
     const tops = await page.$$eval('#runs-compared .run-table', (ts) => ts.map((t) => Math.round(t.getBoundingClientRect().top)));
     assert.equal(tops[0], tops[1]);
     await page.locator('#runs-section').screenshot({ path: artifact('runs-compared.png') });
+    await page.evaluate(fs.readFileSync(AXE, 'utf8'));
+    assert.deepEqual(await page.evaluate(async () => (await window.axe.run(document)).violations.map((v) => v.id)), []);
+    // A phone, from the start: the runs stack and nothing scrolls sideways.
+    const phone = await h.context.newPage();
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${h.url}?test=1&autoload=0`);
+    await phone.waitForFunction(() => window.__lab && window.__lab.ready, null, { timeout: 30000 });
+    await phone.setInputFiles('#runs-files', [a, b]);
+    await phone.waitForFunction(() => document.querySelector('#runs-compared').dataset.runs === '2');
+    const m = await phone.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+    assert.ok(m.scroll <= m.client, JSON.stringify(m));
+    await phone.close();
     await page.click('#runs-clear');
     assert.equal(await page.$eval('#runs-compared', (x) => x.dataset.runs), '0');
     assert.deepEqual(h.consoleErrors, []);

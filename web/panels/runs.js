@@ -46,7 +46,7 @@ export function drawRuns() {
     width: 720, height: 300 });
   fill(box,
     el('figure', {}, el('figcaption', { text: `Eval loss per epoch: ${runs.map((r, i) => `${r.label} ${['solid', 'dashed', 'dotted', 'dash-dot', 'short dashes'][i % DASHES.length]}`).join(' · ')}` }),
-      el('div', { class: 'lab-diagram-scroll' }, chart)),
+      el('div', { class: 'lab-diagram-scroll', tabindex: '0', role: 'region', 'aria-label': 'eval loss of every run' }, chart)),
     el('div', { class: 'runs-tables' }, runs.map((r) => el('div', { class: 'run-table', dataset: { run: r.label } },
       R.resultsTable(r.doc, r.label)))));
 }
