@@ -401,3 +401,20 @@ test('a report of a run made in the page: offline, the run\'s numbers, and the d
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('scripts/screenshot_diagram.mjs draws the README\'s picture from loralab count', { timeout: 60000, skip: fs.existsSync(EXE) ? false : `no native ${EXE}` }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-shot-'));
+  try {
+    const out = path.join(dir, 'diagram.png');
+    const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'screenshot_diagram.mjs'), '--loralab', EXE, '--out', out],
+      { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    // The study's own figures, counted by the CLI the picture is drawn from.
+    assert.match(r.stdout, /baseline 6291456, ffn 1966080, attn 4325376, attn-exact 2359296, top-half 1179648/);
+    const png = fs.readFileSync(out);
+    assert.deepEqual([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
+    assert.ok(png.readUInt32BE(16) > 500 && png.readUInt32BE(20) > 400, 'a picture of some size');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
