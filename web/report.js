@@ -275,6 +275,104 @@
     return parts.length ? parts.join(', ') : 'none';
   }
 
+  // Sizes of the drawing (SVG user units): the block's rows from the layout, a chip
+  // column per placement, a strip cell per (placement, layer).
+  function geometry(model) {
+    const n = Math.max(1, model.placements.length), nL = model.nLayer;
+    const G = { rowH: 30, chip: 12, gap: 4, labelW: 150, padX: 36, top: 70 };
+    G.boxW = G.labelW + n * (G.chip + G.gap) + 12;
+    G.spine = G.padX + G.boxW / 2;
+    G.rowHeights = model.layout.rows.map((r) => (r.kind === 'modules' ? r.ids.length * (G.rowH - 4) + 6 : 24));
+    const blockH = G.rowHeights.reduce((a, h) => a + h + 10, 0) + 40;
+    G.cellW = Math.max(10, Math.min(18, 160 / n));
+    G.cellH = Math.max(6, Math.min(14, 300 / Math.max(1, nL)));
+    G.stripX = G.padX + G.boxW + 90;
+    G.W = G.stripX + n * G.cellW + 40;
+    G.H = Math.max(blockH, nL * G.cellH + 60) + G.top;
+    G.bottom = G.H - 30;
+    return G;
+  }
+
+  /** Placement names, slanted, above columns starting at x0, step apart. */
+  function drawHeads(svg, ps, G, x0, step) {
+    ps.forEach((p, i) => {
+      const x = x0 + i * step;
+      svg.append(s('text', { x, y: G.top - 6, class: 'chiphead', transform: `rotate(-45 ${x} ${G.top - 6})`, text: p.name }));
+    });
+  }
+
+  /** One adaptable module: its box, its name and a chip per placement (lit, ringed if a suffix trap). */
+  function drawModule(g, id, by, ps, G, nL) {
+    const mg = s('g', { class: 'module', dataset: { module: id } });
+    mg.append(s('rect', { x: G.padX, y: by, width: G.boxW, height: G.rowH - 8, rx: 4, class: 'modbox' }));
+    mg.append(s('text', { x: G.padX + 8, y: by + (G.rowH - 8) / 2 + 4, class: 'modlabel', text: id }));
+    ps.forEach((p, i) => {
+      const ls = p.lit.get(id) || [];
+      const lit = ls.length > 0, trap = p.surprises.has(id);
+      const cx = G.padX + G.labelW + i * (G.chip + G.gap), cy = by + (G.rowH - 8 - G.chip) / 2;
+      const c = s('rect', { x: cx, y: cy, width: G.chip, height: G.chip, rx: 2,
+        class: `chip${lit ? ' lit' : ''}${trap ? ' trap' : ''}`,
+        fill: lit ? p.color : '#ffffff', stroke: trap ? '#8a5a00' : (lit ? p.color : '#b8bec9'),
+        'stroke-width': trap ? 2.5 : 1, dataset: { placement: p.name, module: id, lit: lit ? 1 : 0, trap: trap ? 1 : 0 } });
+      c.append(s('title', { text: lit ? `${p.name} adapts ${id} in ${ls.length} of ${nL} layers` +
+        (trap ? ' — through the suffix rule' : '') : `${p.name} does not adapt ${id}` }));
+      mg.append(c);
+      if (trap) mg.append(s('text', { x: cx + G.chip / 2, y: by - 2, 'text-anchor': 'middle', class: 'trapmark', text: '!' }));
+    });
+    g.append(mg);
+  }
+
+  /** The block, from its input (bottom) to its output (top), as the residual stream reads. */
+  function drawBlock(g, model, G) {
+    const ps = model.placements;
+    let y = G.bottom, prevTop = y + 8, lastResidual = y + 8;
+    g.append(s('text', { x: G.padX, y: G.H - 10, class: 'io', text: 'input: hidden states from the layer below' }));
+    model.layout.rows.forEach((r, ri) => {
+      const rh = G.rowHeights[ri], top = y - rh, mid = top + rh / 2;
+      g.append(s('line', { x1: G.spine, y1: prevTop, x2: G.spine, y2: y, class: 'flow' }));
+      if (r.kind === 'residual') {
+        g.append(s('circle', { cx: G.spine, cy: mid, r: 9, class: 'residual' }));
+        g.append(s('text', { x: G.spine, y: mid + 4, 'text-anchor': 'middle', class: 'plus', text: '+' }));
+        g.append(s('text', { x: G.spine + 16, y: mid + 4, class: 'oplabel', text: 'residual' }));
+        // The skip connection, from where the previous residual (or the input) left the stream.
+        g.append(s('path', { d: `M ${G.spine} ${lastResidual - 4} H ${G.padX - 22} V ${mid} H ${G.spine - 9}`, class: 'skip' }));
+        lastResidual = top;
+      } else if (r.kind === 'norm' || r.kind === 'op') {
+        g.append(s('rect', { x: G.padX + 20, y: top, width: G.boxW - 40, height: rh, rx: r.kind === 'op' ? 12 : 3, class: r.kind }));
+        g.append(s('text', { x: G.spine, y: mid + 4, 'text-anchor': 'middle', class: 'oplabel', text: r.label }));
+      } else {
+        r.ids.forEach((id, k) => drawModule(g, id, top + 3 + k * (G.rowH - 4), ps, G, model.nLayer));
+        if (r.note) g.append(s('text', { x: G.padX + G.boxW + 6, y: mid + 4, class: 'note', text: r.note }));
+      }
+      prevTop = top;
+      y = top - 10;
+    });
+    g.append(s('line', { x1: G.spine, y1: prevTop, x2: G.spine, y2: y + 2, class: 'flow' }));
+    g.append(s('text', { x: G.padX, y: y - 2, class: 'io', text: 'output: to the next layer' }));
+  }
+
+  /** The strip of layers: a column per placement, layer 0 at the bottom as in the block. */
+  function drawStrip(st, model, G) {
+    const nL = model.nLayer, x0 = G.stripX;
+    st.append(s('text', { x: x0 - 6, y: G.bottom - nL * G.cellH - 8, 'text-anchor': 'end', class: 'io', text: 'layer' }));
+    st.append(s('text', { x: x0, y: G.bottom + 16, class: 'io', text: `${nL} layers` }));
+    for (let l = 0; l < nL; l++) {
+      const cy = G.bottom - (l + 1) * G.cellH;
+      if (l === 0 || l === nL - 1 || nL <= 12 || l % 4 === 0) {
+        st.append(s('text', { x: x0 - 6, y: cy + G.cellH - 2, 'text-anchor': 'end', class: 'layerlabel', text: String(l) }));
+      }
+      model.placements.forEach((p, i) => {
+        const mods = [...p.lit.entries()].filter(([, ls]) => ls.includes(l)).map(([m]) => m);
+        const lit = mods.length > 0;
+        const c = s('rect', { x: x0 + i * G.cellW + 1, y: cy + 0.5, width: G.cellW - 2, height: G.cellH - 1,
+          class: `cell${lit ? ' lit' : ''}`, fill: lit ? p.color : '#f1f3f6',
+          dataset: { placement: p.name, layer: l, lit: lit ? 1 : 0, modules: mods.join(' ') } });
+        c.append(s('title', { text: lit ? `${p.name}, layer ${l}: ${mods.join(', ')}` : `${p.name}, layer ${l}: nothing` }));
+        st.append(c);
+      });
+    }
+  }
+
   /**
    * Draws a diagramModel as an SVG element: the block on the left (each adaptable
    * module with one chip per placement, filled in the placement's colour where it
@@ -284,99 +382,18 @@
    * or data-layer, and data-lit ("1" or "0") for tests and for reading.
    */
   function drawDiagram(model) {
-    const ps = model.placements, n = ps.length, nL = model.nLayer;
-    const rowH = 30, chip = 12, gap = 4, labelW = 150, padX = 36;
-    const chipsW = Math.max(1, n) * (chip + gap);
-    const boxW = labelW + chipsW + 12;
-    const rows = model.layout.rows;
-    const rowHeights = rows.map((r) => (r.kind === 'modules' ? r.ids.length * (rowH - 4) + 6 : 24));
-    const blockH = rowHeights.reduce((a, b) => a + b + 10, 0) + 40;
-    const stripX = padX + boxW + 48, cellW = Math.max(10, Math.min(18, 160 / Math.max(1, n))), cellH = Math.max(6, Math.min(14, 300 / Math.max(1, nL)));
-    const stripH = nL * cellH, TOP = 70;
-    const W = stripX + 42 + Math.max(1, n) * cellW + 40;
-    const H = Math.max(blockH, stripH + 60) + TOP;
-    const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, width: Math.round(W * 1.25), height: Math.round(H * 1.25), role: 'img', class: 'lab-diagram',
-      'aria-label': `Where each placement puts adapters: one ${model.layout.title} and its ${nL} layers. ` +
-        ps.map((p) => `${p.name}: ${describe(p.lit, layoutModules(model.layout), nL)}`).join('. ') });
+    const G = geometry(model), ps = model.placements;
+    const svg = s('svg', { viewBox: `0 0 ${G.W} ${G.H}`, width: Math.round(G.W * 1.25), height: Math.round(G.H * 1.25),
+      role: 'img', class: 'lab-diagram',
+      'aria-label': `Where each placement puts adapters: one ${model.layout.title} and its ${model.nLayer} layers. ` +
+        ps.map((p) => `${p.name}: ${describe(p.lit, layoutModules(model.layout), model.nLayer)}`).join('. ') });
     svg.append(s('title', { text: `${model.layout.title}: adapted modules and layers` }));
-    // Placement names above the chip columns and the strip's columns.
-    const heads = (x0, step) => ps.forEach((p, i) => {
-      const x = x0 + i * step;
-      svg.append(s('text', { x, y: TOP - 6, class: 'chiphead', transform: `rotate(-45 ${x} ${TOP - 6})`, text: p.name }));
-    });
-    heads(padX + labelW + chip / 2 + 3, chip + gap);
-    // The block, from its input (bottom) to its output (top), as the residual stream reads.
-    const g = s('g', { class: 'block' });
-    svg.append(g);
-    let y = H - 30;
-    g.append(s('text', { x: padX, y: H - 10, class: 'io', text: 'input: hidden states from the layer below' }));
-    const spine = padX + boxW / 2;
-    let lastResidualY = y + 8, prevTop = y + 8;
-    rows.forEach((r, ri) => {
-      const rh = rowHeights[ri];
-      const top = y - rh;
-      g.append(s('line', { x1: spine, y1: prevTop, x2: spine, y2: y, class: 'flow' }));
-      if (r.kind === 'residual') {
-        const cy = top + rh / 2;
-        g.append(s('circle', { cx: spine, cy, r: 9, class: 'residual' }));
-        g.append(s('text', { x: spine, y: cy + 4, 'text-anchor': 'middle', class: 'plus', text: '+' }));
-        g.append(s('text', { x: spine + 16, y: cy + 4, class: 'oplabel', text: 'residual' }));
-        // The skip connection: from where the previous residual (or the input) left the stream.
-        g.append(s('path', { d: `M ${spine} ${lastResidualY - 4} H ${padX - 22} V ${cy} H ${spine - 9}`, class: 'skip' }));
-        lastResidualY = top;
-      } else if (r.kind === 'norm' || r.kind === 'op') {
-        g.append(s('rect', { x: padX + 20, y: top, width: boxW - 40, height: rh, rx: r.kind === 'op' ? 12 : 3, class: r.kind }));
-        g.append(s('text', { x: spine, y: top + rh / 2 + 4, 'text-anchor': 'middle', class: 'oplabel', text: r.label }));
-      } else {
-        r.ids.forEach((id, k) => {
-          const by = top + 3 + k * (rowH - 4);
-          const mg = s('g', { class: 'module', dataset: { module: id } });
-          mg.append(s('rect', { x: padX, y: by, width: boxW, height: rowH - 8, rx: 4, class: 'modbox' }));
-          mg.append(s('text', { x: padX + 8, y: by + (rowH - 8) / 2 + 4, class: 'modlabel', text: id }));
-          ps.forEach((p, i) => {
-            const ls = p.lit.get(id) || [];
-            const lit = ls.length > 0, trap = p.surprises.has(id);
-            const cx = padX + labelW + i * (chip + gap), cy = by + (rowH - 8 - chip) / 2;
-            const c = s('rect', { x: cx, y: cy, width: chip, height: chip, rx: 2,
-              class: `chip${lit ? ' lit' : ''}${trap ? ' trap' : ''}`,
-              fill: lit ? p.color : '#ffffff', stroke: trap ? '#8a5a00' : (lit ? p.color : '#b8bec9'),
-              'stroke-width': trap ? 2.5 : 1, dataset: { placement: p.name, module: id, lit: lit ? 1 : 0, trap: trap ? 1 : 0 } });
-            c.append(s('title', { text: lit ? `${p.name} adapts ${id} in ${ls.length} of ${nL} layers` +
-              (trap ? ' — through the suffix rule' : '') : `${p.name} does not adapt ${id}` }));
-            mg.append(c);
-            if (trap) mg.append(s('text', { x: cx + chip / 2, y: by - 2, 'text-anchor': 'middle', class: 'trapmark', text: '!' }));
-          });
-          g.append(mg);
-        });
-        if (r.note) g.append(s('text', { x: padX + boxW + 6, y: top + rh / 2 + 4, class: 'note', text: r.note }));
-      }
-      prevTop = top;
-      y = top - 10;
-    });
-    g.append(s('line', { x1: spine, y1: prevTop, x2: spine, y2: y + 2, class: 'flow' }));
-    g.append(s('text', { x: padX, y: y - 2, class: 'io', text: 'output: to the next layer' }));
-    // The strip of layers: one column per placement, layer 0 at the bottom as in the block.
-    const st = s('g', { class: 'strip' });
-    svg.append(st);
-    const sx = stripX + 42, sBottom = H - 30;
-    heads(sx + cellW / 2 + 3, cellW);
-    st.append(s('text', { x: sx - 6, y: sBottom - stripH - 8, 'text-anchor': 'end', class: 'io', text: `layer` }));
-    st.append(s('text', { x: sx, y: sBottom + 16, class: 'io', text: `${nL} layers` }));
-    for (let l = 0; l < nL; l++) {
-      const cy = sBottom - (l + 1) * cellH;
-      if (l === 0 || l === nL - 1 || nL <= 12 || l % 4 === 0) {
-        st.append(s('text', { x: sx - 6, y: cy + cellH - 2, 'text-anchor': 'end', class: 'layerlabel', text: String(l) }));
-      }
-      ps.forEach((p, i) => {
-        const mods = [...p.lit.entries()].filter(([, ls]) => ls.includes(l)).map(([m]) => m);
-        const lit = mods.length > 0;
-        const c = s('rect', { x: sx + i * cellW + 1, y: cy + 0.5, width: cellW - 2, height: cellH - 1,
-          class: `cell${lit ? ' lit' : ''}`, fill: lit ? p.color : '#f1f3f6',
-          dataset: { placement: p.name, layer: l, lit: lit ? 1 : 0, modules: mods.join(' ') } });
-        c.append(s('title', { text: lit ? `${p.name}, layer ${l}: ${mods.join(', ')}` : `${p.name}, layer ${l}: nothing` }));
-        st.append(c);
-      });
-    }
+    drawHeads(svg, ps, G, G.padX + G.labelW + G.chip / 2 + 3, G.chip + G.gap);
+    drawHeads(svg, ps, G, G.stripX + G.cellW / 2 + 3, G.cellW);
+    const block = s('g', { class: 'block' }), strip = s('g', { class: 'strip' });
+    svg.append(block, strip);
+    drawBlock(block, model, G);
+    drawStrip(strip, model, G);
     return svg;
   }
 
