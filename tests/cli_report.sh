@@ -44,6 +44,20 @@ assert addrs <= {"http://www.w3.org/2000/svg"}, addrs
 assert html.count("</script>") == 4, html.count("</script>")
 PYEOF
 
+# A grid collected from its units (as after a Slurm array) reports the same way.
+"$LORALAB" ablate --plan --out "$T/grid" --model "$T/tiny.gguf" --train data/alpaca_train.json --eval data/alpaca_eval.json \
+    --n-train 2 --n-eval 2 --max-len 40 --epochs 1 --r 2 --alpha 4 --placements baseline,attn --bands 2 --quiet > "$T/units.txt" &&
+    while IFS=$'\t' read -r k _; do "$LORALAB" ablate --unit "$k" --out "$T/grid" --threads 1 --quiet || exit 1; done < "$T/units.txt" &&
+    "$LORALAB" collect "$T/grid" --quiet && "$LORALAB" report "$T/grid" --quiet &&
+    $PY - "$T/grid" <<'PYEOF' && ok "a collected grid (4 units, 2 bands) reports its arms" || fail "report of a collected grid"
+import json, re, sys
+html = open(sys.argv[1] + "/report.html").read()
+doc = json.loads(re.search(r'id="lab-results">(.*?)</script>', html, re.S).group(1))
+assert doc == json.load(open(sys.argv[1] + "/results.json"))
+assert doc["collected"]["units"] == 4, doc.get("collected")
+assert [p["name"] for p in doc["placements"]] == ["baseline.L0-0", "baseline.L1-1", "attn.L0-0", "attn.L1-1"]
+PYEOF
+
 # Same input and time: same bytes; a results.json path and --out work too.
 SOURCE_DATE_EPOCH=0 "$LORALAB" report "$T/run/results.json" --out "$T/a.html" --quiet &&
     SOURCE_DATE_EPOCH=0 "$LORALAB" report "$T/run" --out "$T/b.html" --quiet &&
