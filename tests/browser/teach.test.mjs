@@ -208,6 +208,11 @@ test('the tour: six steps with the run\'s own numbers, by keyboard, closable, ne
     const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
     await page.setInputFiles('#open-results', file);
     await page.waitForFunction(() => /training\(s\)/.test(document.querySelector('#open-status').textContent));
+    // The diagram now draws the opened results (what changed last), from their own "selected".
+    assert.equal(await page.$eval('#diagram', (d) => d.dataset.from), 'results');
+    const lit = (await readDiagram(page)).attn.pairs.map(key).sort();
+    const attnDoc = doc.placements.find((p) => p.name === 'attn');
+    assert.deepEqual(lit, attnDoc.selected.map(key).sort());
 
     await page.click('#tour-start');
     const at = () => page.evaluate(() => ({ step: document.querySelector('#tour').dataset.step, target: document.querySelector('#tour').dataset.target,
@@ -220,12 +225,10 @@ test('the tour: six steps with the run\'s own numbers, by keyboard, closable, ne
 
     await page.keyboard.press('ArrowRight');
     s = await at();
-    const attn = (await page.evaluate(() => window.__lab.state.counts)).find((c) => c.name === 'attn');
     assert.deepEqual([s.step, s.marked], ['2', ['#diagram-figure']]);
-    // mlp.c_proj is [4d, d] in GPT-2: r (4d + d) adapter parameters per layer, for the loaded model at the page's r.
-    const { d, r } = await page.evaluate(() => ({ d: window.__lab.state.model.n_embd, r: Number(document.querySelector('[data-hp="r"]').value) }));
-    const inMlp = attn.selected.filter((x) => x[1] === 'mlp.c_proj').length * r * 5 * d;
-    assert.ok(s.text.includes(`${inMlp.toLocaleString('en-US')} of its ${attn.trainable.toLocaleString('en-US')} trainable parameters`), s.text);
+    // The numbers of what the diagram draws (the opened run): mlp.c_proj is [4d, d] in GPT-2, r (4d + d) per layer.
+    const inMlp = attnDoc.selected.filter((x) => x[1] === 'mlp.c_proj').length * doc.config.r * 5 * doc.model.n_embd;
+    assert.ok(s.text.includes(`${inMlp.toLocaleString('en-US')} of its ${attnDoc.trainable.toLocaleString('en-US')} trainable parameters`), s.text);
     assert.match(s.text, /lights mlp\.c_proj \(the ringed chip\) in \d+ layer/);
     // axe with the tour open.
     await page.evaluate(fs.readFileSync(AXE, 'utf8'));
@@ -279,6 +282,10 @@ test('the tour: six steps with the run\'s own numbers, by keyboard, closable, ne
     assert.equal((await at()).hidden, false, 'Enter on the button opens it again');
     await page.click('#tour-close');
     assert.equal((await at()).hidden, true);
+    // Ticking a placement draws the ticked ones again, as counted.
+    await page.locator('#presets input[value="attn-exact"]').setChecked(true);
+    await page.waitForFunction(() => document.querySelector('#diagram').dataset.from === 'counts' &&
+      document.querySelector('#diagram').dataset.placements === '4', null, { timeout: 20000 });
 
     // A phone (opened as a phone opens it: the charts take their width at the start): the open tour fits.
     await page.setViewportSize({ width: 390, height: 844 });

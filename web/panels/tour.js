@@ -7,6 +7,7 @@ import '../report.js';
 import { el, $, fill, fmtInt } from '../dom.js';
 import { state } from '../state.js';
 import { experiment } from './placements.js';
+import { diagramSource } from './diagram.js';
 
 const R = globalThis.LoraLabReport;
 const f3 = (v) => (Number.isFinite(v) ? v.toFixed(3) : '–');
@@ -47,10 +48,10 @@ function studyStep(x) {
 }
 
 function trapStep(x) {
-  // What the diagram shows: the counts for the loaded model and the fields' r, else the results on the page.
-  const counted = x.counts.find((k) => k.name === 'attn');
-  const c = counted || (x.doc && R.placementsOf(x.doc).find((p) => p.name === 'attn'));
-  const model = counted ? x.pageModel : x.model, rank = counted ? x.hp.r : x.cfg.r;
+  // The numbers of what the diagram draws (the ticked placements or the results), never a mix.
+  const src = diagramSource();
+  const c = src.entries.find((k) => k.name === 'attn');
+  const model = src.model, rank = src.r;
   const lines = ['PEFT matches a target t when a module\'s name is t or ends with “.t”, so “c_proj” picks both ' +
     'attn.c_proj and mlp.c_proj. The study\'s “attention only” also adapted half of every MLP: 1,966,080 of its ' +
     '4,325,376 parameters (45%) sit in mlp.c_proj.'];
@@ -59,7 +60,7 @@ function trapStep(x) {
     const d = model && model.n_embd, r = rank;
     const inMlp = d && r ? layers * r * (4 * d + d) : NaN;
     lines.push(`On the diagram, “attn” lights mlp.c_proj (the ringed chip) in ${layers} layer(s): ` +
-      (Number.isFinite(inMlp) ? `${fmtInt(inMlp)} of its ${fmtInt(c.trainable)} trainable parameters are there. ` : '') +
+      (Number.isFinite(inMlp) && Number.isFinite(c.trainable) ? `${fmtInt(inMlp)} of its ${fmtInt(c.trainable)} trainable parameters are there. ` : '') +
       'Compare attn-exact, which names attn.c_attn and attn.c_proj in full.');
   } else {
     lines.push('Tick “attn” in the placements to see the trap lit on the diagram.');
