@@ -1,6 +1,7 @@
-// The Results panel: the table (table.js), downloads of results.json/.csv and of
-// each placement's PEFT adapter, and completed placements kept in IndexedDB
-// (store.js) so that they survive a reload or a crashed worker.
+// The Results panel: the table (table.js), downloads of results.json/.csv, of the
+// self-contained report (share.js) and of each placement's PEFT adapter, and
+// completed placements kept in IndexedDB (store.js) so that they survive a reload
+// or a crashed worker.
 import { el, $, fill } from '../dom.js';
 import { renderResults, placementsOf, metric } from '../table.js';
 import * as store from '../store.js';
