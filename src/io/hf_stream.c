@@ -18,6 +18,8 @@
 #include "lpl/io/gguf.h"
 #include "lpl/io/safetensors.h"
 #include "lpl/io/torch_zip.h"
+#include "le_bytes.h"
+#include "zip.h"
 
 #define PICKLE_MAX ((size_t)64 << 20) /* data.pkl / legacy pickles: a few hundred KB in practice */
 #define PICKLE_STEP ((size_t)64 << 10)
@@ -483,14 +485,6 @@ static lpl_status refeed(lpl_hf_stream *s, size_t off, lpl_error *err)
     return st;
 }
 
-static uint64_t rd64le(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static lpl_status detect(lpl_hf_stream *s, lpl_error *err)
 {
     if (lpl_torch_is_zip(s->buf, s->len)) {
@@ -528,7 +522,7 @@ static size_t zip_want(const uint8_t *b, size_t n)
         return n;
     if (n < 30)
         return 30;
-    return 30 + (size_t)(b[26] | b[27] << 8) + (size_t)(b[28] | b[29] << 8);
+    return 30 + (size_t)lpl_le16(b + 26) + lpl_le16(b + 28);
 }
 
 /* The current zip entry's data has ended: skip its data descriptor, if any. */
@@ -662,7 +656,7 @@ static lpl_status leg_pickles(lpl_hf_stream *s, lpl_error *err)
 static lpl_status leg_head(lpl_hf_stream *s, lpl_error *err)
 {
     const lpl_torch_storage *o = &lpl_torch_storages(s->pt)[s->leg_i];
-    uint64_t numel = rd64le(s->buf);
+    uint64_t numel = lpl_le64(s->buf);
     s->len = 0;
     if (numel > ((uint64_t)1 << 40))
         return lpl_fail(err, LPL_ERR_FORMAT, "pytorch_model.bin: storage '%s' claims %llu elements", o->key,
@@ -695,7 +689,7 @@ static size_t step(lpl_hf_stream *s, const uint8_t *p, size_t n, lpl_status *st,
     case S_ST_LEN:
         used = fill(s, p, n, 8, err);
         if (used != SIZE_MAX && s->len == 8) {
-            uint64_t h = rd64le(s->buf);
+            uint64_t h = lpl_le64(s->buf);
             if (h < 2 || h > (100u << 20))
                 *st = lpl_fail(err, LPL_ERR_FORMAT, "model.safetensors: header length %llu is implausible",
                                (unsigned long long)h);

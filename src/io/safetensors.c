@@ -12,6 +12,7 @@
 #include "lpl/core/utf8.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/files.h"
+#include "le_bytes.h"
 
 /* The header of a real checkpoint is a few tens of KB; this bounds hostile input. */
 #define ST_MAX_HEADER (100u << 20)
@@ -231,7 +232,7 @@ static lpl_status parse(lpl_safetensors *st, const char *src, lpl_error *err)
     if (st->size < 8)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: truncated: %zu bytes, the header length alone needs 8", src,
                         st->size);
-    memcpy(&hlen, st->base, 8);
+    hlen = lpl_le64(st->base);
     if (hlen > st->size - 8)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: header length %llu runs past the end of the file (%zu bytes)", src,
                         (unsigned long long)hlen, st->size);
@@ -340,7 +341,7 @@ lpl_safetensors *lpl_safetensors_open_header(const void *data, size_t n, size_t 
     uint64_t hlen = 0;
     *more = 0;
     if (n >= 8)
-        memcpy(&hlen, data, 8);
+        hlen = lpl_le64(data);
     if (n < 8 || (hlen <= ST_MAX_HEADER && n - 8 < hlen)) {
         *more = 1;
         return NULL;
