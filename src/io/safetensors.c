@@ -382,12 +382,17 @@ void lpl_safetensors_close(lpl_safetensors *st)
 int64_t lpl_safetensors_n_tensors(const lpl_safetensors *st) { return st->n; }
 const lpl_st_tensor *lpl_safetensors_tensors(const lpl_safetensors *st) { return st->t; }
 
+const lpl_st_tensor *lpl_st_find(const lpl_st_tensor *t, int64_t n, const char *name)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!strcmp(t[i].name, name))
+            return &t[i];
+    return NULL;
+}
+
 const lpl_st_tensor *lpl_safetensors_find(const lpl_safetensors *st, const char *name)
 {
-    for (int64_t i = 0; i < st->n; i++)
-        if (!strcmp(st->t[i].name, name))
-            return &st->t[i];
-    return NULL;
+    return lpl_st_find(st->t, st->n, name);
 }
 
 const char *lpl_safetensors_metadata(const lpl_safetensors *st, const char *key)

@@ -162,9 +162,8 @@ static lpl_status collect_tensors(lpl_torch_ckpt *c, const lpl_pval *root, const
         lpl_status st;
         if (root->items[i]->k != LPL_PV_STR)
             return lpl_fail(err, LPL_ERR_FORMAT, "%s: state dict has a key that is not a string", src);
-        for (int64_t k = 0; k < c->n; k++)
-            if (!strcmp(c->t[k].name, root->items[i]->s))
-                return lpl_fail(err, LPL_ERR_FORMAT, "%s: duplicate tensor '%s'", src, root->items[i]->s);
+        if (lpl_st_find(c->t, c->n, root->items[i]->s))
+            return lpl_fail(err, LPL_ERR_FORMAT, "%s: duplicate tensor '%s'", src, root->items[i]->s);
         if ((st = resolve_tensor(c, root->items[i]->s, root->items[i + 1], &c->t[c->n], src, err)))
             return st;
         c->n++;
@@ -402,10 +401,7 @@ const lpl_st_tensor *lpl_torch_tensors(const lpl_torch_ckpt *c) { return c->t; }
 
 const lpl_st_tensor *lpl_torch_find(const lpl_torch_ckpt *c, const char *name)
 {
-    for (int64_t i = 0; i < c->n; i++)
-        if (!strcmp(c->t[i].name, name))
-            return &c->t[i];
-    return NULL;
+    return lpl_st_find(c->t, c->n, name);
 }
 
 /* ------------------------------------------------------------------ streaming import */
