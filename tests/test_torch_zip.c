@@ -1,7 +1,8 @@
 /* PyTorch zip checkpoints: the committed fixtures (fp32 and fp16, DialoGPT-style),
  * archives and pickles built here byte by byte (a valid state dict, then every kind
  * of hostile or broken one: forbidden globals, opcodes, compression, CRC, storages
- * out of range, non-contiguous tensors, truncation), each refused with its reason. */
+ * out of range, non-contiguous tensors, truncation), each refused with its reason; the
+ * fp16 fixture rewritten with zip64 records reads the same. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,11 +460,44 @@ static void test_legacy(void)
     free(p);
 }
 
+/* The fp16 zip rewritten with zip64 records (sizes, offsets and counts in zip64 fields
+ * only): the same tensors, and refused when cut before its end records. */
+static void test_zip64(void)
+{
+    lpl_error err = {0};
+    size_t n = 0;
+    uint8_t *p = read_all("tests/fixtures/tiny-gpt2-bin16-zip64/pytorch_model.bin", &n);
+    CHECK(p && n > 1000 && lpl_torch_is_zip(p, n), "zip64 fixture");
+    if (!p)
+        return;
+    lpl_torch_ckpt *z64 = lpl_torch_open_memory(p, n, 0, &err);
+    CHECK(z64 != NULL, "zip64: %s", err.msg);
+    lpl_torch_ckpt *zip = lpl_torch_open("tests/fixtures/tiny-gpt2-bin16/pytorch_model.bin", &err);
+    if (z64 && zip) {
+        int same = 0;
+        for (int64_t i = 0; i < lpl_torch_n_tensors(zip); i++) {
+            const lpl_st_tensor *z = &lpl_torch_tensors(zip)[i], *w = lpl_torch_find(z64, z->name);
+            same += w && w->dtype == z->dtype && w->nbytes == z->nbytes && !memcmp(w->data, z->data, z->nbytes);
+        }
+        CHECK(lpl_torch_n_tensors(z64) == 33 && same == 33, "%d of 33 tensors identical to the zip's", same);
+    }
+    lpl_torch_close(z64);
+    lpl_torch_close(zip);
+    /* the last 98 bytes are the zip64 record (56), its locator (20) and the end record (22) */
+    for (size_t cut = 1; cut <= 98; cut++) {
+        lpl_torch_ckpt *c = lpl_torch_open_memory(p, n - cut, 0, &err);
+        CHECK(c == NULL, "zip64 cut %zu bytes short opened", cut);
+        lpl_torch_close(c);
+    }
+    free(p);
+}
+
 int main(void)
 {
     test_valid();
     test_hostile();
     test_fixtures();
     test_legacy();
+    test_zip64();
     return check_report("test_torch_zip");
 }

@@ -170,11 +170,13 @@ self.LabBridge = function LabBridge(M) {
           }
         },
         progress() { return jsonOrThrow(c.importProgress(), 'lab_import_progress'); },
+        /** The model's info, with the import's last progress (held_peak_bytes: its high-water mark) as .import. */
         finish() {
           flush();
+          const last = jsonOrThrow(c.importProgress(), 'lab_import_progress');
           release();
           if (c.importFinish() !== 0) throw fail('finishing the import');
-          return jsonOrThrow(c.modelInfo(), 'lab_model_info');
+          return { ...jsonOrThrow(c.modelInfo(), 'lab_model_info'), import: last };
         },
         abort() { release(); c.importAbort(); },
       };

@@ -18,6 +18,8 @@
 #include "lpl/io/gguf.h"
 #include "lpl/io/safetensors.h"
 #include "lpl/io/torch_zip.h"
+#include "le_bytes.h"
+#include "zip.h"
 
 #define PICKLE_MAX ((size_t)64 << 20) /* data.pkl / legacy pickles: a few hundred KB in practice */
 #define PICKLE_STEP ((size_t)64 << 10)
@@ -84,7 +86,18 @@ struct lpl_hf_stream {
     float *row, *tile, col[TILE];
     int64_t max_cols;
     uint64_t *wte_hash, *head_hash; /* per row, when the checkpoint has an lm_head */
+    /* bytes held beyond the GGUF and the fixed scratch: framing buffer, tensors and
+     * rows in flight, per-thread tiles, the index (lpl_hf_stream_held) */
+    int64_t held, held_peak;
 };
+
+/* Counts n more (or, negative, fewer) bytes held. */
+static void hold(lpl_hf_stream *s, int64_t n)
+{
+    s->held += n;
+    if (s->held > s->held_peak)
+        s->held_peak = s->held;
+}
 
 /* ------------------------------------------------------------------ sizes */
 
@@ -219,6 +232,12 @@ void lpl_hf_stream_progress(const lpl_hf_stream *s, int *done, int *total, uint6
 
 const char *lpl_hf_stream_format(const lpl_hf_stream *s) { return s->format; }
 
+void lpl_hf_stream_held(const lpl_hf_stream *s, int64_t *now, int64_t *peak)
+{
+    *now = s->held;
+    *peak = s->held_peak;
+}
+
 /* ------------------------------------------------------------------ sinks */
 
 /* Row hash of fp16-rounded values: lm_head is tied when every row matches wte's
@@ -313,7 +332,12 @@ static lpl_status put_transposed(lpl_hf_stream *s, sink *k, lpl_error *err)
         for (int64_t t = 0; t < n_tiles; t++)
             first_bad[t] = -1;
         tiles_job job = {s, k, first_bad};
+        /* each thread's chunk allocates a tile of its own while it runs */
+        int64_t tiles = (int64_t)lpl_threads_count() * (int64_t)(TILE_FLOATS(k->cols) + TILE) * 4 +
+                        n_tiles * (int64_t)sizeof(int64_t);
+        hold(s, tiles);
         lpl_parallel_for((int)n_tiles, 1, tiles_chunk, &job);
+        hold(s, -tiles);
         for (int64_t t = 0; t < n_tiles && bad < 0; t++)
             bad = first_bad[t];
         free(first_bad);
@@ -340,11 +364,16 @@ static lpl_status sink_feed(lpl_hf_stream *s, sink *k, const uint8_t *p, size_t 
     if (transpose) {
         if (!k->held && !(k->held = lpl_malloc(total, k->t->name, err)))
             return LPL_ERR_NOMEM;
+        if (k->got == 0)
+            hold(s, (int64_t)total);
         memcpy(k->held + k->got, p, n);
     } else {
         size_t row_in = (size_t)k->cols * k->es;
-        if (!k->held && !(k->held = lpl_malloc(row_in, k->t->name, err)))
-            return LPL_ERR_NOMEM;
+        if (!k->held) {
+            if (!(k->held = lpl_malloc(row_in, k->t->name, err)))
+                return LPL_ERR_NOMEM;
+            hold(s, (int64_t)row_in);
+        }
         for (size_t i = 0; i < n && st == LPL_OK;) {
             if (k->held_len == 0 && n - i >= row_in) {
                 st = put_source_row(s, k, p + i, err);
@@ -367,6 +396,7 @@ static lpl_status sink_feed(lpl_hf_stream *s, sink *k, const uint8_t *p, size_t 
             st = put_transposed(s, k, err);
         free(k->held);
         k->held = NULL;
+        hold(s, -(int64_t)(transpose ? total : (size_t)k->cols * k->es));
         s->done += k->kind == K_ENTRY;
     }
     return st;
@@ -417,9 +447,12 @@ static lpl_status make_sinks(lpl_hf_stream *s, const lpl_st_tensor *t, int64_t n
     if (!(s->sinks = lpl_calloc((size_t)n + 1, sizeof *s->sinks, "import sinks", err)))
         return LPL_ERR_NOMEM;
     s->n_sinks = n;
+    hold(s, (n + 1) * (int64_t)sizeof *s->sinks);
     if (s->plan.head && (!(s->wte_hash = lpl_calloc((size_t)s->cfg.n_vocab, 8, "head check", err)) ||
                          !(s->head_hash = lpl_calloc((size_t)s->cfg.n_vocab, 8, "head check", err))))
         return LPL_ERR_NOMEM;
+    if (s->plan.head)
+        hold(s, 2 * 8 * (int64_t)s->cfg.n_vocab);
     for (int64_t i = 0; i < n; i++) {
         sink *k = &s->sinks[i];
         k->t = &t[i];
@@ -461,6 +494,7 @@ static size_t fill(lpl_hf_stream *s, const uint8_t *p, size_t n, size_t want, lp
             lpl_fail(err, LPL_ERR_NOMEM, "out of memory: import buffer (%zu bytes)", cap);
             return SIZE_MAX;
         }
+        hold(s, (int64_t)cap - (int64_t)s->cap);
         s->buf = b;
         s->cap = cap;
     }
@@ -475,20 +509,25 @@ static lpl_status feed_inner(lpl_hf_stream *s, const uint8_t *p, size_t n, lpl_e
 static lpl_status refeed(lpl_hf_stream *s, size_t off, lpl_error *err)
 {
     uint8_t *b = s->buf;
-    size_t n = s->len;
+    size_t n = s->len, cap = s->cap;
     s->buf = NULL;
     s->len = s->cap = 0;
     lpl_status st = off < n ? feed_inner(s, b + off, n - off, err) : LPL_OK;
     free(b);
+    hold(s, -(int64_t)cap);
     return st;
 }
 
-static uint64_t rd64le(const uint8_t *p)
+/* After a header or pickle: the framing buffer goes back to the size of a zip local
+ * header, so a large pickle is not held through the rest of the file. */
+static void shrink_buf(lpl_hf_stream *s)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
+    if (s->len == 0 && s->cap > 4096) {
+        free(s->buf);
+        s->buf = NULL;
+        hold(s, -(int64_t)s->cap);
+        s->cap = 0;
+    }
 }
 
 static lpl_status detect(lpl_hf_stream *s, lpl_error *err)
@@ -514,6 +553,7 @@ static lpl_status st_header(lpl_hf_stream *s, lpl_error *err)
         return more ? lpl_fail(err, LPL_ERR_FORMAT, "model.safetensors: header is incomplete") : err->code;
     lpl_status st = make_sinks(s, lpl_safetensors_tensors(s->sf), lpl_safetensors_n_tensors(s->sf), NULL, err);
     s->len = 0;
+    shrink_buf(s);
     s->cur_off = 0;
     s->st = S_ST_DATA;
     return st;
@@ -528,7 +568,7 @@ static size_t zip_want(const uint8_t *b, size_t n)
         return n;
     if (n < 30)
         return 30;
-    return 30 + (size_t)(b[26] | b[27] << 8) + (size_t)(b[28] | b[29] << 8);
+    return 30 + (size_t)lpl_le16(b + 26) + lpl_le16(b + 28);
 }
 
 /* The current zip entry's data has ended: skip its data descriptor, if any. */
@@ -573,12 +613,14 @@ static lpl_status zip_sizes(lpl_hf_stream *s, lpl_zip_local *z, lpl_error *err)
 lpl_status lpl_hf_stream_zip_tail(lpl_hf_stream *s, const void *tail, size_t n, uint64_t file_size, lpl_error *err)
 {
     lpl_error ignored;
+    hold(s, -s->dir.n * (int64_t)sizeof *s->dir.e);
     lpl_zip_dir_free(&s->dir);
     if (n > file_size)
         return lpl_fail(err, LPL_ERR_INVALID, "zip tail: %zu bytes of a %llu-byte file", n,
                         (unsigned long long)file_size);
     if (lpl_zip_read_tail(tail, n, file_size, &s->dir, &ignored) != LPL_OK)
         lpl_zip_dir_free(&s->dir); /* not a zip (or not its whole directory): stream without it */
+    hold(s, s->dir.n * (int64_t)sizeof *s->dir.e);
     return LPL_OK;
 }
 
@@ -632,6 +674,7 @@ static lpl_status zip_pkl(lpl_hf_stream *s, lpl_error *err)
         return err->code ? err->code : LPL_ERR_FORMAT;
     s->have_pkl = 1;
     s->len = 0;
+    shrink_buf(s);
     entry_done(s);
     return make_sinks(s, lpl_torch_tensors(s->pt), lpl_torch_n_tensors(s->pt), lpl_torch_refs(s->pt), err);
 }
@@ -662,7 +705,7 @@ static lpl_status leg_pickles(lpl_hf_stream *s, lpl_error *err)
 static lpl_status leg_head(lpl_hf_stream *s, lpl_error *err)
 {
     const lpl_torch_storage *o = &lpl_torch_storages(s->pt)[s->leg_i];
-    uint64_t numel = rd64le(s->buf);
+    uint64_t numel = lpl_le64(s->buf);
     s->len = 0;
     if (numel > ((uint64_t)1 << 40))
         return lpl_fail(err, LPL_ERR_FORMAT, "pytorch_model.bin: storage '%s' claims %llu elements", o->key,
@@ -695,7 +738,7 @@ static size_t step(lpl_hf_stream *s, const uint8_t *p, size_t n, lpl_status *st,
     case S_ST_LEN:
         used = fill(s, p, n, 8, err);
         if (used != SIZE_MAX && s->len == 8) {
-            uint64_t h = rd64le(s->buf);
+            uint64_t h = lpl_le64(s->buf);
             if (h < 2 || h > (100u << 20))
                 *st = lpl_fail(err, LPL_ERR_FORMAT, "model.safetensors: header length %llu is implausible",
                                (unsigned long long)h);

@@ -12,6 +12,7 @@
 #include "lpl/core/utf8.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/files.h"
+#include "le_bytes.h"
 
 /* The header of a real checkpoint is a few tens of KB; this bounds hostile input. */
 #define ST_MAX_HEADER (100u << 20)
@@ -231,7 +232,7 @@ static lpl_status parse(lpl_safetensors *st, const char *src, lpl_error *err)
     if (st->size < 8)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: truncated: %zu bytes, the header length alone needs 8", src,
                         st->size);
-    memcpy(&hlen, st->base, 8);
+    hlen = lpl_le64(st->base);
     if (hlen > st->size - 8)
         return lpl_fail(err, LPL_ERR_FORMAT, "%s: header length %llu runs past the end of the file (%zu bytes)", src,
                         (unsigned long long)hlen, st->size);
@@ -340,7 +341,7 @@ lpl_safetensors *lpl_safetensors_open_header(const void *data, size_t n, size_t 
     uint64_t hlen = 0;
     *more = 0;
     if (n >= 8)
-        memcpy(&hlen, data, 8);
+        hlen = lpl_le64(data);
     if (n < 8 || (hlen <= ST_MAX_HEADER && n - 8 < hlen)) {
         *more = 1;
         return NULL;
@@ -381,12 +382,17 @@ void lpl_safetensors_close(lpl_safetensors *st)
 int64_t lpl_safetensors_n_tensors(const lpl_safetensors *st) { return st->n; }
 const lpl_st_tensor *lpl_safetensors_tensors(const lpl_safetensors *st) { return st->t; }
 
+const lpl_st_tensor *lpl_st_find(const lpl_st_tensor *t, int64_t n, const char *name)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!strcmp(t[i].name, name))
+            return &t[i];
+    return NULL;
+}
+
 const lpl_st_tensor *lpl_safetensors_find(const lpl_safetensors *st, const char *name)
 {
-    for (int64_t i = 0; i < st->n; i++)
-        if (!strcmp(st->t[i].name, name))
-            return &st->t[i];
-    return NULL;
+    return lpl_st_find(st->t, st->n, name);
 }
 
 const char *lpl_safetensors_metadata(const lpl_safetensors *st, const char *key)

@@ -263,13 +263,19 @@ LAB_EXPORT int lab_import_feed(const uint8_t *data, size_t n)
 
 LAB_EXPORT const char *lab_import_progress(void)
 {
-    char buf[160];
+    char buf[256];
     int done = 0, total = 0;
     uint64_t bytes = 0;
-    if (g.import)
+    int64_t held = 0, held_peak = 0;
+    if (g.import) {
         lpl_hf_stream_progress(g.import, &done, &total, &bytes);
-    snprintf(buf, sizeof buf, "{\"tensors_done\":%d,\"tensors_total\":%d,\"bytes\":%llu,\"format\":\"%s\"}", done,
-             total, (unsigned long long)bytes, g.import ? lpl_hf_stream_format(g.import) : "");
+        lpl_hf_stream_held(g.import, &held, &held_peak);
+    }
+    snprintf(buf, sizeof buf,
+             "{\"tensors_done\":%d,\"tensors_total\":%d,\"bytes\":%llu,\"format\":\"%s\",\"held_bytes\":%lld,"
+             "\"held_peak_bytes\":%lld}",
+             done, total, (unsigned long long)bytes, g.import ? lpl_hf_stream_format(g.import) : "", (long long)held,
+             (long long)held_peak);
     return keep(&g.str_import, strdup(buf));
 }
 

@@ -9,6 +9,7 @@
  *         works on the unpickler directly. */
 #include "fuzz_common.h"
 #include "lpl/io/torch_zip.h"
+#include "../../src/io/zip.h" /* lpl_zip_crc32 */
 
 static unsigned fuzz_tz_touch(const void *p, size_t n)
 {

@@ -42,6 +42,14 @@ lpl_status lpl_hf_stream_finish(lpl_hf_stream *s, void **out, size_t *size, lpl_
 /* Progress: GGUF tensors complete and in all, checkpoint bytes consumed. */
 void lpl_hf_stream_progress(const lpl_hf_stream *s, int *done, int *total, uint64_t *bytes);
 
+/* Bytes the import holds beyond the GGUF and its fixed scratch, now and at most so
+ * far: the framing buffer (a header, data.pkl or the legacy pickles while they are
+ * read), the tensors in flight (a Conv1D weight whole, which must be transposed; of
+ * any other tensor one partial row), the per-thread transpose tiles, and the index
+ * (sinks, zip directory, the LM-head check). It depends on the model's widths and
+ * tensor count, not on the order of the storages or the file's size. */
+void lpl_hf_stream_held(const lpl_hf_stream *s, int64_t *now, int64_t *peak);
+
 /* Format seen so far: "safetensors", "pytorch zip", "pytorch legacy" or "" (not yet known). */
 const char *lpl_hf_stream_format(const lpl_hf_stream *s);
 

@@ -25,6 +25,10 @@ typedef struct {
     const char *unsupported;
 } lpl_st_tensor;
 
+/* The tensor called name among t[0..n) (a safetensors file's or a PyTorch state
+ * dict's), or NULL. */
+const lpl_st_tensor *lpl_st_find(const lpl_st_tensor *t, int64_t n, const char *name);
+
 typedef struct lpl_safetensors lpl_safetensors;
 
 /* Opens and validates a file (mapped read-only natively). NULL with err naming the
