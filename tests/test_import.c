@@ -436,8 +436,12 @@ static void test_refusals(void)
     c = replace(&config, "\"gpt2\"", "\"gpt\xff\"");
     expect_convert_fail(&c, &st_bytes, &vocab, &merges, "config.json: not valid UTF-8", "config UTF-8");
     free(c.p);
+    c = replace(&config, "\"model_type\": \"gpt2\"", "\"model_type\": \"bert\"");
+    expect_convert_fail(&c, &st_bytes, &vocab, &merges, "model_type 'bert'", "model type");
+    free(c.p);
+    /* a Llama config over GPT-2 tensors: its own keys are asked for by name */
     c = replace(&config, "\"model_type\": \"gpt2\"", "\"model_type\": \"llama\"");
-    expect_convert_fail(&c, &st_bytes, &vocab, &merges, "model_type 'llama'", "model type");
+    expect_convert_fail(&c, &st_bytes, &vocab, &merges, "key 'num_hidden_layers' is missing", "llama keys");
     free(c.p);
     c = replace(&config, "\"vocab_size\": 512", "\"vocab_size\": 511");
     expect_convert_fail(&c, &st_bytes, &vocab, &merges, "vocab.json has 512 tokens but config.json vocab_size is 511", "vocab_size vs wte");
