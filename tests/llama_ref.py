@@ -151,7 +151,8 @@ def write_checkpoint(out, c, p, dtype, tag, shards):
             weight_map.update({n: fname for n in part})
         with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {}, "weight_map": weight_map}, f, indent=1)
-    # a byte-level vocabulary (GPT-2's byte-to-unicode map), padded to vocab_size by the importer
+    # a byte-level vocabulary (GPT-2's byte-to-unicode map) and GPT-2's end-of-text, padded
+    # to vocab_size by the importer: the GPT-2 tokenizer until tokenizer.json is read
     bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
     cs, n = bs[:], 0
     for b in range(256):
@@ -160,6 +161,7 @@ def write_checkpoint(out, c, p, dtype, tag, shards):
             cs.append(256 + n)
             n += 1
     vocab = {chr(ch): i for i, ch in enumerate(cs)}
+    vocab["<|endoftext|>"] = 256
     with open(os.path.join(out, "vocab.json"), "w", encoding="utf-8") as f:
         json.dump(vocab, f, ensure_ascii=False)
     with open(os.path.join(out, "merges.txt"), "w") as f:
