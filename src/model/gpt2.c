@@ -400,6 +400,8 @@ lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout 
             return lpl_fail(err, LPL_ERR_INVALID, "base dropout: %s rate %g must be in [0, 1)",
                             (const char *[]){"embedding", "attention", "residual"}[k], r[k]);
     s->drop = *d;
+    if (lpl_cfg_is_llama(&s->cfg)) /* HF's Llama and Qwen2 have attention_dropout only */
+        s->drop.embd = s->drop.resid = 0.0f;
     /* its own stream: LoRA's dropout and the data order use the same seed */
     s->drop_next = lpl_mix64(seed ^ 0x626173652d64726fULL);
     return LPL_OK;

@@ -139,7 +139,9 @@ lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s);
  * add. Forwards with training = 0 never drop. Each training forward takes the next
  * key of a stream started from seed, and its masks are a counter-based hash of (key,
  * lpl_gpt2_drop_site, layer, element) that backward regenerates: no mask is stored.
- * A new state has all rates 0 (off). LPL_ERR_INVALID when a rate is outside [0, 1). */
+ * A new state has all rates 0 (off). LPL_ERR_INVALID when a rate is outside [0, 1).
+ * The Llama family has only the attention's (attention_dropout): its embd and resid
+ * rates are set to 0. */
 lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout *d, uint64_t seed,
                                       lpl_error *err);
 /* The key the next training forward on s will take (for checks that rebuild its masks). */
