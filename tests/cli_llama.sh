@@ -18,6 +18,27 @@ DATA=(--train data/alpaca_train.json --eval data/alpaca_eval.json --n-train 4 --
 for arch in llama qwen2; do
     "$LORALAB" convert --from "$T/$arch" --to "$T/$arch.gguf" --type q8_0 --quiet &&
         ok "$arch: convert" || { fail "$arch: convert"; continue; }
+    # an independent GGUF reader sees llama.cpp's names and keys
+    node --input-type=module - "$T/$arch.gguf" "$arch" <<'JSEOF' && ok "$arch: @huggingface/gguf reads llama.cpp's keys and names" || fail "$arch: GGUF keys or names"
+import { gguf } from '@huggingface/gguf';
+const [path, arch] = process.argv.slice(2);
+const { metadata: m, tensorInfos: t } = await gguf(path, { allowLocalFile: true });
+const want = { 'general.architecture': arch, [`${arch}.block_count`]: 2, [`${arch}.embedding_length`]: 64,
+  [`${arch}.feed_forward_length`]: 128, [`${arch}.attention.head_count`]: 4, [`${arch}.attention.head_count_kv`]: 2,
+  [`${arch}.rope.dimension_count`]: 16, [`${arch}.rope.freq_base`]: arch === 'llama' ? 10000 : 1000000 };
+for (const [k, v] of Object.entries(want)) if (m[k] !== v) throw new Error(`${k} = ${m[k]}, want ${v}`);
+const eps = m[`${arch}.attention.layer_norm_rms_epsilon`];
+if (Math.abs(eps - (arch === 'llama' ? 1e-5 : 1e-6)) > 1e-9) throw new Error(`eps ${eps}`);
+const names = new Set(t.map((x) => x.name));
+const need = ['token_embd.weight', 'output_norm.weight', 'blk.1.attn_q.weight', 'blk.1.attn_k.weight', 'blk.1.attn_v.weight',
+  'blk.1.attn_output.weight', 'blk.1.attn_norm.weight', 'blk.1.ffn_norm.weight', 'blk.1.ffn_gate.weight',
+  'blk.1.ffn_up.weight', 'blk.1.ffn_down.weight'];
+if (arch === 'llama') need.push('output.weight'); else need.push('blk.0.attn_q.bias', 'blk.0.attn_k.bias', 'blk.0.attn_v.bias');
+for (const n of need) if (!names.has(n)) throw new Error(`missing ${n}`);
+if (arch === 'qwen2' && names.has('output.weight')) throw new Error('a tied model wrote output.weight');
+const k = t.find((x) => x.name === 'blk.0.attn_k.weight');
+if (Number(k.shape[0]) !== 64 || Number(k.shape[1]) !== 32) throw new Error(`attn_k shape ${k.shape}`);
+JSEOF
     "$LORALAB" count --model "$T/$arch.gguf" --placements all-linear,attn,mlp,qv > "$T/$arch.count" 2>&1
     grep -q "^qv .*2×self_attn.q_proj, 2×self_attn.v_proj$" "$T/$arch.count" &&
         grep -q "^all-linear .*2×mlp.down_proj$" "$T/$arch.count" && ok "$arch: count names PEFT's modules" ||
