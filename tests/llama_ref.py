@@ -11,7 +11,10 @@ The model is written here from transformers' LlamaForCausalLM / Qwen2ForCausalLM
 semantics (RMSNorm, rotate-half RoPE with rope_theta, grouped-query attention,
 SwiGLU, qwen2's q/k/v biases, tied or untied lm_head), not imported from them.
 
-  /usr/bin/python3 tests/llama_ref.py --arch llama --out DIR [--dtype bf16] [--shards 2]
+  /usr/bin/python3 tests/llama_ref.py --arch llama --out DIR [--dtype bf16] [--shards 2] [--adam]
+
+With --adam it also writes an all-linear LoRA adapter in PEFT's layout (DIR/adapter0)
+and records the losses of 5 AdamW steps from it and the eval loss after them.
 """
 import argparse
 import json
@@ -83,8 +86,13 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def forward(c, p, tokens):
-    """Logits [T][V] of LlamaForCausalLM / Qwen2ForCausalLM, in float64."""
+MODULES = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+           "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+
+
+def forward(c, p, tokens, lora=None, scaling=0.0):
+    """Logits [T][V] of LlamaForCausalLM / Qwen2ForCausalLM, in float64; lora maps
+    "model.layers.N.<module>" to (A [r, in], B [out, r]): PEFT's y += scaling B A x."""
     T = tokens.shape[0]
     d, H, KV = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
     hd, eps = d // H, c["rms_norm_eps"]
@@ -95,7 +103,12 @@ def forward(c, p, tokens):
     x = p["model.embed_tokens.weight"][tokens]
     for l in range(c["num_hidden_layers"]):
         pre = f"model.layers.{l}."
-        lin = lambda n, v: v @ p[pre + n + ".weight"].T + p.get(pre + n + ".bias", 0.0)
+        def lin(n, v, pre=pre):
+            y = v @ p[pre + n + ".weight"].T + p.get(pre + n + ".bias", 0.0)
+            if lora and pre + n in lora:
+                A, B = lora[pre + n]
+                y = y + scaling * ((v @ A.T) @ B.T)
+            return y
         h = rms(x, p[pre + "input_layernorm.weight"], eps)
         q = lin("self_attn.q_proj", h).view(T, H, hd).transpose(0, 1)
         k = lin("self_attn.k_proj", h).view(T, KV, hd).transpose(0, 1)
@@ -168,6 +181,54 @@ def write_checkpoint(out, c, p, dtype, tag, shards):
         f.write("#version: 0.2\n")
 
 
+def adamw_run(out, c, p, gen, steps=5, lr=1e-2, r=4, alpha=8.0, T=24):
+    """An all-linear adapter (A kaiming-uniform as PEFT, B small random so both get
+    gradients) saved in PEFT's layout, then `steps` AdamW steps (torch.optim.AdamW,
+    float64) on random sequences, one per step; returns what ref.safetensors records."""
+    d = c["hidden_size"]
+    hd = d // c["num_attention_heads"]
+    kv, f = c["num_key_value_heads"] * hd, c["intermediate_size"]
+    dims = {"self_attn.q_proj": (d, d), "self_attn.k_proj": (d, kv), "self_attn.v_proj": (d, kv),
+            "self_attn.o_proj": (d, d), "mlp.gate_proj": (d, f), "mlp.up_proj": (d, f), "mlp.down_proj": (f, d)}
+    lora, tensors = {}, {}
+    for l in range(c["num_hidden_layers"]):
+        for m in MODULES:
+            i, o = dims[m]
+            A = (torch.rand((r, i), generator=gen, dtype=torch.float64) * 2 - 1) / i ** 0.5
+            B = 0.05 * torch.randn((o, r), generator=gen, dtype=torch.float64)
+            A, B = A.float().double(), B.float().double()  # what the float32 file holds
+            key = f"model.layers.{l}.{m}"
+            lora[key] = (A.requires_grad_(True), B.requires_grad_(True))
+            tensors[f"base_model.model.{key}.lora_A.weight"] = ("F32", raw_of(A.detach(), torch.float32), A.shape)
+            tensors[f"base_model.model.{key}.lora_B.weight"] = ("F32", raw_of(B.detach(), torch.float32), B.shape)
+    ad = os.path.join(out, "adapter0")
+    os.makedirs(ad, exist_ok=True)
+    with open(os.path.join(ad, "adapter_model.safetensors"), "wb") as fh:
+        fh.write(st_bytes(tensors))
+    with open(os.path.join(ad, "adapter_config.json"), "w") as fh:
+        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": 0.0,
+                   "target_modules": [m.split(".")[1] for m in MODULES], "fan_in_fan_out": False,
+                   "bias": "none", "layers_to_transform": None, "use_rslora": False}, fh, indent=1)
+    params = [t for ab in lora.values() for t in ab]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    V = c["vocab_size"]
+    seqs = torch.randint(0, V, (steps, T + 1), generator=gen)
+    ev = torch.randint(0, V, (T + 1,), generator=gen)
+    losses = []
+    for k in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(forward(c, p, seqs[k, :-1], lora, alpha / r), seqs[k, 1:])
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    with torch.no_grad():
+        eloss = torch.nn.functional.cross_entropy(forward(c, p, ev[:-1], lora, alpha / r), ev[1:])
+    f32 = lambda t: ("F32", raw_of(t.double(), torch.float32), t.shape)
+    return {"adam.train_tokens": f32(seqs.double()), "adam.eval_tokens": f32(ev.double()),
+            "adam.losses": f32(torch.tensor(losses, dtype=torch.float64)),
+            "adam.eval_loss": f32(eloss.reshape(1)), "adam.lr": f32(torch.tensor([lr], dtype=torch.float64))}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", choices=["llama", "qwen2"], required=True)
@@ -176,6 +237,8 @@ def main():
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--T", type=int, default=40)
+    ap.add_argument("--adam", action="store_true",
+                    help="also an initial adapter (DIR/adapter0) and 5 AdamW steps from it")
     a = ap.parse_args()
     c = config_of(a.arch)
     gen = torch.Generator().manual_seed(a.seed)
@@ -193,6 +256,9 @@ def main():
            "loss": ("F32", raw_of(loss.detach().reshape(1), torch.float32), (1,))}
     for n, t in p.items():
         ref["grad." + n] = ("F32", raw_of(t.grad, torch.float32), t.shape)
+    if a.adam:
+        base = {n: t.detach() for n, t in p.items()}
+        ref.update(adamw_run(a.out, c, base, gen))
     with open(os.path.join(a.out, "ref.safetensors"), "wb") as f:
         f.write(st_bytes(ref))
     print(f"{a.arch} {a.dtype} shards={a.shards}: loss {loss.item():.6f}")
