@@ -96,7 +96,8 @@ static lpl_status llama_fields(const cJSON *j, lpl_gpt2_config *c, lpl_error *er
         return lpl_fail(err, LPL_ERR_FORMAT, "config.json: 'tie_word_embeddings' must be true or false");
     /* transformers' default is tied; Llama checkpoints that untie say so */
     c->untied = tie && cJSON_IsFalse(tie);
-    if ((s = cfg_bool_is(j, "attention_bias", 0, err)) || (s = cfg_bool_is(j, "mlp_bias", 0, err)))
+    if ((s = cfg_bool_is(j, "attention_bias", 0, err)) || (s = cfg_bool_is(j, "mlp_bias", 0, err)) ||
+        (s = cfg_bool_is(j, "rope_interleaved", 0, err)))
         return s;
     const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "use_sliding_window");
     if (sw && cJSON_IsTrue(sw))
