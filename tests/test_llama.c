@@ -23,6 +23,7 @@
 #include "lpl/core/rng.h"
 #include "lpl/core/threads.h"
 #include "lpl/io/gguf.h"
+#include "lpl/io/hf_stream.h"
 #include "lpl/io/model_io.h"
 #include "lpl/io/safetensors.h"
 #include "lpl/model/gpt2.h"
@@ -501,12 +502,81 @@ static void check_counts(void)
     }
 }
 
+/* The config.json files of the real models (as on the Hub) are read, and the GGUF they
+ * lay out holds exactly their parameters: Q8_0 matrices (34 bytes per 32 weights)
+ * plus fp32 norms and biases, plus the header. */
+static void check_real_configs(void)
+{
+    static const struct { const char *name, *json; int64_t params, vectors; } cfgs[] = {
+        {"SmolLM2-135M",
+         "{\"architectures\": [\"LlamaForCausalLM\"], \"attention_bias\": false, \"attention_dropout\": 0.0, "
+         "\"bos_token_id\": 0, \"eos_token_id\": 0, \"hidden_act\": \"silu\", \"hidden_size\": 576, "
+         "\"initializer_range\": 0.041666666666666664, \"intermediate_size\": 1536, \"is_llama_config\": true, "
+         "\"max_position_embeddings\": 8192, \"model_type\": \"llama\", \"num_attention_heads\": 9, "
+         "\"num_hidden_layers\": 30, \"num_key_value_heads\": 3, \"pretraining_tp\": 1, \"rms_norm_eps\": 1e-05, "
+         "\"rope_interleaved\": false, \"rope_scaling\": null, \"rope_theta\": 100000, \"tie_word_embeddings\": true, "
+         "\"torch_dtype\": \"bfloat16\", \"transformers_version\": \"4.40.1\", \"use_cache\": true, \"vocab_size\": 49152}",
+         134515008, 576 * 61},
+        {"Qwen2.5-0.5B",
+         "{\"architectures\": [\"Qwen2ForCausalLM\"], \"attention_dropout\": 0.0, \"bos_token_id\": 151643, "
+         "\"eos_token_id\": 151643, \"hidden_act\": \"silu\", \"hidden_size\": 896, \"initializer_range\": 0.02, "
+         "\"intermediate_size\": 4864, \"max_position_embeddings\": 32768, \"max_window_layers\": 24, "
+         "\"model_type\": \"qwen2\", \"num_attention_heads\": 14, \"num_hidden_layers\": 24, "
+         "\"num_key_value_heads\": 2, \"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0, \"sliding_window\": 32768, "
+         "\"tie_word_embeddings\": true, \"torch_dtype\": \"bfloat16\", \"use_cache\": true, "
+         "\"use_sliding_window\": false, \"vocab_size\": 151936}",
+         494032768, 896 * 49 + 24 * (896 + 2 * 128)},
+        {"TinyLlama-1.1B-Chat-v1.0",
+         "{\"architectures\": [\"LlamaForCausalLM\"], \"attention_bias\": false, \"bos_token_id\": 1, "
+         "\"eos_token_id\": 2, \"hidden_act\": \"silu\", \"hidden_size\": 2048, \"initializer_range\": 0.02, "
+         "\"intermediate_size\": 5632, \"max_position_embeddings\": 2048, \"model_type\": \"llama\", "
+         "\"num_attention_heads\": 32, \"num_hidden_layers\": 22, \"num_key_value_heads\": 4, \"pretraining_tp\": 1, "
+         "\"rms_norm_eps\": 1e-05, \"rope_scaling\": null, \"rope_theta\": 10000.0, \"tie_word_embeddings\": false, "
+         "\"torch_dtype\": \"bfloat16\", \"use_cache\": true, \"vocab_size\": 32000}",
+         1100048384, 2048 * 45},
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        lpl_error err = {0};
+        int64_t gguf = 0, need = lpl_hf_stream_need(cfgs[i].json, strlen(cfgs[i].json), LPL_Q8_0, &gguf, &err);
+        CHECK(need > 0, "%s: config.json refused: %s", cfgs[i].name, err.msg);
+        int64_t matrices = cfgs[i].params - cfgs[i].vectors, want = matrices / 32 * 34 + 4 * cfgs[i].vectors;
+        CHECK(gguf >= want && gguf <= want + (1 << 20), "%s: GGUF of %lld bytes, the parameters need %lld + header",
+              cfgs[i].name, (long long)gguf, (long long)want);
+    }
+    /* variants we do not run are named */
+    static const struct { const char *json, *want; } bad[] = {
+        {"{\"model_type\": \"llama\", \"num_hidden_layers\": 2, \"hidden_size\": 64, \"num_attention_heads\": 4, "
+         "\"intermediate_size\": 128, \"vocab_size\": 320, \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}}",
+         "rope_scaling"},
+        {"{\"model_type\": \"llama\", \"num_hidden_layers\": 2, \"hidden_size\": 64, \"num_attention_heads\": 4, "
+         "\"intermediate_size\": 128, \"vocab_size\": 320, \"num_key_value_heads\": 3}",
+         "num_key_value_heads = 3 must divide"},
+        {"{\"model_type\": \"llama\", \"num_hidden_layers\": 2, \"hidden_size\": 64, \"num_attention_heads\": 4, "
+         "\"intermediate_size\": 128, \"vocab_size\": 320, \"hidden_act\": \"gelu\"}",
+         "hidden_act 'gelu'"},
+        {"{\"model_type\": \"qwen2\", \"num_hidden_layers\": 2, \"hidden_size\": 64, \"num_attention_heads\": 4, "
+         "\"intermediate_size\": 128, \"vocab_size\": 320, \"use_sliding_window\": true}",
+         "use_sliding_window"},
+        {"{\"model_type\": \"llama\", \"hidden_size\": 64, \"num_attention_heads\": 4, \"intermediate_size\": 128, "
+         "\"vocab_size\": 320}",
+         "'num_hidden_layers' is missing"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lpl_error err = {0};
+        int64_t gguf;
+        CHECK(lpl_hf_stream_need(bad[i].json, strlen(bad[i].json), LPL_Q8_0, &gguf, &err) < 0 &&
+                  strstr(err.msg, bad[i].want),
+              "bad config %zu: message '%s' lacks '%s'", i, err.msg, bad[i].want);
+    }
+}
+
 int main(void)
 {
     lpl_threads_init(2, NULL);
     char tmp[] = "/tmp/test_llama.XXXXXX";
     CHECK(mkdtemp(tmp) != NULL, "mkdtemp");
     check_counts();
+    check_real_configs();
     check_against_torch(tmp, "llama", "f32", 1);
     check_against_torch(tmp, "qwen2", "f32", 1);
     check_against_torch(tmp, "llama", "bf16", 2);

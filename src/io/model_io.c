@@ -156,7 +156,9 @@ static lpl_status read_llama_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_e
     c->n_embd = (int)C;
     c->n_head = (int)H;
     c->n_kv_head = (int)KV;
-    c->n_ctx = (int)T;
+    /* a longer context only sizes tables here; cap it to what a state can hold, as the
+     * config.json path does */
+    c->n_ctx = T > 65536 ? 65536 : (int)T;
     c->n_ff = (int)F;
     c->untied = lpl_gguf_find_tensor(g, "output.weight") != NULL;
     if (lpl_gguf_find_key(g, arch_key(k, sizeof k, c, "rope.dimension_count")) >= 0) {
