@@ -38,7 +38,9 @@ def load_presets():
         sys.exit("torch_peer: cannot read the presets from %s count --presets (%s); build loralab or set LORALAB"
                  % (exe, e))
     doc = json.loads(out)
-    shapes = {m["name"]: {k: m[k] for k in ("n_layer", "n_embd", "n_head", "n_ctx", "n_vocab")} for m in doc["models"]}
+    # GPT-2 shapes only: the peer does not model the Llama family (llama, qwen2) yet
+    shapes = {m["name"]: {k: m[k] for k in ("n_layer", "n_embd", "n_head", "n_ctx", "n_vocab")} for m in doc["models"]
+              if m.get("arch", "gpt2") == "gpt2"}
     return shapes, {p["name"]: p["target_modules"] for p in doc["placements"]}
 
 

@@ -59,7 +59,14 @@ $PY - "$T/presets.json" <<'PYEOF' && ok "count --presets: shapes, placements, st
 import json, sys
 d = json.load(open(sys.argv[1]))
 m = {x["name"]: x for x in d["models"]}
-assert m["dialogpt-medium"] == {"name": "dialogpt-medium", "n_layer": 24, "n_embd": 1024, "n_head": 16, "n_ctx": 1024, "n_vocab": 50257}, m
+assert m["dialogpt-medium"] == {"name": "dialogpt-medium", "n_layer": 24, "n_embd": 1024, "n_head": 16, "n_ctx": 1024,
+                                "n_vocab": 50257, "arch": "gpt2", "params": 354823168}, m
+s = m["smollm2-135m"]
+assert (s["arch"], s["n_layer"], s["n_embd"], s["n_head"], s["n_kv_head"], s["n_ff"], s["n_vocab"], s["tied"],
+        s["rope_theta"], s["params"]) == ("llama", 30, 576, 9, 3, 1536, 49152, True, 100000, 134515008), s
+assert m["qwen2.5-0.5b"]["qkv_bias"] and m["qwen2.5-0.5b"]["params"] == 494032768 and not m["tinyllama-1.1b"]["tied"]
+lp = {x["name"]: x["target_modules"] for x in d["llama_placements"]}
+assert lp["qv"] == ["q_proj", "v_proj"] and lp["mlp"] == ["gate_proj", "up_proj", "down_proj"] and len(lp["all-linear"]) == 7, lp
 p = {x["name"]: x for x in d["placements"]}
 assert sorted(p) == ["all-linear", "attn", "attn-exact", "baseline", "ffn", "mlp-exact"], sorted(p)
 assert p["attn"]["target_modules"] == ["c_attn", "c_proj"] and p["attn"]["study"] and not p["attn-exact"]["study"]

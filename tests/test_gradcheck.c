@@ -130,7 +130,7 @@ static void ref_build(ref_model *R, const lpl_gpt2_model *m, const lpl_lora *l)
         R->ln1_b[L] = dup_vec(b->ln1_b, C);
         R->ln2_w[L] = dup_vec(b->ln2_w, C);
         R->ln2_b[L] = dup_vec(b->ln2_b, C);
-        for (int s = 0; s < LPL_N_SITES; s++) {
+        for (int s = 0; s < LPL_SITE_GPT2_END; s++) {
             R->w[L][s] = dup_matrix(&b->w[s]);
             R->b[L][s] = dup_vec(b->b[s], b->w[s].rows);
         }
@@ -519,7 +519,7 @@ static void check_full_params(void)
         kinds[nk++] = (kind){"ln_1.bias", R.ln1_b[L], o.ln1_b, C};
         kinds[nk++] = (kind){"ln_2.weight", R.ln2_w[L], o.ln2_w, C};
         kinds[nk++] = (kind){"ln_2.bias", R.ln2_b[L], o.ln2_b, C};
-        for (int st = 0; st < LPL_N_SITES; st++) {
+        for (int st = 0; st < LPL_SITE_GPT2_END; st++) {
             int out, in;
             lpl_site_shape(&m->cfg, (lpl_site)st, &out, &in);
             kinds[nk++] = (kind){lpl_site_name((lpl_site)st), R.w[L][st], o.w[st], (int64_t)out * in};
@@ -728,7 +728,7 @@ int main(void)
     for (int q = 0; q < 2; q++) {
         lpl_dtype t = q ? LPL_Q8_0 : LPL_F32;
         char label[64];
-        for (int s = 0; s < LPL_N_SITES; s++) {
+        for (int s = 0; s < LPL_SITE_GPT2_END; s++) {
             snprintf(label, sizeof label, "%s %s", q ? "q8_0" : "f32", site_paths[s]);
             check_adapters(label, t, &site_paths[s], 1, NULL, NULL, 0, 0.0f, 2);
         }

@@ -303,7 +303,7 @@ static void test_model_round_trip(const check_blob *a)
         const char *want;
     } cases[] = {
         {0, "tensor 'blk.1.attn_qkv.weight' has shape [64, 191], the config needs [64, 192]"},
-        {1, "general.architecture is 'llama'"},
+        {1, "general.architecture is 'bert'"},
         {2, "untied output.weight"},
         {3, ""},
         {4, "'position_embd.weight' is missing"},
@@ -325,7 +325,7 @@ static void test_model_round_trip(const check_blob *a)
             lpl_gpt2_to_gguf(c == 0 ? &bad : m, LPL_F32, "x", NULL, 0, NULL, 0, w, &err);
         }
         if (c == 1)
-            lpl_gguf_set_str(w, "general.architecture", "llama", &err);
+            lpl_gguf_set_str(w, "general.architecture", "bert", &err);
         if (c == 5) {
             const char *three[] = {"a", "b", "c"};
             lpl_gguf_set_arr_str(w, "tokenizer.ggml.tokens", three, 3, &err);
@@ -436,8 +436,12 @@ static void test_refusals(void)
     c = replace(&config, "\"gpt2\"", "\"gpt\xff\"");
     expect_convert_fail(&c, &st_bytes, &vocab, &merges, "config.json: not valid UTF-8", "config UTF-8");
     free(c.p);
+    c = replace(&config, "\"model_type\": \"gpt2\"", "\"model_type\": \"bert\"");
+    expect_convert_fail(&c, &st_bytes, &vocab, &merges, "model_type 'bert'", "model type");
+    free(c.p);
+    /* a Llama config over GPT-2 tensors: its own keys are asked for by name */
     c = replace(&config, "\"model_type\": \"gpt2\"", "\"model_type\": \"llama\"");
-    expect_convert_fail(&c, &st_bytes, &vocab, &merges, "model_type 'llama'", "model type");
+    expect_convert_fail(&c, &st_bytes, &vocab, &merges, "key 'num_hidden_layers' is missing", "llama keys");
     free(c.p);
     c = replace(&config, "\"vocab_size\": 512", "\"vocab_size\": 511");
     expect_convert_fail(&c, &st_bytes, &vocab, &merges, "vocab.json has 512 tokens but config.json vocab_size is 511", "vocab_size vs wte");

@@ -78,7 +78,8 @@ static void test_matching(void)
     CHECK(lpl_lora_select(&lc, &c, sel, &err) == LPL_OK, "c_proj: %s", err.msg);
     int ok = 1;
     for (int l = 0; l < 12; l++)
-        ok &= sel[l * 4 + 0] == 0 && sel[l * 4 + 1] == 1 && sel[l * 4 + 2] == 0 && sel[l * 4 + 3] == 1;
+        ok &= sel[l * LPL_N_SITES + 0] == 0 && sel[l * LPL_N_SITES + 1] == 1 && sel[l * LPL_N_SITES + 2] == 0 &&
+              sel[l * LPL_N_SITES + 3] == 1;
     CHECK(ok, "c_proj selects attn.c_proj and mlp.c_proj in every layer");
 
     /* layers_to_transform */
@@ -100,9 +101,9 @@ static void test_matching(void)
     lc.layers[0] = 5;
     CHECK(lpl_lora_select(&lc, &c, sel, &err) == LPL_OK, "exact: %s", err.msg);
     int n = 0;
-    for (int i = 0; i < 12 * 4; i++)
+    for (int i = 0; i < 12 * LPL_N_SITES; i++)
         n += sel[i];
-    CHECK(n == 2 && sel[3 * 4 + 0] && sel[5 * 4 + 2], "exact name + layer 5 c_fc: %d modules", n);
+    CHECK(n == 2 && sel[3 * LPL_N_SITES + 0] && sel[5 * LPL_N_SITES + 2], "exact name + layer 5 c_fc: %d modules", n);
 
     /* a partial word is not a suffix match: "proj" does not match "c_proj" */
     lc = TARGETS("proj");
@@ -186,7 +187,7 @@ static void test_attach(void)
     int order_ok = 1;
     for (int i = 0; i < l->n_modules; i++) {
         const lpl_lora_module *m = &l->modules[i];
-        order_ok &= m->layer == i / 4 && (int)m->site == i % 4 && l->by_site[i] == m;
+        order_ok &= m->layer == i / 4 && (int)m->site == i % 4 && l->by_site[m->layer * LPL_N_SITES + (i % 4)] == m;
         double bound = 1.0 / sqrt((double)m->in), amax = 0, bmax = 0, mean = 0;
         for (int j = 0; j < lc.r * m->in; j++) {
             amax = fmax(amax, fabs(m->A[j]));

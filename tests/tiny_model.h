@@ -7,7 +7,7 @@
 /* 2 layers, d 32, 2 heads, context 128, GPT-2's vocabulary. */
 static inline lpl_gpt2_config tiny_config(void)
 {
-    lpl_gpt2_config c = {2, 32, 2, 128, 50257, 1e-5f, {0, 0, 0}, 1};
+    lpl_gpt2_config c = {2, 32, 2, 128, 50257, 1e-5f, {0, 0, 0}, 1, LPL_ARCH_GPT2, 0, 0, 0.0f, 0};
     return c;
 }
 

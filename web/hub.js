@@ -56,8 +56,19 @@ self.LabHub = (function () {
     return { text: await r.text(), commit: r.headers.get('x-repo-commit') || '', etag: r.headers.get('etag') || '' };
   }
 
-  /** Parameter count of a GPT-2 config (HF config.json). */
+  /** Parameter count of a GPT-2, Llama or Qwen2 config (HF config.json); throws on
+   *  a config that names none of them or lacks their sizes. */
   function paramsOf(cfg) {
+    if (cfg.model_type === 'llama' || cfg.model_type === 'qwen2') {
+      const L = cfg.num_hidden_layers, d = cfg.hidden_size, V = cfg.vocab_size, H = cfg.num_attention_heads;
+      const KV = cfg.num_key_value_heads || H, F = cfg.intermediate_size;
+      if (![L, d, V, H, KV, F].every((x) => Number.isInteger(x) && x > 0)) {
+        throw new Error('config.json is missing num_hidden_layers, hidden_size, num_attention_heads, intermediate_size or vocab_size');
+      }
+      const kv = (d / H) * KV, bias = cfg.model_type === 'qwen2' ? d + 2 * kv : 0;
+      const block = 2 * d + d * d + 2 * d * kv + bias + d * d + 3 * d * F;
+      return V * d * (cfg.tie_word_embeddings === false ? 2 : 1) + L * block + d;
+    }
     const L = cfg.n_layer, d = cfg.n_embd, V = cfg.vocab_size, P = cfg.n_positions || cfg.n_ctx;
     const ff = cfg.n_inner || 4 * d;
     if (![L, d, V, P].every((x) => Number.isInteger(x) && x > 0)) {

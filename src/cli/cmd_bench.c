@@ -57,15 +57,15 @@ static void help(FILE *f)
             "                     [--compute int8|f32] [--r N] [--alpha A] [--dropout P]\n"
             "                     [--base-dropout config|X] [--seed N] [--json]\n\n"
             "Times full LoRA training steps (forward + backward + AdamW on the adapters) of a\n"
-            "GPT-2 shape with random weights and random tokens, and prints the median seconds\n"
+            "GPT-2 or Llama-family shape with random weights and random tokens, and prints the median seconds\n"
             "per step, tokens/s, peak memory during training and the time per component.\n\n"
             "  --preset NAME         a model shape by name (loralab count --presets lists them;\n"
             "                        default dialogpt-small)\n"
             CLI_HELP_MAX_LEN("(default 128; one example per step)")
             "  --timed-steps N       optimizer steps timed (default 10)\n"
             "  --warmup N            untimed optimizer steps first (default 2)\n"
-            "  --placement P         baseline (default), ffn, attn, all-linear, attn-exact,\n"
-            "                        mlp-exact, or NAME=T1,T2[@LAYERS] with PEFT targets\n"
+            "  --placement P         baseline (default), ffn, attn, all-linear, attn-exact, mlp-exact\n"
+            "                        (Llama family: all-linear, attn, mlp, qv), or NAME=T1,T2[@LAYERS]\n"
             CLI_HELP_TYPE("f32, f16, q8_0 (default) or q4_0 (the frozen base)")
             CLI_HELP_THREADS
             "  --compute int8|f32    arithmetic of the quantized base products (default int8)\n"
@@ -191,20 +191,28 @@ static int64_t model_bytes(const lpl_gpt2_model *m)
 {
     const lpl_gpt2_config *c = &m->cfg;
     int64_t C = c->n_embd, bytes = (int64_t)lpl_dtype_row_bytes(m->wte.type, C) * c->n_vocab;
-    bytes += 4 * ((int64_t)c->n_ctx * C + 2 * C);
+    if (m->lm_head.data)
+        bytes += (int64_t)lpl_dtype_row_bytes(m->lm_head.type, C) * c->n_vocab;
+    bytes += 4 * ((m->wpe ? (int64_t)c->n_ctx * C : 0) + 2 * C);
     for (int l = 0; l < c->n_layer; l++)
-        for (int s = 0; s < LPL_N_SITES; s++) {
+        for (int s = lpl_site_first(c); s < lpl_site_end(c); s++) {
             const lpl_matrix *w = &m->blocks[l].w[s];
-            bytes += (int64_t)lpl_dtype_row_bytes(w->type, w->cols) * w->rows + 4 * w->rows;
+            bytes += (int64_t)lpl_dtype_row_bytes(w->type, w->cols) * w->rows;
+            bytes += m->blocks[l].b[s] ? 4 * w->rows : 0;
         }
-    return bytes + 4 * (int64_t)c->n_layer * 4 * C;
+    return bytes + 4 * (int64_t)c->n_layer * (lpl_cfg_is_llama(c) ? 2 : 4) * C;
 }
 
 /* Multiply-adds x2 of one step: base linears and tied head forward and input-gradient,
  * LoRA branches forward and both gradients, causal attention (half of T x T) x3. */
 static double step_gflop(const lpl_gpt2_config *c, const lpl_lora *l, int T)
 {
-    double C = c->n_embd, lin = 12.0 * C * C * c->n_layer + (double)c->n_vocab * C;
+    double C = c->n_embd, lin = (double)c->n_vocab * C;
+    for (int s = lpl_site_first(c); s < lpl_site_end(c); s++) {
+        int out, in;
+        lpl_site_shape(c, (lpl_site)s, &out, &in);
+        lin += (double)out * in * c->n_layer;
+    }
     double att = 2.0 * (double)T * T * C * c->n_layer; /* QK^T and PV, causal half, x2 flops */
     double lora = 0;
     for (int i = 0; i < l->n_modules; i++)
@@ -362,6 +370,7 @@ static lpl_status setup(const bench_opts *o, lpl_dtype wtype, bench_ctx *b, benc
         st = lpl_placement_parse(o->placement, &pl, err);
     if (st != LPL_OK)
         return st;
+    lpl_placement_retarget(&pl, &cfg);
     lpl_lora_config lc = pl.lora;
     lc.r = o->r;
     lc.alpha = o->alpha;
@@ -377,10 +386,14 @@ static lpl_status setup(const bench_opts *o, lpl_dtype wtype, bench_ctx *b, benc
     if (st != LPL_OK)
         return st;
 
-    b->model = wtype == LPL_F32 ? lpl_gpt2_create_random(&cfg, o->seed, err)
-                                : random_model_typed(&cfg, wtype, o->seed, err);
+    /* the Llama family is made in fp32 and converted (its fp32 weights exist once) */
+    const int llama = lpl_cfg_is_llama(&cfg);
+    b->model = wtype == LPL_F32 || llama ? lpl_gpt2_create_random(&cfg, o->seed, err)
+                                         : random_model_typed(&cfg, wtype, o->seed, err);
     if (!b->model)
         return err->code;
+    if (llama && wtype != LPL_F32 && (st = lpl_gpt2_convert(b->model, wtype, err)) != LPL_OK)
+        return st;
     if (!(b->lora = lpl_lora_attach(&lc, &cfg, err)))
         return err->code;
     if (!(b->state = lpl_gpt2_state_new(b->model, o->seq, 0, err)))

@@ -12,10 +12,12 @@
 static const char *const convert_help =
     "usage: loralab convert --from HF_DIR --to FILE.gguf [--type q8_0|q4_0|f16|f32] [--name NAME] [--threads N] [--quiet]\n"
     "\n"
-    "Converts a Hugging Face GPT-2 checkpoint (GPT2LMHeadModel: GPT-2, distilgpt2, DialoGPT)\n"
-    "to a GGUF file with llama.cpp's gpt2 names and the tokenizer inside.\n"
+    "Converts a Hugging Face checkpoint (GPT2LMHeadModel: GPT-2, distilgpt2, DialoGPT;\n"
+    "LlamaForCausalLM / Qwen2ForCausalLM: SmolLM2, TinyLlama, Qwen2.5) to a GGUF file with\n"
+    "llama.cpp's gpt2 / llama / qwen2 names and the tokenizer inside.\n"
     "\n"
-    "  --from HF_DIR         directory with config.json, model.safetensors or pytorch_model.bin,\n"
+    "  --from HF_DIR         directory with config.json, model.safetensors (or\n"
+    "                        model.safetensors.index.json and its shards) or pytorch_model.bin,\n"
     "                        and vocab.json + merges.txt (or encoder.json + vocab.bpe)\n"
     "  --to FILE             output GGUF (written to a temporary name, then renamed)\n"
     CLI_HELP_TYPE("q8_0 (default), q4_0, f16 or f32;")

@@ -47,15 +47,24 @@ static void print_notes(const lpl_experiment_config *c, const lpl_gpt2_config *m
                 n[s] += sel[l * LPL_N_SITES + s];
         const char *name = c->placements[i].name;
         int mlp = n[LPL_SITE_MLP_FC] + n[LPL_SITE_MLP_PROJ], attn = n[LPL_SITE_ATTN_QKV] + n[LPL_SITE_ATTN_PROJ];
+        /* the Llama family's modules: no suffix of one is another, but a custom list can still miss */
+        int lmlp = n[LPL_SITE_GATE] + n[LPL_SITE_UP] + n[LPL_SITE_DOWN];
+        attn += n[LPL_SITE_Q] + n[LPL_SITE_K] + n[LPL_SITE_V] + n[LPL_SITE_O];
+        int is_mlp_name = !strcmp(name, "ffn") || !strncmp(name, "mlp", 3);
         if (!strncmp(name, "attn", 4) && mlp)
             printf("note: '%s' also adapts %d mlp modules (%d mlp.c_proj): PEFT's suffix rule makes \"c_proj\" "
                    "match attn.c_proj and mlp.c_proj; attn-exact adapts attention only\n",
                    name, mlp, n[LPL_SITE_MLP_PROJ]);
-        if ((!strcmp(name, "ffn") || !strncmp(name, "mlp", 3)) && attn)
+        if (!strncmp(name, "attn", 4) && lmlp)
+            printf("note: '%s' also adapts %d mlp modules\n", name, lmlp);
+        if (is_mlp_name && attn)
             printf("note: '%s' also adapts %d attention modules\n", name, attn);
-        if ((!strcmp(name, "ffn") || !strncmp(name, "mlp", 3)) && mlp && !n[LPL_SITE_MLP_PROJ])
+        if (is_mlp_name && mlp && !n[LPL_SITE_MLP_PROJ])
             printf("note: '%s' adapts mlp.c_fc only, not mlp.c_proj (the other half of the MLP); "
                    "mlp-exact adapts both\n", name);
+        if (is_mlp_name && lmlp && (!n[LPL_SITE_GATE] || !n[LPL_SITE_UP] || !n[LPL_SITE_DOWN]))
+            printf("note: '%s' adapts only part of the MLP (%d gate_proj, %d up_proj, %d down_proj)\n", name,
+                   n[LPL_SITE_GATE], n[LPL_SITE_UP], n[LPL_SITE_DOWN]);
     }
     free(sel);
 }

@@ -13,18 +13,24 @@
 static const char *const inspect_help =
     "usage: loralab inspect FILE.gguf [--json]\n"
     "\n"
-    "Shows a GGUF model: file size and version, the gpt2 config (layers, width, heads,\n"
-    "context, vocabulary, LayerNorm epsilon, dropout rates when recorded), the tokenizer (tokens, merges, end-of-text id),\n"
+    "Shows a GGUF model: file size and version, the config of its architecture (gpt2, llama or\n"
+    "qwen2: layers, width, heads, key/value heads, context, vocabulary, norm epsilon, RoPE base,\n"
+    "dropout rates when recorded), the tokenizer (tokens, merges, end-of-text id),\n"
     "every tensor with its type, shape (ggml order: ne[0] first) and size, and the\n"
     "parameter count. --json prints one JSON document on stdout instead.\n"
     "\n"
     "Exit codes: 0 shown, 2 bad usage or an unreadable / malformed file.\n";
 
 /* The gpt2 config keys shown, in order, with the name used in the output. */
+/* Keys under the file's architecture ("gpt2.", "llama.", "qwen2."). */
 static const struct { const char *key, *label; } config_keys[] = {
-    {"gpt2.block_count", "n_layer"},          {"gpt2.embedding_length", "n_embd"},
-    {"gpt2.attention.head_count", "n_head"},  {"gpt2.context_length", "n_ctx"},
-    {"gpt2.feed_forward_length", "n_ff"},
+    {"block_count", "n_layer"},          {"embedding_length", "n_embd"},
+    {"attention.head_count", "n_head"},  {"attention.head_count_kv", "n_kv_head"},
+    {"context_length", "n_ctx"},         {"feed_forward_length", "n_ff"},
+};
+static const struct { const char *key, *label; } config_floats[] = {
+    {"attention.layer_norm_epsilon", "ln_eps"}, {"attention.layer_norm_rms_epsilon", "rms_eps"},
+    {"rope.freq_base", "rope_theta"},            {"attention_dropout", "attention_dropout"},
 };
 
 /* The dropout rates (HF names; absent from files that do not record them). */
@@ -76,14 +82,21 @@ static void print_text(const char *path, const lpl_gguf *g)
            lpl_gguf_version(g));
     printf("model: %s (architecture %s)\n", str_or(g, "general.name", "?"), str_or(g, "general.architecture", "?"));
     printf("config:");
-    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++)
-        if (lpl_gguf_get_u32(g, config_keys[i].key, &v, NULL) == LPL_OK)
+    char key[128];
+    const char *arch = str_or(g, "general.architecture", "gpt2");
+    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
+        snprintf(key, sizeof key, "%.60s.%s", arch, config_keys[i].key);
+        if (lpl_gguf_get_u32(g, key, &v, NULL) == LPL_OK)
             printf(" %s=%u", config_keys[i].label, v);
+    }
     const lpl_gguf_tensor *te = lpl_gguf_find_tensor(g, "token_embd.weight");
     if (te && te->n_dims == 2)
         printf(" n_vocab=%" PRId64, te->ne[1]);
-    if (lpl_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, NULL) == LPL_OK)
-        printf(" ln_eps=%g", (double)eps);
+    for (size_t i = 0; i < sizeof config_floats / sizeof config_floats[0]; i++) {
+        snprintf(key, sizeof key, "%.60s.%s", arch, config_floats[i].key);
+        if (lpl_gguf_get_f32(g, key, &eps, NULL) == LPL_OK)
+            printf(" %s=%g", config_floats[i].label, (double)eps);
+    }
     for (size_t i = 0; i < sizeof pdrop_keys / sizeof pdrop_keys[0]; i++)
         if (lpl_gguf_get_f32(g, pdrop_keys[i].key, &eps, NULL) == LPL_OK)
             printf(" %s=%g", pdrop_keys[i].label, (double)eps);
@@ -130,14 +143,21 @@ static int print_json(const char *path, const lpl_gguf *g)
     cJSON_AddNumberToObject(root, "gguf_version", lpl_gguf_version(g));
     cJSON_AddStringToObject(root, "architecture", str_or(g, "general.architecture", ""));
     cJSON_AddStringToObject(root, "name", str_or(g, "general.name", ""));
-    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++)
-        if (lpl_gguf_get_u32(g, config_keys[i].key, &v, NULL) == LPL_OK)
+    char key[128];
+    const char *arch = str_or(g, "general.architecture", "gpt2");
+    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
+        snprintf(key, sizeof key, "%.60s.%s", arch, config_keys[i].key);
+        if (lpl_gguf_get_u32(g, key, &v, NULL) == LPL_OK)
             cJSON_AddNumberToObject(cfg, config_keys[i].label, v);
+    }
     const lpl_gguf_tensor *te = lpl_gguf_find_tensor(g, "token_embd.weight");
     if (te && te->n_dims == 2)
         cJSON_AddNumberToObject(cfg, "n_vocab", (double)te->ne[1]);
-    if (lpl_gguf_get_f32(g, "gpt2.attention.layer_norm_epsilon", &eps, NULL) == LPL_OK)
-        cJSON_AddNumberToObject(cfg, "ln_eps", eps);
+    for (size_t i = 0; i < sizeof config_floats / sizeof config_floats[0]; i++) {
+        snprintf(key, sizeof key, "%.60s.%s", arch, config_floats[i].key);
+        if (lpl_gguf_get_f32(g, key, &eps, NULL) == LPL_OK)
+            cJSON_AddNumberToObject(cfg, config_floats[i].label, eps);
+    }
     for (size_t i = 0; i < sizeof pdrop_keys / sizeof pdrop_keys[0]; i++)
         if (lpl_gguf_get_f32(g, pdrop_keys[i].key, &eps, NULL) == LPL_OK)
             cJSON_AddNumberToObject(cfg, pdrop_keys[i].label, eps);

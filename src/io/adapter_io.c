@@ -13,7 +13,9 @@
 
 void lpl_adapter_key(int layer, lpl_site site, char part, char *buf, size_t size)
 {
-    snprintf(buf, size, "base_model.model.transformer.h.%d.%s.lora_%c.weight", layer, lpl_site_name(site), part);
+    char name[64];
+    lpl_lora_site_module_name(layer, site, name, sizeof name);
+    snprintf(buf, size, "base_model.model.%.63s.lora_%c.weight", name, part);
 }
 
 /* A float as the shortest decimal that reads back to it (0.1f prints as 0.1). */
@@ -28,7 +30,19 @@ static double short_double(float f)
     return strtod(buf, NULL);
 }
 
+static char *config_json(const lpl_lora_config *c, const char *base_model_name, int conv1d);
+
 char *lpl_adapter_config_json(const lpl_lora_config *c, const char *base_model_name)
+{
+    return config_json(c, base_model_name, 1);
+}
+
+char *lpl_adapter_config_json_for(const lpl_lora *l, const char *base_model_name)
+{
+    return config_json(&l->cfg, base_model_name, !lpl_cfg_is_llama(&l->model_cfg));
+}
+
+static char *config_json(const lpl_lora_config *c, const char *base_model_name, int conv1d)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
@@ -57,8 +71,9 @@ char *lpl_adapter_config_json(const lpl_lora_config *c, const char *base_model_n
         cJSON_AddNullToObject(o, "layers_to_transform");
     }
     cJSON_AddNullToObject(o, "layers_pattern");
-    /* GPT-2's Conv1D stores weights [in, out]; PEFT needs this flag for it. */
-    cJSON_AddBoolToObject(o, "fan_in_fan_out", 1);
+    /* GPT-2's Conv1D stores weights [in, out]; PEFT needs this flag for it (the
+     * Llama family's nn.Linear does not) */
+    cJSON_AddBoolToObject(o, "fan_in_fan_out", conv1d);
     cJSON_AddBoolToObject(o, "use_rslora", c->use_rslora);
     cJSON_AddStringToObject(o, "bias", "none");
     cJSON_AddBoolToObject(o, "inference_mode", 1);
@@ -142,8 +157,10 @@ lpl_status lpl_adapter_config_parse(const char *json, lpl_lora_config *c, lpl_er
     else if (bias && cJSON_IsString(bias) && strcmp(bias->valuestring, "none"))
         st = lpl_fail(err, LPL_ERR_UNSUPPORTED, "adapter_config.json: bias \"%s\" is not supported (only \"none\")",
                       bias->valuestring);
-    else if (pat && !cJSON_IsNull(pat) && !(cJSON_IsString(pat) && !strcmp(pat->valuestring, "h")))
-        st = lpl_fail(err, LPL_ERR_UNSUPPORTED, "adapter_config.json: layers_pattern must be null or \"h\" for GPT-2");
+    else if (pat && !cJSON_IsNull(pat) &&
+             !(cJSON_IsString(pat) && (!strcmp(pat->valuestring, "h") || !strcmp(pat->valuestring, "layers"))))
+        st = lpl_fail(err, LPL_ERR_UNSUPPORTED,
+                      "adapter_config.json: layers_pattern must be null, \"h\" (GPT-2) or \"layers\" (Llama family)");
     if (!st) {
         c->r = (int)r->valuedouble;
         c->alpha = (float)alpha->valuedouble;
@@ -243,7 +260,7 @@ lpl_status lpl_adapter_save(const lpl_lora *l, const char *base_model_name, cons
     tensor_list_free(&t);
     if (st)
         return st;
-    char *cfg = lpl_adapter_config_json(&l->cfg, base_model_name);
+    char *cfg = lpl_adapter_config_json_for(l, base_model_name);
     if (!cfg)
         return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: adapter_config.json");
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);

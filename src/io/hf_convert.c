@@ -8,6 +8,7 @@
 #include "lpl/core/files.h"
 #include "lpl/io/hf_stream.h"
 #include "lpl/io/model_io.h"
+#include "lpl/io/st_shards.h"
 
 /* A file or buffer is fed in order, its end first so a torch.save zip's directory is
  * known. */
@@ -73,8 +74,7 @@ static FILE *open_dir_checkpoint(const char *dir, char *path, size_t size, lpl_e
         f = fopen(path, "rb");
     }
     if (!f)
-        lpl_fail(err, LPL_ERR_IO, "%s: no model.safetensors or pytorch_model.bin (sharded checkpoints are not supported)",
-                 dir);
+        lpl_fail(err, LPL_ERR_IO, "%s: no model.safetensors, model.safetensors.index.json or pytorch_model.bin", dir);
     return f;
 }
 
@@ -113,6 +113,82 @@ static lpl_status stream_file(lpl_hf_stream *s, FILE *f, const char *path, lpl_p
     return st;
 }
 
+/* Reads bytes [off, off + n) of a file into buf. */
+static lpl_status read_at(FILE *f, const char *path, uint64_t off, void *buf, size_t n, lpl_error *err)
+{
+    if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, n, f) != n)
+        return lpl_fail(err, LPL_ERR_IO, "%s: cannot read", path);
+    return LPL_OK;
+}
+
+/* A sharded checkpoint (dir/model.safetensors.index.json): the shards' merged header,
+ * then each shard's data section (st_shards.h). */
+static lpl_status stream_shards(lpl_hf_stream *s, const char *dir, const char *index, size_t index_len,
+                                lpl_progress_fn fn, void *user, lpl_error *err)
+{
+    char **names = NULL, path[4096];
+    int n = 0, shown = 0;
+    lpl_status st = lpl_st_index_shards(index, index_len, &names, &n, err);
+    if (st != LPL_OK)
+        return st;
+    FILE **f = calloc((size_t)n, sizeof *f);
+    void **heads = calloc((size_t)n, sizeof *heads);
+    uint64_t *sizes = calloc((size_t)n, sizeof *sizes), *starts = calloc((size_t)n, sizeof *starts);
+    uint8_t *buf = lpl_malloc(FEED_CHUNK, "read buffer", err), first[8];
+    void *merged = NULL;
+    size_t merged_len = 0;
+    if (!f || !heads || !sizes || !starts || !buf)
+        st = lpl_fail(err, LPL_ERR_NOMEM, "out of memory: shards");
+    for (int i = 0; i < n && st == LPL_OK; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (!(f[i] = fopen(path, "rb")) || fseeko(f[i], 0, SEEK_END) != 0) {
+            st = lpl_fail(err, LPL_ERR_IO, "%s: cannot open (a shard named by model.safetensors.index.json)", path);
+            break;
+        }
+        off_t size = ftello(f[i]);
+        sizes[i] = size > 0 ? (uint64_t)size : 0;
+        if ((st = read_at(f[i], path, 0, first, sizeof first, err)) ||
+            (st = lpl_st_header_bytes(first, sizes[i], &starts[i], err)))
+            break;
+        if (!(heads[i] = lpl_malloc((size_t)starts[i], "shard header", err))) {
+            st = LPL_ERR_NOMEM;
+            break;
+        }
+        st = read_at(f[i], path, 0, heads[i], (size_t)starts[i], err);
+    }
+    if (st == LPL_OK)
+        st = lpl_st_merge_headers((const void *const *)heads, sizes, n, &merged, &merged_len, err);
+    uint64_t total = merged_len;
+    for (int i = 0; i < n; i++)
+        total += sizes[i] - starts[i];
+    if (st == LPL_OK && (st = lpl_hf_stream_zip_tail(s, merged, merged_len, total, err)) == LPL_OK)
+        st = lpl_hf_stream_feed(s, merged, merged_len, err);
+    for (int i = 0; i < n && st == LPL_OK; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (fseeko(f[i], (off_t)starts[i], SEEK_SET) != 0)
+            st = lpl_fail(err, LPL_ERR_IO, "%s: cannot seek", path);
+        for (size_t k; st == LPL_OK && (k = fread(buf, 1, FEED_CHUNK, f[i])) > 0;) {
+            st = lpl_hf_stream_feed(s, buf, k, err);
+            int done, all;
+            uint64_t bytes;
+            lpl_hf_stream_progress(s, &done, &all, &bytes);
+            while (fn && shown < done)
+                fn(user, "convert", ++shown, all);
+        }
+        if (st == LPL_OK && ferror(f[i]))
+            st = lpl_fail(err, LPL_ERR_IO, "%s: read error", path);
+    }
+    for (int i = 0; i < n; i++) {
+        if (f && f[i])
+            fclose(f[i]);
+        if (heads)
+            free(heads[i]);
+    }
+    free(f), free(heads), free(sizes), free(starts), free(buf), free(merged);
+    lpl_st_shards_free(names, n);
+    return st;
+}
+
 /* Names the checkpoint file in a message that does not already. */
 static lpl_status name_file(lpl_status st, const char *path, lpl_error *err)
 {
@@ -128,8 +204,8 @@ lpl_status lpl_convert_hf_dir_ex(const char *hf_dir, const char *out_path, lpl_d
                                  const char *name, lpl_progress_fn fn, void *user, lpl_error *err)
 {
     char base[256], path[4096];
-    char *config = NULL, *vocab = NULL, *merges = NULL;
-    size_t config_len = 0, vocab_len = 0, merges_len = 0, out_size = 0;
+    char *config = NULL, *vocab = NULL, *merges = NULL, *index = NULL;
+    size_t config_len = 0, vocab_len = 0, merges_len = 0, index_len = 0, out_size = 0;
     void *out = NULL;
     lpl_hf_stream *s = NULL;
     FILE *f = NULL;
@@ -141,7 +217,14 @@ lpl_status lpl_convert_hf_dir_ex(const char *hf_dir, const char *out_path, lpl_d
         goto done;
     if (fn)
         fn(user, "read", 0, 1);
-    if (!(f = open_dir_checkpoint(hf_dir, path, sizeof path, err))) {
+    /* a sharded checkpoint has no model.safetensors, only its index */
+    snprintf(path, sizeof path, "%s/model.safetensors", hf_dir);
+    FILE *single = fopen(path, "rb");
+    if (single)
+        fclose(single);
+    else if (read_either(hf_dir, "model.safetensors.index.json", NULL, &index, &index_len, NULL) == LPL_OK)
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", hf_dir);
+    if (!index && !(f = open_dir_checkpoint(hf_dir, path, sizeof path, err))) {
         st = LPL_ERR_IO;
         goto done;
     }
@@ -150,7 +233,7 @@ lpl_status lpl_convert_hf_dir_ex(const char *hf_dir, const char *out_path, lpl_d
         st = err && err->code ? err->code : LPL_ERR_NOMEM;
         goto done;
     }
-    st = stream_file(s, f, path, fn, user, err);
+    st = index ? stream_shards(s, hf_dir, index, index_len, fn, user, err) : stream_file(s, f, path, fn, user, err);
     if (st == LPL_OK)
         st = lpl_hf_stream_finish(s, &out, &out_size, err);
     if ((st = name_file(st, path, err)) != LPL_OK)
@@ -168,6 +251,7 @@ done:
     free(config);
     free(vocab);
     free(merges);
+    free(index);
     return st;
 }
 

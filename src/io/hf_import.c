@@ -43,13 +43,83 @@ static lpl_status cfg_bool_is(const cJSON *j, const char *key, int want, lpl_err
     return LPL_OK;
 }
 
+/* A number key in [lo, hi), or def when absent. */
+static lpl_status cfg_num(const cJSON *j, const char *key, double def, double lo, double hi, float *out,
+                          lpl_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = (float)def;
+        return LPL_OK;
+    }
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble < hi) || !((float)v->valuedouble >= lo))
+        return lpl_fail(err, LPL_ERR_FORMAT, "config.json: %s must be a number in [%g, %g)", key, lo, hi);
+    *out = (float)v->valuedouble;
+    return LPL_OK;
+}
+
+/* LlamaConfig / Qwen2Config (transformers' names and defaults). */
+static lpl_status llama_fields(const cJSON *j, lpl_gpt2_config *c, lpl_error *err)
+{
+    lpl_status s;
+    int head_dim = 0;
+    if ((s = cfg_int(j, "num_hidden_layers", -1, &c->n_layer, err)) ||
+        (s = cfg_int(j, "hidden_size", -1, &c->n_embd, err)) ||
+        (s = cfg_int(j, "num_attention_heads", -1, &c->n_head, err)) ||
+        (s = cfg_int(j, "num_key_value_heads", c->n_head, &c->n_kv_head, err)) ||
+        (s = cfg_int(j, "intermediate_size", -1, &c->n_ff, err)) ||
+        (s = cfg_int(j, "vocab_size", -1, &c->n_vocab, err)) ||
+        (s = cfg_int(j, "max_position_embeddings", 2048, &c->n_ctx, err)) ||
+        (s = cfg_int(j, "head_dim", c->n_embd / c->n_head, &head_dim, err)))
+        return s;
+    if ((s = cfg_num(j, "rms_norm_eps", 1e-6, 1e-30, 1, &c->ln_eps, err)) ||
+        (s = cfg_num(j, "rope_theta", 10000.0, 1e-3, 1e12, &c->rope_theta, err)) ||
+        (s = cfg_num(j, "attention_dropout", 0.0, 0, 1, &c->pdrop.attn, err)))
+        return s;
+    c->pdrop.embd = c->pdrop.resid = 0.0f;
+    c->pdrop_stated = 1;
+    if (head_dim * c->n_head != c->n_embd)
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "config.json: head_dim %d x %d heads is not hidden_size %d",
+                        head_dim, c->n_head, c->n_embd);
+    /* a context this long only sizes tables here; cap it to what a state can hold */
+    if (c->n_ctx > 65536)
+        c->n_ctx = 65536;
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "hidden_act");
+    if (act && !cJSON_IsNull(act) && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu")))
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "config.json: hidden_act '%s' is not supported (silu is)",
+                        cJSON_IsString(act) ? act->valuestring : "?");
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
+    if (rs && !cJSON_IsNull(rs))
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "config.json: rope_scaling is not supported (plain RoPE only)");
+    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
+    if (tie && !cJSON_IsNull(tie) && !cJSON_IsBool(tie))
+        return lpl_fail(err, LPL_ERR_FORMAT, "config.json: 'tie_word_embeddings' must be true or false");
+    /* transformers' default is tied; Llama checkpoints that untie say so */
+    c->untied = tie && cJSON_IsFalse(tie);
+    if ((s = cfg_bool_is(j, "attention_bias", 0, err)) || (s = cfg_bool_is(j, "mlp_bias", 0, err)) ||
+        (s = cfg_bool_is(j, "rope_interleaved", 0, err)))
+        return s;
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "use_sliding_window");
+    if (sw && cJSON_IsTrue(sw))
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "config.json: use_sliding_window = true is not supported");
+    if (c->n_embd % 32 || c->n_ff % 32)
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED,
+                        "config.json: hidden_size %d and intermediate_size %d must be multiples of 32", c->n_embd,
+                        c->n_ff);
+    return lpl_gpt2_config_check(c, err) == LPL_OK ? LPL_OK : LPL_ERR_UNSUPPORTED;
+}
+
 static lpl_status cfg_fields(const cJSON *j, lpl_gpt2_config *c, lpl_error *err)
 {
     lpl_status s;
     int n_pos = 0, n_inner = 0;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(j, "model_type");
+    if (mt && cJSON_IsString(mt) && (!strcmp(mt->valuestring, "llama") || !strcmp(mt->valuestring, "qwen2"))) {
+        c->arch = !strcmp(mt->valuestring, "llama") ? LPL_ARCH_LLAMA : LPL_ARCH_QWEN2;
+        return llama_fields(j, c, err);
+    }
     if (mt && (!cJSON_IsString(mt) || strcmp(mt->valuestring, "gpt2")))
-        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "config.json: model_type '%s' is not 'gpt2'",
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "config.json: model_type '%s' is not 'gpt2', 'llama' or 'qwen2'",
                         cJSON_IsString(mt) ? mt->valuestring : "?");
     if ((s = cfg_int(j, "n_layer", -1, &c->n_layer, err)) || (s = cfg_int(j, "n_embd", -1, &c->n_embd, err)) ||
         (s = cfg_int(j, "n_head", -1, &c->n_head, err)) || (s = cfg_int(j, "vocab_size", -1, &c->n_vocab, err)))
@@ -241,9 +311,117 @@ static lpl_status check_tied_head(const lpl_st_tensor *head, const lpl_st_tensor
     return LPL_OK;
 }
 
+int64_t lpl_hf_perm_row(int64_t r, int hd)
+{
+    int64_t h = r / hd, k = r % hd, half = hd / 2;
+    return h * hd + (k % half) * 2 + k / half;
+}
+
+/* Appends an entry to a Llama-family plan. */
+static void llama_entry(lpl_hf_plan *p, const char *hf, const char *gguf, int64_t rows, int64_t cols, int perm_hd)
+{
+    lpl_hf_entry *e = &p->e[p->n++];
+    snprintf(e->hf, sizeof e->hf, "%s", hf);
+    snprintf(e->name, sizeof e->name, "%s", gguf);
+    e->rows = rows;
+    e->cols = cols;
+    e->is_matrix = rows > 0;
+    e->perm_hd = perm_hd;
+}
+
+/* HF LlamaForCausalLM / Qwen2ForCausalLM names in the GGUF order of model_io.c. */
+static lpl_status llama_layout(const lpl_gpt2_config *c, lpl_hf_plan *plan, lpl_error *err)
+{
+    static const char *const hf_site[LPL_N_SITES] = {NULL, NULL, NULL, NULL, "self_attn.q_proj",
+                                                     "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                                     "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+    static const char *const gguf_site[LPL_N_SITES] = {NULL, NULL, NULL, NULL, "attn_q", "attn_k",
+                                                       "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    plan->e = lpl_calloc((size_t)(3 + 12 * c->n_layer), sizeof *plan->e, "conversion plan", err);
+    if (!plan->e)
+        return LPL_ERR_NOMEM;
+    const int64_t C = c->n_embd;
+    char hf[96], gg[64];
+    llama_entry(plan, "model.embed_tokens.weight", "token_embd.weight", c->n_vocab, C, 0);
+    for (int l = 0; l < c->n_layer; l++) {
+        snprintf(hf, sizeof hf, "model.layers.%d.input_layernorm.weight", l);
+        snprintf(gg, sizeof gg, "blk.%d.attn_norm.weight", l);
+        llama_entry(plan, hf, gg, 0, C, 0);
+        for (int s = LPL_SITE_LLAMA_FIRST; s < LPL_SITE_LLAMA_END; s++) {
+            int out, in;
+            lpl_site_shape(c, (lpl_site)s, &out, &in);
+            if (s == LPL_SITE_GATE) {
+                snprintf(hf, sizeof hf, "model.layers.%d.post_attention_layernorm.weight", l);
+                snprintf(gg, sizeof gg, "blk.%d.ffn_norm.weight", l);
+                llama_entry(plan, hf, gg, 0, C, 0);
+            }
+            int perm = c->arch == LPL_ARCH_LLAMA && (s == LPL_SITE_Q || s == LPL_SITE_K) ? lpl_cfg_head_dim(c) : 0;
+            snprintf(hf, sizeof hf, "model.layers.%d.%s.weight", l, hf_site[s]);
+            snprintf(gg, sizeof gg, "blk.%d.%s.weight", l, gguf_site[s]);
+            llama_entry(plan, hf, gg, out, in, perm);
+            if (!lpl_site_has_bias(c, (lpl_site)s))
+                continue;
+            snprintf(hf, sizeof hf, "model.layers.%d.%s.bias", l, hf_site[s]);
+            snprintf(gg, sizeof gg, "blk.%d.%s.bias", l, gguf_site[s]);
+            llama_entry(plan, hf, gg, 0, out, perm);
+        }
+    }
+    llama_entry(plan, "model.norm.weight", "output_norm.weight", 0, C, 0);
+    if (c->untied)
+        llama_entry(plan, "lm_head.weight", "output.weight", c->n_vocab, C, 0);
+    return LPL_OK;
+}
+
+/* Maps a Llama-family checkpoint's tensors to the plan (see lpl_hf_plan_build). */
+static lpl_status llama_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t, int64_t n, lpl_hf_plan *plan,
+                              lpl_error *err)
+{
+    lpl_status s = LPL_OK;
+    char shp[128], want[64];
+    for (int64_t i = 0; i < n && s == LPL_OK; i++) {
+        if (strstr(t[i].name, "rotary_emb.inv_freq")) /* a buffer older checkpoints saved */
+            continue;
+        int slot = -1;
+        for (int k = 0; k < plan->n && slot < 0; k++)
+            if (!strcmp(plan->e[k].hf, t[i].name))
+                slot = k;
+        if (slot < 0 && !cfg->untied && !strcmp(t[i].name, "lm_head.weight")) {
+            plan->head = &t[i];
+            continue;
+        }
+        if (slot < 0)
+            s = lpl_fail(err, LPL_ERR_FORMAT, "checkpoint: unexpected tensor '%s' (not part of a %s model of this config)",
+                         t[i].name, lpl_arch_name(cfg->arch));
+        else if (t[i].unsupported)
+            s = lpl_fail(err, LPL_ERR_UNSUPPORTED, "checkpoint: tensor '%s' has element type %s", t[i].name,
+                         t[i].unsupported);
+        else if (plan->e[slot].src)
+            s = lpl_fail(err, LPL_ERR_FORMAT, "checkpoint: tensor '%s' appears twice", t[i].name);
+        else if (!shape_matches(&plan->e[slot], &t[i])) {
+            expected_str(&plan->e[slot], want, sizeof want);
+            shape_str(&t[i], shp, sizeof shp);
+            s = lpl_fail(err, LPL_ERR_FORMAT, "checkpoint: tensor '%s' has shape %s but config.json implies %s",
+                         t[i].name, shp, want);
+        } else
+            plan->e[slot].src = &t[i];
+    }
+    for (int i = 0; i < plan->n && s == LPL_OK; i++)
+        if (!plan->e[i].src)
+            s = lpl_fail(err, LPL_ERR_FORMAT, "checkpoint: tensor '%s' is missing", plan->e[i].hf);
+    if (s == LPL_OK && plan->head)
+        s = check_tied_head(plan->head, plan->e[0].src, err);
+    if (s != LPL_OK)
+        lpl_hf_plan_free(plan);
+    return s;
+}
+
 lpl_status lpl_hf_plan_layout(const lpl_gpt2_config *cfg, lpl_hf_plan *plan, lpl_error *err)
 {
     memset(plan, 0, sizeof *plan);
+    if (lpl_cfg_is_llama(cfg)) {
+        plan->cfg = *cfg;
+        return llama_layout(cfg, plan, err);
+    }
     plan->cfg = *cfg;
     plan->n = 4 + cfg->n_layer * N_BLOCK_MAP;
     plan->e = lpl_calloc((size_t)plan->n, sizeof *plan->e, "conversion plan", err);
@@ -262,6 +440,8 @@ lpl_status lpl_hf_plan_build(const lpl_gpt2_config *cfg, const lpl_st_tensor *t,
     char shp[128];
     if (lpl_hf_plan_layout(cfg, plan, err) != LPL_OK)
         return LPL_ERR_NOMEM;
+    if (lpl_cfg_is_llama(cfg))
+        return llama_build(cfg, t, n, plan, err);
     for (int64_t i = 0; i < n && s == LPL_OK; i++) {
         int layer = -1, slot = slot_of(cfg, t[i].name, &layer);
         if (slot == -1)

@@ -16,7 +16,13 @@ typedef struct {
     int transpose;             /* Conv1D [in, out] -> [out, in] */
     int64_t rows, cols;        /* our layout; rows = 0 for a vector of cols */
     int is_matrix;             /* stored in the requested matrix type (else F32) */
+    char hf[96];               /* Llama family: the checkpoint name it comes from */
+    int perm_hd;               /* > 0: rows go to llama.cpp's pair order for heads of this width
+                                * (HF row r lands at lpl_hf_perm_row(r, perm_hd)) */
 } lpl_hf_entry;
+
+/* GGUF row of HF row r of a "llama" attn_q / attn_k with heads of width hd. */
+int64_t lpl_hf_perm_row(int64_t r, int hd);
 
 typedef struct {
     lpl_gpt2_config cfg;

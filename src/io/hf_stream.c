@@ -272,6 +272,14 @@ static lpl_status put_row(lpl_hf_stream *s, sink *k, int64_t r, const float *f, 
         s->wte_hash[r] = row_hash(f, k->cols);
     uint8_t *dst = s->out + s->at[k->entry];
     lpl_dtype t = entry_type(e, s->type);
+    if (e->perm_hd) /* a "llama" attn_q / attn_k row in llama.cpp's pair order */
+        r = lpl_hf_perm_row(e->rows ? r : 0, e->perm_hd);
+    if (e->perm_hd && !e->rows) { /* a bias: one row, permute its elements */
+        float *dst_f = (float *)dst;
+        for (int64_t j = 0; j < k->cols; j++)
+            dst_f[lpl_hf_perm_row(j, e->perm_hd)] = f[j];
+        return LPL_OK;
+    }
     if (t == LPL_F32) {
         memcpy(dst + (size_t)(r * k->cols) * 4, f, (size_t)k->cols * 4);
         return LPL_OK;

@@ -1,5 +1,12 @@
-/* GPT-2 models in and out of GGUF with llama.cpp's "gpt2" names, and the
- * Hugging Face checkpoint -> GGUF conversion (file and in-memory).
+/* Models in and out of GGUF with llama.cpp's names ("gpt2", "llama", "qwen2"
+ * architectures), and the Hugging Face checkpoint -> GGUF conversion (file and
+ * in-memory).
+ *
+ * Llama family: token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v (with .bias in
+ * qwen2), attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}, output_norm and, when
+ * untied, output. llama.cpp's "llama" runs RoPE on adjacent pairs, so its converter
+ * permutes the rows of attn_q and attn_k from HF's rotate-half order; we do the same
+ * on writing and undo it on reading ("qwen2" uses rotate-half and is not permuted).
  *
  * Layout in GGUF (ggml order, ne[0] contiguous):
  *   token_embd.weight     [C, V]   (rows = tokens; also the tied LM head)
@@ -61,20 +68,29 @@ static void *owned_alloc(owned_list *o, size_t n, const char *what, lpl_error *e
 
 /* ------------------------------------------------------------------ names */
 
-static const char *const site_gguf[LPL_N_SITES] = {"attn_qkv", "attn_output", "ffn_up", "ffn_down"};
+static const char *const site_gguf[LPL_N_SITES] = {"attn_qkv", "attn_output", "ffn_up", "ffn_down",
+                                                    "attn_q", "attn_k", "attn_v", "attn_output",
+                                                    "ffn_gate", "ffn_up", "ffn_down"};
 
 const char *lpl_gguf_site_name(lpl_site s)
 {
     return (unsigned)s < LPL_N_SITES ? site_gguf[s] : NULL;
 }
 
-/* Output and input width of a site (the engine's lpl_site_shape, kept here so the
- * format code does not depend on the engine). */
-static void site_shape(const lpl_gpt2_config *c, lpl_site s, int *out, int *in)
+static void site_shape(const lpl_gpt2_config *c, lpl_site s, int *out, int *in) { lpl_site_shape(c, s, out, in); }
+
+/* The row of HF's rotate-half order that lands at GGUF row r of a "llama" attn_q or
+ * attn_k (llama.cpp's converter: per head, rows (half j, index i) move to 2 i + j). */
+static int rope_row_from_hf(int r, int hd)
 {
-    static const int out_mult[LPL_N_SITES] = {3, 1, 4, 1}, in_mult[LPL_N_SITES] = {1, 1, 1, 4};
-    *out = out_mult[s] * c->n_embd;
-    *in = in_mult[s] * c->n_embd;
+    int h = r / hd, k = r % hd;
+    return h * hd + (k % 2) * (hd / 2) + k / 2;
+}
+
+/* 1 when site s of cfg is stored with llama.cpp's pair permutation. */
+static int site_permuted(const lpl_gpt2_config *c, lpl_site s)
+{
+    return c->arch == LPL_ARCH_LLAMA && (s == LPL_SITE_Q || s == LPL_SITE_K);
 }
 
 /* ------------------------------------------------------------------ config */
@@ -100,6 +116,61 @@ static lpl_status check_config(const lpl_gpt2_config *c, const char *src, lpl_er
 
 /* The dropout keys this project writes (HF's names: GGUF's gpt2 architecture has none). */
 static const char *const pdrop_keys[3] = {"gpt2.embd_pdrop", "gpt2.attn_pdrop", "gpt2.resid_pdrop"};
+
+/* "<arch>.<suffix>" into buf. */
+static const char *arch_key(char *buf, size_t size, const lpl_gpt2_config *c, const char *suffix)
+{
+    snprintf(buf, size, "%s.%s", lpl_arch_name(c->arch), suffix);
+    return buf;
+}
+
+/* The Llama family's keys (llama.cpp's names; attention_dropout is ours: HF's rate,
+ * absent from llama.cpp's files, where it means HF's default 0). */
+static lpl_status read_llama_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *err)
+{
+    char k[96];
+    uint32_t L, C, H, KV, T, F;
+    if (lpl_gguf_get_u32(g, arch_key(k, sizeof k, c, "block_count"), &L, err) ||
+        lpl_gguf_get_u32(g, arch_key(k, sizeof k, c, "embedding_length"), &C, err) ||
+        lpl_gguf_get_u32(g, arch_key(k, sizeof k, c, "attention.head_count"), &H, err) ||
+        lpl_gguf_get_u32(g, arch_key(k, sizeof k, c, "context_length"), &T, err) ||
+        lpl_gguf_get_u32(g, arch_key(k, sizeof k, c, "feed_forward_length"), &F, err) ||
+        lpl_gguf_get_f32(g, arch_key(k, sizeof k, c, "attention.layer_norm_rms_epsilon"), &c->ln_eps, err))
+        return LPL_ERR_FORMAT;
+    KV = H;
+    if (lpl_gguf_find_key(g, arch_key(k, sizeof k, c, "attention.head_count_kv")) >= 0 &&
+        lpl_gguf_get_u32(g, k, &KV, err))
+        return LPL_ERR_FORMAT;
+    c->rope_theta = 10000.0f; /* llama.cpp's default when the key is absent */
+    if (lpl_gguf_find_key(g, arch_key(k, sizeof k, c, "rope.freq_base")) >= 0 &&
+        lpl_gguf_get_f32(g, k, &c->rope_theta, err))
+        return LPL_ERR_FORMAT;
+    c->pdrop = (lpl_gpt2_dropout){0.0f, 0.0f, 0.0f};
+    if (lpl_gguf_find_key(g, arch_key(k, sizeof k, c, "attention_dropout")) >= 0 &&
+        lpl_gguf_get_f32(g, k, &c->pdrop.attn, err))
+        return LPL_ERR_FORMAT;
+    c->pdrop_stated = 1;
+    if (L > 1024 || C > 65536 || H > 65536 || KV > 65536 || T > (1u << 20) || F > (1u << 20))
+        return lpl_fail(err, LPL_ERR_FORMAT, "gguf: %s sizes out of range", lpl_arch_name(c->arch));
+    c->n_layer = (int)L;
+    c->n_embd = (int)C;
+    c->n_head = (int)H;
+    c->n_kv_head = (int)KV;
+    /* a longer context only sizes tables here; cap it to what a state can hold, as the
+     * config.json path does */
+    c->n_ctx = T > 65536 ? 65536 : (int)T;
+    c->n_ff = (int)F;
+    c->untied = lpl_gguf_find_tensor(g, "output.weight") != NULL;
+    if (lpl_gguf_find_key(g, arch_key(k, sizeof k, c, "rope.dimension_count")) >= 0) {
+        uint32_t rd;
+        if (lpl_gguf_get_u32(g, k, &rd, err))
+            return LPL_ERR_FORMAT;
+        if (H == 0 || rd != C / H)
+            return lpl_fail(err, LPL_ERR_UNSUPPORTED, "gguf: %s = %u: only RoPE over the whole head (%u) is supported",
+                            k, rd, H ? C / H : 0);
+    }
+    return LPL_OK;
+}
 
 /* Reads the three dropout rates; a file without them (llama.cpp's converter and
  * files written before the keys existed) gets GPT-2's 0.1 with pdrop_stated = 0. */
@@ -129,8 +200,14 @@ static lpl_status read_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *
     uint32_t L, C, H, T, F;
     if (lpl_gguf_get_str(g, "general.architecture", &arch, &len, err) != LPL_OK)
         return LPL_ERR_FORMAT;
-    if (strcmp(arch, "gpt2"))
-        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "gguf: general.architecture is '%s', expected 'gpt2'", arch);
+    if (lpl_arch_parse(arch, &c->arch, NULL) != LPL_OK)
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED,
+                        "gguf: general.architecture is '%s', expected 'gpt2', 'llama' or 'qwen2'", arch);
+    if (lpl_cfg_is_llama(c)) {
+        if ((st_pd = read_llama_config(g, c, err)) != LPL_OK)
+            return st_pd;
+        goto vocab;
+    }
     if (lpl_gguf_get_u32(g, "gpt2.block_count", &L, err) || lpl_gguf_get_u32(g, "gpt2.embedding_length", &C, err) ||
         lpl_gguf_get_u32(g, "gpt2.attention.head_count", &H, err) ||
         lpl_gguf_get_u32(g, "gpt2.context_length", &T, err) ||
@@ -151,6 +228,7 @@ static lpl_status read_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *
     }
     if ((st_pd = read_pdrop(g, c, err)) != LPL_OK)
         return st_pd;
+vocab:;
     const lpl_gguf_tensor *te = lpl_gguf_find_tensor(g, "token_embd.weight");
     if (!te)
         return lpl_fail(err, LPL_ERR_FORMAT, "gguf: tensor 'token_embd.weight' is missing");
@@ -163,7 +241,10 @@ static lpl_status read_config(const lpl_gguf *g, lpl_gpt2_config *c, lpl_error *
         n_tokens != (uint64_t)c->n_vocab)
         return lpl_fail(err, LPL_ERR_FORMAT, "gguf: tokenizer.ggml.tokens has %llu tokens but token_embd.weight has %d rows",
                         (unsigned long long)n_tokens, c->n_vocab);
-    return check_config(c, "gguf", err);
+    lpl_status st = check_config(c, "gguf", err);
+    if (st == LPL_OK && lpl_cfg_is_llama(c) && lpl_gpt2_config_check(c, err) != LPL_OK)
+        return LPL_ERR_FORMAT;
+    return st;
 }
 
 /* ------------------------------------------------------------------ from GGUF */
@@ -257,8 +338,49 @@ static int check_output_head(const lpl_gguf *g, lpl_error *err)
     return 0;
 }
 
+/* Undoes llama.cpp's pair permutation of a loaded attn_q / attn_k (into a copy). */
+static int unpermute_rows(loader *ld, const char *name, lpl_matrix *m, int hd)
+{
+    size_t rb = lpl_dtype_row_bytes(m->type, m->cols);
+    uint8_t *dst = owned_alloc(ld->own, rb * (size_t)m->rows, name, ld->err);
+    if (!dst)
+        return 0;
+    for (int r = 0; r < m->rows; r++)
+        memcpy(dst + (size_t)rope_row_from_hf(r, hd) * rb, (const uint8_t *)m->data + (size_t)r * rb, rb);
+    m->data = dst;
+    return 1;
+}
+
+static int load_llama_block(loader *ld, int l, lpl_gpt2_block *b, const lpl_gpt2_config *c)
+{
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+    if (!(b->ln1_w = load_f32(ld, name, c->n_embd, 0)))
+        return 0;
+    snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+    if (!(b->ln2_w = load_f32(ld, name, c->n_embd, 0)))
+        return 0;
+    for (int s = LPL_SITE_LLAMA_FIRST; s < LPL_SITE_LLAMA_END; s++) {
+        int out, in;
+        site_shape(c, (lpl_site)s, &out, &in);
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, site_gguf[s]);
+        if (!load_matrix(ld, name, out, in, &b->w[s]))
+            return 0;
+        if (site_permuted(c, (lpl_site)s) && !unpermute_rows(ld, name, &b->w[s], lpl_cfg_head_dim(c)))
+            return 0;
+        if (!lpl_site_has_bias(c, (lpl_site)s))
+            continue;
+        snprintf(name, sizeof name, "blk.%d.%s.bias", l, site_gguf[s]);
+        if (!(b->b[s] = load_f32(ld, name, out, 0)))
+            return 0;
+    }
+    return 1;
+}
+
 static int load_block(loader *ld, int l, lpl_gpt2_block *b, const lpl_gpt2_config *c)
 {
+    if (lpl_cfg_is_llama(c))
+        return load_llama_block(ld, l, b, c);
     char name[96];
     int C = c->n_embd;
 #define F32V(dst, suffix, n)                                             \
@@ -271,7 +393,7 @@ static int load_block(loader *ld, int l, lpl_gpt2_block *b, const lpl_gpt2_confi
     F32V(b->ln1_b, "attn_norm.bias", C);
     F32V(b->ln2_w, "ffn_norm.weight", C);
     F32V(b->ln2_b, "ffn_norm.bias", C);
-    for (int s = 0; s < LPL_N_SITES; s++) {
+    for (int s = LPL_SITE_GPT2_FIRST; s < LPL_SITE_GPT2_END; s++) {
         int out, in;
         site_shape(c, (lpl_site)s, &out, &in);
         snprintf(name, sizeof name, "blk.%d.%s.weight", l, site_gguf[s]);
@@ -288,7 +410,7 @@ static int load_block(loader *ld, int l, lpl_gpt2_block *b, const lpl_gpt2_confi
 lpl_gpt2_model *lpl_gpt2_from_gguf(const lpl_gguf *g, int copy, lpl_error *err)
 {
     lpl_gpt2_config cfg = {0};
-    if (read_config(g, &cfg, err) != LPL_OK || !check_output_head(g, err))
+    if (read_config(g, &cfg, err) != LPL_OK || (!lpl_cfg_is_llama(&cfg) && !check_output_head(g, err)))
         return NULL;
     lpl_gpt2_model *m = lpl_calloc(1, sizeof *m, "model", err);
     owned_list *own = lpl_calloc(1, sizeof *own, "model", err);
@@ -302,10 +424,12 @@ lpl_gpt2_model *lpl_gpt2_from_gguf(const lpl_gguf *g, int copy, lpl_error *err)
     m->release = owned_release;
     loader ld = {g, own, copy, err};
     m->blocks = owned_alloc(own, (size_t)cfg.n_layer * sizeof *m->blocks, "model blocks", err);
+    const int llama = lpl_cfg_is_llama(&cfg);
     if (!m->blocks || !load_matrix(&ld, "token_embd.weight", cfg.n_vocab, cfg.n_embd, &m->wte) ||
-        !(m->wpe = load_f32(&ld, "position_embd.weight", cfg.n_embd, cfg.n_ctx)) ||
+        (!llama && !(m->wpe = load_f32(&ld, "position_embd.weight", cfg.n_embd, cfg.n_ctx))) ||
         !(m->lnf_w = load_f32(&ld, "output_norm.weight", cfg.n_embd, 0)) ||
-        !(m->lnf_b = load_f32(&ld, "output_norm.bias", cfg.n_embd, 0)))
+        (!llama && !(m->lnf_b = load_f32(&ld, "output_norm.bias", cfg.n_embd, 0))) ||
+        (cfg.untied && !load_matrix(&ld, "output.weight", cfg.n_vocab, cfg.n_embd, &m->lm_head)))
         goto fail;
     for (int l = 0; l < cfg.n_layer; l++)
         if (!load_block(&ld, l, &m->blocks[l], &cfg))
@@ -319,9 +443,19 @@ fail:
 
 /* ------------------------------------------------------------------ to GGUF */
 
-/* Adds matrix m converted to type t (same type: raw copy). */
+/* Adds matrix m converted to type t (same type: raw copy); perm_hd > 0 writes the
+ * rows in llama.cpp's pair order for heads of that width. */
+static lpl_status add_matrix_perm(lpl_gguf_writer *w, const char *name, const lpl_matrix *m, lpl_dtype t,
+                                  int perm_hd, lpl_error *err);
+
 static lpl_status add_matrix(lpl_gguf_writer *w, const char *name, const lpl_matrix *m, lpl_dtype t,
                              lpl_error *err)
+{
+    return add_matrix_perm(w, name, m, t, 0, err);
+}
+
+static lpl_status add_matrix_perm(lpl_gguf_writer *w, const char *name, const lpl_matrix *m, lpl_dtype t,
+                                  int perm_hd, lpl_error *err)
 {
     int64_t ne[2] = {m->cols, m->rows};
     size_t src_rb = lpl_dtype_row_bytes(m->type, m->cols), dst_rb = lpl_dtype_row_bytes(t, m->cols);
@@ -331,13 +465,14 @@ static lpl_status add_matrix(lpl_gguf_writer *w, const char *name, const lpl_mat
     if (!dst_rb)
         return lpl_fail(err, LPL_ERR_INVALID, "%s: cannot convert %d columns to %s (needs a multiple of 32)",
                         name, m->cols, lpl_dtype_name(t));
-    if (m->type == t)
+    if (m->type == t && !perm_hd)
         return lpl_gguf_add_tensor(w, name, t, 2, ne, m->data, err);
     uint8_t *dst = lpl_malloc(dst_rb * (size_t)m->rows, name, err);
     float *row = lpl_malloc((size_t)m->cols * sizeof(float), name, err);
     lpl_status st = dst && row ? LPL_OK : LPL_ERR_NOMEM;
     for (int r = 0; st == LPL_OK && r < m->rows; r++) {
-        lpl_dequantize_row(m->type, (const uint8_t *)m->data + (size_t)r * src_rb, row, m->cols);
+        int from = perm_hd ? rope_row_from_hf(r, perm_hd) : r;
+        lpl_dequantize_row(m->type, (const uint8_t *)m->data + (size_t)from * src_rb, row, m->cols);
         st = lpl_convert_row(t, row, dst + (size_t)r * dst_rb, m->cols, err);
     }
     if (st == LPL_OK)
@@ -354,11 +489,40 @@ static lpl_status add_vec(lpl_gguf_writer *w, const char *name, const float *v, 
     return lpl_gguf_add_tensor(w, name, LPL_F32, rows ? 2 : 1, ne, v, err);
 }
 
+static lpl_status add_llama_block(lpl_gguf_writer *w, int l, const lpl_gpt2_block *b, const lpl_gpt2_config *c,
+                                  lpl_dtype t, lpl_error *err)
+{
+    char name[96];
+    lpl_status st;
+    snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+    if ((st = add_vec(w, name, b->ln1_w, c->n_embd, 0, err)) != LPL_OK)
+        return st;
+    for (int s = LPL_SITE_LLAMA_FIRST; s < LPL_SITE_LLAMA_END; s++) {
+        if (s == LPL_SITE_GATE) {
+            snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+            if ((st = add_vec(w, name, b->ln2_w, c->n_embd, 0, err)) != LPL_OK)
+                return st;
+        }
+        snprintf(name, sizeof name, "blk.%d.%s.weight", l, site_gguf[s]);
+        int perm = site_permuted(c, (lpl_site)s) ? lpl_cfg_head_dim(c) : 0;
+        if ((st = add_matrix_perm(w, name, &b->w[s], t, perm, err)) != LPL_OK)
+            return st;
+        if (!b->b[s])
+            continue;
+        snprintf(name, sizeof name, "blk.%d.%s.bias", l, site_gguf[s]);
+        if ((st = add_vec(w, name, b->b[s], b->w[s].rows, 0, err)) != LPL_OK)
+            return st;
+    }
+    return LPL_OK;
+}
+
 static lpl_status add_block(lpl_gguf_writer *w, int l, const lpl_gpt2_block *b, const lpl_gpt2_config *c,
                             lpl_dtype t, lpl_error *err)
 {
     char name[96];
     lpl_status st;
+    if (lpl_cfg_is_llama(c))
+        return add_llama_block(w, l, b, c, t, err);
 #define VEC(suffix, ptr, n)                                              \
     do {                                                                 \
         snprintf(name, sizeof name, "blk.%d.%s", l, suffix);             \
@@ -367,7 +531,7 @@ static lpl_status add_block(lpl_gguf_writer *w, int l, const lpl_gpt2_block *b, 
     } while (0)
     VEC("attn_norm.weight", b->ln1_w, c->n_embd);
     VEC("attn_norm.bias", b->ln1_b, c->n_embd);
-    for (int s = 0; s < LPL_N_SITES; s++) {
+    for (int s = LPL_SITE_GPT2_FIRST; s < LPL_SITE_GPT2_END; s++) {
         snprintf(name, sizeof name, "blk.%d.%s.weight", l, site_gguf[s]);
         if ((st = add_matrix(w, name, &b->w[s], t, err)) != LPL_OK)
             return st;
@@ -422,11 +586,42 @@ done:
     return st;
 }
 
-/* general.* and gpt2.* keys. */
+/* The Llama family's <arch>.* keys, as llama.cpp's converter writes them. */
+static lpl_status write_llama_metadata(lpl_gguf_writer *w, const lpl_gpt2_config *c, lpl_error *err)
+{
+    char k[96];
+    lpl_status st;
+    if ((st = lpl_gguf_set_u32(w, arch_key(k, sizeof k, c, "context_length"), (uint32_t)c->n_ctx, err)) ||
+        (st = lpl_gguf_set_u32(w, arch_key(k, sizeof k, c, "embedding_length"), (uint32_t)c->n_embd, err)) ||
+        (st = lpl_gguf_set_u32(w, arch_key(k, sizeof k, c, "feed_forward_length"), (uint32_t)c->n_ff, err)) ||
+        (st = lpl_gguf_set_u32(w, arch_key(k, sizeof k, c, "block_count"), (uint32_t)c->n_layer, err)) ||
+        (st = lpl_gguf_set_u32(w, arch_key(k, sizeof k, c, "attention.head_count"), (uint32_t)c->n_head, err)) ||
+        (st = lpl_gguf_set_u32(w, arch_key(k, sizeof k, c, "attention.head_count_kv"), (uint32_t)c->n_kv_head,
+                               err)) ||
+        (st = lpl_gguf_set_u32(w, arch_key(k, sizeof k, c, "rope.dimension_count"),
+                               (uint32_t)lpl_cfg_head_dim(c), err)) ||
+        (st = lpl_gguf_set_f32(w, arch_key(k, sizeof k, c, "rope.freq_base"), c->rope_theta, err)) ||
+        (st = lpl_gguf_set_f32(w, arch_key(k, sizeof k, c, "attention.layer_norm_rms_epsilon"), c->ln_eps, err)) ||
+        (st = lpl_gguf_set_u32(w, arch_key(k, sizeof k, c, "vocab_size"), (uint32_t)c->n_vocab, err)) ||
+        (st = lpl_gguf_set_f32(w, arch_key(k, sizeof k, c, "attention_dropout"), c->pdrop.attn, err)))
+        return st;
+    return LPL_OK;
+}
+
+/* general.* and <arch>.* keys. */
 static lpl_status write_metadata(lpl_gguf_writer *w, const lpl_gpt2_config *c, lpl_dtype t, const char *name,
                                  lpl_error *err)
 {
     lpl_status st;
+    if (lpl_cfg_is_llama(c)) {
+        const char *arch = lpl_arch_name(c->arch);
+        if ((st = lpl_gguf_set_str(w, "general.architecture", arch, err)) ||
+            (st = lpl_gguf_set_str(w, "general.name", name && *name ? name : arch, err)) ||
+            (st = lpl_gguf_set_u32(w, "general.file_type", file_type_of(t), err)) ||
+            (t != LPL_F32 && t != LPL_F16 && (st = lpl_gguf_set_u32(w, "general.quantization_version", 2, err))))
+            return st;
+        return write_llama_metadata(w, c, err);
+    }
     if ((st = lpl_gguf_set_str(w, "general.architecture", "gpt2", err)) ||
         (st = lpl_gguf_set_str(w, "general.name", name && *name ? name : "gpt2", err)) ||
         (st = lpl_gguf_set_u32(w, "general.file_type", file_type_of(t), err)) ||
@@ -471,13 +666,14 @@ lpl_status lpl_gpt2_to_gguf(const lpl_gpt2_model *m, lpl_dtype t, const char *na
     if (tokens && (st = add_tokenizer(w, tokens, n_tokens, merges, n_merges, err)) != LPL_OK)
         return st;
     if ((st = add_matrix(w, "token_embd.weight", &m->wte, t, err)) ||
-        (st = add_vec(w, "position_embd.weight", m->wpe, c->n_embd, c->n_ctx, err)))
+        (m->wpe && (st = add_vec(w, "position_embd.weight", m->wpe, c->n_embd, c->n_ctx, err))))
         return st;
     for (int l = 0; l < c->n_layer; l++)
         if ((st = add_block(w, l, &m->blocks[l], c, t, err)) != LPL_OK)
             return st;
     if ((st = add_vec(w, "output_norm.weight", m->lnf_w, c->n_embd, 0, err)) ||
-        (st = add_vec(w, "output_norm.bias", m->lnf_b, c->n_embd, 0, err)))
+        (m->lnf_b && (st = add_vec(w, "output_norm.bias", m->lnf_b, c->n_embd, 0, err))) ||
+        (m->lm_head.data && (st = add_matrix(w, "output.weight", &m->lm_head, t, err))))
         return st;
     return LPL_OK;
 }

@@ -57,7 +57,7 @@ void lpl_experiment_quick(lpl_experiment_config *c)
 
 typedef struct {
     const char *name;
-    const char *targets[4];
+    const char *targets[8];
     const char *description;
 } preset_def;
 
@@ -70,6 +70,73 @@ static const preset_def presets[] = {
     {"mlp-exact", {"mlp.c_fc", "mlp.c_proj", NULL}, "mlp.c_fc, mlp.c_proj only"},
 };
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
+
+/* The Llama family's presets, in PEFT's module names. The study's three names mean
+ * the same there (baseline = every linear module, ffn = the MLP, attn = attention),
+ * so an experiment's placements follow the loaded model's architecture. */
+#define LLAMA_ALL {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", NULL}
+static const preset_def llama_presets[] = {
+    {"all-linear", LLAMA_ALL, "all seven linear modules (PEFT's all-linear)"},
+    {"attn", {"q_proj", "k_proj", "v_proj", "o_proj", NULL}, "attention: q_proj, k_proj, v_proj, o_proj"},
+    {"mlp", {"gate_proj", "up_proj", "down_proj", NULL}, "MLP: gate_proj, up_proj, down_proj"},
+    {"qv", {"q_proj", "v_proj", NULL}, "q_proj, v_proj (the LoRA paper's original choice)"},
+    {"baseline", LLAMA_ALL, "the study's “all”: every linear module"},
+    {"ffn", {"gate_proj", "up_proj", "down_proj", NULL}, "the study's “feed-forward only”: the MLP"},
+};
+#define N_LLAMA_PRESETS ((int)(sizeof llama_presets / sizeof llama_presets[0]))
+
+static const preset_def *find_preset(const preset_def *table, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(name, table[i].name))
+            return &table[i];
+    return NULL;
+}
+
+/* 1 when p's list targets are exactly preset d's. */
+static int targets_are(const lpl_placement *p, const preset_def *d)
+{
+    int n = 0;
+    while (n < 8 && d->targets[n])
+        n++;
+    if (p->lora.regex[0] || p->lora.n_targets != n)
+        return 0;
+    for (int k = 0; k < n; k++)
+        if (strcmp(p->lora.targets[k], d->targets[k]))
+            return 0;
+    return 1;
+}
+
+static void set_targets(lpl_lora_config *lc, const preset_def *d)
+{
+    lc->n_targets = 0;
+    for (int k = 0; k < 8 && d->targets[k]; k++)
+        snprintf(lc->targets[lc->n_targets++], sizeof lc->targets[0], "%s", d->targets[k]);
+}
+
+void lpl_placement_retarget(lpl_placement *p, const lpl_gpt2_config *mc)
+{
+    int llama = lpl_cfg_is_llama(mc);
+    const preset_def *other = llama ? find_preset(presets, N_PRESETS, p->name)
+                                    : find_preset(llama_presets, N_LLAMA_PRESETS, p->name);
+    const preset_def *mine = llama ? find_preset(llama_presets, N_LLAMA_PRESETS, p->name)
+                                   : find_preset(presets, N_PRESETS, p->name);
+    if (other && mine && targets_are(p, other))
+        set_targets(&p->lora, mine);
+}
+
+int lpl_placement_preset_count_arch(int llama) { return llama ? N_LLAMA_PRESETS : N_PRESETS; }
+
+const char *lpl_placement_preset_name_arch(int llama, int i)
+{
+    return i >= 0 && i < lpl_placement_preset_count_arch(llama) ? (llama ? llama_presets : presets)[i].name : NULL;
+}
+
+const char *lpl_placement_preset_description_arch(int llama, int i)
+{
+    return i >= 0 && i < lpl_placement_preset_count_arch(llama) ? (llama ? llama_presets : presets)[i].description
+                                                                 : NULL;
+}
 
 int lpl_placement_preset_count(void) { return N_PRESETS; }
 
@@ -91,19 +158,18 @@ static void placement_clear(lpl_placement *p)
 
 lpl_status lpl_placement_preset(const char *name, lpl_placement *p, lpl_error *err)
 {
-    for (int i = 0; i < N_PRESETS; i++) {
-        if (strcmp(name, presets[i].name))
-            continue;
-        placement_clear(p);
-        snprintf(p->name, sizeof p->name, "%s", name);
-        for (int k = 0; k < 4 && presets[i].targets[k]; k++)
-            snprintf(p->lora.targets[p->lora.n_targets++], sizeof p->lora.targets[0], "%s",
-                     presets[i].targets[k]);
-        return LPL_OK;
-    }
-    return lpl_fail(err, LPL_ERR_INVALID,
-                    "unknown placement preset '%s' (known: baseline, ffn, attn, all-linear, "
-                    "attn-exact, mlp-exact, or NAME=TARGETS[@LAYERS])", name);
+    const preset_def *d = find_preset(presets, N_PRESETS, name);
+    if (!d)
+        d = find_preset(llama_presets, N_LLAMA_PRESETS, name);
+    if (!d)
+        return lpl_fail(err, LPL_ERR_INVALID,
+                        "unknown placement preset '%s' (known: baseline, ffn, attn, all-linear, "
+                        "attn-exact, mlp-exact; for Llama-family models also mlp, qv; or NAME=TARGETS[@LAYERS])",
+                        name);
+    placement_clear(p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    set_targets(&p->lora, d);
+    return LPL_OK;
 }
 
 static int valid_name(const char *s)
@@ -196,6 +262,16 @@ void lpl_experiment_lora_config(const lpl_experiment_config *c, int i, lpl_lora_
     out->dropout = c->dropout;
     out->use_rslora = c->rslora;
     out->seed = c->seed;
+}
+
+void lpl_experiment_lora_config_for(const lpl_experiment_config *c, int i, const lpl_gpt2_config *mc,
+                                    lpl_lora_config *out)
+{
+    lpl_experiment_lora_config(c, i, out);
+    lpl_placement p = c->placements[i];
+    lpl_placement_retarget(&p, mc);
+    out->n_targets = p.lora.n_targets;
+    memcpy(out->targets, p.lora.targets, sizeof out->targets);
 }
 
 /* ---------------------------------------------------------------- JSON in */
@@ -530,7 +606,7 @@ lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_c
         if (!mc)
             continue;
         lpl_lora_config lc;
-        lpl_experiment_lora_config(c, i, &lc);
+        lpl_experiment_lora_config_for(c, i, mc, &lc);
         lpl_error e2;
         lpl_error_clear(&e2);
         if (lpl_lora_param_count(&lc, mc, &e2) < 0)
@@ -690,7 +766,7 @@ lpl_status lpl_experiment_count(const lpl_experiment_config *c, const lpl_gpt2_c
         return lpl_fail(err, LPL_ERR_INVALID, "placement index %d out of range", i);
     snprintf(out->name, sizeof out->name, "%s", c->placements[i].name);
     lpl_lora_config lc;
-    lpl_experiment_lora_config(c, i, &lc);
+    lpl_experiment_lora_config_for(c, i, mc, &lc);
     size_t nsel = (size_t)mc->n_layer * LPL_N_SITES;
     uint8_t *sel = selected ? selected : lpl_calloc(nsel, 1, "placement selection", err);
     if (!sel)
@@ -720,7 +796,7 @@ lpl_status lpl_experiment_count(const lpl_experiment_config *c, const lpl_gpt2_c
         out->vs_baseline_pct = 0;
     } else {
         lpl_lora_config rc;
-        lpl_experiment_lora_config(c, ref, &rc);
+        lpl_experiment_lora_config_for(c, ref, mc, &rc);
         int64_t rt = lpl_lora_param_count(&rc, mc, &e2);
         out->vs_baseline_pct = rt > 0 ? 100.0 * ((double)out->trainable / (double)rt - 1.0) : 0;
     }
@@ -730,7 +806,7 @@ done:
     return st;
 }
 
-/* [[layer, "attn.c_attn"], ...] of a selection. */
+/* [[layer, "attn.c_attn"], ...] of a selection (llama: "self_attn.q_proj", ...). */
 cJSON *lpl_selection_to_cjson(const uint8_t *sel, const lpl_gpt2_config *mc)
 {
     cJSON *a = cJSON_CreateArray();

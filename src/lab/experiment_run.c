@@ -151,12 +151,15 @@ static lpl_status prepare_placements(lpl_run *r, lpl_error *err)
 {
     const lpl_gpt2_config *mc = &r->model->cfg;
     size_t nsel = (size_t)mc->n_layer * LPL_N_SITES;
+    /* preset placements take the loaded model's module names, in the results too */
+    for (int i = 0; i < r->cfg.n_placements; i++)
+        lpl_placement_retarget(&r->cfg.placements[i], mc);
     for (int i = 0; i < r->n; i++) {
         lpl_placement_run *p = &r->p[i];
         p->placement = i % r->cfg.n_placements;
         p->seed_index = i / r->cfg.n_placements;
         p->seed = r->cfg.seed + (uint64_t)p->seed_index;
-        lpl_experiment_lora_config(&r->cfg, p->placement, &p->lcfg);
+        lpl_experiment_lora_config_for(&r->cfg, p->placement, mc, &p->lcfg);
         p->lcfg.seed = p->seed;
         p->selected = lpl_calloc(nsel, 1, "placement selection", err);
         p->loss = lpl_calloc((size_t)r->total_steps, sizeof(float), "loss curve", err);

@@ -21,6 +21,16 @@ static cJSON *models_cjson(void)
         cJSON_AddNumberToObject(o, "n_head", c.n_head);
         cJSON_AddNumberToObject(o, "n_ctx", c.n_ctx);
         cJSON_AddNumberToObject(o, "n_vocab", c.n_vocab);
+        cJSON_AddStringToObject(o, "arch", lpl_arch_name(c.arch));
+        if (lpl_cfg_is_llama(&c)) {
+            cJSON_AddNumberToObject(o, "n_kv_head", c.n_kv_head);
+            cJSON_AddNumberToObject(o, "n_ff", c.n_ff);
+            cJSON_AddNumberToObject(o, "rope_theta", c.rope_theta);
+            cJSON_AddNumberToObject(o, "rms_norm_eps", c.ln_eps);
+            cJSON_AddBoolToObject(o, "tied", !c.untied);
+            cJSON_AddBoolToObject(o, "qkv_bias", c.arch == LPL_ARCH_QWEN2);
+        }
+        cJSON_AddNumberToObject(o, "params", (double)lpl_gpt2_param_count(&c));
         cJSON_AddItemToArray(a, o);
     }
     return a;
@@ -51,6 +61,24 @@ static cJSON *placements_cjson(const lpl_experiment_config *study)
     return a;
 }
 
+/* The Llama family's presets (PEFT module names), chosen when such a model is loaded. */
+static cJSON *llama_placements_cjson(void)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < lpl_placement_preset_count_arch(1); i++) {
+        const char *name = lpl_placement_preset_name_arch(1, i);
+        lpl_placement p;
+        lpl_gpt2_config mc;
+        if (lpl_placement_preset(name, &p, NULL) != LPL_OK || lpl_gpt2_preset("llama-tiny", &mc, NULL) != LPL_OK)
+            continue;
+        lpl_placement_retarget(&p, &mc);
+        cJSON *o = lpl_placement_to_cjson(&p);
+        cJSON_AddStringToObject(o, "description", lpl_placement_preset_description_arch(1, i));
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
 static cJSON *generate_cjson(void)
 {
     lpl_generate_options g;
@@ -74,6 +102,7 @@ char *lpl_presets_json(void)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "models", models_cjson());
     cJSON_AddItemToObject(o, "placements", placements_cjson(&study));
+    cJSON_AddItemToObject(o, "llama_placements", llama_placements_cjson());
     cJSON_AddItemToObject(o, "study", lpl_experiment_to_cjson(&study));
     cJSON_AddItemToObject(o, "quick", lpl_experiment_to_cjson(&quick));
     cJSON_AddItemToObject(o, "saved", lpl_experiment_to_cjson(&saved));

@@ -7,58 +7,17 @@
 #include "lpl/model/lora.h"
 #include "lpl/core/platform.h"
 #include "lpl/core/rng.h"
+#include "lpl/model/llama_layers.h"
+#include "llama.h"
+#include "model_state.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* ---------------- parameter layout ---------------- */
-
-static int64_t block_size(const lpl_gpt2_config *c)
-{
-    const int64_t C = c->n_embd;
-    return 12 * C * C + 13 * C;
-}
-
-void lpl_gpt2_top_offsets_of(const lpl_gpt2_config *c, lpl_gpt2_top_offsets *o)
-{
-    const int64_t C = c->n_embd;
-    o->wte = 0;
-    o->wpe = (int64_t)c->n_vocab * C;
-    int64_t blocks = o->wpe + (int64_t)c->n_ctx * C;
-    o->lnf_w = blocks + (int64_t)c->n_layer * block_size(c);
-    o->lnf_b = o->lnf_w + C;
-    o->total = o->lnf_b + C;
-}
-
-int64_t lpl_gpt2_block_offsets_of(const lpl_gpt2_config *c, int layer, lpl_gpt2_block_offsets *o)
-{
-    lpl_gpt2_top_offsets top;
-    lpl_gpt2_top_offsets_of(c, &top);
-    const int64_t C = c->n_embd;
-    int64_t p = top.wpe + (int64_t)c->n_ctx * C + (int64_t)layer * block_size(c);
-    o->ln1_w = p; p += C;
-    o->ln1_b = p; p += C;
-    for (int s = 0; s < LPL_N_SITES; s++) {
-        int out, in;
-        lpl_site_shape(c, (lpl_site)s, &out, &in);
-        if (s == LPL_SITE_MLP_FC) {
-            o->ln2_w = p; p += C;
-            o->ln2_b = p; p += C;
-        }
-        o->w[s] = p; p += (int64_t)out * in;
-        o->b[s] = p; p += out;
-    }
-    return top.total;
-}
-
-int64_t lpl_gpt2_param_count(const lpl_gpt2_config *c)
-{
-    lpl_gpt2_top_offsets top;
-    lpl_gpt2_top_offsets_of(c, &top);
-    return top.total;
-}
+/* base + off, or NULL for an absent tensor (off < 0). */
+static float *at(float *base, int64_t off) { return off < 0 ? NULL : base + off; }
 
 /* Points every tensor of m into an fp32 buffer laid out as above. */
 static void point_at_params(lpl_gpt2_model *m, float *base)
@@ -67,22 +26,25 @@ static void point_at_params(lpl_gpt2_model *m, float *base)
     lpl_gpt2_top_offsets top;
     lpl_gpt2_top_offsets_of(c, &top);
     m->wte = (lpl_matrix){LPL_F32, c->n_vocab, c->n_embd, base + top.wte};
-    m->wpe = base + top.wpe;
+    m->wpe = at(base, top.wpe);
     m->lnf_w = base + top.lnf_w;
-    m->lnf_b = base + top.lnf_b;
+    m->lnf_b = at(base, top.lnf_b);
+    m->lm_head = top.lm_head < 0 ? (lpl_matrix){LPL_F32, 0, 0, NULL}
+                                 : (lpl_matrix){LPL_F32, c->n_vocab, c->n_embd, base + top.lm_head};
     for (int l = 0; l < c->n_layer; l++) {
         lpl_gpt2_block_offsets o;
         lpl_gpt2_block_offsets_of(c, l, &o);
         lpl_gpt2_block *b = &m->blocks[l];
+        memset(b, 0, sizeof *b);
         b->ln1_w = base + o.ln1_w;
-        b->ln1_b = base + o.ln1_b;
+        b->ln1_b = at(base, o.ln1_b);
         b->ln2_w = base + o.ln2_w;
-        b->ln2_b = base + o.ln2_b;
-        for (int s = 0; s < LPL_N_SITES; s++) {
+        b->ln2_b = at(base, o.ln2_b);
+        for (int s = lpl_site_first(c); s < lpl_site_end(c); s++) {
             int out, in;
             lpl_site_shape(c, (lpl_site)s, &out, &in);
             b->w[s] = (lpl_matrix){LPL_F32, out, in, base + o.w[s]};
-            b->b[s] = base + o.b[s];
+            b->b[s] = at(base, o.b[s]);
         }
     }
     m->params = base;
@@ -169,51 +131,75 @@ lpl_gpt2_model *lpl_gpt2_create_random(const lpl_gpt2_config *cfg, uint64_t seed
     lpl_rng r;
     lpl_rng_seed(&r, seed);
     fill_normal(&r, m->wte.data, (int64_t)cfg->n_vocab * C, 0.02f);
-    fill_normal(&r, m->wpe, (int64_t)cfg->n_ctx * C, 0.02f);
-    /* residual projections get 0.02/sqrt(2L), as GPT-2's paper and HF do */
-    float proj_std = 0.02f / sqrtf(2.0f * (float)cfg->n_layer);
+    if (m->wpe)
+        fill_normal(&r, m->wpe, (int64_t)cfg->n_ctx * C, 0.02f);
+    /* GPT-2: residual projections get 0.02/sqrt(2L), as GPT-2's paper and HF do;
+     * HF's Llama initialises every linear with 0.02 */
+    float proj_std = lpl_cfg_is_llama(cfg) ? 0.02f : 0.02f / sqrtf(2.0f * (float)cfg->n_layer);
     for (int l = 0; l < cfg->n_layer; l++) {
         lpl_gpt2_block *b = &m->blocks[l];
         for (int i = 0; i < C; i++)
             b->ln1_w[i] = b->ln2_w[i] = 1.0f;
-        for (int s = 0; s < LPL_N_SITES; s++) {
+        for (int s = lpl_site_first(cfg); s < lpl_site_end(cfg); s++) {
             float std = (s == LPL_SITE_ATTN_PROJ || s == LPL_SITE_MLP_PROJ) ? proj_std : 0.02f;
             fill_normal(&r, b->w[s].data, (int64_t)b->w[s].rows * b->w[s].cols, std);
         }
     }
     for (int i = 0; i < C; i++)
         m->lnf_w[i] = 1.0f;
+    if (m->lm_head.data)
+        fill_normal(&r, m->lm_head.data, (int64_t)cfg->n_vocab * C, 0.02f);
     return m;
 }
 
-/* Every 2-D matrix of the model, in a fixed order (wte, then each block's sites). */
-static int n_matrices(const lpl_gpt2_model *m) { return 1 + LPL_N_SITES * m->cfg.n_layer; }
+/* Every 2-D matrix of the model, in a fixed order (wte, then each block's sites,
+ * then an untied lm_head). */
+static int sites_per_block(const lpl_gpt2_model *m) { return lpl_site_end(&m->cfg) - lpl_site_first(&m->cfg); }
+static int n_matrices(const lpl_gpt2_model *m)
+{
+    return 1 + sites_per_block(m) * m->cfg.n_layer + (m->lm_head.data != NULL);
+}
 static lpl_matrix *matrix_at(lpl_gpt2_model *m, int i)
 {
-    return i == 0 ? &m->wte : &m->blocks[(i - 1) / LPL_N_SITES].w[(i - 1) % LPL_N_SITES];
+    const int ns = sites_per_block(m);
+    if (i == 0)
+        return &m->wte;
+    if (i > ns * m->cfg.n_layer)
+        return &m->lm_head;
+    return &m->blocks[(i - 1) / ns].w[lpl_site_first(&m->cfg) + (i - 1) % ns];
 }
 
-/* The fp32 vectors (wpe, biases, layer norms) as (pointer, length) pairs. */
-#define N_VECTORS(m) (3 + 8 * (m)->cfg.n_layer)
+/* The fp32 vectors (wpe, biases, norms) as (pointer, length) pairs; absent ones
+ * (NULL) are left out. */
+#define N_VECTORS(m) (3 + (4 + LPL_N_SITES) * (m)->cfg.n_layer)
 static int vector_list(lpl_gpt2_model *m, float ***ptrs, int64_t *lens)
 {
     const lpl_gpt2_config *c = &m->cfg;
     int k = 0;
-    ptrs[k] = &m->wpe, lens[k++] = (int64_t)c->n_ctx * c->n_embd;
+#define ADD(p, n) do { if (p) { ptrs[k] = &(p); lens[k++] = (n); } } while (0)
+    ADD(m->wpe, (int64_t)c->n_ctx * c->n_embd);
     for (int l = 0; l < c->n_layer; l++) {
         lpl_gpt2_block *b = &m->blocks[l];
-        ptrs[k] = &b->ln1_w, lens[k++] = c->n_embd;
-        ptrs[k] = &b->ln1_b, lens[k++] = c->n_embd;
-        ptrs[k] = &b->ln2_w, lens[k++] = c->n_embd;
-        ptrs[k] = &b->ln2_b, lens[k++] = c->n_embd;
-        for (int s = 0; s < LPL_N_SITES; s++)
-            ptrs[k] = &b->b[s], lens[k++] = b->w[s].rows;
+        ADD(b->ln1_w, c->n_embd);
+        ADD(b->ln1_b, c->n_embd);
+        ADD(b->ln2_w, c->n_embd);
+        ADD(b->ln2_b, c->n_embd);
+        for (int s = lpl_site_first(c); s < lpl_site_end(c); s++)
+            ADD(b->b[s], b->w[s].rows);
     }
-    ptrs[k] = &m->lnf_w, lens[k++] = c->n_embd;
-    ptrs[k] = &m->lnf_b, lens[k++] = c->n_embd;
+    ADD(m->lnf_w, c->n_embd);
+    ADD(m->lnf_b, c->n_embd);
+#undef ADD
     return k;
 }
 
+
+/* The widest input of any matrix (a row buffer for conversions and merging). */
+static int widest_row(const lpl_gpt2_config *c)
+{
+    int ff = lpl_cfg_ff(c);
+    return ff > c->n_embd ? ff : c->n_embd;
+}
 
 lpl_status lpl_gpt2_make_trainable(lpl_gpt2_model *m, lpl_error *err)
 {
@@ -233,10 +219,9 @@ lpl_status lpl_gpt2_make_trainable(lpl_gpt2_model *m, lpl_error *err)
             lpl_dequantize_row(src->type, (const char *)src->data + (size_t)r * rb,
                                (float *)dst->data + (size_t)r * src->cols, src->cols);
     }
-    int nv = N_VECTORS(m);
-    float **sp[nv], **dp[nv];
-    int64_t lens[nv];
-    vector_list(m, sp, lens);
+    float **sp[N_VECTORS(m)], **dp[N_VECTORS(m)];
+    int64_t lens[N_VECTORS(m)];
+    int nv = vector_list(m, sp, lens);
     vector_list(&view, dp, lens);
     for (int k = 0; k < nv; k++)
         memcpy(*dp[k], *sp[k], (size_t)lens[k] * sizeof(float));
@@ -252,10 +237,10 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err)
     if (t != LPL_F16 && t != LPL_Q8_0 && t != LPL_Q4_0)
         return lpl_fail(err, LPL_ERR_INVALID, "cannot convert model weights to type %s (expected f32, f16, q8_0 or q4_0)",
                         lpl_dtype_name(t));
-    int nm = n_matrices(m), nv = N_VECTORS(m);
-    float **vp[nv];
-    int64_t lens[nv];
-    vector_list(m, vp, lens);
+    int nm = n_matrices(m);
+    float **vp[N_VECTORS(m)];
+    int64_t lens[N_VECTORS(m)];
+    int nv = vector_list(m, vp, lens);
     /* one buffer: the fp32 vectors first, then each matrix 64-byte aligned */
     size_t total = 0;
     for (int k = 0; k < nv; k++)
@@ -264,7 +249,7 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err)
         const lpl_matrix *a = matrix_at(m, i);
         total += lpl_align64((size_t)a->rows * lpl_dtype_row_bytes(t, a->cols));
     }
-    float *row = lpl_malloc((size_t)m->cfg.n_embd * 4 * sizeof(float), "conversion row", err);
+    float *row = lpl_malloc((size_t)widest_row(&m->cfg) * sizeof(float), "conversion row", err);
     own_buf *o = row ? own_new(m, total, err) : NULL;
     if (!o) {
         free(row);
@@ -274,7 +259,7 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err)
     lpl_gpt2_model view = *m;
     view.blocks = o->blocks;
     char *buf = o->buf;
-    float **np[nv];
+    float **np[N_VECTORS(m)];
     vector_list(&view, np, lens);
     size_t off = 0;
     for (int k = 0; k < nv; k++) {
@@ -298,6 +283,7 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err)
     m->wpe = view.wpe;
     m->lnf_w = view.lnf_w;
     m->lnf_b = view.lnf_b;
+    m->lm_head = view.lm_head;
     take_ownership(m, o);
     m->params = NULL;
     m->n_params = 0;
@@ -305,47 +291,6 @@ lpl_status lpl_gpt2_convert(lpl_gpt2_model *m, lpl_dtype t, lpl_error *err)
 }
 
 /* ---------------- state ---------------- */
-
-struct lpl_gpt2_state {
-    lpl_gpt2_config cfg;
-    int max_T;
-    /* activations kept for backward, per layer [L][T][...] */
-    float *resid;      /* [L+1][T][C]: input of each block, then input of ln_f */
-    float *ln1_mean, *ln1_rstd, *ln2_mean, *ln2_rstd; /* [L][T] */
-    float *qkv;        /* [L][T][3C] */
-    float *atty;       /* [L][T][C] attention output before c_proj */
-    float *lse;        /* [L][H][T] */
-    float *res2;       /* [L][T][C] residual after attention */
-    float *fch;        /* [L][T][4C] c_fc output before gelu */
-    float *lnf, *lnf_mean, *lnf_rstd; /* [T][C], [T], [T] */
-    float *logits;     /* [T][V]; with targets only the scored rows, packed */
-    float *nll, *ce_lse; /* [T] per scored row */
-    /* recomputed / scratch */
-    float *ln_buf;     /* [T][C] */
-    float *gelu_buf;   /* [T][4C] */
-    float *attn_scratch; /* [H][T] */
-    /* backward */
-    float *dres, *dC;  /* [T][C] */
-    float *d3C;        /* [T][3C] */
-    float *d4C_a, *d4C_b; /* [T][4C] */
-    /* last forward */
-    int T, has_targets, n_scored;
-    int backward_done; /* backward consumed the logits of the last forward */
-    int *tokens, *targets;
-    int *rows, *row_targets; /* scored positions and their targets, packed */
-    uint8_t *mask;
-    /* full-parameter gradients */
-    float *grads;
-    int64_t n_grads;
-    lpl_gpt2_timings tm;
-    lpl_compute compute; /* base products in fp32 or int8 */
-    /* base-model dropout: rates, the key stream, the last forward's key */
-    lpl_gpt2_dropout drop;
-    uint64_t drop_next, drop_key;
-    int drop_on; /* the last forward was a training forward with some rate > 0 */
-    size_t bytes;
-    void *buf;
-};
 
 lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_grads, lpl_error *err)
 {
@@ -366,14 +311,20 @@ lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_
     s->max_T = max_T;
     const size_t T = (size_t)max_T, C = (size_t)c->n_embd, L = (size_t)c->n_layer;
     const size_t H = (size_t)c->n_head, V = (size_t)c->n_vocab;
+    /* row widths: q|k|v, the MLP's stored pre-activations, its hidden layer, and the
+     * MLP-sized backward buffers (which llama also uses for [T][C] sums) */
+    const int llama = lpl_cfg_is_llama(c);
+    const size_t kvd = (size_t)lpl_cfg_kv_heads(c) * lpl_cfg_head_dim(c), F = (size_t)lpl_cfg_ff(c);
+    const size_t QKV = llama ? C + 2 * kvd : 3 * C, FF = llama ? 2 * F : 4 * C, HID = llama ? F : 4 * C;
+    const size_t D4 = FF > C ? FF : C;
     struct { float **p; size_t n; } plan[] = {
         {&s->resid, (L + 1) * T * C}, {&s->ln1_mean, L * T}, {&s->ln1_rstd, L * T},
-        {&s->ln2_mean, L * T}, {&s->ln2_rstd, L * T}, {&s->qkv, L * T * 3 * C},
+        {&s->ln2_mean, L * T}, {&s->ln2_rstd, L * T}, {&s->qkv, L * T * QKV},
         {&s->atty, L * T * C}, {&s->lse, L * H * T}, {&s->res2, L * T * C},
-        {&s->fch, L * T * 4 * C}, {&s->lnf, T * C}, {&s->lnf_mean, T}, {&s->lnf_rstd, T},
-        {&s->logits, T * V}, {&s->nll, T}, {&s->ce_lse, T}, {&s->ln_buf, T * C}, {&s->gelu_buf, T * 4 * C},
-        {&s->attn_scratch, H * T}, {&s->dres, T * C}, {&s->dC, T * C}, {&s->d3C, T * 3 * C},
-        {&s->d4C_a, T * 4 * C}, {&s->d4C_b, T * 4 * C},
+        {&s->fch, L * T * FF}, {&s->lnf, T * C}, {&s->lnf_mean, T}, {&s->lnf_rstd, T},
+        {&s->logits, T * V}, {&s->nll, T}, {&s->ce_lse, T}, {&s->ln_buf, T * C}, {&s->gelu_buf, T * HID},
+        {&s->attn_scratch, H * T}, {&s->dres, T * C}, {&s->dC, T * C}, {&s->d3C, T * QKV},
+        {&s->d4C_a, T * D4}, {&s->d4C_b, T * D4}, {&s->rope, llama ? T * (size_t)lpl_cfg_head_dim(c) : 0},
         {&s->grads, full_grads ? (size_t)m->n_params : 0},
     };
     size_t nplan = sizeof plan / sizeof plan[0];
@@ -400,6 +351,8 @@ lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_
         s->grads = NULL;
     s->n_grads = full_grads ? m->n_params : 0;
     s->bytes = sizeof *s + total + ints;
+    if (llama)
+        lpl_rope_table(s->rope, max_T, lpl_cfg_head_dim(c), c->rope_theta);
     return s;
 }
 
@@ -447,6 +400,8 @@ lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout 
             return lpl_fail(err, LPL_ERR_INVALID, "base dropout: %s rate %g must be in [0, 1)",
                             (const char *[]){"embedding", "attention", "residual"}[k], r[k]);
     s->drop = *d;
+    if (lpl_cfg_is_llama(&s->cfg)) /* HF's Llama and Qwen2 have attention_dropout only */
+        s->drop.embd = s->drop.resid = 0.0f;
     /* its own stream: LoRA's dropout and the data order use the same seed */
     s->drop_next = lpl_mix64(seed ^ 0x626173652d64726fULL);
     return LPL_OK;
@@ -454,55 +409,8 @@ lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout 
 
 uint64_t lpl_gpt2_state_dropout_key(const lpl_gpt2_state *s) { return s->drop_next; }
 
-uint64_t lpl_gpt2_dropout_stream(lpl_gpt2_drop_site site, int layer)
-{
-    return (uint64_t)layer * 4u + (uint64_t)site;
-}
 
-/* x[n] *= the mask of (site, layer) of the last forward (or dst = src * mask). */
-static void drop_apply(const lpl_gpt2_state *s, float *dst, const float *src, int64_t n, lpl_gpt2_drop_site site,
-                       int layer, float p)
-{
-    const uint64_t stream = lpl_gpt2_dropout_stream(site, layer);
-    for (int64_t i = 0; i < n; i++)
-        dst[i] = src[i] * lpl_dropout_scale(s->drop_key, stream, (uint64_t)i, p);
-}
-
-/* The last forward's attention dropout of layer l, or NULL. */
-static const lpl_attn_dropout *attn_drop(const lpl_gpt2_state *s, int l, lpl_attn_dropout *buf)
-{
-    if (!s->drop_on || !(s->drop.attn > 0.0f))
-        return NULL;
-    *buf = (lpl_attn_dropout){s->drop_key, lpl_gpt2_dropout_stream(LPL_DROP_ATTN, l), s->drop.attn};
-    return buf;
-}
-
-/* Residual dropout rate of the last forward (0: none). */
-static float resid_rate(const lpl_gpt2_state *s) { return s->drop_on ? s->drop.resid : 0.0f; }
 lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s) { return s->compute; }
-
-/* The base's linear products in the state's compute, timed on their own too (they
- * are what compute int8 changes; the component buckets hold them with the rest). */
-static void base_forward(lpl_gpt2_state *s, float *Y, const float *X, const lpl_matrix *W, const float *bias,
-                         int T)
-{
-    double t0 = lpl_now_seconds();
-    if (s->compute == LPL_COMPUTE_INT8)
-        lpl_linear_forward_q8(Y, X, W, bias, T, 0);
-    else
-        lpl_linear_forward(Y, X, W, bias, T, 0);
-    s->tm.base_products += lpl_now_seconds() - t0;
-}
-
-static void base_backward_input(lpl_gpt2_state *s, float *dX, const float *dY, const lpl_matrix *W, int T)
-{
-    double t0 = lpl_now_seconds();
-    if (s->compute == LPL_COMPUTE_INT8)
-        lpl_linear_backward_input_q8(dX, dY, W, T);
-    else
-        lpl_linear_backward_input(dX, dY, W, T);
-    s->tm.base_products += lpl_now_seconds() - t0;
-}
 
 void lpl_gpt2_get_timings(const lpl_gpt2_state *s, lpl_gpt2_timings *t) { *t = s->tm; }
 void lpl_gpt2_reset_timings(lpl_gpt2_state *s) { memset(&s->tm, 0, sizeof s->tm); }
@@ -512,7 +420,8 @@ void lpl_gpt2_reset_timings(lpl_gpt2_state *s) { memset(&s->tm, 0, sizeof s->tm)
 static int same_shape(const lpl_gpt2_config *a, const lpl_gpt2_config *b)
 {
     return a->n_layer == b->n_layer && a->n_embd == b->n_embd && a->n_head == b->n_head &&
-           a->n_ctx == b->n_ctx && a->n_vocab == b->n_vocab;
+           a->n_ctx == b->n_ctx && a->n_vocab == b->n_vocab && a->arch == b->arch &&
+           a->n_kv_head == b->n_kv_head && a->n_ff == b->n_ff;
 }
 
 static lpl_status check_inputs(const lpl_gpt2_model *m, const lpl_lora *lora, const lpl_gpt2_state *s,
@@ -543,21 +452,8 @@ static lpl_status check_inputs(const lpl_gpt2_model *m, const lpl_lora *lora, co
     return LPL_OK;
 }
 
-/* Y = X W^T + b, plus the LoRA branch when the site is adapted. */
-static void site_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, int l, lpl_site site,
-                         float *Y, const float *X, int T, double *bucket)
-{
-    const lpl_gpt2_block *b = &m->blocks[l];
-    double t0 = lpl_now_seconds();
-    base_forward(s, Y, X, &b->w[site], b->b[site], T);
-    double t1 = lpl_now_seconds();
-    *bucket += t1 - t0;
-    const lpl_lora_module *mod = lora ? lora->by_site[l * LPL_N_SITES + site] : NULL;
-    if (mod) {
-        lpl_lora_site_forward(lora, mod, Y, X, T);
-        s->tm.lora += lpl_now_seconds() - t1;
-    }
-}
+/* The LM head: an untied lm_head, else the token embedding. */
+static const lpl_matrix *lm_head_of(const lpl_gpt2_model *m) { return m->lm_head.data ? &m->lm_head : &m->wte; }
 
 static void embed_forward(const lpl_gpt2_model *m, float *out, const int *tokens, int T)
 {
@@ -566,6 +462,8 @@ static void embed_forward(const lpl_gpt2_model *m, float *out, const int *tokens
     for (int t = 0; t < T; t++) {
         float *o = out + (size_t)t * C;
         lpl_dequantize_row(m->wte.type, (const char *)m->wte.data + (size_t)tokens[t] * rb, o, C);
+        if (!m->wpe) /* llama: positions come from RoPE */
+            continue;
         const float *pe = m->wpe + (size_t)t * C;
         for (int i = 0; i < C; i++)
             o[i] += pe[i];
@@ -587,27 +485,27 @@ static void block_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_stat
     lpl_layernorm_forward(s->ln_buf, s->ln1_mean + l * sT, s->ln1_rstd + l * sT, x, b->ln1_w, b->ln1_b, T,
                           (int)C, c->ln_eps);
     s->tm.layernorm += lpl_now_seconds() - t0;
-    site_forward(m, lora, s, l, LPL_SITE_ATTN_QKV, qkv, s->ln_buf, T, &s->tm.attention);
+    lpl_ms_site_forward(m, lora, s, l, LPL_SITE_ATTN_QKV, qkv, s->ln_buf, T, &s->tm.attention);
     t0 = lpl_now_seconds();
     lpl_attn_dropout ad;
-    lpl_attention_forward(atty, lse, qkv, T, (int)C, c->n_head, s->attn_scratch, attn_drop(s, l, &ad));
+    lpl_attention_forward(atty, lse, qkv, T, (int)C, c->n_head, s->attn_scratch, lpl_ms_attn_drop(s, l, &ad));
     s->tm.attention += lpl_now_seconds() - t0;
-    site_forward(m, lora, s, l, LPL_SITE_ATTN_PROJ, s->dC, atty, T, &s->tm.attention);
-    if (resid_rate(s) > 0.0f)
-        drop_apply(s, s->dC, s->dC, (int64_t)TC, LPL_DROP_RESID_ATTN, l, resid_rate(s));
+    lpl_ms_site_forward(m, lora, s, l, LPL_SITE_ATTN_PROJ, s->dC, atty, T, &s->tm.attention);
+    if (lpl_ms_resid_rate(s) > 0.0f)
+        lpl_ms_drop_apply(s, s->dC, s->dC, (int64_t)TC, LPL_DROP_RESID_ATTN, l, lpl_ms_resid_rate(s));
     lpl_residual_forward(res2, x, s->dC, (int64_t)TC);
 
     t0 = lpl_now_seconds();
     lpl_layernorm_forward(s->ln_buf, s->ln2_mean + l * sT, s->ln2_rstd + l * sT, res2, b->ln2_w, b->ln2_b, T,
                           (int)C, c->ln_eps);
     s->tm.layernorm += lpl_now_seconds() - t0;
-    site_forward(m, lora, s, l, LPL_SITE_MLP_FC, fch, s->ln_buf, T, &s->tm.mlp);
+    lpl_ms_site_forward(m, lora, s, l, LPL_SITE_MLP_FC, fch, s->ln_buf, T, &s->tm.mlp);
     t0 = lpl_now_seconds();
     lpl_gelu_forward(s->gelu_buf, fch, (int64_t)TC * 4);
     s->tm.mlp += lpl_now_seconds() - t0;
-    site_forward(m, lora, s, l, LPL_SITE_MLP_PROJ, s->dC, s->gelu_buf, T, &s->tm.mlp);
-    if (resid_rate(s) > 0.0f)
-        drop_apply(s, s->dC, s->dC, (int64_t)TC, LPL_DROP_RESID_MLP, l, resid_rate(s));
+    lpl_ms_site_forward(m, lora, s, l, LPL_SITE_MLP_PROJ, s->dC, s->gelu_buf, T, &s->tm.mlp);
+    if (lpl_ms_resid_rate(s) > 0.0f)
+        lpl_ms_drop_apply(s, s->dC, s->dC, (int64_t)TC, LPL_DROP_RESID_MLP, l, lpl_ms_resid_rate(s));
     lpl_residual_forward(xo, res2, s->dC, (int64_t)TC);
 }
 
@@ -638,20 +536,29 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
 
     embed_forward(m, s->resid, tokens, T);
     if (s->drop_on && s->drop.embd > 0.0f)
-        drop_apply(s, s->resid, s->resid, (int64_t)T * C, LPL_DROP_EMBD, 0, s->drop.embd);
+        lpl_ms_drop_apply(s, s->resid, s->resid, (int64_t)T * C, LPL_DROP_EMBD, 0, s->drop.embd);
     double t0 = lpl_now_seconds();
     s->tm.embed += t0 - start;
-    for (int l = 0; l < c->n_layer; l++)
-        block_forward(m, lora, s, l, T);
+    const int llama = lpl_cfg_is_llama(c);
+    for (int l = 0; l < c->n_layer; l++) {
+        if (llama)
+            lpl_llama_block_forward(m, lora, s, l, T);
+        else
+            block_forward(m, lora, s, l, T);
+    }
 
     t0 = lpl_now_seconds();
     const float *xf = s->resid + (size_t)c->n_layer * s->max_T * C;
-    lpl_layernorm_forward(s->lnf, s->lnf_mean, s->lnf_rstd, xf, m->lnf_w, m->lnf_b, T, C, c->ln_eps);
+    if (llama)
+        lpl_rmsnorm_forward(s->lnf, s->lnf_rstd, xf, m->lnf_w, T, C, c->ln_eps);
+    else
+        lpl_layernorm_forward(s->lnf, s->lnf_mean, s->lnf_rstd, xf, m->lnf_w, m->lnf_b, T, C, c->ln_eps);
+    const lpl_matrix *head = lm_head_of(m);
     double t1 = lpl_now_seconds();
     s->tm.layernorm += t1 - t0;
     lpl_loss loss = {0.0, 0, 0.0f};
     if (!targets) {
-        base_forward(s, s->logits, s->lnf, &m->wte, NULL, T);
+        lpl_ms_base_forward(s, s->logits, s->lnf, head, NULL, T);
     } else {
         /* the LM head is the largest product: run it on scored rows only */
         memcpy(s->targets, targets, (size_t)T * sizeof(int));
@@ -666,7 +573,7 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
             }
         }
         if (n > 0) {
-            base_forward(s, s->logits, s->ln_buf, &m->wte, NULL, n);
+            lpl_ms_base_forward(s, s->logits, s->ln_buf, head, NULL, n);
             lpl_crossentropy_forward(s->nll, s->ce_lse, s->logits, s->row_targets, NULL, n, V);
         }
         for (int k = 0; k < n; k++)
@@ -687,53 +594,6 @@ lpl_status lpl_gpt2_forward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_st
 
 /* ---------------- backward ---------------- */
 
-typedef struct {
-    float *ln1_w, *ln1_b, *w[LPL_N_SITES], *b[LPL_N_SITES], *ln2_w, *ln2_b;
-} block_grads;
-
-static void block_grads_of(const lpl_gpt2_state *s, int l, block_grads *g)
-{
-    if (!s->grads) {
-        memset(g, 0, sizeof *g);
-        return;
-    }
-    lpl_gpt2_block_offsets o;
-    lpl_gpt2_block_offsets_of(&s->cfg, l, &o);
-    g->ln1_w = s->grads + o.ln1_w;
-    g->ln1_b = s->grads + o.ln1_b;
-    g->ln2_w = s->grads + o.ln2_w;
-    g->ln2_b = s->grads + o.ln2_b;
-    for (int k = 0; k < LPL_N_SITES; k++) {
-        g->w[k] = s->grads + o.w[k];
-        g->b[k] = s->grads + o.b[k];
-    }
-}
-
-/* dX = dY W (overwritten), plus weight/bias gradients and the LoRA branch backward.
- * dX NULL: nobody needs the input gradient (the lowest adapted site), skip it. */
-static void site_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s, const block_grads *g,
-                          int l, lpl_site site, float *dX, const float *dY, const float *X, int T,
-                          double *bucket)
-{
-    const lpl_matrix *W = &m->blocks[l].w[site];
-    double t0 = lpl_now_seconds();
-    if (dX) {
-        memset(dX, 0, (size_t)T * W->cols * sizeof(float));
-        base_backward_input(s, dX, dY, W, T);
-    }
-    if (g->w[site]) {
-        lpl_linear_backward_weight(g->w[site], dY, X, T, W->rows, W->cols);
-        lpl_bias_backward(g->b[site], dY, T, W->rows);
-    }
-    double t1 = lpl_now_seconds();
-    *bucket += t1 - t0;
-    const lpl_lora_module *mod = lora ? lora->by_site[l * LPL_N_SITES + site] : NULL;
-    if (mod) {
-        lpl_lora_site_backward(lora, mod, dX, dY, X, T);
-        s->tm.lora += lpl_now_seconds() - t1;
-    }
-}
-
 /* On entry s->dres holds d(block output); on exit d(block input). last >= 0: this is
  * the lowest layer backward reaches and nothing below site `last` (in backward order
  * mlp.c_proj, mlp.c_fc, attn.c_proj, attn.c_attn) needs a gradient, so the block stops
@@ -743,8 +603,8 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     const lpl_gpt2_config *c = &m->cfg;
     const size_t C = (size_t)c->n_embd, sT = (size_t)s->max_T;
     const lpl_gpt2_block *b = &m->blocks[l];
-    block_grads g;
-    block_grads_of(s, l, &g);
+    lpl_ms_block_grads g;
+    lpl_ms_block_grads_of(s, l, &g);
     float *x = s->resid + (size_t)l * sT * C;
     float *qkv = s->qkv + (size_t)l * sT * 3 * C, *atty = s->atty + (size_t)l * sT * C;
     float *res2 = s->res2 + (size_t)l * sT * C, *fch = s->fch + (size_t)l * sT * 4 * C;
@@ -762,11 +622,11 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     /* residual dropout: the site's output gradient is dres times the forward's mask
      * (in d3C, which is free until the attention's backward) */
     const float *dY = s->dres;
-    if (resid_rate(s) > 0.0f) {
-        drop_apply(s, s->d3C, s->dres, (int64_t)T * C, LPL_DROP_RESID_MLP, l, resid_rate(s));
+    if (lpl_ms_resid_rate(s) > 0.0f) {
+        lpl_ms_drop_apply(s, s->d3C, s->dres, (int64_t)T * C, LPL_DROP_RESID_MLP, l, lpl_ms_resid_rate(s));
         dY = s->d3C;
     }
-    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, last == LPL_SITE_MLP_PROJ ? NULL : s->d4C_a, dY,
+    lpl_ms_site_backward(m, lora, s, &g, l, LPL_SITE_MLP_PROJ, last == LPL_SITE_MLP_PROJ ? NULL : s->d4C_a, dY,
                   s->gelu_buf, T, &s->tm.mlp);
     if (last == LPL_SITE_MLP_PROJ)
         return;
@@ -774,7 +634,7 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     memset(s->d4C_b, 0, T4C * sizeof(float));
     lpl_gelu_backward(s->d4C_b, fch, s->d4C_a, (int64_t)T4C);
     s->tm.mlp += lpl_now_seconds() - t0;
-    site_backward(m, lora, s, &g, l, LPL_SITE_MLP_FC, last == LPL_SITE_MLP_FC ? NULL : s->dC, s->d4C_b, s->ln_buf,
+    lpl_ms_site_backward(m, lora, s, &g, l, LPL_SITE_MLP_FC, last == LPL_SITE_MLP_FC ? NULL : s->dC, s->d4C_b, s->ln_buf,
                   T, &s->tm.mlp);
     if (last == LPL_SITE_MLP_FC)
         return;
@@ -785,11 +645,11 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
 
     /* attention */
     dY = s->dres;
-    if (resid_rate(s) > 0.0f) {
-        drop_apply(s, s->d3C, s->dres, (int64_t)T * C, LPL_DROP_RESID_ATTN, l, resid_rate(s));
+    if (lpl_ms_resid_rate(s) > 0.0f) {
+        lpl_ms_drop_apply(s, s->d3C, s->dres, (int64_t)T * C, LPL_DROP_RESID_ATTN, l, lpl_ms_resid_rate(s));
         dY = s->d3C;
     }
-    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, last == LPL_SITE_ATTN_PROJ ? NULL : s->dC, dY, atty,
+    lpl_ms_site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_PROJ, last == LPL_SITE_ATTN_PROJ ? NULL : s->dC, dY, atty,
                   T, &s->tm.attention);
     if (last == LPL_SITE_ATTN_PROJ)
         return;
@@ -797,13 +657,13 @@ static void block_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_sta
     memset(s->d3C, 0, (size_t)T * 3 * C * sizeof(float));
     lpl_attn_dropout ad;
     lpl_attention_backward(s->d3C, s->dC, qkv, atty, lse, T, (int)C, c->n_head, s->attn_scratch,
-                           attn_drop(s, l, &ad));
+                           lpl_ms_attn_drop(s, l, &ad));
     double t1 = lpl_now_seconds();
     s->tm.attention += t1 - t0;
     lpl_layernorm_forward(s->ln_buf, s->ln1_mean + l * sT, s->ln1_rstd + l * sT, x, b->ln1_w, b->ln1_b, T,
                           (int)C, c->ln_eps);
     s->tm.layernorm += lpl_now_seconds() - t1;
-    site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_QKV, last == LPL_SITE_ATTN_QKV ? NULL : s->dC, s->d3C, s->ln_buf,
+    lpl_ms_site_backward(m, lora, s, &g, l, LPL_SITE_ATTN_QKV, last == LPL_SITE_ATTN_QKV ? NULL : s->dC, s->d3C, s->ln_buf,
                   T, &s->tm.attention);
     if (last == LPL_SITE_ATTN_QKV)
         return;
@@ -833,7 +693,7 @@ static int lowest_site(const lpl_gpt2_state *s, const lpl_lora *lora, int l)
 {
     if (s->grads || !lora)
         return -1;
-    for (int site = 0; site < LPL_N_SITES; site++)
+    for (int site = lpl_site_first(&s->cfg); site < lpl_site_end(&s->cfg); site++)
         if (lora->by_site[l * LPL_N_SITES + site])
             return site;
     return -1;
@@ -859,9 +719,10 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
     const int n = s->n_scored;
     lpl_crossentropy_backward(s->logits, s->logits, s->ce_lse, s->row_targets, NULL, n, V, 1.0f / (float)n);
     memset(s->dC, 0, (size_t)n * C * sizeof(float));
-    base_backward_input(s, s->dC, s->logits, &m->wte, n);
+    lpl_ms_base_backward_input(s, s->dC, s->logits, lm_head_of(m), n);
     if (s->grads)
-        lpl_linear_backward_weight(s->grads + top.wte, s->logits, s->ln_buf, n, V, C);
+        lpl_linear_backward_weight(s->grads + (top.lm_head >= 0 ? top.lm_head : top.wte), s->logits, s->ln_buf, n,
+                                   V, C);
     /* unpack d(ln_f output) to all T rows (zero where unscored) */
     float *dlnf = s->d3C;
     memset(dlnf, 0, (size_t)T * C * sizeof(float));
@@ -871,27 +732,38 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
     s->tm.lm_head += t0 - start;
     memset(s->dres, 0, (size_t)T * C * sizeof(float));
     const float *xf = s->resid + (size_t)c->n_layer * s->max_T * C;
-    lpl_layernorm_backward(s->dres, s->grads ? s->grads + top.lnf_w : NULL, s->grads ? s->grads + top.lnf_b : NULL,
-                           dlnf, xf, m->lnf_w, s->lnf_mean, s->lnf_rstd, T, C);
+    const int llama = lpl_cfg_is_llama(c);
+    if (llama)
+        lpl_rmsnorm_backward(s->dres, s->grads ? s->grads + top.lnf_w : NULL, dlnf, xf, m->lnf_w, s->lnf_rstd, T, C);
+    else
+        lpl_layernorm_backward(s->dres, s->grads ? s->grads + top.lnf_w : NULL,
+                               s->grads ? s->grads + top.lnf_b : NULL, dlnf, xf, m->lnf_w, s->lnf_mean,
+                               s->lnf_rstd, T, C);
     s->tm.layernorm += lpl_now_seconds() - t0;
 
     int lo = lowest_layer(s, lora);
-    for (int l = c->n_layer - 1; l >= lo; l--)
-        block_backward(m, lora, s, l, T, l == lo ? lowest_site(s, lora, l) : -1);
+    for (int l = c->n_layer - 1; l >= lo; l--) {
+        int last = l == lo ? lowest_site(s, lora, l) : -1;
+        if (llama)
+            lpl_llama_block_backward(m, lora, s, l, T, last);
+        else
+            block_backward(m, lora, s, l, T, last);
+    }
 
     if (s->grads) {
         t0 = lpl_now_seconds();
         if (s->drop_on && s->drop.embd > 0.0f) /* through the embedding dropout */
-            drop_apply(s, s->dres, s->dres, (int64_t)T * C, LPL_DROP_EMBD, 0, s->drop.embd);
+            lpl_ms_drop_apply(s, s->dres, s->dres, (int64_t)T * C, LPL_DROP_EMBD, 0, s->drop.embd);
         size_t rb = (size_t)C;
         for (int t = 0; t < T; t++) {
             float *gw = s->grads + top.wte + (size_t)s->tokens[t] * rb;
-            float *gp = s->grads + top.wpe + (size_t)t * C;
+            float *gp = top.wpe >= 0 ? s->grads + top.wpe + (size_t)t * C : NULL;
             const float *d = s->dres + (size_t)t * C;
-            for (int i = 0; i < C; i++) {
+            for (int i = 0; i < C; i++)
                 gw[i] += d[i];
-                gp[i] += d[i];
-            }
+            if (gp)
+                for (int i = 0; i < C; i++)
+                    gp[i] += d[i];
         }
         s->tm.embed += lpl_now_seconds() - t0;
     }
@@ -905,12 +777,13 @@ lpl_status lpl_gpt2_backward(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_s
 lpl_status lpl_gpt2_merge_lora(lpl_gpt2_model *m, const lpl_lora *l, int sign, lpl_error *err)
 {
     const lpl_gpt2_config *a = &m->cfg, *b = &l->model_cfg;
-    if (a->n_layer != b->n_layer || a->n_embd != b->n_embd || a->n_head != b->n_head)
+    if (a->n_layer != b->n_layer || a->n_embd != b->n_embd || a->n_head != b->n_head || a->arch != b->arch ||
+        a->n_kv_head != b->n_kv_head || a->n_ff != b->n_ff)
         return lpl_fail(err, LPL_ERR_INVALID, "merge: the adapters were made for a different model shape");
     if (sign != 1 && sign != -1)
         return lpl_fail(err, LPL_ERR_INVALID, "merge: sign must be +1 (merge) or -1 (unmerge), got %d", sign);
     const int r = l->cfg.r;
-    float *row = lpl_malloc((size_t)a->n_embd * 4 * sizeof(float), "merge row", err);
+    float *row = lpl_malloc((size_t)widest_row(a) * sizeof(float), "merge row", err);
     if (!row)
         return LPL_ERR_NOMEM;
     const float k = (float)sign * l->scaling;

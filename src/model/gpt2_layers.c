@@ -322,12 +322,27 @@ static int attn_slot_take(size_t n, float **buf)
 
 static void attn_slot_give(int s) { atomic_flag_clear(&attn_slot_busy[s]); }
 
+/* Q, K, V are row-strided views: head h reads Q at column h*hd of q, and K, V at
+ * column (h / group)*hd of k, v, where group = H / KV query heads share one key/value
+ * head (grouped-query attention; GPT-2 has KV = H). */
 typedef struct {
-    float *out, *lse, *dqkv, *scratch; /* scratch: a row per head, for the slow path */
-    const float *qkv, *dout, *fout, *flse;
-    int T, C, H;
+    float *out, *lse, *scratch; /* scratch: a row per head, for the slow path */
+    float *dq, *dk, *dv;
+    const float *q, *k, *v, *dout, *fout, *flse;
+    size_t qs, kvs, os;         /* row strides of q; of k and v; of out and dout */
+    int T, H, KV, hd;
     const lpl_attn_dropout *drop; /* NULL: no dropout */
 } attn_ctx;
+
+static const float *q_at(const attn_ctx *c, int t, int h) { return c->q + (size_t)t * c->qs + (size_t)h * c->hd; }
+static const float *k_at(const attn_ctx *c, int t, int h)
+{
+    return c->k + (size_t)t * c->kvs + (size_t)(h / (c->H / c->KV)) * c->hd;
+}
+static const float *v_at(const attn_ctx *c, int t, int h)
+{
+    return c->v + (size_t)t * c->kvs + (size_t)(h / (c->H / c->KV)) * c->hd;
+}
 
 /* The dropout multiplier of query i, key j in head h (1 without dropout). */
 static float attn_keep(const attn_ctx *c, int h, int i, int j)
@@ -338,19 +353,19 @@ static float attn_keep(const attn_ctx *c, int h, int i, int j)
     return lpl_dropout_scale(c->drop->key, c->drop->stream, idx, c->drop->p);
 }
 
-/* dst[T][hd] = the hd columns at col of rows strided by stride in src. */
-static void gather(float *dst, const float *src, int T, int hd, size_t stride, int col)
+/* dst[T][hd] = hd columns of rows strided by stride starting at src. */
+static void gather(float *dst, const float *src, int T, int hd, size_t stride)
 {
     for (int t = 0; t < T; t++)
-        memcpy(dst + (size_t)t * hd, src + (size_t)t * stride + col, (size_t)hd * sizeof(float));
+        memcpy(dst + (size_t)t * hd, src + (size_t)t * stride, (size_t)hd * sizeof(float));
 }
 
-/* dst (rows strided by stride, columns at col) += src[T][hd]. */
-static void scatter_add(float *dst, const float *src, int T, int hd, size_t stride, int col)
+/* dst (rows strided by stride) += src[T][hd]. */
+static void scatter_add(float *dst, const float *src, int T, int hd, size_t stride)
 {
     for (int t = 0; t < T; t++)
         for (int d = 0; d < hd; d++)
-            dst[(size_t)t * stride + col + d] += src[(size_t)t * hd + d];
+            dst[(size_t)t * stride + d] += src[(size_t)t * hd + d];
 }
 
 /* Query rows per block: a block of rows only needs keys up to its last row, which
@@ -363,33 +378,33 @@ static size_t attn_forward_floats(int T, int hd) { return (size_t)ATTN_BQ * T + 
 /* The per-pair path, used only if scratch could not be had. */
 static void attn_forward_head_slow(const attn_ctx *c, int h, float *s)
 {
-    const int T = c->T, C = c->C, hd = C / c->H;
+    const int T = c->T, hd = c->hd;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < T; i++) {
-        const float *q = c->qkv + (size_t)i * 3 * C + h * hd;
+        const float *q = q_at(c, i, h);
         float mx = -INFINITY;
         for (int j = 0; j <= i; j++) {
-            s[j] = lpl_dot(q, c->qkv + (size_t)j * 3 * C + C + h * hd, hd) * scale;
+            s[j] = lpl_dot(q, k_at(c, j, h), hd) * scale;
             mx = s[j] > mx ? s[j] : mx;
         }
         double sum = exp_row(s, i + 1, 1.0f, mx);
-        float inv = (float)(1.0 / sum), *o = c->out + (size_t)i * C + h * hd;
+        float inv = (float)(1.0 / sum), *o = c->out + (size_t)i * c->os + (size_t)h * hd;
         memset(o, 0, (size_t)hd * sizeof(float));
         for (int j = 0; j <= i; j++)
-            lpl_axpy(o, s[j] * inv * attn_keep(c, h, i, j), c->qkv + (size_t)j * 3 * C + 2 * C + h * hd, hd);
+            lpl_axpy(o, s[j] * inv * attn_keep(c, h, i, j), v_at(c, j, h), hd);
         c->lse[(size_t)h * T + i] = mx + (float)log(sum);
     }
 }
 
 static void attn_forward_head(const attn_ctx *c, int h, float *w)
 {
-    const int T = c->T, C = c->C, hd = C / c->H;
+    const int T = c->T, hd = c->hd;
     const float scale = 1.0f / sqrtf((float)hd);
     float *S = w, *Q = S + (size_t)ATTN_BQ * T, *K = Q + (size_t)T * hd, *V = K + (size_t)T * hd;
     float *O = V + (size_t)T * hd;
-    gather(Q, c->qkv, T, hd, 3 * (size_t)C, h * hd);
-    gather(K, c->qkv, T, hd, 3 * (size_t)C, C + h * hd);
-    gather(V, c->qkv, T, hd, 3 * (size_t)C, 2 * C + h * hd);
+    gather(Q, q_at(c, 0, h), T, hd, c->qs);
+    gather(K, k_at(c, 0, h), T, hd, c->kvs);
+    gather(V, v_at(c, 0, h), T, hd, c->kvs);
     for (int i0 = 0; i0 < T; i0 += ATTN_BQ) {
         int i1 = i0 + ATTN_BQ < T ? i0 + ATTN_BQ : T; /* rows [i0, i1) see keys [0, i1) */
         lpl_matmul_nt(S, Q + (size_t)i0 * hd, K, i1 - i0, i1, hd, 0);
@@ -411,7 +426,7 @@ static void attn_forward_head(const attn_ctx *c, int h, float *w)
         lpl_matmul_nn(O + (size_t)i0 * hd, S, V, i1 - i0, hd, i1, 0);
     }
     for (int t = 0; t < T; t++)
-        memcpy(c->out + (size_t)t * C + h * hd, O + (size_t)t * hd, (size_t)hd * sizeof(float));
+        memcpy(c->out + (size_t)t * c->os + (size_t)h * hd, O + (size_t)t * hd, (size_t)hd * sizeof(float));
 }
 
 typedef void (*attn_head_fn)(const attn_ctx *c, int h, float *work);
@@ -436,19 +451,33 @@ static void attn_run_heads(const attn_ctx *c, int begin, int end, size_t floats,
 static void attn_forward_heads(void *p, int begin, int end)
 {
     const attn_ctx *c = p;
-    attn_run_heads(c, begin, end, attn_forward_floats(c->T, c->C / c->H), attn_forward_head,
-                   attn_forward_head_slow);
+    attn_run_heads(c, begin, end, attn_forward_floats(c->T, c->hd), attn_forward_head, attn_forward_head_slow);
 }
 
 /* The dropout to apply, or NULL when there is none. */
 static const lpl_attn_dropout *active(const lpl_attn_dropout *d) { return d && d->p > 0.0f ? d : NULL; }
 
+static void attention_forward(attn_ctx *c)
+{
+    lpl_parallel_for(c->H, 1, attn_forward_heads, c);
+}
+
 void lpl_attention_forward(float *out, float *lse, const float *qkv, int T, int C, int H,
                            float *scratch, const lpl_attn_dropout *drop)
 {
-    attn_ctx c = {.out = out, .lse = lse, .scratch = scratch, .qkv = qkv, .T = T, .C = C, .H = H,
-                  .drop = active(drop)};
-    lpl_parallel_for(H, 1, attn_forward_heads, &c);
+    attn_ctx c = {.out = out, .lse = lse, .scratch = scratch, .q = qkv, .k = qkv + C, .v = qkv + 2 * C,
+                  .qs = 3 * (size_t)C, .kvs = 3 * (size_t)C, .os = (size_t)C, .T = T, .H = H, .KV = H,
+                  .hd = C / H, .drop = active(drop)};
+    attention_forward(&c);
+}
+
+void lpl_attention_gqa_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                               int T, int H, int KV, int hd, float *scratch, const lpl_attn_dropout *drop)
+{
+    attn_ctx c = {.out = out, .lse = lse, .scratch = scratch, .q = q, .k = k, .v = v,
+                  .qs = (size_t)H * hd, .kvs = (size_t)KV * hd, .os = (size_t)H * hd, .T = T, .H = H,
+                  .KV = KV, .hd = hd, .drop = active(drop)};
+    attention_forward(&c);
 }
 
 /* Scratch for one backward head: P, dS [BQ][T]; Q, K, V, dO, dQ, dK, dV [T][hd]. */
@@ -457,30 +486,39 @@ static size_t attn_backward_floats(int T, int hd)
     return 2 * (size_t)ATTN_BQ * T + 7 * (size_t)T * hd;
 }
 
+static float *dq_at(const attn_ctx *c, int t, int h) { return c->dq + (size_t)t * c->qs + (size_t)h * c->hd; }
+static float *dk_at(const attn_ctx *c, int t, int h)
+{
+    return c->dk + (size_t)t * c->kvs + (size_t)(h / (c->H / c->KV)) * c->hd;
+}
+static float *dv_at(const attn_ctx *c, int t, int h)
+{
+    return c->dv + (size_t)t * c->kvs + (size_t)(h / (c->H / c->KV)) * c->hd;
+}
+
 /* Per row i: p_j = exp(s_ij - lse_i), m_j its dropout multiplier; dp_j = m_j dO_i.v_j;
  * ds_j = p_j (dp_j - dO_i.O_i); dq_i += scale ds_j k_j; dk_j += scale ds_j q_i;
  * dv_j += m_j p_j dO_i. (O_i = sum m_j p_j v_j, so dO_i.O_i = sum p_j dp_j.) */
 static void attn_backward_head_slow(const attn_ctx *c, int h, float *pr)
 {
-    const int T = c->T, C = c->C, hd = C / c->H;
+    const int T = c->T, hd = c->hd;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < T; i++) {
-        const float *q = c->qkv + (size_t)i * 3 * C + h * hd;
-        const float *dO = c->dout + (size_t)i * C + h * hd;
-        const float *O = c->fout + (size_t)i * C + h * hd;
-        float *dq = c->dqkv + (size_t)i * 3 * C + h * hd;
+        const float *q = q_at(c, i, h);
+        const float *dO = c->dout + (size_t)i * c->os + (size_t)h * hd;
+        const float *O = c->fout + (size_t)i * c->os + (size_t)h * hd;
+        float *dq = dq_at(c, i, h);
         float D = lpl_dot(dO, O, hd);
         for (int j = 0; j <= i; j++)
-            pr[j] = lpl_dot(q, c->qkv + (size_t)j * 3 * C + C + h * hd, hd);
+            pr[j] = lpl_dot(q, k_at(c, j, h), hd);
         exp_row(pr, i + 1, scale, c->flse[(size_t)h * T + i]);
         for (int j = 0; j <= i; j++) {
-            const float *k = c->qkv + (size_t)j * 3 * C + C + h * hd;
-            const float *v = c->qkv + (size_t)j * 3 * C + 2 * C + h * hd;
+            const float *k = k_at(c, j, h), *v = v_at(c, j, h);
             float m = attn_keep(c, h, i, j);
             float ds = pr[j] * (m * lpl_dot(dO, v, hd) - D) * scale;
             lpl_axpy(dq, ds, k, hd);
-            lpl_axpy(c->dqkv + (size_t)j * 3 * C + C + h * hd, ds, q, hd);
-            lpl_axpy(c->dqkv + (size_t)j * 3 * C + 2 * C + h * hd, pr[j] * m, dO, hd);
+            lpl_axpy(dk_at(c, j, h), ds, q, hd);
+            lpl_axpy(dv_at(c, j, h), pr[j] * m, dO, hd);
         }
     }
 }
@@ -491,15 +529,15 @@ static void attn_backward_head_slow(const attn_ctx *c, int h, float *pr)
  * from P and dP.) */
 static void attn_backward_head(const attn_ctx *c, int h, float *w)
 {
-    const int T = c->T, C = c->C, hd = C / c->H;
+    const int T = c->T, hd = c->hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    const size_t th = (size_t)T * hd, s3 = 3 * (size_t)C;
+    const size_t th = (size_t)T * hd;
     float *P = w, *dS = P + (size_t)ATTN_BQ * T, *Q = dS + (size_t)ATTN_BQ * T, *K = Q + th;
     float *V = K + th, *dO = V + th, *dQ = dO + th, *dK = dQ + th, *dV = dK + th;
-    gather(Q, c->qkv, T, hd, s3, h * hd);
-    gather(K, c->qkv, T, hd, s3, C + h * hd);
-    gather(V, c->qkv, T, hd, s3, 2 * C + h * hd);
-    gather(dO, c->dout, T, hd, (size_t)C, h * hd);
+    gather(Q, q_at(c, 0, h), T, hd, c->qs);
+    gather(K, k_at(c, 0, h), T, hd, c->kvs);
+    gather(V, v_at(c, 0, h), T, hd, c->kvs);
+    gather(dO, c->dout + (size_t)h * hd, T, hd, c->os);
     memset(dK, 0, 2 * th * sizeof(float)); /* dK and dV accumulate over blocks */
     for (int i0 = 0; i0 < T; i0 += ATTN_BQ) {
         int i1 = i0 + ATTN_BQ < T ? i0 + ATTN_BQ : T, m = i1 - i0;
@@ -531,15 +569,18 @@ static void attn_backward_head(const attn_ctx *c, int h, float *w)
         lpl_matmul_nn(dQ + (size_t)i0 * hd, dS, K, m, hd, i1, 0);
         lpl_matmul_tn(dK, dS, Qb, i1, hd, m, 1);
     }
-    scatter_add(c->dqkv, dQ, T, hd, s3, h * hd);
-    scatter_add(c->dqkv, dK, T, hd, s3, C + h * hd);
-    scatter_add(c->dqkv, dV, T, hd, s3, 2 * C + h * hd);
+    scatter_add(dq_at(c, 0, h), dQ, T, hd, c->qs);
+    scatter_add(dk_at(c, 0, h), dK, T, hd, c->kvs);
+    scatter_add(dv_at(c, 0, h), dV, T, hd, c->kvs);
 }
 
-static void attn_backward_heads(void *p, int begin, int end)
+/* Jobs are key/value heads: the query heads of a group add into the same dK and
+ * dV, so one job runs them all, in head order (results never depend on threads). */
+static void attn_backward_groups(void *p, int begin, int end)
 {
     const attn_ctx *c = p;
-    attn_run_heads(c, begin, end, attn_backward_floats(c->T, c->C / c->H), attn_backward_head,
+    const int group = c->H / c->KV;
+    attn_run_heads(c, begin * group, end * group, attn_backward_floats(c->T, c->hd), attn_backward_head,
                    attn_backward_head_slow);
 }
 
@@ -547,9 +588,20 @@ void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                             const float *lse, int T, int C, int H, float *scratch,
                             const lpl_attn_dropout *drop)
 {
-    attn_ctx c = {.dqkv = dqkv, .scratch = scratch, .qkv = qkv, .dout = dout, .fout = out, .flse = lse,
-                  .T = T, .C = C, .H = H, .drop = active(drop)};
-    lpl_parallel_for(H, 1, attn_backward_heads, &c);
+    attn_ctx c = {.dq = dqkv, .dk = dqkv + C, .dv = dqkv + 2 * C, .scratch = scratch, .q = qkv, .k = qkv + C,
+                  .v = qkv + 2 * C, .qs = 3 * (size_t)C, .kvs = 3 * (size_t)C, .os = (size_t)C, .dout = dout,
+                  .fout = out, .flse = lse, .T = T, .H = H, .KV = H, .hd = C / H, .drop = active(drop)};
+    lpl_parallel_for(H, 1, attn_backward_groups, &c);
+}
+
+void lpl_attention_gqa_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                const float *k, const float *v, const float *out, const float *lse, int T,
+                                int H, int KV, int hd, float *scratch, const lpl_attn_dropout *drop)
+{
+    attn_ctx c = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .q = q, .k = k, .v = v,
+                  .qs = (size_t)H * hd, .kvs = (size_t)KV * hd, .os = (size_t)H * hd, .dout = dout,
+                  .fout = out, .flse = lse, .T = T, .H = H, .KV = KV, .hd = hd, .drop = active(drop)};
+    lpl_parallel_for(KV, 1, attn_backward_groups, &c);
 }
 
 /* ---------------- cross-entropy ---------------- */

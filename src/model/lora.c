@@ -26,7 +26,17 @@ void lpl_lora_config_default(lpl_lora_config *c)
 
 void lpl_lora_site_module_name(int layer, lpl_site site, char *buf, size_t size)
 {
-    snprintf(buf, size, "transformer.h.%d.%s", layer, lpl_site_name(site));
+    /* the site says the architecture: GPT-2's under transformer.h, Llama's under model.layers */
+    snprintf(buf, size, "%s.%d.%s", site >= LPL_SITE_LLAMA_FIRST ? "model.layers" : "transformer.h", layer,
+             lpl_site_name(site));
+}
+
+/* An example of the adaptable names, for messages. */
+static const char *names_hint(const lpl_gpt2_config *cfg)
+{
+    return lpl_cfg_is_llama(cfg) ? "model.layers.N.self_attn.q_proj, .k_proj, .v_proj, .o_proj, "
+                                   ".mlp.gate_proj, .up_proj, .down_proj"
+                                 : "transformer.h.N.attn.c_attn, .attn.c_proj, .mlp.c_fc, .mlp.c_proj";
 }
 
 void lpl_lora_module_name(const lpl_lora *l, int i, char *buf, size_t size)
@@ -130,7 +140,7 @@ static lpl_status select_list(const lpl_lora_config *c, const lpl_gpt2_config *c
     for (int t = 0; t < c->n_targets; t++) {
         int hits = 0;
         for (int l = 0; l < cfg->n_layer; l++) {
-            for (int s = 0; s < LPL_N_SITES; s++) {
+            for (int s = lpl_site_first(cfg); s < lpl_site_end(cfg); s++) {
                 lpl_lora_site_module_name(l, (lpl_site)s, name, sizeof name);
                 int exact = strcmp(name, c->targets[t]) == 0;
                 if (exact || (ends_with_dot(name, c->targets[t]) && layer_selected(c, l))) {
@@ -141,9 +151,8 @@ static lpl_status select_list(const lpl_lora_config *c, const lpl_gpt2_config *c
         }
         if (!hits)
             return lpl_fail(err, LPL_ERR_INVALID,
-                            "lora: target '%s' matches no module (adaptable modules are "
-                            "transformer.h.N.attn.c_attn, .attn.c_proj, .mlp.c_fc, .mlp.c_proj%s)",
-                            c->targets[t], c->n_layers ? " in the selected layers" : "");
+                            "lora: target '%s' matches no module (adaptable modules are %s%s)", c->targets[t],
+                            names_hint(cfg), c->n_layers ? " in the selected layers" : "");
     }
     return LPL_OK;
 }
@@ -215,7 +224,7 @@ static lpl_status select_regex(const lpl_lora_config *c, const lpl_gpt2_config *
     char name[96];
     int hits = 0;
     for (int l = 0; l < cfg->n_layer; l++) {
-        for (int s = 0; s < LPL_N_SITES; s++) {
+        for (int s = lpl_site_first(cfg); s < lpl_site_end(cfg); s++) {
             lpl_lora_site_module_name(l, (lpl_site)s, name, sizeof name);
             if (regexec(&re, name, 0, NULL, 0) == 0) {
                 sel[l * LPL_N_SITES + s] = 1;
@@ -226,8 +235,8 @@ static lpl_status select_regex(const lpl_lora_config *c, const lpl_gpt2_config *
     regfree(&re);
     if (!hits)
         return lpl_fail(err, LPL_ERR_INVALID,
-                        "lora: target regex '%s' matches no module (names look like transformer.h.0.attn.c_attn)",
-                        c->regex);
+                        "lora: target regex '%s' matches no module (names look like %s.0.%s)", c->regex,
+                        lpl_block_prefix(cfg), lpl_site_name((lpl_site)lpl_site_first(cfg)));
     return LPL_OK;
 }
 
@@ -446,7 +455,11 @@ void lpl_lora_begin_forward(lpl_lora *l, int training)
 
 float lpl_lora_dropout_scale(uint64_t key, int layer, lpl_site site, int64_t idx, float p)
 {
-    return lpl_dropout_scale(key, (uint64_t)(layer * LPL_N_SITES + (int)site), (uint64_t)idx, p);
+    /* GPT-2 keeps its streams layer * 4 + site (the masks its results were made with);
+     * the Llama sites get streams of their own above 2^40 */
+    uint64_t stream = site < LPL_SITE_GPT2_END ? (uint64_t)(layer * 4 + (int)site)
+                                               : (1ULL << 40) + (uint64_t)layer * 16 + (uint64_t)site;
+    return lpl_dropout_scale(key, stream, (uint64_t)idx, p);
 }
 
 /* The branch input: X itself, or X with this forward's dropout mask applied. The

@@ -398,7 +398,7 @@ static int64_t run_bytes(const lpl_experiment_config *c, const lpl_gpt2_config *
     int64_t max_trainable = 0, kept = 0;
     for (int i = 0; i < c->n_placements; i++) {
         lpl_lora_config lc;
-        lpl_experiment_lora_config(c, i, &lc);
+        lpl_experiment_lora_config_for(c, i, mc, &lc);
         int64_t n = lpl_lora_param_count(&lc, mc, err);
         if (n < 0)
             return -1;
@@ -550,7 +550,7 @@ LAB_EXPORT const char *lab_adapter_config(int placement)
     const lpl_lora *l = placement_adapter(placement);
     if (!l)
         return keep(&g.str_adapter_cfg, NULL);
-    return keep(&g.str_adapter_cfg, lpl_adapter_config_json(&l->cfg, g.id.model_name));
+    return keep(&g.str_adapter_cfg, lpl_adapter_config_json_for(l, g.id.model_name));
 }
 
 /* ---------------------------------------------------------------- generate, memory */

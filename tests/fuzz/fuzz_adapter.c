@@ -5,7 +5,7 @@
 #include "fuzz_common.h"
 #include "lpl/io/adapter_io.h"
 
-static const lpl_gpt2_config fuzz_adapter_model = {2, 64, 2, 32, 300, 1e-5f, {0, 0, 0}, 1};
+static const lpl_gpt2_config fuzz_adapter_model = {2, 64, 2, 32, 300, 1e-5f, {0, 0, 0}, 1, LPL_ARCH_GPT2, 0, 0, 0.0f, 0};
 
 static void fuzz_adapter_round_trip(const lpl_lora *l, const char *config)
 {

@@ -4,7 +4,7 @@
 #include "fuzz_common.h"
 #include "lpl/lab/experiment.h"
 
-static const lpl_gpt2_config fuzz_exp_model = {24, 1024, 16, 1024, 50257, 1e-5f, {0.1f, 0.1f, 0.1f}, 1};
+static const lpl_gpt2_config fuzz_exp_model = {24, 1024, 16, 1024, 50257, 1e-5f, {0.1f, 0.1f, 0.1f}, 1, LPL_ARCH_GPT2, 0, 0, 0.0f, 0};
 
 /* The config printed and parsed again must print the same. */
 static void fuzz_exp_round_trip(const lpl_experiment_config *c)

@@ -3,7 +3,9 @@
  * use_rslora, bias "none", task_type "CAUSAL_LM", base_model_name_or_path) and
  * adapter_model.safetensors with F32 tensors
  *   base_model.model.transformer.h.{i}.{attn|mlp}.{module}.lora_A.weight [r, in]
- *   base_model.model.transformer.h.{i}.{attn|mlp}.{module}.lora_B.weight [out, r] */
+ *   base_model.model.transformer.h.{i}.{attn|mlp}.{module}.lora_B.weight [out, r]
+ * and for the Llama family (fan_in_fan_out false)
+ *   base_model.model.model.layers.{i}.{self_attn|mlp}.{module}.lora_A.weight [r, in] */
 #ifndef LPL_ADAPTER_IO_H
 #define LPL_ADAPTER_IO_H
 
@@ -11,8 +13,10 @@
 #include "lpl/model/gpt2.h"
 #include "lpl/model/lora.h"
 
-/* adapter_config.json text for an adapter (malloc'd), or NULL on no memory. */
+/* adapter_config.json text for a GPT-2 adapter config (malloc'd), or NULL on no memory. */
 char *lpl_adapter_config_json(const lpl_lora_config *c, const char *base_model_name);
+/* The same for an adapter of any architecture (fan_in_fan_out from its model). */
+char *lpl_adapter_config_json_for(const lpl_lora *l, const char *base_model_name);
 
 /* Parses adapter_config.json into c (r, alpha, dropout, rslora, targets or regex,
  * layers). LPL_ERR_FORMAT/LPL_ERR_INVALID name the key at fault (a non-LORA

@@ -119,9 +119,19 @@ void lpl_experiment_base_dropout(const lpl_experiment_config *c, const lpl_gpt2_
  * says what is wrong (the caller names the flag or key). */
 lpl_status lpl_base_dropout_parse(const char *s, float *out, lpl_error *err);
 
-/* Preset placement by name: baseline, ffn, attn, all-linear, attn-exact, mlp-exact.
+/* Preset placement by name: baseline, ffn, attn, all-linear, attn-exact, mlp-exact
+ * (GPT-2 module names); mlp and qv exist only in the Llama family's names.
  * LPL_ERR_INVALID lists the known names. */
 lpl_status lpl_placement_preset(const char *name, lpl_placement *p, lpl_error *err);
+/* When p holds a preset's targets and the model mc is of the other family, the same
+ * preset in mc's module names: baseline, ffn, attn and all-linear mean every linear
+ * module, the MLP, attention, every linear module in both. Other placements are left
+ * as they are (a GPT-2 name then matches nothing, and selection says so). */
+void lpl_placement_retarget(lpl_placement *p, const lpl_gpt2_config *mc);
+/* The presets of one family (llama != 0: the Llama family's) by index. */
+int lpl_placement_preset_count_arch(int llama);
+const char *lpl_placement_preset_name_arch(int llama, int i);
+const char *lpl_placement_preset_description_arch(int llama, int i);
 /* The presets by index (0 .. count-1; NULL past the end): name and a one-line
  * description of what it adapts. */
 int lpl_placement_preset_count(void);
@@ -135,6 +145,9 @@ lpl_status lpl_placement_parse(const char *spec, lpl_placement *p, lpl_error *er
 
 /* The LoRA config placement i trains with (experiment hyper-parameters + placement). */
 void lpl_experiment_lora_config(const lpl_experiment_config *c, int i, lpl_lora_config *out);
+/* The same for model mc: a preset placement takes mc's module names (lpl_placement_retarget). */
+void lpl_experiment_lora_config_for(const lpl_experiment_config *c, int i, const lpl_gpt2_config *mc,
+                                    lpl_lora_config *out);
 
 /* ------------------------------------------------------------------ accounting */
 

@@ -10,6 +10,9 @@
 /* Base parameter count as HF counts it (LM head tied to wte, counted once). */
 int64_t lpl_gpt2_param_count(const lpl_gpt2_config *cfg);
 
+/* One block. Llama: ln1_w / ln2_w are input_layernorm / post_attention_layernorm
+ * (RMSNorm, no bias: ln1_b = ln2_b = NULL). Sites the architecture lacks have a
+ * NULL matrix; sites without a bias have b NULL. */
 typedef struct {
     float *ln1_w, *ln1_b;          /* [C] */
     lpl_matrix w[LPL_N_SITES];      /* indexed by lpl_site; rows = out, cols = in */
@@ -20,9 +23,10 @@ typedef struct {
 typedef struct {
     lpl_gpt2_config cfg;
     lpl_matrix wte;          /* [V][C] token embedding, also the tied LM head */
-    float *wpe;              /* [n_ctx][C] */
+    float *wpe;              /* [n_ctx][C]; NULL for llama (RoPE) */
     lpl_gpt2_block *blocks;  /* [L] */
-    float *lnf_w, *lnf_b;    /* [C] */
+    float *lnf_w, *lnf_b;    /* [C]; llama: model.norm, lnf_b NULL */
+    lpl_matrix lm_head;      /* [V][C] when cfg.untied (llama), else data NULL: wte */
     /* Full-parameter training: when all tensors are fp32 and live in one buffer,
      * params points at it (n_params floats) and the pointers above point into it. */
     float *params;
@@ -52,15 +56,18 @@ void lpl_gpt2_free(lpl_gpt2_model *m);
 /* Offset (in floats) of each tensor in the contiguous params layout, which follows
  * HF's state-dict order: wte, wpe, then per block ln_1.{w,b}, c_attn.{w,b},
  * attn.c_proj.{w,b}, ln_2.{w,b}, c_fc.{w,b}, mlp.c_proj.{w,b}, then ln_f.{w,b}.
- * Matrices are stored [out][in] (rows = out). */
+ * Llama: embed_tokens, per block input_layernorm, q/k/v (each with its bias in
+ * qwen2), o, post_attention_layernorm, gate, up, down, then norm and (untied)
+ * lm_head. Matrices are stored [out][in] (rows = out). Absent tensors: -1. */
 typedef struct {
     int64_t ln1_w, ln1_b, w[LPL_N_SITES], b[LPL_N_SITES], ln2_w, ln2_b;
+    int64_t end; /* one past the block's last float */
 } lpl_gpt2_block_offsets;
 /* Fills the offsets of block `layer` (0-based) and returns the total float count;
  * top-level offsets come from lpl_gpt2_top_offsets. */
 int64_t lpl_gpt2_block_offsets_of(const lpl_gpt2_config *cfg, int layer, lpl_gpt2_block_offsets *o);
 typedef struct {
-    int64_t wte, wpe, lnf_w, lnf_b, total;
+    int64_t wte, wpe, lnf_w, lnf_b, lm_head, total;
 } lpl_gpt2_top_offsets;
 void lpl_gpt2_top_offsets_of(const lpl_gpt2_config *cfg, lpl_gpt2_top_offsets *o);
 
@@ -132,7 +139,9 @@ lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s);
  * add. Forwards with training = 0 never drop. Each training forward takes the next
  * key of a stream started from seed, and its masks are a counter-based hash of (key,
  * lpl_gpt2_drop_site, layer, element) that backward regenerates: no mask is stored.
- * A new state has all rates 0 (off). LPL_ERR_INVALID when a rate is outside [0, 1). */
+ * A new state has all rates 0 (off). LPL_ERR_INVALID when a rate is outside [0, 1).
+ * The Llama family has only the attention's (attention_dropout): its embd and resid
+ * rates are set to 0. */
 lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout *d, uint64_t seed,
                                       lpl_error *err);
 /* The key the next training forward on s will take (for checks that rebuild its masks). */

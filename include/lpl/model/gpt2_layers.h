@@ -45,6 +45,16 @@ void lpl_attention_backward(float *dqkv, const float *dout, const float *qkv, co
                             const float *lse, int T, int C, int H, float *scratch,
                             const lpl_attn_dropout *drop);
 
+/* Causal grouped-query attention (Llama family) on separate q [T][H hd], k and v
+ * [T][KV hd] (head h uses key/value head h / (H / KV)); out [T][H hd], lse [H][T],
+ * scratch H*T floats, dropout as above. Same kernels as lpl_attention_forward. */
+void lpl_attention_gqa_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                               int T, int H, int KV, int hd, float *scratch, const lpl_attn_dropout *drop);
+/* dq, dk, dv += gradients given dout and the forward's q, k, v, out and lse. */
+void lpl_attention_gqa_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                                const float *k, const float *v, const float *out, const float *lse, int T,
+                                int H, int KV, int hd, float *scratch, const lpl_attn_dropout *drop);
+
 /* nll[t] = -log softmax(logits[t])[targets[t]] for rows with mask[t] != 0 (mask NULL =
  * all rows), 0 elsewhere. lse (may be NULL) receives each scored row's log-sum-exp. */
 void lpl_crossentropy_forward(float *nll, float *lse, const float *logits, const int *targets,
