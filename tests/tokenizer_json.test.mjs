@@ -127,6 +127,22 @@ for (const style of STYLES) {
   });
 }
 
+test('inspect shows a tokenizer.json as the lab reads it, and the GGUF keys it becomes', { skip }, () => {
+  const want = {
+    smollm2: [/byte-level BPE, pre smollm/, /bos 1 <\|im_start\|>, eos 2 <\|im_end\|>/, /adds bos no/],
+    qwen2: [/byte-level BPE, pre qwen2/, /4 added tokens/, /bos none, eos \d+ <\|im_end\|>/],
+    llama3: [/pre llama-bpe/],
+    llama: [/SentencePiece-style BPE, pre default/, /tokenizer\.ggml\.model=llama/, /bos 1 <s>, eos 2 <\/s>, unk 0 <unk>; adds bos yes/],
+  };
+  for (const style of STYLES) {
+    const r = spawnSync(cli, ['inspect', dirs[style]]);
+    assert.equal(r.status, 0, r.stderr.toString());
+    for (const re of want[style]) assert.match(r.stdout.toString(), re, style);
+    const j = JSON.parse(spawnSync(cli, ['inspect', path.join(dirs[style], 'tokenizer.json'), '--json']).stdout);
+    assert.equal(j.n_tokens, reference(style).get_vocab().size, `${style} vocabulary size`);
+  }
+});
+
 // A broken copy of a style's tokenizer.json must be refused with a message naming the field.
 function refusal(style, edit, want) {
   const doc = JSON.parse(fs.readFileSync(path.join(dirs[style], 'tokenizer.json'), 'utf8'));
