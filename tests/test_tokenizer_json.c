@@ -236,6 +236,20 @@ static void test_spm(void)
     expect_decode(t, (int[]){1, 264}, 2, "<s> ab", "decode after <s> keeps the space");
     expect_decode(t, (int[]){259, 3 + 0xC3, 3 + 0xA9}, 3, "\xC3\xA9", "decode bytes");
 
+    /* offsets in the text: BOS at 0, the prepended U+2581 adds no text byte */
+    int *ids = NULL, n_ids = 0;
+    size_t *ends = NULL;
+    const char *text = "<s>ab</s> b";
+    CHECK(lpl_tokenizer_encode_ex(t, text, strlen(text), LPL_ENCODE_SPECIAL, &ids, &n_ids, &ends, &err) == LPL_OK,
+          "encode_ex: %s", err.msg);
+    size_t want_ends[] = {0, 3, 5, 9, 9, 10, 11};
+    int want_ids[] = {1, 1, 264, 2, 259, 259, 261}, same = n_ids == 7;
+    for (int i = 0; same && i < 7; i++)
+        same = ids[i] == want_ids[i] && ends[i] == want_ends[i];
+    CHECK(same, "encode_ex ids and ends (%d ids)", n_ids);
+    free(ids);
+    free(ends);
+
     /* GGUF round trip: same ids; scores are minus the merge rank; byte tokens typed 6 */
     lpl_gguf_writer *w = lpl_gguf_writer_new(&err);
     void *buf = NULL;

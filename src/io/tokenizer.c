@@ -1026,6 +1026,8 @@ typedef struct {
     size_t n, cap;
     char *tmp; /* normalized text; a pre-token in vocabulary form */
     size_t tmp_cap;
+    size_t *ends; /* token end offsets in the text, when asked for */
+    size_t ends_cap;
     lpl_error *err;
 } encoder;
 
@@ -1226,25 +1228,61 @@ static int next_added(const lpl_tokenizer *t, const uint8_t *s, size_t n, size_t
     return -1;
 }
 
+/* Offsets of the ids from `from` on, which encode text [pos, end): each token's
+ * decoded bytes follow the text, less the one space a prepended U+2581 adds. */
+static lpl_status section_ends(encoder *e, size_t from, const uint8_t *s, size_t pos, size_t end)
+{
+    const lpl_tokenizer *t = e->t;
+    if (!e->ends)
+        return LPL_OK;
+    if (!grow((void **)&e->ends, &e->ends_cap, e->n, sizeof *e->ends))
+        return lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: token offsets");
+    size_t at = pos, extra = t->kind == LPL_TOKENIZER_SPM_BPE && end > pos &&
+                                    spm_prepends(t, s + pos, end - pos, pos == 0);
+    for (size_t i = from; i < e->n; i++) {
+        size_t nb = (size_t)t->tok_nbytes[e->ids[i]], take = nb < extra ? nb : extra;
+        extra -= take;
+        at += nb - take;
+        e->ends[i] = at < end ? at : end;
+    }
+    if (e->n > from)
+        e->ends[e->n - 1] = end;
+    return LPL_OK;
+}
+
+static lpl_status push_id(encoder *e, int id, size_t end)
+{
+    lpl_status st = reserve_ids(e, 1);
+    if (st == LPL_OK && e->ends && !grow((void **)&e->ends, &e->ends_cap, e->n + 1, sizeof *e->ends))
+        st = lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: token offsets");
+    if (st != LPL_OK)
+        return st;
+    if (e->ends)
+        e->ends[e->n] = end;
+    e->ids[e->n++] = id;
+    return LPL_OK;
+}
+
 static lpl_status encode_all(encoder *e, const uint8_t *s, size_t len)
 {
     const lpl_tokenizer *t = e->t;
     lpl_status st = LPL_OK;
     int k;
     for (size_t pos = 0; st == LPL_OK && pos < len;) {
-        size_t at = len, end;
+        size_t at = len, end, from = e->n;
         int a = t->n_added ? next_added(t, s, len, pos, &at) : -1;
         end = at;
         if (a >= 0 && t->added[a].lstrip)
             while (end > pos && space_at(s, len, prev_cp(s, end), &k))
                 end = prev_cp(s, end);
         st = encode_section(e, s + pos, end - pos, pos == 0);
+        if (st == LPL_OK)
+            st = section_ends(e, from, s, pos, end);
         if (a < 0 || st != LPL_OK)
             break;
-        if ((st = reserve_ids(e, 1)) != LPL_OK)
-            break;
-        e->ids[e->n++] = t->added[a].id;
         pos = at + (size_t)t->tok_nbytes[t->added[a].id];
+        if ((st = push_id(e, t->added[a].id, pos)) != LPL_OK)
+            break;
         if (t->added[a].rstrip)
             while (pos < len && space_at(s, len, pos, &k))
                 pos += (size_t)k;
@@ -1252,13 +1290,15 @@ static lpl_status encode_all(encoder *e, const uint8_t *s, size_t len)
     return st;
 }
 
-lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t len,
-                                int **ids, int *n, lpl_error *err)
+lpl_status lpl_tokenizer_encode_ex(const lpl_tokenizer *t, const char *text, size_t len, int flags,
+                                   int **ids, int *n, size_t **ends, lpl_error *err)
 {
     const uint8_t *s = (const uint8_t *)text;
     size_t bad;
     *ids = NULL;
     *n = 0;
+    if (ends)
+        *ends = NULL;
     if (!text && len)
         return lpl_fail(err, LPL_ERR_INVALID, "tokenizer: no text");
     if (!lpl_utf8_validate(text, len, &bad))
@@ -1267,9 +1307,15 @@ lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t
     if (len > (size_t)INT32_MAX / 4)
         return lpl_fail(err, LPL_ERR_INVALID, "tokenizer: text of %zu bytes is too long", len);
     encoder e = {.t = t, .err = err};
-    lpl_status st = cache_rehash(&e.c) ? reserve_ids(&e, len + 1) : lpl_fail(err, LPL_ERR_NOMEM, "out of memory: BPE cache");
+    lpl_status st = cache_rehash(&e.c) ? reserve_ids(&e, len + 3) : lpl_fail(err, LPL_ERR_NOMEM, "out of memory: BPE cache");
+    if (st == LPL_OK && ends && !grow((void **)&e.ends, &e.ends_cap, len + 3, sizeof *e.ends))
+        st = lpl_fail(err, LPL_ERR_NOMEM, "out of memory: token offsets");
+    if (st == LPL_OK && (flags & LPL_ENCODE_SPECIAL) && lpl_tokenizer_add_bos(t))
+        st = push_id(&e, t->bos, 0);
     if (st == LPL_OK)
         st = encode_all(&e, s, len);
+    if (st == LPL_OK && (flags & LPL_ENCODE_SPECIAL) && lpl_tokenizer_add_eos(t))
+        st = push_id(&e, t->eos, len);
     free(e.b.id), free(e.b.next), free(e.b.prev), free(e.b.heap), free(e.b.pending);
     cache_free(&e.c);
     free(e.tmp);
@@ -1277,11 +1323,20 @@ lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t
         st = lpl_fail(err, LPL_ERR_INVALID, "tokenizer: text gives too many tokens");
     if (st != LPL_OK) {
         free(e.ids);
+        free(e.ends);
         return st;
     }
     *ids = (int *)e.ids;
     *n = (int)e.n;
+    if (ends)
+        *ends = e.ends;
     return LPL_OK;
+}
+
+lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t len,
+                                int **ids, int *n, lpl_error *err)
+{
+    return lpl_tokenizer_encode_ex(t, text, len, 0, ids, n, NULL, err);
 }
 
 /* ---------------- decoding ---------------- */

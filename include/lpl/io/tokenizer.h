@@ -81,6 +81,15 @@ int lpl_tokenizer_token_id(const lpl_tokenizer *t, const char *token);
  * once: the BPE cache lives for one call. */
 lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t len,
                                 int **ids, int *n, lpl_error *err);
+/* lpl_tokenizer_encode with options. LPL_ENCODE_SPECIAL puts BOS/EOS around the
+ * ids when the tokenizer's config asks (lpl_tokenizer_add_bos/_add_eos). When ends is
+ * non-NULL, *ends (malloc'd, n entries) receives for each id the byte offset in text
+ * where its token ends: BOS ends at 0, EOS at len; inside a piece that NFC changed,
+ * or for an unknown token, the offsets are those of the piece's end or clamped to
+ * it. The study uses them to give each token the role of its last byte. */
+enum { LPL_ENCODE_SPECIAL = 1 };
+lpl_status lpl_tokenizer_encode_ex(const lpl_tokenizer *t, const char *text, size_t len, int flags,
+                                   int **ids, int *n, size_t **ends, lpl_error *err);
 /* Splits UTF-8 text into GPT-2's pre-tokens (the pieces BPE runs on, one match of
  *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  * each, with \s = Unicode White_Space as in Python's regex module): writes the end
