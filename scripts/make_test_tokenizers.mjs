@@ -9,6 +9,9 @@
 //   llama    SentencePiece-style BPE: Prepend/Replace "▁", byte fallback <0xXX>, <s> in front (TinyLlama, Llama 2)
 //
 //   node scripts/make_test_tokenizers.mjs OUT_DIR [style ...]   (one folder per style)
+//   node scripts/make_test_tokenizers.mjs --fuzz-seeds tests/fuzz/corpus/tokenizer_json
+//     (small ones, as the seeds of tests/fuzz/fuzz_tokenizer_json.c: tokenizer.json,
+//     NUL, tokenizer_config.json, NUL, a text; and broken copies)
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -190,7 +193,42 @@ export function writeTokenizers(out, styles = STYLES, opts = {}) {
   });
 }
 
+// Seeds of the tokenizer.json fuzz target, valid (ok-*) and broken (bad-*).
+export function writeFuzzSeeds(dir) {
+  const text = "Call me Ishmael. Some years ago, never mind how long 12345 precisely, I'M sure. 你好 é é 😀\n\n  ok";
+  const small = fs.readFileSync(path.join(path.dirname(MOBY), 'chapter_1.txt'), 'utf8').slice(0, 3000) + ' 你好 é 12';
+  const write = (name, tok, cfg, t) => fs.writeFileSync(path.join(dir, name), Buffer.concat([
+    Buffer.from(JSON.stringify(tok)), Buffer.from([0]), Buffer.from(cfg ? JSON.stringify(cfg) : ''), Buffer.from([0]),
+    Buffer.from(t)]));
+  fs.mkdirSync(dir, { recursive: true });
+  const made = {};
+  for (const s of STYLES) {
+    const { tokenizer, config } = makeTokenizer(s, { text: small, merges: 40 });
+    made[s] = tokenizer;
+    write(`ok-${s}.txt`, tokenizer, config, text);
+  }
+  const clone = (o) => JSON.parse(JSON.stringify(o));
+  let t = clone(made.qwen2);
+  t.model.type = 'Unigram';
+  write('bad-model-type.txt', t, null, text);
+  t = clone(made.qwen2);
+  t.pre_tokenizer.pretokenizers[0].pattern.Regex = '\\w+';
+  write('bad-split-regex.txt', t, null, text);
+  t = clone(made.smollm2);
+  t.model.merges.push(['zzz', 'q']);
+  write('bad-merge-unknown.txt', t, null, text);
+  write('bad-config-eos.txt', made.llama, { eos_token: '</nope>' }, text);
+  t = clone(made.llama);
+  t.model.byte_fallback = false;
+  t.model.unk_token = null;
+  write('ok-llama-no-fallback.txt', t, null, 'plain ascii only');
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (process.argv[2] === '--fuzz-seeds' && process.argv[3]) {
+    writeFuzzSeeds(process.argv[3]);
+    process.exit(0);
+  }
   const [out, ...styles] = process.argv.slice(2);
   if (!out) {
     process.stderr.write('usage: node scripts/make_test_tokenizers.mjs OUT_DIR [smollm2|qwen2|llama3|llama ...]\n');
