@@ -79,6 +79,19 @@ lpl_status lpl_tok_alloc_merges(lpl_tokenizer *t, size_t max, lpl_error *err);
 /* Adds merge rule (a, b) as the next rank; where/index name its source in messages. */
 lpl_status lpl_tok_add_merge(lpl_tokenizer *t, const char *a, size_t na, const char *b, size_t nb,
                              const char *where, long index, lpl_error *err);
+/* Adds merge rule "a b" (merges.txt, GGUF lines): split at its one space. */
+lpl_status lpl_tok_add_merge_line(lpl_tokenizer *t, const char *line, size_t n, const char *where, long index,
+                                  lpl_error *err);
+/* GPT-2's end of text is its BOS and EOS; it is a control token but stays text in
+ * encoding (no added tokens). */
+void lpl_tok_gpt2_specials(lpl_tokenizer *t);
+
+/* Added tokens (control, user-defined) decode to their own text. */
+static inline int lpl_tok_is_added_type(int type)
+{
+    return type == LPL_TOKEN_CONTROL || type == LPL_TOKEN_USER_DEFINED;
+}
+
 /* Marks id as an added token that encoding splits out of the text. */
 lpl_status lpl_tok_add_added(lpl_tokenizer *t, int id, int lstrip, int rstrip, lpl_error *err);
 

@@ -1,0 +1,243 @@
+/* A tokenizer in and out of GGUF: llama.cpp's tokenizer.ggml.* keys (model, pre,
+ * tokens, token_type, merges, scores, special ids and flags). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokenizer_build.h"
+#include "lpl/io/gguf.h"
+#include "lpl/io/tokenizer.h"
+
+/* Optional u32 key into *out (left alone when absent); fails if it is past the vocabulary. */
+static lpl_status gguf_opt_id(const lpl_gguf *g, const char *key, int n_vocab, int *out, lpl_error *err)
+{
+    uint32_t v;
+    if (lpl_gguf_find_key(g, key) < 0)
+        return LPL_OK;
+    lpl_status st = lpl_gguf_get_u32(g, key, &v, err);
+    if (st == LPL_OK && v >= (uint32_t)n_vocab)
+        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF %s %u is past the vocabulary (%d)", key, v, n_vocab);
+    if (st == LPL_OK)
+        *out = (int)v;
+    return st;
+}
+
+static lpl_status gguf_opt_flag(const lpl_gguf *g, const char *key, int *out, lpl_error *err)
+{
+    uint32_t v;
+    if (lpl_gguf_find_key(g, key) < 0)
+        return LPL_OK;
+    lpl_status st = lpl_gguf_get_u32(g, key, &v, err);
+    if (st == LPL_OK)
+        *out = v != 0;
+    return st;
+}
+
+/* tokenizer.ggml.model and .pre: the kind and the pre-tokenisation rule. */
+static lpl_status gguf_kind(const lpl_gguf *g, lpl_tokenizer_kind *kind, int *pre, lpl_error *err)
+{
+    const char *model = NULL, *s;
+    size_t len;
+    *kind = LPL_TOKENIZER_BYTE_BPE;
+    *pre = LPL_PRE_GPT2;
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.model") < 0)
+        return LPL_OK; /* the lab's first GGUFs: GPT-2's */
+    lpl_status st = lpl_gguf_get_str(g, "tokenizer.ggml.model", &model, &len, err);
+    if (st != LPL_OK)
+        return st;
+    if (!strcmp(model, "llama")) {
+        *kind = LPL_TOKENIZER_SPM_BPE;
+        *pre = LPL_PRE_NONE;
+        return LPL_OK;
+    }
+    if (strcmp(model, "gpt2"))
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "tokenizer: GGUF tokenizer.ggml.model is \"%.40s\" "
+                        "(supported: \"gpt2\" byte-level BPE, \"llama\" SentencePiece-style BPE)", model);
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.pre") < 0)
+        return LPL_OK;
+    if ((st = lpl_gguf_get_str(g, "tokenizer.ggml.pre", &s, &len, err)) != LPL_OK)
+        return st;
+    *pre = lpl_pre_from_name(s);
+    if (*pre < 0 || *pre == LPL_PRE_NONE)
+        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF tokenizer.ggml.pre is \"%.40s\" "
+                        "(supported: \"gpt-2\", \"smollm\", \"qwen2\", \"llama-bpe\")", s);
+    return LPL_OK;
+}
+
+/* Checks a GGUF array key: its element type and length n. */
+static lpl_status gguf_arr(const lpl_gguf *g, const char *key, lpl_gguf_type want, uint64_t n, const void **raw,
+                           lpl_error *err)
+{
+    lpl_gguf_type type;
+    uint64_t got;
+    lpl_status st = lpl_gguf_get_arr(g, key, &type, &got, raw, err);
+    if (st == LPL_OK && (type != want || got != n))
+        st = lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF %s must be %llu %s", key, (unsigned long long)n,
+                      want == LPL_GGUF_INT32 ? "int32 values (one per token)" : "values");
+    return st;
+}
+
+static lpl_status gguf_tokens(lpl_tokenizer *t, const lpl_gguf *g, lpl_error *err)
+{
+    const void *types = NULL;
+    const char *s;
+    size_t len;
+    lpl_status st = LPL_OK;
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.token_type") >= 0)
+        st = gguf_arr(g, "tokenizer.ggml.token_type", LPL_GGUF_INT32, (uint64_t)t->n_vocab, &types, err);
+    for (int i = 0; st == LPL_OK && i < t->n_vocab; i++) {
+        int32_t type = LPL_TOKEN_NORMAL;
+        if (types)
+            memcpy(&type, (const char *)types + 4 * (size_t)i, 4);
+        if (type < LPL_TOKEN_NORMAL || type > LPL_TOKEN_BYTE)
+            return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF tokenizer.ggml.token_type[%d] is %d (1..6)", i, type);
+        st = lpl_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)i, &s, &len, err);
+        if (st == LPL_OK)
+            st = lpl_tok_set(t, i, s, len, type, err);
+    }
+    return st;
+}
+
+static lpl_status gguf_merges(lpl_tokenizer *t, const lpl_gguf *g, lpl_error *err)
+{
+    lpl_gguf_type type;
+    uint64_t n = 0;
+    const char *s;
+    size_t len;
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.merges") < 0)
+        return t->kind == LPL_TOKENIZER_SPM_BPE
+                   ? lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF \"llama\" vocabulary has no tokenizer.ggml.merges "
+                              "(merging by tokenizer.ggml.scores alone is not supported; convert from tokenizer.json)")
+                   : lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF has no tokenizer.ggml.merges");
+    lpl_status st = lpl_gguf_get_arr(g, "tokenizer.ggml.merges", &type, &n, NULL, err);
+    if (st == LPL_OK && (type != LPL_GGUF_STRING || n > INT32_MAX / 2))
+        st = lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF tokenizer.ggml.merges must be strings");
+    if (st == LPL_OK)
+        st = lpl_tok_alloc_merges(t, (size_t)n, err);
+    for (uint64_t i = 0; st == LPL_OK && i < n; i++) {
+        st = lpl_gguf_get_arr_str(g, "tokenizer.ggml.merges", i, &s, &len, err);
+        if (st == LPL_OK)
+            st = lpl_tok_add_merge_line(t, s, len, "GGUF merge", (long)i, err);
+    }
+    return st;
+}
+
+/* Control and user-defined tokens are split out of text, except for GPT-2's own
+ * vocabulary, whose end of text stays text (OpenAI's encoder). */
+static lpl_status gguf_added(lpl_tokenizer *t, lpl_error *err)
+{
+    if (t->kind == LPL_TOKENIZER_BYTE_BPE && t->pre == LPL_PRE_GPT2)
+        return LPL_OK;
+    lpl_status st = LPL_OK;
+    for (int i = 0; st == LPL_OK && i < t->n_vocab; i++)
+        if (lpl_tok_is_added_type(t->tok_type[i]) && t->tok_str[i][0])
+            st = lpl_tok_add_added(t, i, 0, 0, err);
+    return st;
+}
+
+static lpl_status gguf_specials(lpl_tokenizer *t, const lpl_gguf *g, lpl_error *err)
+{
+    lpl_status st;
+    int prefix = 1;
+    if ((st = gguf_opt_id(g, "tokenizer.ggml.bos_token_id", t->n_vocab, &t->bos, err)) ||
+        (st = gguf_opt_id(g, "tokenizer.ggml.eos_token_id", t->n_vocab, &t->eos, err)) ||
+        (st = gguf_opt_id(g, "tokenizer.ggml.unknown_token_id", t->n_vocab, &t->unk, err)) ||
+        (st = gguf_opt_id(g, "tokenizer.ggml.padding_token_id", t->n_vocab, &t->pad, err)) ||
+        (st = gguf_opt_flag(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err)) ||
+        (st = gguf_opt_flag(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err)) ||
+        (st = gguf_opt_flag(g, "tokenizer.ggml.add_space_prefix", &prefix, err)))
+        return st;
+    if (t->kind == LPL_TOKENIZER_SPM_BPE) {
+        t->byte_fallback = 1;
+        t->prepend = prefix ? LPL_PREPEND_ALWAYS : LPL_PREPEND_NONE;
+        t->strip_space = prefix;
+    }
+    return LPL_OK;
+}
+
+lpl_tokenizer *lpl_tokenizer_from_gguf(const lpl_gguf *g, lpl_error *err)
+{
+    lpl_tokenizer_kind kind = LPL_TOKENIZER_BYTE_BPE;
+    int pre = LPL_PRE_GPT2;
+    uint64_t n_tok = 0;
+    lpl_gguf_type type;
+    lpl_status st = gguf_kind(g, &kind, &pre, err);
+    if (st != LPL_OK)
+        return NULL;
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.tokens") < 0 ||
+        lpl_gguf_get_arr(g, "tokenizer.ggml.tokens", &type, &n_tok, NULL, err) != LPL_OK ||
+        type != LPL_GGUF_STRING || n_tok < 1 || n_tok > INT32_MAX / 2) {
+        lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF tokenizer.ggml.tokens must be a non-empty string array");
+        return NULL;
+    }
+    lpl_tokenizer *t = lpl_tok_new(kind, (int)n_tok, err);
+    if (!t)
+        return NULL;
+    t->pre = (lpl_pre_rule)pre;
+    /* GGUF has no key for the normalizer: Qwen2's tokenizer.json has NFC */
+    t->nfc = pre == LPL_PRE_QWEN2;
+    if ((st = gguf_tokens(t, g, err)) == LPL_OK && kind == LPL_TOKENIZER_BYTE_BPE && pre == LPL_PRE_GPT2)
+        lpl_tok_gpt2_specials(t);
+    if (st == LPL_OK)
+        st = gguf_specials(t, g, err);
+    if (st == LPL_OK)
+        st = lpl_tok_finish_vocab(t, err);
+    if (st == LPL_OK)
+        st = gguf_merges(t, g, err);
+    if (st == LPL_OK)
+        st = gguf_added(t, err);
+    if (st != LPL_OK) {
+        lpl_tokenizer_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* SentencePiece scores for llama.cpp: minus the rank of the first merge that makes
+ * a token (its merge by highest score then equals ours by lowest rank); 0 for the
+ * rest, which no merge makes. */
+static float *spm_scores(const lpl_tokenizer *t, lpl_error *err)
+{
+    float *scores = lpl_calloc((size_t)t->n_vocab, sizeof *scores, "token scores", err);
+    if (!scores)
+        return NULL;
+    for (int r = t->n_merges - 1; r >= 0; r--)
+        scores[t->merges[r].merged] = -(float)r;
+    return scores;
+}
+
+static lpl_status gguf_put_id(lpl_gguf_writer *w, const char *key, int id, lpl_error *err)
+{
+    return id >= 0 ? lpl_gguf_set_u32(w, key, (uint32_t)id, err) : LPL_OK;
+}
+
+lpl_status lpl_tokenizer_to_gguf(const lpl_tokenizer *t, lpl_gguf_writer *w, lpl_error *err)
+{
+    int32_t *types = lpl_malloc((size_t)t->n_vocab * sizeof *types, "token types", err);
+    float *scores = types && t->kind == LPL_TOKENIZER_SPM_BPE ? spm_scores(t, err) : NULL;
+    lpl_status st = types && (scores || t->kind != LPL_TOKENIZER_SPM_BPE) ? LPL_OK : LPL_ERR_NOMEM;
+    for (int i = 0; st == LPL_OK && i < t->n_vocab; i++)
+        types[i] = t->tok_type[i];
+    if (st == LPL_OK &&
+        ((st = lpl_gguf_set_str(w, "tokenizer.ggml.model", lpl_tokenizer_model_name(t), err)) ||
+         (st = lpl_gguf_set_str(w, "tokenizer.ggml.pre", lpl_tokenizer_pre_name(t), err)) ||
+         (st = lpl_gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)t->tok_str,
+                                    (uint64_t)t->n_vocab, err)) ||
+         (scores && (st = lpl_gguf_set_arr_f32(w, "tokenizer.ggml.scores", scores, (uint64_t)t->n_vocab, err))) ||
+         (st = lpl_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)t->n_vocab, err)) ||
+         (st = lpl_gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merge_str,
+                                    (uint64_t)t->n_merges, err)) ||
+         (st = gguf_put_id(w, "tokenizer.ggml.bos_token_id", t->bos, err)) ||
+         (st = gguf_put_id(w, "tokenizer.ggml.eos_token_id", t->eos, err)) ||
+         (st = gguf_put_id(w, "tokenizer.ggml.unknown_token_id", t->unk, err)) ||
+         (st = gguf_put_id(w, "tokenizer.ggml.padding_token_id", t->pad, err)) ||
+         (st = lpl_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos, err)) ||
+         (st = lpl_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos, err))))
+        goto done;
+    if (t->kind == LPL_TOKENIZER_SPM_BPE)
+        st = lpl_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", t->prepend != LPL_PREPEND_NONE, err);
+done:
+    free(types);
+    free(scores);
+    return st;
+}
+
