@@ -97,17 +97,76 @@ static lpl_status gguf_tokens(lpl_tokenizer *t, const lpl_gguf *g, lpl_error *er
     return st;
 }
 
+typedef struct {
+    float score;
+    int id;
+} scored_token;
+
+/* Higher score first, then lower id. */
+static int by_score(const void *pa, const void *pb)
+{
+    const scored_token *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* Merges of each normal token, best score first: every split into two tokens, left
+ * part shortest first. SentencePiece (and llama.cpp) merge the adjacent pair whose
+ * join scores highest; BPE by these ranks does the same, as Hugging Face's
+ * converter of Llama's tokenizer lists its merges. */
+static lpl_status scored_merges(lpl_tokenizer *t, const float *scores, lpl_error *err)
+{
+    scored_token *order = lpl_malloc((size_t)t->n_vocab * sizeof *order, "token order", err);
+    size_t max = 0;
+    int n = 0;
+    if (!order)
+        return LPL_ERR_NOMEM;
+    for (int id = 0; id < t->n_vocab; id++) {
+        if (t->tok_type[id] != LPL_TOKEN_NORMAL || !t->tok_str[id][0])
+            continue;
+        order[n++] = (scored_token){scores[id], id};
+        max += strlen(t->tok_str[id]) - 1;
+    }
+    qsort(order, (size_t)n, sizeof *order, by_score);
+    lpl_status st = lpl_tok_alloc_merges(t, max, err);
+    for (int i = 0; st == LPL_OK && i < n; i++) {
+        const char *s = t->tok_str[order[i].id];
+        size_t len = strlen(s);
+        for (size_t p = 1; st == LPL_OK && p < len; p++) {
+            if (((uint8_t)s[p] & 0xC0) == 0x80)
+                continue; /* inside a character */
+            if (lpl_tok_find(t, s, p) >= 0 && lpl_tok_find(t, s + p, len - p) >= 0)
+                st = lpl_tok_add_merge(t, s, p, s + p, len - p, "GGUF scored token", (long)order[i].id, err);
+        }
+    }
+    free(order);
+    return st;
+}
+
 static lpl_status gguf_merges(lpl_tokenizer *t, const lpl_gguf *g, lpl_error *err)
 {
     lpl_gguf_type type;
     uint64_t n = 0;
     const char *s;
     size_t len;
+    const void *raw = NULL;
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.merges") < 0 && t->kind == LPL_TOKENIZER_SPM_BPE) {
+        /* llama.cpp's converter writes SentencePiece scores, no merges */
+        if (lpl_gguf_find_key(g, "tokenizer.ggml.scores") < 0)
+            return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF \"llama\" vocabulary has neither "
+                            "tokenizer.ggml.merges nor tokenizer.ggml.scores");
+        lpl_status st = gguf_arr(g, "tokenizer.ggml.scores", LPL_GGUF_FLOAT32, (uint64_t)t->n_vocab, &raw, err);
+        float *scores = st == LPL_OK ? lpl_malloc((size_t)t->n_vocab * sizeof *scores, "token scores", err) : NULL;
+        if (scores) {
+            memcpy(scores, raw, (size_t)t->n_vocab * sizeof *scores);
+            st = scored_merges(t, scores, err);
+        }
+        free(scores);
+        return scores ? st : st != LPL_OK ? st : LPL_ERR_NOMEM;
+    }
     if (lpl_gguf_find_key(g, "tokenizer.ggml.merges") < 0)
-        return t->kind == LPL_TOKENIZER_SPM_BPE
-                   ? lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF \"llama\" vocabulary has no tokenizer.ggml.merges "
-                              "(merging by tokenizer.ggml.scores alone is not supported; convert from tokenizer.json)")
-                   : lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF has no tokenizer.ggml.merges");
+        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF has no tokenizer.ggml.merges");
     lpl_status st = lpl_gguf_get_arr(g, "tokenizer.ggml.merges", &type, &n, NULL, err);
     if (st == LPL_OK && (type != LPL_GGUF_STRING || n > INT32_MAX / 2))
         st = lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF tokenizer.ggml.merges must be strings");
@@ -193,13 +252,15 @@ lpl_tokenizer *lpl_tokenizer_from_gguf(const lpl_gguf *g, lpl_error *err)
 }
 
 /* SentencePiece scores for llama.cpp: minus the rank of the first merge that makes
- * a token (its merge by highest score then equals ours by lowest rank); 0 for the
- * rest, which no merge makes. */
+ * a token (its merge by highest score then equals ours by lowest rank); below all of
+ * them for the rest, which no merge makes. */
 static float *spm_scores(const lpl_tokenizer *t, lpl_error *err)
 {
-    float *scores = lpl_calloc((size_t)t->n_vocab, sizeof *scores, "token scores", err);
+    float *scores = lpl_malloc((size_t)t->n_vocab * sizeof *scores, "token scores", err);
     if (!scores)
         return NULL;
+    for (int id = 0; id < t->n_vocab; id++)
+        scores[id] = -(float)t->n_merges - (float)id;
     for (int r = t->n_merges - 1; r >= 0; r--)
         scores[t->merges[r].merged] = -(float)r;
     return scores;
