@@ -180,6 +180,38 @@ test('inspect shows a tokenizer.json as the lab reads it, and the GGUF keys it b
   }
 });
 
+// GPT-2's vocab.json + merges.txt of the converter's fixture, as a tokenizer.json.
+function gpt2TokenizerJson(dir) {
+  const vocab = JSON.parse(fs.readFileSync(path.join(dir, 'vocab.json'), 'utf8'));
+  const merges = fs.readFileSync(path.join(dir, 'merges.txt'), 'utf8').split('\n')
+    .filter((l, i) => l && !(i === 0 && l.startsWith('#version')));
+  return { version: '1.0', added_tokens: [{ id: vocab['<|endoftext|>'], content: '<|endoftext|>', special: true,
+    single_word: false, lstrip: false, rstrip: false, normalized: false }], normalizer: null,
+  pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+  post_processor: null, decoder: { type: 'ByteLevel' }, model: { type: 'BPE', vocab, merges } };
+}
+
+test('convert --tokenizer embeds a tokenizer.json; a vocabulary of another size is refused', { skip }, () => {
+  const fixture = path.join(root, 'tests/fixtures/tiny-gpt2'), tj = path.join(tmp, 'gpt2-tokenizer.json');
+  fs.writeFileSync(tj, JSON.stringify(gpt2TokenizerJson(fixture)));
+  const out = path.join(tmp, 'tiny.gguf');
+  let r = spawnSync(cli, ['convert', '--from', fixture, '--to', out, '--type', 'f32', '--tokenizer', tj]);
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.match(r.stderr.toString(), /convert: tokenizer from .*gpt2-tokenizer\.json \(gpt2, pre gpt-2, 512 tokens\)/);
+  const text = 'Hello world, the end. <|endoftext|> 12345 héllo';
+  assertSameIds(encode(['--model', out], text), encode(['--vocab', path.join(fixture, 'vocab.json'), '--merges',
+    path.join(fixture, 'merges.txt')], text), 'embedded tokenizer vs vocab.json + merges.txt');
+  assert.match(spawnSync(cli, ['inspect', out]).stdout.toString(), /tokenizer: gpt2 \(pre gpt-2\), 512 tokens/);
+  const bad = path.join(tmp, 'bad.gguf');
+  r = spawnSync(cli, ['convert', '--from', fixture, '--to', bad, '--tokenizer', dirs.smollm2, '--quiet']);
+  assert.equal(r.status, 2, r.stderr.toString());
+  assert.match(r.stderr.toString(), /tokenizer has \d+ tokens but token_embd\.weight has 512 rows/);
+  assert.ok(!fs.existsSync(bad), 'no file with another tokenizer');
+  r = spawnSync(cli, ['convert', '--from', fixture, '--to', bad, '--tokenizer', path.join(tmp, 'none.json')]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr.toString(), /cannot find/);
+});
+
 // A broken copy of a style's tokenizer.json must be refused with a message naming the field.
 function refusal(style, edit, want) {
   const doc = JSON.parse(fs.readFileSync(path.join(dirs[style], 'tokenizer.json'), 'utf8'));

@@ -302,3 +302,79 @@ done:
     return st;
 }
 
+
+/* ---------------- another GGUF with this tokenizer ---------------- */
+
+/* Copies one key/value of g that is not the tokenizer's to w. */
+static lpl_status copy_kv(const lpl_gguf *g, int64_t i, lpl_gguf_writer *w, lpl_error *err)
+{
+    const char *key = lpl_gguf_key(g, i), *s;
+    lpl_gguf_type type = lpl_gguf_kv_type(g, i), elem;
+    uint32_t u;
+    float f;
+    size_t len;
+    uint64_t n;
+    const void *raw;
+    lpl_status st;
+    switch (type) {
+    case LPL_GGUF_BOOL:
+        if ((st = lpl_gguf_get_u32(g, key, &u, err)) == LPL_OK)
+            st = lpl_gguf_set_bool(w, key, (int)u, err);
+        return st;
+    case LPL_GGUF_UINT8: case LPL_GGUF_UINT16: case LPL_GGUF_UINT32: case LPL_GGUF_INT8: case LPL_GGUF_INT16:
+    case LPL_GGUF_INT32: case LPL_GGUF_UINT64: case LPL_GGUF_INT64:
+        if ((st = lpl_gguf_get_u32(g, key, &u, err)) == LPL_OK)
+            st = lpl_gguf_set_u32(w, key, u, err);
+        return st;
+    case LPL_GGUF_FLOAT32: case LPL_GGUF_FLOAT64:
+        if ((st = lpl_gguf_get_f32(g, key, &f, err)) == LPL_OK)
+            st = lpl_gguf_set_f32(w, key, f, err);
+        return st;
+    case LPL_GGUF_STRING:
+        if ((st = lpl_gguf_get_str(g, key, &s, &len, err)) == LPL_OK)
+            st = lpl_gguf_set_str(w, key, s, err);
+        return st;
+    default:
+        break;
+    }
+    st = lpl_gguf_get_arr(g, key, &elem, &n, &raw, err);
+    if (st != LPL_OK || n > INT32_MAX)
+        return st != LPL_OK ? st : lpl_fail(err, LPL_ERR_FORMAT, "gguf: key '%s' is too long to copy", key);
+    if (elem == LPL_GGUF_INT32 || elem == LPL_GGUF_FLOAT32) {
+        void *copy = lpl_malloc((size_t)n * 4 + 4, "GGUF array", err);
+        if (!copy)
+            return LPL_ERR_NOMEM;
+        memcpy(copy, raw, (size_t)n * 4);
+        st = elem == LPL_GGUF_INT32 ? lpl_gguf_set_arr_i32(w, key, copy, n, err) : lpl_gguf_set_arr_f32(w, key, copy, n, err);
+        free(copy);
+        return st;
+    }
+    if (elem != LPL_GGUF_STRING)
+        return lpl_fail(err, LPL_ERR_UNSUPPORTED, "gguf: key '%s' is an array of a type this copy does not write", key);
+    const char **v = lpl_malloc((size_t)n * sizeof *v + 1, "GGUF array", err);
+    for (uint64_t k = 0; v && st == LPL_OK && k < n; k++)
+        st = lpl_gguf_get_arr_str(g, key, k, &v[k], &len, err);
+    if (v && st == LPL_OK)
+        st = lpl_gguf_set_arr_str(w, key, v, n, err);
+    free((void *)v);
+    return v ? st : LPL_ERR_NOMEM;
+}
+
+lpl_status lpl_tokenizer_embed_gguf(const lpl_gguf *src, const lpl_tokenizer *t, lpl_gguf_writer *w, lpl_error *err)
+{
+    const lpl_gguf_tensor *te = lpl_gguf_find_tensor(src, "token_embd.weight");
+    if (te && te->n_dims == 2 && te->ne[1] != t->n_vocab)
+        return lpl_fail(err, LPL_ERR_INVALID, "tokenizer has %d tokens but token_embd.weight has %lld rows", t->n_vocab,
+                        (long long)te->ne[1]);
+    lpl_status st = LPL_OK;
+    for (int64_t i = 0; st == LPL_OK && i < lpl_gguf_n_kv(src); i++)
+        if (strncmp(lpl_gguf_key(src, i), "tokenizer.ggml.", 15))
+            st = copy_kv(src, i, w, err);
+    if (st == LPL_OK)
+        st = lpl_tokenizer_to_gguf(t, w, err);
+    for (int64_t i = 0; st == LPL_OK && i < lpl_gguf_n_tensors(src); i++) {
+        const lpl_gguf_tensor *x = lpl_gguf_tensor_at(src, i);
+        st = lpl_gguf_add_tensor(w, x->name, x->type, x->n_dims, x->ne, x->data, err);
+    }
+    return st;
+}

@@ -110,5 +110,10 @@ lpl_status lpl_tokenizer_decode(const lpl_tokenizer *t, const int *ids, int n,
  * token_type, merges, scores (SentencePiece-style: minus the rank of the merge
  * that makes each token), bos/eos/unk/padding ids, add_bos_token/add_eos_token. */
 lpl_status lpl_tokenizer_to_gguf(const lpl_tokenizer *t, lpl_gguf_writer *w, lpl_error *err);
+/* Fills w with src's keys and tensors, its tokenizer.ggml.* keys replaced by t's (a
+ * model converted without its tokenizer, or with another one). Integer keys are
+ * written as u32 and floats as f32; arrays of other than strings, int32 or f32 are
+ * refused. LPL_ERR_INVALID if t's vocabulary does not match token_embd.weight. */
+lpl_status lpl_tokenizer_embed_gguf(const lpl_gguf *src, const lpl_tokenizer *t, lpl_gguf_writer *w, lpl_error *err);
 
 #endif
