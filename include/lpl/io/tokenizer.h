@@ -46,6 +46,7 @@ void lpl_tokenizer_free(lpl_tokenizer *t);
 
 int lpl_tokenizer_vocab_size(const lpl_tokenizer *t);
 int lpl_tokenizer_eot(const lpl_tokenizer *t);  /* id of <|endoftext|>, or the EOS token; -1 if none */
+/* Byte-level or SentencePiece-style BPE. */
 lpl_tokenizer_kind lpl_tokenizer_kind_of(const lpl_tokenizer *t);
 /* GGUF names: tokenizer.ggml.model ("gpt2", "llama") and tokenizer.ggml.pre. */
 const char *lpl_tokenizer_model_name(const lpl_tokenizer *t);
