@@ -256,6 +256,15 @@ static void test_spm(void)
     free(ids);
     free(ends);
 
+    /* padding to an embedding's rows, as llama.cpp's converter does */
+    CHECK(lpl_tokenizer_pad_vocab(t, 260, &err) == LPL_ERR_INVALID, "padding to fewer tokens is refused");
+    CHECK(lpl_tokenizer_pad_vocab(t, 270, &err) == LPL_OK, "pad: %s", err.msg);
+    CHECK(lpl_tokenizer_vocab_size(t) == 270 && lpl_tokenizer_token_id(t, "[PAD269]") == 269 &&
+          lpl_tokenizer_token_type(t, 265) == LPL_TOKEN_UNUSED && lpl_tokenizer_token_id(t, SP "ab") == 264,
+          "padded vocabulary and its index");
+    expect(t, "<s>ab</s> b", (int[]){1, 264, 2, 259, 259, 261}, 6, "padded: same ids");
+    expect_decode(t, (int[]){264, 267}, 2, "ab[PAD267]", "padded: decode");
+
     /* GGUF round trip: same ids; scores are minus the merge rank; byte tokens typed 6 */
     lpl_gguf_writer *w = lpl_gguf_writer_new(&err);
     void *buf = NULL;
@@ -269,8 +278,8 @@ static void test_spm(void)
     const void *raw = NULL;
     uint64_t n = 0;
     lpl_gguf_type type;
-    if (g && lpl_gguf_get_arr(g, "tokenizer.ggml.scores", &type, &n, &raw, &err) == LPL_OK && n == 265) {
-        float s[265];
+    if (g && lpl_gguf_get_arr(g, "tokenizer.ggml.scores", &type, &n, &raw, &err) == LPL_OK && n == 270) {
+        float s[270];
         memcpy(s, raw, sizeof s);
         CHECK(s[262] == 0 && s[263] == -1 && s[264] == -2 && s[1] < s[264] && s[260] < s[264],
               "scores %g %g %g (unmerged %g)", s[262], s[263], s[264], s[1]);
@@ -281,8 +290,9 @@ static void test_spm(void)
         expect(t2, "<s>ab</s> b", (int[]){1, 264, 2, 259, 259, 261}, 6, "GGUF: specials");
         expect(t2, "\xC3\xA9", (int[]){259, 3 + 0xC3, 3 + 0xA9}, 3, "GGUF: byte fallback");
         expect_decode(t2, (int[]){264, 264}, 2, "ab ab", "GGUF: decode");
-        CHECK(lpl_tokenizer_add_bos(t2) && lpl_tokenizer_bos(t2) == 1 && lpl_tokenizer_token_type(t2, 3) == LPL_TOKEN_BYTE,
-              "GGUF: BOS and types");
+        CHECK(lpl_tokenizer_add_bos(t2) && lpl_tokenizer_bos(t2) == 1 && lpl_tokenizer_token_type(t2, 3) == LPL_TOKEN_BYTE &&
+              lpl_tokenizer_token_type(t2, 269) == LPL_TOKEN_UNUSED && lpl_tokenizer_vocab_size(t2) == 270,
+              "GGUF: BOS, types, padding");
     }
     lpl_tokenizer_free(t2);
     lpl_gguf_close(g);

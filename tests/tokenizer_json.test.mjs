@@ -202,6 +202,17 @@ test('convert --tokenizer embeds a tokenizer.json; a vocabulary of another size 
   assertSameIds(encode(['--model', out], text), encode(['--vocab', path.join(fixture, 'vocab.json'), '--merges',
     path.join(fixture, 'merges.txt')], text), 'embedded tokenizer vs vocab.json + merges.txt');
   assert.match(spawnSync(cli, ['inspect', out]).stdout.toString(), /tokenizer: gpt2 \(pre gpt-2\), 512 tokens/);
+  // a tokenizer with fewer tokens than the embedding's rows is padded with [PAD<id>]
+  const short = gpt2TokenizerJson(fixture), eot = short.model.vocab['<|endoftext|>'];
+  delete short.model.vocab['<|endoftext|>'];
+  short.added_tokens = [];
+  const tjShort = path.join(tmp, 'short-tokenizer.json'), padded = path.join(tmp, 'padded.gguf');
+  fs.writeFileSync(tjShort, JSON.stringify(short));
+  r = spawnSync(cli, ['convert', '--from', fixture, '--to', padded, '--type', 'f32', '--tokenizer', tjShort, '--quiet']);
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.equal(eot, 511);
+  assert.match(spawnSync(cli, ['inspect', padded]).stdout.toString(), /512 tokens/);
+  assert.equal(decode(['--model', padded], [511]), '[PAD511]');
   const bad = path.join(tmp, 'bad.gguf');
   r = spawnSync(cli, ['convert', '--from', fixture, '--to', bad, '--tokenizer', dirs.smollm2, '--quiet']);
   assert.equal(r.status, 2, r.stderr.toString());

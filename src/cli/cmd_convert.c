@@ -1,4 +1,5 @@
 /* loralab convert: a Hugging Face GPT-2 checkpoint directory to a GGUF model file. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,10 +63,17 @@ static void progress(void *user, const char *stage, int64_t done, int64_t total)
 
 /* Rewrites the converted file with tok's tokenizer.ggml.* keys (through a temporary
  * file and rename: the file being read stays mapped until the new one is in place). */
-static lpl_status embed_tokenizer(const char *path, const lpl_tokenizer *tok, const char *from, int quiet,
+static lpl_status embed_tokenizer(const char *path, lpl_tokenizer *tok, const char *from, int quiet,
                                   lpl_error *err)
 {
     lpl_gguf *g = lpl_gguf_open(path, err);
+    const lpl_gguf_tensor *te = g ? lpl_gguf_find_tensor(g, "token_embd.weight") : NULL;
+    /* an embedding with more rows than tokens (Qwen2.5) gets [PAD<id>] tokens */
+    if (te && te->n_dims == 2 && te->ne[1] > lpl_tokenizer_vocab_size(tok) && te->ne[1] < INT32_MAX / 2 &&
+        lpl_tokenizer_pad_vocab(tok, (int)te->ne[1], err) != LPL_OK) {
+        lpl_gguf_close(g);
+        return err->code;
+    }
     lpl_gguf_writer *w = g ? lpl_gguf_writer_new(err) : NULL;
     lpl_status st = w ? lpl_tokenizer_embed_gguf(g, tok, w, err) : err->code;
     if (st == LPL_OK)

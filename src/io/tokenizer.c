@@ -375,6 +375,63 @@ lpl_status lpl_tok_alloc_merges(lpl_tokenizer *t, size_t max_merges, lpl_error *
     return LPL_OK;
 }
 
+/* Grows every per-token array to n entries (the new ones zeroed) and the vocabulary
+ * index to fit them. */
+static lpl_status grow_vocab(lpl_tokenizer *t, int n, lpl_error *err)
+{
+    size_t old = (size_t)t->n_vocab, add = (size_t)(n - t->n_vocab);
+    char **str = realloc(t->tok_str, (size_t)n * sizeof *str);
+    if (str)
+        t->tok_str = str;
+    char **bytes = str ? realloc(t->tok_bytes, (size_t)n * sizeof *bytes) : NULL;
+    if (bytes)
+        t->tok_bytes = bytes;
+    int32_t *nb = bytes ? realloc(t->tok_nbytes, (size_t)n * sizeof *nb) : NULL;
+    if (nb)
+        t->tok_nbytes = nb;
+    uint8_t *type = nb ? realloc(t->tok_type, (size_t)n) : NULL;
+    if (type)
+        t->tok_type = type;
+    uint32_t cap = pow2_at_least((uint64_t)n * 2);
+    uint32_t *slot = type ? calloc(cap, sizeof *slot) : NULL;
+    if (!slot)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: vocabulary of %d tokens", n);
+    memset(t->tok_str + old, 0, add * sizeof *str);
+    memset(t->tok_bytes + old, 0, add * sizeof *bytes);
+    memset(t->tok_nbytes + old, 0, add * sizeof *nb);
+    memset(t->tok_type + old, 0, add);
+    free(t->vocab.slot);
+    t->vocab.slot = slot;
+    t->vocab.cap = cap;
+    for (int id = 0; id < t->n_vocab; id++)
+        t->vocab.slot[vocab_slot(t, t->tok_str[id], strlen(t->tok_str[id]))] = (uint32_t)id + 1;
+    t->n_vocab = n;
+    return LPL_OK;
+}
+
+lpl_status lpl_tokenizer_pad_vocab(lpl_tokenizer *t, int n, lpl_error *err)
+{
+    int first = t->n_vocab;
+    if (n < t->n_vocab || n > INT32_MAX / 2)
+        return lpl_fail(err, LPL_ERR_INVALID, "tokenizer: cannot pad a vocabulary of %d tokens to %d", t->n_vocab, n);
+    if (n == t->n_vocab)
+        return LPL_OK;
+    lpl_status st = grow_vocab(t, n, err);
+    for (int id = first; st == LPL_OK && id < n; id++) {
+        char name[32];
+        int len = snprintf(name, sizeof name, "[PAD%d]", id);
+        st = lpl_tok_set(t, id, name, (size_t)len, LPL_TOKEN_UNUSED, err);
+        if (st == LPL_OK) {
+            t->tok_bytes[id] = malloc((size_t)len + 1);
+            if (!t->tok_bytes[id])
+                st = lpl_fail(err, LPL_ERR_NOMEM, "out of memory: padding tokens");
+            else
+                memcpy(t->tok_bytes[id], name, (size_t)len + 1), t->tok_nbytes[id] = len;
+        }
+    }
+    return st;
+}
+
 lpl_status lpl_tok_add_added(lpl_tokenizer *t, int id, int lstrip, int rstrip, lpl_error *err)
 {
     if (id < 0 || id >= t->n_vocab || !t->tok_str[id] || !t->tok_str[id][0])

@@ -107,6 +107,12 @@ int lpl_tokenizer_pretokenize(const lpl_tokenizer *t, const char *text, size_t l
 lpl_status lpl_tokenizer_decode(const lpl_tokenizer *t, const int *ids, int n,
                                 char **text, size_t *len, lpl_error *err);
 
+/* Pads the vocabulary to n tokens with "[PAD<id>]" tokens of type unused, as
+ * llama.cpp's converter does when a model's embedding has more rows than its
+ * tokenizer has tokens (Qwen2.5: 151936 rows, 151665 tokens). LPL_ERR_INVALID if n
+ * is smaller; on any failure t must be freed. */
+lpl_status lpl_tokenizer_pad_vocab(lpl_tokenizer *t, int n, lpl_error *err);
+
 /* Writes the tokenizer.ggml.* keys as llama.cpp does: model, pre, tokens,
  * token_type, merges, scores (SentencePiece-style: minus the rank of the merge
  * that makes each token), bos/eos/unk/padding ids, add_bos_token/add_eos_token. */
