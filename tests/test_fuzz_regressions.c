@@ -21,6 +21,7 @@
 #include "fuzz/fuzz_hf_convert.c"
 #include "fuzz/fuzz_safetensors.c"
 #include "fuzz/fuzz_tokenizer.c"
+#include "fuzz/fuzz_tokenizer_json.c"
 #include "fuzz/fuzz_torch_zip.c"
 #include "fuzz/fuzz_vocab.c"
 
@@ -35,6 +36,7 @@ static const struct {
     {"hf_config", lpl_fuzz_hf_config},     {"hf_convert", lpl_fuzz_hf_convert},
     {"safetensors", lpl_fuzz_safetensors}, {"tokenizer", lpl_fuzz_tokenizer},
     {"torch_zip", lpl_fuzz_torch_zip},     {"vocab", lpl_fuzz_vocab},
+    {"tokenizer_json", lpl_fuzz_tokenizer_json},
 };
 #define N_TARGETS ((int)(sizeof targets / sizeof targets[0]))
 

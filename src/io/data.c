@@ -296,7 +296,7 @@ void lpl_examples_free(lpl_example_set *s)
 /* Fills e from the ids of prompt + output (+ eot at ids[n-1]). A target is in the
  * response when its token holds at least one byte past the prompt, so a token that
  * straddles the prompt/response boundary is scored with the response. */
-static lpl_status fill_example(lpl_example *e, const lpl_tokenizer *tok, const int *ids, int n,
+static lpl_status fill_example(lpl_example *e, const int *ids, const size_t *ends, int n,
                                const lpl_alpaca_record *rec, size_t prompt_len, int max_len, int response_only,
                                lpl_error *err)
 {
@@ -311,12 +311,8 @@ static lpl_status fill_example(lpl_example *e, const lpl_tokenizer *tok, const i
         return LPL_ERR_NOMEM;
     size_t ins[2], inp[2];
     prompt_spans(rec, ins, inp);
-    size_t end = 0;  /* bytes up to the end of token j */
-    for (int j = 0; j < keep; j++) {
-        size_t start = end;
-        end += (size_t)lpl_tokenizer_token_bytes(tok, ids[j], NULL);
-        if (j == 0)
-            continue;
+    for (int j = 1; j < keep; j++) {
+        size_t start = ends[j - 1], end = ends[j]; /* text bytes of token j */
         e->tokens[j - 1] = ids[j - 1];
         e->targets[j - 1] = ids[j];
         e->mask[j - 1] = (uint8_t)(!response_only || end > prompt_len || j == n - 1);
@@ -345,23 +341,32 @@ lpl_status lpl_examples_build(const lpl_alpaca_set *s, const lpl_tokenizer *tok,
         size_t np = prompt ? strlen(prompt) : 0, no = strlen(s->records[i].output);
         char *text = prompt ? malloc(np + no + 1) : NULL;
         int *ids = NULL, n = 0;
+        size_t *ends = NULL;
         if (!text) {
             st = lpl_fail(err, LPL_ERR_NOMEM, "out of memory: prompt of record %d", i);
         } else {
             memcpy(text, prompt, np);
             memcpy(text + np, s->records[i].output, no + 1);
-            /* the prompt and output are tokenized as one text, as the study did */
-            st = lpl_tokenizer_encode(tok, text, np + no, &ids, &n, err);
+            /* the prompt and output are tokenized as one text, as the study did; with
+             * BOS in front when the tokenizer's config asks (Llama-family models) */
+            st = lpl_tokenizer_encode_ex(tok, text, np + no, LPL_ENCODE_SPECIAL, &ids, &n, &ends, err);
         }
         if (st == LPL_OK) {
             int *grown = realloc(ids, ((size_t)n + 1) * sizeof *ids);
-            if (!grown) {
+            size_t *grown_ends = grown ? realloc(ends, ((size_t)n + 1) * sizeof *ends) : NULL;
+            if (grown)
+                ids = grown;
+            if (grown_ends)
+                ends = grown_ends;
+            if (!grown || !grown_ends) {
                 st = lpl_fail(err, LPL_ERR_NOMEM, "out of memory: tokens of record %d", i);
             } else {
-                ids = grown;
-                ids[n++] = eot;
+                if (n == 0 || ids[n - 1] != eot) { /* unless the config already put EOS there */
+                    ends[n] = np + no;
+                    ids[n++] = eot;
+                }
                 out->n = i + 1;
-                st = fill_example(&out->ex[i], tok, ids, n, &s->records[i], np, max_len, response_only, err);
+                st = fill_example(&out->ex[i], ids, ends, n, &s->records[i], np, max_len, response_only, err);
             }
         } else if (st == LPL_ERR_INVALID) {
             char msg[sizeof err->msg];
@@ -376,6 +381,7 @@ lpl_status lpl_examples_build(const lpl_alpaca_set *s, const lpl_tokenizer *tok,
         free(prompt);
         free(text);
         free(ids);
+        free(ends);
     }
     if (st != LPL_OK)
         lpl_examples_free(out);

@@ -1,10 +1,12 @@
-/* GPT-2 byte-level BPE: pre-tokenisation by GPT-2's rule (written out by hand, no
- * regex library), byte-to-unicode mapping, merges by rank, decode.
+/* BPE tokenizers: building one (GPT-2's files and GGUF here; tokenizer.json in
+ * tokenizer_json.c), encoding, decoding and writing to GGUF.
  *
- * Tokens are kept twice: as their vocabulary strings (the byte-to-unicode form, for
- * accessors and GGUF export) and as the raw bytes they stand for (for decoding).
- * BPE works on token ids: a pre-token starts as one id per byte and pairs of ids
- * are merged by rank until no ranked pair is left. */
+ * Tokens are kept twice: as their vocabulary strings (the byte-to-unicode form for
+ * byte-level BPE, U+2581 for spaces in SentencePiece style; for accessors and GGUF
+ * export) and as the raw bytes they stand for (for decoding). BPE works on token
+ * ids: a pre-token starts as one id per byte (byte-level) or per character
+ * (SentencePiece style), and pairs of ids are merged by rank until no ranked pair
+ * is left. */
 #include "lpl/io/tokenizer.h"
 
 #include <cJSON.h>
@@ -12,48 +14,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokenizer_build.h"
 #include "unicode_classes.h"
+#include "unicode_norm.h"
 #include "lpl/core/files.h"
 #include "lpl/core/utf8.h"
 
 #define EOT_TEXT "<|endoftext|>"
-
-/* Open-addressing table from a byte string to an int (vocabulary lookup, BPE cache). */
-typedef struct {
-    uint32_t *slot;   /* entry index + 1, 0 = empty */
-    uint32_t cap;     /* power of two */
-} str_table;
-
-/* Open-addressing table from an id pair to a merge rank. */
-typedef struct {
-    uint64_t *key;    /* (a << 32 | b) + 1, 0 = empty */
-    int32_t *rank;
-    uint32_t cap;
-} pair_table;
-
-typedef struct {
-    int32_t a, b, merged;
-} merge_rule;
-
-struct lpl_tokenizer {
-    int n_vocab;
-    char **tok_str;            /* vocabulary strings (NUL-terminated) */
-    char **tok_bytes;          /* decoded bytes of each token */
-    int32_t *tok_nbytes;
-    str_table vocab;           /* tok_str -> id */
-    int n_merges;
-    merge_rule *merges;        /* by rank */
-    char **merge_str;          /* "a b" */
-    pair_table pairs;
-    int byte_id[256];          /* token of each single byte */
-    int eot;
-};
+#define SPM_SPACE "\xE2\x96\x81" /* U+2581, SentencePiece's mark for a space */
 
 /* ---------------- hashing ---------------- */
 
 static uint32_t hash_bytes(const char *s, size_t n)
 {
-    uint32_t h = 2166136261u;  /* FNV-1a */
+    uint32_t h = 2166136261u; /* FNV-1a */
     for (size_t i = 0; i < n; i++)
         h = (h ^ (uint8_t)s[i]) * 16777619u;
     return h;
@@ -90,13 +64,13 @@ static uint32_t vocab_slot(const lpl_tokenizer *t, const char *s, size_t n)
     }
 }
 
-static int vocab_find(const lpl_tokenizer *t, const char *s, size_t n)
+int lpl_tok_find(const lpl_tokenizer *t, const char *s, size_t n)
 {
     uint32_t e = t->vocab.slot[vocab_slot(t, s, n)];
     return e ? (int)e - 1 : -1;
 }
 
-static uint32_t pair_slot(const pair_table *p, uint64_t key)
+static uint32_t pair_slot(const lpl_pair_table *p, uint64_t key)
 {
     uint32_t mask = p->cap - 1, i = hash_pair(key) & mask;
     while (p->key[i] && p->key[i] != key + 1)
@@ -104,35 +78,16 @@ static uint32_t pair_slot(const pair_table *p, uint64_t key)
     return i;
 }
 
-static int pair_rank(const pair_table *p, int a, int b)
+static int pair_rank(const lpl_pair_table *p, int a, int b)
 {
+    if (!p->cap)
+        return -1;
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     uint32_t i = pair_slot(p, key);
     return p->key[i] ? p->rank[i] : -1;
 }
 
 /* ---------------- UTF-8 and the byte-to-unicode mapping ---------------- */
-
-/* Decodes one code point at s[i] (i < n) of valid UTF-8; returns its length. */
-static int utf8_next(const uint8_t *s, size_t n, size_t i, uint32_t *cp)
-{
-    uint8_t c = s[i];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c < 0xE0) {
-        *cp = (uint32_t)(c & 0x1F) << 6 | (s[i + 1] & 0x3F);
-        return 2;
-    }
-    if (c < 0xF0) {
-        *cp = (uint32_t)(c & 0x0F) << 12 | (uint32_t)(s[i + 1] & 0x3F) << 6 | (s[i + 2] & 0x3F);
-        return 3;
-    }
-    *cp = (uint32_t)(c & 0x07) << 18 | (uint32_t)(s[i + 1] & 0x3F) << 12 |
-          (uint32_t)(s[i + 2] & 0x3F) << 6 | (s[i + 3] & 0x3F);
-    return 4;
-}
 
 /* GPT-2 shows every byte as a printable character: printable Latin-1 bytes stand for
  * themselves, the other 68 bytes take U+0100.. in byte order. */
@@ -162,6 +117,16 @@ static int utf8_put(char *out, uint32_t cp)
     return 3;
 }
 
+/* Byte value of a SentencePiece byte token "<0xXX>" (upper-case hex), or -1. */
+static int byte_token_value(const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>')
+        return -1;
+    const char *hi = memchr(hex, s[3], 16), *lo = memchr(hex, s[4], 16);
+    return hi && lo && s[3] && s[4] ? (int)((hi - hex) * 16 + (lo - hex)) : -1;
+}
+
 /* ---------------- building a tokenizer ---------------- */
 
 void lpl_tokenizer_free(lpl_tokenizer *t)
@@ -180,26 +145,31 @@ void lpl_tokenizer_free(lpl_tokenizer *t)
     free(t->tok_str);
     free(t->tok_bytes);
     free(t->tok_nbytes);
+    free(t->tok_type);
     free(t->vocab.slot);
     free(t->merges);
     free(t->merge_str);
     free(t->pairs.key);
     free(t->pairs.rank);
+    free(t->added);
     free(t);
 }
 
-static lpl_tokenizer *tokenizer_new(int n_vocab, lpl_error *err)
+lpl_tokenizer *lpl_tok_new(lpl_tokenizer_kind kind, int n_vocab, lpl_error *err)
 {
     lpl_tokenizer *t = lpl_calloc(1, sizeof *t, "tokenizer", err);
     if (!t)
         return NULL;
+    t->kind = kind;
+    t->pre = kind == LPL_TOKENIZER_SPM_BPE ? LPL_PRE_NONE : LPL_PRE_GPT2;
     t->n_vocab = n_vocab;
-    t->eot = -1;
+    t->bos = t->eos = t->unk = t->pad = -1;
     t->tok_str = lpl_calloc((size_t)n_vocab, sizeof *t->tok_str, "vocabulary", err);
     t->tok_bytes = t->tok_str ? lpl_calloc((size_t)n_vocab, sizeof *t->tok_bytes, "vocabulary", err) : NULL;
     t->tok_nbytes = t->tok_bytes ? lpl_calloc((size_t)n_vocab, sizeof *t->tok_nbytes, "vocabulary", err) : NULL;
+    t->tok_type = t->tok_nbytes ? lpl_calloc((size_t)n_vocab, 1, "vocabulary", err) : NULL;
     t->vocab.cap = pow2_at_least((uint64_t)n_vocab * 2);
-    t->vocab.slot = t->tok_nbytes ? lpl_calloc(t->vocab.cap, sizeof *t->vocab.slot, "vocabulary index", err) : NULL;
+    t->vocab.slot = t->tok_type ? lpl_calloc(t->vocab.cap, sizeof *t->vocab.slot, "vocabulary index", err) : NULL;
     if (!t->vocab.slot) {
         lpl_tokenizer_free(t);
         return NULL;
@@ -207,9 +177,10 @@ static lpl_tokenizer *tokenizer_new(int n_vocab, lpl_error *err)
     return t;
 }
 
-/* Stores token id with vocabulary string s[0..n); refuses duplicates. */
-static lpl_status set_token(lpl_tokenizer *t, int id, const char *s, size_t n, lpl_error *err)
+lpl_status lpl_tok_set(lpl_tokenizer *t, int id, const char *s, size_t n, int type, lpl_error *err)
 {
+    if (id < 0 || id >= t->n_vocab)
+        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: id %d is outside 0..%d", id, t->n_vocab - 1);
     if (t->tok_str[id])
         return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: id %d is given twice", id);
     if (memchr(s, 0, n))
@@ -223,13 +194,107 @@ static lpl_status set_token(lpl_tokenizer *t, int id, const char *s, size_t n, l
         return LPL_ERR_NOMEM;
     memcpy(t->tok_str[id], s, n);
     t->tok_str[id][n] = '\0';
+    t->tok_type[id] = (uint8_t)type;
     t->vocab.slot[slot] = (uint32_t)id + 1;
     return LPL_OK;
 }
 
-/* Decoded bytes of every token; byte ids; <|endoftext|>. A character outside the
- * byte-to-unicode alphabet (only possible in added tokens) decodes to its own UTF-8. */
-static lpl_status finish_vocab(lpl_tokenizer *t, lpl_error *err)
+
+/* Bytes of a byte-level token: each character of the byte-to-unicode alphabet stands
+ * for its byte; any other character (only possible in added tokens) for its UTF-8. */
+static size_t byte_level_bytes(const uint8_t *s, size_t n, const int16_t inverse[324], char *out)
+{
+    size_t size = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = lpl_utf8_next(s, n, i, &cp);
+        if (cp < 324 && inverse[cp] >= 0) {
+            out[size++] = (char)inverse[cp];
+        } else {
+            memcpy(out + size, s + i, (size_t)k);
+            size += (size_t)k;
+        }
+        i += (size_t)k;
+    }
+    return size;
+}
+
+/* Bytes of a SentencePiece-style token: <0xXX> is byte XX, U+2581 a space. */
+static size_t spm_bytes(const char *s, size_t n, char *out)
+{
+    int b = byte_token_value(s, n);
+    if (b >= 0) {
+        out[0] = (char)b;
+        return 1;
+    }
+    size_t size = 0;
+    for (size_t i = 0; i < n;) {
+        if (i + 3 <= n && !memcmp(s + i, SPM_SPACE, 3)) {
+            out[size++] = ' ';
+            i += 3;
+        } else {
+            out[size++] = s[i++];
+        }
+    }
+    return size;
+}
+
+static lpl_status token_bytes_of(lpl_tokenizer *t, int id, const int16_t inverse[324], lpl_error *err)
+{
+    const char *s = t->tok_str[id];
+    size_t n = strlen(s), size;
+    if (!lpl_utf8_validate(s, n, &size))
+        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: token %d is not valid UTF-8", id);
+    char *out = lpl_malloc(n + 1, "token bytes", err);
+    if (!out)
+        return LPL_ERR_NOMEM;
+    if (lpl_tok_is_added_type(t->tok_type[id])) {
+        memcpy(out, s, n);
+        size = n;
+    } else if (t->kind == LPL_TOKENIZER_BYTE_BPE) {
+        size = byte_level_bytes((const uint8_t *)s, n, inverse, out);
+    } else {
+        size = spm_bytes(s, n, out);
+    }
+    out[size] = '\0';
+    t->tok_bytes[id] = out;
+    t->tok_nbytes[id] = (int32_t)size;
+    return LPL_OK;
+}
+
+/* Byte-level: the token of each byte, all 256 required. SentencePiece style: the
+ * <0xXX> tokens, typed as bytes, when present. */
+static lpl_status find_byte_tokens(lpl_tokenizer *t, const uint32_t map[256], lpl_error *err)
+{
+    for (int b = 0; b < 256; b++) {
+        char s[8];
+        if (t->kind == LPL_TOKENIZER_SPM_BPE) {
+            snprintf(s, sizeof s, "<0x%02X>", b);
+            t->byte_id[b] = lpl_tok_find(t, s, 6);
+            if (t->byte_id[b] >= 0 && t->tok_type[t->byte_id[b]] == LPL_TOKEN_NORMAL)
+                t->tok_type[t->byte_id[b]] = LPL_TOKEN_BYTE;
+            continue;
+        }
+        int k = utf8_put(s, map[b]);
+        t->byte_id[b] = lpl_tok_find(t, s, (size_t)k);
+        if (t->byte_id[b] < 0)
+            return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: the vocabulary has no token for byte 0x%02X "
+                            "(not a byte-level BPE vocabulary)", b);
+    }
+    return LPL_OK;
+}
+
+/* Whether s has a U+2581 right after another character (a token that spans the
+ * start of a word). */
+static int mark_inside(const char *s)
+{
+    for (const char *p = strstr(s, SPM_SPACE); p; p = strstr(p + 3, SPM_SPACE))
+        if (p > s && (p - s < 3 || memcmp(p - 3, SPM_SPACE, 3)))
+            return 1;
+    return 0;
+}
+
+lpl_status lpl_tok_finish_vocab(lpl_tokenizer *t, lpl_error *err)
 {
     uint32_t map[256];
     int16_t inverse[324];
@@ -241,59 +306,30 @@ static lpl_status finish_vocab(lpl_tokenizer *t, lpl_error *err)
         if (!t->tok_str[id])
             return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: no token has id %d (ids must be 0..%d)",
                             id, t->n_vocab - 1);
-        const uint8_t *s = (const uint8_t *)t->tok_str[id];
-        size_t n = strlen(t->tok_str[id]), size;
-        if (!lpl_utf8_validate((const char *)s, n, &size))
-            return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: token %d is not valid UTF-8", id);
-        char *out = lpl_malloc(n + 1, "token bytes", err);
-        if (!out)
-            return LPL_ERR_NOMEM;
-        size = 0;
-        for (size_t i = 0; i < n;) {
-            uint32_t cp;
-            int k = utf8_next(s, n, i, &cp);
-            if (cp < 324 && inverse[cp] >= 0) {
-                out[size++] = (char)inverse[cp];
-            } else {
-                memcpy(out + size, s + i, (size_t)k);
-                size += (size_t)k;
-            }
-            i += (size_t)k;
-        }
-        out[size] = '\0';
-        t->tok_bytes[id] = out;
-        t->tok_nbytes[id] = (int32_t)size;
+        lpl_status st = token_bytes_of(t, id, inverse, err);
+        if (st != LPL_OK)
+            return st;
     }
-    for (int b = 0; b < 256; b++) {
-        char s[4];
-        int k = utf8_put(s, map[b]);
-        t->byte_id[b] = vocab_find(t, s, (size_t)k);
-        if (t->byte_id[b] < 0)
-            return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: the vocabulary has no token for byte 0x%02X "
-                            "(not a byte-level BPE vocabulary)", b);
-    }
-    t->eot = vocab_find(t, EOT_TEXT, strlen(EOT_TEXT));
-    return LPL_OK;
+    t->spm_words = t->kind == LPL_TOKENIZER_SPM_BPE;
+    for (int id = 0; t->spm_words && id < t->n_vocab; id++)
+        t->spm_words = !mark_inside(t->tok_str[id]);
+    return find_byte_tokens(t, map, err);
 }
 
-/* Adds merge rule "a b" as the next rank. where names its source in messages. */
-static lpl_status add_merge(lpl_tokenizer *t, const char *line, size_t n, const char *where,
-                            long index, lpl_error *err)
+lpl_status lpl_tok_add_merge(lpl_tokenizer *t, const char *a_s, size_t na, const char *b_s, size_t nb,
+                             const char *where, long index, lpl_error *err)
 {
-    const char *sp = memchr(line, ' ', n);
-    if (!sp || sp == line || sp == line + n - 1 || memchr(sp + 1, ' ', (size_t)(line + n - sp - 1)))
-        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: %s %ld is not \"left right\": \"%.*s\"", where,
-                        index, (int)(n > 80 ? 80 : n), line);
-    size_t na = (size_t)(sp - line), nb = n - na - 1;
-    int a = vocab_find(t, line, na), b = vocab_find(t, sp + 1, nb);
-    char *joined = lpl_malloc(n + 1, "merge", err);
+    int a = lpl_tok_find(t, a_s, na), b = lpl_tok_find(t, b_s, nb);
+    char *joined = lpl_malloc(na + nb + 2, "merge", err);
     if (!joined)
         return LPL_ERR_NOMEM;
-    memcpy(joined, line, na);
-    memcpy(joined + na, sp + 1, nb);
-    int merged = vocab_find(t, joined, na + nb);
-    memcpy(joined, line, n);
-    joined[n] = '\0';
+    memcpy(joined, a_s, na);
+    memcpy(joined + na, b_s, nb);
+    int merged = lpl_tok_find(t, joined, na + nb);
+    memcpy(joined, a_s, na);
+    joined[na] = ' ';
+    memcpy(joined + na + 1, b_s, nb);
+    joined[na + nb + 1] = '\0';
     if (a < 0 || b < 0 || merged < 0) {
         lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: %s %ld (\"%.80s\"): %s is not in the vocabulary", where,
                  index, joined, a < 0 ? "the left part" : b < 0 ? "the right part" : "the merged token");
@@ -310,20 +346,114 @@ static lpl_status add_merge(lpl_tokenizer *t, const char *line, size_t n, const 
     int r = t->n_merges++;
     t->pairs.key[slot] = key + 1;
     t->pairs.rank[slot] = r;
-    t->merges[r] = (merge_rule){a, b, merged};
+    t->merges[r] = (lpl_merge_rule){a, b, merged};
     t->merge_str[r] = joined;
     return LPL_OK;
 }
 
-static lpl_status alloc_merges(lpl_tokenizer *t, size_t max_merges, lpl_error *err)
+lpl_status lpl_tok_add_merge_line(lpl_tokenizer *t, const char *line, size_t n, const char *where, long index,
+                                 lpl_error *err)
 {
-    t->merges = lpl_calloc(max_merges, sizeof *t->merges, "merges", err);
-    t->merge_str = t->merges ? lpl_calloc(max_merges, sizeof *t->merge_str, "merges", err) : NULL;
+    const char *sp = memchr(line, ' ', n);
+    if (!sp || sp == line || sp == line + n - 1 || memchr(sp + 1, ' ', (size_t)(line + n - sp - 1)))
+        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: %s %ld is not \"left right\": \"%.*s\"", where,
+                        index, (int)(n > 80 ? 80 : n), line);
+    return lpl_tok_add_merge(t, line, (size_t)(sp - line), sp + 1, (size_t)(line + n - sp - 1), where, index, err);
+}
+
+lpl_status lpl_tok_alloc_merges(lpl_tokenizer *t, size_t max_merges, lpl_error *err)
+{
+    t->merges = lpl_calloc(max_merges ? max_merges : 1, sizeof *t->merges, "merges", err);
+    t->merge_str = t->merges ? lpl_calloc(max_merges ? max_merges : 1, sizeof *t->merge_str, "merges", err) : NULL;
     t->pairs.cap = pow2_at_least((uint64_t)max_merges * 2);
     t->pairs.key = t->merge_str ? lpl_calloc(t->pairs.cap, sizeof *t->pairs.key, "merge index", err) : NULL;
     t->pairs.rank = t->pairs.key ? lpl_calloc(t->pairs.cap, sizeof *t->pairs.rank, "merge index", err) : NULL;
-    return t->pairs.rank ? LPL_OK : LPL_ERR_NOMEM;
+    if (!t->pairs.rank) {
+        t->pairs.cap = 0;
+        return LPL_ERR_NOMEM;
+    }
+    return LPL_OK;
 }
+
+/* Grows every per-token array to n entries (the new ones zeroed) and the vocabulary
+ * index to fit them. */
+static lpl_status grow_vocab(lpl_tokenizer *t, int n, lpl_error *err)
+{
+    size_t old = (size_t)t->n_vocab, add = (size_t)(n - t->n_vocab);
+    char **str = realloc(t->tok_str, (size_t)n * sizeof *str);
+    if (str)
+        t->tok_str = str;
+    char **bytes = str ? realloc(t->tok_bytes, (size_t)n * sizeof *bytes) : NULL;
+    if (bytes)
+        t->tok_bytes = bytes;
+    int32_t *nb = bytes ? realloc(t->tok_nbytes, (size_t)n * sizeof *nb) : NULL;
+    if (nb)
+        t->tok_nbytes = nb;
+    uint8_t *type = nb ? realloc(t->tok_type, (size_t)n) : NULL;
+    if (type)
+        t->tok_type = type;
+    uint32_t cap = pow2_at_least((uint64_t)n * 2);
+    uint32_t *slot = type ? calloc(cap, sizeof *slot) : NULL;
+    if (!slot)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: vocabulary of %d tokens", n);
+    memset(t->tok_str + old, 0, add * sizeof *str);
+    memset(t->tok_bytes + old, 0, add * sizeof *bytes);
+    memset(t->tok_nbytes + old, 0, add * sizeof *nb);
+    memset(t->tok_type + old, 0, add);
+    free(t->vocab.slot);
+    t->vocab.slot = slot;
+    t->vocab.cap = cap;
+    for (int id = 0; id < t->n_vocab; id++)
+        t->vocab.slot[vocab_slot(t, t->tok_str[id], strlen(t->tok_str[id]))] = (uint32_t)id + 1;
+    t->n_vocab = n;
+    return LPL_OK;
+}
+
+lpl_status lpl_tokenizer_pad_vocab(lpl_tokenizer *t, int n, lpl_error *err)
+{
+    int first = t->n_vocab;
+    if (n < t->n_vocab || n > INT32_MAX / 2)
+        return lpl_fail(err, LPL_ERR_INVALID, "tokenizer: cannot pad a vocabulary of %d tokens to %d", t->n_vocab, n);
+    if (n == t->n_vocab)
+        return LPL_OK;
+    lpl_status st = grow_vocab(t, n, err);
+    for (int id = first; st == LPL_OK && id < n; id++) {
+        char name[32];
+        int len = snprintf(name, sizeof name, "[PAD%d]", id);
+        st = lpl_tok_set(t, id, name, (size_t)len, LPL_TOKEN_UNUSED, err);
+        if (st == LPL_OK) {
+            t->tok_bytes[id] = malloc((size_t)len + 1);
+            if (!t->tok_bytes[id])
+                st = lpl_fail(err, LPL_ERR_NOMEM, "out of memory: padding tokens");
+            else
+                memcpy(t->tok_bytes[id], name, (size_t)len + 1), t->tok_nbytes[id] = len;
+        }
+    }
+    return st;
+}
+
+lpl_status lpl_tok_add_added(lpl_tokenizer *t, int id, int lstrip, int rstrip, lpl_error *err)
+{
+    if (id < 0 || id >= t->n_vocab || !t->tok_str[id] || !t->tok_str[id][0])
+        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: added token id %d has no text", id);
+    lpl_added *a = realloc(t->added, (size_t)(t->n_added + 1) * sizeof *a);
+    if (!a)
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: added tokens");
+    t->added = a;
+    /* longest first, so that the first match at a position is the longest */
+    size_t len = strlen(t->tok_str[id]);
+    int i = t->n_added++;
+    while (i > 0 && strlen(t->tok_str[a[i - 1].id]) < len) {
+        a[i] = a[i - 1];
+        i--;
+    }
+    a[i] = (lpl_added){id, (uint8_t)!!lstrip, (uint8_t)!!rstrip};
+    uint8_t c = (uint8_t)t->tok_str[id][0];
+    t->added_first[c >> 3] |= (uint8_t)(1u << (c & 7));
+    return LPL_OK;
+}
+
+/* ---------------- GPT-2's vocab.json and merges.txt ---------------- */
 
 /* merges.txt: an optional "#version" first line, then one "left right" per line. */
 static lpl_status load_merges_text(lpl_tokenizer *t, const char *text, size_t len, lpl_error *err)
@@ -331,7 +461,7 @@ static lpl_status load_merges_text(lpl_tokenizer *t, const char *text, size_t le
     size_t lines = 1;
     for (size_t i = 0; i < len; i++)
         lines += text[i] == '\n';
-    lpl_status st = alloc_merges(t, lines, err);
+    lpl_status st = lpl_tok_alloc_merges(t, lines, err);
     long lineno = 0;
     for (size_t i = 0; st == LPL_OK && i < len;) {
         const char *nl = memchr(text + i, '\n', len - i);
@@ -341,10 +471,18 @@ static lpl_status load_merges_text(lpl_tokenizer *t, const char *text, size_t le
             n--;
         int skip = n == 0 || (lineno == 1 && n >= 8 && !memcmp(text + i, "#version", 8));
         if (!skip)
-            st = add_merge(t, text + i, n, "merges line", lineno, err);
+            st = lpl_tok_add_merge_line(t, text + i, n, "merges line", lineno, err);
         i = end + 1;
     }
     return st;
+}
+
+void lpl_tok_gpt2_specials(lpl_tokenizer *t)
+{
+    int eot = lpl_tok_find(t, EOT_TEXT, strlen(EOT_TEXT));
+    if (eot >= 0)
+        t->tok_type[eot] = LPL_TOKEN_CONTROL;
+    t->bos = t->eos = eot;
 }
 
 static lpl_status load_vocab_json(lpl_tokenizer **out, const char *json, size_t len, lpl_error *err)
@@ -365,7 +503,7 @@ static lpl_status load_vocab_json(lpl_tokenizer **out, const char *json, size_t 
         st = lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: vocabulary has %d tokens (fewer than the 256 bytes)", n);
         goto done;
     }
-    lpl_tokenizer *t = tokenizer_new(n, err);
+    lpl_tokenizer *t = lpl_tok_new(LPL_TOKENIZER_BYTE_BPE, n, err);
     if (!t) {
         st = LPL_ERR_NOMEM;
         goto done;
@@ -376,10 +514,12 @@ static lpl_status load_vocab_json(lpl_tokenizer **out, const char *json, size_t 
             st = lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: vocabulary entry \"%.60s\" has no id in 0..%d",
                           it->string, n - 1);
         else
-            st = set_token(t, (int)v, it->string, strlen(it->string), err);
+            st = lpl_tok_set(t, (int)v, it->string, strlen(it->string), LPL_TOKEN_NORMAL, err);
     }
-    if (st == LPL_OK)
-        st = finish_vocab(t, err);
+    if (st == LPL_OK) {
+        lpl_tok_gpt2_specials(t);
+        st = lpl_tok_finish_vocab(t, err);
+    }
     if (st == LPL_OK)
         *out = t;
     else
@@ -424,71 +564,33 @@ lpl_tokenizer *lpl_tokenizer_from_files(const char *vocab_path, const char *merg
     return t;
 }
 
-lpl_tokenizer *lpl_tokenizer_from_gguf(const lpl_gguf *g, lpl_error *err)
-{
-    const char *model = NULL, *s;
-    size_t len;
-    uint64_t n_tok = 0, n_merges = 0;
-    lpl_gguf_type type;
-    const void *raw;
-    if (lpl_gguf_find_key(g, "tokenizer.ggml.model") >= 0) {
-        if (lpl_gguf_get_str(g, "tokenizer.ggml.model", &model, &len, err) != LPL_OK)
-            return NULL;
-        if (len != 4 || memcmp(model, "gpt2", 4)) {
-            lpl_fail(err, LPL_ERR_UNSUPPORTED, "tokenizer: GGUF tokenizer.ggml.model is \"%.*s\", not \"gpt2\"",
-                     (int)(len > 40 ? 40 : len), model);
-            return NULL;
-        }
-    }
-    if (lpl_gguf_get_arr(g, "tokenizer.ggml.tokens", &type, &n_tok, &raw, err) != LPL_OK)
-        return NULL;
-    if (type != LPL_GGUF_STRING || n_tok < 256 || n_tok > INT32_MAX / 2) {
-        lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF tokenizer.ggml.tokens must be 256.. strings");
-        return NULL;
-    }
-    if (lpl_gguf_get_arr(g, "tokenizer.ggml.merges", &type, &n_merges, &raw, err) != LPL_OK)
-        return NULL;
-    if (type != LPL_GGUF_STRING || n_merges > INT32_MAX / 2) {
-        lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF tokenizer.ggml.merges must be strings");
-        return NULL;
-    }
-    lpl_tokenizer *t = tokenizer_new((int)n_tok, err);
-    lpl_status st = t ? LPL_OK : LPL_ERR_NOMEM;
-    for (uint64_t i = 0; st == LPL_OK && i < n_tok; i++) {
-        st = lpl_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &s, &len, err);
-        if (st == LPL_OK)
-            st = set_token(t, (int)i, s, len, err);
-    }
-    if (st == LPL_OK)
-        st = finish_vocab(t, err);
-    if (st == LPL_OK)
-        st = alloc_merges(t, (size_t)n_merges, err);
-    for (uint64_t i = 0; st == LPL_OK && i < n_merges; i++) {
-        st = lpl_gguf_get_arr_str(g, "tokenizer.ggml.merges", i, &s, &len, err);
-        if (st == LPL_OK)
-            st = add_merge(t, s, len, "GGUF merge", (long)i, err);
-    }
-    if (st == LPL_OK && lpl_gguf_find_key(g, "tokenizer.ggml.eos_token_id") >= 0) {
-        uint32_t eos;
-        st = lpl_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos, err);
-        if (st == LPL_OK && eos >= n_tok)
-            st = lpl_fail(err, LPL_ERR_FORMAT, "tokenizer: GGUF eos_token_id %u is past the vocabulary (%d)",
-                          eos, t->n_vocab);
-        if (st == LPL_OK)
-            t->eot = (int)eos;
-    }
-    if (st != LPL_OK) {
-        lpl_tokenizer_free(t);
-        return NULL;
-    }
-    return t;
-}
-
 /* ---------------- accessors ---------------- */
 
 int lpl_tokenizer_vocab_size(const lpl_tokenizer *t) { return t->n_vocab; }
-int lpl_tokenizer_eot(const lpl_tokenizer *t) { return t->eot; }
+int lpl_tokenizer_eot(const lpl_tokenizer *t) { return t->eos; }
 int lpl_tokenizer_n_merges(const lpl_tokenizer *t) { return t->n_merges; }
+lpl_tokenizer_kind lpl_tokenizer_kind_of(const lpl_tokenizer *t) { return t->kind; }
+int lpl_tokenizer_bos(const lpl_tokenizer *t) { return t->bos; }
+int lpl_tokenizer_eos(const lpl_tokenizer *t) { return t->eos; }
+int lpl_tokenizer_unk(const lpl_tokenizer *t) { return t->unk; }
+int lpl_tokenizer_add_bos(const lpl_tokenizer *t) { return t->add_bos && t->bos >= 0; }
+int lpl_tokenizer_add_eos(const lpl_tokenizer *t) { return t->add_eos && t->eos >= 0; }
+int lpl_tokenizer_n_added(const lpl_tokenizer *t) { return t->n_added; }
+
+const char *lpl_tokenizer_model_name(const lpl_tokenizer *t)
+{
+    return t->kind == LPL_TOKENIZER_SPM_BPE ? "llama" : "gpt2";
+}
+
+const char *lpl_tokenizer_pre_name(const lpl_tokenizer *t)
+{
+    return lpl_pre_name(t->pre);
+}
+
+int lpl_tokenizer_token_type(const lpl_tokenizer *t, int id)
+{
+    return id >= 0 && id < t->n_vocab ? t->tok_type[id] : 0;
+}
 
 const char *lpl_tokenizer_token(const lpl_tokenizer *t, int id)
 {
@@ -511,101 +613,31 @@ int lpl_tokenizer_token_bytes(const lpl_tokenizer *t, int id, const char **bytes
 
 int lpl_tokenizer_token_id(const lpl_tokenizer *t, const char *token)
 {
-    return token ? vocab_find(t, token, strlen(token)) : -1;
+    return token ? lpl_tok_find(t, token, strlen(token)) : -1;
 }
 
 /* ---------------- pre-tokenisation ---------------- */
 
-/* Class of the code point at s[i] (valid UTF-8, i < n), and its length. */
-static int class_at(const uint8_t *s, size_t n, size_t i, int *len)
+static int pretokenize_rule(lpl_pre_rule rule, const char *text, size_t len, size_t *ends)
 {
-    static const uint8_t ascii[128] = {
-        /* \t \n \v \f \r are whitespace; letters and digits; everything else "other" */
-        ['\t'] = LPL_UC_SPACE, ['\n'] = LPL_UC_SPACE, ['\v'] = LPL_UC_SPACE, ['\f'] = LPL_UC_SPACE,
-        ['\r'] = LPL_UC_SPACE, [' '] = LPL_UC_SPACE,
-        ['0'] = 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
-        ['A'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        ['a'] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    };
-    if (s[i] < 0x80) {
-        *len = 1;
-        return ascii[s[i]];
-    }
-    uint32_t cp;
-    *len = utf8_next(s, n, i, &cp);
-    return lpl_unicode_class(cp);
-}
-
-/* End of the run of code points of class cls starting at i. */
-static size_t run_end(const uint8_t *s, size_t n, size_t i, int cls)
-{
-    int k;
-    while (i < n && class_at(s, n, i, &k) == cls)
-        i += (size_t)k;
-    return i;
-}
-
-/* End of the "other" run ([^\s\p{L}\p{N}]+) starting at i. */
-static size_t other_end(const uint8_t *s, size_t n, size_t i)
-{
-    return run_end(s, n, i, LPL_UC_OTHER);
-}
-
-static size_t contraction_len(const uint8_t *s, size_t n, size_t i)
-{
-    if (s[i] != '\'' || i + 1 >= n)
-        return 0;
-    uint8_t c = s[i + 1];
-    if (c == 's' || c == 't' || c == 'm' || c == 'd')
-        return 2;
-    if (i + 2 < n && ((c == 'r' && s[i + 2] == 'e') || (c == 'v' && s[i + 2] == 'e') ||
-                      (c == 'l' && s[i + 2] == 'l')))
-        return 3;
-    return 0;
-}
-
-/* End of the pre-token starting at i (< n) under GPT-2's rule
- *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- * tried alternative by alternative, as a backtracking regex engine would. */
-static size_t pretoken_end(const uint8_t *s, size_t n, size_t i)
-{
-    size_t c = contraction_len(s, n, i);
-    if (c)
-        return i + c;
-    int k, cls = class_at(s, n, i, &k);
-    size_t j = i;
-    if (s[i] == ' ' && i + 1 < n) {
-        int k2, next = class_at(s, n, i + 1, &k2);
-        if (next != LPL_UC_SPACE) {  /* " ?" takes the space in front of a letter/number/other run */
-            j = i + 1;
-            cls = next;
-        }
-    }
-    if (cls == LPL_UC_LETTER || cls == LPL_UC_NUMBER)
-        return run_end(s, n, j, cls);
-    if (cls == LPL_UC_OTHER)
-        return other_end(s, n, j);
-    /* \s+(?!\S): the whole run if it ends the text or, backing off one code point, the
-     * run minus its last whitespace; a lone whitespace before non-space falls to \s+. */
-    size_t last = i, e = i;
-    while (e < n && class_at(s, n, e, &k) == LPL_UC_SPACE) {
-        last = e;
-        e += (size_t)k;
-    }
-    if (e == n || last == i)
-        return e;
-    return last;
+    lpl_pre_scan sc;
+    int k = 0;
+    if (!lpl_utf8_validate(text, len, NULL) || len > (size_t)INT32_MAX)
+        return -1;
+    lpl_pre_begin(&sc, rule, (const uint8_t *)text, len);
+    for (size_t i = 0; i < len; i = ends[k++])
+        ends[k] = lpl_pre_next(&sc, i);
+    return k;
 }
 
 int lpl_pretokenize(const char *text, size_t len, size_t *ends)
 {
-    const uint8_t *s = (const uint8_t *)text;
-    int k = 0;
-    if (!lpl_utf8_validate(text, len, NULL) || len > (size_t)INT32_MAX)
-        return -1;
-    for (size_t i = 0; i < len; i = ends[k++])
-        ends[k] = pretoken_end(s, len, i);
-    return k;
+    return pretokenize_rule(LPL_PRE_GPT2, text, len, ends);
+}
+
+int lpl_tokenizer_pretokenize(const lpl_tokenizer *t, const char *text, size_t len, size_t *ends)
+{
+    return pretokenize_rule(t->pre, text, len, ends);
 }
 
 /* ---------------- BPE ---------------- */
@@ -680,16 +712,17 @@ static void push_pair(const lpl_tokenizer *t, bpe_scratch *b, int pos, heap_item
         heap_push(to, n, (heap_item){r, pos});
 }
 
-/* BPE of one pre-token's bytes s[0..n): appends its ids to out (room for n).
+/* BPE over the n symbols already in b->id: appends the result to out (room for n).
  * As GPT-2's reference: take the lowest-ranked pair present and merge every
  * occurrence of it from left to right, then look again. The heap pops a rank's
  * occurrences in position order; pairs created meanwhile wait in `pending` until that
- * rank is done, so a pair ranked lower than its parts still waits its turn. */
-static int bpe_word(const lpl_tokenizer *t, bpe_scratch *b, const uint8_t *s, int n, int32_t *out)
+ * rank is done, so a pair ranked lower than its parts still waits its turn. (For
+ * merges learnt by BPE a new pair always ranks after its parts, and this equals
+ * Hugging Face's one-pair-at-a-time order.) */
+static int bpe_merge(const lpl_tokenizer *t, bpe_scratch *b, int n, int32_t *out)
 {
     int nh = 0, np = 0;
     for (int i = 0; i < n; i++) {
-        b->id[i] = t->byte_id[s[i]];
         b->next[i] = i + 1 < n ? i + 1 : -1;
         b->prev[i] = i - 1;
     }
@@ -698,7 +731,7 @@ static int bpe_word(const lpl_tokenizer *t, bpe_scratch *b, const uint8_t *s, in
     while (nh) {
         heap_item it = heap_pop(b->heap, &nh);
         int p = it.pos, q = b->next[p];
-        const merge_rule *m = &t->merges[it.rank];
+        const lpl_merge_rule *m = &t->merges[it.rank];
         if (b->id[p] == m->a && q >= 0 && b->id[q] == m->b) {  /* still there? */
             b->id[p] = m->merged;
             b->next[p] = b->next[q];
@@ -809,56 +842,367 @@ static int cache_add(bpe_cache *c, uint32_t slot, const uint8_t *key, int n, con
     return 1;
 }
 
-lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t len,
-                                int **ids, int *n, lpl_error *err)
+/* ---------------- encoding ---------------- */
+
+typedef struct {
+    const lpl_tokenizer *t;
+    bpe_scratch b;
+    bpe_cache c;
+    int32_t *ids;
+    size_t n, cap;
+    char *tmp; /* normalized text; a pre-token in vocabulary form */
+    size_t tmp_cap;
+    size_t *ends; /* token end offsets in the text, when asked for */
+    size_t ends_cap;
+    lpl_error *err;
+} encoder;
+
+static lpl_status reserve_ids(encoder *e, size_t more)
+{
+    return grow((void **)&e->ids, &e->cap, e->n + more, sizeof *e->ids)
+               ? LPL_OK : lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: token ids");
+}
+
+static lpl_status reserve_tmp(encoder *e, size_t n)
+{
+    return grow((void **)&e->tmp, &e->tmp_cap, n, 1) ? LPL_OK : lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: text");
+}
+
+/* ignore_merges: the id of a byte-level pre-token that is a token as a whole, or -1. */
+static int whole_piece_id(encoder *e, const uint8_t *s, int m)
+{
+    uint32_t map[256];
+    size_t k = 0;
+    if (reserve_tmp(e, (size_t)m * 2) != LPL_OK)
+        return -1;
+    byte_to_unicode(map);
+    for (int i = 0; i < m; i++)
+        k += (size_t)utf8_put(e->tmp + k, map[s[i]]);
+    return lpl_tok_find(e->t, e->tmp, k);
+}
+
+/* One byte-level pre-token s[0..m). */
+static lpl_status encode_piece(encoder *e, const uint8_t *s, int m)
+{
+    const lpl_tokenizer *t = e->t;
+    lpl_status st = reserve_ids(e, (size_t)m);
+    int whole = st == LPL_OK && t->ignore_merges && m > 1 ? whole_piece_id(e, s, m) : -1;
+    uint32_t slot;
+    if (st != LPL_OK)
+        return st;
+    if (m == 1 || whole >= 0) {
+        e->ids[e->n++] = m == 1 ? t->byte_id[s[0]] : whole;
+        return LPL_OK;
+    }
+    int hit = cache_find(&e->c, s, m, &slot);
+    if (hit >= 0) {
+        memcpy(e->ids + e->n, e->c.ids + e->c.id_off[hit], (size_t)e->c.id_len[hit] * sizeof *e->ids);
+        e->n += (size_t)e->c.id_len[hit];
+        return LPL_OK;
+    }
+    if ((st = scratch_reserve(&e->b, (size_t)m, e->err)) != LPL_OK)
+        return st;
+    for (int i = 0; i < m; i++)
+        e->b.id[i] = t->byte_id[s[i]];
+    int got = bpe_merge(t, &e->b, m, e->ids + e->n);
+    if (!cache_add(&e->c, slot, s, m, e->ids + e->n, got))
+        return lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: BPE cache");
+    e->n += (size_t)got;
+    return LPL_OK;
+}
+
+static lpl_status encode_byte_level(encoder *e, const uint8_t *s, size_t n)
+{
+    lpl_pre_scan sc;
+    lpl_status st = LPL_OK;
+    lpl_pre_begin(&sc, e->t->pre, s, n);
+    for (size_t i = 0; st == LPL_OK && i < n;) {
+        size_t end = lpl_pre_next(&sc, i);
+        st = encode_piece(e, s + i, (int)(end - i));
+        i = end;
+    }
+    return st;
+}
+
+/* SentencePiece style: whether this piece gets a leading U+2581. */
+static int spm_prepends(const lpl_tokenizer *t, const uint8_t *s, size_t n, int at_start)
+{
+    int starts_marked = s[0] == ' ' || (n >= 3 && !memcmp(s, SPM_SPACE, 3));
+    switch (t->prepend) {
+    case LPL_PREPEND_ALWAYS: return 1;
+    case LPL_PREPEND_META: return !starts_marked;
+    case LPL_PREPEND_META_FIRST: return at_start && !starts_marked;
+    case LPL_PREPEND_NONE: break;
+    }
+    return 0;
+}
+
+/* Initial symbols of SentencePiece-style text u[0..n): one per character in the
+ * vocabulary, else its <0xXX> bytes, else the unknown token. Returns the count, or
+ * -1 with err set. */
+static int spm_symbols(encoder *e, const uint8_t *u, size_t n)
+{
+    const lpl_tokenizer *t = e->t;
+    int k = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int len = lpl_utf8_next(u, n, i, &cp), id = lpl_tok_find(t, (const char *)u + i, (size_t)len);
+        int bytes_ok = t->byte_fallback;
+        for (int j = 0; j < len && bytes_ok; j++)
+            bytes_ok = t->byte_id[u[i + (size_t)j]] >= 0;
+        if (id >= 0) {
+            e->b.id[k++] = id;
+        } else if (bytes_ok) {
+            for (int j = 0; j < len; j++)
+                e->b.id[k++] = t->byte_id[u[i + (size_t)j]];
+        } else if (t->unk >= 0) {
+            e->b.id[k++] = t->unk;
+        } else {
+            lpl_fail(e->err, LPL_ERR_FORMAT, "tokenizer: character U+%04X has no token, and the vocabulary has "
+                     "neither byte fallback nor an unknown token", cp);
+            return -1;
+        }
+        i += (size_t)len;
+    }
+    return k;
+}
+
+/* BPE of SentencePiece-style text u[0..n) (already with U+2581), through the cache
+ * when cache is set. */
+static lpl_status spm_piece(encoder *e, const uint8_t *u, size_t n, int cache)
+{
+    uint32_t slot = 0;
+    int hit = cache && n < (size_t)INT32_MAX ? cache_find(&e->c, u, (int)n, &slot) : -1;
+    if (hit >= 0) {
+        memcpy(e->ids + e->n, e->c.ids + e->c.id_off[hit], (size_t)e->c.id_len[hit] * sizeof *e->ids);
+        e->n += (size_t)e->c.id_len[hit];
+        return LPL_OK;
+    }
+    lpl_status st = scratch_reserve(&e->b, n, e->err);
+    if (st != LPL_OK)
+        return st;
+    int m = spm_symbols(e, u, n);
+    if (m < 0)
+        return e->err ? e->err->code : LPL_ERR_FORMAT;
+    int got = bpe_merge(e->t, &e->b, m, e->ids + e->n);
+    if (cache && !cache_add(&e->c, slot, u, (int)n, e->ids + e->n, got))
+        return lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: BPE cache");
+    e->n += (size_t)got;
+    return LPL_OK;
+}
+
+static lpl_status encode_spm(encoder *e, const uint8_t *s, size_t n, int at_start)
+{
+    const lpl_tokenizer *t = e->t;
+    lpl_status st = reserve_tmp(e, 3 * n + 3);
+    size_t k = 0;
+    if (st != LPL_OK)
+        return st;
+    if (spm_prepends(t, s, n, at_start)) {
+        memcpy(e->tmp, SPM_SPACE, 3);
+        k = 3;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') {
+            memcpy(e->tmp + k, SPM_SPACE, 3);
+            k += 3;
+        } else {
+            e->tmp[k++] = (char)s[i];
+        }
+    }
+    int whole = t->ignore_merges ? lpl_tok_find(t, e->tmp, k) : -1;
+    if ((st = reserve_ids(e, k)) != LPL_OK)
+        return st;
+    if (whole >= 0) {
+        e->ids[e->n++] = whole;
+        return LPL_OK;
+    }
+    if (!t->spm_words)
+        return spm_piece(e, (const uint8_t *)e->tmp, k, 0);
+    /* No token has a U+2581 after another character, so no merge crosses the start
+     * of a word: BPE word by word gives the same ids, faster (words repeat) */
+    const uint8_t *u = (const uint8_t *)e->tmp;
+    size_t start = 0;
+    int prev_mark = 0;
+    for (size_t i = 0; st == LPL_OK && i < k;) {
+        int mark = i + 3 <= k && !memcmp(u + i, SPM_SPACE, 3);
+        if (mark && !prev_mark && i > start) {
+            st = spm_piece(e, u + start, i - start, 1);
+            start = i;
+        }
+        prev_mark = mark;
+        uint32_t cp;
+        i += (size_t)lpl_utf8_next(u, k, i, &cp);
+    }
+    return st == LPL_OK ? spm_piece(e, u + start, k - start, 1) : st;
+}
+
+/* Text between added tokens: normalizer, then the kind's pre-tokenisation and BPE. */
+static lpl_status encode_section(encoder *e, const uint8_t *s, size_t n, int at_start)
+{
+    uint8_t *norm = NULL;
+    size_t nn = 0;
+    lpl_status st = LPL_OK;
+    if (n == 0)
+        return LPL_OK;
+    if (e->t->nfc) {
+        if (lpl_nfc(s, n, &norm, &nn) != 0)
+            return lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: NFC");
+        s = norm;
+        n = nn;
+    }
+    if (n)
+        st = e->t->kind == LPL_TOKENIZER_BYTE_BPE ? encode_byte_level(e, s, n) : encode_spm(e, s, n, at_start);
+    free(norm);
+    return st;
+}
+
+/* Start of the code point that ends before i (i > 0). */
+static size_t prev_cp(const uint8_t *s, size_t i)
+{
+    do
+        i--;
+    while (i > 0 && (s[i] & 0xC0) == 0x80);
+    return i;
+}
+
+static int space_at(const uint8_t *s, size_t n, size_t i, int *len)
+{
+    uint32_t cp;
+    *len = lpl_utf8_next(s, n, i, &cp);
+    return lpl_unicode_class(cp) == LPL_UC_SPACE;
+}
+
+/* The next added token at or after i: its index in t->added (and *at), or -1. The
+ * longest token wins at a position (t->added is sorted longest first). */
+static int next_added(const lpl_tokenizer *t, const uint8_t *s, size_t n, size_t i, size_t *at)
+{
+    for (; i < n; i++) {
+        if (!(t->added_first[s[i] >> 3] >> (s[i] & 7) & 1))
+            continue;
+        for (int a = 0; a < t->n_added; a++) {
+            size_t len = (size_t)t->tok_nbytes[t->added[a].id];
+            if (len <= n - i && !memcmp(s + i, t->tok_bytes[t->added[a].id], len)) {
+                *at = i;
+                return a;
+            }
+        }
+    }
+    return -1;
+}
+
+/* Offsets of the ids from `from` on, which encode text [pos, end): each token's
+ * decoded bytes follow the text, less the one space a prepended U+2581 adds. */
+static lpl_status section_ends(encoder *e, size_t from, const uint8_t *s, size_t pos, size_t end)
+{
+    const lpl_tokenizer *t = e->t;
+    if (!e->ends)
+        return LPL_OK;
+    if (!grow((void **)&e->ends, &e->ends_cap, e->n, sizeof *e->ends))
+        return lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: token offsets");
+    size_t at = pos, extra = t->kind == LPL_TOKENIZER_SPM_BPE && end > pos &&
+                                    spm_prepends(t, s + pos, end - pos, pos == 0);
+    for (size_t i = from; i < e->n; i++) {
+        size_t nb = (size_t)t->tok_nbytes[e->ids[i]], take = nb < extra ? nb : extra;
+        extra -= take;
+        at += nb - take;
+        e->ends[i] = at < end ? at : end;
+    }
+    if (e->n > from)
+        e->ends[e->n - 1] = end;
+    return LPL_OK;
+}
+
+static lpl_status push_id(encoder *e, int id, size_t end)
+{
+    lpl_status st = reserve_ids(e, 1);
+    if (st == LPL_OK && e->ends && !grow((void **)&e->ends, &e->ends_cap, e->n + 1, sizeof *e->ends))
+        st = lpl_fail(e->err, LPL_ERR_NOMEM, "out of memory: token offsets");
+    if (st != LPL_OK)
+        return st;
+    if (e->ends)
+        e->ends[e->n] = end;
+    e->ids[e->n++] = id;
+    return LPL_OK;
+}
+
+static lpl_status encode_all(encoder *e, const uint8_t *s, size_t len)
+{
+    const lpl_tokenizer *t = e->t;
+    lpl_status st = LPL_OK;
+    int k;
+    for (size_t pos = 0; st == LPL_OK && pos < len;) {
+        size_t at = len, end, from = e->n;
+        int a = t->n_added ? next_added(t, s, len, pos, &at) : -1;
+        end = at;
+        if (a >= 0 && t->added[a].lstrip)
+            while (end > pos && space_at(s, len, prev_cp(s, end), &k))
+                end = prev_cp(s, end);
+        st = encode_section(e, s + pos, end - pos, pos == 0);
+        if (st == LPL_OK)
+            st = section_ends(e, from, s, pos, end);
+        if (a < 0 || st != LPL_OK)
+            break;
+        pos = at + (size_t)t->tok_nbytes[t->added[a].id];
+        if ((st = push_id(e, t->added[a].id, pos)) != LPL_OK)
+            break;
+        if (t->added[a].rstrip)
+            while (pos < len && space_at(s, len, pos, &k))
+                pos += (size_t)k;
+    }
+    return st;
+}
+
+lpl_status lpl_tokenizer_encode_ex(const lpl_tokenizer *t, const char *text, size_t len, int flags,
+                                   int **ids, int *n, size_t **ends, lpl_error *err)
 {
     const uint8_t *s = (const uint8_t *)text;
     size_t bad;
     *ids = NULL;
     *n = 0;
+    if (ends)
+        *ends = NULL;
     if (!text && len)
         return lpl_fail(err, LPL_ERR_INVALID, "tokenizer: no text");
     if (!lpl_utf8_validate(text, len, &bad))
         return lpl_fail(err, LPL_ERR_INVALID, "tokenizer: text is not valid UTF-8 at byte %zu (0x%02X)",
                         bad, s[bad]);
-    if (len > (size_t)INT32_MAX / 2)
+    if (len > (size_t)INT32_MAX / 4)
         return lpl_fail(err, LPL_ERR_INVALID, "tokenizer: text of %zu bytes is too long", len);
-    /* every byte yields at most one id */
-    int32_t *out = lpl_malloc((len ? len : 1) * sizeof *out, "token ids", err);
-    bpe_scratch b = {0};
-    bpe_cache c = {0};
-    lpl_status st = out && cache_rehash(&c) ? LPL_OK : lpl_fail(err, LPL_ERR_NOMEM, "out of memory: BPE cache");
-    size_t k = 0;
-    for (size_t i = 0; st == LPL_OK && i < len;) {
-        size_t e = pretoken_end(s, len, i);
-        int m = (int)(e - i);
-        if (m == 1) {
-            out[k++] = t->byte_id[s[i]];
-        } else {
-            uint32_t slot;
-            int hit = cache_find(&c, s + i, m, &slot);
-            if (hit >= 0) {
-                memcpy(out + k, c.ids + c.id_off[hit], (size_t)c.id_len[hit] * sizeof *out);
-                k += (size_t)c.id_len[hit];
-            } else if ((st = scratch_reserve(&b, (size_t)m, err)) == LPL_OK) {
-                int got = bpe_word(t, &b, s + i, m, out + k);
-                if (!cache_add(&c, slot, s + i, m, out + k, got))
-                    st = lpl_fail(err, LPL_ERR_NOMEM, "out of memory: BPE cache");
-                k += (size_t)got;
-            }
-        }
-        i = e;
-    }
-    free(b.id), free(b.next), free(b.prev), free(b.heap), free(b.pending);
-    cache_free(&c);
+    encoder e = {.t = t, .err = err};
+    lpl_status st = cache_rehash(&e.c) ? reserve_ids(&e, len + 3) : lpl_fail(err, LPL_ERR_NOMEM, "out of memory: BPE cache");
+    if (st == LPL_OK && ends && !grow((void **)&e.ends, &e.ends_cap, len + 3, sizeof *e.ends))
+        st = lpl_fail(err, LPL_ERR_NOMEM, "out of memory: token offsets");
+    if (st == LPL_OK && (flags & LPL_ENCODE_SPECIAL) && lpl_tokenizer_add_bos(t))
+        st = push_id(&e, t->bos, 0);
+    if (st == LPL_OK)
+        st = encode_all(&e, s, len);
+    if (st == LPL_OK && (flags & LPL_ENCODE_SPECIAL) && lpl_tokenizer_add_eos(t))
+        st = push_id(&e, t->eos, len);
+    free(e.b.id), free(e.b.next), free(e.b.prev), free(e.b.heap), free(e.b.pending);
+    cache_free(&e.c);
+    free(e.tmp);
+    if (st == LPL_OK && e.n > (size_t)INT32_MAX)
+        st = lpl_fail(err, LPL_ERR_INVALID, "tokenizer: text gives too many tokens");
     if (st != LPL_OK) {
-        free(out);
+        free(e.ids);
+        free(e.ends);
         return st;
     }
-    *ids = (int *)out;
-    *n = (int)k;
+    *ids = (int *)e.ids;
+    *n = (int)e.n;
+    if (ends)
+        *ends = e.ends;
     return LPL_OK;
 }
+
+lpl_status lpl_tokenizer_encode(const lpl_tokenizer *t, const char *text, size_t len,
+                                int **ids, int *n, lpl_error *err)
+{
+    return lpl_tokenizer_encode_ex(t, text, len, 0, ids, n, NULL, err);
+}
+
+/* ---------------- decoding ---------------- */
 
 lpl_status lpl_tokenizer_decode(const lpl_tokenizer *t, const int *ids, int n,
                                 char **text, size_t *len, lpl_error *err)
@@ -881,6 +1225,10 @@ lpl_status lpl_tokenizer_decode(const lpl_tokenizer *t, const int *ids, int n,
         memcpy(out + k, t->tok_bytes[ids[i]], (size_t)t->tok_nbytes[ids[i]]);
         k += (size_t)t->tok_nbytes[ids[i]];
     }
+    /* the space the prepended U+2581 became (decoder Strip(" ", 1, 0) / Metaspace) */
+    size_t skip = t->strip_space && k && out[0] == ' ' ? 1 : 0;
+    memmove(out, out + skip, k - skip);
+    k -= skip;
     out[k] = '\0';
     *text = out;
     if (len)

@@ -81,7 +81,10 @@ lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_token
     if (!full)
         return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: prompt");
     int *ids = NULL, n = 0;
-    lpl_status st = lpl_tokenizer_encode(tok, full, strlen(full), &ids, &n, err);
+    /* BOS in front when the tokenizer's config asks (Llama-family models) */
+    lpl_status st = lpl_tokenizer_encode_ex(tok, full, strlen(full), LPL_ENCODE_SPECIAL, &ids, &n, NULL, err);
+    if (st == LPL_OK && n > 0 && lpl_tokenizer_add_eos(tok) && ids[n - 1] == lpl_tokenizer_eos(tok))
+        n--; /* a prompt is continued, not closed */
     free(full);
     if (st)
         return st;

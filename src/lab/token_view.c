@@ -99,13 +99,14 @@ static cJSON *token_cjson(const lpl_tokenizer *tok, int id, int role, int scored
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", id);
-    char *text = NULL, *clean = NULL;
-    size_t len = 0;
-    lpl_error e2;
-    if (lpl_tokenizer_decode(tok, &id, 1, &text, &len, &e2) == LPL_OK && text)
-        clean = utf8_clean(text, len);
+    /* the token's own bytes: a SentencePiece-style token keeps the space its U+2581
+     * stands for, which decoding one token alone would strip */
+    const char *text = NULL;
+    char *clean = NULL;
+    int len = lpl_tokenizer_token_bytes(tok, id, &text);
+    if (len >= 0)
+        clean = utf8_clean(text, (size_t)len);
     cJSON_AddStringToObject(o, "text", clean ? clean : "");
-    free(text);
     free(clean);
     cJSON_AddStringToObject(o, "role", lpl_role_name(role));
     cJSON_AddBoolToObject(o, "scored", scored);
