@@ -6,7 +6,7 @@
 // calls into a higher layer, and no two modules call each other, directly or round
 // a longer loop. Calls are what cycles are made of; includes only declare them.
 //
-//   node scripts/check-layers.mjs [--root DIR] [--archive build/liblplcore.a]
+//   node scripts/check-layers.mjs [--root DIR] [--archive build/liblpl.a]
 // Exit 0 when clean; 1 with one line per problem; 2 on bad usage.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,15 +32,20 @@ function parseArgs(argv) {
   return o;
 }
 
-// Every source and header under src/<folder>/ and include/lpl/<folder>/.
+// Headers that cross folders: the public API (include/lpl/<layer>/, installed) and
+// the library's own cross-layer internals (src/internal/lpl/<layer>/, not installed).
+// Both are included as "lpl/<layer>/name.h".
+const HEADER_ROOTS = [path.join('include', 'lpl'), path.join('src', 'internal', 'lpl')];
+
+// Every source and header under src/<folder>/ and the two header roots.
 function listFiles(root) {
   const out = [];
-  for (const base of ['src', path.join('include', 'lpl')]) {
+  for (const base of ['src', ...HEADER_ROOTS]) {
     const dir = path.join(root, base);
     if (!fs.existsSync(dir)) continue;
     for (const folder of fs.readdirSync(dir)) {
       const fdir = path.join(dir, folder);
-      if (!fs.statSync(fdir).isDirectory()) continue;
+      if (!fs.statSync(fdir).isDirectory() || (base === 'src' && folder === 'internal')) continue;
       for (const f of fs.readdirSync(fdir)) if (/\.[ch]$/.test(f)) out.push({ folder, file: path.join(fdir, f), base });
     }
   }
@@ -59,7 +64,10 @@ function includesOf(root, f) {
     if (!m) return;
     const pub = m[1].match(/^lpl\/(\w+)\/([\w.]+\.h)$/);
     let target;
-    if (pub) target = { folder: pub[1], file: path.join(root, 'include', 'lpl', pub[1], pub[2]), pub: true };
+    if (pub) {
+      const files = HEADER_ROOTS.map((r) => path.join(root, r, pub[1], pub[2]));
+      target = { folder: pub[1], file: files.find((x) => fs.existsSync(x)) || files[0], pub: true };
+    }
     else {
       const file = path.resolve(path.dirname(f.file), m[1]);
       const rel = path.relative(path.join(root, 'src'), file).split(path.sep);
@@ -114,6 +122,9 @@ function checkIncludes(root, problems) {
       if (!fs.existsSync(inc.target.file)) { problems.push(`${where}: no such header`); continue; }
       if (!allowed(f.folder, inc.target.folder)) {
         problems.push(`${where}: ${f.folder} (layer ${RANK[f.folder]}) may not include ${inc.target.folder} (layer ${RANK[inc.target.folder]})`);
+      }
+      if (f.base === HEADER_ROOTS[0] && !inc.target.file.startsWith(path.join(root, HEADER_ROOTS[0]) + path.sep)) {
+        problems.push(`${where}: a public header may include only public headers (include/lpl/); it is installed alone`);
       }
       if (!inc.target.pub && inc.target.folder !== f.folder) {
         problems.push(`${where}: a private header of src/${inc.target.folder}/; use a public header under include/lpl/`);

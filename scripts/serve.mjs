@@ -183,6 +183,25 @@ function handle(opts, req, res) {
   sendFile(req, res, found, type, headers);
 }
 
+// Keep-alive: a client reuses an idle connection until the time the server announced
+// (Keep-Alive: timeout=N) minus a margin; Node's fetch keeps 1 s. With Node's default
+// (close after 5 s, announce 5) a client whose process stalls for a moment sends its
+// next request on a connection the server has just closed: "other side closed". The
+// server therefore announces KEEP_ALIVE_ANNOUNCED and closes only KEEP_ALIVE_GRACE
+// later, and waits longer for headers than it keeps connections (Node's advice).
+const KEEP_ALIVE_ANNOUNCED_S = 60;
+const KEEP_ALIVE_GRACE_MS = 5000;
+
+/** Applies the keep-alive timeouts above to an http.Server. */
+export function setKeepAlive(server) {
+  server.keepAliveTimeout = KEEP_ALIVE_ANNOUNCED_S * 1000 + KEEP_ALIVE_GRACE_MS;
+  server.headersTimeout = server.keepAliveTimeout + 1000;
+  // Before the handler: it may answer (and send the headers) at once.
+  server.prependListener('request', (req, res) => {
+    if (res.shouldKeepAlive) res.setHeader('Keep-Alive', `timeout=${KEEP_ALIVE_ANNOUNCED_S}`);
+  });
+}
+
 /** Starts the server; resolves to {server, url, port, close()}. */
 export async function startServer(options = {}) {
   const opts = { ...parseArgs([]), ...options };
@@ -196,6 +215,7 @@ export async function startServer(options = {}) {
       else res.destroy();
     }
   });
+  setKeepAlive(server);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {

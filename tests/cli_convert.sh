@@ -17,7 +17,7 @@ check "missing --to is usage (2)" "[ $rc -eq 2 ] && grep -q -- '--to FILE.gguf' 
 "$BIN" convert --from tests/fixtures/tiny-gpt2 --to "$TMP/x.gguf" --type q5_1 2>"$TMP/err"; rc=$?
 check "bad --type is usage (2)" "[ $rc -eq 2 ] && grep -q \"flag --type: 'q5_1'\" '$TMP/err'"
 "$BIN" convert --from tests/fixtures/tiny-gpt2 --to "$TMP/x.gguf" --bogus 2>"$TMP/err"; rc=$?
-check "unknown flag is usage (2)" "[ $rc -eq 2 ] && grep -q \"unknown argument '--bogus'\" '$TMP/err'"
+check "unknown flag is usage (2)" "[ $rc -eq 2 ] && grep -q \"unknown flag '--bogus'\" '$TMP/err'"
 "$BIN" convert --from "$TMP/nowhere" --to "$TMP/x.gguf" 2>"$TMP/err"; rc=$?
 check "missing directory (2) names config.json" "[ $rc -eq 2 ] && grep -q 'config.json' '$TMP/err'"
 check "no output file after a failure" "[ ! -e '$TMP/x.gguf' ]"

@@ -70,7 +70,7 @@ assert lp["qv"] == ["q_proj", "v_proj"] and lp["mlp"] == ["gate_proj", "up_proj"
 p = {x["name"]: x for x in d["placements"]}
 assert sorted(p) == ["all-linear", "attn", "attn-exact", "baseline", "ffn", "mlp-exact"], sorted(p)
 assert p["attn"]["target_modules"] == ["c_attn", "c_proj"] and p["attn"]["study"] and not p["attn-exact"]["study"]
-assert (d["study"]["n_train"], d["study"]["n_eval"], d["study"]["epochs"], d["study"]["max_len"]) == (100, 20, 3, 256)
+assert (d["study"]["n_train"], d["study"]["n_eval"], d["study"]["epochs"], d["study"]["max_len"]) == (100, 20, 3, 0)  # 0: the model's context, at most 256
 assert (d["quick"]["n_train"], d["quick"]["n_eval"], d["quick"]["epochs"], d["quick"]["max_len"]) == (8, 4, 1, 96)
 assert d["generate"]["repetition_penalty"] == 1 and d["generate"]["max_new_tokens"] == 64
 PYEOF

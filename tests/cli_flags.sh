@@ -2,7 +2,8 @@
 # One flag vocabulary: walks every command's --help and checks that each shared flag
 # is spelled and described alike everywhere, that no help offers an old spelling,
 # that usage lines read "usage: loralab CMD", that numbers are parsed strictly in
-# every command, and that the old spellings still work as hidden aliases.
+# every command, that an unknown flag is reported in one wording, and that the old
+# spellings still work as hidden aliases.
 LORALAB="$1"
 . "$(dirname "$0")/lib_cli.sh"
 T=$(mktemp -d)
@@ -61,6 +62,14 @@ expect_bad_number eval --max-len 12abc
 expect_bad_number ablate --n-train x
 expect_bad_number train --steps 1.5
 expect_bad_number generate --max-new x --prompt hi
+
+# One wording for an unknown flag, in every command.
+for c in $cmds; do
+    out=$("$LORALAB" "$c" --bogus-flag </dev/null 2>&1); code=$?
+    [ "$code" -eq 2 ] && [ "$out" = "loralab $c: unknown flag '--bogus-flag' (see loralab $c --help)" ] ||
+        fail "$c --bogus-flag: exit $code, '$out'"
+done
+ok "every command says \"unknown flag '--bogus-flag' (see loralab CMD --help)\" and exits 2"
 
 # eval refuses a --max-len beyond the model's context, as train does.
 make_tiny_model "$T/tiny.gguf"

@@ -3,7 +3,8 @@
 # the study's three placements; the tiny fixture under AddressSanitizer): killed once
 # during the second placement and once during the third, each time continued with
 # --resume, the run ends with the eval losses (before, per epoch, final), the training
-# losses, steps.jsonl and the adapters bit for bit those of an uninterrupted run.
+# losses, steps.jsonl and the adapters bit for bit those of an uninterrupted run. Killed
+# before its first training ends, the run is continued the same way.
 LORALAB="$1"
 . "$(dirname "$0")/lib_cli.sh"
 T=$(mktemp -d)
@@ -48,7 +49,30 @@ kill_after 1 "$LORALAB" ablate "${RUN[@]}" --out "$T/run"
 kill_after 2 "$LORALAB" ablate --resume "$T/run" --threads 1 --quiet
 "$LORALAB" ablate --resume "$T/run" --threads 1 --quiet > /dev/null 2> "$T/last.err" && ok "last --resume exit 0" ||
     fail "last --resume: $(cat "$T/last.err")"
-$PY - "$T/run" "$T/ref" <<'PYEOF' && ok "eval losses, training losses and steps.jsonl bit for bit equal to the uninterrupted run" || fail "resumed run differs"
+
+# Killed before its first training ends (the OOM killer, a preempted job): the folder
+# already says what --resume needs. steps.jsonl appears once the run has started.
+"$LORALAB" ablate "${RUN[@]}" --out "$T/early" > /dev/null 2> "$T/early.err" &
+pid=$!
+for _ in $(seq 1200); do [ -e "$T/early/steps.jsonl" ] && break; sleep 0.02; done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+rc=$?
+pid=
+[ $rc -eq 137 ] && [ "$(done_count "$T/early")" -eq 0 ] && ok "killed with SIGKILL before the first training ended" ||
+    fail "early kill: exit $rc, $(done_count "$T/early") done: $(cat "$T/early.err")"
+"$LORALAB" ablate --resume "$T/early" --threads 1 --quiet > /dev/null 2> "$T/early-resume.err" &&
+    ok "--resume after an early kill exit 0" || fail "--resume after an early kill: $(cat "$T/early-resume.err")"
+
+# A folder with no results.json: refused with a message that says so once.
+mkdir -p "$T/empty"
+"$LORALAB" ablate --resume "$T/empty" --quiet > /dev/null 2> "$T/empty.err"
+rc=$?
+[ $rc -eq 2 ] && [ "$(grep -o 'no results.json' "$T/empty.err" | wc -l)" -eq 1 ] && ok "no results.json: exit 2, said once" ||
+    fail "no results.json: exit $rc: $(cat "$T/empty.err")"
+
+for d in run early; do
+$PY - "$T/$d" "$T/ref" <<'PYEOF' && ok "$d: eval losses, training losses and steps.jsonl bit for bit equal to the uninterrupted run" || fail "resumed run $d differs"
 import json, sys
 run, ref = sys.argv[1], sys.argv[2]
 a, b = json.load(open(run + "/results.json")), json.load(open(ref + "/results.json"))
@@ -63,7 +87,8 @@ for p, q in zip(a["placements"], b["placements"]):
 assert open(run + "/steps.jsonl").read() == open(ref + "/steps.jsonl").read(), "steps.jsonl differs"
 PYEOF
 for p in baseline ffn attn; do
-    cmp -s "$T/run/$p/adapter_model.safetensors" "$T/ref/$p/adapter_model.safetensors" && ok "$p adapter byte-identical" ||
-        fail "$p adapter differs"
+    cmp -s "$T/$d/$p/adapter_model.safetensors" "$T/ref/$p/adapter_model.safetensors" && ok "$d: $p adapter byte-identical" ||
+        fail "$d: $p adapter differs"
+done
 done
 finish

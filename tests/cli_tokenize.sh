@@ -39,9 +39,9 @@ expect 2 "outside the vocabulary" '[1, 99999]' --decode
 expect 2 "expects a JSON array" '"text"' --decode
 expect 2 "malformed JSON" '[1, 2' --decode
 expect 2 "element 1 is not an integer" '[1, 2.5]' --decode
-expect 2 "unknown option '--bogus'" '' --bogus
-expect 2 "unexpected argument 'file.txt'" '' file.txt
-expect 2 "--model needs a file name" '' --model
+expect 2 "unknown flag '--bogus'" '' --bogus
+expect 2 "unknown flag 'file.txt'" '' file.txt
+expect 2 "flag --model needs a value" '' --model
 expect 2 "give --model, or --vocab with --merges" '' --merges x.bpe
 expect 1 "cannot open" 'x' --model "$T/missing.gguf"
 expect 1 "not \"left right\"" 'x' --vocab tests/fixtures/tiny-gpt2/vocab.json --merges tests/fixtures/tiny-gpt2/vocab.json

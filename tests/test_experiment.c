@@ -12,6 +12,23 @@
 #include "lpl/io/model_io.h"
 #include "tiny_model.h"
 
+/* realloc that fails on request (test_event_oom): every realloc of the process, the
+ * run's event queue and cJSON's printer among them, goes through it. Not under
+ * AddressSanitizer, which has its own realloc. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LPL_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LPL_UNDER_ASAN 1
+#endif
+#endif
+#if defined(__GLIBC__) && !defined(LPL_UNDER_ASAN)
+#define LPL_FAIL_REALLOC 1
+extern void *__libc_realloc(void *p, size_t n);
+static int fail_realloc;
+void *realloc(void *p, size_t n) { return fail_realloc && n ? NULL : __libc_realloc(p, n); }
+#endif
+
 /* ---------------------------------------------------------------- sha256 */
 
 static void test_sha256(void)
@@ -48,8 +65,18 @@ static void test_config(void)
     lpl_experiment_default(&c);
     CHECK(c.r == 16 && c.alpha == 32 && fabsf(c.dropout - 0.1f) < 1e-7f && c.epochs == 3 && c.batch_size == 1,
           "study defaults");
-    CHECK(c.lr == 2e-4f && c.schedule == LPL_SCHED_COSINE && c.n_train == 100 && c.n_eval == 20 && c.max_len == 256,
+    CHECK(c.lr == 2e-4f && c.schedule == LPL_SCHED_COSINE && c.n_train == 100 && c.n_eval == 20 && c.max_len == 0,
           "study defaults 2");
+    /* max_len 0 fits the model: its context, at most 256; a number is kept */
+    CHECK(lpl_experiment_max_len(0, 128) == 128 && lpl_experiment_max_len(0, 1024) == 256 &&
+              lpl_experiment_max_len(40, 64) == 40, "max_len default fits the model");
+    {
+        lpl_experiment_config one = c;
+        lpl_error e1;
+        CHECK(lpl_experiment_parse_json("{\"max_len\": 1}", &one, &e1) == LPL_OK &&
+                  lpl_experiment_check(&one, NULL, &e1) == LPL_ERR_INVALID && strstr(e1.msg, "max_len"),
+              "max_len 1 refused: %s", e1.msg);
+    }
     CHECK(c.n_placements == 3 && !strcmp(c.placements[0].name, "baseline") && !strcmp(c.placements[1].name, "ffn") &&
               !strcmp(c.placements[2].name, "attn"), "default placements");
     CHECK(c.placements[0].lora.n_targets == 3 && !strcmp(c.placements[0].lora.targets[1], "c_proj"), "baseline targets");
@@ -589,6 +616,39 @@ static void test_batch(fixture *f)
     lpl_run_free(r);
 }
 
+/* An event that cannot be queued (out of memory) fails the run with a message: the
+ * worker ships an adapter only with its training's end event, so dropping events
+ * silently could lose one. */
+static void test_event_oom(fixture *f)
+{
+#ifdef LPL_FAIL_REALLOC
+    lpl_experiment_config c;
+    small_config(&c);
+    lpl_error err;
+    lpl_error_clear(&err);
+    lpl_run *r = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, NULL, &err);
+    CHECK(r != NULL, "run_new: %s", err.msg);
+    if (!r)
+        return;
+    int rc = 1;
+    for (int i = 0; i < 4 && rc > 0; i++) { /* base eval, start, eval before, a step */
+        rc = lpl_run_step(r, &err);
+        free(lpl_run_take_events(r));
+    }
+    CHECK(rc == 1, "the run is under way: %d %s", rc, err.msg);
+    fail_realloc = 1;
+    rc = lpl_run_step(r, &err);
+    fail_realloc = 0;
+    CHECK(rc == -1 && err.code == LPL_ERR_NOMEM && strstr(err.msg, "out of memory"),
+          "a lost event fails the run: rc %d, %s", rc, err.msg);
+    CHECK(lpl_run_finished(r), "the run is over");
+    printf("event out of memory: %s\n", err.msg);
+    lpl_run_free(r);
+#else
+    (void)f;
+#endif
+}
+
 int main(void)
 {
     test_sha256();
@@ -601,6 +661,7 @@ int main(void)
         test_seeds(&f);
         test_failures(&f);
         test_batch(&f);
+        test_event_oom(&f);
     }
     fixture_free(&f);
     return check_report("test_experiment");

@@ -8,7 +8,7 @@ import { state, params, usePresets, showError, clearError, setStatus, updateButt
 import { initModelPanel, loadModel, onProgress } from './panels/model.js';
 import { initDataPanel, loadData } from './panels/data.js';
 import { initPlacementsPanel, refreshCounts } from './panels/placements.js';
-import { setHp } from './panels/hp.js';
+import { setHp, initHpPanel } from './panels/hp.js';
 import { initRunPanel, onRunEvent, onRunIdentity, offerResume } from './panels/run.js';
 import { charts, initTrainingPanel } from './panels/training.js';
 import { initResultsPanel, onAdapter, restoreSaved } from './panels/results.js';
@@ -92,6 +92,7 @@ function useHp(values) {
 initModelPanel(params);
 initDataPanel();
 initPlacementsPanel();
+initHpPanel();
 initRunPanel();
 initTrainingPanel();
 initResultsPanel();
@@ -108,7 +109,7 @@ $('#error-close').addEventListener('click', clearError);
 if (TEST) {
   window.__lab = {
     state,
-    series: () => charts.series(),
+    series: (o) => charts.series(o),
     evalSeries: () => charts.evalSeries(),
     crash: () => engine.call('crashForTest').catch((e) => e.message),
   };

@@ -2,22 +2,34 @@
 // for the curves, plain canvas for the efficiency scatter and the update-norm
 // heatmap. Series are keyed by placement name; text drawn on canvas is never HTML.
 import uPlot from './vendor/uplot/uPlot.esm.js';
+import { ema } from './smooth.js';
 
 export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b',
                         '#e377c2', '#7f7f7f', '#bcbd22'];
 export const MODULES = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'];
 
-function lineChart(target, xLabel, yLabel, names, data) {
+// The raw points of a smoothed curve: its colour, faint (hex alpha).
+const RAW_ALPHA = '40';
+export const RAW_SUFFIX = ' (raw)';
+
+// withRaw: every placement gets two series, its raw points faint and behind, then its
+// smoothed curve (the train-loss chart; data holds them in that order).
+function lineChart(target, xLabel, yLabel, names, data, withRaw = false) {
   const width = Math.max(280, Math.min(target.clientWidth || 460, 560));
+  const line = (n, i) => ({
+    label: n, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false,
+    points: { show: data[0].length < 40 },
+  });
+  const raw = (n, i) => ({
+    label: n + RAW_SUFFIX, stroke: PALETTE[i % PALETTE.length] + RAW_ALPHA, width: 1, spanGaps: false,
+    points: { show: false },
+  });
   const opts = {
     width, height: 220,
     scales: { x: { time: false } },
     // Steps and epochs are whole numbers: no ticks in between.
     axes: [{ label: xLabel, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000] }, { label: yLabel }],
-    series: [{ label: xLabel }, ...names.map((n, i) => ({
-      label: n, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false,
-      points: { show: data[0].length < 40 },
-    }))],
+    series: [{ label: xLabel }, ...names.flatMap((n, i) => (withRaw ? [raw(n, i), line(n, i)] : [line(n, i)]))],
     legend: { live: false },
   };
   target.replaceChildren();
@@ -32,6 +44,7 @@ export class Charts {
     this.evals = {};  // name -> Map(epoch -> {eval_loss, perplexity})
     this.results = [];
     this.pending = false;
+    this.smoothing = 0.6;  // EMA weight of the train-loss curve (0 = raw)
     this.plots = {};
     this.reset([]);
   }
@@ -47,7 +60,7 @@ export class Charts {
 
   rebuild() {
     const e = this.els;
-    this.plots.train = lineChart(e.train, 'step', 'train loss', this.names, this.trainData());
+    this.plots.train = lineChart(e.train, 'step', 'train loss', this.names, this.trainData(), true);
     this.plots.eval = lineChart(e.eval, 'epoch', 'eval loss', this.names, this.evalData('eval_loss'));
     this.plots.ppl = lineChart(e.ppl, 'epoch', 'perplexity', this.names, this.evalData('perplexity'));
     this.drawScatter();
@@ -94,10 +107,20 @@ export class Charts {
     });
   }
 
+  /** Sets the train-loss smoothing (EMA weight in [0, 1)) and redraws. */
+  setSmoothing(weight) {
+    this.smoothing = Math.min(Math.max(Number(weight) || 0, 0), 0.99);
+    this.plots.train.setData(this.trainData());
+  }
+
+  // Per placement: the raw losses, then their moving average.
   trainData() {
     const n = Math.max(0, ...this.names.map((k) => this.steps[k].length));
     const x = Array.from({ length: n }, (_, i) => i + 1);
-    return [x, ...this.names.map((k) => x.map((_, i) => (Number.isFinite(this.steps[k][i]) ? this.steps[k][i] : null)))];
+    return [x, ...this.names.flatMap((k) => {
+      const raw = x.map((_, i) => (Number.isFinite(this.steps[k][i]) ? this.steps[k][i] : null));
+      return [raw, ema(raw, this.smoothing)];
+    })];
   }
 
   evalData(key) {
@@ -110,13 +133,19 @@ export class Charts {
     }))];
   }
 
-  /** What the train-loss chart holds, read back from uPlot (for tests). */
-  series() {
+  /** What the train-loss chart holds, read back from uPlot (for tests): per placement
+   * its points, and with values the smoothed and raw values. */
+  series({ values = false } = {}) {
     const u = this.plots.train;
-    return u.series.slice(1).map((s, i) => ({
-      name: s.label,
-      points: u.data[i + 1].filter((v) => v !== null && v !== undefined).length,
-    }));
+    const out = [];
+    u.series.forEach((s, i) => {
+      if (i === 0 || s.label.endsWith(RAW_SUFFIX)) return;
+      const kept = (a) => a.filter((v) => v !== null && v !== undefined);
+      const o = { name: s.label, points: kept(u.data[i]).length };
+      if (values) Object.assign(o, { smoothed: kept(u.data[i]), raw: kept(u.data[i - 1]), rawStroke: u.series[i - 1].stroke });
+      out.push(o);
+    });
+    return out;
   }
 
   evalSeries() {

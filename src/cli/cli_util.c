@@ -172,6 +172,28 @@ int cli_opt_int(cli_args *a, const char *name, int lo, int hi, int *out)
     return 1;
 }
 
+int cli_parsed(cli_args *a, const char *name, lpl_status st, const lpl_error *err)
+{
+    if (st) {
+        cli_usage_error(a->cmd, "flag %s: %s", name, err->msg);
+        a->bad = 1;
+    }
+    return 1;
+}
+
+int cli_opt_max_len(cli_args *a, int *out)
+{
+    int v = *out;
+    if (!cli_opt_int(a, "--max-len", 0, 1 << 20, &v))
+        return 0;
+    if (!a->bad && v == 1) {
+        cli_usage_error(a->cmd, "flag --max-len: 1 leaves no token to predict; give 0 (fit the model) or >= 2");
+        a->bad = 1;
+    }
+    *out = v;
+    return 1;
+}
+
 int cli_opt_float(cli_args *a, const char *name, float *out)
 {
     const char *v;
@@ -317,7 +339,7 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
         set_path(a, "--eval", c->eval, sizeof c->eval))
         return 1;
     if (cli_opt_int(a, "--n-train", 0, 10000000, &c->n_train) || cli_opt_int(a, "--n-eval", 0, 10000000, &c->n_eval) ||
-        cli_opt_int(a, "--max-len", 2, 1 << 20, &c->max_len) || opt_r(a, c) || opt_alpha(a, c) ||
+        cli_opt_max_len(a, &c->max_len) || opt_r(a, c) || opt_alpha(a, c) ||
         cli_opt_int(a, "--bands", 0, LPL_LORA_MAX_LAYERS, &c->bands) || cli_opt_float(a, "--dropout", &c->dropout) ||
         cli_opt_int(a, "--epochs", 1, 100000, &c->epochs) || cli_opt_int(a, "--batch-size", 1, 65536, &c->batch_size) ||
         cli_opt_float(a, "--lr", &c->lr) || cli_opt_int(a, "--warmup-steps", 0, 1 << 30, &c->warmup_steps) ||
@@ -338,30 +360,13 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
         c->shuffle = 0;
         return 1;
     }
-    if (cli_opt(a, "--base-dropout", &v)) {
-        lpl_error err;
-        if (v && lpl_base_dropout_parse(v, &c->base_dropout, &err)) {
-            cli_usage_error(a->cmd, "flag --base-dropout: %s", err.msg);
-            a->bad = 1;
-        }
-        return 1;
-    }
-    if (cli_opt(a, "--compute", &v)) {
-        lpl_error err;
-        if (v && lpl_compute_parse(v, &c->compute, &err)) {
-            cli_usage_error(a->cmd, "flag --compute: %s", err.msg);
-            a->bad = 1;
-        }
-        return 1;
-    }
-    if (cli_opt(a, "--schedule", &v)) {
-        lpl_error err;
-        if (v && lpl_schedule_parse(v, &c->schedule, &err)) {
-            cli_usage_error(a->cmd, "flag --schedule: %s", err.msg);
-            a->bad = 1;
-        }
-        return 1;
-    }
+    lpl_error err;
+    if (cli_opt(a, "--base-dropout", &v))
+        return cli_parsed(a, "--base-dropout", v ? lpl_base_dropout_parse(v, &c->base_dropout, &err) : LPL_OK, &err);
+    if (cli_opt(a, "--compute", &v))
+        return cli_parsed(a, "--compute", v ? lpl_compute_parse(v, &c->compute, &err) : LPL_OK, &err);
+    if (cli_opt(a, "--schedule", &v))
+        return cli_parsed(a, "--schedule", v ? lpl_schedule_parse(v, &c->schedule, &err) : LPL_OK, &err);
     if (cli_opt(a, "--placement", &v)) {
         if (v)
             add_placement(a, c, v);
@@ -401,7 +406,7 @@ const char *const cli_experiment_flags_help =
     CLI_HELP_TRAIN
     CLI_HELP_EVAL("; \"\" splits --train")
     "  --n-train N, --n-eval N   records used, the first N of each file (default 100 / 20; 0 = all)\n"
-    CLI_HELP_MAX_LEN("(default 256)")
+    CLI_HELP_MAX_LEN_FIT
     "  --response-only       score only the response tokens\n"
     "LoRA and training:\n"
     "  --r N  --alpha X  --dropout X  --rslora     (default 16, 32, 0.1)\n"
@@ -896,7 +901,11 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
         return LPL_ERR_NOMEM;
     int completed = lpl_run_n_completed(r);
     char *steps = NULL;
-    lpl_status st = start_steps(r, o, &steps, err);
+    /* results.json (config, identity, every training pending) before anything else:
+     * a run killed at any point after this can be continued with --resume. */
+    lpl_status st = lpl_run_write_results(r, o->out, err);
+    if (!st)
+        st = start_steps(r, o, &steps, err);
     int rc = 0;
     while (!st && (rc = lpl_run_step(r, err)) > 0) {
         char *ev = lpl_run_take_events(r);

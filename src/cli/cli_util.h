@@ -19,6 +19,8 @@
 #define CLI_HELP_EVAL(extra) "  --eval FILE           Alpaca JSON eval data (default data/alpaca_eval.json" extra ")\n"
 #define CLI_HELP_N_EVAL "  --n-eval N            records used, the first N of the file (default 0 = all)\n"
 #define CLI_HELP_MAX_LEN(dflt) "  --max-len N           tokens per example, at most the model's context " dflt "\n"
+#define CLI_HELP_MAX_LEN_FIT CLI_HELP_MAX_LEN("(default 0: the\n" \
+    "                        model's context, at most 256)")
 #define CLI_HELP_STEPS(dflt) "  --steps N             optimizer steps " dflt "\n"
 #define CLI_HELP_TYPE(types) "  --type T              type of the weight matrices: " types "\n"
 #define CLI_HELP_THREADS "  --threads N           worker threads (default 0 = all cores)\n"
@@ -63,6 +65,12 @@ int cli_opt(cli_args *a, const char *name, const char **val);
 int cli_opt_int(cli_args *a, const char *name, int lo, int hi, int *out);
 int cli_opt_float(cli_args *a, const char *name, float *out);
 int cli_opt_u64(cli_args *a, const char *name, uint64_t *out);
+/* After cli_opt took flag name, the status of the library parser that read its value:
+ * a failure prints "flag NAME: <err->msg>" and sets a->bad. Returns 1 (consumed). */
+int cli_parsed(cli_args *a, const char *name, lpl_status st, const lpl_error *err);
+/* --max-len N: 0 (fit the model: its context, at most 256) or 2..2^20, as the
+ * experiment JSON's max_len. */
+int cli_opt_max_len(cli_args *a, int *out);
 
 /* A loaded model with everything needed to report where it came from. */
 typedef struct {

@@ -61,7 +61,8 @@ static void help(FILE *f)
             "per step, tokens/s, peak memory during training and the time per component.\n\n"
             "  --preset NAME         a model shape by name (loralab count --presets lists them;\n"
             "                        default dialogpt-small)\n"
-            CLI_HELP_MAX_LEN("(default 128; one example per step)")
+            CLI_HELP_MAX_LEN("(default 0: the\n"
+            "                        context, at most 128; one example per step)")
             "  --timed-steps N       optimizer steps timed (default 10)\n"
             "  --warmup N            untimed optimizer steps first (default 2)\n"
             "  --placement P         baseline (default), ffn, attn, all-linear, attn-exact, mlp-exact\n"
@@ -89,18 +90,13 @@ static int bench_flag(cli_args *a, bench_opts *o)
         o->json = 1;
         return 1;
     }
-    if (cli_opt(a, "--base-dropout", &v)) {
-        lpl_error err;
-        if (v && lpl_base_dropout_parse(v, &o->base_dropout, &err)) {
-            cli_usage_error("bench", "flag --base-dropout: %s", err.msg);
-            a->bad = 1;
-        }
-        return 1;
-    }
+    lpl_error err;
+    if (cli_opt(a, "--base-dropout", &v))
+        return cli_parsed(a, "--base-dropout", v ? lpl_base_dropout_parse(v, &o->base_dropout, &err) : LPL_OK, &err);
     return cli_opt(a, "--preset", &o->preset) || cli_opt(a, "--placement", &o->placement) ||
            cli_opt(a, "--compute", &o->compute) ||
            cli_opt(a, "--type", &o->weights) || cli_opt(a, "--weights", &o->weights) ||
-           cli_opt_int(a, "--max-len", 1, 1 << 20, &o->seq) || cli_opt_int(a, "--seq", 1, 1 << 20, &o->seq) ||
+           cli_opt_max_len(a, &o->seq) || cli_opt_int(a, "--seq", 2, 1 << 20, &o->seq) ||
            cli_opt_int(a, "--timed-steps", 1, 1 << 30, &o->steps) ||
            cli_opt_int(a, "--steps", 1, 1 << 30, &o->steps) || cli_opt_int(a, "--warmup", 0, 1 << 30, &o->warmup) ||
            cli_opt_int(a, "--threads", 0, 1024, &o->threads) || cli_opt_int(a, "--r", 1, 65536, &o->r) ||
@@ -111,7 +107,7 @@ static int bench_flag(cli_args *a, bench_opts *o)
 /* Returns 0 on success, else LPL_EXIT_USAGE after printing one line. */
 static int parse_args(int argc, char **argv, bench_opts *o)
 {
-    *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", "int8", 128, 10, 2, 0, 16, 0, 32.0f, 0.1f,
+    *o = (bench_opts){"dialogpt-small", "baseline", "q8_0", "int8", 0, 10, 2, 0, 16, 0, 32.0f, 0.1f,
                       2e-4f, 42, LPL_BASE_DROPOUT_CONFIG};
     cli_args a;
     cli_args_init(&a, "bench", argc, argv);
@@ -122,6 +118,9 @@ static int parse_args(int argc, char **argv, bench_opts *o)
         return LPL_EXIT_USAGE;
     if (!(o->dropout >= 0 && o->dropout < 1))
         return cli_usage_error("bench", "flag --dropout: %g is not in [0, 1)", o->dropout);
+    lpl_gpt2_config cfg;
+    if (o->seq == 0) /* the default fits the preset (an unknown preset is reported later) */
+        o->seq = lpl_gpt2_preset(o->preset, &cfg, NULL) == LPL_OK && cfg.n_ctx < 128 ? cfg.n_ctx : 128;
     return 0;
 }
 

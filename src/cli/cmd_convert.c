@@ -110,7 +110,7 @@ int lpl_cmd_convert(int argc, char **argv)
         }
         if (a.bad)
             break;
-        return cli_usage_error("convert", "unknown argument '%s' (see loralab convert --help)", cli_peek(&a));
+        return cli_usage_error("convert", "unknown flag '%s' (see loralab convert --help)", cli_peek(&a));
     }
     if (a.bad)
         return LPL_EXIT_USAGE;

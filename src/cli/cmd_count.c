@@ -150,6 +150,7 @@ int lpl_cmd_count(int argc, char **argv)
         snprintf(source, sizeof source, "%s", model);
     }
     int code = LPL_EXIT_OK;
+    c.max_len = lpl_experiment_max_len(c.max_len, mc.n_ctx);
     if (c.max_len > mc.n_ctx)
         c.max_len = mc.n_ctx; /* counting does not depend on the sequence length */
     lpl_experiment_config grid = c;

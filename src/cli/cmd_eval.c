@@ -16,7 +16,7 @@ static const char *const help =
     "  --adapter DIR         PEFT adapter folder (adapter_config.json + adapter_model.safetensors)\n"
     CLI_HELP_EVAL("")
     CLI_HELP_N_EVAL
-    CLI_HELP_MAX_LEN("(default 256)")
+    CLI_HELP_MAX_LEN_FIT
     "  --response-only       score only the response tokens\n"
     CLI_HELP_JSON("the result, with trainer_eval_loss and the loss per token role")
     "  --tokens              with --json: every token of every example with its id, text, role\n"
@@ -41,7 +41,7 @@ int lpl_cmd_eval(int argc, char **argv)
         /* --data and --n: hidden aliases of --eval and --n-eval for one release */
         if (cli_opt(&a, "--model", &model) || cli_opt(&a, "--adapter", &adapter) || cli_opt(&a, "--eval", &data) ||
             cli_opt(&a, "--data", &data) || cli_opt_int(&a, "--n-eval", 0, 10000000, &n) ||
-            cli_opt_int(&a, "--n", 0, 10000000, &n) || cli_opt_int(&a, "--max-len", 2, 1 << 20, &max_len) ||
+            cli_opt_int(&a, "--n", 0, 10000000, &n) || cli_opt_max_len(&a, &max_len) ||
             cli_opt_int(&a, "--threads", 0, 1024, &threads))
             continue;
         if (cli_flag(&a, "--response-only")) {
@@ -73,6 +73,7 @@ int lpl_cmd_eval(int argc, char **argv)
     lpl_status st = cli_model_load(model, 0, &m, &err);
     if (st)
         return cli_fail("eval", st, err.msg);
+    max_len = lpl_experiment_max_len(max_len, m.model->cfg.n_ctx);
     if (max_len > m.model->cfg.n_ctx) { /* refused, as train and ablate refuse it */
         code = cli_usage_error("eval", "--max-len %d exceeds the model's context of %d tokens", max_len,
                                m.model->cfg.n_ctx);

@@ -278,8 +278,10 @@ int lpl_cmd_inspect(int argc, char **argv)
             continue;
         }
         const char *s = cli_peek(&a);
-        if (s[0] == '-' || path)
-            return cli_usage_error("inspect", "unexpected argument '%s' (see loralab inspect --help)", s);
+        if (s[0] == '-')
+            return cli_usage_error("inspect", "unknown flag '%s' (see loralab inspect --help)", s);
+        if (path)
+            return cli_usage_error("inspect", "one model file at a time: '%s' is a second (see loralab inspect --help)", s);
         path = s;
         a.i++;
     }

@@ -49,7 +49,8 @@ static void usage(FILE *f)
         "  --preset NAME         a model shape by name (loralab count --presets lists them; default lab-small)\n"
         CLI_HELP_TYPE("q8_0 (default), f16, f32")
         CLI_HELP_STEPS("(default 3000)")
-        CLI_HELP_MAX_LEN("(default 128)")
+        CLI_HELP_MAX_LEN("(default 0: the\n"
+        "                        preset's context, at most 128)")
         "  --batch-size N        sequences per step, accumulated (default 8)\n"
         "  --lr X                peak learning rate (default 1e-3), cosine decay to\n"
         "  --min-lr-ratio X      ... this fraction of it (default 0.1)\n"
@@ -84,7 +85,7 @@ static int pretrain_flag(cli_args *a, pretrain_opts *o)
     return cli_opt(a, "--out", &o->out) || cli_opt(a, "--report", &o->report) || cli_opt(a, "--vocab", &o->vocab) ||
            cli_opt(a, "--merges", &o->merges) || cli_opt(a, "--preset", &o->preset) ||
            cli_opt(a, "--type", &o->type_name) || cli_opt(a, "--name", &o->name) ||
-           cli_opt_int(a, "--steps", 1, 1 << 30, &o->steps) || cli_opt_int(a, "--max-len", 2, 1 << 20, &o->seq) ||
+           cli_opt_int(a, "--steps", 1, 1 << 30, &o->steps) || cli_opt_max_len(a, &o->seq) ||
            cli_opt_int(a, "--seq", 2, 1 << 20, &o->seq) || cli_opt_int(a, "--batch-size", 1, 65536, &o->batch) ||
            cli_opt_int(a, "--batch", 1, 65536, &o->batch) ||
            cli_opt_int(a, "--warmup-steps", 0, 1 << 30, &o->warmup) ||
@@ -104,7 +105,7 @@ static int parse_args(int argc, char **argv, pretrain_opts *o)
     o->preset = "lab-small";
     o->type_name = "q8_0";
     o->name = "lab-small";
-    o->steps = 3000, o->seq = 128, o->batch = 8, o->warmup = 100;
+    o->steps = 3000, o->seq = 0, o->batch = 8, o->warmup = 100;
     o->holdout_every = 20, o->eval_every = 500, o->eval_tokens = 32768;
     o->lr = 1e-3f, o->min_lr_ratio = 0.1f, o->weight_decay = 0.01f, o->grad_clip = 1.0f;
     o->seed = 1;
@@ -122,7 +123,7 @@ static int parse_args(int argc, char **argv, pretrain_opts *o)
         return LPL_EXIT_USAGE;
     if (!o->n_dirs || !o->out)
         return cli_usage_error("pretrain", "--corpus and --out are required (see --help)");
-    if (o->eval_tokens < o->seq || !(o->lr > 0))
+    if ((o->seq && o->eval_tokens < o->seq) || !(o->lr > 0))
         return cli_usage_error("pretrain", "--eval-tokens must be >= --max-len and --lr > 0");
     return LPL_EXIT_OK;
 }
@@ -315,6 +316,8 @@ int lpl_cmd_pretrain(int argc, char **argv)
         fprintf(stderr, "loralab pretrain: --preset: %s\n", err.msg);
         return LPL_EXIT_USAGE;
     }
+    if (o.seq == 0)
+        o.seq = cfg.n_ctx < 128 ? cfg.n_ctx : 128;
     if (o.seq > cfg.n_ctx) {
         fprintf(stderr, "loralab pretrain: --max-len %d exceeds the preset's context %d\n", o.seq, cfg.n_ctx);
         return LPL_EXIT_USAGE;

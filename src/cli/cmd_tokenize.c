@@ -218,38 +218,32 @@ int lpl_cmd_tokenize(int argc, char **argv)
 {
     const char *model = NULL, *vocab = NULL, *merges = NULL, *json = NULL, *gguf_out = NULL;
     int want_decode = 0, special = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    cli_args a;
+    cli_args_init(&a, "tokenize", argc, argv);
+    while (cli_peek(&a) && !a.bad) {
+        if (cli_flag(&a, "--help") || cli_flag(&a, "-h")) {
             help(stdout);
             return LPL_EXIT_OK;
-        } else if (!strcmp(a, "--decode")) {
-            want_decode = 1;
-        } else if (!strcmp(a, "--add-special")) {
-            special = 1;
-        } else if (!strcmp(a, "--model") || !strcmp(a, "--vocab") || !strcmp(a, "--merges") ||
-                   !strcmp(a, "--tokenizer") || !strcmp(a, "--write-gguf")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "loralab tokenize: %s needs a file name\n", a);
-                return LPL_EXIT_USAGE;
-            }
-            const char **dst = !strcmp(a, "--model") ? &model : !strcmp(a, "--vocab") ? &vocab
-                             : !strcmp(a, "--merges") ? &merges : !strcmp(a, "--tokenizer") ? &json : &gguf_out;
-            *dst = argv[++i];
-        } else {
-            fprintf(stderr, "loralab tokenize: %s '%s' (see loralab tokenize --help)\n",
-                    a[0] == '-' ? "unknown option" : "unexpected argument", a);
-            return LPL_EXIT_USAGE;
         }
+        if (cli_flag(&a, "--decode")) {
+            want_decode = 1;
+            continue;
+        }
+        if (cli_flag(&a, "--add-special")) {
+            special = 1;
+            continue;
+        }
+        if (cli_opt(&a, "--model", &model) || cli_opt(&a, "--vocab", &vocab) || cli_opt(&a, "--merges", &merges) ||
+            cli_opt(&a, "--tokenizer", &json) || cli_opt(&a, "--write-gguf", &gguf_out))
+            continue;
+        return cli_usage_error("tokenize", "unknown flag '%s' (see loralab tokenize --help)", cli_peek(&a));
     }
-    if ((vocab != NULL) != (merges != NULL) || (model != NULL) + (vocab != NULL) + (json != NULL) > 1) {
-        fprintf(stderr, "loralab tokenize: give --model, or --vocab with --merges, or --tokenizer (one of them)\n");
+    if (a.bad)
         return LPL_EXIT_USAGE;
-    }
-    if (gguf_out && (want_decode || special)) {
-        fprintf(stderr, "loralab tokenize: --write-gguf goes alone (no --decode or --add-special)\n");
-        return LPL_EXIT_USAGE;
-    }
+    if ((vocab != NULL) != (merges != NULL) || (model != NULL) + (vocab != NULL) + (json != NULL) > 1)
+        return cli_usage_error("tokenize", "give --model, or --vocab with --merges, or --tokenizer (one of them)");
+    if (gguf_out && (want_decode || special))
+        return cli_usage_error("tokenize", "--write-gguf goes alone (no --decode or --add-special)");
     lpl_error err = {0};
     lpl_tokenizer *t = load(model, json, vocab, merges, &err);
     if (!t) {

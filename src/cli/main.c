@@ -6,23 +6,6 @@
 #include "commands.h"
 #include "lpl/core/platform.h"
 
-
-/* Commands are linked in from their own files; a weak reference lets the program
- * build while a command is still missing, and then says so instead of failing. */
-#pragma weak lpl_cmd_ablate
-#pragma weak lpl_cmd_train
-#pragma weak lpl_cmd_eval
-#pragma weak lpl_cmd_count
-#pragma weak lpl_cmd_generate
-#pragma weak lpl_cmd_merge
-#pragma weak lpl_cmd_convert
-#pragma weak lpl_cmd_inspect
-#pragma weak lpl_cmd_tokenize
-#pragma weak lpl_cmd_bench
-#pragma weak lpl_cmd_pretrain
-#pragma weak lpl_cmd_collect
-#pragma weak lpl_cmd_report
-
 typedef struct {
     const char *name;
     int (*fn)(int, char **);
@@ -35,8 +18,7 @@ static void usage(FILE *f, const command *cmds, int n)
                "usage: loralab <command> [options]   (loralab <command> --help for details)\n\n"
                "commands:\n", LPL_VERSION);
     for (int i = 0; i < n; i++)
-        if (cmds[i].fn)
-            fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
 }
 
 int main(int argc, char **argv)
@@ -73,10 +55,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         if (strcmp(argv[1], cmds[i].name))
             continue;
-        if (!cmds[i].fn) {
-            fprintf(stderr, "loralab: command '%s' is not available in this build\n", argv[1]);
-            return LPL_EXIT_FAILED;
-        }
         return cmds[i].fn(argc - 1, argv + 1);
     }
     fprintf(stderr, "loralab: unknown command '%s' (try loralab --help)\n", argv[1]);

@@ -27,18 +27,28 @@ static int read_all(int fd, void *dst, size_t n)
     return 1;
 }
 
+/* Opens path for reading; refuses what is not a regular file (a folder, a device). */
+static lpl_status open_regular(const char *path, int *fd, struct stat *sb, lpl_error *err)
+{
+    *fd = open(path, O_RDONLY);
+    if (*fd < 0)
+        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(*fd, sb) != 0 || !S_ISREG(sb->st_mode)) {
+        close(*fd);
+        return lpl_fail(err, LPL_ERR_IO, "%s: not a regular file", path);
+    }
+    return LPL_OK;
+}
+
 lpl_status lpl_map_file(const char *path, lpl_mapped *m, lpl_error *err)
 {
     static const uint8_t empty[1];
     memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lpl_fail(err, LPL_ERR_IO, "%s: not a regular file", path);
-    }
+    lpl_status st = open_regular(path, &fd, &sb, err);
+    if (st)
+        return st;
     m->size = (size_t)sb.st_size;
     m->data = empty;
     if (m->size == 0) {
@@ -83,14 +93,11 @@ void lpl_unmap_file(lpl_mapped *m)
 
 lpl_status lpl_read_file(const char *path, char **out, size_t *len, lpl_error *err)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return lpl_fail(err, LPL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return lpl_fail(err, LPL_ERR_IO, "%s: not a regular file", path);
-    }
+    lpl_status st = open_regular(path, &fd, &sb, err);
+    if (st)
+        return st;
     size_t n = (size_t)sb.st_size;
     char *buf = lpl_malloc(n + 1, path, err);
     if (!buf) {

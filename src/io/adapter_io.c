@@ -9,6 +9,7 @@
 #include <cJSON.h>
 
 #include "lpl/core/files.h"
+#include "lpl/core/floats.h"
 #include "lpl/io/safetensors.h"
 
 void lpl_adapter_key(int layer, lpl_site site, char part, char *buf, size_t size)
@@ -16,18 +17,6 @@ void lpl_adapter_key(int layer, lpl_site site, char part, char *buf, size_t size
     char name[64];
     lpl_lora_site_module_name(layer, site, name, sizeof name);
     snprintf(buf, size, "base_model.model.%.63s.lora_%c.weight", name, part);
-}
-
-/* A float as the shortest decimal that reads back to it (0.1f prints as 0.1). */
-static double short_double(float f)
-{
-    char buf[32];
-    for (int prec = 6; prec <= 9; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
-        if ((float)strtod(buf, NULL) == f)
-            break;
-    }
-    return strtod(buf, NULL);
 }
 
 static char *config_json(const lpl_lora_config *c, const char *base_model_name, int conv1d);
@@ -54,8 +43,8 @@ static char *config_json(const lpl_lora_config *c, const char *base_model_name, 
     else
         cJSON_AddNullToObject(o, "base_model_name_or_path");
     cJSON_AddNumberToObject(o, "r", c->r);
-    cJSON_AddNumberToObject(o, "lora_alpha", short_double(c->alpha));
-    cJSON_AddNumberToObject(o, "lora_dropout", short_double(c->dropout));
+    cJSON_AddNumberToObject(o, "lora_alpha", lpl_short_double(c->alpha));
+    cJSON_AddNumberToObject(o, "lora_dropout", lpl_short_double(c->dropout));
     if (c->regex[0]) {
         cJSON_AddStringToObject(o, "target_modules", c->regex);
     } else {

@@ -18,7 +18,7 @@ void lpl_experiment_default(lpl_experiment_config *c)
     snprintf(c->eval, sizeof c->eval, "data/alpaca_eval.json");
     c->n_train = 100;
     c->n_eval = 20;
-    c->max_len = 256;
+    c->max_len = 0;
     c->r = 16;
     c->alpha = 32.0f;
     c->dropout = 0.1f;
@@ -38,9 +38,17 @@ void lpl_experiment_default(lpl_experiment_config *c)
     c->n_placements = 3;
 }
 
+int lpl_experiment_max_len(int max_len, int n_ctx)
+{
+    if (max_len > 0)
+        return max_len;
+    return n_ctx < LPL_MAX_LEN_DEFAULT ? n_ctx : LPL_MAX_LEN_DEFAULT;
+}
+
 void lpl_experiment_saved_default(lpl_experiment_config *c)
 {
     lpl_experiment_default(c);
+    c->max_len = LPL_MAX_LEN_DEFAULT; /* results.json always recorded the number used */
     c->base_dropout = 0.0f;
     c->compute = LPL_COMPUTE_F32;
 }
@@ -466,7 +474,7 @@ static lpl_status apply_key(const cJSON *v, lpl_experiment_config *c, lpl_error 
     if (!strcmp(k, "preset")) return get_path(v, k, c->preset, sizeof c->preset, err);
     if (!strcmp(k, "n_train")) return get_int(v, k, 0, 10000000, &c->n_train, err);
     if (!strcmp(k, "n_eval")) return get_int(v, k, 0, 10000000, &c->n_eval, err);
-    if (!strcmp(k, "max_len")) return get_int(v, k, 1, 1 << 20, &c->max_len, err);
+    if (!strcmp(k, "max_len")) return get_int(v, k, 0, 1 << 20, &c->max_len, err);
     if (!strcmp(k, "response_only")) return get_bool(v, k, &c->response_only, err);
     if (!strcmp(k, "r")) return parse_r(v, c, err);
     if (!strcmp(k, "alpha")) return parse_alpha(v, c, err);
@@ -583,8 +591,9 @@ lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_c
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: lr must be > 0 (got %g)", c->lr);
     if (!(c->weight_decay >= 0))
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: weight_decay must be >= 0 (got %g)", c->weight_decay);
-    if (c->max_len < 2)
-        return lpl_fail(err, LPL_ERR_INVALID, "experiment: max_len must be >= 2 (got %d)", c->max_len);
+    if (c->max_len == 1 || c->max_len < 0)
+        return lpl_fail(err, LPL_ERR_INVALID, "experiment: max_len must be 0 (the model's context, at most %d) "
+                        "or >= 2 (got %d)", LPL_MAX_LEN_DEFAULT, c->max_len);
     if (mc && c->max_len > mc->n_ctx)
         return lpl_fail(err, LPL_ERR_INVALID, "experiment: max_len %d exceeds the model's context of %d tokens",
                         c->max_len, mc->n_ctx);
@@ -617,18 +626,6 @@ lpl_status lpl_experiment_check(const lpl_experiment_config *c, const lpl_gpt2_c
 
 /* ---------------------------------------------------------------- JSON out */
 
-/* A float as the shortest decimal that reads back to it, so 2e-4f prints as 0.0002. */
-double lpl_exp_short_double(float f)
-{
-    char buf[32];
-    for (int prec = 6; prec <= 9; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
-        if ((float)strtod(buf, NULL) == f)
-            break;
-    }
-    return strtod(buf, NULL);
-}
-
 static const char *schedule_name(lpl_schedule s)
 {
     return s == LPL_SCHED_CONSTANT ? "constant" : s == LPL_SCHED_LINEAR ? "linear" : "cosine";
@@ -656,7 +653,7 @@ cJSON *lpl_placement_to_cjson(const lpl_placement *p)
     if (p->r > 0)
         cJSON_AddNumberToObject(o, "r", p->r);
     if (p->alpha > 0)
-        cJSON_AddNumberToObject(o, "alpha", lpl_exp_short_double(p->alpha));
+        cJSON_AddNumberToObject(o, "alpha", lpl_short_double(p->alpha));
     return o;
 }
 
@@ -682,21 +679,21 @@ cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c)
     if (c->n_alpha_values > 0) {
         cJSON *a = cJSON_AddArrayToObject(o, "alpha");
         for (int k = 0; k < c->n_alpha_values; k++)
-            cJSON_AddItemToArray(a, cJSON_CreateNumber(lpl_exp_short_double(c->alpha_values[k])));
+            cJSON_AddItemToArray(a, cJSON_CreateNumber(lpl_short_double(c->alpha_values[k])));
     } else {
-        cJSON_AddNumberToObject(o, "alpha", lpl_exp_short_double(c->alpha));
+        cJSON_AddNumberToObject(o, "alpha", lpl_short_double(c->alpha));
     }
     if (c->bands > 1)
         cJSON_AddNumberToObject(o, "bands", c->bands);
-    cJSON_AddNumberToObject(o, "dropout", lpl_exp_short_double(c->dropout));
+    cJSON_AddNumberToObject(o, "dropout", lpl_short_double(c->dropout));
     cJSON_AddBoolToObject(o, "rslora", c->rslora);
     cJSON_AddNumberToObject(o, "epochs", c->epochs);
     cJSON_AddNumberToObject(o, "batch_size", c->batch_size);
-    cJSON_AddNumberToObject(o, "lr", lpl_exp_short_double(c->lr));
+    cJSON_AddNumberToObject(o, "lr", lpl_short_double(c->lr));
     cJSON_AddStringToObject(o, "schedule", schedule_name(c->schedule));
     cJSON_AddNumberToObject(o, "warmup_steps", c->warmup_steps);
-    cJSON_AddNumberToObject(o, "weight_decay", lpl_exp_short_double(c->weight_decay));
-    cJSON_AddNumberToObject(o, "grad_clip", lpl_exp_short_double(c->grad_clip));
+    cJSON_AddNumberToObject(o, "weight_decay", lpl_short_double(c->weight_decay));
+    cJSON_AddNumberToObject(o, "grad_clip", lpl_short_double(c->grad_clip));
     cJSON_AddNumberToObject(o, "seed", (double)c->seed);
     cJSON_AddNumberToObject(o, "seeds", c->seeds);
     cJSON_AddNumberToObject(o, "max_steps", c->max_steps);
@@ -705,7 +702,7 @@ cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c)
     if (c->base_dropout == LPL_BASE_DROPOUT_CONFIG)
         cJSON_AddStringToObject(o, "base_dropout", "config");
     else
-        cJSON_AddNumberToObject(o, "base_dropout", lpl_exp_short_double(c->base_dropout));
+        cJSON_AddNumberToObject(o, "base_dropout", lpl_short_double(c->base_dropout));
     cJSON *pl = cJSON_AddArrayToObject(o, "placements");
     for (int i = 0; i < c->n_placements; i++)
         cJSON_AddItemToArray(pl, lpl_placement_to_cjson(&c->placements[i]));

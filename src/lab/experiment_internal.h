@@ -4,13 +4,13 @@
 #define LPL_EXPERIMENT_INTERNAL_H
 
 #include <cJSON.h>
+#include <stdatomic.h>
 
+#include "lpl/core/floats.h"
 #include "lpl/lab/experiment.h"
 
 cJSON *lpl_placement_to_cjson(const lpl_placement *p);
 cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c);
-/* A float as the shortest decimal that reads back to it (0.1f prints as 0.1). */
-double lpl_exp_short_double(float f);
 cJSON *lpl_selection_to_cjson(const uint8_t *sel, const lpl_gpt2_config *mc);
 void lpl_count_add_to_cjson(cJSON *o, const lpl_placement_count *cnt);
 
@@ -92,7 +92,8 @@ struct lpl_run {
     float *accum;
     lpl_eval_point base_eval;
     int have_base_eval;
-    volatile int cancel;
+    atomic_int cancel;              /* set by lpl_run_cancel: from a signal handler or another thread */
+    int events_lost;                /* push_event ran out of memory: the run fails at its next check */
     int finished;
     /* timing */
     double t0, t_train_units, t_eval_units;

@@ -12,17 +12,22 @@
 
 /* ---------------------------------------------------------------- events */
 
+/* Queues an event. Out of memory is remembered, not ignored: the worker ships an
+ * adapter only on its training's end event, so a lost event fails the run (lpl_run_step). */
 static void push_event(lpl_run *r, cJSON *ev)
 {
-    char *s = cJSON_PrintUnformatted(ev);
+    char *s = ev ? cJSON_PrintUnformatted(ev) : NULL;
     cJSON_Delete(ev);
-    if (!s)
+    if (!s) {
+        r->events_lost = 1;
         return;
+    }
     if (r->n_events == r->cap_events) {
         int cap = r->cap_events ? 2 * r->cap_events : 64;
         char **e = realloc(r->events, (size_t)cap * sizeof *e);
         if (!e) {
             free(s);
+            r->events_lost = 1;
             return;
         }
         r->events = e;
@@ -191,6 +196,7 @@ lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model
     if (!r)
         return NULL;
     r->cfg = *c;
+    r->cfg.max_len = lpl_experiment_max_len(c->max_len, model->cfg.n_ctx); /* results record the number */
     r->model = model;
     r->tok = tok;
     if (id)
@@ -739,12 +745,23 @@ static void finish_run(lpl_run *r, int cancelled)
     push_event(r, ev);
 }
 
+static lpl_status events_lost(lpl_error *err)
+{
+    return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: an event of the run (a step, an eval or a training's end, "
+                    "which carries its adapter to the page) could not be kept; the run stops so that no adapter is "
+                    "lost unseen");
+}
+
 int lpl_run_step(lpl_run *r, lpl_error *err)
 {
     if (r->finished)
         return 0;
-    if (r->cancel) {
+    if (atomic_load(&r->cancel)) {
         finish_run(r, 1);
+        if (r->events_lost) {
+            events_lost(err);
+            return -1;
+        }
         return 0;
     }
     lpl_status st = LPL_OK;
@@ -768,6 +785,8 @@ int lpl_run_step(lpl_run *r, lpl_error *err)
         if (heap > r->p[r->cur].heap_peak)
             r->p[r->cur].heap_peak = heap;
     }
+    if (!st && r->events_lost)
+        st = events_lost(err);
     if (st) {
         r->finished = 1;
         r->phase = LPL_PHASE_DONE;
@@ -778,6 +797,10 @@ int lpl_run_step(lpl_run *r, lpl_error *err)
     }
     if (r->phase == LPL_PHASE_DONE) {
         finish_run(r, 0);
+        if (r->events_lost) {
+            events_lost(err);
+            return -1;
+        }
         return 0;
     }
     return 1;
@@ -794,8 +817,8 @@ lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err)
     return LPL_OK;
 }
 
-void lpl_run_cancel(lpl_run *r) { r->cancel = 1; }
-int lpl_run_cancelled(const lpl_run *r) { return r->cancel; }
+void lpl_run_cancel(lpl_run *r) { atomic_store(&r->cancel, 1); }
+int lpl_run_cancelled(const lpl_run *r) { return atomic_load((atomic_int *)&r->cancel); }
 int lpl_run_finished(const lpl_run *r) { return r->finished; }
 const lpl_run_progress *lpl_run_get_progress(const lpl_run *r) { return &r->prog; }
 int lpl_run_n_placements(const lpl_run *r) { return r->n; }

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "experiment_internal.h"
+#include "lpl/lab/document.h"
 
 /* What a unit's numbers depend on besides the config: the bytes of model and data. */
 static void files_key(const lpl_plan *p, char *buf, size_t size)
@@ -59,12 +60,7 @@ static cJSON *unit_cjson(const lpl_plan *p, const lpl_grid_unit *u)
 
 char *lpl_plan_to_json(const lpl_plan *p, const lpl_experiment_config *grid, lpl_error *err)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "format", "loralab-plan");
-    cJSON_AddNumberToObject(root, "version", 1);
-    char when[32];
-    lpl_utc_timestamp(when, sizeof when);
-    cJSON_AddStringToObject(root, "written", when);
+    cJSON *root = lpl_document_new("loralab-plan");
     cJSON_AddItemToObject(root, "grid", lpl_experiment_to_cjson(grid));
     cJSON_AddItemToObject(root, "config", lpl_experiment_to_cjson(&p->config));
     cJSON *model = file_cjson(p->config.model, p->model_sha256);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "experiment_internal.h"
+#include "lpl/lab/document.h"
 #include "lpl/lab/generate.h"
 
 static cJSON *models_cjson(void)
@@ -16,21 +17,7 @@ static cJSON *models_cjson(void)
             continue;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", lpl_gpt2_preset_name(i));
-        cJSON_AddNumberToObject(o, "n_layer", c.n_layer);
-        cJSON_AddNumberToObject(o, "n_embd", c.n_embd);
-        cJSON_AddNumberToObject(o, "n_head", c.n_head);
-        cJSON_AddNumberToObject(o, "n_ctx", c.n_ctx);
-        cJSON_AddNumberToObject(o, "n_vocab", c.n_vocab);
-        cJSON_AddStringToObject(o, "arch", lpl_arch_name(c.arch));
-        if (lpl_cfg_is_llama(&c)) {
-            cJSON_AddNumberToObject(o, "n_kv_head", c.n_kv_head);
-            cJSON_AddNumberToObject(o, "n_ff", c.n_ff);
-            cJSON_AddNumberToObject(o, "rope_theta", c.rope_theta);
-            cJSON_AddNumberToObject(o, "rms_norm_eps", c.ln_eps);
-            cJSON_AddBoolToObject(o, "tied", !c.untied);
-            cJSON_AddBoolToObject(o, "qkv_bias", c.arch == LPL_ARCH_QWEN2);
-        }
-        cJSON_AddNumberToObject(o, "params", (double)lpl_gpt2_param_count(&c));
+        lpl_model_shape_add(o, &c, 1);
         cJSON_AddItemToArray(a, o);
     }
     return a;

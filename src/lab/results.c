@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "experiment_internal.h"
+#include "lpl/lab/document.h"
 #include "lpl/core/platform.h"
 #include "lpl/core/files.h"
 #include "lpl/core/kernels.h"
@@ -263,12 +264,7 @@ static cJSON *model_cjson(const lpl_run *r)
     add_str_or_null(o, "sha256", r->id.model_sha256);
     cJSON_AddNumberToObject(o, "file_bytes", (double)r->id.model_bytes);
     add_str_or_null(o, "matrix_type", r->id.matrix_type[0] ? r->id.matrix_type : lpl_dtype_name(r->model->wte.type));
-    cJSON_AddNumberToObject(o, "n_layer", mc->n_layer);
-    cJSON_AddNumberToObject(o, "n_embd", mc->n_embd);
-    cJSON_AddNumberToObject(o, "n_head", mc->n_head);
-    cJSON_AddNumberToObject(o, "n_ctx", mc->n_ctx);
-    cJSON_AddNumberToObject(o, "n_vocab", mc->n_vocab);
-    cJSON_AddNumberToObject(o, "params", (double)lpl_gpt2_param_count(mc));
+    lpl_model_shape_add(o, mc, 1);
     return o;
 }
 
@@ -282,10 +278,10 @@ static cJSON *base_dropout_cjson(const lpl_run *r)
     if (r->cfg.base_dropout == LPL_BASE_DROPOUT_CONFIG)
         cJSON_AddStringToObject(o, "setting", "config");
     else
-        cJSON_AddNumberToObject(o, "setting", lpl_exp_short_double(r->cfg.base_dropout));
-    cJSON_AddNumberToObject(o, "embd_pdrop", lpl_exp_short_double(d.embd));
-    cJSON_AddNumberToObject(o, "attn_pdrop", lpl_exp_short_double(d.attn));
-    cJSON_AddNumberToObject(o, "resid_pdrop", lpl_exp_short_double(d.resid));
+        cJSON_AddNumberToObject(o, "setting", lpl_short_double(r->cfg.base_dropout));
+    cJSON_AddNumberToObject(o, "embd_pdrop", lpl_short_double(d.embd));
+    cJSON_AddNumberToObject(o, "attn_pdrop", lpl_short_double(d.attn));
+    cJSON_AddNumberToObject(o, "resid_pdrop", lpl_short_double(d.resid));
     cJSON_AddStringToObject(o, "source", source);
     if (!strcmp(source, "assumed"))
         cJSON_AddStringToObject(o, "note", "the model file records no dropout rates; GPT-2's 0.1 assumed");
@@ -324,12 +320,7 @@ static cJSON *aggregates_as_printed(const cJSON *pl)
 
 static cJSON *results_cjson(const lpl_run *r)
 {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "format", "loralab-results");
-    cJSON_AddNumberToObject(root, "version", 1);
-    char when[32];
-    lpl_utc_timestamp(when, sizeof when);
-    cJSON_AddStringToObject(root, "written", when);
+    cJSON *root = lpl_document_new("loralab-results");
     cJSON_AddItemToObject(root, "config", lpl_experiment_to_cjson(&r->cfg));
     cJSON_AddItemToObject(root, "model", model_cjson(r));
     cJSON_AddItemToObject(root, "base_dropout", base_dropout_cjson(r));

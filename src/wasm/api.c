@@ -17,6 +17,7 @@
 #include "lpl/io/model_io.h"
 #include "lpl/core/threads.h"
 #include "lpl/lab/generate.h"
+#include "lpl/lab/document.h"
 #include "lpl/lab/presets.h"
 
 #ifdef __EMSCRIPTEN__
@@ -150,12 +151,7 @@ LAB_EXPORT const char *lab_model_info(void)
     const lpl_gpt2_config *c = &g.model->cfg;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", g.id.model_name);
-    cJSON_AddNumberToObject(o, "n_layer", c->n_layer);
-    cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
-    cJSON_AddNumberToObject(o, "n_head", c->n_head);
-    cJSON_AddNumberToObject(o, "n_ctx", c->n_ctx);
-    cJSON_AddNumberToObject(o, "n_vocab", c->n_vocab);
-    cJSON_AddNumberToObject(o, "params", (double)lpl_gpt2_param_count(c));
+    lpl_model_shape_add(o, c, 1);
     cJSON_AddStringToObject(o, "matrix_type", g.id.matrix_type);
     cJSON_AddNumberToObject(o, "file_bytes", (double)g.model_size);
     cJSON_AddStringToObject(o, "sha256", g.id.model_sha256);
@@ -365,6 +361,7 @@ LAB_EXPORT const char *lab_count(const char *experiment_json)
         lpl_fail(&g.err, LPL_ERR_INVALID, "no model loaded and no \"preset\" in the experiment");
         return keep(&g.str_count, NULL);
     }
+    c.max_len = lpl_experiment_max_len(c.max_len, mc.n_ctx);
     if (c.max_len > mc.n_ctx)
         c.max_len = mc.n_ctx; /* counting does not depend on it */
     /* A grid (r / alpha lists, bands) is counted arm by arm, as the CLI counts it. */
@@ -392,7 +389,7 @@ static int64_t heap_available(void)
  * two AdamW moments while training; weights and gradients kept afterwards). */
 static int64_t run_bytes(const lpl_experiment_config *c, const lpl_gpt2_config *mc, lpl_error *err)
 {
-    int64_t T = c->max_len, C = mc->n_embd, L = mc->n_layer, H = mc->n_head, V = mc->n_vocab;
+    int64_t T = lpl_experiment_max_len(c->max_len, mc->n_ctx), C = mc->n_embd, L = mc->n_layer, H = mc->n_head, V = mc->n_vocab;
     int64_t act = T * L * 20 * C + L * H * T * T + 2 * T * V;
     int64_t bytes = 2 * 4 * act;
     int64_t max_trainable = 0, kept = 0;

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { open, artifact, wasmHasApi, findModel, waitLoaded, setHp, choosePlacements, runToEnd,
+import path from 'node:path';
+import { REPO, open, artifact, wasmHasApi, findModel, waitLoaded, setHp, choosePlacements, runToEnd,
   openLab as openLabOn } from './harness.mjs';
 
 const MODEL = findModel();
@@ -74,6 +75,20 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
     }
     const evalSeries = await page.evaluate(() => window.__lab.evalSeries());
     for (const s of evalSeries) assert.ok(s.points >= 2, `${s.name}: eval before and after training`);
+
+    // Train loss is drawn smoothed (EMA, the slider's weight) over its raw points, faint.
+    const { ema } = await import(path.join(REPO, 'web', 'smooth.js'));
+    const close = (a, b) => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) < 1e-9);
+    const weight = Number(await page.inputValue('#train-smoothing'));
+    assert.ok(weight > 0, 'smoothing is on by default');
+    for (const s of await page.evaluate(() => window.__lab.series({ values: true }))) {
+      assert.ok(close(s.smoothed, ema(s.raw, weight)), `${s.name}: the curve is the EMA of the raw points`);
+      assert.match(s.rawStroke, /^#[0-9a-f]{6}[0-9a-f]{2}$/, `${s.name}: raw points drawn faint (with alpha)`);
+    }
+    await page.fill('#train-smoothing', '0');
+    for (const s of await page.evaluate(() => window.__lab.series({ values: true }))) {
+      assert.ok(close(s.smoothed, s.raw), `${s.name}: smoothing 0 draws the raw points`);
+    }
 
     // The table's numbers are the downloaded results.json's.
     const doc = JSON.parse((await downloadText(page, '#dl-json')).toString('utf8'));

@@ -58,6 +58,9 @@ test('base dropout: a bad value is refused with a message naming it; "config" an
   try {
     await waitLoaded(page);
     await page.waitForFunction(() => !document.querySelector('#run').disabled, null, { timeout: 20000 });
+    // max_len's default fits the loaded model: its context, at most 256.
+    const nCtx = await page.evaluate(() => window.__lab.state.model.n_ctx);
+    assert.equal(Number(await page.inputValue('[data-hp="max_len"]')), Math.min(256, nCtx));
     for (const bad of ['abc', '1.5', '-0.1']) {
       await setHp(page, { base_dropout: bad });
       await page.click('#run');

@@ -2,7 +2,8 @@
 // suffix and open ranges, multipart/byteranges, If-Range; then 200 concurrent clients
 // on loopback (page, wasm, HEAD and Range slices of a model file, a few whole
 // downloads) while stalled clients hold connections, with the server's peak RSS
-// (VmHWM) measured: it must stay far below the size of the file it streams.
+// (VmHWM) measured: it must stay far below the size of the file it streams; and 200
+// clients reusing connections as Node's fetch does (keep-alive), across a stall.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -330,4 +331,44 @@ test(`${CLIENTS} concurrent clients, stalled readers, whole downloads: no failur
       `${mb(BIG)} MiB in ${seconds.toFixed(1)} s; server RSS ${mb(base.rss)} MiB before, peak ${mb(peak)} ` +
       `MiB (growth ${mb(growth)} MiB, bound ${mb(RSS_BOUND)} MiB)`);
     assert.ok(growth < RSS_BOUND, `server peak RSS grew by ${mb(growth)} MiB while streaming a ${mb(BIG)} MiB file`);
+  });
+
+// ---------------------------------------------------------------- keep-alive reuse
+
+test(`${CLIENTS} fetch clients x 5 files on reused connections, across a 5.5 s stall: no failure`,
+  { timeout: 120000 }, async () => {
+    // Node's fetch pools connections and reuses them until the time the server
+    // announces in Keep-Alive, less 1 s. A client process that stalls (a busy CI
+    // machine, a laptop waking up) past the moment the server closes an idle
+    // connection sends its next request on a closed socket: UND_ERR_SOCKET, "other
+    // side closed". With Node's default 5 s server timeout this stall failed 186 of
+    // 1,000 requests; the server must keep connections well past what it announces.
+    const files = () => [['/', {}, pageBytes], ['/build-wasm/loralab_mt.wasm', {}, wasmBytes],
+                         ['/models/small.bin', {}, expected(0, 1000)],
+                         ['/models/big.gguf', { Range: 'bytes=0-4095' }, expected(0, 4096)],
+                         ['/models/big.gguf', { Range: 'bytes=-100' }, expected(BIG - 100, 100)]];
+    const want = files();
+    const failures = [];
+    let done = 0;
+    const get = async (id, k) => {
+      const [f, headers, bytes] = want[k];
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}${f}`, { headers });
+        const body = Buffer.from(await r.arrayBuffer());
+        if (!body.equals(bytes)) failures.push(`client ${id} ${f}: ${r.status}, ${body.length} bytes`);
+        done++;
+      } catch (e) {
+        failures.push(`client ${id} ${f}: ${e.cause?.code || ''} ${e.cause?.message || e.message}`);
+      }
+    };
+    // Every client's first file: the pool now holds idle connections.
+    await Promise.all(Array.from({ length: CLIENTS }, (_, id) => get(id, 0)));
+    const t = Date.now();
+    while (Date.now() - t < 5500); // the stall: this process runs nothing, timers included
+    await Promise.all(Array.from({ length: CLIENTS }, async (_, id) => { for (let k = 1; k < 5; k++) await get(id, k); }));
+    assert.deepEqual(failures.slice(0, 5), [], `${failures.length} of ${CLIENTS * 5} requests failed`);
+    assert.equal(done, CLIENTS * 5);
+    const h = await fetch(`http://127.0.0.1:${port}/`);
+    await h.arrayBuffer();
+    assert.match(h.headers.get('keep-alive') || '', /^timeout=\d+$/, 'the server announces its keep-alive time');
   });

@@ -4,6 +4,7 @@ import { $, el, fill, fmtInt, fmtBytes } from '../dom.js';
 import { engine } from '../engine.js';
 import { state, showError, clearError, setStatus, updateButtons } from '../state.js';
 import { refreshCounts } from './placements.js';
+import { setModelContext } from './hp.js';
 
 /** Shows a worker progress message on the model's progress bar. */
 export function onProgress(p) {
@@ -69,6 +70,7 @@ export async function loadModel() {
   try {
     const r = await engine.call('loadModel', { source });
     state.model = r.info;
+    setModelContext(r.info && r.info.n_ctx);
     state.modelSource = r;
     setStatus('#model-status', describe(r));
     $('#model-progress').hidden = true;

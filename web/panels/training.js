@@ -9,4 +9,11 @@ export const charts = new Charts({
 
 export function initTrainingPanel() {
   $('#heatmap-placement').addEventListener('change', () => charts.drawHeatmap());
+  const slider = $('#train-smoothing');
+  const show = () => {
+    charts.setSmoothing(Number(slider.value));
+    $('#train-smoothing-value').textContent = Number(slider.value).toFixed(2);
+  };
+  slider.addEventListener('input', show);
+  show();
 }

@@ -7,6 +7,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The library's exported functions: each public header wraps its declarations in
+ * LPL_BEGIN_DECLS / LPL_END_DECLS, which give them C linkage for a C++ program and
+ * default visibility (exported from a shared build made with -fvisibility=hidden).
+ * LPL_API marks a single declaration the same way. */
+#if defined(_WIN32) && defined(LPL_SHARED)
+#if defined(LPL_BUILDING)
+#define LPL_API __declspec(dllexport)
+#else
+#define LPL_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define LPL_API __attribute__((visibility("default")))
+#else
+#define LPL_API
+#endif
+#if defined(__GNUC__) && !defined(_WIN32)
+#define LPL_VISIBILITY_PUSH_ _Pragma("GCC visibility push(default)")
+#define LPL_VISIBILITY_POP_ _Pragma("GCC visibility pop")
+#else
+#define LPL_VISIBILITY_PUSH_
+#define LPL_VISIBILITY_POP_
+#endif
+#ifdef __cplusplus
+#define LPL_BEGIN_DECLS extern "C" { LPL_VISIBILITY_PUSH_
+#define LPL_END_DECLS LPL_VISIBILITY_POP_ }
+#else
+#define LPL_BEGIN_DECLS LPL_VISIBILITY_PUSH_
+#define LPL_END_DECLS LPL_VISIBILITY_POP_
+#endif
+
+LPL_BEGIN_DECLS
+
 typedef enum {
     LPL_OK = 0,
     LPL_ERR_INVALID = 1,     /* bad argument, impossible config, bad user input */
@@ -23,7 +55,8 @@ typedef struct {
     char msg[512];
 } lpl_error;
 
-/* Records code and a printf-style message in err (which may be NULL); returns code. */
+/* Records code and a printf-style message in err (which may be NULL); returns code.
+ * The arguments may include err->msg itself (a message that wraps the previous one). */
 lpl_status lpl_fail(lpl_error *err, lpl_status code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -67,5 +100,7 @@ typedef struct {
     int cols;
     void *data;
 } lpl_matrix;
+
+LPL_END_DECLS
 
 #endif

@@ -10,6 +10,8 @@
 
 #include "lpl/core/common.h"
 
+LPL_BEGIN_DECLS
+
 /* Longest path the library builds or keeps (bytes, NUL included). */
 #define LPL_PATH_MAX 1024
 
@@ -59,5 +61,7 @@ lpl_status lpl_append_lines(const char *path, const char *text, size_t n, lpl_er
 
 /* mkdir -p. LPL_ERR_IO names the directory that could not be made. */
 lpl_status lpl_make_dirs(const char *dir, lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

@@ -3,8 +3,12 @@
 #ifndef LPL_PLATFORM_H
 #define LPL_PLATFORM_H
 
+#include "lpl/core/common.h"
+
 #include <stddef.h>
 #include <stdint.h>
+
+LPL_BEGIN_DECLS
 
 #define LPL_VERSION "0.1.0"
 
@@ -24,5 +28,7 @@ int64_t lpl_peak_memory_bytes(void);
 /* Heap bytes in use now (native glibc: mallinfo2 in-use + mmap'd blocks; wasm:
  * dlmalloc's in-use bytes); 0 where unknown. */
 int64_t lpl_heap_in_use_bytes(void);
+
+LPL_END_DECLS
 
 #endif

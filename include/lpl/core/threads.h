@@ -6,6 +6,8 @@
 
 #include "lpl/core/common.h"
 
+LPL_BEGIN_DECLS
+
 /* Body of a parallel loop: process indices [begin, end). */
 typedef void (*lpl_range_fn)(void *ctx, int begin, int end);
 
@@ -29,5 +31,7 @@ void lpl_threads_shutdown(void);
  * it runs serially. Chunking never changes results: every output element must be
  * computed by one chunk. */
 void lpl_parallel_for(int n, int min_chunk, lpl_range_fn fn, void *ctx);
+
+LPL_END_DECLS
 
 #endif

@@ -13,6 +13,8 @@
 #include "lpl/model/gpt2.h"
 #include "lpl/model/lora.h"
 
+LPL_BEGIN_DECLS
+
 /* adapter_config.json text for a GPT-2 adapter config (malloc'd), or NULL on no memory. */
 char *lpl_adapter_config_json(const lpl_lora_config *c, const char *base_model_name);
 /* The same for an adapter of any architecture (fan_in_fan_out from its model). */
@@ -42,5 +44,7 @@ lpl_lora *lpl_adapter_from_memory(const char *config_json, const void *st, size_
 
 /* Same from a directory holding the two files. */
 lpl_lora *lpl_adapter_load(const char *dir, const lpl_gpt2_config *mc, lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

@@ -6,6 +6,8 @@
 #include "lpl/core/common.h"
 #include "lpl/io/tokenizer.h"
 
+LPL_BEGIN_DECLS
+
 typedef struct {
     char *instruction, *input, *output; /* input may be "" */
 } lpl_alpaca_record;
@@ -64,5 +66,7 @@ void lpl_examples_free(lpl_example_set *s);
 
 /* Fisher-Yates permutation of 0..n-1 from seed into perm. */
 void lpl_shuffle_indices(int *perm, int n, uint64_t seed);
+
+LPL_END_DECLS
 
 #endif

@@ -6,6 +6,8 @@
 
 #include "lpl/core/common.h"
 
+LPL_BEGIN_DECLS
+
 typedef enum {
     LPL_GGUF_UINT8 = 0, LPL_GGUF_INT8 = 1, LPL_GGUF_UINT16 = 2, LPL_GGUF_INT16 = 3,
     LPL_GGUF_UINT32 = 4, LPL_GGUF_INT32 = 5, LPL_GGUF_FLOAT32 = 6, LPL_GGUF_BOOL = 7,
@@ -92,5 +94,7 @@ lpl_status lpl_gguf_write_memory(lpl_gguf_writer *w, void **out, size_t *size, l
  * (tensor_at has lpl_gguf_writer_n_tensors entries; may be NULL). */
 lpl_status lpl_gguf_write_memory_ex(lpl_gguf_writer *w, void **out, size_t *size, size_t *tensor_at,
                                     lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

@@ -8,6 +8,8 @@
 #include "lpl/io/gguf.h"
 #include "lpl/model/gpt2.h"
 
+LPL_BEGIN_DECLS
+
 /* Builds a model whose tensors point into an open GGUF (which must outlive the
  * model unless copy != 0). Checks every tensor's presence, type and shape against
  * the config in the file; LPL_ERR_FORMAT names the first mismatch. */
@@ -42,5 +44,7 @@ typedef void (*lpl_progress_fn)(void *user, const char *stage, int64_t done, int
 /* lpl_convert_hf_dir with a progress callback (fn may be NULL) and general.name. */
 lpl_status lpl_convert_hf_dir_ex(const char *hf_dir, const char *out_path, lpl_dtype t,
                                  const char *name, lpl_progress_fn fn, void *user, lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

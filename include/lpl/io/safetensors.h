@@ -8,6 +8,8 @@
 
 #include "lpl/core/common.h"
 
+LPL_BEGIN_DECLS
+
 #define LPL_ST_MAX_DIMS 8
 
 /* A tensor of a checkpoint (safetensors or PyTorch), row-major in PyTorch's order:
@@ -72,5 +74,7 @@ lpl_status lpl_safetensors_write_memory(int n, const char *const *names, const l
                                         const int *n_dims, const int64_t *const *shapes,
                                         const void *const *data, const char *const *meta,
                                         void **out, size_t *size, lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

@@ -16,6 +16,8 @@
 #include "lpl/core/common.h"
 #include "lpl/io/gguf.h"
 
+LPL_BEGIN_DECLS
+
 typedef struct lpl_tokenizer lpl_tokenizer;
 
 typedef enum {
@@ -122,5 +124,7 @@ lpl_status lpl_tokenizer_to_gguf(const lpl_tokenizer *t, lpl_gguf_writer *w, lpl
  * written as u32 and floats as f32; arrays of other than strings, int32 or f32 are
  * refused. LPL_ERR_INVALID if t's vocabulary does not match token_embd.weight. */
 lpl_status lpl_tokenizer_embed_gguf(const lpl_gguf *src, const lpl_tokenizer *t, lpl_gguf_writer *w, lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

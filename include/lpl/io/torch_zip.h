@@ -14,6 +14,8 @@
 #include "lpl/core/common.h"
 #include "lpl/io/safetensors.h"
 
+LPL_BEGIN_DECLS
+
 typedef struct lpl_torch_ckpt lpl_torch_ckpt;
 
 /* Opens a pytorch_model.bin (mapped read-only natively). NULL with err naming the
@@ -63,5 +65,7 @@ const lpl_torch_ref *lpl_torch_refs(const lpl_torch_ckpt *c);
 /* Legacy index: the storages in file order. */
 int64_t lpl_torch_n_storages(const lpl_torch_ckpt *c);
 const lpl_torch_storage *lpl_torch_storages(const lpl_torch_ckpt *c);
+
+LPL_END_DECLS
 
 #endif

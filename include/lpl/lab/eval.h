@@ -9,6 +9,8 @@
 #include "lpl/model/gpt2.h"
 #include "lpl/model/lora.h"
 
+LPL_BEGIN_DECLS
+
 typedef struct {
     double nll_sum;            /* over all scored tokens */
     int64_t n_tokens;          /* scored tokens */
@@ -57,5 +59,7 @@ lpl_status lpl_token_losses(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_e
 char *lpl_token_view_json(const lpl_gpt2_model *m, const lpl_tokenizer *tok, lpl_lora *const *adapters,
                           const char *const *names, int n_adapters, const lpl_example_set *ex, int first,
                           int count, lpl_compute compute, lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

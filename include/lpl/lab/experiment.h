@@ -18,6 +18,8 @@
 #include "lpl/io/tokenizer.h"
 #include "lpl/lab/eval.h"
 
+LPL_BEGIN_DECLS
+
 #define LPL_EXP_MAX_PLACEMENTS 64   /* placements, also after a grid is expanded (grid.h) */
 #define LPL_EXP_MAX_VALUES 8        /* values of r or alpha in a grid */
 /* (the path limit is LPL_PATH_MAX of lpl/core/files.h) */
@@ -44,7 +46,8 @@ typedef struct {
     char eval[LPL_PATH_MAX];    /* CLI only: "" = split the train file */
     char preset[64];                /* model shape for accounting without weights ("" = none) */
     int n_train, n_eval;            /* records used (first n of each file); <= 0 = all */
-    int max_len;                    /* tokens per example */
+    int max_len;                    /* tokens per example; 0 (the default) = fit the model:
+                                     * its context, at most LPL_MAX_LEN_DEFAULT */
     int response_only;              /* score only response tokens */
     int r;
     float alpha, dropout;
@@ -75,12 +78,19 @@ typedef struct {
 } lpl_experiment_config;
 
 /* The study's defaults: model/data paths of the bundled model and data, 100 train /
- * 20 eval, max_len 256, r 16, alpha 32, dropout 0.1, 3 epochs, batch 1, lr 2e-4,
+ * 20 eval, max_len 0 (the model's context, at most 256), r 16, alpha 32, dropout 0.1, 3 epochs, batch 1, lr 2e-4,
  * cosine, no warmup, no weight decay, grad_clip 1.0, seed 42, shuffle on, base dropout
  * from the model's config, compute int8
  * (docs/BENCHMARKS.md "Compute int8": eval loss within 0.5% of f32), placements
  * baseline, ffn, attn. */
 void lpl_experiment_default(lpl_experiment_config *c);
+
+/* The max_len default's cap: a model with a longer context trains on 256 tokens. */
+#define LPL_MAX_LEN_DEFAULT 256
+
+/* The tokens per example a run uses: max_len, or for 0 the model's context n_ctx
+ * capped at LPL_MAX_LEN_DEFAULT. */
+int lpl_experiment_max_len(int max_len, int n_ctx);
 
 /* The defaults for a config saved by an earlier version (a results.json being resumed):
  * lpl_experiment_default with the settings added since set as runs had them before
@@ -262,14 +272,15 @@ lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err);
 lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err);
 
 /* One unit of work (one optimizer step, or one eval pass). Returns 1 if more remains,
- * 0 when the run is finished (or cancelled), -1 on a fatal error (err set). A
+ * 0 when the run is finished (or cancelled), -1 on a fatal error (err set; out of
+ * memory for an event is one: no event, and so no adapter, is dropped silently). A
  * non-finite loss or gradient fails only the current placement (event
  * "placement_failed" with the step, placement and likely cause) and returns 1. */
 int lpl_run_step(lpl_run *r, lpl_error *err);
 
 /* Asks the run to stop before its next unit; completed placements are kept, the
  * one in progress is dropped (it stays pending, so resume redoes it). Safe to call
- * from a signal handler (sets a flag). */
+ * from a signal handler or another thread (sets a C11 atomic flag). */
 void lpl_run_cancel(lpl_run *r);
 int lpl_run_cancelled(const lpl_run *r);
 int lpl_run_finished(const lpl_run *r);
@@ -349,5 +360,7 @@ lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *e
  * success *known is the new content (free it); on failure NULL, and LPL_ERR_IO
  * names the file. */
 lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, size_t *torn, lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

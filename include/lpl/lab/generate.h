@@ -8,6 +8,8 @@
 #include "lpl/model/gpt2.h"
 #include "lpl/model/lora.h"
 
+LPL_BEGIN_DECLS
+
 typedef struct {
     int max_new_tokens;   /* default 64 */
     float temperature;    /* <= 0: greedy */
@@ -28,5 +30,7 @@ void lpl_generate_options_default(lpl_generate_options *o);
 lpl_status lpl_generate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_tokenizer *tok,
                         const char *prompt, const lpl_generate_options *o, char **text,
                         lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

@@ -7,6 +7,8 @@
 #include "lpl/core/common.h"
 #include "lpl/model/gpt2_config.h"
 
+LPL_BEGIN_DECLS
+
 /* Base parameter count as HF counts it (LM head tied to wte, counted once). */
 int64_t lpl_gpt2_param_count(const lpl_gpt2_config *cfg);
 
@@ -171,5 +173,7 @@ void lpl_gpt2_reset_timings(lpl_gpt2_state *s);
  * to the weights it adapts, requantising them if they are quantized. LPL_ERR_INVALID
  * when l was made for another shape or sign is not +-1; LPL_ERR_NOMEM. */
 lpl_status lpl_gpt2_merge_lora(lpl_gpt2_model *m, const struct lpl_lora *l, int sign, lpl_error *err);
+
+LPL_END_DECLS
 
 #endif

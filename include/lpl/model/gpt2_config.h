@@ -7,6 +7,8 @@
 
 #include "lpl/core/common.h"
 
+LPL_BEGIN_DECLS
+
 /* Dropout rates of HF's GPT2Config (embd_pdrop, attn_pdrop, resid_pdrop), which a
  * model in train mode applies; the engine applies them only when asked (gpt2.h
  * lpl_gpt2_state_set_dropout). */
@@ -107,5 +109,7 @@ const char *lpl_site_name(lpl_site s);
 const char *lpl_block_prefix(const lpl_gpt2_config *cfg);
 /* Output and input width of a site for a config. */
 void lpl_site_shape(const lpl_gpt2_config *cfg, lpl_site s, int *out_features, int *in_features);
+
+LPL_END_DECLS
 
 #endif

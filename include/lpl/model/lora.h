@@ -10,6 +10,8 @@
 #include "lpl/core/common.h"
 #include "lpl/model/gpt2_config.h"
 
+LPL_BEGIN_DECLS
+
 #define LPL_LORA_MAX_TARGETS 16
 #define LPL_LORA_MAX_LAYERS 128
 
@@ -99,5 +101,7 @@ void lpl_lora_site_backward(lpl_lora *l, const lpl_lora_module *mod, float *dX, 
 /* Dropout multiplier (0 or 1/(1-p)) of element idx (= t * in + i) of the input of the
  * module at (layer, site) for the forward with dropout key `key`. */
 float lpl_lora_dropout_scale(uint64_t key, int layer, lpl_site site, int64_t idx, float p);
+
+LPL_END_DECLS
 
 #endif

@@ -4,6 +4,8 @@
 
 #include "lpl/core/common.h"
 
+LPL_BEGIN_DECLS
+
 typedef struct {
     float beta1, beta2, eps, weight_decay; /* 0.9, 0.999, 1e-8, 0 */
 } lpl_adamw_config;
@@ -32,5 +34,7 @@ lpl_status lpl_schedule_parse(const char *name, lpl_schedule *kind, lpl_error *e
 /* Global L2 norm of g[0..n); if max_norm > 0 and the norm exceeds it, scales g by
  * max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_. Returns the norm before clipping. */
 double lpl_clip_grad_norm(float *g, int64_t n, double max_norm);
+
+LPL_END_DECLS
 
 #endif

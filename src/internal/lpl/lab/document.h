@@ -1,0 +1,18 @@
+/* The pieces every JSON document the lab writes shares: its header and the model's
+ * shape (results.json, plan.json, the wasm module's model info, the presets). */
+#ifndef LPL_DOCUMENT_H
+#define LPL_DOCUMENT_H
+
+#include <cJSON.h>
+
+#include "lpl/model/gpt2_config.h"
+
+/* A new document {"format": format, "version": 1, "written": UTC time}; NULL when out
+ * of memory. */
+cJSON *lpl_document_new(const char *format);
+
+/* Adds n_layer, n_embd, n_head, n_ctx and n_vocab of c to o, and "params" (the base
+ * parameter count) when with_params != 0. */
+void lpl_model_shape_add(cJSON *o, const lpl_gpt2_config *c, int with_params);
+
+#endif

@@ -1,0 +1,36 @@
+/* The shared pieces of the lab's JSON documents (lpl/lab/document.h). */
+#include "lpl/lab/document.h"
+
+#include "lpl/core/platform.h"
+#include "lpl/model/gpt2.h"
+
+cJSON *lpl_document_new(const char *format)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "format", format);
+    cJSON_AddNumberToObject(root, "version", 1);
+    char when[32];
+    lpl_utc_timestamp(when, sizeof when);
+    cJSON_AddStringToObject(root, "written", when);
+    return root;
+}
+
+void lpl_model_shape_add(cJSON *o, const lpl_gpt2_config *c, int with_params)
+{
+    cJSON_AddNumberToObject(o, "n_layer", c->n_layer);
+    cJSON_AddNumberToObject(o, "n_embd", c->n_embd);
+    cJSON_AddNumberToObject(o, "n_head", c->n_head);
+    cJSON_AddNumberToObject(o, "n_ctx", c->n_ctx);
+    cJSON_AddNumberToObject(o, "n_vocab", c->n_vocab);
+    cJSON_AddStringToObject(o, "arch", lpl_arch_name(c->arch));
+    if (lpl_cfg_is_llama(c)) {
+        cJSON_AddNumberToObject(o, "n_kv_head", c->n_kv_head);
+        cJSON_AddNumberToObject(o, "n_ff", c->n_ff);
+        cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+        cJSON_AddNumberToObject(o, "rms_norm_eps", c->ln_eps);
+        cJSON_AddBoolToObject(o, "tied", !c->untied);
+        cJSON_AddBoolToObject(o, "qkv_bias", c->arch == LPL_ARCH_QWEN2);
+    }
+    if (with_params)
+        cJSON_AddNumberToObject(o, "params", (double)lpl_gpt2_param_count(c));
+}
