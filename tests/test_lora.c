@@ -132,7 +132,7 @@ static void test_refusals(void)
 {
     lpl_gpt2_config c = preset("tiny");
     lpl_error err;
-    uint8_t sel[64 * 4];
+    uint8_t sel[64 * LPL_N_SITES];
     lpl_lora_config lc = TARGETS("c_attn", "c_fcc");
     CHECK(lpl_lora_select(&lc, &c, sel, &err) == LPL_ERR_INVALID && strstr(err.msg, "'c_fcc' matches no module"),
           "typo target: %s", err.msg);

@@ -34,7 +34,8 @@ static void fuzz_exp_count(const lpl_experiment_config *c)
         FUZZ_ASSERT(e.msg[0] != '\0', "check failed without a message");
         return;
     }
-    uint8_t sel[24 * 4];
+    /* One flag per layer and site of every architecture (LPL_N_SITES), not GPT-2's four. */
+    uint8_t sel[24 * LPL_N_SITES];
     for (int i = 0; i < c->n_placements; i++) {
         lpl_placement_count cnt;
         lpl_status st = lpl_experiment_count(c, &fuzz_exp_model, i, &cnt, sel, &e);
