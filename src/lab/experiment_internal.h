@@ -95,6 +95,7 @@ struct lpl_run {
     int host_owes;                  /* adapters changed on the host and are not written back */
     int host_begin, host_end;
     double host_t0;
+    cJSON *device_info;             /* lpl_run_set_device_info: results' environment.webgpu */
     lpl_eval_point base_eval;
     int have_base_eval;
     atomic_int cancel;              /* set by lpl_run_cancel: from a signal handler or another thread */

@@ -273,6 +273,7 @@ void lpl_run_free(lpl_run *r)
     if (r->opt_ready)
         lpl_adamw_free(&r->opt);
     free(r->accum);
+    cJSON_Delete(r->device_info);
     free(r->perm);
     free(r->train_idx);
     lpl_examples_free(&r->train);
@@ -1001,6 +1002,7 @@ int lpl_run_host_next(lpl_run *r, lpl_run_host_step *s, lpl_error *err)
     }
     memset(s, 0, sizeof *s);
     s->training = r->cur;
+    s->seed = p->seed;
     s->first_step = r->step == 0;
     s->step = r->step;
     s->total_steps = r->total_steps;
@@ -1058,7 +1060,19 @@ lpl_status lpl_run_host_set_adapters(lpl_run *r, const float *params, int64_t n,
     if (n != lora->n_params)
         return lpl_fail(err, LPL_ERR_INVALID, "hosted training: %lld adapter params given, training %d has %lld",
                         (long long)n, r->cur, (long long)lora->n_params);
-    memcpy(lora->params, params, (size_t)n * sizeof(float));
+    memmove(lora->params, params, (size_t)n * sizeof(float));
     r->host_owes = 0;
+    return LPL_OK;
+}
+
+lpl_status lpl_run_set_device_info(lpl_run *r, const char *json, lpl_error *err)
+{
+    cJSON *o = cJSON_Parse(json ? json : "");
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return lpl_fail(err, LPL_ERR_INVALID, "device info: not a JSON object");
+    }
+    cJSON_Delete(r->device_info);
+    r->device_info = o;
     return LPL_OK;
 }

@@ -64,6 +64,9 @@ typedef struct {
     int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
     lpl_compute compute;            /* base products: int8 (default) or f32 (gpt2.h) */
+    int device;                     /* LPL_DEVICE_CPU (default) or LPL_DEVICE_WEBGPU: where the
+                                     * page's worker computes training steps (hosted steps);
+                                     * the native CLI runs on the CPU only */
     float base_dropout;             /* base-model dropout in training: LPL_BASE_DROPOUT_CONFIG
                                      * (default) = the model's embd/attn/resid_pdrop, as the
                                      * study trained; a rate in [0, 1) sets all three */
@@ -76,6 +79,8 @@ typedef struct {
     int n_placements;
     lpl_placement placements[LPL_EXP_MAX_PLACEMENTS];
 } lpl_experiment_config;
+
+enum { LPL_DEVICE_CPU = 0, LPL_DEVICE_WEBGPU = 1 };
 
 /* The study's defaults: model/data paths of the bundled model and data, 100 train /
  * 20 eval, max_len 0 (the model's context, at most 256), r 16, alpha 32, dropout 0.1, 3 epochs, batch 1, lr 2e-4,
@@ -294,6 +299,7 @@ void lpl_run_cancel(lpl_run *r);
 /* One step for the host. Pointers stay valid until the next lpl_run_host_* call. */
 typedef struct {
     int training;            /* index of the training (placement x seed) */
+    uint64_t seed;           /* the training's seed (base dropout stream: lpl_gpt2_state_set_dropout) */
     int first_step;          /* 1: a new training starts: (re)load lora->params and zero the optimizer */
     int step;                /* optimizer steps already taken in this training */
     int total_steps;
@@ -326,6 +332,11 @@ int lpl_run_host_next(lpl_run *r, lpl_run_host_step *s, lpl_error *err);
  * the end of the training is next: call lpl_run_host_set_adapters), 0 when not, -1
  * when no step was pending (err set). */
 int lpl_run_host_record(lpl_run *r, float loss, double grad_norm, int tokens, lpl_error *err);
+
+/* Records what the hosted steps ran on (a JSON object: the WebGPU adapter's vendor,
+ * architecture, the limits requested...): results.json carries it as
+ * environment.webgpu. LPL_ERR_INVALID when json is not an object. */
+lpl_status lpl_run_set_device_info(lpl_run *r, const char *json, lpl_error *err);
 
 /* Writes the host's adapters (n params in lora->params' layout) into the current
  * training. LPL_ERR_INVALID when no training runs or n differs. */
