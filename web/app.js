@@ -114,6 +114,7 @@ if (TEST) {
     series: (o) => charts.series(o),
     evalSeries: () => charts.evalSeries(),
     crash: () => engine.call('crashForTest').catch((e) => e.message),
+    experiment: () => experiment(),
   };
 }
 
