@@ -9,6 +9,7 @@ export const GPU_LIMITS = {
   maxStorageBufferBindingSize: 128 * 2 ** 20,
   maxComputeWorkgroupStorageSize: 16384,
   maxComputeInvocationsPerWorkgroup: 256,
+  maxStorageBuffersPerShaderStage: 8,
 };
 
 /** {usable, propose, reason, info: {vendor, architecture, device, description}, emulation}. */
