@@ -17,6 +17,8 @@ import { initLearnedPanel } from './panels/learned.js';
 import { initDiagramPanel } from './panels/diagram.js';
 import { initTour } from './panels/tour.js';
 import { initRunsPanel } from './panels/runs.js';
+import { experiment } from './panels/placements.js';
+import { probeWebGpu, deviceNote } from './device.js';
 
 const TEST = params.get('test') === '1';
 
@@ -112,8 +114,53 @@ if (TEST) {
     series: (o) => charts.series(o),
     evalSeries: () => charts.evalSeries(),
     crash: () => engine.call('crashForTest').catch((e) => e.message),
+    experiment: () => experiment(),
   };
 }
+
+// The device select: ?device= when given, else WebGPU when the page proposes it (a real
+// GPU with the engine's limits), else the CPU, with the reason in #device-note.
+async function initDevice() {
+  const select = $('#device');
+  const p = await probeWebGpu();
+  state.gpu = p;
+  select.querySelector('option[value="webgpu"]').disabled = !p.usable;
+  const asked = params.get('device');
+  let note = deviceNote(p);
+  if (asked === 'webgpu' && !p.usable) note = `?device=webgpu asked for the GPU, but this page runs on the CPU: ${p.reason}.`;
+  else if (asked && asked !== 'cpu' && asked !== 'webgpu') note = `?device=${asked} is not one of cpu, webgpu; ${note}`;
+  select.value = (asked === 'webgpu' && p.usable) || (!asked && p.propose) ? 'webgpu' : 'cpu';
+  $('#device-note').textContent = note;
+  $('#benchmark-device').disabled = false;
+}
+
+// Tokens/s of training steps on the CPU and on the GPU, side by side, on the loaded model.
+async function benchmarkDevice() {
+  const out = $('#benchmark-result');
+  if (!state.model || !state.data) { out.textContent = 'Load a model and data first.'; return; }
+  if (state.running) { out.textContent = 'A run is in progress.'; return; }
+  if (!state.gpu || !state.gpu.usable) { out.textContent = `No GPU to compare: ${state.gpu ? state.gpu.reason : 'WebGPU not checked yet'}.`; return; }
+  const btn = $('#benchmark-device');
+  btn.disabled = true;
+  out.textContent = 'Benchmarking: a few training steps on the CPU and on the GPU, alternating…';
+  try {
+    const r = await engine.call('benchmark', { experiment: experiment() });
+    const a = r.adapter || state.gpu.info || {};
+    const emu = a.architecture === 'swiftshader';
+    const f = (x) => (x == null ? 'n/a' : x.toFixed(1));
+    out.textContent = `CPU (wasm): ${f(r.cpuTokensPerS)} tokens/s · GPU (${[a.vendor, a.architecture].filter(Boolean).join(' ')}` +
+      `${emu ? ', emulation: SwiftShader is a CPU emulator, not a GPU speed' : ''}): ${f(r.gpuTokensPerS)} tokens/s · ` +
+      `median of ${r.rounds} alternating rounds of ${r.steps} steps` + (r.error ? ` · GPU error: ${r.error}` : '');
+    out.dataset.emulation = String(emu);
+  } catch (e) {
+    out.textContent = `Benchmark failed: ${e.message}`;
+  } finally {
+    btn.disabled = false;
+  }
+}
+$('#benchmark-device').addEventListener('click', benchmarkDevice);
+
+initDevice().then(() => { if (TEST) window.__lab.deviceReady = true; });
 
 startEngine().then(() => {
   if (TEST) window.__lab.ready = true;

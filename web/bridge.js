@@ -55,6 +55,12 @@ self.LabBridge = function LabBridge(M) {
     bufferPtr: ptrFn('lab_buffer_ptr', []),
     bufferSize: ptrFn('lab_buffer_size', []),
     memory: ptrFn('lab_memory', []),
+    modelTensors: ptrFn('lab_model_tensors', []),
+    hostNext: fn('lab_host_next', 'number', []),
+    hostStep: ptrFn('lab_host_step', []),
+    hostRecord: fn('lab_host_record', 'number', ['number', 'number', 'number']),
+    hostSetAdapters: fn('lab_host_set_adapters', 'number', ['number', 'number']),
+    setDeviceInfo: fn('lab_set_device_info', 'number', ['number']),
   };
 
   // The current view of wasm memory: with threads the buffer is a growable
@@ -244,6 +250,58 @@ self.LabBridge = function LabBridge(M) {
       const r = c.ablateStep();
       if (r < 0) throw fail('training');
       return r;
+    },
+    // Hosted training (docs/WASM_API.md "Hosted training"): the worker's GPU engine
+    // computes each step; the C core keeps data order, schedule, evals and results.
+    /** The model's config and tensors as views into wasm memory (web/gpu/API.md opts.tensors). */
+    modelTensors() {
+      const d = jsonOrThrow(c.modelTensors(), 'lab_model_tensors');
+      const h = heap();
+      const f32 = (v) => (v && v.ptr ? new Float32Array(h.buffer, v.ptr >>> 0, v.n) : null);
+      const mat = (m) => (m ? { type: m.type, rows: m.rows, cols: m.cols,
+        data: m.type === 'f32' ? new Float32Array(h.buffer, m.ptr >>> 0, m.rows * m.cols)
+                               : new Uint8Array(h.buffer, m.ptr >>> 0, m.bytes) } : null);
+      const t = d.tensors;
+      return { config: d.config, tensors: {
+        wte: mat(t.wte), wpe: f32(t.wpe), lnf_w: f32(t.lnf_w), lnf_b: f32(t.lnf_b),
+        ...(t.lm_head ? { lm_head: mat(t.lm_head) } : {}),
+        blocks: t.blocks.map((b) => ({ ln1_w: f32(b.ln1_w), ln1_b: f32(b.ln1_b), ln2_w: f32(b.ln2_w),
+          ln2_b: f32(b.ln2_b), w: b.w.map(mat), b: b.b.map(f32) })) } };
+    },
+    /** 1: a step is due (hostStep describes it), 0: finished; throws on a fatal error. */
+    hostNext() {
+      const r = c.hostNext();
+      if (r < 0) throw fail('training');
+      return r;
+    },
+    /** The due step with copies of its examples and (on a first step) the initial adapters. */
+    hostStep() {
+      const s = jsonOrThrow(c.hostStep(), 'lab_host_step');
+      const h = heap();
+      s.examples = s.examples.map((e) => ({ ...e,
+        tokens: new Int32Array(h.buffer.slice(e.tokens_ptr >>> 0, (e.tokens_ptr >>> 0) + 4 * e.T)),
+        targets: new Int32Array(h.buffer.slice(e.targets_ptr >>> 0, (e.targets_ptr >>> 0) + 4 * e.T)),
+        mask: new Uint8Array(h.buffer.slice(e.mask_ptr >>> 0, (e.mask_ptr >>> 0) + e.T)) }));
+      const p = s.lora.params_ptr >>> 0;
+      if (s.first_step) s.lora.params = new Float32Array(h.buffer.slice(p, p + 4 * s.lora.n_params));
+      return s;
+    },
+    /** Records the step: true when the adapters must be written back (hostSetAdapters). */
+    hostRecord(loss, gradNorm, tokens) {
+      const r = c.hostRecord(loss, gradNorm, tokens | 0);
+      if (r < 0) throw fail('recording a step');
+      return r === 1;
+    },
+    hostSetAdapters(params) {
+      const p = M._malloc(params.byteLength);
+      if (!p) throw new Error('out of memory: adapters written back from the GPU');
+      try {
+        new Float32Array(heap().buffer, p, params.length).set(params);
+        if (c.hostSetAdapters(p, params.length) !== 0) throw fail('writing the adapters back');
+      } finally { M._free(p); }
+    },
+    setDeviceInfo(info) {
+      withStrings([JSON.stringify(info)], (j) => { if (c.setDeviceInfo(j) !== 0) throw fail('device info'); });
     },
     events() { const p = c.events(); return p ? JSON.parse(M.UTF8ToString(p)) : []; },
     ablateCancel() { c.ablateCancel(); },

@@ -135,45 +135,172 @@ function runIdentity() {
   return { config: doc.config, model: doc.model, data: doc.data };
 }
 
-// The ablation, one unit per iteration; the event loop turns between units so a
-// cancel message is seen before the next step.
+// ---- WebGPU (device "webgpu"): the engine of web/gpu/ computes each training step; the
+// C core hands out the steps and keeps everything else (docs/WASM_API.md "Hosted training").
+let gpu = null;        // {device, adapterInfo, limits, features, engine} once requested
+let gpuLost = null;    // message once the device is lost
+
+async function gpuDevice() {
+  if (gpuLost) throw new Error(gpuLost);
+  if (gpu) return gpu;
+  if (!self.navigator || !navigator.gpu) {
+    throw new Error('device "webgpu": this browser has no WebGPU in workers (navigator.gpu is missing); choose cpu');
+  }
+  const engine = await import('./gpu/engine.js');
+  const g = await engine.requestGpuDevice(navigator.gpu);
+  g.engine = engine;
+  g.device.lost.then((i) => {
+    gpuLost = `WebGPU device lost (${(i && (i.message || i.reason)) || 'unknown reason'}). Completed placements are ` +
+      'kept; choose cpu, or reload the page to try the GPU again.';
+    gpu = null;
+  });
+  gpu = g;
+  return g;
+}
+
+// What results.json records under environment.webgpu.
+function gpuInfo(g) {
+  const a = g.adapterInfo || {};
+  return { vendor: a.vendor || '', architecture: a.architecture || '', device: a.device || '',
+           description: a.description || '', emulation: a.architecture === 'swiftshader',
+           limits: g.limits || {}, features: g.features ? [...g.features] : [] };
+}
+
+// The hosted loop: lab.hostNext runs the C core's own units (evals on the CPU, starts
+// and ends of trainings) and hands out each step, which the GPU computes; the adapters
+// come back before every eval and at each training's end.
+async function hostedLoop(onEvents, maxTokens) {
+  const g = await gpuDevice();
+  lab.setDeviceInfo(gpuInfo(g));
+  const cfg = JSON.parse(lab.resultsJson()).config;
+  let tr = null, training = -1, cancelled = false;
+  try {
+    for (;;) {
+      if (cancelRequested && !cancelled) { lab.ablateCancel(); cancelled = true; }
+      const more = lab.hostNext();
+      onEvents(lab.events());
+      if (!more) break;
+      const s = lab.hostStep();
+      if (s.first_step || s.training !== training) {
+        if (tr) tr.destroy();
+        tr = null;
+        // views into wasm memory are taken right before the upload (the heap may have grown)
+        const m = lab.modelTensors();
+        tr = await g.engine.createGpuTrainer(g.device, {
+          config: m.config, tensors: m.tensors,
+          lora: { r: s.lora.r, scaling: s.lora.scaling, dropout: s.lora.dropout, modules: s.lora.modules,
+                  params: s.lora.params },
+          train: { maxT: Math.min(m.config.n_ctx, maxTokens || cfg.max_len || m.config.n_ctx),
+                   maxBatch: Math.max(1, cfg.batch_size | 0), gradClip: s.grad_clip,
+                   adamw: { beta1: s.adamw.beta1, beta2: s.adamw.beta2, eps: s.adamw.eps,
+                            weightDecay: s.adamw.weight_decay },
+                   dropout: s.base_dropout, baseSeed: BigInt(s.seed), loraSeed: BigInt(s.lora.seed) },
+        });
+        training = s.training;
+      }
+      const batch = s.examples.map((e) => ({ tokens: e.tokens, targets: e.targets, mask: e.mask }));
+      const r = await tr.step(batch, s.lr);
+      const tokens = s.examples.reduce((a, e) => a + e.T, 0);
+      const want = lab.hostRecord(r.loss, r.gradNorm, tokens);
+      onEvents(lab.events());
+      if (want) lab.hostSetAdapters(await tr.readAdapters());
+      await tick();
+    }
+  } finally {
+    if (tr) tr.destroy();
+  }
+  return cancelled;
+}
+
+// The CPU loop: one unit per iteration; the event loop turns between units so a cancel
+// message is seen before the next step.
+async function cpuLoop(onEvents) {
+  let cancelled = false;
+  for (;;) {
+    if (cancelRequested && !cancelled) {
+      lab.ablateCancel();
+      cancelled = true;
+    }
+    const more = lab.ablateStep();
+    onEvents(lab.events());
+    if (!more) break;
+    await tick();
+  }
+  return cancelled;
+}
+
+// A GPU failure in words: device lost, out of GPU memory, an adapter below the limits.
+function gpuFailure(message) {
+  if (!/WebGPU|GPU/.test(message)) return null;
+  return /kept/.test(message) ? message : `${message}. Completed placements are kept.`;
+}
+
+// The ablation on the experiment's device ("cpu" or "webgpu").
 // With resume (a results document of an earlier run of the same experiment), its
 // completed placements are taken as they are and only the rest is trained; the
 // engine refuses another config, model or data. A fatal error that is not a crash
-// (out of memory above all) ends the run with what completed: {failed, oom, ...}.
+// (out of memory above all, or a lost GPU) ends the run with what completed: {failed, oom, ...}.
 async function run({ experiment, resume }) {
   if (running) throw new Error('a run is already in progress');
   running = true;
   cancelRequested = false;
   let cancelled = false;
+  const onGpu = experiment && experiment.device === 'webgpu';
   try {
     lab.ablateStart(experiment);
     if (resume) lab.ablateResume(resume);
     self.postMessage({ type: 'run_identity', ...runIdentity() });
     try {
-      for (;;) {
-        if (cancelRequested && !cancelled) {
-          lab.ablateCancel();
-          cancelled = true;
-        }
-        const more = lab.ablateStep();
-        postEvents(lab.events());
-        if (!more) break;
-        await tick();
-      }
+      cancelled = onGpu ? await hostedLoop(postEvents) : await cpuLoop(postEvents);
     } catch (e) {
       if (isCrash(e)) throw e;
       const message = String(e.message || e);
       const oom = outOfMemory(message);
+      const failed = oom || (onGpu && gpuFailure(message)) || message;
       let resultsJson = null, resultsCsv = null;
       try { resultsJson = lab.resultsJson(); resultsCsv = lab.resultsCsv(); } catch (_) { /* what the page has */ }
-      return { cancelled, failed: oom || message, oom: !!oom, resultsJson, resultsCsv };
+      return { cancelled: cancelled || cancelRequested, failed, oom: !!oom, gpu: onGpu, resultsJson, resultsCsv };
     }
     const json = lab.resultsJson();
     return { cancelled, resultsJson: json, resultsCsv: lab.resultsCsv(), memory: lab.memory() };
   } finally {
     running = false;
   }
+}
+
+// "Benchmark this device": tokens/s of training steps on the CPU and on the GPU, same
+// model, same data, same experiment cut to one placement and `steps` steps, in
+// alternating rounds; medians. Events are not forwarded (the page's run is not touched,
+// but the worker's last results become the benchmark's).
+async function benchmark({ experiment, steps = 3, rounds = 3 }) {
+  if (running) throw new Error('a run is already in progress');
+  running = true;
+  cancelRequested = false;
+  const exp = { ...experiment, seeds: 1, max_steps: steps, n_eval: 1,
+                placements: (experiment.placements || []).slice(0, 1) };
+  const out = { cpu: [], webgpu: [], steps, rounds, adapter: null, error: null };
+  const once = async (device) => {
+    lab.ablateStart({ ...exp, device });
+    let last = null;
+    const seen = (evs) => { for (const e of evs) if (e.type === 'step') last = e; };
+    if (device === 'webgpu') await hostedLoop(seen); else await cpuLoop(seen);
+    return last ? last.tokens_per_s : NaN;
+  };
+  try {
+    for (let k = 0; k < rounds && !cancelRequested; k++) {
+      out.cpu.push(await once('cpu'));
+      if (!out.error) {
+        try { out.webgpu.push(await once('webgpu')); } catch (e) { out.error = String(e.message || e); }
+      }
+    }
+    if (gpu) out.adapter = gpuInfo(gpu);
+  } finally {
+    running = false;
+  }
+  const median = (a) => { const b = a.filter(Number.isFinite).sort((x, y) => x - y); return b.length ? b[(b.length - 1) >> 1] : null; };
+  out.cpuTokensPerS = median(out.cpu);
+  out.gpuTokensPerS = median(out.webgpu);
+  return out;
 }
 
 // Forwards events; a finished placement also ships its adapter so the page can
@@ -203,6 +330,7 @@ const handlers = {
   count: ({ experiment }) => lab.count(experiment),
   estimate: ({ experiment }) => lab.estimate(experiment),
   run,
+  benchmark,
   results: () => ({ resultsJson: lab.resultsJson(), resultsCsv: lab.resultsCsv() }),
   adapter: ({ index }) => ({ adapter: lab.adapter(index), config: lab.adapterConfig(index) }),
   generate: ({ request }) => lab.generate(request),

@@ -166,6 +166,10 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *grid,
     }
     snprintf(m.id.train_path, sizeof m.id.train_path, "%s", c->train);
     snprintf(m.id.eval_path, sizeof m.id.eval_path, "%s", c->eval);
+    if (c->device == LPL_DEVICE_WEBGPU) {
+        code = cli_fail("ablate", LPL_ERR_INVALID, "device \"webgpu\" runs in the browser page only (the page's worker drives the GPU); the command line trains on the CPU: use \"device\": \"cpu\"");
+        goto done;
+    }
     run = lpl_run_new(c, m.model, m.tok, &train, c->eval[0] ? &eval : NULL, &m.id, &err);
     if (!run) {
         code = cli_fail("ablate", err.code ? err.code : LPL_ERR_INVALID, err.msg);

@@ -322,6 +322,8 @@ static int train_unit(const char *udir, const lpl_grid_unit *u, unit_inputs *in,
 {
     lpl_error err;
     lpl_error_clear(&err);
+    if (in->cfg->device == LPL_DEVICE_WEBGPU)
+        return cli_fail("ablate", LPL_ERR_INVALID, "device \"webgpu\" runs in the browser page only (the page's worker drives the GPU); the command line trains on the CPU: use \"device\": \"cpu\"");
     lpl_run *run = lpl_run_new(in->cfg, in->m.model, in->m.tok, &in->train, in->cfg->eval[0] ? &in->eval : NULL,
                                &in->m.id, &err);
     if (!run)

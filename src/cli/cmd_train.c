@@ -101,6 +101,10 @@ static int train(const train_opts *o, lpl_experiment_config *c)
     }
     snprintf(m.id.train_path, sizeof m.id.train_path, "%s", c->train);
     snprintf(m.id.eval_path, sizeof m.id.eval_path, "%s", c->eval);
+    if (c->device == LPL_DEVICE_WEBGPU) {
+        code = cli_fail("train", LPL_ERR_INVALID, "device \"webgpu\" runs in the browser page only (the page's worker drives the GPU); the command line trains on the CPU: use \"device\": \"cpu\"");
+        goto done;
+    }
     run = lpl_run_new(c, m.model, m.tok, &tr, c->eval[0] ? &ev : NULL, &m.id, &err);
     if (!run || (init && (st = lpl_run_set_init(run, 0, init->params, init->n_params, &err)))) {
         code = cli_fail("train", err.code ? err.code : LPL_ERR_INVALID, err.msg);

@@ -501,6 +501,15 @@ static lpl_status apply_key(const cJSON *v, lpl_experiment_config *c, lpl_error 
         c->base_dropout = (float)v->valuedouble;
         return LPL_OK;
     }
+    if (!strcmp(k, "device")) {
+        if (cJSON_IsString(v) && !strcmp(v->valuestring, "cpu"))
+            c->device = LPL_DEVICE_CPU;
+        else if (cJSON_IsString(v) && !strcmp(v->valuestring, "webgpu"))
+            c->device = LPL_DEVICE_WEBGPU;
+        else
+            return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"device\" must be \"cpu\" or \"webgpu\"");
+        return LPL_OK;
+    }
     if (!strcmp(k, "compute")) {
         if (!cJSON_IsString(v))
             return lpl_fail(err, LPL_ERR_INVALID, "experiment: \"compute\" must be \"int8\" or \"f32\"");
@@ -699,6 +708,7 @@ cJSON *lpl_experiment_to_cjson(const lpl_experiment_config *c)
     cJSON_AddNumberToObject(o, "max_steps", c->max_steps);
     cJSON_AddBoolToObject(o, "shuffle", c->shuffle);
     cJSON_AddStringToObject(o, "compute", lpl_compute_name(c->compute));
+    cJSON_AddStringToObject(o, "device", c->device == LPL_DEVICE_WEBGPU ? "webgpu" : "cpu");
     if (c->base_dropout == LPL_BASE_DROPOUT_CONFIG)
         cJSON_AddStringToObject(o, "base_dropout", "config");
     else

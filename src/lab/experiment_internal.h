@@ -90,6 +90,12 @@ struct lpl_run {
     lpl_adamw opt;
     int opt_ready;
     float *accum;
+    /* hosted steps (lpl_run_host_*) */
+    int host_pending;               /* a step was handed out and not recorded */
+    int host_owes;                  /* adapters changed on the host and are not written back */
+    int host_begin, host_end;
+    double host_t0;
+    cJSON *device_info;             /* lpl_run_set_device_info: results' environment.webgpu */
     lpl_eval_point base_eval;
     int have_base_eval;
     atomic_int cancel;              /* set by lpl_run_cancel: from a signal handler or another thread */

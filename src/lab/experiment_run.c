@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "experiment_internal.h"
+#include "lpl/core/rng.h"
 
 /* ---------------------------------------------------------------- events */
 
@@ -272,6 +273,7 @@ void lpl_run_free(lpl_run *r)
     if (r->opt_ready)
         lpl_adamw_free(&r->opt);
     free(r->accum);
+    cJSON_Delete(r->device_info);
     free(r->perm);
     free(r->train_idx);
     lpl_examples_free(&r->train);
@@ -618,63 +620,53 @@ static int diverged(const lpl_run *r, const lpl_placement_run *p, float loss, ch
     return 0;
 }
 
-static lpl_status unit_train(lpl_run *r, lpl_error *err)
+/* The examples [begin, end) of the next step (the epoch's order drawn at its start). */
+static void train_batch(lpl_run *r, int *begin, int *end)
 {
-    lpl_placement_run *p = &r->p[r->cur];
-    lpl_lora *lora = p->lora;
-    const char *name = lpl_run_entry_name(r, r->cur);
-    double t = lpl_now_seconds();
-    lpl_gpt2_timings t_before, t_after;
-    lpl_gpt2_get_timings(r->state, &t_before);
     if (r->pos == 0)
         start_epoch_order(r);
-    int end = r->pos + r->cfg.batch_size;
-    if (end > r->n_train_ex)
-        end = r->n_train_ex;
-    lpl_loss l;
-    int tokens;
-    lpl_status st = batch_grads(r, lora, r->pos, end, &l, &tokens, err);
+    *begin = r->pos;
+    *end = r->pos + r->cfg.batch_size;
+    if (*end > r->n_train_ex)
+        *end = r->n_train_ex;
+}
+
+/* Records one optimizer step computed on the CPU or by a host (lpl_run_host_*): loss is
+ * the batch's mean loss, gnorm the gradient norm before clipping, lr the rate used. The
+ * finite and divergence checks come first; a failure fails the placement (returns 0).
+ * Returns 1 when the step was recorded. Shared by both paths so that their curves,
+ * events and guards are one code. */
+static int train_record(lpl_run *r, float loss, double gnorm, float lr, int tokens, int end, double t_start)
+{
+    lpl_placement_run *p = &r->p[r->cur];
+    const char *name = lpl_run_entry_name(r, r->cur);
     char msg[256];
-    if (st == LPL_ERR_NUMERIC) {
-        snprintf(msg, sizeof msg,
-                 "non-finite loss or gradient at step %d of placement '%s' (lr %g): the learning rate is "
-                 "probably too high, or the model overflowed", r->step + 1, name, r->cfg.lr);
-        fail_placement(r, msg);
-        return LPL_OK;
-    }
-    if (st)
-        return st;
-    if (!isfinite(l.loss)) {
+    if (!isfinite(loss)) {
         snprintf(msg, sizeof msg,
                  "non-finite loss at step %d of placement '%s' (lr %g): the learning rate is probably "
                  "too high, or the model overflowed", r->step + 1, name, r->cfg.lr);
         fail_placement(r, msg);
-        return LPL_OK;
+        return 0;
     }
-    if (diverged(r, p, l.loss, msg, sizeof msg, name)) {
+    if (diverged(r, p, loss, msg, sizeof msg, name)) {
         fail_placement(r, msg);
-        return LPL_OK;
+        return 0;
     }
-    double gnorm = lpl_clip_grad_norm(lora->grads, lora->n_params, r->cfg.grad_clip);
     if (!isfinite(gnorm)) {
         snprintf(msg, sizeof msg,
                  "non-finite gradient at step %d of placement '%s' (lr %g): the learning rate is "
                  "probably too high", r->step + 1, name, r->cfg.lr);
         fail_placement(r, msg);
-        return LPL_OK;
+        return 0;
     }
-    float lr = lpl_schedule_lr(r->cfg.schedule, r->cfg.lr, r->step, r->cfg.warmup_steps, r->total_steps);
-    lpl_adamw_step(&r->opt, lora->params, lora->grads, lr);
-    p->loss[r->step] = l.loss;
+    p->loss[r->step] = loss;
     p->lr[r->step] = lr;
     p->grad_norm[r->step] = (float)gnorm;
     p->tokens[r->step] = tokens;
     p->n_steps = ++r->step;
     p->train_tokens += tokens;
     r->pos = end;
-    lpl_gpt2_get_timings(r->state, &t_after);
-    add_timings(&p->timings, &t_before, &t_after);
-    double dt = lpl_now_seconds() - t;
+    double dt = lpl_now_seconds() - t_start;
     p->train_seconds += dt;
     r->t_train_units += dt;
     r->n_train_units++;
@@ -682,7 +674,7 @@ static lpl_status unit_train(lpl_run *r, lpl_error *err)
     lpl_run_progress *pg = &r->prog;
     pg->epoch = r->epoch;
     pg->step = r->step;
-    pg->loss = l.loss;
+    pg->loss = loss;
     pg->lr = lr;
     pg->tokens_per_s = p->train_seconds > 0 ? (double)p->train_tokens / p->train_seconds : 0;
     pg->evaluating = 0;
@@ -691,7 +683,7 @@ static lpl_status unit_train(lpl_run *r, lpl_error *err)
     cJSON_AddNumberToObject(ev, "epoch", r->epoch);
     cJSON_AddNumberToObject(ev, "step", r->step);
     cJSON_AddNumberToObject(ev, "steps", r->total_steps);
-    cJSON_AddNumberToObject(ev, "loss", l.loss);
+    cJSON_AddNumberToObject(ev, "loss", loss);
     cJSON_AddNumberToObject(ev, "lr", lr);
     cJSON_AddNumberToObject(ev, "grad_norm", gnorm);
     cJSON_AddNumberToObject(ev, "tokens_per_s", pg->tokens_per_s);
@@ -701,6 +693,43 @@ static lpl_status unit_train(lpl_run *r, lpl_error *err)
 
     if (r->pos >= r->n_train_ex || r->step >= r->total_steps)
         r->phase = LPL_PHASE_EVAL_EPOCH;
+    return 1;
+}
+
+static lpl_status unit_train(lpl_run *r, lpl_error *err)
+{
+    lpl_placement_run *p = &r->p[r->cur];
+    lpl_lora *lora = p->lora;
+    const char *name = lpl_run_entry_name(r, r->cur);
+    double t = lpl_now_seconds();
+    lpl_gpt2_timings t_before, t_after;
+    lpl_gpt2_get_timings(r->state, &t_before);
+    int begin, end;
+    train_batch(r, &begin, &end);
+    lpl_loss l;
+    int tokens;
+    lpl_status st = batch_grads(r, lora, begin, end, &l, &tokens, err);
+    if (st == LPL_ERR_NUMERIC) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "non-finite loss or gradient at step %d of placement '%s' (lr %g): the learning rate is "
+                 "probably too high, or the model overflowed", r->step + 1, name, r->cfg.lr);
+        fail_placement(r, msg);
+        return LPL_OK;
+    }
+    if (st)
+        return st;
+    double gnorm = 0;
+    float lr = 0;
+    if (isfinite(l.loss) && !diverged(r, p, l.loss, (char[8]){0}, 8, name)) {
+        gnorm = lpl_clip_grad_norm(lora->grads, lora->n_params, r->cfg.grad_clip);
+        lr = lpl_schedule_lr(r->cfg.schedule, r->cfg.lr, r->step, r->cfg.warmup_steps, r->total_steps);
+        if (isfinite(gnorm))
+            lpl_adamw_step(&r->opt, lora->params, lora->grads, lr);
+    }
+    lpl_gpt2_get_timings(r->state, &t_after);
+    add_timings(&p->timings, &t_before, &t_after);
+    train_record(r, l.loss, gnorm, lr, tokens, end, t);
     return LPL_OK;
 }
 
@@ -937,4 +966,113 @@ done:
     cJSON_Delete(old);
     cJSON_Delete(root);
     return st;
+}
+
+/* ---------------------------------------------------------------- hosted steps */
+
+int lpl_run_host_next(lpl_run *r, lpl_run_host_step *s, lpl_error *err)
+{
+    if (r->host_pending) {
+        lpl_fail(err, LPL_ERR_INVALID, "hosted training: step %d was handed out and not recorded "
+                 "(lpl_run_host_record)", r->step + 1);
+        return -1;
+    }
+    for (;;) {
+        if (r->finished)
+            return 0;
+        if (!atomic_load(&r->cancel) && r->phase == LPL_PHASE_TRAIN)
+            break;
+        if (r->host_owes && !atomic_load(&r->cancel) &&
+            (r->phase == LPL_PHASE_EVAL_EPOCH || r->phase == LPL_PHASE_FINISH)) {
+            lpl_fail(err, LPL_ERR_INVALID, "hosted training: the run needs the adapters of training %d "
+                     "before its eval; write them back with lpl_run_host_set_adapters", r->cur);
+            return -1;
+        }
+        int rc = lpl_run_step(r, err);
+        if (rc <= 0)
+            return rc;
+    }
+    lpl_placement_run *p = &r->p[r->cur];
+    int begin, end;
+    train_batch(r, &begin, &end);
+    if (end - begin > LPL_HOST_MAX_BATCH) {
+        lpl_fail(err, LPL_ERR_INVALID, "hosted training: batch_size %d is over the hosted limit %d",
+                 r->cfg.batch_size, LPL_HOST_MAX_BATCH);
+        return -1;
+    }
+    memset(s, 0, sizeof *s);
+    s->training = r->cur;
+    s->seed = p->seed;
+    s->first_step = r->step == 0;
+    s->step = r->step;
+    s->total_steps = r->total_steps;
+    s->lr = lpl_schedule_lr(r->cfg.schedule, r->cfg.lr, r->step, r->cfg.warmup_steps, r->total_steps);
+    s->grad_clip = r->cfg.grad_clip;
+    s->adamw = r->opt.cfg;
+    s->compute = lpl_gpt2_state_compute(r->state);
+    lpl_experiment_base_dropout(&r->cfg, &r->model->cfg, &s->base_dropout, &(const char *){NULL});
+    if (lpl_cfg_is_llama(&r->model->cfg))
+        s->base_dropout.embd = s->base_dropout.resid = 0.0f;
+    s->lora = p->lora;
+    s->n_examples = end - begin;
+    int total_scored = 0;
+    for (int k = begin; k < end; k++)
+        total_scored += scored_tokens(&r->train.ex[r->perm[k]]);
+    for (int k = begin; k < end; k++) {
+        const lpl_example *e = &r->train.ex[r->perm[k]];
+        s->ex[k - begin] = e;
+        s->weight[k - begin] = end - begin > 1 ? (float)scored_tokens(e) / (float)total_scored : 1.0f;
+        /* the keys the CPU's forwards would take, in the same order */
+        s->base_key[k - begin] = lpl_gpt2_state_take_dropout_key(r->state);
+        if (p->lora->cfg.dropout > 0.0f) {
+            s->lora_key[k - begin] = p->lora->rng_state;
+            p->lora->rng_state = lpl_mix64(p->lora->rng_state + 0x9e3779b97f4a7c15ULL);
+        }
+    }
+    r->host_begin = begin;
+    r->host_end = end;
+    r->host_pending = 1;
+    r->host_t0 = lpl_now_seconds();
+    return 1;
+}
+
+int lpl_run_host_record(lpl_run *r, float loss, double grad_norm, int tokens, lpl_error *err)
+{
+    if (!r->host_pending) {
+        lpl_fail(err, LPL_ERR_INVALID, "hosted training: no step is pending (call lpl_run_host_next first)");
+        return -1;
+    }
+    r->host_pending = 0;
+    float lr = lpl_schedule_lr(r->cfg.schedule, r->cfg.lr, r->step, r->cfg.warmup_steps, r->total_steps);
+    if (!train_record(r, loss, grad_norm, lr, tokens, r->host_end, r->host_t0)) {
+        r->host_owes = 0; /* the training failed: its adapters are gone */
+        return 0;
+    }
+    r->host_owes = 1;
+    return r->phase != LPL_PHASE_TRAIN;
+}
+
+lpl_status lpl_run_host_set_adapters(lpl_run *r, const float *params, int64_t n, lpl_error *err)
+{
+    if (r->cur >= r->n || r->p[r->cur].status != LPL_PLACEMENT_RUNNING || !r->p[r->cur].lora)
+        return lpl_fail(err, LPL_ERR_INVALID, "hosted training: no training is running to take adapters");
+    lpl_lora *lora = r->p[r->cur].lora;
+    if (n != lora->n_params)
+        return lpl_fail(err, LPL_ERR_INVALID, "hosted training: %lld adapter params given, training %d has %lld",
+                        (long long)n, r->cur, (long long)lora->n_params);
+    memmove(lora->params, params, (size_t)n * sizeof(float));
+    r->host_owes = 0;
+    return LPL_OK;
+}
+
+lpl_status lpl_run_set_device_info(lpl_run *r, const char *json, lpl_error *err)
+{
+    cJSON *o = cJSON_Parse(json ? json : "");
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return lpl_fail(err, LPL_ERR_INVALID, "device info: not a JSON object");
+    }
+    cJSON_Delete(r->device_info);
+    r->device_info = o;
+    return LPL_OK;
 }

@@ -329,7 +329,10 @@ static cJSON *results_cjson(const lpl_run *r)
     cJSON_AddNumberToObject(tr, "skipped_unscored", r->train_skipped);
     cJSON_AddItemToObject(data, "train", tr);
     cJSON_AddItemToObject(data, "eval", dataset_cjson(r->id.eval_path, r->id.eval_sha256, r->eval_records, &r->eval));
-    cJSON_AddItemToObject(root, "environment", lpl_environment_cjson());
+    cJSON *env = lpl_environment_cjson();
+    if (env && r->device_info)
+        cJSON_AddItemToObject(env, "webgpu", cJSON_Duplicate(r->device_info, 1));
+    cJSON_AddItemToObject(root, "environment", env);
     cJSON *sched = cJSON_AddObjectToObject(root, "schedule");
     cJSON_AddNumberToObject(sched, "steps_per_epoch", r->steps_per_epoch);
     cJSON_AddNumberToObject(sched, "epochs", r->epochs);

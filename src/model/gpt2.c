@@ -409,6 +409,17 @@ lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout 
 
 uint64_t lpl_gpt2_state_dropout_key(const lpl_gpt2_state *s) { return s->drop_next; }
 
+uint64_t lpl_gpt2_state_take_dropout_key(lpl_gpt2_state *s)
+{
+    if (!(s->drop.embd > 0.0f || s->drop.attn > 0.0f || s->drop.resid > 0.0f))
+        return 0;
+    uint64_t key = s->drop_next; /* as lpl_gpt2_forward with training = 1 */
+    s->drop_next = lpl_mix64(s->drop_next + 0x9e3779b97f4a7c15ULL);
+    return key;
+}
+
+void lpl_gpt2_state_use_dropout_key(lpl_gpt2_state *s, uint64_t key) { s->drop_next = key; }
+
 
 lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s) { return s->compute; }
 

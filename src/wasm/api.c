@@ -52,7 +52,8 @@ static struct {
     void *buffer;
     size_t buffer_size;
     char *str_info, *str_count, *str_estimate, *str_events, *str_results, *str_csv, *str_adapter_cfg,
-        *str_generate, *str_memory, *str_presets, *str_tokens, *str_import;
+        *str_generate, *str_memory, *str_presets, *str_tokens, *str_import, *str_tensors, *str_host;
+    lpl_run_host_step host;
 } g;
 
 /* Replaces the kept string *slot by s (which may be NULL) and returns it or "". */
@@ -487,6 +488,196 @@ LAB_EXPORT void lab_ablate_cancel(void)
 {
     if (g.run)
         lpl_run_cancel(g.run);
+}
+
+/* ---------------------------------------------------------------- hosted steps (WebGPU) */
+
+static const char *dtype_name(lpl_dtype t)
+{
+    return t == LPL_Q8_0 ? "q8_0" : t == LPL_F32 ? "f32" : "unsupported";
+}
+
+static cJSON *matrix_cjson(const lpl_matrix *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "type", dtype_name(m->type));
+    cJSON_AddNumberToObject(o, "rows", m->rows);
+    cJSON_AddNumberToObject(o, "cols", m->cols);
+    cJSON_AddNumberToObject(o, "ptr", (double)(uintptr_t)m->data);
+    cJSON_AddNumberToObject(o, "bytes", (double)lpl_dtype_row_bytes(m->type, m->cols) * m->rows);
+    return o;
+}
+
+static cJSON *floats_cjson(const float *p, int64_t n)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "ptr", (double)(uintptr_t)p);
+    cJSON_AddNumberToObject(o, "n", (double)(p ? n : 0));
+    return o;
+}
+
+/* The loaded model's config and tensors where they live in the wasm heap, in the
+ * layout of web/gpu/API.md's opts.tensors (matrices {type, rows, cols, ptr, bytes},
+ * vectors {ptr, n}): the worker uploads them to the GPU from here, so the shapes have
+ * one definition (the C model). "" with lab_last_error when no model is loaded. */
+LAB_EXPORT const char *lab_model_tensors(void)
+{
+    lpl_error_clear(&g.err);
+    if (!g.model) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no model loaded (lab_load_model)");
+        return keep(&g.str_tensors, NULL);
+    }
+    const lpl_gpt2_config *c = &g.model->cfg;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *cfg = cJSON_AddObjectToObject(root, "config");
+    cJSON_AddStringToObject(cfg, "arch", lpl_cfg_is_llama(c) ? "llama" : "gpt2");
+    cJSON_AddNumberToObject(cfg, "n_layer", c->n_layer);
+    cJSON_AddNumberToObject(cfg, "n_embd", c->n_embd);
+    cJSON_AddNumberToObject(cfg, "n_head", c->n_head);
+    cJSON_AddNumberToObject(cfg, "n_ctx", c->n_ctx);
+    cJSON_AddNumberToObject(cfg, "n_vocab", c->n_vocab);
+    cJSON_AddNumberToObject(cfg, "ln_eps", c->ln_eps);
+    int64_t C = c->n_embd;
+    cJSON *t = cJSON_AddObjectToObject(root, "tensors");
+    cJSON_AddItemToObject(t, "wte", matrix_cjson(&g.model->wte));
+    cJSON_AddItemToObject(t, "wpe", floats_cjson(g.model->wpe, (int64_t)c->n_ctx * C));
+    cJSON_AddItemToObject(t, "lnf_w", floats_cjson(g.model->lnf_w, C));
+    cJSON_AddItemToObject(t, "lnf_b", floats_cjson(g.model->lnf_b, C));
+    if (g.model->lm_head.data)
+        cJSON_AddItemToObject(t, "lm_head", matrix_cjson(&g.model->lm_head));
+    cJSON *blocks = cJSON_AddArrayToObject(t, "blocks");
+    for (int l = 0; l < c->n_layer; l++) {
+        const lpl_gpt2_block *b = &g.model->blocks[l];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "ln1_w", floats_cjson(b->ln1_w, C));
+        cJSON_AddItemToObject(o, "ln1_b", floats_cjson(b->ln1_b, C));
+        cJSON_AddItemToObject(o, "ln2_w", floats_cjson(b->ln2_w, C));
+        cJSON_AddItemToObject(o, "ln2_b", floats_cjson(b->ln2_b, C));
+        cJSON *w = cJSON_AddArrayToObject(o, "w"), *bb = cJSON_AddArrayToObject(o, "b");
+        for (int s = 0; s < LPL_N_SITES; s++) {
+            cJSON_AddItemToArray(w, b->w[s].data ? matrix_cjson(&b->w[s]) : cJSON_CreateNull());
+            cJSON_AddItemToArray(bb, floats_cjson(b->b[s], b->w[s].rows));
+        }
+        cJSON_AddItemToArray(blocks, o);
+    }
+    char *js = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return keep(&g.str_tensors, js);
+}
+
+static void hex64(char *buf, uint64_t v) { snprintf(buf, 19, "0x%016llx", (unsigned long long)v); }
+
+/* Hosted training (docs/WASM_API.md "Hosted training"): runs the run's own units
+ * until a training step is due. 1: lab_host_step describes it; 0: the run is finished
+ * or cancelled; -1: error (lab_last_error), as lab_ablate_step. */
+LAB_EXPORT int lab_host_next(void)
+{
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+        return -1;
+    }
+    lpl_error_clear(&g.err);
+    return lpl_run_host_next(g.run, &g.host, &g.err);
+}
+
+/* The step lab_host_next handed out, as JSON: training, seed, first_step, step, lr,
+ * grad_clip, adamw, base_dropout, lora {r, alpha, scaling, dropout, seed, n_params,
+ * params_ptr, modules} and examples [{T, tokens_ptr, targets_ptr, mask_ptr, weight,
+ * base_key, lora_key}] (pointers into the wasm heap, keys as 0x hex strings). */
+LAB_EXPORT const char *lab_host_step(void)
+{
+    const lpl_run_host_step *s = &g.host;
+    if (!g.run || !s->lora)
+        return keep(&g.str_host, NULL);
+    char hex[20];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "training", s->training);
+    hex64(hex, s->seed);
+    cJSON_AddStringToObject(o, "seed", hex);
+    cJSON_AddBoolToObject(o, "first_step", s->first_step);
+    cJSON_AddNumberToObject(o, "step", s->step);
+    cJSON_AddNumberToObject(o, "total_steps", s->total_steps);
+    cJSON_AddNumberToObject(o, "lr", s->lr);
+    cJSON_AddNumberToObject(o, "grad_clip", s->grad_clip);
+    cJSON *a = cJSON_AddObjectToObject(o, "adamw");
+    cJSON_AddNumberToObject(a, "beta1", s->adamw.beta1);
+    cJSON_AddNumberToObject(a, "beta2", s->adamw.beta2);
+    cJSON_AddNumberToObject(a, "eps", s->adamw.eps);
+    cJSON_AddNumberToObject(a, "weight_decay", s->adamw.weight_decay);
+    cJSON_AddStringToObject(o, "compute", lpl_compute_name(s->compute));
+    cJSON *d = cJSON_AddObjectToObject(o, "base_dropout");
+    cJSON_AddNumberToObject(d, "embd", s->base_dropout.embd);
+    cJSON_AddNumberToObject(d, "attn", s->base_dropout.attn);
+    cJSON_AddNumberToObject(d, "resid", s->base_dropout.resid);
+    const lpl_lora *l = s->lora;
+    cJSON *lo = cJSON_AddObjectToObject(o, "lora");
+    cJSON_AddNumberToObject(lo, "r", l->cfg.r);
+    cJSON_AddNumberToObject(lo, "alpha", l->cfg.alpha);
+    cJSON_AddNumberToObject(lo, "scaling", l->scaling);
+    cJSON_AddNumberToObject(lo, "dropout", l->cfg.dropout);
+    hex64(hex, l->cfg.seed);
+    cJSON_AddStringToObject(lo, "seed", hex);
+    cJSON_AddNumberToObject(lo, "n_params", (double)l->n_params);
+    cJSON_AddNumberToObject(lo, "params_ptr", (double)(uintptr_t)l->params);
+    cJSON *mods = cJSON_AddArrayToObject(lo, "modules");
+    for (int i = 0; i < l->n_modules; i++) {
+        const lpl_lora_module *m = &l->modules[i];
+        cJSON *mo = cJSON_CreateObject();
+        cJSON_AddNumberToObject(mo, "layer", m->layer);
+        cJSON_AddNumberToObject(mo, "site", (int)m->site);
+        cJSON_AddNumberToObject(mo, "in", m->in);
+        cJSON_AddNumberToObject(mo, "out", m->out);
+        cJSON_AddItemToArray(mods, mo);
+    }
+    cJSON *ex = cJSON_AddArrayToObject(o, "examples");
+    for (int k = 0; k < s->n_examples; k++) {
+        const lpl_example *e = s->ex[k];
+        cJSON *eo = cJSON_CreateObject();
+        cJSON_AddNumberToObject(eo, "T", e->T);
+        cJSON_AddNumberToObject(eo, "tokens_ptr", (double)(uintptr_t)e->tokens);
+        cJSON_AddNumberToObject(eo, "targets_ptr", (double)(uintptr_t)e->targets);
+        cJSON_AddNumberToObject(eo, "mask_ptr", (double)(uintptr_t)e->mask);
+        cJSON_AddNumberToObject(eo, "weight", s->weight[k]);
+        hex64(hex, s->base_key[k]);
+        cJSON_AddStringToObject(eo, "base_key", hex);
+        hex64(hex, s->lora_key[k]);
+        cJSON_AddStringToObject(eo, "lora_key", hex);
+        cJSON_AddItemToArray(ex, eo);
+    }
+    char *js = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return keep(&g.str_host, js);
+}
+
+/* Records the handed-out step (lpl_run_host_record): 1 = write the adapters back
+ * (lab_host_set_adapters) before the next lab_host_next, 0 = not, -1 = error. */
+LAB_EXPORT int lab_host_record(float loss, double grad_norm, int tokens)
+{
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+        return -1;
+    }
+    lpl_error_clear(&g.err);
+    return lpl_run_host_record(g.run, loss, grad_norm, tokens, &g.err);
+}
+
+/* Copies n floats at params (a buffer the caller allocated in the heap) into the
+ * current training's adapters. 0 or an lpl_status (lab_last_error). */
+LAB_EXPORT int lab_host_set_adapters(const float *params, double n)
+{
+    lpl_error_clear(&g.err);
+    if (!g.run)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+    return (int)lpl_run_host_set_adapters(g.run, params, (int64_t)n, &g.err);
+}
+
+/* The device the hosted steps run on, a JSON object (results' environment.webgpu). */
+LAB_EXPORT int lab_set_device_info(const char *json)
+{
+    lpl_error_clear(&g.err);
+    if (!g.run)
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+    return (int)lpl_run_set_device_info(g.run, json, &g.err);
 }
 
 LAB_EXPORT const char *lab_events(void)

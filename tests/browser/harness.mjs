@@ -16,6 +16,9 @@ export const WASM_DIR = path.resolve(REPO, process.env.LPL_WASM_BUILD_DIR || 'bu
 export const CHROME_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--disable-dev-shm-usage'];
+/** CHROME_ARGS with WebGPU on SwiftShader (a CPU emulator) instead of --disable-gpu. */
+export const WEBGPU_ARGS = [...CHROME_ARGS.filter((a) => a !== '--disable-gpu'), '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
 /** True if the wasm build has the lab API (lab_ablate_step exported). */
 export function wasmHasApi() {
@@ -59,10 +62,11 @@ export function findModel() {
  * Returns {url, page, context, browser, consoleErrors, close()}.
  */
 export async function open(opts = {}) {
-  const server = await startServer({ port: 0, wasmDir: WASM_DIR, ...opts });
+  const { webgpu, ...serverOpts } = opts;  // webgpu: launch Chromium with WEBGPU_ARGS
+  const server = await startServer({ port: 0, wasmDir: WASM_DIR, ...serverOpts });
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-chromium-'));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: '/usr/bin/chromium', headless: true, args: CHROME_ARGS,
+    executablePath: '/usr/bin/chromium', headless: true, args: webgpu ? WEBGPU_ARGS : CHROME_ARGS,
     viewport: { width: 1280, height: 900 }, acceptDownloads: true,
   });
   const page = context.pages()[0] || await context.newPage();

@@ -13,7 +13,10 @@ function fitMaxLen() {
 
 /** Writes values into the inputs. */
 export function setHp(values) {
-  for (const input of document.querySelectorAll('[data-hp]')) input.value = String(values[input.dataset.hp]);
+  for (const input of document.querySelectorAll('[data-hp]')) {
+    // a setting the presets do not carry (device: the page's choice) keeps its input
+    if (values[input.dataset.hp] !== undefined) input.value = String(values[input.dataset.hp]);
+  }
   maxLenFits = values.max_len === 0;
   fitMaxLen();
 }

@@ -177,7 +177,7 @@ function onStep(run, curves, ev, key) {
   const done = Object.values(run.done).reduce((a, b) => a + b, 0);
   $('#run-progress').value = Math.min(done, $('#run-progress').max);
   setStatus('#run-status', `${key} · epoch ${ev.epoch} · step ${ev.step}/${ev.steps} · loss ${fmtNum(ev.loss, 4)} · ` +
-    `${fmtNum(ev.tokens_per_s, 3)} tok/s (compute ${run.experiment.compute ?? 'int8'}, base dropout ${run.experiment.base_dropout ?? 'config'}) · elapsed ${fmtTime(ev.elapsed_s)} · ETA ${fmtTime(ev.eta_s)}`);
+    `${fmtNum(ev.tokens_per_s, 3)} tok/s (${run.experiment.device ?? 'cpu'}, compute ${run.experiment.compute ?? 'int8'}, base dropout ${run.experiment.base_dropout ?? 'config'}) · elapsed ${fmtTime(ev.elapsed_s)} · ETA ${fmtTime(ev.eta_s)}`);
 }
 
 function onEval(curves, ev, key) {

@@ -64,6 +64,9 @@ typedef struct {
     int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
     lpl_compute compute;            /* base products: int8 (default) or f32 (gpt2.h) */
+    int device;                     /* LPL_DEVICE_CPU (default) or LPL_DEVICE_WEBGPU: where the
+                                     * page's worker computes training steps (hosted steps);
+                                     * the native CLI runs on the CPU only */
     float base_dropout;             /* base-model dropout in training: LPL_BASE_DROPOUT_CONFIG
                                      * (default) = the model's embd/attn/resid_pdrop, as the
                                      * study trained; a rate in [0, 1) sets all three */
@@ -76,6 +79,8 @@ typedef struct {
     int n_placements;
     lpl_placement placements[LPL_EXP_MAX_PLACEMENTS];
 } lpl_experiment_config;
+
+enum { LPL_DEVICE_CPU = 0, LPL_DEVICE_WEBGPU = 1 };
 
 /* The study's defaults: model/data paths of the bundled model and data, 100 train /
  * 20 eval, max_len 0 (the model's context, at most 256), r 16, alpha 32, dropout 0.1, 3 epochs, batch 1, lr 2e-4,
@@ -282,6 +287,60 @@ int lpl_run_step(lpl_run *r, lpl_error *err);
  * one in progress is dropped (it stays pending, so resume redoes it). Safe to call
  * from a signal handler or another thread (sets a C11 atomic flag). */
 void lpl_run_cancel(lpl_run *r);
+
+/* ---- Hosted training steps (docs/WASM_API.md "Hosted training"): a host (the
+ * worker's WebGPU engine, or a test's CPU stand-in) computes each optimizer step
+ * (forward, backward, clipping, AdamW) while the run keeps the data order, schedule,
+ * dropout keys, evals (on the CPU, with the adapters the host writes back), results,
+ * aggregates, seeds and resume. */
+
+#define LPL_HOST_MAX_BATCH 64
+
+/* One step for the host. Pointers stay valid until the next lpl_run_host_* call. */
+typedef struct {
+    int training;            /* index of the training (placement x seed) */
+    uint64_t seed;           /* the training's seed (base dropout stream: lpl_gpt2_state_set_dropout) */
+    int first_step;          /* 1: a new training starts: (re)load lora->params and zero the optimizer */
+    int step;                /* optimizer steps already taken in this training */
+    int total_steps;
+    float lr;                /* the schedule's rate for this step */
+    double grad_clip;        /* clip the global norm to this (0: none) */
+    lpl_adamw_config adamw;  /* betas, eps, weight decay */
+    lpl_compute compute;     /* the CPU's compute mode (the reference the host matches) */
+    lpl_gpt2_dropout base_dropout; /* rates of the base-model dropout */
+    const lpl_lora *lora;    /* layout, config (rank, scaling, LoRA dropout) and initial params */
+    int n_examples;          /* batch size of this step (the last of an epoch may be short) */
+    const lpl_example *ex[LPL_HOST_MAX_BATCH];
+    /* weight of example k's mean-loss gradient in the batch gradient (its share of the
+     * batch's scored tokens); with one example the host takes its gradient as is */
+    float weight[LPL_HOST_MAX_BATCH];
+    uint64_t base_key[LPL_HOST_MAX_BATCH]; /* lpl_gpt2_state base-dropout key of example k's forward */
+    uint64_t lora_key[LPL_HOST_MAX_BATCH]; /* LoRA dropout key (lora->rng_state) of example k's forward */
+} lpl_run_host_step;
+
+/* Runs the run's own units (evals, starts, ends of trainings) until a training step is
+ * due, and describes it in *s: returns 1. Returns 0 when the run is finished or
+ * cancelled, -1 on a fatal error (err set), as lpl_run_step. LPL_ERR_INVALID (-1) when
+ * the host owes the adapters (lpl_run_host_record returned 1 and no
+ * lpl_run_host_set_adapters followed), or a batch exceeds LPL_HOST_MAX_BATCH. */
+int lpl_run_host_next(lpl_run *r, lpl_run_host_step *s, lpl_error *err);
+
+/* Records the step lpl_run_host_next described: loss is the batch's mean loss over its
+ * scored tokens, grad_norm the global norm before clipping, tokens the batch's tokens.
+ * The run's finite and divergence guards apply (a failure fails the training, with the
+ * event a CPU step gives). Returns 1 when the run now needs the adapters (an eval or
+ * the end of the training is next: call lpl_run_host_set_adapters), 0 when not, -1
+ * when no step was pending (err set). */
+int lpl_run_host_record(lpl_run *r, float loss, double grad_norm, int tokens, lpl_error *err);
+
+/* Records what the hosted steps ran on (a JSON object: the WebGPU adapter's vendor,
+ * architecture, the limits requested...): results.json carries it as
+ * environment.webgpu. LPL_ERR_INVALID when json is not an object. */
+lpl_status lpl_run_set_device_info(lpl_run *r, const char *json, lpl_error *err);
+
+/* Writes the host's adapters (n params in lora->params' layout) into the current
+ * training. LPL_ERR_INVALID when no training runs or n differs. */
+lpl_status lpl_run_host_set_adapters(lpl_run *r, const float *params, int64_t n, lpl_error *err);
 int lpl_run_cancelled(const lpl_run *r);
 int lpl_run_finished(const lpl_run *r);
 

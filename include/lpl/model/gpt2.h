@@ -148,6 +148,12 @@ lpl_status lpl_gpt2_state_set_dropout(lpl_gpt2_state *s, const lpl_gpt2_dropout 
                                       lpl_error *err);
 /* The key the next training forward on s will take (for checks that rebuild its masks). */
 uint64_t lpl_gpt2_state_dropout_key(const lpl_gpt2_state *s);
+/* Takes the key the next training forward would take and advances the stream, as a
+ * training forward does; 0 (stream unchanged) when every rate is 0. For a host that
+ * computes the forward elsewhere (a GPU) with the same masks. */
+uint64_t lpl_gpt2_state_take_dropout_key(lpl_gpt2_state *s);
+/* Makes key the one the next training forward on s takes (a host replaying keys). */
+void lpl_gpt2_state_use_dropout_key(lpl_gpt2_state *s, uint64_t key);
 
 typedef enum {
     LPL_DROP_EMBD = 0,       /* idx = t * C + i of the embedding sum (layer 0) */

@@ -1,0 +1,122 @@
+// Hosted training through the wasm exports (docs/WASM_API.md "Hosted training"), with
+// web/bridge.js as the worker uses it: lab_model_tensors describes the loaded model's
+// tensors where they live; the hosted loop on the WebGPU engine (web/gpu/, on Dawn's
+// SwiftShader from the npm `webgpu` package when it can start) matches a CPU run of the
+// same experiment (compute f32) to 1e-3 relative; protocol misuse gets a message.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import vm from 'node:vm';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const wasmDir = path.resolve(process.env.LPL_WASM_BUILD_DIR || 'build-wasm');
+const fixture = 'tests/fixtures/tiny-gpt2';
+globalThis.self = globalThis;
+vm.runInThisContext(readFileSync('web/bridge.js', 'utf8'), { filename: 'web/bridge.js' });
+
+let M = null;
+after(() => { if (M && M.PThread) M.PThread.terminateAllThreads(); });
+
+async function labWithTinyModel() {
+  M = await require(path.join(wasmDir, 'loralab_st.js'))({
+    wasmBinary: readFileSync(path.join(wasmDir, 'loralab_st.wasm')), locateFile: (f) => path.join(wasmDir, f) });
+  const lab = self.LabBridge(M);
+  lab.init(1);
+  const heapStr = (s) => { const b = Buffer.from(s + '\0', 'utf8'); const p = M._malloc(b.length); M.HEAPU8.set(b, p); return p; };
+  const st = readFileSync(path.join(fixture, 'model.safetensors'));
+  const ck = M._malloc(st.length); M.HEAPU8.set(st, ck);
+  const s = ['config.json', 'vocab.json', 'merges.txt'].map((f) => heapStr(readFileSync(path.join(fixture, f), 'utf8')));
+  const rc = M.ccall('lab_convert_hf', 'number', ['number', 'number', 'number', 'number', 'number', 'string'],
+    [s[0], ck, st.length, s[1], s[2], 'q8_0']);
+  assert.equal(rc, 0, lab.lastError());
+  const p = M.ccall('lab_buffer_ptr', 'number') >>> 0, n = M.ccall('lab_buffer_size', 'number') >>> 0;
+  lab.loadModel(M.HEAPU8.slice(p, p + n));
+  lab.setData(readFileSync('data/alpaca_train.json', 'utf8'), readFileSync('data/alpaca_eval.json', 'utf8'));
+  return lab;
+}
+
+const experiment = { n_train: 4, n_eval: 2, max_len: 32, epochs: 1, lr: 0.005, r: 4, alpha: 8, seed: 5,
+                     compute: 'f32', placements: ['baseline'] };
+
+async function gpuOrNull() {
+  try {
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    const engine = await import('../../web/gpu/engine.js');
+    return { engine, ...(await engine.requestGpuDevice(create([]))) };
+  } catch (e) {
+    return { error: String(e.message || e) };
+  }
+}
+
+test('lab_model_tensors: shapes and bytes of the loaded model', async () => {
+  const lab = await labWithTinyModel();
+  const info = lab.modelInfo();
+  const { config, tensors } = lab.modelTensors();
+  assert.equal(config.n_layer, info.n_layer);
+  assert.equal(config.n_embd, info.n_embd);
+  const C = config.n_embd;
+  assert.equal(tensors.wte.type, 'q8_0');
+  assert.equal(tensors.wte.rows, config.n_vocab);
+  assert.equal(tensors.wte.data.byteLength, config.n_vocab * (C / 32) * 34);
+  assert.equal(tensors.wpe.length, config.n_ctx * C);
+  assert.equal(tensors.blocks.length, config.n_layer);
+  assert.deepEqual(tensors.blocks[0].w.map((m) => [m.rows, m.cols]), [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]]);
+  assert.equal(tensors.blocks[1].b[2].length, 4 * C);
+  assert.ok(tensors.lnf_w.every(Number.isFinite));
+});
+
+test('hosted protocol: misuse is refused with a message', async () => {
+  const lab = await labWithTinyModel();
+  lab.ablateStart({ ...experiment, device: 'webgpu' });
+  assert.throws(() => lab.hostRecord(1, 1, 10), /no step is pending/);
+  assert.equal(lab.hostNext(), 1);
+  const s = lab.hostStep();
+  assert.equal(s.first_step, true);
+  assert.equal(s.examples.length, 1);
+  assert.equal(s.lora.params.length, s.lora.n_params);
+  assert.match(s.examples[0].base_key, /^0x[0-9a-f]{16}$/);
+  assert.throws(() => lab.hostNext(), /not recorded/);
+  assert.throws(() => lab.hostSetAdapters(new Float32Array(3)), /3 adapter params given/);
+  assert.throws(() => lab.setDeviceInfo('x'), /not a JSON object/);
+  assert.throws(() => lab.ablateStart({ ...experiment, device: 'gpu' }), /"device" must be "cpu" or "webgpu"/);
+});
+
+test('hosted loop on the WebGPU engine matches the CPU (compute f32)', { timeout: 240000 }, async (t) => {
+  const g = await gpuOrNull();
+  if (g.error) return t.skip(`no WebGPU in Node: ${g.error}`);
+  const lab = await labWithTinyModel();
+  lab.ablateStart({ ...experiment, device: 'cpu' });
+  while (lab.ablateStep()) lab.events();
+  const cpu = JSON.parse(lab.resultsJson());
+
+  lab.ablateStart({ ...experiment, device: 'webgpu' });
+  lab.setDeviceInfo({ vendor: g.adapterInfo.vendor, architecture: g.adapterInfo.architecture, limits: g.limits });
+  let tr = null;
+  while (lab.hostNext()) {
+    const s = lab.hostStep();
+    if (s.first_step) {
+      if (tr) tr.destroy();
+      const m = lab.modelTensors();
+      tr = await g.engine.createGpuTrainer(g.device, { config: m.config, tensors: m.tensors,
+        lora: { r: s.lora.r, scaling: s.lora.scaling, dropout: s.lora.dropout, modules: s.lora.modules, params: s.lora.params },
+        train: { maxT: 32, maxBatch: 1, gradClip: s.grad_clip, adamw: { beta1: s.adamw.beta1, beta2: s.adamw.beta2,
+          eps: s.adamw.eps, weightDecay: s.adamw.weight_decay }, dropout: s.base_dropout,
+          baseSeed: BigInt(s.seed), loraSeed: BigInt(s.lora.seed) } });
+    }
+    const r = await tr.step(s.examples.map((e) => ({ tokens: e.tokens, targets: e.targets, mask: e.mask })), s.lr);
+    if (lab.hostRecord(r.loss, r.gradNorm, s.examples.reduce((a, e) => a + e.T, 0)))
+      lab.hostSetAdapters(await tr.readAdapters());
+  }
+  tr.destroy();
+  const gpu = JSON.parse(lab.resultsJson());
+  assert.equal(gpu.config.device, 'webgpu');
+  assert.equal(gpu.environment.webgpu.architecture, g.adapterInfo.architecture);
+  const gl = gpu.placements[0].steps.loss, cl = cpu.placements[0].steps.loss;
+  assert.equal(gl.length, cl.length);
+  gl.forEach((v, k) => assert.ok(Math.abs(v - cl[k]) <= 1e-3 * Math.abs(cl[k]), `loss ${k}: gpu ${v}, cpu ${cl[k]}`));
+  const ge = gpu.placements[0].eval_loss, ce = cpu.placements[0].eval_loss;
+  assert.ok(Math.abs(ge - ce) <= 1e-3 * Math.abs(ce), `eval loss: gpu ${ge}, cpu ${ce}`);
+});
