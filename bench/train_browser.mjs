@@ -8,6 +8,7 @@
 //
 //   node bench/train_browser.mjs [--dir DIR] [--shape medium] [--rounds N] [--n-train N]
 //                                [--max-len N] [--placement NAME] [--json FILE]
+//                                [--wasm relaxed|simd128]  (the page's ?wasm=: which threaded build)
 //
 // DIR (default /tmp/lpl-train-bench) keeps the generated checkpoint (random weights,
 // scripts/make_checkpoint.py) and its Q8_0 GGUF (`loralab convert`, from
@@ -28,7 +29,7 @@ function usage() {
 
 function args(argv) {
   const o = { dir: path.join(os.tmpdir(), 'lpl-train-bench'), shape: 'medium', rounds: 5, nTrain: 8, maxLen: 128,
-              placement: 'baseline', json: null };
+              placement: 'baseline', json: null, wasm: '' };
   const int = (a, v, lo) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < lo) { console.error(`train_browser: ${a} needs an integer >= ${lo}, got '${v}'`); process.exit(2); }
@@ -46,8 +47,13 @@ function args(argv) {
     else if (a === '--max-len') o.maxLen = int(a, next(), 8);
     else if (a === '--placement') o.placement = next();
     else if (a === '--json') o.json = path.resolve(next());
+    else if (a === '--wasm') o.wasm = next();
     else if (a === '--help' || a === '-h') { usage(); process.exit(0); }
     else { console.error(`train_browser: unknown option ${a} (see --help)`); process.exit(2); }
+  }
+  if (o.wasm && !['relaxed', 'simd128'].includes(o.wasm)) {
+    console.error(`train_browser: --wasm must be relaxed or simd128, got '${o.wasm}'`);
+    process.exit(2);
   }
   if (!['small', 'medium', 'large'].includes(o.shape)) {
     console.error(`train_browser: --shape must be small, medium or large, got '${o.shape}'`);
@@ -107,14 +113,17 @@ async function main() {
   const chromium = execFileSync('/usr/bin/chromium', ['--version'], { encoding: 'utf8' }).trim();
   const load0 = os.loadavg()[0];
   log(`opening the page on ${model.file}`);
-  const h = await openLab(model);
+  const h = await openLab(model, {}, o.wasm ? `&wasm=${o.wasm}` : '');
   const rows = [];
+  let build = null;
   try {
     const { page } = h;
     await page.waitForFunction(() => { const s = window.__lab.state; return (s.model && s.data) || s.errors.length; },
                                null, { timeout: 1800000 });
     const errors = await page.evaluate(() => window.__lab.state.errors);
     if (errors.length) throw new Error(`loading: ${errors.join('; ')}`);
+    build = await page.evaluate(() => window.__lab.state.engine.build);
+    log(`wasm build: ${build}`);
     await setHp(page, { n_train: o.nTrain, n_eval: 1, epochs: 1, max_len: o.maxLen, seeds: 1 });
     await choosePlacements(page, [o.placement]);
     for (let round = 1; round <= o.rounds; round++) {
@@ -149,7 +158,7 @@ async function main() {
   const speeds = perRound((q, f) => f.base_products_s / q.base_products_s);
   const ceiling = { f: median(shares), r: median(speeds), f_rounds: shares, r_rounds: speeds };
   const doc = {
-    commit, chromium, date: new Date().toISOString(), load_before: load0, load_after: os.loadavg()[0],
+    commit, chromium, build, date: new Date().toISOString(), load_before: load0, load_after: os.loadavg()[0],
     machine: `${os.cpus()[0].model}, ${os.cpus().length} vCPU`, model: model.file, threads: rows[0].threads,
     settings: { placement: o.placement, n_train: o.nTrain, max_len: o.maxLen, epochs: 1, batch_size: 1 },
     rows, median_tokens_per_s: { int8: median(tps('int8')), f32: median(tps('f32')) }, ratios, median_ratio: ratio,

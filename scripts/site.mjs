@@ -4,7 +4,8 @@
 //
 //   DIR/index.html        the page, started by boot.js (service-worker isolation)
 //   DIR/*.js, panels/     web/ as it is; coi-sw.js is the service worker
-//   DIR/build-wasm/       loralab_mt.{js,wasm,worker.js} (threads), loralab_st.{js,wasm}
+//   DIR/build-wasm/       loralab_rx.{js,wasm,worker.js} (relaxed SIMD + threads),
+//                         loralab_mt.{js,wasm,worker.js} (threads), loralab_st.{js,wasm}
 //   DIR/models/           the bundled model(s), .gguf (the tokenizer is inside)
 //   DIR/data/             alpaca_train.json, alpaca_eval.json
 //   DIR/vendor/uplot/     the charts library and its licence
@@ -22,15 +23,15 @@ import { CSP } from './serve.mjs';
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const GENERATOR = 'scripts/site';
 const WASM_BUILD_HINT = 'build it with: NODE_PATH=/usr/share/nodejs emcmake cmake -S . -B build-wasm && ' +
-  'NODE_PATH=/usr/share/nodejs cmake --build build-wasm -j2 --target loralab_mt loralab_st';
-const WASM_FILES = ['loralab_mt.js', 'loralab_mt.wasm', 'loralab_mt.worker.js', 'loralab_st.js', 'loralab_st.wasm'];
+  'NODE_PATH=/usr/share/nodejs cmake --build build-wasm -j2 --target loralab_rx loralab_mt loralab_st';
+const WASM_FILES = ['loralab_rx.js', 'loralab_rx.wasm', 'loralab_rx.worker.js', 'loralab_mt.js', 'loralab_mt.wasm', 'loralab_mt.worker.js', 'loralab_st.js', 'loralab_st.wasm'];
 const DATA_FILES = ['alpaca_train.json', 'alpaca_eval.json'];
 const UPLOT_FILES = [['dist/uPlot.esm.js', 'uPlot.esm.js'], ['dist/uPlot.min.css', 'uPlot.min.css'], ['LICENSE', 'LICENSE']];
 const ENTRY = '<script type="module" src="app.js"></script>';
 
 const USAGE = `usage: scripts/site DIR [--wasm-dir D] [--model FILE.gguf]... [--data-dir D] [--quiet]
 
-Writes the browser lab into DIR as a static site: the page, both wasm builds
+Writes the browser lab into DIR as a static site: the page, the three wasm builds
 (threads and single-thread), the bundled model, the Alpaca data and the charts
 library. Copy DIR to any static host (or open it from one); no server headers are
 needed: where the host sends no COOP/COEP, a service worker supplies them after one

@@ -30,7 +30,8 @@ async function startEngine() {
     // browser short of memory; the threaded build only.
     const e = await engine.call('init', { wasmBase: new URL('build-wasm/', location.href).href,
                                           threads: navigator.hardwareConcurrency || 2, test: TEST,
-                                          maxHeapMB: Number(params.get('max-heap-mb')) || 0 });
+                                          maxHeapMB: Number(params.get('max-heap-mb')) || 0,
+                                          wasm: params.get('wasm') || '' });
     state.engine = e;
     if (!state.presets) {
       usePresets(e.presets);

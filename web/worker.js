@@ -1,6 +1,9 @@
 // The Web Worker that owns the wasm module (classic worker: the emcc output is a
 // classic script). Picks the threaded build when the page is cross-origin isolated,
-// the single-thread build otherwise; runs the ablation one unit at a time so that
+// the single-thread build otherwise; a threaded page gets the relaxed-SIMD build
+// (loralab_rx) when the engine validates and correctly runs relaxed SIMD
+// (relaxed_probe.js), the plain SIMD128 one (loralab_mt) otherwise or when the page
+// asks for it (init {wasm: 'simd128'}, the page's ?wasm=simd128); runs the ablation one unit at a time so that
 // progress arrives every step and Cancel lands within a step; turns a crash or an
 // out-of-memory into a readable error. The page restarts it by creating a new one.
 //
@@ -9,7 +12,7 @@
 // 'adapter' | 'crash', ...} messages.
 'use strict';
 
-importScripts('bridge.js', 'hub.js');
+importScripts('bridge.js', 'hub.js', 'relaxed_probe.js');
 
 let M = null;          // the emcc module
 let lab = null;        // LabBridge(M)
@@ -20,7 +23,23 @@ let info = null;
 let testMode = false;  // set by init {test: true}: enables crashForTest
 let heapLimit = 4 * 2 ** 30;  // bytes the wasm heap may grow to (the build's maximum, or init's maxHeapMB)
 
-const variant = self.crossOriginIsolated ? 'mt' : 'st';
+let variant = self.crossOriginIsolated ? 'mt' : 'st';   // 'rx' when init picks the relaxed build
+let relaxed = null;    // the relaxed-SIMD probe's answer ({validates, ok, reason})
+// as results.json environment.build (lpl_build_name)
+const BUILD_NAMES = { rx: 'wasm relaxed-simd threads', mt: 'wasm threads', st: 'wasm single-thread' };
+
+// The build for this page: 'st' without cross-origin isolation; else 'rx' where relaxed
+// SIMD validates and computes right, unless the page forces SIMD128 (wasm: 'simd128').
+function pickVariant(wasm) {
+  if (wasm && !['simd128', 'relaxed', 'auto'].includes(wasm)) {
+    throw new Error(`unknown wasm build "${wasm}": use simd128 or relaxed (default: relaxed where it validates)`);
+  }
+  if (!self.crossOriginIsolated) return 'st';
+  relaxed = self.probeRelaxedSimd();
+  if (wasm === 'simd128') return 'mt';
+  if (!relaxed.ok && wasm === 'relaxed') throw new Error(`the relaxed-SIMD build cannot run here: ${relaxed.reason}`);
+  return relaxed.ok ? 'rx' : 'mt';
+}
 
 // Throttled progress: at most ~15 messages a second, the last one always sent.
 let lastProgress = 0;
@@ -52,7 +71,7 @@ function isCrash(e) {
 // memory, so the worker can create it; the single-thread build owns its memory.
 function limitedMemory(maxMB) {
   if (!(maxMB > 0)) return {};
-  if (variant !== 'mt') {
+  if (variant === 'st') {
     self.postMessage({ type: 'warning', message: 'max-heap-mb applies to the threaded build only' });
     return {};
   }
@@ -62,8 +81,9 @@ function limitedMemory(maxMB) {
   return { wasmMemory: new WebAssembly.Memory({ initial: initialPages, maximum: maxPages, shared: true }) };
 }
 
-async function init({ wasmBase, threads, test, maxHeapMB }) {
+async function init({ wasmBase, threads, test, maxHeapMB, wasm }) {
   testMode = !!test;
+  variant = pickVariant(wasm);
   const base = new URL(wasmBase || 'build-wasm/', self.location.href).href;
   const jsUrl = new URL(`loralab_${variant}.js`, base).href;
   importScripts(jsUrl);
@@ -76,9 +96,11 @@ async function init({ wasmBase, threads, test, maxHeapMB }) {
     ...limitedMemory(maxHeapMB),
   });
   lab = self.LabBridge(M);
-  const maxThreads = variant === 'mt' ? Math.min(threads || navigator.hardwareConcurrency || 2, 8) : 1;
+  const maxThreads = variant !== 'st' ? Math.min(threads || navigator.hardwareConcurrency || 2, 8) : 1;
   lab.init(maxThreads);
-  return { version: lab.version(), variant, isolated: self.crossOriginIsolated, threads: maxThreads, heapLimit,
+  return { version: lab.version(), variant, build: BUILD_NAMES[variant],
+           relaxedSimd: relaxed && { validates: relaxed.validates, ok: relaxed.ok, reason: relaxed.reason },
+           isolated: self.crossOriginIsolated, threads: maxThreads, heapLimit,
            presets: lab.presets() };
 }
 

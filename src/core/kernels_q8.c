@@ -2,7 +2,8 @@
  *
  * The other operand is quantized per block of 32 along the summed dimension to
  * int8 with one float scale (d = max|x| / 127, q = round-half-even(x / d) computed
- * as x * (1/d), like Q8_0 but with a float scale); each block's products are summed
+ * as x * (1/d), like Q8_0 but with a float scale; 63 instead of 127 under the
+ * relaxed dot's 7-bit operand, LPL_QA_MAX of simd.h); each block's products are summed
  * exactly in int32 and scaled once: C(i,j) += sA(i,b) * sB(b,j) * sum_k qa * qb.
  *
  *   forward         Y = X . W^T: A = X quantized along the input features; B = W's
@@ -83,7 +84,7 @@ static float quant_a_block(const float *x, int n, lpl_qa *dst)
     lpl_vf m = lpl_vf_zero();
     for (int j = 0; j < LPL_QK; j += LPL_VW)
         m = lpl_vf_max(m, lpl_vf_abs(lpl_vf_load(v + j)));
-    float d = hmax(m) / 127.0f;
+    float d = hmax(m) / (float)LPL_QA_MAX;
     lpl_vf id = lpl_vf_set1(d != 0.0f ? 1.0f / d : 0.0f);
 #if LPL_QSTEP == 2 /* a NaN code becomes 0 in the pair writer */
     for (int j = 0; j < LPL_QK; j += LPL_VW)
@@ -97,8 +98,8 @@ static float quant_a_block(const float *x, int n, lpl_qa *dst)
         lpl_vf_store(v + j, lpl_vf_select_lt(lpl_vf_abs(r), lim, r, lpl_vf_zero()));
     }
     lpl_qa q[LPL_QK];
-    for (int j = 0; j < LPL_QK; j++) /* finite integers in [-127, 127] */
-        q[j] = (lpl_qa)((int)v[j] + 128 * LPL_QA_OFFSET);
+    for (int j = 0; j < LPL_QK; j++) /* finite integers in [-LPL_QA_MAX, LPL_QA_MAX] */
+        q[j] = (lpl_qa)((int)v[j] + LPL_QA_BIAS * LPL_QA_OFFSET);
     for (int g = 0; g < QB; g++)
         memcpy(dst + (size_t)g * QMR * LPL_QSTEP, q + g * LPL_QSTEP, LPL_QSTEP * sizeof(lpl_qa));
 #endif
@@ -210,7 +211,7 @@ static void pack_b_rows(const qgemm *g, int k0, int kc, int j0, int nc)
                         sum += q[k];
                 put_b_column(t_qb + slot * QNR * LPL_QK, c, q);
                 t_sb[slot * QNR + c] = blk ? lpl_fp16_to_fp32(blk[b].d) : 0.0f;
-                t_cb[slot * QNR + c] = -128 * sum;
+                t_cb[slot * QNR + c] = -LPL_QA_BIAS * sum;
             }
         }
 }
@@ -283,7 +284,7 @@ static void pack_b_cols(const qgemm *g, int k0, int kc, int j0, int nc)
                 lpl_vf_store(sum + u * LPL_VW, acc[u]);
             for (int c = 0; c < QNR; c++) {
                 t_sb[slot * QNR + c] = s[c];
-                t_cb[slot * QNR + c] = -128 * (int32_t)sum[c];
+                t_cb[slot * QNR + c] = -LPL_QA_BIAS * (int32_t)sum[c];
             }
         }
     }

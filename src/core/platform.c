@@ -12,7 +12,9 @@
 
 const char *lpl_build_name(void)
 {
-#if defined(__EMSCRIPTEN_PTHREADS__)
+#if defined(__EMSCRIPTEN_PTHREADS__) && defined(__wasm_relaxed_simd__)
+    return "wasm relaxed-simd threads";
+#elif defined(__EMSCRIPTEN_PTHREADS__)
     return "wasm threads";
 #elif defined(__EMSCRIPTEN__)
     return "wasm single-thread";

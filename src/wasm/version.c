@@ -5,7 +5,9 @@
 
 EMSCRIPTEN_KEEPALIVE const char *lab_version(void)
 {
-#ifdef __EMSCRIPTEN_PTHREADS__
+#if defined(__EMSCRIPTEN_PTHREADS__) && defined(__wasm_relaxed_simd__)
+    return "loralab " LPL_VERSION " wasm relaxed-simd threads";
+#elif defined(__EMSCRIPTEN_PTHREADS__)
     return "loralab " LPL_VERSION " wasm simd128 threads";
 #else
     return "loralab " LPL_VERSION " wasm simd128 single-thread";

@@ -42,9 +42,12 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
   try {
     await waitLoaded(page);
     const engine = await page.evaluate(() => window.__lab.state.engine);
-    assert.equal(engine.variant, 'mt');
+    // Chromium validates relaxed SIMD: the study runs in the relaxed-SIMD build.
+    assert.equal(engine.variant, 'rx');
+    assert.equal(engine.build, 'wasm relaxed-simd threads');
     assert.equal(engine.isolated, true);
-    assert.match(engine.version, /threads/);
+    assert.match(engine.version, /wasm relaxed-simd threads/);
+    assert.match(await page.textContent('#engine'), /wasm relaxed-simd threads/, 'the page shows the build');
 
     // Parameter counts before running, and PEFT's suffix surprise made visible.
     await page.waitForFunction(() => window.__lab.state.counts.length === 3, null, { timeout: 20000 });
@@ -93,6 +96,8 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
     // The table's numbers are the downloaded results.json's.
     const doc = JSON.parse((await downloadText(page, '#dl-json')).toString('utf8'));
     assert.equal(JSON.stringify(doc), JSON.stringify(JSON.parse(st.resultsJson)));
+    assert.equal(doc.environment.build, 'wasm relaxed-simd threads');
+    assert.equal(doc.environment.simd, 'wasm-relaxed');
     const ps = doc.placements;
     assert.deepEqual(ps.map((p) => p.name), ['baseline', 'ffn', 'attn']);
     const table = await page.evaluate(() => [...document.querySelectorAll('#results-table tbody tr')].map((tr) => ({

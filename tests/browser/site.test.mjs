@@ -96,12 +96,13 @@ async function shortRun(page) {
   assert.notEqual(p.eval_loss, p.eval_loss_before, 'training changed the model');
 }
 
-test('scripts/site writes the page, both builds, model, data and charts, with a manifest', { skip: SKIP }, () => {
+test('scripts/site writes the page, all three builds, model, data and charts, with a manifest', { skip: SKIP }, () => {
   const manifest = JSON.parse(fs.readFileSync(path.join(site, 'site.json'), 'utf8'));
   const files = manifest.files.map((f) => f.path);
   for (const f of ['index.html', 'boot.js', 'coi-sw.js', 'app.js', 'worker.js', 'build-wasm/loralab_mt.js',
                    'build-wasm/loralab_mt.wasm', 'build-wasm/loralab_mt.worker.js', 'build-wasm/loralab_st.js',
-                   'build-wasm/loralab_st.wasm', `models/${MODEL.file}`, 'data/alpaca_train.json',
+                   'build-wasm/loralab_st.wasm', 'build-wasm/loralab_rx.js', 'build-wasm/loralab_rx.wasm',
+                   'build-wasm/loralab_rx.worker.js', 'relaxed_probe.js', `models/${MODEL.file}`, 'data/alpaca_train.json',
                    'data/alpaca_eval.json', 'vendor/uplot/uPlot.esm.js', 'vendor/uplot/uPlot.min.css']) {
     assert.ok(files.includes(f), f);
     assert.ok(fs.existsSync(path.join(site, f)), f);
@@ -125,7 +126,7 @@ test('without COOP/COEP from the host, the service worker isolates the page: thr
       assert.equal(s.coi, true);
       assert.equal(s.how, 'service-worker');
       assert.equal(s.controlled, true);
-      assert.equal(s.engine.variant, 'mt');
+      assert.equal(s.engine.variant, 'rx');
       assert.equal(s.engine.isolated, true);
       assert.match(s.engine.version, /threads/);
       assert.equal(h.navigations(), 2, 'one reload after the service worker took control');
@@ -173,7 +174,7 @@ test('a host that sends COOP/COEP itself: threads at once, no service worker, no
     assert.equal(s.coi, true);
     assert.equal(s.how, 'headers');
     assert.equal(s.registrations, 0);
-    assert.equal(s.engine.variant, 'mt');
+    assert.equal(s.engine.variant, 'rx');
     assert.equal(h.navigations(), 1);
     await waitLoaded(h.page);
     assert.deepEqual(h.errors, []);

@@ -1,4 +1,4 @@
-/* Entry points of the test-only wasm module kernels_test_{mt,st} (prefix kx_), called
+/* Entry points of the test-only wasm module kernels_test_{mt,st,rx} (prefix kx_), called
  * by tests/wasm/kernels.test.mjs: the library self-check and fingerprint, the thread
  * pool's counters, and a large matmul to show that the threaded build uses threads. */
 #include <emscripten.h>
@@ -11,6 +11,14 @@
 
 static char g_report[1024];
 static char *g_fingerprint;
+
+/* JSON report of the kernel self-check without the int8 products (see
+ * lpl_kernels_selfcheck_ex). */
+EMSCRIPTEN_KEEPALIVE const char *kx_selfcheck_no_q8(void)
+{
+    lpl_kernels_selfcheck_ex(g_report, sizeof g_report, 1);
+    return g_report;
+}
 
 /* JSON report of the kernel self-check (see lpl_kernels_selfcheck). */
 EMSCRIPTEN_KEEPALIVE const char *kx_selfcheck(void)

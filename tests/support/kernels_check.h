@@ -13,6 +13,9 @@
  * writes a JSON report {"simd","threads","checks","failures","first_failure"} to
  * report (truncated to cap bytes). Returns the number of failed checks. */
 int lpl_kernels_selfcheck(char *report, size_t cap);
+/* The same without the int8 products when skip_q8 is set (an engine whose relaxed dot
+ * is known wrong, Node 20: tests/wasm/kernels.test.mjs says so when it skips). */
+int lpl_kernels_selfcheck_ex(char *report, size_t cap, int skip_q8);
 /* Writes a JSON object of kernel outputs on a fixed deterministic input (per kernel:
  * n, sum, abssum, a hash of the bits, a strided sample) for comparing builds and
  * thread counts; entries named exact_* (conversions) must agree bit for bit. Returns the full length (like snprintf; call with cap 0 to size). */

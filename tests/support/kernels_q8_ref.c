@@ -3,16 +3,18 @@
  * double. They are what the self-check holds the SIMD kernels to, on every target. */
 #include "kernels_check.h"
 
+#include "lpl/core/simd.h" /* LPL_QA_MAX: A's largest code on this target (63 for the relaxed dot) */
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-float lpl_quantize_block_q8_ref(const float *x, int n, int8_t q[32])
+static float quant_block(const float *x, int n, int8_t q[32], int qmax)
 {
     float amax = 0.0f;
     for (int j = 0; j < n; j++)
         amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
-    float d = amax / 127.0f;
+    float d = amax / (float)qmax;
     float id = d != 0.0f ? 1.0f / d : 0.0f;
     for (int j = 0; j < LPL_QK; j++) {
         float v = j < n ? nearbyintf(x[j] * id) : 0.0f;
@@ -21,11 +23,13 @@ float lpl_quantize_block_q8_ref(const float *x, int n, int8_t q[32])
     return d;
 }
 
+float lpl_quantize_block_q8_ref(const float *x, int n, int8_t q[32]) { return quant_block(x, n, q, 127); }
+
 /* Row r's block b of A ([rows][K], zeros past K) quantized. */
 static float quant_row_block(const float *A, int K, int r, int b, int8_t q[32])
 {
     int k0 = b * LPL_QK, n = K - k0 < LPL_QK ? K - k0 : LPL_QK;
-    return lpl_quantize_block_q8_ref(A + (size_t)r * K + k0, n, q);
+    return quant_block(A + (size_t)r * K + k0, n, q, LPL_QA_MAX);
 }
 
 void lpl_linear_forward_q8_ref(float *Y, const float *X, const lpl_matrix *W, const float *bias, int T,

@@ -28,7 +28,17 @@
  *                     else adding and removing 1.5 * 2^23 (no fraction bits left)
  *
  * LPL_SIMD_NAME names the mapping in use ("avx512", "avx2", "sse2", "wasm128",
- * "scalar"); define LPL_NO_AVX512 to use the AVX2 mapping on an AVX-512 machine.
+ * "wasm-relaxed", "scalar"); define LPL_NO_AVX512 to use the AVX2 mapping on an
+ * AVX-512 machine.
+ *
+ * Relaxed SIMD (wasm built with -mrelaxed-simd, the "rx" build): lpl_vf_madd is
+ * f32x4.relaxed_madd (fused where the CPU has FMA, so the rounding depends on the
+ * CPU, within the self-check's tolerances), and with LPL_RELAXED_DOT (default 1) the
+ * int8 products use i32x4.relaxed_dot_i8x16_i7x16_add_s. That instruction is
+ * deterministic only while its second operand is in 0..127, so A (the activations,
+ * quantized per product) gets 7-bit codes in [-63, 63] stored as q + 64, and each
+ * block sum starts at -64 * (sum of B's codes): exact, the same on every CPU.
+ * -DLPL_RELAXED_DOT=0 keeps SIMD128's i32x4.dot_i16x8_s for the int8 products.
  *
  * Integer dot products (the int8 GEMM of kernels_q8.c), LPL_VW int32 lanes that
  * line up with the float lanes:
@@ -36,8 +46,12 @@
  *   LPL_QSTEP         k values one lane sums per step: 4 (int8 quads, x86),
  *                     2 (int16 pairs: wasm SIMD128, SSE2), 1 (scalar)
  *   lpl_qa, lpl_qb    element types of the packed A and B operands
- *   LPL_QA_OFFSET     1: A is stored as q + 128 (unsigned, for vpdpbusd), and the
- *                     caller starts each sum at -128 * (sum of B's k in the block)
+ *   LPL_QA_MAX        largest |code| of A: 127, or 63 for the 7-bit relaxed dot (the
+ *                     scale is max|x| / LPL_QA_MAX); define it to 63 on any target to
+ *                     reproduce the relaxed build's codes (tests/test_q7_accuracy.c)
+ *   LPL_QA_OFFSET     1: A is stored as q + LPL_QA_BIAS (unsigned: vpdpbusd, relaxed
+ *                     dot), and the caller starts each sum at -LPL_QA_BIAS * (sum of
+ *                     B's k in the block)
  *   lpl_vi_zero(), lpl_vi_load(p)  (p: LPL_VW int32)
  *   lpl_va_bcast(p)   the LPL_QSTEP values a[0..QSTEP) repeated in every lane
  *   lpl_vb_load(p)    LPL_VW * LPL_QSTEP values of B: lane j holds p[j*QSTEP ..)
@@ -57,9 +71,17 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__wasm_relaxed_simd__) && !defined(LPL_RELAXED_DOT)
+#define LPL_RELAXED_DOT 1
+#endif
+
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
+#if defined(__wasm_relaxed_simd__)
+#define LPL_SIMD_NAME "wasm-relaxed"
+#else
 #define LPL_SIMD_NAME "wasm128"
+#endif
 #define LPL_VW 4
 typedef v128_t lpl_vf;
 static inline lpl_vf lpl_vf_zero(void) { return wasm_f32x4_splat(0.0f); }
@@ -71,7 +93,11 @@ static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return wasm_f32x4_add(a, b
 static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return wasm_f32x4_mul(a, b); }
 static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c)
 {
+#if defined(__wasm_relaxed_simd__)
+    return wasm_f32x4_relaxed_madd(a, b, c);
+#else
     return wasm_f32x4_add(wasm_f32x4_mul(a, b), c);
+#endif
 }
 static inline lpl_vf lpl_vf_sub(lpl_vf a, lpl_vf b) { return wasm_f32x4_sub(a, b); }
 static inline lpl_vf lpl_vf_div(lpl_vf a, lpl_vf b) { return wasm_f32x4_div(a, b); }
@@ -272,7 +298,41 @@ static inline lpl_vf lpl_vf_round_even(lpl_vf v)
 #endif
 
 /* ---- integer dot products ---- */
-#if defined(__wasm_simd128__) || LPL_VW == 4
+#if defined(__wasm_relaxed_simd__) && LPL_RELAXED_DOT
+/* i32x4.relaxed_dot_i8x16_i7x16_add_s(b, a, acc): B's signed codes first, A's 7-bit
+ * codes + 64 (1..127) second; a pair of products, at most 2 * 128 * 127 in
+ * magnitude, cannot saturate the int16 step that some CPUs take */
+#define LPL_QSTEP 4
+#define LPL_QA_OFFSET 1
+#define LPL_QA_MAX 63
+#define LPL_QA_BIAS 64
+#define LPL_VQ_NAN_ZERO 1
+typedef uint8_t lpl_qa;
+typedef int8_t lpl_qb;
+typedef v128_t lpl_vi;
+static inline lpl_vi lpl_vi_zero(void) { return wasm_i32x4_splat(0); }
+static inline lpl_vi lpl_vi_load(const int32_t *p) { return wasm_v128_load(p); }
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p) { return wasm_v128_load32_splat(p); }
+static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return wasm_v128_load(p); }
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
+{
+    return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(b, a, acc);
+}
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return wasm_f32x4_convert_i32x4(v); }
+static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
+{
+    /* as the pair mapping: + 1.5 * 2^23 leaves each integer's two's complement in
+     * the low bits of the float's bits; a NaN lane's code is 0 */
+    const v128_t magic = wasm_f32x4_splat(12582912.0f), ff = wasm_i32x4_splat(0xff);
+    v128_t w = wasm_i32x4_splat(0);
+    for (int e = 0; e < 4; e++) {
+        v128_t c = wasm_v128_and(wasm_f32x4_add(r[e], magic), wasm_f32x4_eq(r[e], r[e]));
+        w = wasm_v128_or(w, wasm_i32x4_shl(wasm_v128_and(c, ff), 8 * e));
+    }
+    wasm_v128_store(p, w);
+}
+
+#elif defined(__wasm_simd128__) || LPL_VW == 4
 /* int16 pairs: i32x4.dot_i16x8_s / pmaddwd, A and B widened when packed */
 #define LPL_QSTEP 2
 #define LPL_QA_OFFSET 0
@@ -573,6 +633,12 @@ static inline lpl_vf lpl_vf_load_f16(const void *p)
 
 #ifndef LPL_VQ_NAN_ZERO
 #define LPL_VQ_NAN_ZERO 0
+#endif
+#ifndef LPL_QA_MAX
+#define LPL_QA_MAX 127
+#endif
+#ifndef LPL_QA_BIAS
+#define LPL_QA_BIAS 128
 #endif
 
 #endif
