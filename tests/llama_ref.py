@@ -12,6 +12,7 @@ semantics (RMSNorm, rotate-half RoPE with rope_theta, grouped-query attention,
 SwiGLU, qwen2's q/k/v biases, tied or untied lm_head), not imported from them.
 
   /usr/bin/python3 tests/llama_ref.py --arch llama --out DIR [--dtype bf16] [--shards 2] [--adam]
+                                      [--vocab N] [--tokenizer DIR_WITH_TOKENIZER_JSON]
 
 With --adam it also writes an all-linear LoRA adapter in PEFT's layout (DIR/adapter0)
 and records the losses of 5 AdamW steps from it and the eval loss after them.
@@ -19,6 +20,7 @@ and records the losses of 5 AdamW steps from it and the eval loss after them.
 import argparse
 import json
 import os
+import shutil
 import struct
 
 import torch
@@ -237,14 +239,28 @@ def main():
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--T", type=int, default=40)
+    ap.add_argument("--vocab", type=int, default=0, help="vocab_size (default 320)")
+    ap.add_argument("--tokenizer", help="a folder with tokenizer.json (and tokenizer_config.json): copied in, "
+                    "as a Llama-family Hub folder has them; vocab.json and merges.txt are left out for llama")
     ap.add_argument("--adam", action="store_true",
                     help="also an initial adapter (DIR/adapter0) and 5 AdamW steps from it")
     a = ap.parse_args()
     c = config_of(a.arch)
+    if a.vocab:
+        c["vocab_size"] = a.vocab
     gen = torch.Generator().manual_seed(a.seed)
     dtype, tag = DT[a.dtype]
     p = random_params(c, gen, dtype)
     write_checkpoint(a.out, c, p, dtype, tag, a.shards)
+    if a.tokenizer:
+        # Qwen2.5's Hub folder has vocab.json + merges.txt beside tokenizer.json; the
+        # Llama ones (SmolLM2's, TinyLlama's) only tokenizer.json
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            if os.path.exists(os.path.join(a.tokenizer, name)):
+                shutil.copy(os.path.join(a.tokenizer, name), os.path.join(a.out, name))
+        if a.arch == "llama":
+            os.remove(os.path.join(a.out, "vocab.json"))
+            os.remove(os.path.join(a.out, "merges.txt"))
     tokens = torch.randint(0, c["vocab_size"], (a.T + 1,), generator=gen)
     for t in p.values():
         t.requires_grad_(True)

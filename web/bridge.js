@@ -30,6 +30,7 @@ self.LabBridge = function LabBridge(M) {
     convertHf: fn('lab_convert_hf', 'number', ['number', 'number', 'number', 'number', 'number', 'number']),
     importCheck: ptrFn('lab_import_check', ['number', 'number']),
     importBegin: fn('lab_import_begin', 'number', ['number', 'number', 'number', 'number', 'number']),
+    importBeginJson: fn('lab_import_begin_json', 'number', ['number', 'number', 'number', 'number', 'number']),
     importZipTail: fn('lab_import_zip_tail', 'number', ['number', 'number', 'number']),  // size as a double
     importFeed: fn('lab_import_feed', 'number', ['number', 'number']),
     importProgress: ptrFn('lab_import_progress', []),
@@ -141,12 +142,20 @@ self.LabBridge = function LabBridge(M) {
      * Starts a streamed import (docs/WASM_API.md, lab_import_*): the checkpoint goes in
      * chunk by chunk and is converted into a GGUF built in wasm memory, which becomes
      * the loaded model. Returns {zipTail(u8, fileSize), feed(u8), progress(), finish(),
-     * abort()}; feed copies through one bounded staging buffer.
+     * abort()}; feed copies through one bounded staging buffer. The tokenizer is
+     * vocab + merges (GPT-2) or tokenizer (tokenizer.json, with tokenizerConfig:
+     * tokenizer_config.json or null; the Llama family).
      */
-    importer({ config, vocab, merges, type = 'q8_0', name = null }) {
-      withStrings([config, vocab, merges, type, name], (cf, vo, me, ty, nm) => {
-        if (c.importBegin(cf, vo, me, ty, nm) !== 0) throw fail('preparing the import');
-      });
+    importer({ config, vocab, merges, tokenizer = null, tokenizerConfig = null, type = 'q8_0', name = null }) {
+      if (tokenizer != null) {
+        withStrings([config, tokenizer, tokenizerConfig, type, name], (cf, tj, tc, ty, nm) => {
+          if (c.importBeginJson(cf, tj, tc, ty, nm) !== 0) throw fail('preparing the import');
+        });
+      } else {
+        withStrings([config, vocab, merges, type, name], (cf, vo, me, ty, nm) => {
+          if (c.importBegin(cf, vo, me, ty, nm) !== 0) throw fail('preparing the import');
+        });
+      }
       const CHUNK = 4 << 20;
       let stage = 0, fill = 0, open = true;
       const release = () => { if (stage) M._free(stage); stage = 0; open = false; };

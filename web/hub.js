@@ -290,6 +290,27 @@ self.LabHub = (function () {
     return lab.importer({ ...files, type: 'q8_0', name });
   }
 
+  /** 1 for the Llama family's config.json (llama, qwen2), whose tokenizer is tokenizer.json. */
+  const isLlama = (cfg) => cfg && (cfg.model_type === 'llama' || cfg.model_type === 'qwen2');
+
+  /**
+   * The tokenizer's files for the importer: a Llama-family repo's tokenizer.json and
+   * tokenizer_config.json (Qwen2.5's repos have vocab.json + merges.txt too, but only
+   * tokenizer.json holds the special tokens and the pre-tokenizer); GPT-2's vocab.json +
+   * merges.txt, or tokenizer.json when a repo has no vocab.json.
+   */
+  async function tokenizerFiles(cfg, url, signal) {
+    const json = async () => {
+      const [tok, tc] = await Promise.all([getText(url('tokenizer.json'), signal),
+        getText(url('tokenizer_config.json'), signal).catch(() => null)]);
+      return { tokenizer: tok.text, tokenizerConfig: tc ? tc.text : null };
+    };
+    if (isLlama(cfg)) return json();
+    if (!await probe(url('vocab.json'), signal)) return json();
+    const [vocab, merges] = await Promise.all([getText(url('vocab.json'), signal), getText(url('merges.txt'), signal)]);
+    return { vocab: vocab.text, merges: merges.text };
+  }
+
   /**
    * Fetches repo@revision from base (default the Hub) into the module, streamed and
    * converted to Q8_0, or from the cache. progress({phase, loaded, total, text}).
@@ -320,8 +341,7 @@ self.LabHub = (function () {
       const hit = await cacheLookup(keyOf(id));
       if (hit) return fromCache(hit, lab, progress, signal);
     }
-    const [vocab, merges] = await Promise.all([getText(url('vocab.json'), signal), getText(url('merges.txt'), signal)]);
-    const imp = beginImport(lab, repo, { config: config.text, vocab: vocab.text, merges: merges.text }, repo);
+    const imp = beginImport(lab, repo, { config: config.text, ...await tokenizerFiles(cfg, url, signal) }, repo);
     let info;
     try {
       if (weights.endsWith('.bin') && w.size > 0) await fetchTail(url(weights), w.size, imp, signal);
@@ -373,8 +393,9 @@ self.LabHub = (function () {
   }
 
   /**
-   * Local files: a .gguf (streamed into wasm memory), or a checkpoint with config.json,
-   * vocab.json and merges.txt picked together, streamed through the importer.
+   * Local files: a .gguf (streamed into wasm memory), or a checkpoint with config.json
+   * and tokenizer.json (+ tokenizer_config.json), or vocab.json and merges.txt, picked
+   * together, streamed through the importer.
    */
   async function loadFiles(files, lab, progress, signal) {
     const by = (re) => files.find((f) => re.test(f.name));
@@ -384,14 +405,27 @@ self.LabHub = (function () {
       return { info: await writeBlob(lab, gguf, signal), name: gguf.name, bytes: gguf.size };
     }
     const ckpt = by(/\.(safetensors|bin)$/i);
-    if (!ckpt) throw new Error('pick a .gguf file, or a .safetensors/.bin checkpoint with its config.json, vocab.json and merges.txt');
+    if (!ckpt) throw new Error('pick a .gguf file, or a .safetensors/.bin checkpoint with its config.json and tokenizer.json (or vocab.json and merges.txt)');
+    const tokJson = by(/^tokenizer\.json$/i);
+    if (tokJson && by(/^config\.json$/i)) {
+      const tc = by(/^tokenizer_config\.json$/i);
+      const text = { config: await by(/^config\.json$/i).text(), tokenizer: await tokJson.text(), tokenizerConfig: tc ? await tc.text() : null };
+      let cfg = null;
+      try { cfg = JSON.parse(text.config); } catch (e) { /* the importer names the fault */ }
+      if (isLlama(cfg) || !by(/^(vocab|encoder)\.json$/i)) return importFiles(ckpt, text, lab, progress, signal);
+    }
     const need = { config: by(/^config\.json$/i), vocab: by(/^(vocab|encoder)\.json$/i), merges: by(/^(merges\.txt|vocab\.bpe)$/i) };
     const missing = Object.keys(need).filter((k) => !need[k]);
     if (missing.length) {
-      throw new Error(`${ckpt.name} needs ${missing.map((k) => ({ config: 'config.json', vocab: 'vocab.json', merges: 'merges.txt' })[k]).join(', ')} selected together with it`);
+      throw new Error(`${ckpt.name} needs ${missing.map((k) => ({ config: 'config.json', vocab: 'vocab.json', merges: 'merges.txt' })[k]).join(', ')} (or config.json and tokenizer.json) selected together with it`);
     }
     const text = {};
     for (const k of Object.keys(need)) text[k] = await need[k].text();
+    return importFiles(ckpt, text, lab, progress, signal);
+  }
+
+  /** A local checkpoint streamed through the importer with its config and tokenizer texts. */
+  async function importFiles(ckpt, text, lab, progress, signal) {
     const imp = beginImport(lab, ckpt.name, text, ckpt.name.replace(/\.(safetensors|bin)$/i, ''));
     try {
       if (/\.bin$/i.test(ckpt.name)) {

@@ -37,6 +37,27 @@ export function usePresets(presets) {
                                                      description: p.description }));
 }
 
+// The Llama family's study: PEFT's four usual choices.
+const LLAMA_STUDY = ['all-linear', 'attn', 'mlp', 'qv'];
+
+/**
+ * Placements follow the loaded model's architecture: for llama / qwen2 the engine's
+ * Llama presets (PEFT's module names, all-linear, attn, mlp and qv ticked), for GPT-2
+ * its GPT-2 presets (the study's three ticked). Custom placements stay as they are.
+ */
+export function followArchitecture(info) {
+  if (!state.presets || !info) return;
+  const family = info.arch === 'llama' || info.arch === 'qwen2' ? 'llama' : 'gpt2';
+  if ((state.placementsFamily || 'gpt2') === family) return;
+  state.placementsFamily = family;
+  const llama = family === 'llama';
+  const list = llama ? state.presets.llama_placements || [] : state.presets.placements;
+  state.placements = [
+    ...list.map((p) => ({ name: p.name, spec: p.name, preset: true, on: llama ? LLAMA_STUDY.includes(p.name) : !!p.study,
+                          description: p.description })),
+    ...state.placements.filter((p) => !p.preset)];
+}
+
 /** Shows a message in the error box; crash offers "Restart the worker". */
 export function showError(message, { crash = false } = {}) {
   state.errors.push(String(message));

@@ -9,6 +9,7 @@
 #include "lpl/io/hf_stream.h"
 #include "lpl/io/model_io.h"
 #include "lpl/io/st_shards.h"
+#include "hf_import.h"
 
 /* A file or buffer is fed in order, its end first so a torch.save zip's directory is
  * known. */
@@ -50,6 +51,34 @@ static lpl_status read_either(const char *dir, const char *a, const char *b, cha
     if (st != LPL_OK && b)
         lpl_fail(err, st, "%s: neither %s nor %s could be read (%s)", dir, a, b, err ? err->msg : "");
     return st;
+}
+
+static int file_exists(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+/* Reads dir/tokenizer.json into *buf when the folder's tokenizer is to come from it:
+ * a Llama-family model (Qwen2.5's folder has vocab.json + merges.txt too, but only
+ * tokenizer.json holds its special tokens and pre-tokenizer), or any folder without
+ * vocab.json / encoder.json. GPT-2 folders keep vocab.json + merges.txt. *buf stays
+ * NULL when not. */
+static lpl_status read_tokenizer_json(const char *dir, const char *config, size_t config_len, char **buf,
+                                      size_t *len, lpl_error *err)
+{
+    lpl_gpt2_config cfg = {0};
+    *buf = NULL;
+    if (!file_exists(dir, "tokenizer.json"))
+        return LPL_OK;
+    int llama = lpl_hf_parse_config(config, config_len, &cfg, NULL) == LPL_OK && lpl_cfg_is_llama(&cfg);
+    if (!llama && (file_exists(dir, "vocab.json") || file_exists(dir, "encoder.json")))
+        return LPL_OK;
+    return read_either(dir, "tokenizer.json", NULL, buf, len, err);
 }
 
 /* The model name from a directory path: its last component. */
@@ -204,16 +233,22 @@ lpl_status lpl_convert_hf_dir_ex(const char *hf_dir, const char *out_path, lpl_d
                                  const char *name, lpl_progress_fn fn, void *user, lpl_error *err)
 {
     char base[256], path[4096];
-    char *config = NULL, *vocab = NULL, *merges = NULL, *index = NULL;
-    size_t config_len = 0, vocab_len = 0, merges_len = 0, index_len = 0, out_size = 0;
+    char *config = NULL, *vocab = NULL, *merges = NULL, *index = NULL, *tok_json = NULL, *tok_config = NULL;
+    size_t config_len = 0, vocab_len = 0, merges_len = 0, index_len = 0, out_size = 0, tok_json_len = 0,
+           tok_config_len = 0;
     void *out = NULL;
     lpl_hf_stream *s = NULL;
     FILE *f = NULL;
     lpl_status st;
     dir_basename(hf_dir, base, sizeof base);
-    if ((st = read_either(hf_dir, "config.json", NULL, &config, &config_len, err)) ||
-        (st = read_either(hf_dir, "vocab.json", "encoder.json", &vocab, &vocab_len, err)) ||
-        (st = read_either(hf_dir, "merges.txt", "vocab.bpe", &merges, &merges_len, err)))
+    if ((st = read_either(hf_dir, "config.json", NULL, &config, &config_len, err)) != LPL_OK)
+        goto done;
+    if ((st = read_tokenizer_json(hf_dir, config, config_len, &tok_json, &tok_json_len, err)) != LPL_OK)
+        goto done;
+    if (tok_json)
+        read_either(hf_dir, "tokenizer_config.json", NULL, &tok_config, &tok_config_len, NULL);
+    else if ((st = read_either(hf_dir, "vocab.json", "encoder.json", &vocab, &vocab_len, err)) ||
+             (st = read_either(hf_dir, "merges.txt", "vocab.bpe", &merges, &merges_len, err)))
         goto done;
     if (fn)
         fn(user, "read", 0, 1);
@@ -228,8 +263,10 @@ lpl_status lpl_convert_hf_dir_ex(const char *hf_dir, const char *out_path, lpl_d
         st = LPL_ERR_IO;
         goto done;
     }
-    if (!(s = lpl_hf_stream_new(config, config_len, vocab, vocab_len, merges, merges_len, t,
-                                name && *name ? name : base, 0, err))) {
+    if (!(s = tok_json ? lpl_hf_stream_new_json(config, config_len, tok_json, tok_json_len, tok_config,
+                                                tok_config_len, t, name && *name ? name : base, 0, err)
+                       : lpl_hf_stream_new(config, config_len, vocab, vocab_len, merges, merges_len, t,
+                                           name && *name ? name : base, 0, err))) {
         st = err && err->code ? err->code : LPL_ERR_NOMEM;
         goto done;
     }
@@ -252,6 +289,8 @@ done:
     free(vocab);
     free(merges);
     free(index);
+    free(tok_json);
+    free(tok_config);
     return st;
 }
 

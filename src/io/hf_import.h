@@ -8,6 +8,7 @@
 #include "lpl/model/gpt2.h"
 #include "lpl/io/gguf.h"
 #include "lpl/io/safetensors.h"
+#include "lpl/io/tokenizer.h"
 
 /* One tensor of the GGUF we write, with where it comes from. */
 typedef struct {
@@ -67,5 +68,11 @@ void lpl_hf_vocab_free(lpl_hf_vocab *v);
 lpl_status lpl_hf_write_head(const lpl_gpt2_config *cfg, lpl_dtype t, const char *name, const char *vocab,
                              size_t vocab_len, const char *merges, size_t merges_len, lpl_gguf_writer *w,
                              lpl_error *err);
+
+/* The same with a tokenizer from tokenizer.json (lpl/io/tokenizer_json.h): padded
+ * with [PAD<id>] tokens up to config.json's vocab_size (tok is changed), written with
+ * lpl_tokenizer_to_gguf. LPL_ERR_FORMAT when it has more tokens than vocab_size. */
+lpl_status lpl_hf_write_head_tok(const lpl_gpt2_config *cfg, lpl_dtype t, const char *name,
+                                 lpl_tokenizer *tok, lpl_gguf_writer *w, lpl_error *err);
 
 #endif

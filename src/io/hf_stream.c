@@ -17,6 +17,7 @@
 #include "lpl/core/threads.h"
 #include "lpl/io/gguf.h"
 #include "lpl/io/safetensors.h"
+#include "lpl/io/tokenizer_json.h"
 #include "lpl/io/torch_zip.h"
 #include "le_bytes.h"
 #include "zip.h"
@@ -147,13 +148,27 @@ int64_t lpl_hf_stream_need(const char *config_json, size_t config_len, lpl_dtype
 
 /* ------------------------------------------------------------------ setup */
 
-static lpl_status lay_out(lpl_hf_stream *s, const char *vocab, size_t vocab_len, const char *merges,
-                          size_t merges_len, const char *name, lpl_error *err)
+/* The tokenizer's files: vocab.json + merges.txt, or tokenizer.json (json set). */
+typedef struct {
+    const char *vocab, *merges, *json, *json_config;
+    size_t vocab_len, merges_len, json_len, json_config_len;
+} tok_files;
+
+static lpl_status lay_out(lpl_hf_stream *s, const tok_files *tf, const char *config_json, size_t config_len,
+                          const char *name, lpl_error *err)
 {
     lpl_gguf_writer *w = lpl_gguf_writer_new(err);
     if (!w)
         return LPL_ERR_NOMEM;
-    lpl_status st = lpl_hf_write_head(&s->cfg, s->type, name, vocab, vocab_len, merges, merges_len, w, err);
+    lpl_status st;
+    if (tf->json) {
+        lpl_tokenizer *tok = lpl_tokenizer_from_json(tf->json, tf->json_len, tf->json_config, tf->json_config_len,
+                                                     config_json, config_len, err);
+        st = tok ? lpl_hf_write_head_tok(&s->cfg, s->type, name, tok, w, err) : err->code ? err->code : LPL_ERR_NOMEM;
+        lpl_tokenizer_free(tok);
+    } else {
+        st = lpl_hf_write_head(&s->cfg, s->type, name, tf->vocab, tf->vocab_len, tf->merges, tf->merges_len, w, err);
+    }
     for (int i = 0; i < s->plan.n && st == LPL_OK; i++) {
         const lpl_hf_entry *e = &s->plan.e[i];
         int64_t ne[2] = {e->cols, e->rows};
@@ -167,8 +182,7 @@ static lpl_status lay_out(lpl_hf_stream *s, const char *vocab, size_t vocab_len,
     return st;
 }
 
-lpl_hf_stream *lpl_hf_stream_new(const char *config_json, size_t config_len, const char *vocab_json,
-                                 size_t vocab_len, const char *merges_txt, size_t merges_len, lpl_dtype t,
+static lpl_hf_stream *stream_new(const char *config_json, size_t config_len, const tok_files *tf, lpl_dtype t,
                                  const char *name, int64_t limit, lpl_error *err)
 {
     int64_t gguf = 0, need = lpl_hf_stream_need(config_json, config_len, t, &gguf, err);
@@ -194,12 +208,33 @@ lpl_hf_stream *lpl_hf_stream_new(const char *config_json, size_t config_len, con
     if (!(s->row = lpl_malloc((size_t)s->max_cols * sizeof(float), "import row", err)) ||
         !(s->tile = lpl_malloc(TILE_FLOATS(s->max_cols) * sizeof(float), "import tile", err)))
         goto fail;
-    if (lay_out(s, vocab_json, vocab_len, merges_txt, merges_len, name, err) != LPL_OK)
+    if (lay_out(s, tf, config_json, config_len, name, err) != LPL_OK)
         goto fail;
     return s;
 fail:
     lpl_hf_stream_free(s);
     return NULL;
+}
+
+lpl_hf_stream *lpl_hf_stream_new(const char *config_json, size_t config_len, const char *vocab_json,
+                                 size_t vocab_len, const char *merges_txt, size_t merges_len, lpl_dtype t,
+                                 const char *name, int64_t limit, lpl_error *err)
+{
+    tok_files tf = {.vocab = vocab_json, .vocab_len = vocab_len, .merges = merges_txt, .merges_len = merges_len};
+    return stream_new(config_json, config_len, &tf, t, name, limit, err);
+}
+
+lpl_hf_stream *lpl_hf_stream_new_json(const char *config_json, size_t config_len, const char *tokenizer_json,
+                                      size_t tokenizer_len, const char *tokenizer_config, size_t tokenizer_config_len,
+                                      lpl_dtype t, const char *name, int64_t limit, lpl_error *err)
+{
+    if (!tokenizer_json) {
+        lpl_fail(err, LPL_ERR_INVALID, "import: no tokenizer.json");
+        return NULL;
+    }
+    tok_files tf = {.json = tokenizer_json, .json_len = tokenizer_len, .json_config = tokenizer_config,
+                    .json_config_len = tokenizer_config ? tokenizer_config_len : 0};
+    return stream_new(config_json, config_len, &tf, t, name, limit, err);
 }
 
 void lpl_hf_stream_free(lpl_hf_stream *s)

@@ -25,6 +25,7 @@
 
 #include "lpl/core/utf8.h"
 #include "hf_import.h"
+#include "lpl/io/tokenizer.h"
 #include "lpl/core/kernels.h"
 #include "lpl/core/files.h"
 
@@ -697,4 +698,25 @@ lpl_status lpl_hf_write_head(const lpl_gpt2_config *cfg, lpl_dtype t, const char
 done:
     lpl_hf_vocab_free(&voc);
     return st;
+}
+
+lpl_status lpl_hf_write_head_tok(const lpl_gpt2_config *cfg, lpl_dtype t, const char *name, lpl_tokenizer *tok,
+                                 lpl_gguf_writer *w, lpl_error *err)
+{
+    lpl_status st;
+    if (!matrix_type_ok(t))
+        return lpl_fail(err, LPL_ERR_INVALID, "convert: type must be f32, f16, q8_0 or q4_0");
+    if ((st = check_config(cfg, "config.json", err)) != LPL_OK)
+        return st;
+    int n = lpl_tokenizer_vocab_size(tok);
+    if (n > cfg->n_vocab)
+        return lpl_fail(err, LPL_ERR_FORMAT, "tokenizer.json has %d tokens but config.json vocab_size is %d", n,
+                        cfg->n_vocab);
+    /* an embedding with more rows than tokens (Qwen2.5: 151,936 for 151,665) gets
+     * [PAD<id>] tokens, as llama.cpp's converter writes them */
+    if (n < cfg->n_vocab && (st = lpl_tokenizer_pad_vocab(tok, cfg->n_vocab, err)) != LPL_OK)
+        return st;
+    if ((st = write_metadata(w, cfg, t, name, err)) != LPL_OK)
+        return st;
+    return lpl_tokenizer_to_gguf(tok, w, err);
 }

@@ -213,16 +213,15 @@ LAB_EXPORT const char *lab_import_check(const char *config_json, const char *typ
     return keep(&g.str_import, strdup(buf));
 }
 
-LAB_EXPORT int lab_import_begin(const char *config_json, const char *vocab_json, const char *merges_txt,
-                                const char *type, const char *name)
+/* Both ways to begin: vocab.json + merges.txt, or tokenizer.json (+ tokenizer_config.json). */
+static int import_begin(const char *config_json, const char *vocab_json, const char *merges_txt,
+                        const char *tokenizer_json, const char *tokenizer_config, const char *type, const char *name)
 {
     lpl_error_clear(&g.err);
     lab_import_abort();
     lpl_dtype t;
     if (!lpl_matrix_type_from_name(type, &t))
         return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "type '%s': expected q8_0, f16, f32 or q4_0", type ? type : "");
-    if (!config_json || !vocab_json || !merges_txt)
-        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "import: config, vocab and merges are all needed");
     int64_t need = lpl_hf_stream_need(config_json, strlen(config_json), t, NULL, &g.err);
     if (need < 0)
         return fail_code(g.err.code);
@@ -232,9 +231,36 @@ LAB_EXPORT int lab_import_begin(const char *config_json, const char *vocab_json,
         free_model();
         avail = heap_available();
     }
-    g.import = lpl_hf_stream_new(config_json, strlen(config_json), vocab_json, strlen(vocab_json), merges_txt,
-                                 strlen(merges_txt), t, name, avail, &g.err);
+    if (tokenizer_json)
+        g.import = lpl_hf_stream_new_json(config_json, strlen(config_json), tokenizer_json, strlen(tokenizer_json),
+                                          tokenizer_config, tokenizer_config ? strlen(tokenizer_config) : 0, t, name,
+                                          avail, &g.err);
+    else
+        g.import = lpl_hf_stream_new(config_json, strlen(config_json), vocab_json, strlen(vocab_json), merges_txt,
+                                     strlen(merges_txt), t, name, avail, &g.err);
     return g.import ? 0 : fail_code(g.err.code);
+}
+
+LAB_EXPORT int lab_import_begin(const char *config_json, const char *vocab_json, const char *merges_txt,
+                                const char *type, const char *name)
+{
+    if (!config_json || !vocab_json || !merges_txt) {
+        lpl_error_clear(&g.err);
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "import: config, vocab and merges are all needed");
+    }
+    return import_begin(config_json, vocab_json, merges_txt, NULL, NULL, type, name);
+}
+
+/* lab_import_begin for a Llama-family folder: the tokenizer from tokenizer.json and
+ * (optional, NULL) tokenizer_config.json, padded to config.json's vocab_size. */
+LAB_EXPORT int lab_import_begin_json(const char *config_json, const char *tokenizer_json,
+                                     const char *tokenizer_config, const char *type, const char *name)
+{
+    if (!config_json || !tokenizer_json) {
+        lpl_error_clear(&g.err);
+        return (int)lpl_fail(&g.err, LPL_ERR_INVALID, "import: config.json and tokenizer.json are both needed");
+    }
+    return import_begin(config_json, NULL, NULL, tokenizer_json, tokenizer_config, type, name);
 }
 
 LAB_EXPORT int lab_import_zip_tail(const uint8_t *tail, size_t n, double file_size)

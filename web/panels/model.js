@@ -2,7 +2,7 @@
 // loading it in the worker with byte progress, and what was loaded.
 import { $, el, fill, fmtInt, fmtBytes } from '../dom.js';
 import { engine } from '../engine.js';
-import { state, showError, clearError, setStatus, updateButtons } from '../state.js';
+import { state, showError, clearError, setStatus, updateButtons, followArchitecture } from '../state.js';
 import { refreshCounts } from './placements.js';
 import { setModelContext } from './hp.js';
 
@@ -70,6 +70,7 @@ export async function loadModel() {
   try {
     const r = await engine.call('loadModel', { source });
     state.model = r.info;
+    followArchitecture(r.info);
     setModelContext(r.info && r.info.n_ctx);
     state.modelSource = r;
     setStatus('#model-status', describe(r));

@@ -26,6 +26,15 @@ lpl_hf_stream *lpl_hf_stream_new(const char *config_json, size_t config_len, con
                                  size_t vocab_len, const char *merges_txt, size_t merges_len, lpl_dtype t,
                                  const char *name, int64_t limit, lpl_error *err);
 
+/* The same with the tokenizer from a Hugging Face tokenizer.json and, optional (NULL),
+ * its tokenizer_config.json (Llama-family folders have these instead of vocab.json +
+ * merges.txt); config.json's bos/eos ids fill what they do not say. The vocabulary is
+ * padded with [PAD<id>] tokens up to config.json's vocab_size; more tokens than that
+ * is LPL_ERR_FORMAT. */
+lpl_hf_stream *lpl_hf_stream_new_json(const char *config_json, size_t config_len, const char *tokenizer_json,
+                                      size_t tokenizer_len, const char *tokenizer_config, size_t tokenizer_config_len,
+                                      lpl_dtype t, const char *name, int64_t limit, lpl_error *err);
+
 /* Optional, before the first feed: the checkpoint's last n bytes (of file_size).
  * torch.save's zip gives entry sizes only in its central directory, at the end; with
  * it the zip streams from the front. Bytes that do not end a zip are ignored. */
