@@ -1,0 +1,11 @@
+import { gpu, cRef, stepInputs, relErr } from './support.mjs';
+import { requestGpuDevice, createGpuTrainer } from '../../web/gpu/engine.js';
+const g = await gpu(); console.log('gpu');
+const { device } = await requestGpuDevice(g); console.log('device');
+device.addEventListener?.('uncapturederror', (e) => console.log('uncaptured', e.error.message));
+const ref = cRef('step', process.argv.slice(2));
+const inp = stepInputs(ref); console.log('ref');
+const tr = await createGpuTrainer(device, inp); console.log('trainer');
+const r = await tr.step(inp.batches[0], ref.meta.lr); console.log(r, ref.sec('losses'));
+const g1 = await tr.grads(); console.log(relErr(g1, ref.sec('grads1')));
+tr.destroy(); device.destroy();
