@@ -1,11 +1,19 @@
+// Child of step.test.mjs: runs gpu_ref step ARGS and the WebGPU engine on the same
+// inputs; prints one JSON line with both sides' numbers.
 import { gpu, cRef, stepInputs, relErr } from './support.mjs';
 import { requestGpuDevice, createGpuTrainer } from '../../web/gpu/engine.js';
-const g = await gpu(); console.log('gpu');
-const { device } = await requestGpuDevice(g); console.log('device');
-device.addEventListener?.('uncapturederror', (e) => console.log('uncaptured', e.error.message));
+const { device } = await requestGpuDevice(await gpu());
 const ref = cRef('step', process.argv.slice(2));
-const inp = stepInputs(ref); console.log('ref');
-const tr = await createGpuTrainer(device, inp); console.log('trainer');
-const r = await tr.step(inp.batches[0], ref.meta.lr); console.log(r, ref.sec('losses'));
-const g1 = await tr.grads(); console.log(relErr(g1, ref.sec('grads1')));
-tr.destroy(); device.destroy();
+const inp = stepInputs(ref);
+const tr = await createGpuTrainer(device, inp);
+const gpuLosses = [];
+let gradRel = 0;
+for (let s = 0; s < inp.batches.length; s++) {
+  gpuLosses.push((await tr.step(inp.batches[s], ref.meta.lr)).loss);
+  if (s === 0) gradRel = relErr(await tr.grads(), ref.sec('grads1'));
+}
+const paramRel = relErr(await tr.readAdapters(), ref.sec('params_final'));
+const gpuEval = (await tr.evalLoss(inp.batches[0])).loss;
+tr.destroy();
+console.log(JSON.stringify({ gpuLosses, cLosses: Array.from(ref.sec('losses')), gradRel, paramRel, gpuEval, cEval: ref.sec('eval')[0] }));
+device.destroy();
