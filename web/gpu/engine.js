@@ -223,7 +223,7 @@ export async function createGpuTrainer(device, opts) {
   let rec = null; // {words: [], passes: [{pipe, entries, wg}]}
   function begin() { rec = { words: [], ops: [] }; }
   function op(kind, uniform, bindings, wg) {
-    const slot = rec.ops.length;
+    const slot = rec.words.length;
     const w = new ArrayBuffer(64);
     const dv = new DataView(w);
     uniform.forEach((v, i) => {

@@ -1,0 +1,19 @@
+// Child of step.test.mjs: runs gpu_ref step ARGS and the WebGPU engine on the same
+// inputs; prints one JSON line with both sides' numbers.
+import { gpu, cRef, stepInputs, relErr } from './support.mjs';
+import { requestGpuDevice, createGpuTrainer } from '../../web/gpu/engine.js';
+const { device } = await requestGpuDevice(await gpu());
+const ref = cRef('step', process.argv.slice(2));
+const inp = stepInputs(ref);
+const tr = await createGpuTrainer(device, inp);
+const gpuLosses = [];
+let gradRel = 0;
+for (let s = 0; s < inp.batches.length; s++) {
+  gpuLosses.push((await tr.step(inp.batches[s], ref.meta.lr)).loss);
+  if (s === 0) gradRel = relErr(await tr.grads(), ref.sec('grads1'));
+}
+const paramRel = relErr(await tr.readAdapters(), ref.sec('params_final'));
+const gpuEval = (await tr.evalLoss(inp.batches[0])).loss;
+tr.destroy();
+console.log(JSON.stringify({ gpuLosses, cLosses: Array.from(ref.sec('losses')), gradRel, paramRel, gpuEval, cEval: ref.sec('eval')[0] }));
+device.destroy();
