@@ -275,7 +275,9 @@ self.LabBridge = function LabBridge(M) {
         wte: mat(t.wte), wpe: f32(t.wpe), lnf_w: f32(t.lnf_w), lnf_b: f32(t.lnf_b),
         ...(t.lm_head ? { lm_head: mat(t.lm_head) } : {}),
         blocks: t.blocks.map((b) => ({ ln1_w: f32(b.ln1_w), ln1_b: f32(b.ln1_b), ln2_w: f32(b.ln2_w),
-          ln2_b: f32(b.ln2_b), w: b.w.map(mat), b: b.b.map(f32) })) } };
+          ln2_b: f32(b.ln2_b),
+          // GPT-2's four sites (lpl_site 0..3); the C core's later site slots are Llama's
+          w: b.w.slice(0, 4).map(mat), b: b.b.slice(0, 4).map(f32) })) } };
     },
     /** 1: a step is due (hostStep describes it), 0: finished; throws on a fatal error. */
     hostNext() {
