@@ -22,7 +22,9 @@ static const char *const convert_help =
     "\n"
     "  --from HF_DIR         directory with config.json, model.safetensors (or\n"
     "                        model.safetensors.index.json and its shards) or pytorch_model.bin,\n"
-    "                        and vocab.json + merges.txt (or encoder.json + vocab.bpe)\n"
+    "                        and the tokenizer: tokenizer.json (+ tokenizer_config.json) for\n"
+    "                        llama/qwen2 or a folder without vocab.json, else vocab.json +\n"
+    "                        merges.txt (or encoder.json + vocab.bpe)\n"
     "  --to FILE             output GGUF (written to a temporary name, then renamed)\n"
     CLI_HELP_TYPE("q8_0 (default), q4_0, f16 or f32;")
     "                        LayerNorms, biases and position embeddings stay f32\n"
