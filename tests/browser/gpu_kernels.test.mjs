@@ -162,28 +162,37 @@ const mmOp = ({ M, N, K, aOff = 0, sam, sak, bOff = 0, sbk = 0, sbn = 0, cOff = 
 
 // [M, N, K, alpha]: T = 1 and one-element products; K below and across the 16-deep
 // step; M, N across the 64 tile; LoRA shapes (N = r = 4 or 8).
-const F32_SHAPES = [[1, 1, 1, 1], [1, 8, 96, 2], [5, 4, 17, 0.5], [67, 130, 33, 1.5], [64, 64, 16, 1], [9, 200, 65, -1]];
+// matmul.wgsl loads an operand as aligned vec4s when its stride-1 axis, offset and
+// extent allow, else by scalars. Per product: nt at offsets 3/5 is scalar for A and B,
+// nt at offsets 4/8 and "linear" take vec4 along k when K % 4 == 0; nn takes A along k
+// (K % 4 == 0) and B along n (N % 4 == 0); tn takes A along m (M % 4 == 0). The shapes
+// below give each path both a full and a partial last tile in m, n and k.
+const F32_SHAPES = [[1, 1, 1, 1], [1, 8, 96, 2], [5, 4, 17, 0.5], [67, 130, 33, 1.5], [64, 64, 16, 1], [9, 200, 65, -1],
+  [68, 132, 36, 0.75], [8, 16, 20, 1]];
 for (const [M, N, K, alpha] of F32_SHAPES) {
   test(`matmul f32 nt/nn/tn/bias vs lpl_matmul_* and lpl_linear_forward, M ${M} N ${N} K ${K}`, { skip: SKIP }, async () => {
     const ref = cRef('matf32', [M, N, K, alpha, 1000 + M * 7 + N * 3 + K]);
     const s = (n) => ref.sec(n);
-    // Offsets as the engine uses them (LoRA A and B live at offsets in the params buffer).
-    const aOff = 3, bOff = 5, cOff = 2;
+    const tol = 5e-7 * Math.sqrt(K) + 1e-6;
     const mm = (p, A, B, C, bias = null) => run({ A, B, C, ...(bias ? { bias } : {}) },
       [mmOp(p, ['A', 'B', 'dummy', 'C', bias ? 'bias' : 'dummy'])], ['C']);
-    // nt: C = C0 + alpha A B^T (B stored [N][K]: LoRA forward u = x A^T, Y += s u B^T)
-    let r = await mm({ M, N, K, aOff, sam: K, sak: 1, bOff, sbk: 1, sbn: K, cOff, ldc: N, acc: 1, alpha },
-      pad(s('a'), aOff), pad(s('bt'), bOff), pad(s('c0'), cOff));
-    near('nt', r.C.subarray(cOff), s('nt'), 5e-7 * Math.sqrt(K) + 1e-6);
+    // nt: C = C0 + alpha A B^T (B stored [N][K]: LoRA forward u = x A^T, Y += s u B^T),
+    // at offsets into the buffers as the engine uses them (LoRA A and B live at
+    // offsets in the params buffer): unaligned, then aligned to 4 floats.
+    for (const [aOff, bOff, cOff] of [[3, 5, 2], [4, 8, 1]]) {
+      const r = await mm({ M, N, K, aOff, sam: K, sak: 1, bOff, sbk: 1, sbn: K, cOff, ldc: N, acc: 1, alpha },
+        pad(s('a'), aOff), pad(s('bt'), bOff), pad(s('c0'), cOff));
+      near(`nt (offsets ${aOff}, ${bOff}, ${cOff})`, r.C.subarray(cOff), s('nt'), tol);
+    }
     // nn: C = C0 + alpha A B (B [K][N]: du = s dY B, dX += du A)
-    r = await mm({ M, N, K, sam: K, sak: 1, sbk: N, sbn: 1, ldc: N, acc: 1, alpha }, s('a'), s('bn'), s('c0'));
-    near('nn', r.C, s('nn'), 5e-7 * Math.sqrt(K) + 1e-6);
+    let r = await mm({ M, N, K, sam: K, sak: 1, sbk: N, sbn: 1, ldc: N, acc: 1, alpha }, s('a'), s('bn'), s('c0'));
+    near('nn', r.C, s('nn'), tol);
     // tn: C = C0 + alpha A^T B (A stored [K][M]: dB += dY^T (s u), dA += du^T x)
     r = await mm({ M, N, K, sam: 1, sak: M, sbk: N, sbn: 1, ldc: N, acc: 1, alpha }, s('at'), s('bn'), s('c0'));
-    near('tn', r.C, s('tn'), 5e-7 * Math.sqrt(K) + 1e-6);
+    near('tn', r.C, s('tn'), tol);
     // f32 base weight with bias, no accumulation (linFwd on an f32 matrix)
     r = await mm({ M, N, K, sam: K, sak: 1, sbk: 1, sbn: K, ldc: N, bias: true }, s('a'), s('bt'), new Float32Array(M * N).fill(NaN), s('bias'));
-    near('linear f32 + bias', r.C, s('lin'), 5e-7 * Math.sqrt(K) + 1e-6);
+    near('linear f32 + bias', r.C, s('lin'), tol);
   });
 }
 
