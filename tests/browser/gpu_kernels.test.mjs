@@ -364,9 +364,10 @@ for (const [n, clip, lr, wd] of ADAM) {
     const ref = cRef('adamw', [n, clip, lr, wd, 3 + n]);
     const s = (k) => ref.sec(k);
     const V = 50257, lossLimit = 2 * Math.log(V);
-    // uniforms as engine.js step(): bias corrections in double, rounded to f32
+    // uniforms as engine.js step(): bias corrections in double of the f32 betas (as
+    // lpl_adamw_step), rounded to f32
     const opU = (mode, t) => {
-      const bc1 = 1 - Math.pow(0.9, t), bc2 = 1 - Math.pow(0.999, t);
+      const bc1 = 1 - Math.pow(Math.fround(0.9), t), bc2 = 1 - Math.pow(Math.fround(0.999), t);
       const decay = Math.fround(1 - Math.fround(Math.fround(lr) * Math.fround(wd)));
       return [n, mode, F(clip), F(lossLimit), F(0.9), F(0.999), F(1e-8), F(Math.fround(lr / bc1)), F(Math.fround(Math.sqrt(bc2))), F(decay), 0, 0];
     };
@@ -380,14 +381,16 @@ for (const [n, clip, lr, wd] of ADAM) {
     near('clipped grads 1', r1.G, s('g1_clipped'), 2e-6);
     near('m 1', r1.M, s('m1'), 2e-6);
     near('v 1', r1.V, s('v1'), 4e-6);
-    near('params 1', r1.P, s('p1'), 2e-6);
+    // 1e-7: the update is elementwise, so only the f32 uniforms' rounding may differ
+    // (a bias correction from the double 0.9 instead of 0.9f showed as 4.6e-7)
+    near('params 1', r1.P, s('p1'), 1e-7);
     // step 2 continues from the C core's state after step 1
     const r2 = await run({ P: s('p1'), G: s('g2'), M: s('m1'), V: s('v1'), stats }, ops(2), ['P', 'G', 'M', 'V', 'stats']);
     near('grad norm 2', r2.stats.subarray(2, 3), s('norms').subarray(1, 2), 2e-6);
     near('clipped grads 2', r2.G, s('g2_clipped'), 2e-6);
     near('m 2', r2.M, s('m2'), 2e-6);
     near('v 2', r2.V, s('v2'), 4e-6);
-    near('params 2', r2.P, s('p2'), 2e-6);
+    near('params 2', r2.P, s('p2'), 1e-7);
     // Divergence guard: a loss above 2 ln V, or a non-finite gradient, leaves params
     // and moments untouched and flags the step.
     const gInf = s('g1').slice(); gInf[n - 1] = Infinity;

@@ -489,7 +489,8 @@ export async function createGpuTrainer(device, opts) {
           if (e.n > 0) sequence(e.T, e.n, e.off, true, 1 / total, bkey, lkey);
         });
         t += 1;
-        const bc1 = 1 - Math.pow(adam.beta1, t), bc2 = 1 - Math.pow(adam.beta2, t);
+        // lpl_adamw_step: pow((double)beta, t) of the float betas
+        const bc1 = 1 - Math.pow(Math.fround(adam.beta1), t), bc2 = 1 - Math.pow(Math.fround(adam.beta2), t);
         const stepSize = Math.fround(lr / bc1), bc2Sqrt = Math.fround(Math.sqrt(bc2));
         const decay = Math.fround(1 - Math.fround(Math.fround(lr) * Math.fround(adam.weightDecay)));
         const ou = [nParams, 0, F(gradClip), F(lossLimit), F(adam.beta1), F(adam.beta2), F(adam.eps), F(stepSize), F(bc2Sqrt), F(decay), 0, 0];
