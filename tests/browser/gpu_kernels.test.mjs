@@ -29,30 +29,38 @@ const SKIP = !fs.existsSync(GPU_REF) ? `${GPU_REF} is missing (cmake --build bui
 
 // ---------------------------------------------------------------- page side
 // Runs in the page (served from 127.0.0.1: WebGPU needs a secure context). Compiles
-// every kernel as engine.js does (common.wgsl prepended) on a device from the engine's
-// own requestGpuDevice.
+// every kernel as engine.js does (kernelCode: common.wgsl, a reduction file, the
+// kernel) on a device from the engine's own requestGpuDevice: once with the tree
+// reductions and, when the engine's probe accepts the device's subgroups, once with
+// the subgroup ones.
 async function pageInit() {
-  const { requestGpuDevice } = await import('/gpu/engine.js');
+  const { requestGpuDevice, loadKernelSources, kernelCode, subgroupReductionsUsable } = await import('/gpu/engine.js');
   const { device, adapterInfo, features } = await requestGpuDevice(navigator.gpu);
-  const src = async (n) => { const r = await fetch(`/gpu/${n}.wgsl`); if (!r.ok) throw new Error(`${n}.wgsl: ${r.status}`); return r.text(); };
-  const common = await src('common');
-  const pipes = {};
+  const src = await loadKernelSources();
+  const subgroups = await subgroupReductionsUsable(device);
+  const pipes = { tree: {}, subgroups: {} };
   device.pushErrorScope('validation');
+  const reducing = ['layernorm', 'attention', 'loss', 'optim']; // the others do not change
   for (const k of ['matmul', 'elementwise', 'layernorm', 'attention', 'loss', 'embed', 'rows', 'optim']) {
-    const module = device.createShaderModule({ code: common + '\n' + await src(k), label: k });
-    pipes[k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
+    for (const v of subgroups && reducing.includes(k) ? ['tree', 'subgroups'] : ['tree']) {
+      const module = device.createShaderModule({ code: kernelCode(src, k, v === 'subgroups'), label: k });
+      pipes[v][k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
+    }
+    if (!pipes.subgroups[k]) pipes.subgroups[k] = pipes.tree[k];
   }
   const e = await device.popErrorScope();
   if (e) throw new Error(`kernel compilation: ${e.message}`);
   window.__gk = { device, pipes };
-  return { adapterInfo, features };
+  return { adapterInfo, features, subgroups };
 }
 
 // spec: {buffers: {name: {b64} | {bytes}}, ops: [{kind, u: b64 of 64 uniform bytes,
-// bind: [buffer names for bindings 1..], wg: [x, y, z]}], read: [names]}. One compute
-// pass per op, in order. Returns {name: b64} of the read buffers.
+// bind: [buffer names for bindings 1..], wg: [x, y, z]}], read: [names], variant:
+// 'tree' | 'subgroups'}. One compute pass per op, in order. Returns {name: b64} of the
+// read buffers.
 async function pageRun(spec) {
-  const { device, pipes } = window.__gk;
+  const { device } = window.__gk;
+  const pipes = window.__gk.pipes[spec.variant];
   const dec = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const enc64 = (u8) => { let s = ''; for (let i = 0; i < u8.length; i += 32768) s += String.fromCharCode(...u8.subarray(i, i + 32768)); return btoa(s); };
   const ST = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -123,8 +131,8 @@ function U(words) {
   words.forEach((v, i) => (typeof v === 'object' ? dv.setFloat32(i * 4, v.f, true) : dv.setUint32(i * 4, v >>> 0, true)));
   return Buffer.from(dv.buffer).toString('base64');
 }
-async function run(buffers, ops, read) {
-  const spec = { buffers: {}, ops: ops.map((o) => ({ ...o, u: U(o.u) })), read };
+async function run(buffers, ops, read, variant = 'tree') {
+  const spec = { buffers: {}, ops: ops.map((o) => ({ ...o, u: U(o.u) })), read, variant };
   for (const [k, v] of Object.entries(buffers)) spec.buffers[k] = typeof v === 'number' ? { bytes: v } : { b64: b64(v) };
   const out = await h.page.evaluate(pageRun, spec);
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, f32(v)]));
@@ -150,6 +158,8 @@ function exact(label, got, want) {
     if (!Object.is(got[i], want[i])) assert.fail(`${label}: element ${i}: gpu ${got[i]}, c ${want[i]}`);
 }
 const pad = (arr, before) => { const o = new Float32Array(before + arr.length); o.fill(NaN, 0, before); o.set(arr, before); return o; };
+/** The reduction variants to check: the tree, and the subgroup one where usable. */
+const variants = () => (gpuInfo.subgroups ? ['tree', 'subgroups'] : ['tree']);
 const grid1 = (n) => [Math.ceil(n / 256), 1, 1];
 const keepOf = (p) => Math.fround(1 / Math.fround(1 - Math.fround(p)));
 const lo32 = (k) => Number(BigInt(k) & 0xffffffffn), hi32 = (k) => Number(BigInt(k) >> 32n);
@@ -237,13 +247,15 @@ for (const [M, N, K] of Q8_SHAPES) {
     const T = M, C = K, sOff = T + 3; // stats stride maxT > T, as the engine's
     const acc0 = new Float32Array(T * C).map((_, i) => Math.sin(i));
     const lnU = (mode) => [T, C, F(1e-5), mode, sOff, 0, 0, 0];
-    const r = await run({ X: s('x'), W: s('ln_w'), B: s('ln_b'), Y: T * C * 4, S: 2 * sOff * 4, dY: s('ln_dout'), dX: acc0 }, [
-      { kind: 'layernorm', u: lnU(0), bind: ['X', 'W', 'B', 'Y', 'S', 'dummy'], wg: [T, 1, 1] },
-      { kind: 'layernorm', u: lnU(1), bind: ['X', 'W', 'B', 'dX', 'S', 'dY'], wg: [T, 1, 1] },
-    ], ['Y', 'dX']);
-    near('layernorm forward', r.Y, s('ln_y'), 2e-6);
-    // backward adds into dX (as lpl_layernorm_backward): started from acc0
-    near('layernorm backward (+=)', r.dX, s('ln_dx').map((v, i) => v + acc0[i]), 4e-6);
+    for (const v of variants()) { // reductions: tree, subgroups
+      const r = await run({ X: s('x'), W: s('ln_w'), B: s('ln_b'), Y: T * C * 4, S: 2 * sOff * 4, dY: s('ln_dout'), dX: acc0 }, [
+        { kind: 'layernorm', u: lnU(0), bind: ['X', 'W', 'B', 'Y', 'S', 'dummy'], wg: [T, 1, 1] },
+        { kind: 'layernorm', u: lnU(1), bind: ['X', 'W', 'B', 'dX', 'S', 'dY'], wg: [T, 1, 1] },
+      ], ['Y', 'dX'], v);
+      near(`layernorm forward (${v})`, r.Y, s('ln_y'), 2e-6);
+      // backward adds into dX (as lpl_layernorm_backward): started from acc0
+      near(`layernorm backward (+=) (${v})`, r.dX, s('ln_dx').map((x, i) => x + acc0[i]), 4e-6);
+    }
     // GELU on 3x (gpu_ref: both tails), mode 3 forward, mode 4 Z * gelu'(X)
     const x3 = s('x').map((v) => Math.fround(v * 3));
     const n = T * C;
@@ -297,14 +309,16 @@ for (const [T, C, H, p, maxT] of ATTN) {
     const u = (mode) => [T, C, H, hd, F(1 / Math.sqrt(hd)), p > 0 ? 1 : 0, lo32(key), hi32(key), stream, F(p), F(keepOf(p)),
       maxT, mode, 0, 0, 0];
     const bind = ['qkv', 'out', 'lse', 'dout', 'dqkv', 'PM', 'DS'];
-    const r = await run({ qkv: s('qkv'), out: T * C * 4, lse: H * maxT * 4, dout: s('dout'), dqkv: T * 3 * C * 4,
-      PM: H * maxT * maxT * 4, DS: H * maxT * maxT * 4 }, [0, 1, 2].map((m) => ({ kind: 'attention', u: u(m), bind, wg: [T, H, 1] })),
-    ['out', 'lse', 'dqkv']);
-    near('out', r.out, s('out'), 4e-6);
-    const lse = new Float32Array(H * T);
-    for (let hh = 0; hh < H; hh++) for (let i = 0; i < T; i++) lse[hh * T + i] = r.lse[hh * maxT + i];
-    near('lse', lse, s('lse'), 2e-6);
-    near('dqkv', r.dqkv, s('dqkv'), 1e-5);
+    for (const v of variants()) {
+      const r = await run({ qkv: s('qkv'), out: T * C * 4, lse: H * maxT * 4, dout: s('dout'), dqkv: T * 3 * C * 4,
+        PM: H * maxT * maxT * 4, DS: H * maxT * maxT * 4 }, [0, 1, 2].map((m) => ({ kind: 'attention', u: u(m), bind, wg: [T, H, 1] })),
+      ['out', 'lse', 'dqkv'], v);
+      near(`out (${v})`, r.out, s('out'), 4e-6);
+      const lse = new Float32Array(H * T);
+      for (let hh = 0; hh < H; hh++) for (let i = 0; i < T; i++) lse[hh * T + i] = r.lse[hh * maxT + i];
+      near(`lse (${v})`, lse, s('lse'), 2e-6);
+      near(`dqkv (${v})`, r.dqkv, s('dqkv'), 1e-5);
+    }
   });
 }
 
@@ -344,15 +358,17 @@ for (const [N, V, scale] of CE) {
       { kind: 'loss', u: [N, V, F(0), 2, 0, 0, 0, 0], bind: ['logits', 'ids', 'nll', 'stats'], wg: [1, 1, 1] },
     ];
     const nllSum = s('nll').reduce((a, b) => a + b, 0);
-    // mode 0 (eval): nll only, logits untouched
-    let r = await run({ logits: s('logits'), ids, nll: N * 4, stats: stats0 }, ops(0), ['logits', 'nll', 'stats']);
-    near('nll (mode 0)', r.nll, s('nll'), 2e-6);
-    exact('logits unchanged by mode 0', r.logits, s('logits'));
-    near('stats (nll sum, rows)', r.stats.subarray(0, 2), new Float32Array([1.5 + nllSum, 2 + N]), 2e-6);
-    // mode 1 (training): logits become scale * (softmax - onehot)
-    r = await run({ logits: s('logits'), ids, nll: N * 4, stats: stats0 }, ops(1), ['logits', 'nll']);
-    near('nll (mode 1)', r.nll, s('nll'), 2e-6);
-    near('dlogits', r.logits, s('dlogits'), 2e-6);
+    for (const v of variants()) {
+      // mode 0 (eval): nll only, logits untouched
+      let r = await run({ logits: s('logits'), ids, nll: N * 4, stats: stats0 }, ops(0), ['logits', 'nll', 'stats'], v);
+      near(`nll (mode 0, ${v})`, r.nll, s('nll'), 2e-6);
+      exact(`logits unchanged by mode 0 (${v})`, r.logits, s('logits'));
+      near(`stats (nll sum, rows) (${v})`, r.stats.subarray(0, 2), new Float32Array([1.5 + nllSum, 2 + N]), 2e-6);
+      // mode 1 (training): logits become scale * (softmax - onehot)
+      r = await run({ logits: s('logits'), ids, nll: N * 4, stats: stats0 }, ops(1), ['logits', 'nll'], v);
+      near(`nll (mode 1, ${v})`, r.nll, s('nll'), 2e-6);
+      near(`dlogits (${v})`, r.logits, s('dlogits'), 2e-6);
+    }
   });
 }
 
@@ -375,32 +391,34 @@ for (const [n, clip, lr, wd] of ADAM) {
     const ops = (t) => [{ kind: 'optim', u: opU(0, t), bind, wg: [1, 1, 1] }, { kind: 'optim', u: opU(1, t), bind, wg: grid1(n) }];
     const zeros = new Float32Array(n);
     const stats = new Float32Array([30, 10, 0, 0]); // loss 3 < 2 ln V: not skipped
-    const r1 = await run({ P: s('p0'), G: s('g1'), M: zeros, V: zeros, stats }, ops(1), ['P', 'G', 'M', 'V', 'stats']);
-    near('grad norm 1', r1.stats.subarray(2, 3), s('norms').subarray(0, 1), 2e-6);
-    assert.equal(r1.stats[3], 0, 'step 1 not skipped');
-    near('clipped grads 1', r1.G, s('g1_clipped'), 2e-6);
-    near('m 1', r1.M, s('m1'), 2e-6);
-    near('v 1', r1.V, s('v1'), 4e-6);
-    // 1e-7: the update is elementwise, so only the f32 uniforms' rounding may differ
-    // (a bias correction from the double 0.9 instead of 0.9f showed as 4.6e-7)
-    near('params 1', r1.P, s('p1'), 1e-7);
-    // step 2 continues from the C core's state after step 1
-    const r2 = await run({ P: s('p1'), G: s('g2'), M: s('m1'), V: s('v1'), stats }, ops(2), ['P', 'G', 'M', 'V', 'stats']);
-    near('grad norm 2', r2.stats.subarray(2, 3), s('norms').subarray(1, 2), 2e-6);
-    near('clipped grads 2', r2.G, s('g2_clipped'), 2e-6);
-    near('m 2', r2.M, s('m2'), 2e-6);
-    near('v 2', r2.V, s('v2'), 4e-6);
-    near('params 2', r2.P, s('p2'), 1e-7);
-    // Divergence guard: a loss above 2 ln V, or a non-finite gradient, leaves params
-    // and moments untouched and flags the step.
-    const gInf = s('g1').slice(); gInf[n - 1] = Infinity;
-    for (const [what, G, st] of [['loss above 2 ln V', s('g1'), new Float32Array([10 * 2 * lossLimit, 10, 0, 0])],
-      ['infinite gradient', gInf, stats]]) {
-      const r = await run({ P: s('p1'), G, M: s('m1'), V: s('v1'), stats: st }, ops(2), ['P', 'M', 'V', 'stats']);
-      assert.equal(r.stats[3], 1, `${what}: skipped flag`);
-      exact(`${what}: params untouched`, r.P, s('p1'));
-      exact(`${what}: m untouched`, r.M, s('m1'));
-      exact(`${what}: v untouched`, r.V, s('v1'));
+    for (const v of variants()) {
+      const r1 = await run({ P: s('p0'), G: s('g1'), M: zeros, V: zeros, stats }, ops(1), ['P', 'G', 'M', 'V', 'stats'], v);
+      near(`grad norm 1 (${v})`, r1.stats.subarray(2, 3), s('norms').subarray(0, 1), 2e-6);
+      assert.equal(r1.stats[3], 0, `step 1 not skipped (${v})`);
+      near(`clipped grads 1 (${v})`, r1.G, s('g1_clipped'), 2e-6);
+      near(`m 1 (${v})`, r1.M, s('m1'), 2e-6);
+      near(`v 1 (${v})`, r1.V, s('v1'), 4e-6);
+      // 1e-7: the update is elementwise, so only the f32 uniforms' rounding may differ
+      // (a bias correction from the double 0.9 instead of 0.9f showed as 4.6e-7)
+      near(`params 1 (${v})`, r1.P, s('p1'), 1e-7);
+      // step 2 continues from the C core's state after step 1
+      const r2 = await run({ P: s('p1'), G: s('g2'), M: s('m1'), V: s('v1'), stats }, ops(2), ['P', 'G', 'M', 'V', 'stats'], v);
+      near(`grad norm 2 (${v})`, r2.stats.subarray(2, 3), s('norms').subarray(1, 2), 2e-6);
+      near(`clipped grads 2 (${v})`, r2.G, s('g2_clipped'), 2e-6);
+      near(`m 2 (${v})`, r2.M, s('m2'), 2e-6);
+      near(`v 2 (${v})`, r2.V, s('v2'), 4e-6);
+      near(`params 2 (${v})`, r2.P, s('p2'), 1e-7);
+      // Divergence guard: a loss above 2 ln V, or a non-finite gradient, leaves params
+      // and moments untouched and flags the step.
+      const gInf = s('g1').slice(); gInf[n - 1] = Infinity;
+      for (const [what, G, st] of [['loss above 2 ln V', s('g1'), new Float32Array([10 * 2 * lossLimit, 10, 0, 0])],
+        ['infinite gradient', gInf, stats]]) {
+        const r = await run({ P: s('p1'), G, M: s('m1'), V: s('v1'), stats: st }, ops(2), ['P', 'M', 'V', 'stats'], v);
+        assert.equal(r.stats[3], 1, `${what}: skipped flag (${v})`);
+        exact(`${what}: params untouched`, r.P, s('p1'));
+        exact(`${what}: m untouched`, r.M, s('m1'));
+        exact(`${what}: v untouched`, r.V, s('v1'));
+      }
     }
   });
 }
@@ -423,6 +441,10 @@ test('rows gather and scatter move exactly the listed rows', { skip: SKIP }, asy
   exact('scatter', r.back, wantS);
 });
 
-test('the adapter is SwiftShader (emulation) and the kernels compiled', { skip: SKIP }, () => {
+test('the adapter is SwiftShader (emulation), has subgroups, and the subgroup reductions were checked', { skip: SKIP }, () => {
   assert.equal(gpuInfo.adapterInfo.architecture, 'swiftshader');
+  assert.ok(gpuInfo.features.includes('subgroups'), `features: ${gpuInfo.features}`);
+  // Otherwise reduce_subgroups.wgsl went unchecked above: the engine's probe rejected
+  // this device's subgroup layout.
+  assert.equal(gpuInfo.subgroups, true, 'subgroupReductionsUsable(device)');
 });
