@@ -11,7 +11,9 @@
 // Shapes are small (the emulator runs at ~0.5 GFLOP/s) but awkward: T = 1, widths
 // that are not a multiple of the 64x64 matmul tile, the 16-deep K step, the 256-wide
 // row workgroups or the 64-wide attention workgroups; Q8_0 rows whose scales differ by
-// 40x; matrices split into two row chunks as the engine does with the LM head.
+// 40x; matrices split into two row chunks as the engine does with the LM head. The
+// kernels that reduce (layernorm, attention, loss, optim) run twice: with the tree
+// reductions and with the subgroup ones (reduce*.wgsl; SwiftShader has `subgroups`).
 //
 // Tolerances (stated per check): "norm" = max |gpu - c| / max |c| over the array, for
 // sums whose order differs between the GPU tiling and the C loops (f32 rounding,
