@@ -288,7 +288,7 @@ export async function createGpuTrainer(device, opts) {
       else dv.setUint32(i * 4, v >>> 0, true);
     });
     rec.words.push(w);
-    rec.ops.push({ kind, bindings, wg, slot });
+    rec.ops.push({ kind, bindings, wg, slot, cls: prof ? profClass(kind, uniform) : null });
   }
   function clear(b, size) { rec.ops.push({ clear: b, size }); }
   function copy(srcB, dst, size) { rec.ops.push({ copy: [srcB, dst, size] }); }
@@ -306,12 +306,19 @@ export async function createGpuTrainer(device, opts) {
     device.queue.writeBuffer(arena, 0, data);
     const enc = device.createCommandEncoder();
     let pass = null;
+    const timed = prof ? [] : null; // profiling: [{cls, set, q}] one pass per dispatch
     for (const o of rec.ops) {
       if (o.clear || o.copy) {
         if (pass) { pass.end(); pass = null; }
         if (o.clear) enc.clearBuffer(o.clear, 0, o.size);
         else enc.copyBufferToBuffer(o.copy[0], 0, o.copy[1], 0, o.copy[2]);
         continue;
+      }
+      if (timed) {
+        if (pass) pass.end();
+        const i = timed.length, set = profSet(i >> 11), q = (i & 2047) * 2;
+        timed.push({ cls: o.cls, set: i >> 11 });
+        pass = enc.beginComputePass({ timestampWrites: { querySet: set.qs, beginningOfPassWriteIndex: q, endOfPassWriteIndex: q + 1 } });
       }
       if (!pass) pass = enc.beginComputePass();
       const pipe = pipes[o.kind];
@@ -322,9 +329,69 @@ export async function createGpuTrainer(device, opts) {
       pass.dispatchWorkgroups(...o.wg);
     }
     if (pass) pass.end();
+    if (timed && timed.length) {
+      const nSets = ((timed.length - 1) >> 11) + 1;
+      for (let k = 0; k < nSets; k++) {
+        const n = Math.min(2048, timed.length - k * 2048) * 2, set = profSets[k];
+        enc.resolveQuerySet(set.qs, 0, n, set.resolve, 0);
+        enc.copyBufferToBuffer(set.resolve, 0, set.read, 0, n * 8);
+      }
+      profPending.push(timed);
+    }
     if (extra) extra(enc);
     device.queue.submit([enc.finish()]);
     rec = null;
+  }
+  // ---- profiling (train.profile with the `timestamp-query` feature): each dispatch in a
+  // pass of its own with begin/end timestamps, summed per kernel class. Off by default:
+  // one pass per dispatch changes the schedule being measured.
+  function profClass(kind, u) {
+    const num = (v) => (typeof v === 'object' ? v.f : v);
+    if (kind === 'matmul') {
+      const [M, N, K] = u, bmode = num(u[13]);
+      const name = bmode === 1 ? 'matmul, Q8_0 forward (X W^T)' : bmode === 2 ? 'matmul, Q8_0 input gradient (dY W)' : 'matmul, f32 (LoRA A/B)';
+      return { name, flops: 2 * M * N * K };
+    }
+    if (kind === 'attention') {
+      // products over the causal (i, j <= i) pairs: forward QK^T, PV; backward per query
+      // row S, dP, dQ (mode 1), per key row dK, dV (mode 2)
+      const [T, , Hh, hdd] = u, mode = u[12], pairs = (T * (T + 1)) / 2;
+      const prods = mode === 0 ? 2 : mode === 1 ? 3 : 2;
+      return { name: mode === 0 ? 'attention forward' : 'attention backward', flops: prods * 2 * pairs * hdd * Hh };
+    }
+    return { name: kind, flops: 0 };
+  }
+  const prof = !!train.profile && device.features.has('timestamp-query');
+  if (train.profile && !prof) throw new Error('WebGPU: train.profile needs the timestamp-query feature, which this device lacks');
+  const profSets = [], profPending = [], profTotals = new Map();
+  function profSet(k) {
+    while (profSets.length <= k) {
+      const qs = device.createQuerySet({ type: 'timestamp', count: 4096 });
+      const resolve = device.createBuffer({ size: 4096 * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      const read = device.createBuffer({ size: 4096 * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      profSets.push({ qs, resolve, read });
+      buffers.push(resolve, read, qs);
+    }
+    return profSets[k];
+  }
+  async function collectProfile() {
+    while (profPending.length) {
+      const timed = profPending.shift();
+      const nSets = ((timed.length - 1) >> 11) + 1;
+      for (let k = 0; k < nSets; k++) {
+        const set = profSets[k];
+        await set.read.mapAsync(GPUMapMode.READ);
+        const ts = new BigUint64Array(set.read.getMappedRange().slice(0));
+        set.read.unmap();
+        for (let i = k * 2048; i < Math.min(timed.length, (k + 1) * 2048); i++) {
+          const j = (i & 2047) * 2, c = timed[i].cls;
+          const ns = ts[j + 1] > ts[j] ? Number(ts[j + 1] - ts[j]) : 0;
+          const e = profTotals.get(c.name) || { kernel: c.name, ns: 0, flops: 0, dispatches: 0 };
+          e.ns += ns; e.flops += c.flops; e.dispatches += 1;
+          profTotals.set(c.name, e);
+        }
+      }
+    }
   }
   const grid1 = (n) => { const g = Math.ceil(n / 256); return g <= 65535 ? [g, 1, 1] : [65535, Math.ceil(g / 65535), 1]; };
 
@@ -529,6 +596,12 @@ export async function createGpuTrainer(device, opts) {
   const trainer = {
     nParams,
     subgroups, // true when the reductions use subgroup operations
+    /** Bytes of every GPU buffer the trainer holds (weights, adapters, activations). */
+    get bufferBytes() { return buffers.reduce((a, b) => a + (b.size || 0), 0); },
+    /** With train.profile: per kernel class {kernel, ns, flops, dispatches} summed over
+     *  the steps and evals since the last reset (GPU timestamps). */
+    profile() { return [...profTotals.values()].map((e) => ({ ...e })); },
+    resetProfile() { profTotals.clear(); },
     /** One optimizer step on a batch of examples with learning rate lr. */
     step(batch, lr) {
       check();
@@ -560,6 +633,7 @@ export async function createGpuTrainer(device, opts) {
         check();
         await guarded(run);
         const s = await readStats();
+        if (prof) await collectProfile();
         check();
         lastGradsValid = true;
         const skipped = s[3] !== 0;
@@ -584,6 +658,7 @@ export async function createGpuTrainer(device, opts) {
             submit((enc) => enc.copyBufferToBuffer(A.stats, 0, readBuf, 0, 16));
           });
           const s = await readStats();
+          if (prof) await collectProfile();
           check();
           out.nllSum += s[0]; out.nScored += s[1];
         }
