@@ -196,7 +196,8 @@ async function main() {
   }
   const pass = ok.every(Boolean);
   p(`RESULT: ${pass ? 'PASS' : 'FAIL'}`);
-  if (o.json) fs.writeFileSync(o.json, JSON.stringify({ shape: o.shape, seed: o.seed, commit, adapter: a, limits: gpu.limits,
+  if (o.json) fs.writeFileSync(o.json, JSON.stringify({ shape: o.shape, seed: o.seed, commit,
+    machine: `${os.cpus()[0].model}, ${os.cpus().length} vCPU`, date: new Date().toISOString(), adapter: a, limits: gpu.limits,
     c: { losses: [...cLoss], norms: [...cNorm], seconds: cSeconds }, gpu: { losses: gpu.losses, norms: gpu.norms, stepMs: gpu.stepMs,
       uploadMs: gpu.uploadMs, bufferBytes: gpu.bufferBytes }, rel: { grads: rg, params: rp }, tol: TOL, pass }, null, 2) + '\n');
   process.exitCode = pass ? 0 : 1;
