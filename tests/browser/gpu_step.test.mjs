@@ -46,7 +46,7 @@ async function pageSteps({ meta, secs }) {
   };
   const lora = { r: meta.r, scaling: meta.scaling, dropout: meta.lora_dropout, modules: meta.modules, params: sec('params0') };
   const train = { maxT: meta.T, maxBatch: meta.NB, gradClip: meta.clip, dropout: meta.dropout,
-    baseSeed: BigInt(meta.base_seed), loraSeed: BigInt(meta.lora_seed) };
+    baseSeed: BigInt(meta.base_seed), loraSeed: BigInt(meta.lora_seed), profile: !!meta.profile };
   const lens = sec('lens'), tok = sec('tokens'), tg = sec('targets'), mask = sec('mask'), T = meta.T;
   const ex = Array.from(lens, (n, e) => ({ tokens: tok.subarray(e * T, e * T + n), targets: tg.subarray(e * T, e * T + n),
     mask: mask.subarray(e * T, e * T + n) }));
@@ -62,20 +62,21 @@ async function pageSteps({ meta, secs }) {
     if (s === 0) grads = Array.from(await tr.grads());
   }
   const params = Array.from(await tr.readAdapters());
+  const profile = meta.profile ? tr.profile() : null; // before the eval: the steps only
   const evalLoss = (await tr.evalLoss(batches[0])).loss;
   tr.destroy();
   device.destroy();
-  return { losses, norms, grads, params, evalLoss };
+  return { losses, norms, grads, params, evalLoss, profile };
 }
 
-async function runCase(args) {
+async function runCase(args, extra = {}) {
   const ref = cRef('step', args);
   const secs = {};
   for (const [k, s] of Object.entries(ref.meta.sections)) {
     const a = ref.sec(k);
     secs[k] = { type: s.type, b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
   }
-  const gpu = await h.page.evaluate(pageSteps, { meta: { ...ref.meta, sections: undefined }, secs });
+  const gpu = await h.page.evaluate(pageSteps, { meta: { ...ref.meta, ...extra, sections: undefined }, secs });
   return { gpu, ref };
 }
 const rel = (a, b) => Math.abs(a - b) / Math.abs(b);
@@ -96,9 +97,19 @@ test('steps with base and LoRA dropout and clipping match the C core (L 2, C 96,
   assert.ok(rel(gpu.evalLoss, ref.sec('eval')[0]) < 1e-5, `eval loss gpu ${gpu.evalLoss}, c ${ref.sec('eval')[0]}`);
 });
 
-test('T = 1, no dropout, no clipping', { skip: SKIP, timeout: 120000 }, async () => {
-  const { gpu, ref } = await runCase([1, 64, 2, 8, 97, 1, 1, 1, 0.001, 2, 4, 0, 0, 0, 0, 0, 3]);
+// Also with train.profile (timestamp queries, one pass per dispatch; bench/gpu_bench.mjs):
+// the same numbers, and the profile's product FLOPs are the shapes' own count.
+test('T = 1, no dropout, no clipping (profiled)', { skip: SKIP, timeout: 120000 }, async () => {
+  const { gpu, ref } = await runCase([1, 64, 2, 8, 97, 1, 1, 1, 0.001, 2, 4, 0, 0, 0, 0, 0, 3], { profile: true });
   assert.ok(rel(gpu.losses[0], ref.sec('losses')[0]) < 1e-5, `loss gpu ${gpu.losses[0]}, c ${ref.sec('losses')[0]}`);
   const g = relErr(gpu.grads, ref.sec('grads1'));
   assert.ok(g < 1e-5, `gradients: rel ${g}`);
+  // L 1, C 64, T 1 with its one row scored, V 97: the four sites hold 12 C^2 weights; the
+  // LM head V C; forward and input gradient each 2 FLOPs per weight and token.
+  const C = 64, V = 97, want = 2 * 12 * C * C + 2 * V * C;
+  const by = Object.fromEntries(gpu.profile.map((k) => [k.kernel, k]));
+  assert.equal(by['matmul, Q8_0 forward (X W^T)'].flops, want);
+  assert.equal(by['matmul, Q8_0 input gradient (dY W)'].flops, want);
+  assert.ok(gpu.profile.every((k) => k.dispatches > 0 && k.ns >= 0), JSON.stringify(gpu.profile));
+  assert.ok(gpu.profile.reduce((a, k) => a + k.ns, 0) > 0, 'the timestamps measured some GPU time');
 });
