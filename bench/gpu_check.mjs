@@ -90,6 +90,13 @@ async function pageRun({ meta, binUrl, maxT, maxBatch }) {
   const ex = Array.from(lens, (n, e) => ({ tokens: tok.subarray(e * T, e * T + n), targets: tg.subarray(e * T, e * T + n),
     mask: mask.subarray(e * T, e * T + n) }));
   const batches = Array.from({ length: meta.steps }, (_, s) => ex.slice(s * meta.NB, (s + 1) * meta.NB));
+  // millions of floats cross to Node as base64 (a JSON array of numbers takes minutes)
+  const b64 = (f) => {
+    const u = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+    let bin = '';
+    for (let i = 0; i < u.length; i += 0x8000) bin += String.fromCharCode.apply(null, u.subarray(i, i + 0x8000));
+    return btoa(bin);
+  };
   const { requestGpuDevice, createGpuTrainer } = await import('/gpu/engine.js');
   const g = await requestGpuDevice(navigator.gpu);
   const out = { adapter: g.adapterInfo, limits: g.limits, losses: [], norms: [], stepMs: [] };
@@ -103,9 +110,9 @@ async function pageRun({ meta, binUrl, maxT, maxBatch }) {
     const r = await tr.step(batches[s], meta.lr);
     out.stepMs.push(performance.now() - t0);
     out.losses.push(r.loss); out.norms.push(r.gradNorm);
-    if (s === 0) out.grads = Array.from(await tr.grads());
+    if (s === 0) out.grads = b64(await tr.grads());
   }
-  out.params = Array.from(await tr.readAdapters());
+  out.params = b64(await tr.readAdapters());
   out.bufferBytes = tr.bufferBytes; // with the uniform arena of the step
   tr.destroy();
   g.device.destroy();
@@ -165,6 +172,9 @@ async function main() {
     process.exit(1);
   }
   await h.close();
+  const f32 = (b) => { const u = Buffer.from(b, 'base64'); return new Float32Array(u.buffer, u.byteOffset, u.byteLength / 4); };
+  gpu.grads = f32(gpu.grads);
+  gpu.params = f32(gpu.params);
 
   const lines = [];
   const p = (s) => { lines.push(s); console.log(s); };
