@@ -172,7 +172,7 @@ async function main() {
     process.exit(1);
   }
   await h.close();
-  const f32 = (b) => { const u = Buffer.from(b, 'base64'); return new Float32Array(u.buffer, u.byteOffset, u.byteLength / 4); };
+  const f32 = (b) => { const u = Buffer.from(b, 'base64'); return new Float32Array(u.buffer.slice(u.byteOffset, u.byteOffset + u.byteLength)); };
   gpu.grads = f32(gpu.grads);
   gpu.params = f32(gpu.params);
 
