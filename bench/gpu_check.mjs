@@ -209,7 +209,7 @@ async function main() {
   if (o.json) fs.writeFileSync(o.json, JSON.stringify({ shape: o.shape, seed: o.seed, commit,
     machine: `${os.cpus()[0].model}, ${os.cpus().length} vCPU`, date: new Date().toISOString(), adapter: a, limits: gpu.limits,
     c: { losses: [...cLoss], norms: [...cNorm], seconds: cSeconds }, gpu: { losses: gpu.losses, norms: gpu.norms, stepMs: gpu.stepMs,
-      uploadMs: gpu.uploadMs, bufferBytes: gpu.bufferBytes }, rel: { grads: rg, params: rp }, tol: TOL, pass }, null, 2) + '\n');
+      uploadMs: gpu.uploadMs, bufferBytes: gpu.bufferBytes }, rel: { grads: rg, params: rp }, tol: TOL, pass, lines }, null, 2) + '\n');
   process.exitCode = pass ? 0 : 1;
 }
 
