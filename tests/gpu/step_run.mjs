@@ -2,7 +2,10 @@
 // inputs; prints one JSON line with both sides' numbers.
 import { gpu, cRef, stepInputs, relErr } from './support.mjs';
 import { requestGpuDevice, createGpuTrainer } from '../../web/gpu/engine.js';
-const { device } = await requestGpuDevice(await gpu());
+// Dawn's gpu object must outlive the device: once collected, Dawn aborts
+// (std::system_error) in a later callback. Kept in a global until the end.
+globalThis.lplGpu = await gpu();
+const { device } = await requestGpuDevice(globalThis.lplGpu);
 const ref = cRef('step', process.argv.slice(2));
 const inp = stepInputs(ref);
 const tr = await createGpuTrainer(device, inp);

@@ -96,6 +96,10 @@ export async function createGpuTrainer(device, opts) {
   for (const k of KERNELS) {
     const module = device.createShaderModule({ code: src.common + '\n' + src[k], label: k });
     pipes[k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
+    // matmul with 2 and 1 output rows per invocation (tiles of 32 and 16 rows: matmul.wgsl RM)
+    if (k === 'matmul') for (const rm of [2, 1])
+      pipes[`matmul${rm}`] = device.createComputePipeline({ layout: 'auto', label: `matmul${rm}`,
+        compute: { module, entryPoint: 'main', constants: { RM: rm } } });
   }
   const perr = await device.popErrorScope();
   if (perr) throw new Error(`WebGPU: kernel compilation failed: ${perr.message}`);
@@ -275,8 +279,9 @@ export async function createGpuTrainer(device, opts) {
   // C = alpha * A op B (+C)(+bias); B f32 or a Q8_0 matrix chunk. See matmul.wgsl.
   function mm({ M, N, K, a, aOff = 0, sam, sak, b = null, bOff = 0, sbk = 0, sbn = 0, q = null, bmode = 0,
     c, cOff = 0, ldc, acc = 0, alpha = 1, bias = null }) {
-    op('matmul', [M, N, K, aOff, sam, sak, bOff, sbk, sbn, cOff, ldc, acc, F(alpha), bmode, q ? q.rb : 0, bias ? 1 : 0],
-      [a, b || A.dummy, q ? q.buf : A.dummy, c, bias || A.dummy], [Math.ceil(N / 64), Math.ceil(M / 64), 1]);
+    const tm = M <= 16 ? 16 : M <= 32 ? 32 : 64;
+    op(tm === 64 ? 'matmul' : `matmul${tm / 16}`, [M, N, K, aOff, sam, sak, bOff, sbk, sbn, cOff, ldc, acc, F(alpha), bmode, q ? q.rb : 0, bias ? 1 : 0],
+      [a, b || A.dummy, q ? q.buf : A.dummy, c, bias || A.dummy], [Math.ceil(N / 64), Math.ceil(M / tm), 1]);
   }
   // Y[T][rows] = X[T][cols] W^T (+ bias), over W's chunks
   function linFwd(Y, X, Wm, bias, T) {
