@@ -1,6 +1,6 @@
 // The whole LoRA training step on WebGPU (SwiftShader) against the C core on tiny GPT-2s.
-// dawn (npm webgpu) aborts inside the node:test runner's process, so each case runs in
-// tests/gpu/step_run.mjs in a child process, which prints GPU and C numbers as JSON.
+// Each case runs Dawn (npm webgpu) in tests/gpu/step_run.mjs in a child process, which
+// prints GPU and C numbers as JSON: a crash inside Dawn fails that case, not the runner.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
