@@ -208,7 +208,6 @@ async function hostedLoop(onEvents, maxTokens) {
         tr = null;
         // views into wasm memory are taken right before the upload (the heap may have grown)
         const m = lab.modelTensors();
-        const t0 = performance.now();
         tr = await g.engine.createGpuTrainer(g.device, {
           config: m.config, tensors: m.tensors,
           lora: { r: s.lora.r, scaling: s.lora.scaling, dropout: s.lora.dropout, modules: s.lora.modules,
@@ -220,12 +219,9 @@ async function hostedLoop(onEvents, maxTokens) {
                    dropout: s.base_dropout, baseSeed: BigInt(s.seed), loraSeed: BigInt(s.lora.seed) },
         });
         training = s.training;
-        console.log('DIAG create', performance.now() - t0);
       }
       const batch = s.examples.map((e) => ({ tokens: e.tokens, targets: e.targets, mask: e.mask }));
-      const t1 = performance.now();
       const r = await tr.step(batch, s.lr);
-      console.log('DIAG step', performance.now() - t1, batch.map((e) => e.tokens.length).join(','));
       const tokens = s.examples.reduce((a, e) => a + e.T, 0);
       const want = lab.hostRecord(r.loss, r.gradNorm, tokens);
       onEvents(lab.events());

@@ -12,8 +12,10 @@ import { openLab, waitLoaded, setHp, choosePlacements, runToEnd, wasmHasApi, fin
 const MODEL = findModel();
 const SKIP = !wasmHasApi() ? 'the wasm build has no lab API yet (src/wasm/api.c)'
   : !MODEL ? 'no GGUF model in models/ or tests/fixtures/' : false;
-// Small enough for the emulator: 6 steps of up to 48 tokens, 2 eval examples.
-const HP = { n_train: 6, n_eval: 2, epochs: 1, max_len: 48, seed: 7, compute: 'f32' };
+// Small enough for the emulator: 3 steps of up to 32 tokens, 2 eval examples. Under
+// SwiftShader a step of the bundled model takes seconds (its LM head has 50,257 rows);
+// compute f32 is chosen in runOn (a select, not a field).
+const HP = { n_train: 3, n_eval: 2, epochs: 1, max_len: 32, seed: 7 };
 
 async function runOn(page, device) {
   await page.selectOption('#device', device);
@@ -26,7 +28,7 @@ async function runOn(page, device) {
 
 const rel = (a, b) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
-test('webgpu matches cpu: train and eval losses, results.json device and adapter', { timeout: 300000, skip: SKIP, todo: 'issue 22: the page finds no usable SwiftShader adapter in this test yet (undiagnosed); GPU vs CPU agreement is unverified in the browser' }, async () => {
+test('webgpu matches cpu: train and eval losses, results.json device and adapter', { timeout: 300000, skip: SKIP }, async () => {
   const h = await openLab(MODEL, { webgpu: true }, '&device=webgpu');
   const { page } = h;
   try {
@@ -53,7 +55,7 @@ test('webgpu matches cpu: train and eval losses, results.json device and adapter
     assert.equal(g.status, 'done');
     const gl = g.steps.loss, cl = c.steps.loss;
     assert.equal(gl.length, cl.length);
-    assert.ok(cl.length >= 6, `${cl.length} steps`);
+    assert.ok(cl.length >= 3, `${cl.length} steps`);
     for (let k = 0; k < Math.min(20, cl.length); k++)
       assert.ok(rel(gl[k], cl[k]) < 1e-3, `train loss ${k}: gpu ${gl[k]}, cpu ${cl[k]}`);
     assert.ok(rel(g.eval_loss, c.eval_loss) < 1e-3, `eval loss: gpu ${g.eval_loss}, cpu ${c.eval_loss}`);
@@ -65,7 +67,7 @@ test('webgpu matches cpu: train and eval losses, results.json device and adapter
   }
 });
 
-test('Cancel on the GPU stops within a step and the worker stays usable', { timeout: 200000, skip: SKIP, todo: 'issue 22: the page finds no usable SwiftShader adapter in this test yet (undiagnosed); GPU vs CPU agreement is unverified in the browser' }, async () => {
+test('Cancel on the GPU stops within a step and the worker stays usable', { timeout: 200000, skip: SKIP }, async () => {
   const h = await openLab(MODEL, { webgpu: true }, '&device=webgpu');
   const { page } = h;
   try {
@@ -75,6 +77,7 @@ test('Cancel on the GPU stops within a step and the worker stays usable', { time
     await setHp(page, { ...HP, epochs: 20 });
     await page.click('#run');
     await page.waitForFunction(() => Object.values(window.__lab.state.run?.done || {}).some((n) => n >= 1), null, { timeout: 90000 });
+    assert.equal(await page.evaluate(() => window.__lab.state.run.experiment.device), 'webgpu', 'the run is on the GPU');
     await page.click('#cancel');
     await page.waitForFunction(() => !window.__lab.state.running, null, { timeout: 60000 });
     const st = await page.evaluate(() => ({ cancelled: window.__lab.state.run.cancelled, errors: window.__lab.state.errors,
