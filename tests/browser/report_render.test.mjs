@@ -55,3 +55,13 @@ test('fillTemplate: each slot once, in one pass, "<" escaped; refusals', () => {
   assert.throws(() => R.fillTemplate('@@LAB_RESULTS@@@@LAB_META@@', '', '{}', 'T'), /0 @@LAB_RENDERER@@ slots/);
   assert.throws(() => R.fillTemplate(t, 'x = "</Script>"', '{}', 'T'), /end tag of script/);
 });
+
+test('deviceLine: the WebGPU adapter of a GPU run, the build of a CPU run', () => {
+  const gpu = { config: { device: 'webgpu' }, environment: { build: 'wasm-simd128',
+    webgpu: { vendor: 'google', architecture: 'swiftshader', emulation: true } } };
+  assert.equal(R.deviceLine(gpu), 'WebGPU (google swiftshader, a CPU emulator)');
+  gpu.environment.webgpu = { vendor: 'nvidia', architecture: 'ampere' };
+  assert.equal(R.deviceLine(gpu), 'WebGPU (nvidia ampere)');
+  assert.equal(R.deviceLine({ config: { device: 'cpu' }, environment: { build: 'native' } }), 'CPU (native)');
+  assert.equal(R.deviceLine({ environment: {} }), undefined, 'an old results file names no device');
+});
