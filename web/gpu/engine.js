@@ -48,6 +48,28 @@ async function loadSources() {
   return out;
 }
 
+// Compiled pipelines per device: a run creates a trainer per training, and compiling the
+// kernels again each time costs seconds under SwiftShader.
+const pipeCache = new WeakMap();
+async function pipelines(device) {
+  if (pipeCache.has(device)) return pipeCache.get(device);
+  const src = await loadSources();
+  const pipes = {};
+  device.pushErrorScope('validation');
+  for (const k of KERNELS) {
+    const module = device.createShaderModule({ code: src.common + '\n' + src[k], label: k });
+    pipes[k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
+    // matmul with 2 and 1 output rows per invocation (tiles of 32 and 16 rows: matmul.wgsl RM)
+    if (k === 'matmul') for (const rm of [2, 1])
+      pipes[`matmul${rm}`] = device.createComputePipeline({ layout: 'auto', label: `matmul${rm}`,
+        compute: { module, entryPoint: 'main', constants: { RM: rm } } });
+  }
+  const perr = await device.popErrorScope();
+  if (perr) throw new Error(`WebGPU: kernel compilation failed: ${perr.message}`);
+  pipeCache.set(device, pipes);
+  return pipes;
+}
+
 /** Requests an adapter and a device with the adapter's own limits (API.md). */
 export async function requestGpuDevice(gpu, opts = {}) {
   if (!gpu) throw new Error('WebGPU: navigator.gpu is not available in this browser');
@@ -86,23 +108,10 @@ export async function createGpuTrainer(device, opts) {
   const hd = C / H;
   const lim = device.limits;
   const maxBind = lim.maxStorageBufferBindingSize, maxBuf = lim.maxBufferSize;
-  const src = await loadSources();
   const buffers = [];
   let lostReason = null;
   device.lost?.then((i) => { lostReason = `WebGPU device lost: ${i.message || i.reason}`; });
-
-  const pipes = {};
-  device.pushErrorScope('validation');
-  for (const k of KERNELS) {
-    const module = device.createShaderModule({ code: src.common + '\n' + src[k], label: k });
-    pipes[k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
-    // matmul with 2 and 1 output rows per invocation (tiles of 32 and 16 rows: matmul.wgsl RM)
-    if (k === 'matmul') for (const rm of [2, 1])
-      pipes[`matmul${rm}`] = device.createComputePipeline({ layout: 'auto', label: `matmul${rm}`,
-        compute: { module, entryPoint: 'main', constants: { RM: rm } } });
-  }
-  const perr = await device.popErrorScope();
-  if (perr) throw new Error(`WebGPU: kernel compilation failed: ${perr.message}`);
+  const pipes = await pipelines(device);
 
   const ST = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   function buf(bytes, label, usage = ST) {
