@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
-const env = { ...process.env, NODE_TEST_CONTEXT: '', LD_LIBRARY_PATH: process.env.LD_LIBRARY_PATH || '/usr/lib/chromium' };
+const env = { ...process.env, NODE_TEST_CONTEXT: '', LD_LIBRARY_PATH: ['/usr/lib/chromium', process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
 const SHAPES = [[1, 37, 32, 'T = 1, 37 outputs'], [17, 65, 64, '32-row tiles, 65 outputs'],
   [33, 100, 96, '64-row tiles, 33 rows'], [70, 130, 160, 'two row tiles, 130 outputs']];
 let results = null;

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
 const here = path.dirname(new URL(import.meta.url).pathname);
-const env = { ...process.env, NODE_TEST_CONTEXT: '', LD_LIBRARY_PATH: process.env.LD_LIBRARY_PATH || '/usr/lib/chromium' };
+const env = { ...process.env, NODE_TEST_CONTEXT: '', LD_LIBRARY_PATH: ['/usr/lib/chromium', process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') };
 function run(args) {
   const out = execFileSync(process.execPath, [path.join(here, 'step_run.mjs'), ...args.map(String)], { env, encoding: 'utf8' });
   return JSON.parse(out.trim().split('\n').pop());
