@@ -108,6 +108,7 @@ let loadAbort = null;   // AbortController of the model load in progress
 
 // Every source streams into wasm memory (web/hub.js): nothing holds the whole file.
 async function loadModel(src) {
+  dropGpuModel();
   loadAbort = new AbortController();
   const signal = loadAbort.signal;
   const report = (p, force) => progress(p, force);
@@ -161,6 +162,8 @@ function runIdentity() {
 // C core hands out the steps and keeps everything else (docs/WASM_API.md "Hosted training").
 let gpu = null;        // {device, adapterInfo, limits, features, engine} once requested
 let gpuLost = null;    // message once the device is lost
+let gpuModel = null;   // the loaded model's weights on the GPU (createGpuModel), shared by a run's trainings
+function dropGpuModel() { if (gpuModel) gpuModel.destroy(); gpuModel = null; }
 
 async function gpuDevice() {
   if (gpuLost) throw new Error(gpuLost);
@@ -175,6 +178,7 @@ async function gpuDevice() {
     gpuLost = `WebGPU device lost (${(i && (i.message || i.reason)) || 'unknown reason'}). Completed placements are ` +
       'kept; choose cpu, or reload the page to try the GPU again.';
     gpu = null;
+    gpuModel = null;
   });
   gpu = g;
   return g;
@@ -206,13 +210,19 @@ async function hostedLoop(onEvents, maxTokens) {
       if (s.first_step || s.training !== training) {
         if (tr) tr.destroy();
         tr = null;
-        // views into wasm memory are taken right before the upload (the heap may have grown)
-        const m = lab.modelTensors();
+        // The weights go up once per loaded model (dropped when another is loaded); views
+        // into wasm memory are taken right before the upload (the heap may have grown).
+        if (!gpuModel || gpuModel.device !== g.device) {
+          dropGpuModel();
+          const m = lab.modelTensors();
+          gpuModel = await g.engine.createGpuModel(g.device, m.config, m.tensors);
+        }
+        const nCtx = gpuModel.config.n_ctx;
         tr = await g.engine.createGpuTrainer(g.device, {
-          config: m.config, tensors: m.tensors,
+          model: gpuModel,
           lora: { r: s.lora.r, scaling: s.lora.scaling, dropout: s.lora.dropout, modules: s.lora.modules,
                   params: s.lora.params },
-          train: { maxT: Math.min(m.config.n_ctx, maxTokens || cfg.max_len || m.config.n_ctx),
+          train: { maxT: Math.min(nCtx, maxTokens || cfg.max_len || nCtx),
                    maxBatch: Math.max(1, cfg.batch_size | 0), gradClip: s.grad_clip,
                    adamw: { beta1: s.adamw.beta1, beta2: s.adamw.beta2, eps: s.adamw.eps,
                             weightDecay: s.adamw.weight_decay },

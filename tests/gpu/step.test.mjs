@@ -18,6 +18,8 @@ test('steps with base and LoRA dropout match the C core (L 2, C 96, H 3, V 301, 
   assert.ok(r.gradRel < 1e-3, `gradients rel ${r.gradRel}`);
   assert.ok(r.paramRel < 1e-3, `params rel ${r.paramRel}`);
   assert.ok(Math.abs(r.gpuEval - r.cEval) / r.cEval < 1e-4, `eval GPU ${r.gpuEval} C ${r.cEval}`);
+  // trainings on one shared upload of the model: the same losses as with their own
+  assert.deepEqual(r.sharedLosses, [r.gpuLosses, r.gpuLosses]);
 });
 test('T = 1, no dropout', () => {
   const r = run([1, 64, 2, 8, 97, 1, 1, 1, 0.001, 2, 4, 0, 0, 0, 0, 0, 3]);

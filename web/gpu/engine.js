@@ -95,24 +95,11 @@ export async function requestGpuDevice(gpu, opts = {}) {
 
 function q8RowBytes(cols) { return (cols / 32) * 34; }
 
-/** Uploads the model and adapters once and returns the trainer (API.md). */
-export async function createGpuTrainer(device, opts) {
-  const { config, tensors, lora, train = {} } = opts;
-  const L = config.n_layer, C = config.n_embd, H = config.n_head, V = config.n_vocab;
-  const eps = config.ln_eps ?? 1e-5;
-  const maxT = train.maxT ?? config.n_ctx;
-  if (C % H) throw new Error(`WebGPU: n_embd ${C} is not a multiple of n_head ${H}`);
-  if (C % 32) throw new Error(`WebGPU: n_embd ${C} is not a multiple of 32 (Q8_0 blocks)`);
-  if (maxT < 1 || maxT > config.n_ctx) throw new Error(`WebGPU: maxT ${maxT} must be in 1..n_ctx (${config.n_ctx})`);
-  if (maxT > 1024) throw new Error(`WebGPU: maxT ${maxT} above 1024 (attention rows live in workgroup memory)`);
-  const hd = C / H;
+// Buffers of one owner (a model or a trainer), checked against the device's limits.
+function allocator(device) {
   const lim = device.limits;
   const maxBind = lim.maxStorageBufferBindingSize, maxBuf = lim.maxBufferSize;
   const buffers = [];
-  let lostReason = null;
-  device.lost?.then((i) => { lostReason = `WebGPU device lost: ${i.message || i.reason}`; });
-  const pipes = await pipelines(device);
-
   const ST = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   function buf(bytes, label, usage = ST) {
     const size = Math.max(16, Math.ceil(bytes / 16) * 16);
@@ -135,10 +122,22 @@ export async function createGpuTrainer(device, opts) {
     }
     return b;
   }
-  const f32buf = (n, label) => buf(n * 4, label);
+  return { buffers, buf, upload, f32buf: (n, label) => buf(n * 4, label), maxBind,
+    destroy() { for (const b of buffers) b.destroy(); buffers.length = 0; } };
+}
 
+/** Uploads the base model once (API.md createGpuModel); trainers of several trainings
+ *  share it: {config, W, bytes, destroy()}. */
+export async function createGpuModel(device, config, tensors) {
+  const L = config.n_layer, C = config.n_embd, H = config.n_head, V = config.n_vocab;
+  if (C % H) throw new Error(`WebGPU: n_embd ${C} is not a multiple of n_head ${H}`);
+  if (C % 32) throw new Error(`WebGPU: n_embd ${C} is not a multiple of 32 (Q8_0 blocks)`);
+  if (!tensors || !tensors.blocks || tensors.blocks.length !== L)
+    throw new Error(`WebGPU: ${tensors && tensors.blocks ? tensors.blocks.length : 'no'} blocks for n_layer ${L}`);
+  const al = allocator(device);
+  const { upload, maxBind } = al;
   device.pushErrorScope('out-of-memory');
-  // ---- base weights: matrices stay Q8_0 (or f32), split by rows to fit a binding
+  // matrices stay Q8_0 (or f32), split by rows to fit a binding
   function matrix(m, rows, cols, label) {
     if (!m || m.rows !== rows || m.cols !== cols)
       throw new Error(`WebGPU: ${label} must be a ${rows} x ${cols} matrix (got ${m ? `${m.rows} x ${m.cols}` : 'none'})`);
@@ -160,19 +159,53 @@ export async function createGpuTrainer(device, opts) {
     return upload(a, label);
   };
   const shapes = [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]];
-  const W = {
-    wte: matrix(tensors.wte, V, C, 'wte'),
-    wpe: vec(tensors.wpe, config.n_ctx * C, 'wpe'),
-    lnf_w: vec(tensors.lnf_w, C, 'ln_f.weight'), lnf_b: vec(tensors.lnf_b, C, 'ln_f.bias'),
-    blocks: tensors.blocks.map((b, l) => ({
-      ln1_w: vec(b.ln1_w, C, `h.${l}.ln_1.weight`), ln1_b: vec(b.ln1_b, C, `h.${l}.ln_1.bias`),
-      ln2_w: vec(b.ln2_w, C, `h.${l}.ln_2.weight`), ln2_b: vec(b.ln2_b, C, `h.${l}.ln_2.bias`),
-      w: b.w.map((m, s) => matrix(m, shapes[s][0], shapes[s][1], `h.${l}.site${s}`)),
-      b: b.b.map((v, s) => vec(v, shapes[s][0], `h.${l}.site${s}.bias`)),
-    })),
-  };
-  if (tensors.blocks.length !== L) throw new Error(`WebGPU: ${tensors.blocks.length} blocks for n_layer ${L}`);
-  W.head = tensors.lm_head ? matrix(tensors.lm_head, V, C, 'lm_head') : W.wte;
+  let W;
+  try {
+    W = {
+      wte: matrix(tensors.wte, V, C, 'wte'),
+      wpe: vec(tensors.wpe, config.n_ctx * C, 'wpe'),
+      lnf_w: vec(tensors.lnf_w, C, 'ln_f.weight'), lnf_b: vec(tensors.lnf_b, C, 'ln_f.bias'),
+      blocks: tensors.blocks.map((b, l) => ({
+        ln1_w: vec(b.ln1_w, C, `h.${l}.ln_1.weight`), ln1_b: vec(b.ln1_b, C, `h.${l}.ln_1.bias`),
+        ln2_w: vec(b.ln2_w, C, `h.${l}.ln_2.weight`), ln2_b: vec(b.ln2_b, C, `h.${l}.ln_2.bias`),
+        w: b.w.map((m, s) => matrix(m, shapes[s][0], shapes[s][1], `h.${l}.site${s}`)),
+        b: b.b.map((v, s) => vec(v, shapes[s][0], `h.${l}.site${s}.bias`)),
+      })),
+    };
+    W.head = tensors.lm_head ? matrix(tensors.lm_head, V, C, 'lm_head') : W.wte;
+  } catch (e) {
+    await device.popErrorScope();
+    al.destroy();
+    throw e;
+  }
+  const oom = await device.popErrorScope();
+  if (oom) { al.destroy(); throw new Error(`WebGPU out of memory while uploading the model: ${oom.message}`); }
+  return { device, config: { ...config }, W, bytes: al.buffers.reduce((a, b) => a + b.size, 0), destroy: () => al.destroy() };
+}
+
+/** Uploads the adapters (and the model, unless opts.model is one from createGpuModel)
+ *  and returns the trainer (API.md). */
+export async function createGpuTrainer(device, opts) {
+  const { lora, train = {} } = opts;
+  const model = opts.model || await createGpuModel(device, opts.config, opts.tensors);
+  const ownModel = !opts.model;
+  const config = model.config;
+  if (opts.model && opts.config)
+    for (const k of ['n_layer', 'n_embd', 'n_head', 'n_ctx', 'n_vocab'])
+      if (opts.config[k] !== config[k]) throw new Error(`WebGPU: the uploaded model has ${k} ${config[k]}, the training ${opts.config[k]}`);
+  const L = config.n_layer, C = config.n_embd, H = config.n_head, V = config.n_vocab;
+  const eps = config.ln_eps ?? 1e-5;
+  const maxT = train.maxT ?? config.n_ctx;
+  if (maxT < 1 || maxT > config.n_ctx) throw new Error(`WebGPU: maxT ${maxT} must be in 1..n_ctx (${config.n_ctx})`);
+  if (maxT > 1024) throw new Error(`WebGPU: maxT ${maxT} above 1024 (attention rows live in workgroup memory)`);
+  const hd = C / H;
+  const al = allocator(device);
+  const { buffers, buf, upload, f32buf, maxBind } = al;
+  let lostReason = null;
+  device.lost?.then((i) => { lostReason = `WebGPU device lost: ${i.message || i.reason}`; });
+  const pipes = await pipelines(device);
+  const W = model.W;
+  const shapes = [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]];
 
   // ---- adapters
   const r = lora.r, scaling = lora.scaling;
@@ -189,6 +222,7 @@ export async function createGpuTrainer(device, opts) {
   if (lora.params.length !== nParams) throw new Error(`WebGPU: lora.params holds ${lora.params.length} floats, the modules need ${nParams}`);
   const bySite = new Map(mods.map((m, i) => [m.layer * SITES + m.site, i]));
   const lowest = mods.length ? Math.min(...mods.map((m) => m.layer)) : L;
+  device.pushErrorScope('out-of-memory');
   const P = upload(lora.params, 'lora params'), G = f32buf(nParams, 'lora grads');
   const Mm = f32buf(nParams, 'adam m'), Vm = f32buf(nParams, 'adam v');
   const as = train.adamState;
@@ -229,7 +263,11 @@ export async function createGpuTrainer(device, opts) {
   A.logits = f32buf(logitRows * V, 'logits');
   const readBuf = buf(16, 'stats readback', GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
   const oom = await device.popErrorScope();
-  if (oom) throw new Error(`WebGPU out of memory while uploading the model: ${oom.message}`);
+  if (oom) {
+    al.destroy();
+    if (ownModel) model.destroy();
+    throw new Error(`WebGPU out of memory while allocating the training's buffers: ${oom.message}`);
+  }
 
   // ---- dispatch recording: uniforms go to one arena written before submit
   let arena = null, arenaCap = 0;
@@ -563,7 +601,7 @@ export async function createGpuTrainer(device, opts) {
     },
     /** Test hook: runs one raw op list (see tests/gpu). */
     _internals: { A, W, mods, begin, submit, op, mm, ew, ln, attn, F },
-    destroy() { for (const b of buffers) b.destroy(); },
+    destroy() { al.destroy(); if (ownModel) model.destroy(); },
   };
   return trainer;
 }
