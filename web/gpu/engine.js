@@ -261,6 +261,15 @@ export async function createGpuTrainer(device, opts) {
   // logits of the packed scored rows, in tiles of rows that fit one binding
   const logitRows = Math.max(1, Math.min(maxT, Math.floor(maxBind / (V * 4))));
   A.logits = f32buf(logitRows * V, 'logits');
+  // The LM head's input gradient walks all V rows for only C/64 column tiles: split into
+  // slices of headSliceRows rows summed separately (A.headPart), then added up, so that a
+  // GPU has V/headSliceRows times more workgroups to run at once.
+  const headSliceRows = Math.max(16, train.headSliceRows ?? 2048);
+  const headSlices = [];
+  for (const ch of W.head.chunks)
+    for (let s0 = 0; s0 < ch.r1 - ch.r0; s0 += headSliceRows)
+      headSlices.push({ ch, s0, s1: Math.min(ch.r1 - ch.r0, s0 + headSliceRows) });
+  if (headSlices.length > 1) A.headPart = f32buf(headSlices.length * logitRows * C, 'lm head partial dX');
   const readBuf = buf(16, 'stats readback', GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
   const oom = await device.popErrorScope();
   if (oom) {
@@ -440,10 +449,19 @@ export async function createGpuTrainer(device, opts) {
           bmode: W.head.q8 ? 1 : 0, b: W.head.q8 ? null : ch.buf, sbk: 1, sbn: C, c: A.logits, cOff: ch.r0, ldc: V });
       op('loss', [n, V, F(ceScale), training ? 1 : 0, idsOff + maxT + k0, 0, 0, 0], [A.logits, A.ids, A.nll, A.stats], [n, 1, 1]);
       op('loss', [n, V, F(0), 2, 0, 0, 0, 0], [A.logits, A.ids, A.nll, A.stats], [1, 1, 1]);
-      if (training)
-        W.head.chunks.forEach((ch) => mm({ M: n, N: C, K: ch.r1 - ch.r0, a: A.logits, aOff: ch.r0, sam: V, sak: 1,
+      if (training && headSlices.length === 1) {
+        const ch = W.head.chunks[0];
+        mm({ M: n, N: C, K: ch.r1 - ch.r0, a: A.logits, aOff: ch.r0, sam: V, sak: 1,
           q: { buf: ch.buf, rb: W.head.rb }, bmode: W.head.q8 ? 2 : 0, b: W.head.q8 ? null : ch.buf, sbk: C, sbn: 1,
-          c: A.dC, cOff: k0 * C, ldc: C, acc: 1 }));
+          c: A.dC, cOff: k0 * C, ldc: C, acc: 1 });
+      } else if (training) {
+        headSlices.forEach(({ ch, s0, s1 }, i) => mm({ M: n, N: C, K: s1 - s0, a: A.logits, aOff: ch.r0 + s0, sam: V, sak: 1,
+          q: { buf: ch.buf, rb: W.head.rb }, bmode: W.head.q8 ? 2 : 0, b: W.head.q8 ? null : ch.buf,
+          bOff: W.head.q8 ? s0 : s0 * C, sbk: C, sbn: 1, c: A.headPart, cOff: i * n * C, ldc: C }));
+        // dC rows k0.. += each slice's partial (elementwise mode 5 with offsets), in slice order
+        headSlices.forEach((_, i) => op('elementwise', [n * C, 5, 0, 0, 0, F(0), F(1), i * n * C, k0 * C, 0, 0, 0],
+          [A.headPart, A.dC, A.dummy], grid1(n * C)));
+      }
     }
     if (!training || lowest >= L) return;
     // backward (gpt2.c lpl_gpt2_backward / block_backward)

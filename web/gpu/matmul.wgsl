@@ -1,8 +1,9 @@
 // C[m][n] = alpha * sum_k A(m,k) B(k,n) (+ C if acc) (+ bias[n] if biasOn).
 // A(m,k) = A[aOff + m*sam + k*sak] (f32). B is f32, B(k,n) = Bf[bOff + k*sbk + n*sbn],
 // or a Q8_0 matrix W (rows x cols, rowBytes per row, ggml blocks of 34 bytes) read
-// as W[n][k] (bmode 1: Y = X W^T, the forward) or W[k][n] (bmode 2: dX = dY W, the
-// input gradient), dequantised while the tile is loaded (never stored as f32).
+// as W[bOff + n][k] (bmode 1: Y = X W^T, the forward) or W[bOff + k][n] (bmode 2:
+// dX = dY W, the input gradient; bOff is then a first row), dequantised while the
+// tile is loaded (never stored as f32).
 // Tiling: 64x64 outputs per workgroup of 16x16 invocations, 4x4 outputs each in
 // registers (4 rows: RM below), K in steps of 16 through workgroup-shared tiles. A Q8_0 tile is loaded as
 // runs of 4 consecutive weights of one row (one fp16 scale, one packed word of int8s
@@ -71,13 +72,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: 
       let nn = tid >> 2u; let kq = (tid & 3u) * 4u;
       let gn = n0 + nn; let gk = k0 + kq;
       var b = vec4<f32>(0.0);
-      if (gn < p.N && gk < p.K) { b = q8x4(gn, gk); }   // K = cols: a multiple of 32
+      if (gn < p.N && gk < p.K) { b = q8x4(p.bOff + gn, gk); }   // K = cols: a multiple of 32
       for (var i = 0u; i < 4u; i++) { Bs[(kq + i) * TN + nn] = b[i]; }
     } else if (p.bmode == 2u) {        // B(k,n) = W[k][n]: row k, 4 consecutive n
       let kk = tid >> 4u; let nq = (tid & 15u) * 4u;
       let gk = k0 + kk; let gn = n0 + nq;
       var b = vec4<f32>(0.0);
-      if (gk < p.K && gn < p.N) { b = q8x4(gk, gn); }   // N = cols: a multiple of 32
+      if (gk < p.K && gn < p.N) { b = q8x4(p.bOff + gk, gn); }   // N = cols: a multiple of 32
       for (var i = 0u; i < 4u; i++) { Bs[kk * TN + nq + i] = b[i]; }
     }
     workgroupBarrier();
