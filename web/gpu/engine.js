@@ -29,9 +29,14 @@ export function dropoutKeyStream(seed, salt) {
 }
 function advance(next) { return mix64((next + 0x9e3779b97f4a7c15n) & U64); }
 
-async function loadSources() {
+// Kernels with workgroup reductions: they get reduce.wgsl, or reduce_subgroups.wgsl
+// when the device has `subgroups` and the probe below accepts its subgroups.
+const REDUCING = new Set(['layernorm', 'attention', 'loss', 'optim']);
+
+/** The WGSL sources of every kernel file, by name (fetched beside this module). */
+export async function loadKernelSources() {
   const out = {};
-  const names = ['common', ...KERNELS];
+  const names = ['common', 'reduce', 'reduce_subgroups', ...KERNELS];
   const isNode = typeof process !== 'undefined' && process.versions && process.versions.node &&
     typeof window === 'undefined' && typeof WorkerGlobalScope === 'undefined';
   for (const n of names) {
@@ -48,26 +53,78 @@ async function loadSources() {
   return out;
 }
 
-// Compiled pipelines per device: a run creates a trainer per training, and compiling the
-// kernels again each time costs seconds under SwiftShader.
+/** The code engine.js compiles for kernel k: common.wgsl, a reduction file, the kernel. */
+export function kernelCode(src, k, subgroups) {
+  const red = REDUCING.has(k) ? src[subgroups ? 'reduce_subgroups' : 'reduce'] + '\n' : '';
+  return (subgroups ? 'enable subgroups;\n' : '') + src.common + '\n' + red + src[k];
+}
+
+/**
+ * True when the device has `subgroups` and they are laid out as reduce_subgroups.wgsl
+ * assumes: in workgroups of 256 and of 64, every subgroup is full and holds consecutive
+ * local_invocation_index values (lane = index % size). WebGPU does not promise that
+ * layout, so it is checked on the device; any failure means the tree reductions.
+ */
+export async function subgroupReductionsUsable(device) {
+  if (!device.features.has('subgroups')) return false;
+  try {
+    device.pushErrorScope('validation');
+    const sizes = [256, 64];
+    const out = device.createBuffer({ size: 4 * 320, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const rb = device.createBuffer({ size: 4 * 320, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = device.createCommandEncoder();
+    sizes.forEach((n, i) => {
+      const code = `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(${n})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32,
+        @builtin(subgroup_size) size: u32) {
+  let first = subgroupBroadcastFirst(li);
+  let nActive = subgroupAdd(1u);
+  out[${i * 256}u + li] = select(0u, 1u, lane == li % size && first == li - lane && nActive == size && ${n}u % size == 0u);
+}`;
+      const pipe = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out } }] }));
+      pass.dispatchWorkgroups(1);
+      pass.end();
+    });
+    enc.copyBufferToBuffer(out, 0, rb, 0, 4 * 320);
+    device.queue.submit([enc.finish()]);
+    const err = await device.popErrorScope();
+    if (err) { out.destroy(); rb.destroy(); return false; }
+    await rb.mapAsync(GPUMapMode.READ);
+    const v = new Uint32Array(rb.getMappedRange().slice(0));
+    rb.unmap(); out.destroy(); rb.destroy();
+    return v.every((x) => x === 1);
+  } catch {
+    return false;
+  }
+}
+
+// Compiled pipelines per device (and reduction variant): a run creates a trainer per
+// training, and compiling the kernels (and probing subgroups) each time costs seconds
+// under SwiftShader.
 const pipeCache = new WeakMap();
-async function pipelines(device) {
-  if (pipeCache.has(device)) return pipeCache.get(device);
-  const src = await loadSources();
+async function pipelines(device, wantSubgroups) {
+  let perDevice = pipeCache.get(device);
+  if (!perDevice) { perDevice = {}; pipeCache.set(device, perDevice); }
+  if (perDevice.subgroupsUsable === undefined) perDevice.subgroupsUsable = await subgroupReductionsUsable(device);
+  const subgroups = wantSubgroups && perDevice.subgroupsUsable;
+  const key = subgroups ? 'subgroups' : 'tree';
+  if (perDevice[key]) return { pipes: perDevice[key], subgroups };
+  const src = await loadKernelSources();
   const pipes = {};
   device.pushErrorScope('validation');
   for (const k of KERNELS) {
-    const module = device.createShaderModule({ code: src.common + '\n' + src[k], label: k });
+    const module = device.createShaderModule({ code: kernelCode(src, k, subgroups), label: k });
     pipes[k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
-    // matmul with 2 and 1 output rows per invocation (tiles of 32 and 16 rows: matmul.wgsl RM)
-    if (k === 'matmul') for (const rm of [2, 1])
-      pipes[`matmul${rm}`] = device.createComputePipeline({ layout: 'auto', label: `matmul${rm}`,
-        compute: { module, entryPoint: 'main', constants: { RM: rm } } });
   }
   const perr = await device.popErrorScope();
   if (perr) throw new Error(`WebGPU: kernel compilation failed: ${perr.message}`);
-  pipeCache.set(device, pipes);
-  return pipes;
+  perDevice[key] = pipes;
+  return { pipes, subgroups };
 }
 
 /** Requests an adapter and a device with the adapter's own limits (API.md). */
@@ -203,7 +260,8 @@ export async function createGpuTrainer(device, opts) {
   const { buffers, buf, upload, f32buf, maxBind } = al;
   let lostReason = null;
   device.lost?.then((i) => { lostReason = `WebGPU device lost: ${i.message || i.reason}`; });
-  const pipes = await pipelines(device);
+  // opts.train.subgroups === false forces the tree reductions (tests, benchmarks)
+  const { pipes, subgroups } = await pipelines(device, train.subgroups !== false);
   const W = model.W;
   const shapes = [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]];
 
@@ -335,9 +393,8 @@ export async function createGpuTrainer(device, opts) {
   // C = alpha * A op B (+C)(+bias); B f32 or a Q8_0 matrix chunk. See matmul.wgsl.
   function mm({ M, N, K, a, aOff = 0, sam, sak, b = null, bOff = 0, sbk = 0, sbn = 0, q = null, bmode = 0,
     c, cOff = 0, ldc, acc = 0, alpha = 1, bias = null }) {
-    const tm = M <= 16 ? 16 : M <= 32 ? 32 : 64;
-    op(tm === 64 ? 'matmul' : `matmul${tm / 16}`, [M, N, K, aOff, sam, sak, bOff, sbk, sbn, cOff, ldc, acc, F(alpha), bmode, q ? q.rb : 0, bias ? 1 : 0],
-      [a, b || A.dummy, q ? q.buf : A.dummy, c, bias || A.dummy], [Math.ceil(N / 64), Math.ceil(M / tm), 1]);
+    op('matmul', [M, N, K, aOff, sam, sak, bOff, sbk, sbn, cOff, ldc, acc, F(alpha), bmode, q ? q.rb : 0, bias ? 1 : 0],
+      [a, b || A.dummy, q ? q.buf : A.dummy, c, bias || A.dummy], [Math.ceil(N / 64), Math.ceil(M / 64), 1]);
   }
   // Y[T][rows] = X[T][cols] W^T (+ bias), over W's chunks
   function linFwd(Y, X, Wm, bias, T) {
@@ -541,6 +598,7 @@ export async function createGpuTrainer(device, opts) {
   let lastGradsValid = false;
   const trainer = {
     nParams,
+    subgroups, // true when the reductions use subgroup operations
     /** One optimizer step on a batch of examples with learning rate lr. */
     step(batch, lr) {
       check();
@@ -559,7 +617,8 @@ export async function createGpuTrainer(device, opts) {
           if (e.n > 0) sequence(e.T, e.n, e.off, true, 1 / total, bkey, lkey);
         });
         t += 1;
-        const bc1 = 1 - Math.pow(adam.beta1, t), bc2 = 1 - Math.pow(adam.beta2, t);
+        // lpl_adamw_step: pow((double)beta, t) of the float betas
+        const bc1 = 1 - Math.pow(Math.fround(adam.beta1), t), bc2 = 1 - Math.pow(Math.fround(adam.beta2), t);
         const stepSize = Math.fround(lr / bc1), bc2Sqrt = Math.fround(Math.sqrt(bc2));
         const decay = Math.fround(1 - Math.fround(Math.fround(lr) * Math.fround(adam.weightDecay)));
         const ou = [nParams, 0, F(gradClip), F(lossLimit), F(adam.beta1), F(adam.beta2), F(adam.eps), F(stepSize), F(bc2Sqrt), F(decay), 0, 0];
