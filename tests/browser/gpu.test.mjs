@@ -232,7 +232,7 @@ test('on the GPU: two seeds, reload mid-run and resume, results and adapter down
     // AdamW moves a parameter by about lr per step whatever the size of its gradient, so
     // where a gradient is tiny its rounding difference between the devices (relative to
     // the gradient, large) shows in the update: those parameters differ by up to 2 lr per
-    // step (measured: 141 of 131,072 above 1e-5 of the largest, max 3.8e-4 with lr 2e-4
+    // step (measured: 2 of 131,072 above 1e-5 of the largest, max 3.7e-6, with lr 2e-4
     // and 3 steps). The rest agree closely.
     const lr = gpu.config.lr, steps = gpu.placements[0].steps.loss.length;
     let d = 0, m = 0, moved = 0, off = 0, n = 0;
@@ -250,7 +250,7 @@ test('on the GPU: two seeds, reload mid-run and resume, results and adapter down
     }
     t.diagnostic(`adapter: max |gpu - cpu| ${d} (2 lr steps = ${2 * lr * steps}), max |cpu| ${m}, ${off} of ${n} differ by more than 1e-5 max`);
     assert.ok(d <= 2 * lr * steps * 1.01, `adapter gpu vs cpu: max difference ${d}`);
-    assert.ok(off <= n * 1e-2, `adapter gpu vs cpu: ${off} of ${n} parameters differ by more than 1e-5 of the largest`);
+    assert.ok(off <= n * 1e-3, `adapter gpu vs cpu: ${off} of ${n} parameters differ by more than 1e-5 of the largest`);
     assert.ok(moved > 0, 'training on the GPU moved lora_B from zero');
     assert.deepEqual(h.consoleErrors, []);
   } finally {
