@@ -79,7 +79,7 @@ export class Charts {
     this.schedule();
   }
 
-  /** Final placement results (objects of results.json "placements"). */
+  /** Final results of the trainings (objects of results.json "trainings"). */
   setResults(results) {
     this.results = results.filter(Boolean);
     const sel = this.els.heatSelect;

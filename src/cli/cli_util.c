@@ -416,7 +416,7 @@ const char *const cli_experiment_flags_help =
     "  --seed N              initialisation, dropout and data order (default 42)\n"
     "  --seeds N             train every placement N times (seeds N, N+1, ...) and report\n"
     "                        mean, 95% t-interval and paired differences (default 1)\n"
-    CLI_HELP_STEPS("per placement (overrides --epochs)")
+    CLI_HELP_STEPS("per training (overrides --epochs)")
     "  --no-shuffle          keep the data order\n"
     "  --compute int8|f32    frozen Q8_0 base products on int8 codes (default) or in fp32\n"
     "placements:\n"
@@ -548,7 +548,7 @@ void cli_progress_init(cli_progress *p, int quiet)
 
 void cli_progress_update(cli_progress *p, const lpl_run_progress *pg, int force)
 {
-    if (p->quiet || pg->placement < 0)
+    if (p->quiet || pg->training < 0)
         return;
     double now = lpl_now_seconds();
     double every = p->tty ? 0.1 : 5.0;
@@ -621,9 +621,9 @@ static const struct {
     [ROW_PROCESS_MEM] = {"process peak (RSS)", BEST_NONE, "process_peak_memory_bytes"},
 };
 
-static double row_value(const lpl_placement_summary *s, int row)
+static double row_value(const lpl_training_summary *s, int row)
 {
-    int done = s->status == LPL_PLACEMENT_DONE;
+    int done = s->status == LPL_TRAINING_DONE;
     switch (row) {
     case ROW_LOSS_BEFORE: return s->eval_loss_before;
     case ROW_LOSS: return s->eval_loss;
@@ -645,7 +645,7 @@ static double row_value(const lpl_placement_summary *s, int row)
     return NAN;
 }
 
-static void format_cell(int row, double v, double half, const lpl_placement_summary *s, char *buf, size_t size)
+static void format_cell(int row, double v, double half, const lpl_training_summary *s, char *buf, size_t size)
 {
     char tmp[48], h[48] = "";
     if (isnan(v)) {
@@ -708,8 +708,8 @@ static void aggregate_metric(const cJSON *agg, const char *key, double *mean, do
 void cli_print_table(FILE *f, const lpl_run *r)
 {
     int seeds = lpl_run_n_seeds(r);
-    int n = lpl_run_n_placements(r) / seeds; /* placements; trainings 0..n-1 are the first seed's */
-    lpl_placement_summary *s = calloc((size_t)n, sizeof *s);
+    int n = lpl_run_n_trainings(r) / seeds; /* placements; trainings 0..n-1 are the first seed's */
+    lpl_training_summary *s = calloc((size_t)n, sizeof *s);
     double *mean = calloc((size_t)n * N_ROWS, sizeof *mean), *half = calloc((size_t)n * N_ROWS, sizeof *half);
     char *json = lpl_run_results_json(r);
     cJSON *doc = json ? cJSON_Parse(json) : NULL;
@@ -719,9 +719,9 @@ void cli_print_table(FILE *f, const lpl_run *r)
     for (int i = 0; i < n; i++) {
         lpl_run_summary(r, i, &s[i], NULL);
         /* A placement counts as done when any of its seeds is. */
-        for (int k = 1; k < seeds && s[i].status != LPL_PLACEMENT_DONE; k++)
-            if (lpl_run_placement_status(r, i + k * n) == LPL_PLACEMENT_DONE)
-                s[i].status = LPL_PLACEMENT_DONE;
+        for (int k = 1; k < seeds && s[i].status != LPL_TRAINING_DONE; k++)
+            if (lpl_run_training_status(r, i + k * n) == LPL_TRAINING_DONE)
+                s[i].status = LPL_TRAINING_DONE;
         const cJSON *agg = find_aggregate(doc, s[i].name);
         for (int row = 0; row < N_ROWS; row++) {
             mean[i * N_ROWS + row] = row_value(&s[i], row);
@@ -746,7 +746,7 @@ void cli_print_table(FILE *f, const lpl_run *r)
         int n_done = 0;
         for (int i = 0; i < n; i++) {
             double v = mean[i * N_ROWS + row];
-            if (s[i].status != LPL_PLACEMENT_DONE || isnan(v))
+            if (s[i].status != LPL_TRAINING_DONE || isnan(v))
                 continue;
             n_done++;
             double b = best >= 0 ? mean[best * N_ROWS + row] : 0;
@@ -773,9 +773,9 @@ void cli_print_table(FILE *f, const lpl_run *r)
                "modules adapted:\n", LPL_TRAINER_EVAL_BATCH);
     for (int i = 0; i < n; i++) {
         fprintf(f, "  %s: %s", s[i].name, s[i].modules);
-        if (s[i].status == LPL_PLACEMENT_FAILED)
+        if (s[i].status == LPL_TRAINING_FAILED)
             fprintf(f, "   [failed: %s]", s[i].message);
-        else if (s[i].status == LPL_PLACEMENT_PENDING)
+        else if (s[i].status == LPL_TRAINING_PENDING)
             fprintf(f, "   [not run]");
         fputc('\n', f);
     }
@@ -843,7 +843,8 @@ static void print_events(const char *json)
 #define NUM(k) (cJSON_GetObjectItemCaseSensitive(ev, k) ? cJSON_GetObjectItemCaseSensitive(ev, k)->valuedouble : 0)
         if (!strcmp(type->valuestring, "step"))
             printf("step %d/%d loss %.7g lr %.7g\n", (int)NUM("step"), (int)NUM("steps"), NUM("loss"), NUM("lr"));
-        else if (!strcmp(type->valuestring, "eval") && NUM("index") >= 0) /* not the shared base eval */
+        /* a training's evals, not the shared base eval (which belongs to no training) */
+        else if (!strcmp(type->valuestring, "eval") && cJSON_GetObjectItemCaseSensitive(ev, "training"))
             printf("eval epoch %d loss %.7g perplexity %.7g mean_sample_perplexity %.7g\n", (int)NUM("epoch"),
                    NUM("eval_loss"), NUM("perplexity"), NUM("mean_sample_perplexity"));
 #undef NUM
@@ -852,13 +853,13 @@ static void print_events(const char *json)
     cJSON_Delete(arr);
 }
 
-/* After each completed placement: its adapter, then the results that mark it
+/* After each completed training: its adapter, then the results that mark it
  * complete (a failure before that leaves it pending for --resume), then its steps
  * (derived from the results, so --resume can append any it missed). */
 static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t *saved, char **steps,
                                  lpl_error *err)
 {
-    int n = lpl_run_n_placements(r);
+    int n = lpl_run_n_trainings(r);
     for (int i = 0; i < n; i++) {
         const lpl_lora *l = lpl_run_adapter(r, i);
         if (saved[i] || !l)
@@ -895,7 +896,7 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
 {
     cli_progress prog;
     cli_progress_init(&prog, o->quiet);
-    int n = lpl_run_n_placements(r);
+    int n = lpl_run_n_trainings(r);
     uint8_t *saved = lpl_calloc((size_t)n, 1, "saved adapters", err);
     if (!saved)
         return LPL_ERR_NOMEM;

@@ -60,22 +60,22 @@ test('a collected results.json opens in the page: same table and charts', { time
       document.querySelector('#open-status').textContent), null, { timeout: 10000 });
     assert.equal(await page.$eval('#error', (e) => e.hidden), true, 'the error box is cleared');
 
-    const names = doc.placements.map((p) => `${p.name} s${p.seed}`);
+    const names = doc.trainings.map((p) => `${p.name} s${p.seed}`);
     assert.deepEqual(names, ['baseline s42', 'ffn s42', 'baseline s43', 'ffn s43']);
     const head = await page.$$eval('#results-table thead th', (ths) => ths.slice(1).map((t) => t.textContent));
     assert.deepEqual(head, names);
     const rows = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#results-table tbody tr')]
       .map((tr) => [tr.dataset.key, [...tr.querySelectorAll('td')].map((td) => td.dataset.value ?? td.textContent)])));
     for (const key of ['eval_loss_before', 'eval_loss', 'perplexity', 'trainable', 'vs_baseline_pct']) {
-      assert.deepEqual(rows[key], doc.placements.map((p) => String(p[key])), `row ${key} = results.json`);
+      assert.deepEqual(rows[key], doc.trainings.map((p) => String(p[key])), `row ${key} = results.json`);
     }
-    assert.deepEqual(rows.modules, doc.placements.map((p) => p.modules));
+    assert.deepEqual(rows.modules, doc.trainings.map((p) => p.modules));
 
     const series = await page.evaluate(() => window.__lab.series());
     assert.deepEqual(series.map((s) => s.name), names);
-    series.forEach((s, i) => assert.equal(s.points, doc.placements[i].steps.loss.length, `${s.name}: every step`));
+    series.forEach((s, i) => assert.equal(s.points, doc.trainings[i].steps.loss.length, `${s.name}: every step`));
     const evals = await page.evaluate(() => window.__lab.evalSeries());
-    evals.forEach((s, i) => assert.equal(s.points, doc.placements[i].evals.length, `${s.name}: every eval`));
+    evals.forEach((s, i) => assert.equal(s.points, doc.trainings[i].evals.length, `${s.name}: every eval`));
     const heat = await page.$$eval('#heatmap-placement option', (os) => os.map((o) => o.textContent));
     assert.deepEqual(heat, names);
     assert.deepEqual(h.consoleErrors, []);
