@@ -250,7 +250,7 @@ self.LabBridge = function LabBridge(M) {
     ablateStart(exp) {
       withStrings([JSON.stringify(exp)], (e) => { if (c.ablateStart(e) !== 0) throw fail('starting the run'); });
     },
-    /** Takes the completed placements of an earlier run's results document (JSON text). */
+    /** Takes the completed trainings of an earlier run's results document (JSON text). */
     ablateResume(resultsJson) {
       withStrings([resultsJson], (r) => { if (c.ablateResume(r) !== 0) throw fail('resuming'); });
     },

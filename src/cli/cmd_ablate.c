@@ -246,7 +246,7 @@ int lpl_cmd_ablate(int argc, char **argv)
     if (o.resume && o.config)
         return cli_usage_error("ablate", "--resume reuses the saved config; do not combine it with --config");
     if (o.resume) {
-        /* Lock before reading: the config and completed placements must not change under us. */
+        /* Lock before reading: the config and completed trainings must not change under us. */
         struct stat sb;
         if (stat(o.resume, &sb) != 0 || !S_ISDIR(sb.st_mode))
             return cli_usage_error("ablate", "--resume %s: no such folder, so no results.json to resume from", o.resume);

@@ -3,7 +3,7 @@
 //   worker creates the module's memory with that maximum, as a browser short of
 //   memory does) and six placements at r 128 whose kept adapters outgrow it; malloc
 //   returns NULL inside the engine and the page says what it tried to allocate and
-//   the limit, keeps the completed placements (table and IndexedDB) and restarts the
+//   the limit, keeps the completed trainings (table and IndexedDB) and restarts the
 //   worker, which then runs again;
 // - a reload in the middle of a run: the page offers to resume from the last completed
 //   placement; the engine refuses a stored config that does not match; the resumed
@@ -42,7 +42,7 @@ const tableHeads = (page) => page.$$eval('#results-table thead th', (ths) => ths
 const evalLosses = (page) => page.evaluate(() => Object.fromEntries(
   window.__lab.state.results.trainings.filter((p) => p.status === 'done').map((p) => [p.name, p.eval_loss])));
 
-test('out of memory in the wasm heap: a readable message, completed placements kept, worker restarted', { ...T, skip: SKIP }, async (t) => {
+test('out of memory in the wasm heap: a readable message, completed trainings kept, worker restarted', { ...T, skip: SKIP }, async (t) => {
   const h = await openLab({}, '&max-heap-mb=64');
   const { page } = h;
   try {
@@ -54,7 +54,7 @@ test('out of memory in the wasm heap: a readable message, completed placements k
     await runToEnd(page);
     const errors = await page.evaluate(() => window.__lab.state.errors);
     assert.equal(errors.length, 1, JSON.stringify(errors));
-    assert.match(errors[0], /^Out of memory in the browser: could not allocate [a-zA-Z +]+ \([\d,]+ bytes\); the wasm heap is 64\.0 MB and cannot grow past its limit of 64\.0 MB\. Completed placements are kept; the worker restarts\./);
+    assert.match(errors[0], /^Out of memory in the browser: could not allocate [a-zA-Z +]+ \([\d,]+ bytes\); the wasm heap is 64\.0 MB and cannot grow past its limit of 64\.0 MB\. Completed trainings are kept; the worker restarts\./);
     assert.equal(await page.textContent('#error-text'), errors[0]);
     t.diagnostic(`page says: ${errors[0]}`);
 
@@ -71,7 +71,7 @@ test('out of memory in the wasm heap: a readable message, completed placements k
     const runId = await page.evaluate(() => window.__lab.state.runId);
     await page.waitForFunction((n) => window.__lab.state.saved.length >= n, done.length, { timeout: 10000 });
     const stored = (await storedTrainings(page)).filter((r) => r.runId === runId);
-    assert.deepEqual(stored.map((r) => r.name), done, 'completed placements in IndexedDB');
+    assert.deepEqual(stored.map((r) => r.name), done, 'completed trainings in IndexedDB');
 
     // A fresh worker, the model and data loaded again, and it trains.
     await page.waitForFunction(() => window.__lab.state.engineRestarts === 1 && window.__lab.state.engine &&
@@ -85,7 +85,7 @@ test('out of memory in the wasm heap: a readable message, completed placements k
   }
 });
 
-test('reload mid-run: resume from the last completed placement, stored config checked, same losses', { ...T, skip: SKIP }, async () => {
+test('reload mid-run: resume from the last completed training, stored config checked, same losses', { ...T, skip: SKIP }, async () => {
   const h = await openLab();
   const { page } = h;
   try {

@@ -182,8 +182,12 @@ for (const variant of ['mt', 'st']) {
     assert.equal(types.filter((t) => t === 'step').length, 16); // 4 examples, 2 epochs, 2 placements
     assert.equal(types.filter((t) => t === 'training_done').length, 2);
     const step = events.find((e) => e.type === 'step');
-    for (const k of ['placement', 'index', 'epoch', 'step', 'steps', 'loss', 'lr', 'tokens_per_s', 'elapsed_s', 'eta_s'])
+    for (const k of ['training', 'placement', 'placement_index', 'seed', 'epoch', 'step', 'steps', 'loss', 'lr', 'tokens_per_s', 'elapsed_s', 'eta_s'])
       assert.ok(k in step, `step event lacks ${k}`);
+    assert.ok(!('run' in step) && !('index' in step), 'one word per concept: training and placement_index, no run or index');
+    // each training's events name it: the second training is the second placement at the first seed
+    const second = events.filter((e) => e.type === 'training_done')[1];
+    assert.deepEqual([second.training, second.placement, second.placement_index], [1, 'attn-exact', 1]);
 
     const res = JSON.parse(call(mod, 'lab_results_json', 'string'));
     assert.equal(res.environment.build, variant === 'mt' ? 'wasm threads' : 'wasm single-thread');
@@ -220,7 +224,7 @@ for (const variant of ['mt', 'st']) {
     assert.ok(mem.peak_bytes >= mem.heap_bytes && mem.heap_bytes > 0, JSON.stringify(mem));
   });
 
-  test(`${variant}: cancel keeps completed placements`, async () => {
+  test(`${variant}: cancel keeps completed trainings`, async () => {
     const mod = await load(variant);
     const events = runAblation(mod, experiment, 1);
     assert.equal(events.at(-1).type, 'done');
