@@ -63,10 +63,10 @@
     ['process_peak_memory_bytes', 'process peak (wasm heap)', fmtBytes, null],
   ];
 
-  // Where a value may sit in a placement object of results.json.
+  // Where a value may sit in a training object of results.json.
   const GROUPS = ['metrics', 'params', 'accounting', 'timing', 'memory', 'eval', 'summary'];
 
-  /** Value of key in a placement result (top level or one level down), or undefined. */
+  /** Value of key in a training's result (top level or one level down), or undefined. */
   function metric(p, key) {
     if (!p) return undefined;
     if (p[key] !== undefined) return p[key];

@@ -1,5 +1,5 @@
 // The Results panel: the table (table.js), downloads of results.json/.csv, of the
-// self-contained report (share.js) and of each placement's PEFT adapter, and
+// self-contained report (share.js) and of each training's PEFT adapter, and
 // completed trainings kept in IndexedDB (store.js) so that they survive a reload
 // or a crashed worker.
 import { el, $, fill } from '../dom.js';
@@ -11,8 +11,8 @@ import { seriesKey, drawSeedBands, renderVerdicts } from '../seeds.js';
 import { refreshLearned } from './learned.js';
 import { reportButton } from './share.js';
 
-const pendingSaves = {};   // placement name -> promise of its IndexedDB key
-const pendingUpdates = new Set();   // adapters being added to stored placements
+const pendingSaves = {};   // training (series key) -> promise of its IndexedDB key
+const pendingUpdates = new Set();   // adapters being added to stored trainings
 let quotaSaid = null;      // the run whose full storage was already reported
 
 /** Says that something could not be kept in the browser; the page still has it. */
