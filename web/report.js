@@ -585,6 +585,16 @@
       d.sha256 ? `sha256 ${d.sha256}` : ''].filter(Boolean).join(' · ');
   }
 
+  /** Where the trainings ran: config.device, with the WebGPU adapter when it was the GPU. */
+  function deviceLine(doc) {
+    const env = doc.environment || {}, gpu = env.webgpu, device = (doc.config || {}).device;
+    if (device === 'webgpu' && gpu) {
+      const name = [gpu.vendor, gpu.architecture].filter(Boolean).join(' ') || 'unnamed adapter';
+      return `WebGPU (${name}${gpu.emulation ? ', a CPU emulator' : ''})`;
+    }
+    return env.device || env.engine || (env.build ? `CPU (${env.build})` : undefined);
+  }
+
   /** Model, data, environment and version of a results document, as [label, value] pairs. */
   function identity(doc) {
     const m = doc.model || {}, env = doc.environment || {}, d = doc.data || {};
@@ -598,7 +608,7 @@
       ['eval data', dataLine(d.eval)],
       ['build', [env.program, env.build, env.simd && `SIMD ${env.simd}`, env.compiler && `compiler ${env.compiler}`].filter(Boolean).join(' · ')],
       ['threads', env.threads],
-      ['device', env.device || env.engine || (env.build ? `CPU (${env.build})` : undefined)],
+      ['device', deviceLine(doc)],
       ['project version', env.program],
       ['results format', doc.version],
       ['run written', doc.written],
@@ -697,6 +707,6 @@
     fillTemplate,
     PALETTE, ROWS, LAYOUTS, fmtInt, fmtBytes, fmtTime, metric, trainingsOf, columnsOf, aggregatesOf,
     diagramModel, drawDiagram, diagramFigure, describe, layoutModules, lineChart, chartsOf, seriesName, colorOf,
-    seedChart, resultsTable, renderReport, boot,
+    seedChart, resultsTable, deviceLine, renderReport, boot,
   };
 })(globalThis);

@@ -903,8 +903,11 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
     int completed = lpl_run_n_completed(r);
     char *steps = NULL;
     /* results.json (config, identity, every training pending) before anything else:
-     * a run killed at any point after this can be continued with --resume. */
-    lpl_status st = lpl_run_write_results(r, o->out, err);
+     * a run killed at any point after this can be continued with --resume. A resumed
+     * run already has it; rewriting it first would only make a full disk fail earlier. */
+    char results_path[LPL_PATH_MAX + 16];
+    snprintf(results_path, sizeof results_path, "%s/results.json", o->out);
+    lpl_status st = access(results_path, F_OK) == 0 ? LPL_OK : lpl_run_write_results(r, o->out, err);
     if (!st)
         st = start_steps(r, o, &steps, err);
     int rc = 0;
