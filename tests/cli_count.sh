@@ -67,7 +67,7 @@ assert (s["arch"], s["n_layer"], s["n_embd"], s["n_head"], s["n_kv_head"], s["n_
 assert m["qwen2.5-0.5b"]["qkv_bias"] and m["qwen2.5-0.5b"]["params"] == 494032768 and not m["tinyllama-1.1b"]["tied"]
 lp = {x["name"]: x["target_modules"] for x in d["llama_placements"]}
 assert lp["qv"] == ["q_proj", "v_proj"] and lp["mlp"] == ["gate_proj", "up_proj", "down_proj"] and len(lp["all-linear"]) == 7, lp
-p = {x["name"]: x for x in d["trainings"]}
+p = {x["name"]: x for x in d["placements"]}
 assert sorted(p) == ["all-linear", "attn", "attn-exact", "baseline", "ffn", "mlp-exact"], sorted(p)
 assert p["attn"]["target_modules"] == ["c_attn", "c_proj"] and p["attn"]["study"] and not p["attn-exact"]["study"]
 assert (d["study"]["n_train"], d["study"]["n_eval"], d["study"]["epochs"], d["study"]["max_len"]) == (100, 20, 3, 0)  # 0: the model's context, at most 256
