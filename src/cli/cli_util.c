@@ -245,33 +245,27 @@ static int opt_number_list(cli_args *a, const char *name, int is_int, double lo,
     return 1;
 }
 
-/* --r N or --r N1,N2,... (a grid dimension). */
-static int opt_r(cli_args *a, lpl_experiment_config *c)
+/* --r N[,N2,...] (integers) and --alpha X[,X2,...]: one value, or a list that is a grid
+ * dimension (its first value is also the experiment's). One reader for both, so the
+ * two grid dimensions cannot drift apart. */
+static int opt_grid_dim(cli_args *a, lpl_experiment_config *c, int is_r)
 {
     double v[LPL_EXP_MAX_VALUES];
     int n;
-    if (!opt_number_list(a, "--r", 1, 1, 65536, v, LPL_EXP_MAX_VALUES, &n))
+    if (!opt_number_list(a, is_r ? "--r" : "--alpha", is_r, is_r ? 1 : 0, is_r ? 65536 : 3.4e38, v,
+                         LPL_EXP_MAX_VALUES, &n))
         return 0;
-    for (int k = 0; k < n; k++)
-        c->r_values[k] = (int)v[k];
-    if (n > 0)
+    for (int k = 0; k < n; k++) {
+        if (is_r)
+            c->r_values[k] = (int)v[k];
+        else
+            c->alpha_values[k] = (float)v[k];
+    }
+    if (n > 0 && is_r)
         c->r = c->r_values[0];
-    c->n_r_values = n > 1 ? n : 0;
-    return 1;
-}
-
-/* --alpha X or --alpha X1,X2,... (a grid dimension). */
-static int opt_alpha(cli_args *a, lpl_experiment_config *c)
-{
-    double v[LPL_EXP_MAX_VALUES];
-    int n;
-    if (!opt_number_list(a, "--alpha", 0, 0, 3.4e38, v, LPL_EXP_MAX_VALUES, &n))
-        return 0;
-    for (int k = 0; k < n; k++)
-        c->alpha_values[k] = (float)v[k];
-    if (n > 0)
+    else if (n > 0)
         c->alpha = c->alpha_values[0];
-    c->n_alpha_values = n > 1 ? n : 0;
+    *(is_r ? &c->n_r_values : &c->n_alpha_values) = n > 1 ? n : 0;
     return 1;
 }
 
@@ -339,7 +333,7 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
         set_path(a, "--eval", c->eval, sizeof c->eval))
         return 1;
     if (cli_opt_int(a, "--n-train", 0, 10000000, &c->n_train) || cli_opt_int(a, "--n-eval", 0, 10000000, &c->n_eval) ||
-        cli_opt_max_len(a, &c->max_len) || opt_r(a, c) || opt_alpha(a, c) ||
+        cli_opt_max_len(a, &c->max_len) || opt_grid_dim(a, c, 1) || opt_grid_dim(a, c, 0) ||
         cli_opt_int(a, "--bands", 0, LPL_LORA_MAX_LAYERS, &c->bands) || cli_opt_float(a, "--dropout", &c->dropout) ||
         cli_opt_int(a, "--epochs", 1, 100000, &c->epochs) || cli_opt_int(a, "--batch-size", 1, 65536, &c->batch_size) ||
         cli_opt_float(a, "--lr", &c->lr) || cli_opt_int(a, "--warmup-steps", 0, 1 << 30, &c->warmup_steps) ||

@@ -20,6 +20,7 @@
 
 #include "lpl/core/utf8.h"
 #include "lpl/core/files.h"
+#include "le_bytes.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -104,22 +105,26 @@ static int rd_need(reader *r, size_t n, const char *what)
     return 0;
 }
 
+/* The next n bytes, moving past them; NULL (err set) when the file ends first. */
+static const uint8_t *rd_take(reader *r, size_t n, const char *what)
+{
+    if (!rd_need(r, n, what))
+        return NULL;
+    r->pos += n;
+    return r->p + r->pos - n;
+}
+
+/* GGUF integers are little-endian; le_bytes.h reads them so on any host. */
 static int rd_u32(reader *r, uint32_t *v, const char *what)
 {
-    if (!rd_need(r, 4, what))
-        return 0;
-    memcpy(v, r->p + r->pos, 4);
-    r->pos += 4;
-    return 1;
+    const uint8_t *b = rd_take(r, 4, what);
+    return b ? (*v = lpl_le32(b), 1) : 0;
 }
 
 static int rd_u64(reader *r, uint64_t *v, const char *what)
 {
-    if (!rd_need(r, 8, what))
-        return 0;
-    memcpy(v, r->p + r->pos, 8);
-    r->pos += 8;
-    return 1;
+    const uint8_t *b = rd_take(r, 8, what);
+    return b ? (*v = lpl_le64(b), 1) : 0;
 }
 
 /* Reads a GGUF string (u64 length + bytes) and returns a view into the file. */

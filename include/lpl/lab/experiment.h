@@ -256,6 +256,7 @@ typedef struct lpl_run lpl_run;
 lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model,
                      const lpl_tokenizer *tok, const lpl_alpaca_set *train,
                      const lpl_alpaca_set *eval, const lpl_run_identity *id, lpl_error *err);
+/* Frees the run, its adapters and events; NULL is a no-op. */
 void lpl_run_free(lpl_run *r);
 
 /* Starts training i from saved adapter weights instead of PEFT's initialisation:
@@ -341,12 +342,14 @@ lpl_status lpl_run_set_device_info(lpl_run *r, const char *json, lpl_error *err)
 /* Writes the host's adapters (n params in lora->params' layout) into the current
  * training. LPL_ERR_INVALID when no training runs or n differs. */
 lpl_status lpl_run_host_set_adapters(lpl_run *r, const float *params, int64_t n, lpl_error *err);
+/* 1 once lpl_run_cancel was called; 1 once the run is over (finished or cancelled). */
 int lpl_run_cancelled(const lpl_run *r);
 int lpl_run_finished(const lpl_run *r);
 
 /* Events since the last call as a JSON array (docs/WASM_API.md), malloc'd. */
 char *lpl_run_take_events(lpl_run *r);
 
+/* What the latest unit did, for a progress line (owned by r, updated by each unit). */
 const lpl_run_progress *lpl_run_get_progress(const lpl_run *r);
 
 /* Trainings: a run trains every placement once per seed (cfg.seeds), seed-major, so
@@ -366,6 +369,7 @@ void lpl_run_adapter_dir(const lpl_run *r, int i, char *buf, size_t size);
 const char *lpl_run_placement_name(const lpl_run *r, int i);
 /* Number of trainings finished in this run or taken from resume (done or failed). */
 int lpl_run_n_completed(const lpl_run *r);
+/* Status of training i (pending when out of range). */
 lpl_training_status lpl_run_training_status(const lpl_run *r, int i);
 /* Row of the table for training i (pending ones have only name and accounting). */
 lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_training_summary *out, lpl_error *err);
