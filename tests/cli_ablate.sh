@@ -114,17 +114,20 @@ grep -q "ablate --resume $T/int" "$T/int.err" && ok "says how to resume" || fail
 $PY -c "
 import json,sys; r=json.load(open(sys.argv[1]))
 assert [p['status'] for p in r['trainings']] == ['done','pending','pending'], [p['status'] for p in r['trainings']]
-json.dump(r['trainings'][0], open(sys.argv[2], 'w'))" "$T/int/results.json" "$T/first.json" && ok "results keep the first placement" ||
-    fail "results.json after interrupt"
+json.dump(r['trainings'][0], open(sys.argv[2], 'w'))
+# resume a folder as written before issue 25: its trainings under \"placements\"
+r['placements'] = r.pop('trainings'); json.dump(r, open(sys.argv[1], 'w'))" "$T/int/results.json" "$T/first.json" &&
+    ok "results keep the first training" || fail "results.json after interrupt"
 "$LORALAB" ablate --resume "$T/int" --quiet > /dev/null 2> "$T/res.err"
 rc=$?
 [ $rc -eq 0 ] && ok "resume exit 0" || fail "resume exit $rc: $(cat "$T/res.err")"
 $PY -c "
 import json,sys; r=json.load(open(sys.argv[1])); first=json.load(open(sys.argv[2]))
 assert [p['status'] for p in r['trainings']] == ['done']*3
-assert r['trainings'][0] == first, 'resumed placement changed'
+assert r['trainings'][0] == first, 'resumed training changed'
+assert 'placements' not in r, 'rewritten with the new key'
 assert all(p['eval_loss'] < p['eval_loss_before'] for p in r['trainings'])" "$T/int/results.json" "$T/first.json" &&
-    ok "resume finished the rest and kept the first as it was" || fail "results after resume"
+    ok "resume (of an older results.json) finished the rest and kept the first as it was" || fail "results after resume"
 [ -s "$T/int/attn/adapter_model.safetensors" ] && ok "resumed adapters written" || fail "attn adapter missing after resume"
 "$LORALAB" ablate "${SMALL[@]}" --out "$T/int" > /dev/null 2>&1
 [ $? -eq 2 ] && ok "refuses to overwrite a finished run" || fail "ablate into a folder with results.json should exit 2"

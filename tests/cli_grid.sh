@@ -154,4 +154,13 @@ $PY -c '
 import json,sys; d=json.load(open(sys.argv[1]))
 assert len(d["trainings"])==16 and d["config"]["seeds"]==2 and d["aggregates"]' "$T/g/results.json" &&
     ok "collected results carry aggregates over seeds" || fail "aggregates missing"
+
+# ---- units written before issue 25 (their trainings under "placements") collect the same
+cp -r "$T/g" "$T/old" && rm -f "$T/old/results.json" "$T/old/results.csv" "$T/old/steps.jsonl"
+$PY -c '
+import glob, json, sys
+for f in glob.glob(sys.argv[1] + "/units/*/results.json"):
+    d = json.load(open(f)); d["placements"] = d.pop("trainings"); json.dump(d, open(f, "w"))' "$T/old"
+"$LORALAB" collect "$T/old" 2> "$T/c3" && $PY tests/lib_grid.py same "$T/one" "$T/old" &&
+    ok "old-format units + collect = one process" || fail "old-format units: $(cat "$T/c3")"
 finish
