@@ -142,10 +142,7 @@ export class Charts {
       if (i === 0 || s.label.endsWith(RAW_SUFFIX)) return;
       const kept = (a) => a.filter((v) => v !== null && v !== undefined);
       const o = { name: s.label, points: kept(u.data[i]).length };
-      // uPlot keeps a series' stroke as a function of (plot, series index)
-      const stroke = u.series[i - 1].stroke;
-      const rawStroke = typeof stroke === 'function' ? stroke(u, i - 1) : stroke;
-      if (values) Object.assign(o, { smoothed: kept(u.data[i]), raw: kept(u.data[i - 1]), rawStroke });
+      if (values) Object.assign(o, { smoothed: kept(u.data[i]), raw: kept(u.data[i - 1]), rawStroke: strokeOf(u, i - 1) });
       out.push(o);
     });
     return out;
@@ -258,4 +255,11 @@ export function updateNorms(result) {
     }
   }
   return out.filter((c) => Number.isInteger(c.layer) && Number.isFinite(c.norm) && typeof c.module === 'string');
+}
+
+// A series' stroke colour: uPlot turns the stroke it was given into a function of
+// (plot, series index) once the plot is built.
+function strokeOf(u, i) {
+  const s = u.series[i].stroke;
+  return typeof s === 'function' ? s(u, i) : s;
 }

@@ -20,7 +20,6 @@
 
 #include "lpl/core/utf8.h"
 #include "lpl/core/files.h"
-#include "le_bytes.h"
 
 #define GGUF_MAGIC "GGUF"
 #define GGUF_DEFAULT_ALIGNMENT 32
@@ -105,27 +104,18 @@ static int rd_need(reader *r, size_t n, const char *what)
     return 0;
 }
 
-/* The next n bytes, moving past them; NULL (err set) when the file ends first. */
-static const uint8_t *rd_take(reader *r, size_t n, const char *what)
+/* Copies the next n bytes (a little-endian value on every platform the lab runs on). */
+static int rd_bytes(reader *r, void *v, size_t n, const char *what)
 {
     if (!rd_need(r, n, what))
-        return NULL;
+        return 0;
+    memcpy(v, r->p + r->pos, n);
     r->pos += n;
-    return r->p + r->pos - n;
+    return 1;
 }
 
-/* GGUF integers are little-endian; le_bytes.h reads them so on any host. */
-static int rd_u32(reader *r, uint32_t *v, const char *what)
-{
-    const uint8_t *b = rd_take(r, 4, what);
-    return b ? (*v = lpl_le32(b), 1) : 0;
-}
-
-static int rd_u64(reader *r, uint64_t *v, const char *what)
-{
-    const uint8_t *b = rd_take(r, 8, what);
-    return b ? (*v = lpl_le64(b), 1) : 0;
-}
+static int rd_u32(reader *r, uint32_t *v, const char *what) { return rd_bytes(r, v, 4, what); }
+static int rd_u64(reader *r, uint64_t *v, const char *what) { return rd_bytes(r, v, 8, what); }
 
 /* Reads a GGUF string (u64 length + bytes) and returns a view into the file. */
 static int rd_str_view(reader *r, const uint8_t **s, size_t *len, const char *what)
