@@ -134,7 +134,7 @@ test('without WebGPU the page says why it runs on the CPU; ?device= and the sele
 });
 
 // The stored trainings of a run in IndexedDB (read in the page, independently of its code).
-function storedPlacements(page, runId) {
+function storedTrainings(page, runId) {
   return page.evaluate((id) => new Promise((resolve, reject) => {
     const req = indexedDB.open('loralab');
     req.onerror = () => reject(req.error);
@@ -181,7 +181,7 @@ test('on the GPU: two seeds, reload mid-run and resume, results and adapter down
     await page.waitForFunction(() => window.__lab.state.run.done[1] > 0, null, { timeout: 150000 });
     let before = [];
     for (let i = 0; i < 100 && !(before.length && before[0].adapter); i++) {
-      before = await storedPlacements(page, runId);
+      before = await storedTrainings(page, runId);
       if (!(before.length && before[0].adapter)) await page.waitForTimeout(100);
     }
     assert.ok(await page.evaluate(() => window.__lab.state.running), 'the reload comes while seed 43 trains');
@@ -203,9 +203,9 @@ test('on the GPU: two seeds, reload mid-run and resume, results and adapter down
     assert.equal(gpu.config.device, 'webgpu');
     assert.equal(gpu.environment.webgpu.architecture, 'swiftshader');
     assert.deepEqual(gpu.seeds, [42, 43]);
-    assert.deepEqual(gpu.placements.map((p) => [p.name, p.seed, p.status]), [['baseline', 42, 'done'], ['baseline', 43, 'done']]);
-    assert.equal(gpu.placements[0].eval_loss, before[0].eval_loss, 'the stored training is taken as it was');
-    assert.deepEqual(gpu.aggregates.placements[0].metrics.eval_loss.values, gpu.placements.map((p) => p.eval_loss));
+    assert.deepEqual(gpu.trainings.map((p) => [p.name, p.seed, p.status]), [['baseline', 42, 'done'], ['baseline', 43, 'done']]);
+    assert.equal(gpu.trainings[0].eval_loss, before[0].eval_loss, 'the stored training is taken as it was');
+    assert.deepEqual(gpu.aggregates.placements[0].metrics.eval_loss.values, gpu.trainings.map((p) => p.eval_loss));
     assert.equal(await page.locator('.dl-adapter').count(), 2, 'both adapters downloadable');
     const [dlJson] = await Promise.all([page.waitForEvent('download'), page.click('#dl-json')]);
     assert.equal(JSON.parse(fs.readFileSync(await dlJson.path(), 'utf8')).config.device, 'webgpu');
@@ -219,9 +219,9 @@ test('on the GPU: two seeds, reload mid-run and resume, results and adapter down
     assert.deepEqual(await page.evaluate(() => window.__lab.state.errors), []);
     const cpu = JSON.parse(await page.evaluate(() => window.__lab.state.resultsJson));
     assert.equal(cpu.config.device, 'cpu');
-    assert.deepEqual(cpu.placements.map((p) => [p.name, p.seed]), gpu.placements.map((p) => [p.name, p.seed]));
-    gpu.placements.forEach((g, i) => {
-      const c = cpu.placements[i];
+    assert.deepEqual(cpu.trainings.map((p) => [p.name, p.seed]), gpu.trainings.map((p) => [p.name, p.seed]));
+    gpu.trainings.forEach((g, i) => {
+      const c = cpu.trainings[i];
       t.diagnostic(`seed ${g.seed}: train losses gpu ${JSON.stringify(g.steps.loss)} cpu ${JSON.stringify(c.steps.loss)}; eval gpu ${g.eval_loss} cpu ${c.eval_loss}`);
       assert.equal(g.steps.loss.length, c.steps.loss.length);
       g.steps.loss.forEach((l, k) => assert.ok(rel(l, c.steps.loss[k]) < 1e-3, `seed ${g.seed} step ${k}: gpu ${l} cpu ${c.steps.loss[k]}`));
@@ -234,7 +234,7 @@ test('on the GPU: two seeds, reload mid-run and resume, results and adapter down
     // the gradient, large) shows in the update: those parameters differ by up to 2 lr per
     // step (measured: 2 of 131,072 above 1e-5 of the largest, max 3.7e-6, with lr 2e-4
     // and 3 steps). The rest agree closely.
-    const lr = gpu.config.lr, steps = gpu.placements[0].steps.loss.length;
+    const lr = gpu.config.lr, steps = gpu.trainings[0].steps.loss.length;
     let d = 0, m = 0, moved = 0, off = 0, n = 0;
     for (const k of Object.keys(cpuAdapter)) m = Math.max(m, ...cpuAdapter[k].map(Math.abs));
     for (const k of Object.keys(cpuAdapter)) {
