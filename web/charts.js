@@ -142,7 +142,10 @@ export class Charts {
       if (i === 0 || s.label.endsWith(RAW_SUFFIX)) return;
       const kept = (a) => a.filter((v) => v !== null && v !== undefined);
       const o = { name: s.label, points: kept(u.data[i]).length };
-      if (values) Object.assign(o, { smoothed: kept(u.data[i]), raw: kept(u.data[i - 1]), rawStroke: u.series[i - 1].stroke });
+      // uPlot keeps each series' stroke as a function of (plot, index) once it has the series
+      const stroke = u.series[i - 1].stroke;
+      const rawStroke = typeof stroke === 'function' ? stroke(u, i - 1) : stroke;
+      if (values) Object.assign(o, { smoothed: kept(u.data[i]), raw: kept(u.data[i - 1]), rawStroke });
       out.push(o);
     });
     return out;
