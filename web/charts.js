@@ -79,7 +79,7 @@ export class Charts {
     this.schedule();
   }
 
-  /** Final placement results (objects of results.json "placements"). */
+  /** Final results of the trainings (objects of results.json "trainings"). */
   setResults(results) {
     this.results = results.filter(Boolean);
     const sel = this.els.heatSelect;
@@ -142,10 +142,7 @@ export class Charts {
       if (i === 0 || s.label.endsWith(RAW_SUFFIX)) return;
       const kept = (a) => a.filter((v) => v !== null && v !== undefined);
       const o = { name: s.label, points: kept(u.data[i]).length };
-      // uPlot keeps each series' stroke as a function of (plot, index) once it has the series
-      const stroke = u.series[i - 1].stroke;
-      const rawStroke = typeof stroke === 'function' ? stroke(u, i - 1) : stroke;
-      if (values) Object.assign(o, { smoothed: kept(u.data[i]), raw: kept(u.data[i - 1]), rawStroke });
+      if (values) Object.assign(o, { smoothed: kept(u.data[i]), raw: kept(u.data[i - 1]), rawStroke: strokeOf(u, i - 1) });
       out.push(o);
     });
     return out;
@@ -209,7 +206,7 @@ export class Charts {
     const cells = r ? updateNorms(r) : [];
     if (!cells.length) {
       ctx.fillStyle = '#666';
-      ctx.fillText(r ? 'no update norms in this result' : 'finish a placement to see its update norms', 10, 24);
+      ctx.fillText(r ? 'no update norms in this result' : 'finish a training to see its update norms', 10, 24);
       return;
     }
     const nLayer = Math.max(...cells.map((c) => c.layer)) + 1;
@@ -239,7 +236,7 @@ export class Charts {
 }
 
 /**
- * Update norms of a placement result as [{layer, module, norm}], accepting the
+ * Update norms of a training's result as [{layer, module, norm}], accepting the
  * shapes results.json may use: a list of {layer, module, norm}, a list of
  * [layer, module, norm], or {module: [norm per layer]}.
  */
@@ -258,4 +255,11 @@ export function updateNorms(result) {
     }
   }
   return out.filter((c) => Number.isInteger(c.layer) && Number.isFinite(c.norm) && typeof c.module === 'string');
+}
+
+// A series' stroke colour: uPlot turns the stroke it was given into a function of
+// (plot, series index) once the plot is built.
+function strokeOf(u, i) {
+  const s = u.series[i].stroke;
+  return typeof s === 'function' ? s(u, i) : s;
 }

@@ -146,7 +146,7 @@ function outOfMemory(message) {
   const heap = M.wasmMemory ? M.wasmMemory.buffer.byteLength : M.HEAPU8.length;
   const what = m ? `${m[1]} (${Number(m[2]).toLocaleString('en-US')} bytes)` : message;
   return `Out of memory in the browser: could not allocate ${what}; the wasm heap is ${mb(heap)} and ` +
-    `cannot grow past its limit of ${mb(heapLimit)}. Completed placements are kept; the worker restarts. ` +
+    `cannot grow past its limit of ${mb(heapLimit)}. Completed trainings are kept; the worker restarts. ` +
     'Use a smaller r, fewer placements, a shorter max_len or a smaller model.';
 }
 
@@ -172,7 +172,7 @@ async function gpuDevice() {
   const g = await engine.requestGpuDevice(navigator.gpu);
   g.engine = engine;
   g.device.lost.then((i) => {
-    gpuLost = `WebGPU device lost (${(i && (i.message || i.reason)) || 'unknown reason'}). Completed placements are ` +
+    gpuLost = `WebGPU device lost (${(i && (i.message || i.reason)) || 'unknown reason'}). Completed trainings are ` +
       'kept; choose cpu, or reload the page to try the GPU again.';
     gpu = null;
   });
@@ -254,12 +254,12 @@ async function cpuLoop(onEvents) {
 // A GPU failure in words: device lost, out of GPU memory, an adapter below the limits.
 function gpuFailure(message) {
   if (!/WebGPU|GPU/.test(message)) return null;
-  return /kept/.test(message) ? message : `${message}. Completed placements are kept.`;
+  return /kept/.test(message) ? message : `${message}. Completed trainings are kept.`;
 }
 
 // The ablation on the experiment's device ("cpu" or "webgpu").
 // With resume (a results document of an earlier run of the same experiment), its
-// completed placements are taken as they are and only the rest is trained; the
+// completed trainings are taken as they are and only the rest is trained; the
 // engine refuses another config, model or data. A fatal error that is not a crash
 // (out of memory above all, or a lost GPU) ends the run with what completed: {failed, oom, ...}.
 async function run({ experiment, resume }) {
@@ -325,20 +325,18 @@ async function benchmark({ experiment, steps = 3, rounds = 3 }) {
   return out;
 }
 
-// Forwards events; a finished placement also ships its adapter so the page can
+// Forwards events; a finished training also ships its adapter so the page can
 // store it (IndexedDB) and offer downloads even after the worker is gone.
 function postEvents(events) {
   if (!events.length) return;
   self.postMessage({ type: 'events', events, memory: lab.memory() });
   for (const ev of events) {
-    if (ev.type !== 'placement_done') continue;
+    if (ev.type !== 'training_done') continue;
     try {
-      // ev.run: the training's position in results.json (placement x seed); ev.index is the placement's.
-      const run = ev.run ?? ev.index;
-      const adapter = lab.adapter(run);
-      const config = lab.adapterConfig(run);
-      self.postMessage({ type: 'adapter', index: ev.index, run, seed: ev.seed, placement: ev.placement, adapter, config },
-                       [adapter.buffer]);
+      const adapter = lab.adapter(ev.training);
+      const config = lab.adapterConfig(ev.training);
+      self.postMessage({ type: 'adapter', training: ev.training, placement_index: ev.placement_index, seed: ev.seed,
+                         placement: ev.placement, adapter, config }, [adapter.buffer]);
     } catch (e) {
       self.postMessage({ type: 'warning', message: String(e.message || e) });
     }

@@ -142,6 +142,20 @@ static cJSON *tensors_json(const lpl_gguf *g)
     return arr;
 }
 
+/* Prints root as indented JSON and frees it; the exit code. */
+static int emit_json(cJSON *root)
+{
+    char *txt = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!txt) {
+        fprintf(stderr, "loralab inspect: out of memory\n");
+        return LPL_EXIT_FAILED;
+    }
+    puts(txt);
+    free(txt);
+    return LPL_EXIT_OK;
+}
+
 static int print_json(const char *path, const lpl_gguf *g)
 {
     uint32_t v;
@@ -183,15 +197,7 @@ static int print_json(const char *path, const lpl_gguf *g)
     cJSON_AddItemToObject(root, "tokenizer", tok);
     cJSON_AddNumberToObject(root, "n_params", (double)total_params(g));
     cJSON_AddItemToObject(root, "tensors", tensors_json(g));
-    char *txt = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!txt) {
-        fprintf(stderr, "loralab inspect: out of memory\n");
-        return LPL_EXIT_FAILED;
-    }
-    puts(txt);
-    free(txt);
-    return LPL_EXIT_OK;
+    return emit_json(root);
 }
 
 static int access_dir(const char *path)
@@ -238,15 +244,7 @@ static int print_tokenizer(const char *path, const lpl_tokenizer *t, int json)
     cJSON_AddNumberToObject(root, "unk_token_id", lpl_tokenizer_unk(t));
     cJSON_AddBoolToObject(root, "add_bos", lpl_tokenizer_add_bos(t));
     cJSON_AddBoolToObject(root, "add_eos", lpl_tokenizer_add_eos(t));
-    char *txt = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!txt) {
-        fprintf(stderr, "loralab inspect: out of memory\n");
-        return LPL_EXIT_FAILED;
-    }
-    puts(txt);
-    free(txt);
-    return LPL_EXIT_OK;
+    return emit_json(root);
 }
 
 /* A tokenizer.json (or a folder) rather than a GGUF: by name, or by its first byte. */

@@ -104,23 +104,18 @@ static int rd_need(reader *r, size_t n, const char *what)
     return 0;
 }
 
-static int rd_u32(reader *r, uint32_t *v, const char *what)
+/* Copies the next n bytes (a little-endian value on every platform the lab runs on). */
+static int rd_bytes(reader *r, void *v, size_t n, const char *what)
 {
-    if (!rd_need(r, 4, what))
+    if (!rd_need(r, n, what))
         return 0;
-    memcpy(v, r->p + r->pos, 4);
-    r->pos += 4;
+    memcpy(v, r->p + r->pos, n);
+    r->pos += n;
     return 1;
 }
 
-static int rd_u64(reader *r, uint64_t *v, const char *what)
-{
-    if (!rd_need(r, 8, what))
-        return 0;
-    memcpy(v, r->p + r->pos, 8);
-    r->pos += 8;
-    return 1;
-}
+static int rd_u32(reader *r, uint32_t *v, const char *what) { return rd_bytes(r, v, 4, what); }
+static int rd_u64(reader *r, uint64_t *v, const char *what) { return rd_bytes(r, v, 8, what); }
 
 /* Reads a GGUF string (u64 length + bytes) and returns a view into the file. */
 static int rd_str_view(reader *r, const uint8_t **s, size_t *len, const char *what)

@@ -49,7 +49,7 @@ test('webgpu matches cpu: train and eval losses, results.json device and adapter
     assert.equal(env.emulation, true);
     assert.ok(env.limits.maxStorageBufferBindingSize >= 128 * 2 ** 20 && env.limits.maxBufferSize > 0, JSON.stringify(env.limits));
     assert.equal(cpu.environment.webgpu, undefined, 'a CPU run names no adapter');
-    const g = gpu.placements[0], c = cpu.placements[0];
+    const g = gpu.trainings[0], c = cpu.trainings[0];
     assert.equal(g.status, 'done');
     const gl = g.steps.loss, cl = c.steps.loss;
     assert.equal(gl.length, cl.length);

@@ -36,7 +36,7 @@ test('Study and Quick are the CLI\'s defaults and --quick; generation uses the C
   const { page } = h;
   try {
     const keys = ['r', 'alpha', 'dropout', 'base_dropout', 'epochs', 'batch_size', 'lr', 'schedule', 'warmup_steps',
-                  'n_train', 'n_eval', 'max_len', 'seed', 'seeds', 'compute'];
+                  'n_train', 'n_eval', 'max_len', 'seed', 'seeds', 'compute', 'device'];
     const pick = (o) => Object.fromEntries(keys.map((k) => [k, o[k]]));
     assert.deepEqual(await readHp(page), pick(cli.study), 'the page opens on the study settings');
     await page.click('#hp-quick');

@@ -116,9 +116,9 @@ test('hosted loop on the WebGPU engine matches the CPU (compute f32)', { timeout
   const gpu = JSON.parse(lab.resultsJson());
   assert.equal(gpu.config.device, 'webgpu');
   assert.equal(gpu.environment.webgpu.architecture, g.adapterInfo.architecture);
-  const gl = gpu.placements[0].steps.loss, cl = cpu.placements[0].steps.loss;
+  const gl = gpu.trainings[0].steps.loss, cl = cpu.trainings[0].steps.loss;
   assert.equal(gl.length, cl.length);
   gl.forEach((v, k) => assert.ok(Math.abs(v - cl[k]) <= 1e-3 * Math.abs(cl[k]), `loss ${k}: gpu ${v}, cpu ${cl[k]}`));
-  const ge = gpu.placements[0].eval_loss, ce = cpu.placements[0].eval_loss;
+  const ge = gpu.trainings[0].eval_loss, ce = cpu.trainings[0].eval_loss;
   assert.ok(Math.abs(ge - ce) <= 1e-3 * Math.abs(ce), `eval loss: gpu ${ge}, cpu ${ce}`);
 });

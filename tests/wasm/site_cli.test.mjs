@@ -20,7 +20,8 @@ before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lpl-site-cli-'));
   wasm = path.join(tmp, 'wasm');
   fs.mkdirSync(wasm);
-  for (const f of ['loralab_mt.js', 'loralab_mt.wasm', 'loralab_mt.worker.js', 'loralab_st.js', 'loralab_st.wasm']) {
+  for (const f of ['loralab_rx.js', 'loralab_rx.wasm', 'loralab_rx.worker.js', 'loralab_mt.js', 'loralab_mt.wasm',
+                   'loralab_mt.worker.js', 'loralab_st.js', 'loralab_st.wasm']) {
     fs.writeFileSync(path.join(wasm, f), `/* ${f} */ Module["_lab_ablate_step"]`);
   }
   model = path.join(tmp, 'm.q8_0.gguf');
@@ -49,11 +50,12 @@ test('a missing wasm build is named, with how to build it; nothing is written', 
   const out = path.join(tmp, 'no-wasm');
   const r = site(out, '--wasm-dir', path.join(tmp, 'nowhere'), '--model', model);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /nowhere\/loralab_mt\.js is missing: build it with: .*emcmake cmake -S \. -B build-wasm.*--target loralab_mt loralab_st/);
+  assert.match(r.stderr, /nowhere\/loralab_rx\.js is missing: build it with: .*emcmake cmake -S \. -B build-wasm.*--target loralab_rx loralab_mt loralab_st/);
   assert.equal(fs.existsSync(out), false);
   const partial = path.join(tmp, 'partial');
   fs.mkdirSync(partial);
-  fs.copyFileSync(path.join(wasm, 'loralab_mt.js'), path.join(partial, 'loralab_mt.js'));
+  for (const f of ['loralab_rx.js', 'loralab_rx.wasm', 'loralab_rx.worker.js', 'loralab_mt.js'])
+    fs.copyFileSync(path.join(wasm, f), path.join(partial, f));
   const r2 = site(out, '--wasm-dir', partial, '--model', model);
   assert.equal(r2.status, 2);
   assert.match(r2.stderr, /loralab_mt\.wasm is missing/);

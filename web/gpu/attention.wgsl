@@ -24,7 +24,6 @@ struct AT {
 @group(0) @binding(7) var<storage, read_write> DS: array<f32>;
 
 var<workgroup> sc: array<f32, 1024>;
-var<workgroup> red: array<f32, 64>;
 
 fn keepm(h: u32, i: u32, j: u32) -> f32 {
   if (u.dropOn == 0u) { return 1.0; }
@@ -33,23 +32,6 @@ fn keepm(h: u32, i: u32, j: u32) -> f32 {
 fn qat(t: u32, h: u32) -> u32 { return t * 3u * u.C + h * u.hd; }
 fn kat(t: u32, h: u32) -> u32 { return t * 3u * u.C + u.C + h * u.hd; }
 fn vat(t: u32, h: u32) -> u32 { return t * 3u * u.C + 2u * u.C + h * u.hd; }
-
-fn red_max(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  for (var s = 32u; s > 0u; s >>= 1u) { workgroupBarrier(); if (li < s) { red[li] = max(red[li], red[li + s]); } }
-  workgroupBarrier();
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-fn red_sum(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  for (var s = 32u; s > 0u; s >>= 1u) { workgroupBarrier(); if (li < s) { red[li] += red[li + s]; } }
-  workgroupBarrier();
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -61,10 +43,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var d = 0u; d < hd; d++) { s += qkv[qat(i, h) + d] * qkv[kat(j, h) + d]; }
       sc[j] = s; mx = max(mx, s);
     }
-    let m = red_max(li, mx) * u.scale;
+    let m = wg_max(li, 64u, mx) * u.scale;
     var sum = 0.0;
     for (var j = li; j <= i; j += 64u) { let e = exp(sc[j] * u.scale - m); sc[j] = e; sum += e; }
-    let tot = red_sum(li, sum);
+    let tot = wg_sum(li, 64u, sum);
     let inv = 1.0 / tot;
     for (var j = li; j <= i; j += 64u) { sc[j] = sc[j] * inv * keepm(h, i, j); }
     workgroupBarrier();
@@ -93,7 +75,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       DS[o] = pj;
       dsum += pj * dp;
     }
-    let D = red_sum(li, dsum);
+    let D = wg_sum(li, 64u, dsum);
     for (var j = li; j <= i; j += 64u) {
       let o = (h * u.maxT + i) * u.maxT + j;
       let pj = DS[o];

@@ -29,9 +29,14 @@ export function dropoutKeyStream(seed, salt) {
 }
 function advance(next) { return mix64((next + 0x9e3779b97f4a7c15n) & U64); }
 
-async function loadSources() {
+// Kernels with workgroup reductions: they get reduce.wgsl, or reduce_subgroups.wgsl
+// when the device has `subgroups` and the probe below accepts its subgroups.
+const REDUCING = new Set(['layernorm', 'attention', 'loss', 'optim']);
+
+/** The WGSL sources of every kernel file, by name (fetched beside this module). */
+export async function loadKernelSources() {
   const out = {};
-  const names = ['common', ...KERNELS];
+  const names = ['common', 'reduce', 'reduce_subgroups', ...KERNELS];
   const isNode = typeof process !== 'undefined' && process.versions && process.versions.node &&
     typeof window === 'undefined' && typeof WorkerGlobalScope === 'undefined';
   for (const n of names) {
@@ -46,6 +51,56 @@ async function loadSources() {
     }
   }
   return out;
+}
+
+/** The code engine.js compiles for kernel k: common.wgsl, a reduction file, the kernel. */
+export function kernelCode(src, k, subgroups) {
+  const red = REDUCING.has(k) ? src[subgroups ? 'reduce_subgroups' : 'reduce'] + '\n' : '';
+  return (subgroups ? 'enable subgroups;\n' : '') + src.common + '\n' + red + src[k];
+}
+
+/**
+ * True when the device has `subgroups` and they are laid out as reduce_subgroups.wgsl
+ * assumes: in workgroups of 256 and of 64, every subgroup is full and holds consecutive
+ * local_invocation_index values (lane = index % size). WebGPU does not promise that
+ * layout, so it is checked on the device; any failure means the tree reductions.
+ */
+export async function subgroupReductionsUsable(device) {
+  if (!device.features.has('subgroups')) return false;
+  try {
+    device.pushErrorScope('validation');
+    const sizes = [256, 64];
+    const out = device.createBuffer({ size: 4 * 320, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const rb = device.createBuffer({ size: 4 * 320, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = device.createCommandEncoder();
+    sizes.forEach((n, i) => {
+      const code = `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(${n})
+fn main(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32,
+        @builtin(subgroup_size) size: u32) {
+  let first = subgroupBroadcastFirst(li);
+  let nActive = subgroupAdd(1u);
+  out[${i * 256}u + li] = select(0u, 1u, lane == li % size && first == li - lane && nActive == size && ${n}u % size == 0u);
+}`;
+      const pipe = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code }), entryPoint: 'main' } });
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out } }] }));
+      pass.dispatchWorkgroups(1);
+      pass.end();
+    });
+    enc.copyBufferToBuffer(out, 0, rb, 0, 4 * 320);
+    device.queue.submit([enc.finish()]);
+    const err = await device.popErrorScope();
+    if (err) { out.destroy(); rb.destroy(); return false; }
+    await rb.mapAsync(GPUMapMode.READ);
+    const v = new Uint32Array(rb.getMappedRange().slice(0));
+    rb.unmap(); out.destroy(); rb.destroy();
+    return v.every((x) => x === 1);
+  } catch {
+    return false;
+  }
 }
 
 /** Requests an adapter and a device with the adapter's own limits (API.md). */
@@ -86,7 +141,9 @@ export async function createGpuTrainer(device, opts) {
   const hd = C / H;
   const lim = device.limits;
   const maxBind = lim.maxStorageBufferBindingSize, maxBuf = lim.maxBufferSize;
-  const src = await loadSources();
+  const src = await loadKernelSources();
+  // opts.train.subgroups === false forces the tree reductions (tests, benchmarks)
+  const subgroups = train.subgroups !== false && await subgroupReductionsUsable(device);
   const buffers = [];
   let lostReason = null;
   device.lost?.then((i) => { lostReason = `WebGPU device lost: ${i.message || i.reason}`; });
@@ -94,7 +151,7 @@ export async function createGpuTrainer(device, opts) {
   const pipes = {};
   device.pushErrorScope('validation');
   for (const k of KERNELS) {
-    const module = device.createShaderModule({ code: src.common + '\n' + src[k], label: k });
+    const module = device.createShaderModule({ code: kernelCode(src, k, subgroups), label: k });
     pipes[k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
   }
   const perr = await device.popErrorScope();
@@ -471,6 +528,7 @@ export async function createGpuTrainer(device, opts) {
   let lastGradsValid = false;
   const trainer = {
     nParams,
+    subgroups, // true when the reductions use subgroup operations
     /** One optimizer step on a batch of examples with learning rate lr. */
     step(batch, lr) {
       check();
@@ -489,7 +547,8 @@ export async function createGpuTrainer(device, opts) {
           if (e.n > 0) sequence(e.T, e.n, e.off, true, 1 / total, bkey, lkey);
         });
         t += 1;
-        const bc1 = 1 - Math.pow(adam.beta1, t), bc2 = 1 - Math.pow(adam.beta2, t);
+        // lpl_adamw_step: pow((double)beta, t) of the float betas
+        const bc1 = 1 - Math.pow(Math.fround(adam.beta1), t), bc2 = 1 - Math.pow(Math.fround(adam.beta2), t);
         const stepSize = Math.fround(lr / bc1), bc2Sqrt = Math.fround(Math.sqrt(bc2));
         const decay = Math.fround(1 - Math.fround(Math.fround(lr) * Math.fround(adam.weightDecay)));
         const ou = [nParams, 0, F(gradClip), F(lossLimit), F(adam.beta1), F(adam.beta2), F(adam.eps), F(stepSize), F(bc2Sqrt), F(decay), 0, 0];

@@ -1,4 +1,5 @@
-// LayerNorm over rows of C, one workgroup of 256 per row; sums by a shared-memory tree.
+// LayerNorm over rows of C, one workgroup of 256 per row; sums by wg_sum (reduce.wgsl
+// or reduce_subgroups.wgsl).
 // mode 0 (forward): Y = (X - mean) * rstd * W + B, stats[t] = mean, stats[sOff + t] = rstd.
 // mode 1 (backward): Y += dX given dY, X, W and the forward's stats (lpl_layernorm_backward).
 struct LN { T: u32, C: u32, eps: f32, mode: u32, sOff: u32, p0: u32, p1: u32, p2: u32 };
@@ -10,17 +11,6 @@ struct LN { T: u32, C: u32, eps: f32, mode: u32, sOff: u32, p0: u32, p1: u32, p2
 @group(0) @binding(5) var<storage, read_write> S: array<f32>;
 @group(0) @binding(6) var<storage, read> dY: array<f32>;
 
-var<workgroup> r0: array<f32, 256>;
-var<workgroup> r1: array<f32, 256>;
-
-fn reduce2(li: u32) {
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (li < s) { r0[li] += r0[li + s]; r1[li] += r1[li + s]; }
-  }
-  workgroupBarrier();
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let t = wg.x;
@@ -29,15 +19,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (u.mode == 0u) {
     var s = 0.0;
     for (var i = li; i < C; i += 256u) { s += X[base + i]; }
-    r0[li] = s; r1[li] = 0.0;
-    reduce2(li);
-    let m = r0[0] / f32(C);
-    workgroupBarrier();
+    let m = wg_sum(li, 256u, s) / f32(C);
     var v = 0.0;
     for (var i = li; i < C; i += 256u) { let d = X[base + i] - m; v += d * d; }
-    r0[li] = v; r1[li] = 0.0;
-    reduce2(li);
-    let rs = 1.0 / sqrt(r0[0] / f32(C) + u.eps);
+    let rs = 1.0 / sqrt(wg_sum(li, 256u, v) / f32(C) + u.eps);
     for (var i = li; i < C; i += 256u) { Y[base + i] = (X[base + i] - m) * rs * W[i] + B[i]; }
     if (li == 0u) { S[t] = m; S[u.sOff + t] = rs; }
   } else {
@@ -47,9 +32,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let xh = (X[base + i] - m) * rs; let dn = dY[base + i] * W[i];
       a += dn; b += dn * xh;
     }
-    r0[li] = a; r1[li] = b;
-    reduce2(li);
-    let mdn = r0[0] / f32(C); let mdnx = r1[0] / f32(C);
+    let ab = wg_sum2(li, 256u, vec2<f32>(a, b));
+    let mdn = ab.x / f32(C); let mdnx = ab.y / f32(C);
     for (var i = li; i < C; i += 256u) {
       let xh = (X[base + i] - m) * rs; let dn = dY[base + i] * W[i];
       Y[base + i] = Y[base + i] + (dn - mdn - xh * mdnx) * rs;

@@ -1,5 +1,5 @@
 // Cross-entropy on the packed scored rows (lpl_crossentropy_forward/backward), one
-// workgroup of 256 per row streaming over the vocabulary.
+// workgroup of 256 per row streaming over the vocabulary (reductions: reduce*.wgsl).
 // mode 0: nll[r], lse[r];  mode 1: also logits[r] becomes scale*(softmax - onehot);
 // mode 2 (one invocation): stats[0] += sum of nll[0..n), stats[1] += n.
 struct CE { n: u32, V: u32, scale: f32, mode: u32, tOff: u32, p0: u32, p1: u32, p2: u32 };
@@ -9,17 +9,6 @@ struct CE { n: u32, V: u32, scale: f32, mode: u32, tOff: u32, p0: u32, p1: u32, 
 @group(0) @binding(3) var<storage, read_write> nll: array<f32>;
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-fn rmax(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  for (var s = 128u; s > 0u; s >>= 1u) { workgroupBarrier(); if (li < s) { red[li] = max(red[li], red[li + s]); } }
-  workgroupBarrier(); let r = red[0]; workgroupBarrier(); return r;
-}
-fn rsum(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  for (var s = 128u; s > 0u; s >>= 1u) { workgroupBarrier(); if (li < s) { red[li] += red[li + s]; } }
-  workgroupBarrier(); let r = red[0]; workgroupBarrier(); return r;
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -34,10 +23,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let r = wg.x; let V = u.V; let base = r * V;
   var mx = -3.0e38;
   for (var i = li; i < V; i += 256u) { mx = max(mx, logits[base + i]); }
-  let m = rmax(li, mx);
+  let m = wg_max(li, 256u, mx);
   var s = 0.0;
   for (var i = li; i < V; i += 256u) { s += exp(logits[base + i] - m); }
-  let tot = rsum(li, s);
+  let tot = wg_sum(li, 256u, s);
   let l = m + log(tot);
   let tg = ids[u.tOff + r];
   if (li == 0u) { nll[r] = l - logits[base + tg]; }

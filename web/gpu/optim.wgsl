@@ -14,7 +14,6 @@ struct OP {
 @group(0) @binding(4) var<storage, read_write> Vv: array<f32>;
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
 fn finite(x: f32) -> bool { return x == x && abs(x) <= 3.4028234e38; }
 
 @compute @workgroup_size(256)
@@ -23,11 +22,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw: vec3<
   if (u.mode == 0u) {
     var s = 0.0;
     for (var i = li; i < u.n; i += 256u) { let g = G[i]; s += g * g; }
-    red[li] = s;
-    for (var k = 128u; k > 0u; k >>= 1u) { workgroupBarrier(); if (li < k) { red[li] += red[li + k]; } }
-    workgroupBarrier();
+    let ss = wg_sum(li, 256u, s);
     if (li == 0u) {
-      let norm = sqrt(red[0]);
+      let norm = sqrt(ss);
       let loss = stats[0] / max(stats[1], 1.0);
       stats[2] = norm;
       stats[3] = select(0.0, 1.0, !finite(norm) || !finite(loss) || loss > u.lossLimit);
