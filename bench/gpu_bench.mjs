@@ -94,7 +94,7 @@ async function pageRunOnce({ device, compute, steps }) {
   const wall = performance.now() - t0;
   if (r.failed) throw new Error(`${device}/${compute}: ${r.failed}`);
   const doc = JSON.parse(r.resultsJson);
-  const p = doc.placements[0];
+  const p = (doc.trainings || doc.placements)[0]; // results.json's trainings[] (placements[] before issue 25)
   const tokens = p.steps.tokens;
   const ev = b.steps;
   if (ev.length !== tokens.length || tokens.length < 2) throw new Error(`${device}: ${ev.length} step events for ${tokens.length} steps`);

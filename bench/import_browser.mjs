@@ -103,7 +103,7 @@ async function importOnce(hubRoot, name, train) {
         await page.waitForFunction(() => !window.__lab.state.running, null, { timeout: 3600000 });
         return page.evaluate(() => ({ results: window.__lab.state.results, errors: window.__lab.state.errors }));
       });
-      const pl = (tr.result.results && tr.result.results.placements) || [];
+      const pl = (tr.result.results && tr.result.results.trainings) || [];
       if (!pl.length || tr.result.errors.length) throw new Error(`${name} training: ${tr.result.errors.join('; ')}`);
       Object.assign(row, { train_s: tr.secs, train_peak_gb: tr.peak / GB, train_over_idle_gb: (tr.peak - idle) / GB,
                            placements: pl.map((p) => ({ name: p.name, eval_loss: p.eval_loss, tokens_per_s: p.tokens_per_s })) });

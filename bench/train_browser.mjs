@@ -91,7 +91,7 @@ async function trainOnce(page, o, compute) {
   await runToEnd(page, 3600000);
   const r = await page.evaluate(() => ({ results: window.__lab.state.results, errors: window.__lab.state.errors }));
   if (r.errors.length) throw new Error(`compute ${compute}: ${r.errors.join('; ')}`);
-  const p = r.results && r.results.placements && r.results.placements[0];
+  const p = r.results && r.results.trainings && r.results.trainings[0];
   if (!p || !(p.tokens_per_s > 0)) throw new Error(`compute ${compute}: the run left no placement result`);
   if (r.results.config.compute !== compute) {
     throw new Error(`asked for compute ${compute}, results.json says ${r.results.config.compute}`);

@@ -41,7 +41,7 @@ def fmt(iv):
 def by_seed(res, key):
     """{placement: {seed: value}} over the run's finished trainings."""
     out = {}
-    for p in res["placements"]:
+    for p in res.get("trainings", res.get("placements", [])):  # "placements": files before issue 25
         if p["status"] == "done":
             out.setdefault(p["name"], {})[p["seed"]] = p[key]
     return out

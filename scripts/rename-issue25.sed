@@ -1,6 +1,6 @@
 # One word per concept (issue 25): a placement is where adapters go; a training is
 # one placement at one seed. Whole-word identifier renames, re-appliable to merged code:
-#   sed -i -E -f /work/rename.sed FILES
+#   sed -i -E -f scripts/rename-issue25.sed FILES   (not over this file itself)
 s/\blpl_placement_run\b/lpl_training/g
 s/\blpl_placement_status\b/lpl_training_status/g
 s/\bLPL_PLACEMENT_(PENDING|RUNNING|DONE|FAILED)\b/LPL_TRAINING_\1/g
@@ -27,3 +27,20 @@ s/\bupdatePlacement\b/updateTraining/g
 s/\blistPlacements\b/listTrainings/g
 s/\bclearPlacements\b/clearTrainings/g
 s/\bstoredPlacements\b/storedTrainings/g
+# applied on wave3c-rename, beyond the list above (whole words, re-appliable):
+# the progress field (lpl_run_progress.training)
+s/\b(prog|pg)(\.|->)placement\b/\1\2training/g
+# the start event's and results.json schedule's key; the CLI's test flag
+s/\bsteps_per_placement\b/steps_per_training/g
+s/--stop-after-placements\b/--stop-after-trainings/g
+# events: `run`/`index` became `training`/`placement_index` (docs/WASM_API.md "Events")
+s/\bev\.run \?\? ev\.index\b/ev.training/g
+s/\bev\.run\b/ev.training/g
+s/\bev\.index\b/ev.placement_index/g
+# Not expressible as whole-word renames, check by hand in merged code: results.json's
+# top-level "placements" list is now "trainings" (read it with lpl_results_trainings in C,
+# trainingsOf in JS); the event keys "run"/"index" written in C (new_event); the worker's
+# adapter message {training, placement_index}; lab_generate's request key "training" and
+# lab_token_view's "trainings"; lpl_run's member `p` (the trainings) is now `tr` in
+# src/lab/experiment_run.c and results.c (other structs have a `p` too, so no rule: the
+# compiler names any r->p left over).

@@ -70,7 +70,7 @@ def report(res, commit, where):
         verdict = ("resolved" if d["resolved"] else "unresolved at %d seeds" % d["n"]) if d else "(reference)"
         out.append("| %s | %s | %s | %s |" % (a["name"], fmt_ci(a["metrics"]["eval_loss"]), diff, verdict))
     by_seed = {}
-    for p in res["placements"]:
+    for p in res.get("trainings", res.get("placements", [])):  # "placements": files before issue 25
         if p["status"] == "done":
             by_seed.setdefault(p["seed"], {})[p["name"]] = p["eval_loss"]
     order = [a["name"] for a in ranked]

@@ -29,7 +29,7 @@ import csv, json, math, struct, sys
 run, table = sys.argv[1], open(sys.argv[2]).read().splitlines()
 res = json.load(open(run + "/results.json"))
 rows = {r["placement"]: r for r in csv.DictReader(open(run + "/results.csv"))}
-names = [p["name"] for p in res["placements"]]
+names = [p["name"] for p in res["trainings"]]
 assert names == ["baseline", "ffn", "attn"], names
 assert res["model"]["sha256"] and len(res["model"]["sha256"]) == 64
 assert len(res["data"]["train"]["sha256"]) == 64 and res["data"]["train"]["used"] == 4
@@ -39,7 +39,7 @@ def table_row(label):
     line = next(l for l in table if l.startswith(label + " ") and not l.startswith(label + " before"))
     return line[len(label):].replace("*", " ").split()
 ev = table_row("eval loss"); pp = table_row("perplexity")
-for i, p in enumerate(res["placements"]):
+for i, p in enumerate(res["trainings"]):
     n = p["name"]
     assert p["status"] == "done", p["status"]
     assert p["eval_loss"] < p["eval_loss_before"], (n, p["eval_loss"], p["eval_loss_before"])
@@ -70,7 +70,7 @@ for i, p in enumerate(res["placements"]):
     cfg = json.load(open("%s/%s/adapter_config.json" % (run, n)))
     assert cfg["peft_type"] == "LORA" and cfg["r"] == 4 and cfg["lora_alpha"] == 8 and cfg["fan_in_fan_out"] is True
     assert cfg["task_type"] == "CAUSAL_LM" and cfg["target_modules"] == p["target_modules"]
-attn = res["placements"][2]
+attn = res["trainings"][2]
 assert any(m == "mlp.c_proj" for _, m in attn["selected"]), "attn adapts mlp.c_proj (PEFT suffix rule)"
 lines = open(run + "/steps.jsonl").read().splitlines()
 assert len(lines) == 24 and json.loads(lines[0])["placement"] == "baseline"
@@ -79,7 +79,7 @@ grep -q "attn: 2×attn.c_attn, 2×attn.c_proj, 2×mlp.c_proj" "$T/table.txt" && 
     fail "modules line for attn missing"
 
 # ---- adapters reload with the same eval loss
-saved=$($PY -c "import json,sys; print('%.7g' % json.load(open(sys.argv[1]))['placements'][1]['eval_loss'])" "$T/run/results.json")
+saved=$($PY -c "import json,sys; print('%.7g' % json.load(open(sys.argv[1]))['trainings'][1]['eval_loss'])" "$T/run/results.json")
 got=$("$LORALAB" eval --model "$T/tiny.gguf" --adapter "$T/run/ffn" --eval data/alpaca_eval.json --n-eval 2 --max-len 40 --threads 1 |
       awk '/^eval_loss / {print $2}')
 [ "$got" = "$saved" ] && ok "eval --adapter reproduces $saved" || fail "eval --adapter gave $got, results.json $saved"
@@ -105,7 +105,7 @@ s2=$("$LORALAB" "${G[@]}" --temperature 1.5 --top-k 50 --seed 7)
 "$LORALAB" "${G[@]}" --adapter "$T/run/baseline" > /dev/null && ok "generate with an adapter" || fail "generate --adapter exit $?"
 
 # ---- interrupted after the first placement, then --resume
-"$LORALAB" ablate "${SMALL[@]}" --epochs 1 --out "$T/int" --stop-after-placements 1 > /dev/null 2> "$T/int.err"
+"$LORALAB" ablate "${SMALL[@]}" --epochs 1 --out "$T/int" --stop-after-trainings 1 > /dev/null 2> "$T/int.err"
 rc=$?
 [ $rc -eq 1 ] && ok "interrupted run exits 1" || fail "interrupted run exit $rc"
 grep -q "ablate --resume $T/int" "$T/int.err" && ok "says how to resume" || fail "no resume hint: $(cat "$T/int.err")"
@@ -113,18 +113,21 @@ grep -q "ablate --resume $T/int" "$T/int.err" && ok "says how to resume" || fail
 [ -e "$T/int/ffn" ] && fail "second placement should not have output yet" || ok "second placement not written"
 $PY -c "
 import json,sys; r=json.load(open(sys.argv[1]))
-assert [p['status'] for p in r['placements']] == ['done','pending','pending'], [p['status'] for p in r['placements']]
-json.dump(r['placements'][0], open(sys.argv[2], 'w'))" "$T/int/results.json" "$T/first.json" && ok "results keep the first placement" ||
-    fail "results.json after interrupt"
+assert [p['status'] for p in r['trainings']] == ['done','pending','pending'], [p['status'] for p in r['trainings']]
+json.dump(r['trainings'][0], open(sys.argv[2], 'w'))
+# resume a folder as written before issue 25: its trainings under \"placements\"
+r['placements'] = r.pop('trainings'); json.dump(r, open(sys.argv[1], 'w'))" "$T/int/results.json" "$T/first.json" &&
+    ok "results keep the first training" || fail "results.json after interrupt"
 "$LORALAB" ablate --resume "$T/int" --quiet > /dev/null 2> "$T/res.err"
 rc=$?
 [ $rc -eq 0 ] && ok "resume exit 0" || fail "resume exit $rc: $(cat "$T/res.err")"
 $PY -c "
 import json,sys; r=json.load(open(sys.argv[1])); first=json.load(open(sys.argv[2]))
-assert [p['status'] for p in r['placements']] == ['done']*3
-assert r['placements'][0] == first, 'resumed placement changed'
-assert all(p['eval_loss'] < p['eval_loss_before'] for p in r['placements'])" "$T/int/results.json" "$T/first.json" &&
-    ok "resume finished the rest and kept the first as it was" || fail "results after resume"
+assert [p['status'] for p in r['trainings']] == ['done']*3
+assert r['trainings'][0] == first, 'resumed training changed'
+assert 'placements' not in r, 'rewritten with the new key'
+assert all(p['eval_loss'] < p['eval_loss_before'] for p in r['trainings'])" "$T/int/results.json" "$T/first.json" &&
+    ok "resume (of an older results.json) finished the rest and kept the first as it was" || fail "results after resume"
 [ -s "$T/int/attn/adapter_model.safetensors" ] && ok "resumed adapters written" || fail "attn adapter missing after resume"
 "$LORALAB" ablate "${SMALL[@]}" --out "$T/int" > /dev/null 2>&1
 [ $? -eq 2 ] && ok "refuses to overwrite a finished run" || fail "ablate into a folder with results.json should exit 2"

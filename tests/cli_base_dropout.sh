@@ -40,8 +40,8 @@ import json, sys
 T = sys.argv[1]
 res = {k: json.load(open(f"{T}/{k}/results.json")) for k in ["model", "model-again", "zero", "set", "seed2", "bundled"]}
 def bd(k): return res[k]["base_dropout"]
-def loss(k): return res[k]["placements"][0]["eval_loss"]
-def curve(k): return res[k]["placements"][0]["steps"]["loss"]
+def loss(k): return res[k]["trainings"][0]["eval_loss"]
+def curve(k): return res[k]["trainings"][0]["steps"]["loss"]
 m = bd("model")
 assert m["setting"] == "config" and m["source"] == "model", m
 assert (m["embd_pdrop"], m["attn_pdrop"], m["resid_pdrop"]) == (0.05, 0.15, 0.2), m

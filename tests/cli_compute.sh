@@ -31,7 +31,7 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 assert a["config"]["compute"] == "int8" and b["config"]["compute"] == "f32", (a["config"].get("compute"), b["config"].get("compute"))
 worst, differ = 0.0, False
-for pa, pb in zip(a["placements"], b["placements"]):
+for pa, pb in zip(a["trainings"], b["trainings"]):
     assert pa["name"] == pb["name"]
     ea, eb = pa["evals"], pb["evals"]
     assert len(ea) == len(eb) == int(sys.argv[3]) + 1, (len(ea), len(eb))
@@ -41,7 +41,7 @@ for pa, pb in zip(a["placements"], b["placements"]):
         differ |= x["eval_loss"] != y["eval_loss"]
         print(f'{pa["name"]:9s} epoch {x["epoch"]}: int8 {x["eval_loss"]:.5f} f32 {y["eval_loss"]:.5f} rel {rel:.2e}')
         assert rel <= 0.005, f'{pa["name"]} epoch {x["epoch"]}: {rel:.4f} relative'
-order = lambda r: [p["name"] for p in sorted(r["placements"], key=lambda p: p["eval_loss"])]
+order = lambda r: [p["name"] for p in sorted(r["trainings"], key=lambda p: p["eval_loss"])]
 print("order int8:", order(a), "f32:", order(b), f"worst relative difference {worst:.2e}")
 assert order(a) == order(b)
 assert differ, "int8 and f32 gave bit-identical eval losses: int8 did not run"

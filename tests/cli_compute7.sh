@@ -24,7 +24,7 @@ $PY - "$T/qa7/results.json" "$T/f32/results.json" "$T/int8/results.json" <<'PYEO
 import json, sys
 a, b, c = (json.load(open(p)) for p in sys.argv[1:4])
 worst, worst8, differ = 0.0, 0.0, False
-for pa, pb, pc in zip(a["placements"], b["placements"], c["placements"]):
+for pa, pb, pc in zip(a["trainings"], b["trainings"], c["trainings"]):
     assert pa["name"] == pb["name"] == pc["name"]
     for x, y, z in zip(pa["evals"], pb["evals"], pc["evals"]):
         rel = abs(x["eval_loss"] - y["eval_loss"]) / y["eval_loss"]
@@ -34,7 +34,7 @@ for pa, pb, pc in zip(a["placements"], b["placements"], c["placements"]):
         print(f'{pa["name"]:9s} epoch {x["epoch"]}: 7-bit {x["eval_loss"]:.5f} 8-bit {z["eval_loss"]:.5f} '
               f'f32 {y["eval_loss"]:.5f} rel 7-bit {rel:.2e} 8-bit {rel8:.2e}')
         assert rel <= 0.005, f'{pa["name"]} epoch {x["epoch"]}: {rel:.4f} relative'
-order = lambda r: [p["name"] for p in sorted(r["placements"], key=lambda p: p["eval_loss"])]
+order = lambda r: [p["name"] for p in sorted(r["trainings"], key=lambda p: p["eval_loss"])]
 print("order 7-bit:", order(a), "f32:", order(b))
 print(f"worst relative difference to f32: 7-bit {worst:.2e}, 8-bit {worst8:.2e} (limit 5e-3)")
 assert order(a) == order(b)

@@ -45,8 +45,8 @@ cat > "$T/compare.py" <<'PYEOF'
 import json, sys
 run, ref = sys.argv[1], sys.argv[2]
 a, b = json.load(open(run + "/results.json")), json.load(open(ref + "/results.json"))
-assert [p["status"] for p in a["placements"]] == ["done"] * 3, [p["status"] for p in a["placements"]]
-for p, q in zip(a["placements"], b["placements"]):
+assert [p["status"] for p in a["trainings"]] == ["done"] * 3, [p["status"] for p in a["trainings"]]
+for p, q in zip(a["trainings"], b["trainings"]):
     assert p["eval_loss"] == q["eval_loss"], (p["name"], p["eval_loss"], q["eval_loss"])
     assert [e["eval_loss"] for e in p["evals"]] == [e["eval_loss"] for e in q["evals"]], p["name"]
     assert p["steps"]["loss"] == q["steps"]["loss"], p["name"]
@@ -58,12 +58,12 @@ cat > "$T/intact.py" <<'PYEOF'
 import hashlib, json, os, sys
 run, sums = sys.argv[1], sys.argv[2]
 r = json.load(open(run + "/results.json"))
-status = [p["status"] for p in r["placements"]]
+status = [p["status"] for p in r["trainings"]]
 done = status.count("done")
 # placements done first, then pending; a fault that struck after a later placement
 # finished (case C races the running process) legitimately leaves more than one done
 assert 1 <= done < len(status) and status == ["done"] * done + ["pending"] * (len(status) - done), status
-names = {p["name"] for p in r["placements"][:done]}
+names = {p["name"] for p in r["trainings"][:done]}
 lines = open(run + "/steps.jsonl").read().splitlines()
 assert lines and all(json.loads(l)["placement"] in names for l in lines), "steps.jsonl"
 for line in open(sums):
@@ -77,7 +77,7 @@ PYEOF
 
 # first_placement DIR [FLAGS]: a run stopped after its first placement, and the sums of its files
 first_placement() {
-    "$LORALAB" ablate "${RUN[@]}" "${@:2}" --out "$1" --stop-after-placements 1 > /dev/null 2> "$T/first.err"
+    "$LORALAB" ablate "${RUN[@]}" "${@:2}" --out "$1" --stop-after-trainings 1 > /dev/null 2> "$T/first.err"
     [ $? -eq 1 ] || fail "first placement run: $(cat "$T/first.err")"
     (cd "$1" && sha256sum results.json results.csv steps.jsonl baseline/adapter_model.safetensors \
         baseline/adapter_config.json) > "$T/sums"

@@ -14,13 +14,13 @@ MODEL=models/lab-small.q8_0.gguf
     --out "$T/run" --quiet >"$T/out" 2>"$T/err"
 rc=$?
 [ "$rc" -eq 1 ] && ok "exit 1 when a placement failed" || fail "exit code $rc, want 1"
-grep -q "1 placement(s) failed" "$T/err" && ok "stderr says one placement failed" || fail "stderr: $(cat "$T/err")"
+grep -q "1 training(s) failed" "$T/err" && ok "stderr says one training failed" || fail "stderr: $(cat "$T/err")"
 grep -q "training diverged at step [0-9]* of placement 'baseline' (lr 1000)" "$T/out" &&
     ok "table names the diverged placement, step and lr" || fail "no divergence message in: $(cat "$T/out")"
 $PY - "$T/run/results.json" <<'PY' && ok "results.json: baseline failed with message, 'one' done with finite eval loss" || fail "results.json content"
 import json, math, sys
 d = json.load(open(sys.argv[1]))
-p = {x["name"]: x for x in d["placements"]}
+p = {x["name"]: x for x in d["trainings"]}
 b, o = p["baseline"], p["one"]
 assert b["status"] == "failed" and "diverged" in b["message"] and "lower the learning rate" in b["message"], b
 assert o["status"] == "done" and math.isfinite(o["eval_loss"]), o

@@ -115,7 +115,7 @@ echo '{"truncated' > "$T/g/units/$U0/results.json"
 "$LORALAB" ablate --unit 0 --out "$T/g" --threads 1 --quiet 2> "$T/u0" ; rc=$?
 [ $rc -eq 0 ] && ok "interrupted unit 0 run again: exit 0" || fail "unit 0 after interruption exit $rc: $(cat "$T/u0")"
 grep -q "took over" "$T/u0" && ok "stale lock of the dead holder taken over" || fail "no takeover note: $(cat "$T/u0")"
-$PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["placements"][0]["status"]=="done"' \
+$PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["trainings"][0]["status"]=="done"' \
     "$T/g/units/$U0/results.json" && ok "unit 0 done" || fail "unit 0 results"
 grep -q partial -r "$T/g/units/$U0" && fail "partial files of the interrupted run left" || ok "partial files cleared"
 [ -e "$T/g/units/$U0/.loralab.lock" ] && fail "unit left its lock file" || ok "lock released"
@@ -135,7 +135,7 @@ seq 1 5 | xargs -P 2 -I{} "$LORALAB" ablate --unit {} --out "$T/g" --threads 1 -
 [ $rc -eq 0 ] && grep -q "10 of 16 units missing" "$T/c1" && grep -q "attn-exact.L1-1.r4.s43" "$T/c1" &&
     ok "collect --partial: exit 0, lists the missing units" || fail "collect --partial exit $rc: $(cat "$T/c1")"
 $PY -c '
-import json,sys; d=json.load(open(sys.argv[1])); s=[p["status"] for p in d["placements"]]
+import json,sys; d=json.load(open(sys.argv[1])); s=[p["status"] for p in d["trainings"]]
 assert s[:6]==["done"]*6 and s[6:]==["pending"]*10, s
 assert d["collected"]["done"]==6 and len(d["collected"]["missing"])==10' "$T/g/results.json" &&
     ok "partial results: 6 done, 10 pending" || fail "partial results.json"
@@ -152,6 +152,15 @@ $PY tests/lib_grid.py same "$T/one" "$T/g" && ok "units + collect = one process,
     fail "units + collect differ from one process"
 $PY -c '
 import json,sys; d=json.load(open(sys.argv[1]))
-assert len(d["placements"])==16 and d["config"]["seeds"]==2 and d["aggregates"]' "$T/g/results.json" &&
+assert len(d["trainings"])==16 and d["config"]["seeds"]==2 and d["aggregates"]' "$T/g/results.json" &&
     ok "collected results carry aggregates over seeds" || fail "aggregates missing"
+
+# ---- units written before issue 25 (their trainings under "placements") collect the same
+cp -r "$T/g" "$T/old" && rm -f "$T/old/results.json" "$T/old/results.csv" "$T/old/steps.jsonl"
+$PY -c '
+import glob, json, sys
+for f in glob.glob(sys.argv[1] + "/units/*/results.json"):
+    d = json.load(open(f)); d["placements"] = d.pop("trainings"); json.dump(d, open(f, "w"))' "$T/old"
+"$LORALAB" collect "$T/old" 2> "$T/c3" && $PY tests/lib_grid.py same "$T/one" "$T/old" &&
+    ok "old-format units + collect = one process" || fail "old-format units: $(cat "$T/c3")"
 finish

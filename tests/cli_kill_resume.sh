@@ -25,7 +25,7 @@ fi
 # done_count DIR: placements marked done in DIR/results.json (0 if none yet)
 done_count() {
     $PY -c 'import json,sys
-try: print(sum(p["status"] == "done" for p in json.load(open(sys.argv[1]))["placements"]))
+try: print(sum(p["status"] == "done" for p in json.load(open(sys.argv[1]))["trainings"]))
 except (OSError, ValueError): print(0)' "$1/results.json"
 }
 
@@ -41,7 +41,7 @@ kill_after() {
     wait "$pid" 2>/dev/null
     local rc=$?
     pid=
-    [ $rc -eq 137 ] && ok "killed with SIGKILL after $(done_count "$T/run") placement(s)" ||
+    [ $rc -eq 137 ] && ok "killed with SIGKILL after $(done_count "$T/run") training(s)" ||
         fail "run ended by itself (exit $rc) before the kill: $(cat "$T/killed.err")"
 }
 
@@ -76,9 +76,9 @@ $PY - "$T/$d" "$T/ref" <<'PYEOF' && ok "$d: eval losses, training losses and ste
 import json, sys
 run, ref = sys.argv[1], sys.argv[2]
 a, b = json.load(open(run + "/results.json")), json.load(open(ref + "/results.json"))
-assert [p["name"] for p in a["placements"]] == ["baseline", "ffn", "attn"]
-assert [p["status"] for p in a["placements"]] == ["done"] * 3
-for p, q in zip(a["placements"], b["placements"]):
+assert [p["name"] for p in a["trainings"]] == ["baseline", "ffn", "attn"]
+assert [p["status"] for p in a["trainings"]] == ["done"] * 3
+for p, q in zip(a["trainings"], b["trainings"]):
     for k in ("eval_loss_before", "eval_loss", "perplexity"):
         assert p[k] == q[k], (p["name"], k, p[k], q[k])
     assert [e["eval_loss"] for e in p["evals"]] == [e["eval_loss"] for e in q["evals"]], p["name"]

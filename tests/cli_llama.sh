@@ -53,7 +53,7 @@ import json, struct, sys
 f32, i8, arch = (json.load(open(d + "/results.json")) for d in sys.argv[1:3]), None, sys.argv[3]
 f32, i8 = list(f32)
 seen = {}
-for p, q in zip(f32["placements"], i8["placements"]):
+for p, q in zip(f32["trainings"], i8["trainings"]):
     n = p["name"]
     assert p["status"] == "done" and p["eval_loss"] < p["eval_loss_before"], (n, p["eval_loss"], p["eval_loss_before"])
     assert abs(q["eval_loss"] - p["eval_loss"]) <= 5e-3 * p["eval_loss"], (n, q["eval_loss"], p["eval_loss"])
@@ -76,7 +76,7 @@ assert seen["mlp"] == ["mlp.down_proj", "mlp.gate_proj", "mlp.up_proj"], seen
 assert len(seen["all-linear"]) == 7 and len(seen["attn"]) == 4, seen
 PYEOF
     # the saved adapter reloads with the same eval loss; merged into the base, the same again
-    want=$($PY -c "import json,sys; p=[p for p in json.load(open(sys.argv[1]))['placements'] if p['name']=='qv'][0]; print(p['eval_loss'])" "$T/run-$arch-f32/results.json")
+    want=$($PY -c "import json,sys; p=[p for p in json.load(open(sys.argv[1]))['trainings'] if p['name']=='qv'][0]; print(p['eval_loss'])" "$T/run-$arch-f32/results.json")
     got=$("$LORALAB" eval --model "$T/$arch.gguf" --adapter "$T/run-$arch-f32/qv" --eval data/alpaca_eval.json \
           --n-eval 2 --max-len 48 --threads 1 2>&1 | sed -n 's/^eval_loss \([0-9.]*\).*/\1/p')
     $PY -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(abs(a - b) > 1e-5 * b)" \

@@ -61,7 +61,7 @@ rc=$?
 grep -qF "note: took over $LOCK, left by pid" "$T/takeover.err" && ok "takeover noted" ||
     fail "no takeover note: $(cat "$T/takeover.err")"
 [ ! -e "$LOCK" ] && ok "finished run removed its lock file" || fail "lock file left behind: $(cat "$LOCK")"
-$PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert [p["status"] for p in r["placements"]]==["done"]*3' \
+$PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert [p["status"] for p in r["trainings"]]==["done"]*3' \
     "$T/run/results.json" && ok "resumed run complete" || fail "resumed run incomplete"
 
 # ---- a lock file naming a dead pid on this host (no record lock held) is stale too

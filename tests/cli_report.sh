@@ -55,7 +55,7 @@ html = open(sys.argv[1] + "/report.html").read()
 doc = json.loads(re.search(r'id="lab-results">(.*?)</script>', html, re.S).group(1))
 assert doc == json.load(open(sys.argv[1] + "/results.json"))
 assert doc["collected"]["units"] == 4, doc.get("collected")
-assert [p["name"] for p in doc["placements"]] == ["baseline.L0-0", "baseline.L1-1", "attn.L0-0", "attn.L1-1"]
+assert [p["name"] for p in doc["trainings"]] == ["baseline.L0-0", "baseline.L1-1", "attn.L0-0", "attn.L1-1"]
 PYEOF
 
 # Same input and time: same bytes; a results.json path and --out work too.
@@ -91,8 +91,8 @@ head -c 300 "$T/run/results.json" > "$T/corrupt/results.json"
 expect_bad "truncated results.json" "corrupt/results.json: not JSON \(parsing stopped at byte [0-9]+ of 300\)" "$T/corrupt"
 echo '{"format": "loralab-plan", "units": []}' > "$T/plan/results.json"
 expect_bad "another document" 'not a loralab results document \(no "format": "loralab-results"\)' "$T/plan"
-echo '{"format": "loralab-results", "placements": []}' > "$T/none/results.json"
-expect_bad "no placements" "a results document with no placements" "$T/none"
+echo '{"format": "loralab-results", "placements": []}' > "$T/none/results.json"  # an older file's key, empty
+expect_bad "no trainings" "a results document with no trainings" "$T/none"
 for d in empty corrupt plan none; do [ -e "$T/$d/report.html" ] && fail "$d: a report was written"; done
 expect_bad "no folder given" "which results\?"
 expect_bad "unknown flag" "unknown flag '--bogus'" "$T/run" --bogus

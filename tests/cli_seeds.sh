@@ -24,7 +24,7 @@ import csv, json, math, sys
 run, table = sys.argv[1], open(sys.argv[2]).read()
 d = json.load(open(run + "/results.json"))
 assert d["seeds"] == [42, 43, 44] and d["config"]["seeds"] == 3
-pls = d["placements"]
+pls = d["trainings"]
 assert [(p["name"], p["seed"]) for p in pls] == [(n, s) for s in (42, 43, 44) for n in ("baseline", "ffn", "attn")]
 assert all(p["status"] == "done" for p in pls)
 assert len(list(csv.DictReader(open(run + "/results.csv")))) == 9
@@ -78,7 +78,7 @@ PYEOF
 make_tiny_model "$T/tiny.gguf"
 SMALL=(--model "$T/tiny.gguf" --train data/alpaca_train.json --eval data/alpaca_eval.json --n-train 4 --n-eval 2
        --max-len 40 --epochs 1 --lr 5e-3 --r 4 --alpha 8 --placements baseline,ffn --threads 1)
-"$LORALAB" ablate "${SMALL[@]}" --seeds 2 --out "$T/r" --stop-after-placements 3 > /dev/null 2> "$T/r.err"
+"$LORALAB" ablate "${SMALL[@]}" --seeds 2 --out "$T/r" --stop-after-trainings 3 > /dev/null 2> "$T/r.err"
 [ $? -eq 1 ] && ok "interrupted after 3 trainings" || fail "interrupted run: $(cat "$T/r.err")"
 cp "$T/r/results.json" "$T/first.json"
 "$LORALAB" ablate --resume "$T/r" --seeds 3 --quiet > "$T/r.table" 2> "$T/r2.err"
@@ -86,9 +86,9 @@ cp "$T/r/results.json" "$T/first.json"
 $PY - "$T/first.json" "$T/r/results.json" <<'PYEOF' && ok "resume kept the 3 finished trainings and ran the other 3" || fail "resume checks"
 import json, sys
 a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-done_a = [p for p in a["placements"] if p["status"] == "done"]
+done_a = [p for p in a["trainings"] if p["status"] == "done"]
 assert [(p["name"], p["seed"]) for p in done_a] == [("baseline", 42), ("ffn", 42), ("baseline", 43)], done_a
-pb = {(p["name"], p["seed"]): p for p in b["placements"]}
+pb = {(p["name"], p["seed"]): p for p in b["trainings"]}
 assert len(pb) == 6 and all(p["status"] == "done" for p in pb.values())
 for p in done_a:
     q = pb[(p["name"], p["seed"])]

@@ -73,7 +73,7 @@ for key, want in (("loss", bp["eval_loss"]), ("loss_adapter", ap["eval_loss"])):
     m = sum(t[key] for t in sc) / len(sc)
     assert abs(m - want) <= 1e-6 * want, (key, m, want)
 assert abs(at["eval_loss_adapter"] - ap["eval_loss"]) <= 1e-6 * ap["eval_loss"]
-p = res["placements"][0]
+p = res["trainings"][0]
 shares = [p.get("drop_share_" + r, 0.0) for r in ("template", "instruction", "input", "response")]
 assert abs(sum(shares) - 1) < 1e-9, shares
 e0, e1 = p["evals"][0], p["evals"][-1]

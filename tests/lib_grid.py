@@ -56,8 +56,8 @@ def same(one, col):
     keep = lambda rows: [{k: v for k, v in r.items() if k not in VOLATILE_CSV} for r in rows]
     if keep(ra) != keep(rb):
         out.append("results.csv differs beyond its timing columns")
-    n = len(a.get("placements", []))
-    done = sum(p.get("status") == "done" for p in b.get("placements", []))
+    n = len(a.get("trainings", []))
+    done = sum(p.get("status") == "done" for p in b.get("trainings", []))
     if n == 0 or done != n:
         out.append("expected every training done in the collected results, got %d of %d" % (done, n))
     for line in out[:20]:

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "lpl/lab/experiment.h"
+#include "lpl/lab/report.h"
 #include "lpl/core/kernels.h"
 #include "lpl/io/model_io.h"
 #include "tiny_model.h"
@@ -272,11 +273,18 @@ static void count_events(lpl_run *r, event_counts *ec)
     CHECK(cJSON_IsArray(arr), "events are a JSON array");
     for (cJSON *e = arr ? arr->child : NULL; e; e = e->next) {
         const char *t = cJSON_GetObjectItem(e, "type")->valuestring;
+        /* one word per concept: a training's events name the training and its placement */
+        if (!strcmp(t, "step") || !strcmp(t, "training_done") || !strcmp(t, "training_failed"))
+            CHECK(cJSON_IsNumber(cJSON_GetObjectItem(e, "training")) &&
+                      cJSON_IsNumber(cJSON_GetObjectItem(e, "placement_index")) &&
+                      cJSON_IsString(cJSON_GetObjectItem(e, "placement")) && !cJSON_GetObjectItem(e, "run") &&
+                      !cJSON_GetObjectItem(e, "index"),
+                  "%s event: training, placement_index, placement (no run, no index)", t);
         ec->start += !strcmp(t, "start");
         ec->step += !strcmp(t, "step");
         ec->eval += !strcmp(t, "eval");
-        ec->done_p += !strcmp(t, "placement_done");
-        ec->failed_p += !strcmp(t, "placement_failed");
+        ec->done_p += !strcmp(t, "training_done");
+        ec->failed_p += !strcmp(t, "training_failed");
         if (!strcmp(t, "done")) {
             ec->done++;
             ec->cancelled += cJSON_IsTrue(cJSON_GetObjectItem(e, "cancelled"));
@@ -327,7 +335,7 @@ static void test_run(fixture *f)
     char *js = lpl_run_results_json(r);
     cJSON *root = cJSON_Parse(js);
     CHECK(root != NULL, "results.json parses");
-    cJSON *pls = cJSON_GetObjectItem(root, "placements");
+    cJSON *pls = cJSON_GetObjectItem(root, "trainings");
     for (int i = 0; i < 2; i++) {
         cJSON *p = cJSON_GetArrayItem(pls, i);
         double before = jnum(p, "eval_loss_before"), after = jnum(p, "eval_loss");
@@ -374,7 +382,7 @@ static void test_run(fixture *f)
 
     /* summary (table) agrees with the CSV */
     char *csv = lpl_run_results_csv(r);
-    lpl_placement_summary sum;
+    lpl_training_summary sum;
     lpl_run_summary(r, 0, &sum, &err);
     char want[64];
     snprintf(want, sizeof want, "baseline,42,done,%.6f,%.6f,%.6f", sum.eval_loss_before, sum.eval_loss, sum.perplexity);
@@ -391,7 +399,7 @@ static void test_run(fixture *f)
     lpl_run *r2 = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, NULL, &err);
     event_counts ec2 = {0};
     drive(r2, &ec2, 0);
-    lpl_placement_summary s2;
+    lpl_training_summary s2;
     lpl_run_summary(r2, 0, &s2, &err);
     lpl_run_summary(r, 1, &sum, &err);
     CHECK(s2.eval_loss == sum.eval_loss, "deterministic: %.9g vs %.9g", s2.eval_loss, sum.eval_loss);
@@ -418,10 +426,10 @@ static void test_resume(fixture *f)
     event_counts ec = {0};
     drive(r, &ec, 1);
     CHECK(ec.cancelled == 1 && ec.done_p == 1, "cancelled after the first placement");
-    CHECK(lpl_run_placement_status(r, 0) == LPL_PLACEMENT_DONE && lpl_run_placement_status(r, 1) == LPL_PLACEMENT_PENDING,
+    CHECK(lpl_run_training_status(r, 0) == LPL_TRAINING_DONE && lpl_run_training_status(r, 1) == LPL_TRAINING_PENDING,
           "first kept, second pending");
     char *saved = lpl_run_results_json(r);
-    char *first = lpl_run_placement_json(r, 0);
+    char *first = lpl_run_training_json(r, 0);
 
     lpl_run *r2 = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, &id, &err);
     CHECK(lpl_run_resume(r2, saved, &err) == LPL_OK, "resume: %s", err.msg);
@@ -430,9 +438,9 @@ static void test_resume(fixture *f)
     drive(r2, &ec2, 0);
     CHECK(ec2.done_p == 1 && ec2.step == 4, "resume trains only the rest (%d placements, %d steps)", ec2.done_p,
           ec2.step);
-    char *again = lpl_run_placement_json(r2, 0);
+    char *again = lpl_run_training_json(r2, 0);
     CHECK(first && again && !strcmp(first, again), "resumed placement kept verbatim");
-    CHECK(lpl_run_placement_status(r2, 1) == LPL_PLACEMENT_DONE, "second placement done after resume");
+    CHECK(lpl_run_training_status(r2, 1) == LPL_TRAINING_DONE, "second placement done after resume");
 
     /* a different config is refused, naming the field */
     c.r = 8;
@@ -455,6 +463,79 @@ static void test_resume(fixture *f)
     free(first);
     free(again);
     free(saved);
+    lpl_run_free(r2);
+    lpl_run_free(r);
+}
+
+/* A results document as written before issue 25: its trainings under "placements". */
+static char *old_format(const char *json)
+{
+    cJSON *doc = cJSON_Parse(json);
+    cJSON *t = cJSON_DetachItemFromObjectCaseSensitive(doc, "trainings");
+    CHECK(t && cJSON_IsArray(t) && !cJSON_GetObjectItem(doc, "placements"), "new files: \"trainings\" only");
+    cJSON_AddItemToObject(doc, "placements", t);
+    char *out = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    return out;
+}
+
+/* Old results.json files stay readable: resume, the CSV and steps made from a
+ * document, the aggregates and the report check read their "placements" list as the
+ * trainings, and what is written from them uses the new key. */
+static void test_old_results(fixture *f)
+{
+    lpl_experiment_config c;
+    small_config(&c);
+    c.epochs = 1;
+    lpl_error err;
+    lpl_error_clear(&err);
+    lpl_run *r = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, NULL, &err);
+    event_counts ec = {0};
+    drive(r, &ec, 1);
+    char *now = lpl_run_results_json(r), *old = old_format(now);
+    char *first = lpl_run_training_json(r, 0);
+
+    lpl_run *r2 = lpl_run_new(&c, f->model, f->tok, &f->train, &f->eval, NULL, &err);
+    CHECK(lpl_run_resume(r2, old, &err) == LPL_OK, "resume from an old file: %s", err.msg);
+    CHECK(lpl_run_n_completed(r2) == 1 && lpl_run_training_status(r2, 0) == LPL_TRAINING_DONE &&
+              lpl_run_training_status(r2, 1) == LPL_TRAINING_PENDING,
+          "the old file's done training taken, the other pending");
+    char *again = lpl_run_training_json(r2, 0);
+    CHECK(first && again && !strcmp(first, again), "the old file's training kept verbatim");
+
+    char *csv_now = lpl_results_csv(now, &err), *csv_old = lpl_results_csv(old, &err);
+    CHECK(csv_now && csv_old && !strcmp(csv_now, csv_old), "results.csv of an old file = of the new one: %s", err.msg);
+    char *st_now = lpl_results_steps_jsonl(now, &err), *st_old = lpl_results_steps_jsonl(old, &err);
+    CHECK(st_now && st_old && !strcmp(st_now, st_old) && strlen(st_now) > 0, "steps.jsonl of an old file: %s", err.msg);
+
+    char *agg_now = lpl_results_aggregate(now, &err), *agg_old = lpl_results_aggregate(old, &err);
+    cJSON *a_now = agg_now ? cJSON_Parse(agg_now) : NULL, *a_old = agg_old ? cJSON_Parse(agg_old) : NULL;
+    CHECK(a_now && a_old, "aggregate an old file: %s", err.msg);
+    if (a_now && a_old) {
+        CHECK(cJSON_Compare(cJSON_GetObjectItem(a_now, "aggregates"), cJSON_GetObjectItem(a_old, "aggregates"), 1),
+              "same aggregates from the old file");
+        CHECK(cJSON_Compare(cJSON_GetObjectItem(a_now, "trainings"), cJSON_GetObjectItem(a_old, "trainings"), 1) &&
+                  !cJSON_GetObjectItem(a_old, "placements"),
+              "rewritten under \"trainings\", no top-level \"placements\" left");
+        CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(a_old, "config"), "placements")) == 2,
+              "the config keeps its placements");
+    }
+    CHECK(lpl_report_check_results(old, strlen(old), &err) == LPL_OK, "report accepts an old file: %s", err.msg);
+    CHECK(lpl_results_csv("{\"format\":\"loralab-results\"}", &err) == NULL && strstr(err.msg, "\"trainings\""),
+          "neither key: %s", err.msg);
+
+    cJSON_Delete(a_now);
+    cJSON_Delete(a_old);
+    free(agg_now);
+    free(agg_old);
+    free(st_now);
+    free(st_old);
+    free(csv_now);
+    free(csv_old);
+    free(again);
+    free(first);
+    free(old);
+    free(now);
     lpl_run_free(r2);
     lpl_run_free(r);
 }
@@ -493,14 +574,14 @@ static void test_seeds(fixture *f)
     cJSON *s43 = run_to_doc(&c, f);
     if (!both || !s42 || !s43)
         goto done;
-    cJSON *pls = cJSON_GetObjectItem(both, "placements");
+    cJSON *pls = cJSON_GetObjectItem(both, "trainings");
     CHECK(cJSON_GetArraySize(pls) == 4, "2 placements x 2 seeds = %d trainings", cJSON_GetArraySize(pls));
     const double want_seed[] = {42, 42, 43, 43};
     for (int i = 0; i < 4; i++) {
         cJSON *p = cJSON_GetArrayItem(pls, i);
         CHECK(jnum(p, "seed") == want_seed[i] && jnum(p, "index") == i % 2, "training %d: seed %g index %g", i,
               jnum(p, "seed"), jnum(p, "index"));
-        cJSON *single = cJSON_GetArrayItem(cJSON_GetObjectItem(i < 2 ? s42 : s43, "placements"), i % 2);
+        cJSON *single = cJSON_GetArrayItem(cJSON_GetObjectItem(i < 2 ? s42 : s43, "trainings"), i % 2);
         CHECK(jnum(p, "eval_loss") == jnum(single, "eval_loss"), "training %d equals its single-seed run: %.9g vs %.9g",
               i, jnum(p, "eval_loss"), jnum(single, "eval_loss"));
     }
@@ -509,9 +590,9 @@ static void test_seeds(fixture *f)
 
     /* collect: the per-seed documents' trainings in one list, aggregated again */
     cJSON *merged = cJSON_CreateObject();
-    cJSON *mp = cJSON_AddArrayToObject(merged, "placements");
+    cJSON *mp = cJSON_AddArrayToObject(merged, "trainings");
     for (int k = 0; k < 2; k++) {
-        cJSON *src = cJSON_GetObjectItem(k ? s43 : s42, "placements");
+        cJSON *src = cJSON_GetObjectItem(k ? s43 : s42, "trainings");
         for (cJSON *it = src->child; it; it = it->next)
             cJSON_AddItemToArray(mp, cJSON_Duplicate(it, 1));
     }
@@ -536,7 +617,7 @@ static void test_seeds(fixture *f)
     cJSON *t2 = cJSON_GetArrayItem(pls, 2), *t3 = cJSON_GetArrayItem(pls, 3);
     double d0 = jnum(t1, "eval_loss") - jnum(t0, "eval_loss"), d1 = jnum(t3, "eval_loss") - jnum(t2, "eval_loss");
     CHECK_CLOSE(jnum(pd, "mean"), 0.5 * (d0 + d1), 1e-15, 1e-12, "paired mean = mean of per-seed differences");
-    CHECK(lpl_results_aggregate("{\"placements\": 3}", &err) == NULL && strstr(err.msg, "placements"), "%s", err.msg);
+    CHECK(lpl_results_aggregate("{\"trainings\": 3}", &err) == NULL && strstr(err.msg, "trainings"), "%s", err.msg);
     CHECK(lpl_results_aggregate("{", &err) == NULL && err.code == LPL_ERR_FORMAT, "%s", err.msg);
     cJSON_Delete(ad);
     free(agg);
@@ -561,9 +642,9 @@ static void test_failures(fixture *f)
     event_counts ec = {0};
     drive(r, &ec, 0);
     CHECK(ec.failed_p == 2 && ec.done == 1, "both placements fail, the run finishes (%d failed)", ec.failed_p);
-    lpl_placement_summary s;
+    lpl_training_summary s;
     lpl_run_summary(r, 1, &s, &err);
-    CHECK(s.status == LPL_PLACEMENT_FAILED && strstr(s.message, "non-finite") && strstr(s.message, "attn-exact") &&
+    CHECK(s.status == LPL_TRAINING_FAILED && strstr(s.message, "non-finite") && strstr(s.message, "attn-exact") &&
               strstr(s.message, "learning rate"), "message: %s", s.message);
     lpl_run_free(r);
 
@@ -600,7 +681,7 @@ static void test_batch(fixture *f)
     event_counts ec = {0};
     drive(r, &ec, 0);
     CHECK(ec.step == 2, "batch 3 gives %d steps", ec.step);
-    char *pj = lpl_run_placement_json(r, 0);
+    char *pj = lpl_run_training_json(r, 0);
     cJSON *p = cJSON_Parse(pj);
     double first_loss = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(p, "steps"), "loss"), 0)->valuedouble;
     /* the first step's loss is the base model's token-weighted loss over examples 0..2 */
@@ -658,6 +739,7 @@ int main(void)
     if (fixture_init(&f)) {
         test_run(&f);
         test_resume(&f);
+        test_old_results(&f);
         test_seeds(&f);
         test_failures(&f);
         test_batch(&f);

@@ -164,11 +164,14 @@ static void test_plan(void)
     lpl_unit_state s;
     char doc[512];
     CHECK(lpl_unit_state_of(&u1, NULL, &s, &err) == LPL_OK && s == LPL_UNIT_MISSING, "no document: missing");
-    snprintf(doc, sizeof doc, "{\"placements\":[{},{},{},{},{},{},{},{\"name\":\"ffn.r4\",\"seed\":43,\"status\":\"done\"}]}");
+    snprintf(doc, sizeof doc, "{\"trainings\":[{},{},{},{},{},{},{},{\"name\":\"ffn.r4\",\"seed\":43,\"status\":\"done\"}]}");
     CHECK(lpl_unit_state_of(&u1, doc, &s, &err) == LPL_OK && s == LPL_UNIT_DONE, "done: %s", err.msg);
-    snprintf(doc, sizeof doc, "{\"placements\":[{},{},{},{},{},{},{},{\"name\":\"ffn.r4\",\"seed\":43,\"status\":\"pending\"}]}");
+    /* a unit's results.json written before issue 25 names its trainings "placements" */
+    snprintf(doc, sizeof doc, "{\"placements\":[{},{},{},{},{},{},{},{\"name\":\"ffn.r4\",\"seed\":43,\"status\":\"done\"}]}");
+    CHECK(lpl_unit_state_of(&u1, doc, &s, &err) == LPL_OK && s == LPL_UNIT_DONE, "old file, done: %s", err.msg);
+    snprintf(doc, sizeof doc, "{\"trainings\":[{},{},{},{},{},{},{},{\"name\":\"ffn.r4\",\"seed\":43,\"status\":\"pending\"}]}");
     CHECK(lpl_unit_state_of(&u1, doc, &s, &err) == LPL_OK && s == LPL_UNIT_MISSING, "pending: missing");
-    snprintf(doc, sizeof doc, "{\"placements\":[{},{},{},{},{},{},{},{\"name\":\"ffn.r2\",\"seed\":43,\"status\":\"done\"}]}");
+    snprintf(doc, sizeof doc, "{\"trainings\":[{},{},{},{},{},{},{},{\"name\":\"ffn.r2\",\"seed\":43,\"status\":\"done\"}]}");
     CHECK(lpl_unit_state_of(&u1, doc, &s, &err) == LPL_ERR_FORMAT && strstr(err.msg, "another training"),
           "another unit's document refused: %s", err.msg);
     free(edited);

@@ -7,7 +7,7 @@
 #include "check.h"
 #include "lpl/lab/report.h"
 
-static const char *const RESULTS = "{\"format\": \"loralab-results\", \"placements\": [{\"name\": \"</script><b>\"}]}";
+static const char *const RESULTS = "{\"format\": \"loralab-results\", \"trainings\": [{\"name\": \"</script><b>\"}]}";
 
 static void test_fill(void)
 {
@@ -16,10 +16,10 @@ static void test_fill(void)
     /* The renderer names a slot and the results hold one: neither is replaced again. */
     const char *tmpl = "A[@@LAB_RESULTS@@]B[@@LAB_META@@]C[@@LAB_RENDERER@@]D";
     const char *renderer = "x = '@@LAB_RESULTS@@' < 1;";
-    const char *res = "{\"format\": \"loralab-results\", \"placements\": [{\"name\": \"@@LAB_META@@ <x>\"}]}";
+    const char *res = "{\"format\": \"loralab-results\", \"trainings\": [{\"name\": \"@@LAB_META@@ <x>\"}]}";
     char *html = lpl_report_html(tmpl, renderer, res, strlen(res), "2026-12-06T06:00:00Z", &err);
     CHECK(html != NULL, "%s", err.msg);
-    const char *want = "A[{\"format\": \"loralab-results\", \"placements\": [{\"name\": \"@@LAB_META@@ \\u003cx>\"}]}]"
+    const char *want = "A[{\"format\": \"loralab-results\", \"trainings\": [{\"name\": \"@@LAB_META@@ \\u003cx>\"}]}]"
                        "B[{\"written\": \"2026-12-06T06:00:00Z\"}]C[x = '@@LAB_RESULTS@@' < 1;]D";
     CHECK(html && !strcmp(html, want), "got %s", html ? html : "(null)");
     free(html);
@@ -33,11 +33,12 @@ static void test_refusals(void)
 {
     const char *tmpl = "@@LAB_RESULTS@@ @@LAB_META@@ @@LAB_RENDERER@@";
     struct { const char *json, *msg; } bad[] = {
-        {"{\"format\": \"loralab-results\", \"placements\": [", "not JSON (parsing stopped at byte"},
+        {"{\"format\": \"loralab-results\", \"trainings\": [", "not JSON (parsing stopped at byte"},
         {"[1, 2]", "not a loralab results document"},
-        {"{\"format\": \"loralab-plan\", \"placements\": [{}]}", "not a loralab results document"},
-        {"{\"format\": \"loralab-results\", \"placements\": []}", "a results document with no placements"},
-        {"{\"format\": \"loralab-results\"}", "a results document with no placements"},
+        {"{\"format\": \"loralab-plan\", \"trainings\": [{}]}", "not a loralab results document"},
+        {"{\"format\": \"loralab-results\", \"trainings\": []}", "a results document with no trainings"},
+        {"{\"format\": \"loralab-results\", \"placements\": []}", "a results document with no trainings"}, /* an older file */
+        {"{\"format\": \"loralab-results\"}", "a results document with no trainings"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lpl_error err;

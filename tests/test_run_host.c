@@ -156,7 +156,7 @@ static char *run_hosted(const lpl_experiment_config *c, fixture *f, int *n_steps
 static void compare(const char *a, const char *b, const char *what)
 {
     cJSON *ra = cJSON_Parse(a), *rb = cJSON_Parse(b);
-    const cJSON *pa = cJSON_GetObjectItem(ra, "placements"), *pb = cJSON_GetObjectItem(rb, "placements");
+    const cJSON *pa = cJSON_GetObjectItem(ra, "trainings"), *pb = cJSON_GetObjectItem(rb, "trainings");
     CHECK(cJSON_GetArraySize(pa) == 4 && cJSON_GetArraySize(pb) == 4, "%s: 4 trainings each", what);
     int compared = 0;
     for (int i = 0; i < cJSON_GetArraySize(pa) && i < cJSON_GetArraySize(pb); i++) {

@@ -88,7 +88,10 @@ document.addEventListener('lab:restart-engine', async () => {
 });
 
 function useHp(values) {
-  setHp(values);
+  // device is the page's choice (?device=, the WebGPU probe), not a preset's: the presets
+  // (lpl_experiment_to_cjson) carry device "cpu", which would undo ?device=webgpu.
+  const { device, ...rest } = values;
+  setHp(rest);
   refreshCounts();
 }
 
@@ -128,7 +131,10 @@ async function initDevice() {
   select.querySelector('option[value="webgpu"]').disabled = !p.usable;
   const asked = params.get('device');
   let note = deviceNote(p);
-  if (asked === 'webgpu' && !p.usable) note = `?device=webgpu asked for the GPU, but this page runs on the CPU: ${p.reason}.`;
+  if (asked === 'webgpu' && p.usable && p.emulation) {
+    note = `WebGPU adapter: ${[p.info.vendor, p.info.architecture].filter(Boolean).join(' ')}. ?device=webgpu: training ` +
+      'steps run on it, but SwiftShader is a CPU emulator (emulation): slower than the CPU path, for checking only.';
+  } else if (asked === 'webgpu' && !p.usable) note = `?device=webgpu asked for the GPU, but this page runs on the CPU: ${p.reason}.`;
   else if (asked && asked !== 'cpu' && asked !== 'webgpu') note = `?device=${asked} is not one of cpu, webgpu; ${note}`;
   select.value = (asked === 'webgpu' && p.usable) || (!asked && p.propose) ? 'webgpu' : 'cpu';
   $('#device-note').textContent = note;

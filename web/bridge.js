@@ -250,7 +250,7 @@ self.LabBridge = function LabBridge(M) {
     ablateStart(exp) {
       withStrings([JSON.stringify(exp)], (e) => { if (c.ablateStart(e) !== 0) throw fail('starting the run'); });
     },
-    /** Takes the completed placements of an earlier run's results document (JSON text). */
+    /** Takes the completed trainings of an earlier run's results document (JSON text). */
     ablateResume(resultsJson) {
       withStrings([resultsJson], (r) => { if (c.ablateResume(r) !== 0) throw fail('resuming'); });
     },
@@ -319,12 +319,12 @@ self.LabBridge = function LabBridge(M) {
     resultsJson() { return str(c.resultsJson()); },
     resultsCsv() { return str(c.resultsCsv()); },
     adapter(i) {
-      if (c.adapter(i) !== 0) throw fail(`adapter of placement ${i}`);
+      if (c.adapter(i) !== 0) throw fail(`adapter of training ${i}`);
       return takeBuffer();
     },
     adapterConfig(i) {
       const p = c.adapterConfig(i);
-      if (!p) throw fail(`adapter config of placement ${i}`);
+      if (!p) throw fail(`adapter config of training ${i}`);
       return M.UTF8ToString(p);
     },
     generate(req) { return withStrings([JSON.stringify(req)], (r) => jsonOrThrow(c.generate(r), 'generating')); },

@@ -79,7 +79,7 @@ export class Charts {
     this.schedule();
   }
 
-  /** Final placement results (objects of results.json "placements"). */
+  /** Final results of the trainings (objects of results.json "trainings"). */
   setResults(results) {
     this.results = results.filter(Boolean);
     const sel = this.els.heatSelect;
@@ -206,7 +206,7 @@ export class Charts {
     const cells = r ? updateNorms(r) : [];
     if (!cells.length) {
       ctx.fillStyle = '#666';
-      ctx.fillText(r ? 'no update norms in this result' : 'finish a placement to see its update norms', 10, 24);
+      ctx.fillText(r ? 'no update norms in this result' : 'finish a training to see its update norms', 10, 24);
       return;
     }
     const nLayer = Math.max(...cells.map((c) => c.layer)) + 1;
@@ -236,7 +236,7 @@ export class Charts {
 }
 
 /**
- * Update norms of a placement result as [{layer, module, norm}], accepting the
+ * Update norms of a training's result as [{layer, module, norm}], accepting the
  * shapes results.json may use: a list of {layer, module, norm}, a list of
  * [layer, module, norm], or {module: [norm per layer]}.
  */

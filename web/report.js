@@ -63,10 +63,10 @@
     ['process_peak_memory_bytes', 'process peak (wasm heap)', fmtBytes, null],
   ];
 
-  // Where a value may sit in a placement object of results.json.
+  // Where a value may sit in a training object of results.json.
   const GROUPS = ['metrics', 'params', 'accounting', 'timing', 'memory', 'eval', 'summary'];
 
-  /** Value of key in a placement result (top level or one level down), or undefined. */
+  /** Value of key in a training's result (top level or one level down), or undefined. */
   function metric(p, key) {
     if (!p) return undefined;
     if (p[key] !== undefined) return p[key];
@@ -74,9 +74,14 @@
     return undefined;
   }
 
-  /** The placements array of a results document ([] for anything else). */
-  function placementsOf(doc) {
+  /**
+   * The trainings of a results document (one object per placement and seed), or [] for
+   * anything else. Files written before the rename of issue 25 call that list
+   * "placements": the one place on the page that knows the old key.
+   */
+  function trainingsOf(doc) {
     if (!doc) return [];
+    if (Array.isArray(doc.trainings)) return doc.trainings;
     if (Array.isArray(doc.placements)) return doc.placements;
     if (Array.isArray(doc.results)) return doc.results;
     return [];
@@ -87,7 +92,7 @@
    * numbers are the engine's aggregates (mean, and half the 95% t-interval).
    */
   function columnsOf(doc) {
-    const ps = placementsOf(doc);
+    const ps = trainingsOf(doc);
     const aggs = doc && doc.aggregates && Array.isArray(doc.aggregates.placements) ? doc.aggregates.placements : [];
     // Aggregated columns need the trainings under their placements' names (an opened
     // document whose trainings were renamed "name sSEED" is shown training by training).
@@ -480,13 +485,13 @@
 
   /** Colour of placement name in a document: by the order placements first appear. */
   function colorOf(doc) {
-    const names = [...new Set(placementsOf(doc).map((p) => String(p.name)))];
+    const names = [...new Set(trainingsOf(doc).map((p) => String(p.name)))];
     return (name) => PALETTE[Math.max(0, names.indexOf(name)) % PALETTE.length];
   }
 
   /** Train loss per step, eval loss and perplexity per epoch of a document's trainings, as series (label prefixes their names). */
   function chartsOf(doc, label = '', color = colorOf(doc)) {
-    const ps = placementsOf(doc), pre = label ? `${label}: ` : '';
+    const ps = trainingsOf(doc), pre = label ? `${label}: ` : '';
     const train = ps.map((p) => ({ name: pre + seriesName(p, doc), color: color(String(p.name)),
       points: ((p.steps && p.steps.loss) || []).map((v, i) => [i + 1, v]) }));
     const evals = ps.map((p) => ({ name: pre + seriesName(p, doc), color: color(String(p.name)),
@@ -565,7 +570,7 @@
   /** One placement per name (the first seed's training), for the diagram. */
   function distinctPlacements(doc) {
     const seen = new Set();
-    return placementsOf(doc).filter((p) => !seen.has(String(p.name)) && seen.add(String(p.name)));
+    return trainingsOf(doc).filter((p) => !seen.has(String(p.name)) && seen.add(String(p.name)));
   }
 
   function dl(pairs) {
@@ -628,10 +633,10 @@
    * loralab results.json, with a message saying so.
    */
   function renderReport(root, doc, meta = {}) {
-    if (!doc || doc.format !== 'loralab-results' || !placementsOf(doc).length) {
-      throw new Error('this is not a loralab results.json (it needs "format": "loralab-results" and a "placements" list)');
+    if (!doc || doc.format !== 'loralab-results' || !trainingsOf(doc).length) {
+      throw new Error('this is not a loralab results.json (it needs "format": "loralab-results" and a "trainings" list)');
     }
-    const ps = placementsOf(doc), color = colorOf(doc);
+    const ps = trainingsOf(doc), color = colorOf(doc);
     const model = doc.model || {};
     const charts = chartsOf(doc);
     const aggs = aggregatesOf(doc);
@@ -700,7 +705,7 @@
 
   root.LoraLabReport = {
     fillTemplate,
-    PALETTE, ROWS, LAYOUTS, fmtInt, fmtBytes, fmtTime, metric, placementsOf, columnsOf, aggregatesOf,
+    PALETTE, ROWS, LAYOUTS, fmtInt, fmtBytes, fmtTime, metric, trainingsOf, columnsOf, aggregatesOf,
     diagramModel, drawDiagram, diagramFigure, describe, layoutModules, lineChart, chartsOf, seriesName, colorOf,
     seedChart, resultsTable, deviceLine, renderReport, boot,
   };

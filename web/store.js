@@ -1,11 +1,11 @@
-// Completed placements kept in IndexedDB until the user clears them, so a reload
+// Completed trainings kept in IndexedDB until the user clears them, so a reload
 // (or a crashed worker) loses no finished work: the result object, the curves and
 // the adapter files. Each run also has a record (its experiment, the config and
 // model/data identity the engine reported, and whether it finished), so that a run
 // cut short by a reload can be offered for resuming.
 
 const DB = 'loralab';
-const STORE = 'placements';
+const STORE = 'placements';  // holds trainings; the name stays so stores saved before the rename open
 const RUNS = 'runs';
 
 function open() {
@@ -38,23 +38,23 @@ export function isQuotaError(e) {
 }
 
 /**
- * Saves one completed placement: {runId, model, name, index, result, curves,
+ * Saves one completed training: {runId, model, name, placement_index, seed, result, curves,
  * adapter (Uint8Array), adapterConfig (string), experiment}. Resolves to its key.
  */
-export function savePlacement(rec) {
+export function saveTraining(rec) {
   return tx(STORE, 'readwrite', (s) => s.add({ ...rec, savedAt: Date.now() }));
 }
 
-/** Adds (or replaces) fields of a saved placement, e.g. its adapter arriving later. */
-export function updatePlacement(key, fields) {
+/** Adds (or replaces) fields of a saved training, e.g. its adapter arriving later. */
+export function updateTraining(key, fields) {
   return tx(STORE, 'readwrite', (s) => {
     const g = s.get(key);
     g.onsuccess = () => { if (g.result) s.put({ ...g.result, ...fields }); };
   });
 }
 
-/** Every saved placement, oldest first. */
-export function listPlacements() {
+/** Every saved training, oldest first. */
+export function listTrainings() {
   return tx(STORE, 'readonly', (s) => s.getAll());
 }
 
@@ -71,6 +71,6 @@ export function getRun(runId) {
   return tx(RUNS, 'readonly', (s) => s.get(runId));
 }
 
-export function clearPlacements() {
+export function clearTrainings() {
   return tx([STORE, RUNS], 'readwrite', (s, r) => { s.clear(); r.clear(); });
 }

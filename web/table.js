@@ -10,7 +10,7 @@ import { el, fill } from './dom.js';
 // The rows, their formats and the columns are report.js's, so that the page's table
 // and the self-contained report's cannot differ.
 const R = globalThis.LoraLabReport;
-export const { ROWS, metric, placementsOf, columnsOf } = R;
+export const { ROWS, metric, trainingsOf, columnsOf } = R;
 
 /** Row value of placement p (a number, or undefined). */
 export function rowValue(ps, p, key) {

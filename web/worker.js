@@ -108,6 +108,7 @@ let loadAbort = null;   // AbortController of the model load in progress
 
 // Every source streams into wasm memory (web/hub.js): nothing holds the whole file.
 async function loadModel(src) {
+  dropGpuModel();
   loadAbort = new AbortController();
   const signal = loadAbort.signal;
   const report = (p, force) => progress(p, force);
@@ -146,7 +147,7 @@ function outOfMemory(message) {
   const heap = M.wasmMemory ? M.wasmMemory.buffer.byteLength : M.HEAPU8.length;
   const what = m ? `${m[1]} (${Number(m[2]).toLocaleString('en-US')} bytes)` : message;
   return `Out of memory in the browser: could not allocate ${what}; the wasm heap is ${mb(heap)} and ` +
-    `cannot grow past its limit of ${mb(heapLimit)}. Completed placements are kept; the worker restarts. ` +
+    `cannot grow past its limit of ${mb(heapLimit)}. Completed trainings are kept; the worker restarts. ` +
     'Use a smaller r, fewer placements, a shorter max_len or a smaller model.';
 }
 
@@ -161,6 +162,8 @@ function runIdentity() {
 // C core hands out the steps and keeps everything else (docs/WASM_API.md "Hosted training").
 let gpu = null;        // {device, adapterInfo, limits, features, engine} once requested
 let gpuLost = null;    // message once the device is lost
+let gpuModel = null;   // the loaded model's weights on the GPU (createGpuModel), shared by a run's trainings
+function dropGpuModel() { if (gpuModel) gpuModel.destroy(); gpuModel = null; }
 
 async function gpuDevice() {
   if (gpuLost) throw new Error(gpuLost);
@@ -172,9 +175,10 @@ async function gpuDevice() {
   const g = await engine.requestGpuDevice(navigator.gpu);
   g.engine = engine;
   g.device.lost.then((i) => {
-    gpuLost = `WebGPU device lost (${(i && (i.message || i.reason)) || 'unknown reason'}). Completed placements are ` +
+    gpuLost = `WebGPU device lost (${(i && (i.message || i.reason)) || 'unknown reason'}). Completed trainings are ` +
       'kept; choose cpu, or reload the page to try the GPU again.';
     gpu = null;
+    gpuModel = null;
   });
   gpu = g;
   return g;
@@ -206,13 +210,19 @@ async function hostedLoop(onEvents, maxTokens) {
       if (s.first_step || s.training !== training) {
         if (tr) tr.destroy();
         tr = null;
-        // views into wasm memory are taken right before the upload (the heap may have grown)
-        const m = lab.modelTensors();
+        // The weights go up once per loaded model (dropped when another is loaded); views
+        // into wasm memory are taken right before the upload (the heap may have grown).
+        if (!gpuModel || gpuModel.device !== g.device) {
+          dropGpuModel();
+          const m = lab.modelTensors();
+          gpuModel = await g.engine.createGpuModel(g.device, m.config, m.tensors);
+        }
+        const nCtx = gpuModel.config.n_ctx;
         tr = await g.engine.createGpuTrainer(g.device, {
-          config: m.config, tensors: m.tensors,
+          model: gpuModel,
           lora: { r: s.lora.r, scaling: s.lora.scaling, dropout: s.lora.dropout, modules: s.lora.modules,
                   params: s.lora.params },
-          train: { maxT: Math.min(m.config.n_ctx, maxTokens || cfg.max_len || m.config.n_ctx),
+          train: { maxT: Math.min(nCtx, maxTokens || cfg.max_len || nCtx),
                    maxBatch: Math.max(1, cfg.batch_size | 0), gradClip: s.grad_clip,
                    adamw: { beta1: s.adamw.beta1, beta2: s.adamw.beta2, eps: s.adamw.eps,
                             weightDecay: s.adamw.weight_decay },
@@ -254,12 +264,12 @@ async function cpuLoop(onEvents) {
 // A GPU failure in words: device lost, out of GPU memory, an adapter below the limits.
 function gpuFailure(message) {
   if (!/WebGPU|GPU/.test(message)) return null;
-  return /kept/.test(message) ? message : `${message}. Completed placements are kept.`;
+  return /kept/.test(message) ? message : `${message}. Completed trainings are kept.`;
 }
 
 // The ablation on the experiment's device ("cpu" or "webgpu").
 // With resume (a results document of an earlier run of the same experiment), its
-// completed placements are taken as they are and only the rest is trained; the
+// completed trainings are taken as they are and only the rest is trained; the
 // engine refuses another config, model or data. A fatal error that is not a crash
 // (out of memory above all, or a lost GPU) ends the run with what completed: {failed, oom, ...}.
 async function run({ experiment, resume }) {
@@ -325,20 +335,18 @@ async function benchmark({ experiment, steps = 3, rounds = 3 }) {
   return out;
 }
 
-// Forwards events; a finished placement also ships its adapter so the page can
+// Forwards events; a finished training also ships its adapter so the page can
 // store it (IndexedDB) and offer downloads even after the worker is gone.
 function postEvents(events) {
   if (!events.length) return;
   self.postMessage({ type: 'events', events, memory: lab.memory() });
   for (const ev of events) {
-    if (ev.type !== 'placement_done') continue;
+    if (ev.type !== 'training_done') continue;
     try {
-      // ev.run: the training's position in results.json (placement x seed); ev.index is the placement's.
-      const run = ev.run ?? ev.index;
-      const adapter = lab.adapter(run);
-      const config = lab.adapterConfig(run);
-      self.postMessage({ type: 'adapter', index: ev.index, run, seed: ev.seed, placement: ev.placement, adapter, config },
-                       [adapter.buffer]);
+      const adapter = lab.adapter(ev.training);
+      const config = lab.adapterConfig(ev.training);
+      self.postMessage({ type: 'adapter', training: ev.training, placement_index: ev.placement_index, seed: ev.seed,
+                         placement: ev.placement, adapter, config }, [adapter.buffer]);
     } catch (e) {
       self.postMessage({ type: 'warning', message: String(e.message || e) });
     }

@@ -245,33 +245,27 @@ static int opt_number_list(cli_args *a, const char *name, int is_int, double lo,
     return 1;
 }
 
-/* --r N or --r N1,N2,... (a grid dimension). */
-static int opt_r(cli_args *a, lpl_experiment_config *c)
+/* --r N[,N2,...] (integers) and --alpha X[,X2,...]: one value, or a list that is a grid
+ * dimension (its first value is also the experiment's). One reader for both, so the
+ * two grid dimensions cannot drift apart. */
+static int opt_grid_dim(cli_args *a, lpl_experiment_config *c, int is_r)
 {
     double v[LPL_EXP_MAX_VALUES];
     int n;
-    if (!opt_number_list(a, "--r", 1, 1, 65536, v, LPL_EXP_MAX_VALUES, &n))
+    if (!opt_number_list(a, is_r ? "--r" : "--alpha", is_r, is_r ? 1 : 0, is_r ? 65536 : 3.4e38, v,
+                         LPL_EXP_MAX_VALUES, &n))
         return 0;
-    for (int k = 0; k < n; k++)
-        c->r_values[k] = (int)v[k];
-    if (n > 0)
+    for (int k = 0; k < n; k++) {
+        if (is_r)
+            c->r_values[k] = (int)v[k];
+        else
+            c->alpha_values[k] = (float)v[k];
+    }
+    if (n > 0 && is_r)
         c->r = c->r_values[0];
-    c->n_r_values = n > 1 ? n : 0;
-    return 1;
-}
-
-/* --alpha X or --alpha X1,X2,... (a grid dimension). */
-static int opt_alpha(cli_args *a, lpl_experiment_config *c)
-{
-    double v[LPL_EXP_MAX_VALUES];
-    int n;
-    if (!opt_number_list(a, "--alpha", 0, 0, 3.4e38, v, LPL_EXP_MAX_VALUES, &n))
-        return 0;
-    for (int k = 0; k < n; k++)
-        c->alpha_values[k] = (float)v[k];
-    if (n > 0)
+    else if (n > 0)
         c->alpha = c->alpha_values[0];
-    c->n_alpha_values = n > 1 ? n : 0;
+    *(is_r ? &c->n_r_values : &c->n_alpha_values) = n > 1 ? n : 0;
     return 1;
 }
 
@@ -339,7 +333,7 @@ int cli_experiment_flag(cli_args *a, lpl_experiment_config *c)
         set_path(a, "--eval", c->eval, sizeof c->eval))
         return 1;
     if (cli_opt_int(a, "--n-train", 0, 10000000, &c->n_train) || cli_opt_int(a, "--n-eval", 0, 10000000, &c->n_eval) ||
-        cli_opt_max_len(a, &c->max_len) || opt_r(a, c) || opt_alpha(a, c) ||
+        cli_opt_max_len(a, &c->max_len) || opt_grid_dim(a, c, 1) || opt_grid_dim(a, c, 0) ||
         cli_opt_int(a, "--bands", 0, LPL_LORA_MAX_LAYERS, &c->bands) || cli_opt_float(a, "--dropout", &c->dropout) ||
         cli_opt_int(a, "--epochs", 1, 100000, &c->epochs) || cli_opt_int(a, "--batch-size", 1, 65536, &c->batch_size) ||
         cli_opt_float(a, "--lr", &c->lr) || cli_opt_int(a, "--warmup-steps", 0, 1 << 30, &c->warmup_steps) ||
@@ -416,7 +410,7 @@ const char *const cli_experiment_flags_help =
     "  --seed N              initialisation, dropout and data order (default 42)\n"
     "  --seeds N             train every placement N times (seeds N, N+1, ...) and report\n"
     "                        mean, 95% t-interval and paired differences (default 1)\n"
-    CLI_HELP_STEPS("per placement (overrides --epochs)")
+    CLI_HELP_STEPS("per training (overrides --epochs)")
     "  --no-shuffle          keep the data order\n"
     "  --compute int8|f32    frozen Q8_0 base products on int8 codes (default) or in fp32\n"
     "placements:\n"
@@ -548,7 +542,7 @@ void cli_progress_init(cli_progress *p, int quiet)
 
 void cli_progress_update(cli_progress *p, const lpl_run_progress *pg, int force)
 {
-    if (p->quiet || pg->placement < 0)
+    if (p->quiet || pg->training < 0)
         return;
     double now = lpl_now_seconds();
     double every = p->tty ? 0.1 : 5.0;
@@ -621,9 +615,9 @@ static const struct {
     [ROW_PROCESS_MEM] = {"process peak (RSS)", BEST_NONE, "process_peak_memory_bytes"},
 };
 
-static double row_value(const lpl_placement_summary *s, int row)
+static double row_value(const lpl_training_summary *s, int row)
 {
-    int done = s->status == LPL_PLACEMENT_DONE;
+    int done = s->status == LPL_TRAINING_DONE;
     switch (row) {
     case ROW_LOSS_BEFORE: return s->eval_loss_before;
     case ROW_LOSS: return s->eval_loss;
@@ -645,7 +639,7 @@ static double row_value(const lpl_placement_summary *s, int row)
     return NAN;
 }
 
-static void format_cell(int row, double v, double half, const lpl_placement_summary *s, char *buf, size_t size)
+static void format_cell(int row, double v, double half, const lpl_training_summary *s, char *buf, size_t size)
 {
     char tmp[48], h[48] = "";
     if (isnan(v)) {
@@ -708,8 +702,8 @@ static void aggregate_metric(const cJSON *agg, const char *key, double *mean, do
 void cli_print_table(FILE *f, const lpl_run *r)
 {
     int seeds = lpl_run_n_seeds(r);
-    int n = lpl_run_n_placements(r) / seeds; /* placements; trainings 0..n-1 are the first seed's */
-    lpl_placement_summary *s = calloc((size_t)n, sizeof *s);
+    int n = lpl_run_n_trainings(r) / seeds; /* placements; trainings 0..n-1 are the first seed's */
+    lpl_training_summary *s = calloc((size_t)n, sizeof *s);
     double *mean = calloc((size_t)n * N_ROWS, sizeof *mean), *half = calloc((size_t)n * N_ROWS, sizeof *half);
     char *json = lpl_run_results_json(r);
     cJSON *doc = json ? cJSON_Parse(json) : NULL;
@@ -719,9 +713,9 @@ void cli_print_table(FILE *f, const lpl_run *r)
     for (int i = 0; i < n; i++) {
         lpl_run_summary(r, i, &s[i], NULL);
         /* A placement counts as done when any of its seeds is. */
-        for (int k = 1; k < seeds && s[i].status != LPL_PLACEMENT_DONE; k++)
-            if (lpl_run_placement_status(r, i + k * n) == LPL_PLACEMENT_DONE)
-                s[i].status = LPL_PLACEMENT_DONE;
+        for (int k = 1; k < seeds && s[i].status != LPL_TRAINING_DONE; k++)
+            if (lpl_run_training_status(r, i + k * n) == LPL_TRAINING_DONE)
+                s[i].status = LPL_TRAINING_DONE;
         const cJSON *agg = find_aggregate(doc, s[i].name);
         for (int row = 0; row < N_ROWS; row++) {
             mean[i * N_ROWS + row] = row_value(&s[i], row);
@@ -746,7 +740,7 @@ void cli_print_table(FILE *f, const lpl_run *r)
         int n_done = 0;
         for (int i = 0; i < n; i++) {
             double v = mean[i * N_ROWS + row];
-            if (s[i].status != LPL_PLACEMENT_DONE || isnan(v))
+            if (s[i].status != LPL_TRAINING_DONE || isnan(v))
                 continue;
             n_done++;
             double b = best >= 0 ? mean[best * N_ROWS + row] : 0;
@@ -773,9 +767,9 @@ void cli_print_table(FILE *f, const lpl_run *r)
                "modules adapted:\n", LPL_TRAINER_EVAL_BATCH);
     for (int i = 0; i < n; i++) {
         fprintf(f, "  %s: %s", s[i].name, s[i].modules);
-        if (s[i].status == LPL_PLACEMENT_FAILED)
+        if (s[i].status == LPL_TRAINING_FAILED)
             fprintf(f, "   [failed: %s]", s[i].message);
-        else if (s[i].status == LPL_PLACEMENT_PENDING)
+        else if (s[i].status == LPL_TRAINING_PENDING)
             fprintf(f, "   [not run]");
         fputc('\n', f);
     }
@@ -843,7 +837,8 @@ static void print_events(const char *json)
 #define NUM(k) (cJSON_GetObjectItemCaseSensitive(ev, k) ? cJSON_GetObjectItemCaseSensitive(ev, k)->valuedouble : 0)
         if (!strcmp(type->valuestring, "step"))
             printf("step %d/%d loss %.7g lr %.7g\n", (int)NUM("step"), (int)NUM("steps"), NUM("loss"), NUM("lr"));
-        else if (!strcmp(type->valuestring, "eval") && NUM("index") >= 0) /* not the shared base eval */
+        /* a training's evals, not the shared base eval (which belongs to no training) */
+        else if (!strcmp(type->valuestring, "eval") && cJSON_GetObjectItemCaseSensitive(ev, "training"))
             printf("eval epoch %d loss %.7g perplexity %.7g mean_sample_perplexity %.7g\n", (int)NUM("epoch"),
                    NUM("eval_loss"), NUM("perplexity"), NUM("mean_sample_perplexity"));
 #undef NUM
@@ -852,13 +847,13 @@ static void print_events(const char *json)
     cJSON_Delete(arr);
 }
 
-/* After each completed placement: its adapter, then the results that mark it
+/* After each completed training: its adapter, then the results that mark it
  * complete (a failure before that leaves it pending for --resume), then its steps
  * (derived from the results, so --resume can append any it missed). */
 static lpl_status save_completed(lpl_run *r, const cli_drive_options *o, uint8_t *saved, char **steps,
                                  lpl_error *err)
 {
-    int n = lpl_run_n_placements(r);
+    int n = lpl_run_n_trainings(r);
     for (int i = 0; i < n; i++) {
         const lpl_lora *l = lpl_run_adapter(r, i);
         if (saved[i] || !l)
@@ -895,7 +890,7 @@ lpl_status cli_drive_run(lpl_run *r, const cli_drive_options *o, lpl_error *err)
 {
     cli_progress prog;
     cli_progress_init(&prog, o->quiet);
-    int n = lpl_run_n_placements(r);
+    int n = lpl_run_n_trainings(r);
     uint8_t *saved = lpl_calloc((size_t)n, 1, "saved adapters", err);
     if (!saved)
         return LPL_ERR_NOMEM;

@@ -116,9 +116,9 @@ void cli_install_sigint(void);
 int cli_interrupted(void);
 
 /* Drives a run to completion: progress line, events discarded, after each completed
- * placement its adapter is saved (to out/<name>, or out itself when adapter_in_out)
+ * training its adapter is saved (to out/<name>, or out itself when adapter_in_out)
  * and the results files rewritten. stop_after > 0 simulates an interrupt after that
- * many completed placements. print_steps prints each step on stdout.
+ * many completed trainings. print_steps prints each step on stdout.
  * Returns LPL_OK, LPL_ERR_CANCELLED when interrupted, or the fatal error. */
 typedef struct {
     const char *out;

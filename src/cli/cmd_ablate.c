@@ -73,7 +73,7 @@ static int second_pass(int argc, char **argv, ablate_opts *o, lpl_experiment_con
             continue;
         if (cli_experiment_flag(&a, c) || cli_opt(&a, "--out", &o->out) ||
             cli_opt_int(&a, "--threads", 0, 1024, &o->threads) ||
-            cli_opt_int(&a, "--stop-after-placements", 0, 1000, &o->stop_after))
+            cli_opt_int(&a, "--stop-after-trainings", 0, 1000, &o->stop_after))
             continue;
         if (cli_flag(&a, "--quiet")) {
             o->quiet = 1;
@@ -180,24 +180,24 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *grid,
         goto done;
     }
     if (!o->quiet) {
-        fprintf(stderr, "loralab ablate: model %s (%s), %d placements, results in %s/\n", c->model,
-                m.id.model_name[0] ? m.id.model_name : "unnamed", lpl_run_n_placements(run), o->out);
+        fprintf(stderr, "loralab ablate: model %s (%s), %d trainings, results in %s/\n", c->model,
+                m.id.model_name[0] ? m.id.model_name : "unnamed", lpl_run_n_trainings(run), o->out);
         cli_note_base_dropout("ablate", c, &m.model->cfg);
         if (lpl_run_n_completed(run))
-            fprintf(stderr, "loralab ablate: resuming, %d placement(s) already complete\n", lpl_run_n_completed(run));
+            fprintf(stderr, "loralab ablate: resuming, %d training(s) already complete\n", lpl_run_n_completed(run));
     }
     cli_drive_options d = {o->out, 0, o->stop_after, 0, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model, "ablate"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);
     cli_print_table(stdout, run);
     fflush(stdout);
-    int n = lpl_run_n_placements(run), done_n = 0, failed = 0;
+    int n = lpl_run_n_trainings(run), done_n = 0, failed = 0;
     for (int i = 0; i < n; i++) {
-        done_n += lpl_run_placement_status(run, i) == LPL_PLACEMENT_DONE;
-        failed += lpl_run_placement_status(run, i) == LPL_PLACEMENT_FAILED;
+        done_n += lpl_run_training_status(run, i) == LPL_TRAINING_DONE;
+        failed += lpl_run_training_status(run, i) == LPL_TRAINING_FAILED;
     }
     if (st == LPL_ERR_CANCELLED) {
-        fprintf(stderr, "loralab ablate: interrupted; %d of %d placements complete in %s/; continue with: "
+        fprintf(stderr, "loralab ablate: interrupted; %d of %d trainings complete in %s/; continue with: "
                         "loralab ablate --resume %s\n", done_n + failed, n, o->out, o->out);
         code = LPL_EXIT_FAILED;
     } else if (st) {
@@ -205,7 +205,7 @@ static int run_ablation(const ablate_opts *o, const lpl_experiment_config *grid,
         if (code == LPL_EXIT_USAGE)
             code = LPL_EXIT_FAILED;
     } else if (failed) {
-        fprintf(stderr, "loralab ablate: %d placement(s) failed (see the table); results in %s/\n", failed, o->out);
+        fprintf(stderr, "loralab ablate: %d training(s) failed (see the table); results in %s/\n", failed, o->out);
         code = LPL_EXIT_FAILED;
     } else if (!o->quiet) {
         fprintf(stderr, "loralab ablate: done; results.json, results.csv, steps.jsonl and adapters in %s/\n", o->out);
@@ -246,7 +246,7 @@ int lpl_cmd_ablate(int argc, char **argv)
     if (o.resume && o.config)
         return cli_usage_error("ablate", "--resume reuses the saved config; do not combine it with --config");
     if (o.resume) {
-        /* Lock before reading: the config and completed placements must not change under us. */
+        /* Lock before reading: the config and completed trainings must not change under us. */
         struct stat sb;
         if (stat(o.resume, &sb) != 0 || !S_ISDIR(sb.st_mode))
             return cli_usage_error("ablate", "--resume %s: no such folder, so no results.json to resume from", o.resume);

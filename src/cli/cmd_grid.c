@@ -340,7 +340,7 @@ static int train_unit(const char *udir, const lpl_grid_unit *u, unit_inputs *in,
                            in->m.id.model_name[0] ? in->m.id.model_name : in->cfg->model, "ablate"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);
-    lpl_placement_status ps = lpl_run_placement_status(run, u->index);
+    lpl_training_status ps = lpl_run_training_status(run, u->index);
     if (st == LPL_ERR_CANCELLED) {
         fprintf(stderr, "loralab ablate: unit %d (%s) interrupted; running it again starts it afresh\n", u->index,
                 u->name);
@@ -349,13 +349,13 @@ static int train_unit(const char *udir, const lpl_grid_unit *u, unit_inputs *in,
         code = cli_fail("ablate", st, err.msg);
         if (code == LPL_EXIT_USAGE)
             code = LPL_EXIT_FAILED;
-    } else if (ps == LPL_PLACEMENT_FAILED) {
-        lpl_placement_summary s;
+    } else if (ps == LPL_TRAINING_FAILED) {
+        lpl_training_summary s;
         lpl_run_summary(run, u->index, &s, NULL);
         fprintf(stderr, "loralab ablate: unit %d (%s) failed: %s\n", u->index, u->name, s.message);
         code = LPL_EXIT_FAILED;
     } else if (!o->quiet) {
-        lpl_placement_summary s;
+        lpl_training_summary s;
         lpl_run_summary(run, u->index, &s, NULL);
         fprintf(stderr, "loralab ablate: unit %d (%s) done: eval loss %.4f -> %.4f\n", u->index, u->name,
                 s.eval_loss_before, s.eval_loss);

@@ -118,7 +118,7 @@ static int train(const train_opts *o, lpl_experiment_config *c)
     cli_drive_options d = {o->out, 1, 0, 1, o->quiet, m.id.model_name[0] ? m.id.model_name : c->model, "train"};
     cli_install_sigint();
     st = cli_drive_run(run, &d, &err);
-    lpl_placement_summary s;
+    lpl_training_summary s;
     lpl_run_summary(run, 0, &s, NULL);
     if (st == LPL_ERR_CANCELLED) {
         fprintf(stderr, "loralab train: interrupted; nothing saved\n");
@@ -127,7 +127,7 @@ static int train(const train_opts *o, lpl_experiment_config *c)
         code = cli_fail("train", st, err.msg);
         if (code == LPL_EXIT_USAGE)
             code = LPL_EXIT_FAILED;
-    } else if (s.status == LPL_PLACEMENT_FAILED) {
+    } else if (s.status == LPL_TRAINING_FAILED) {
         code = cli_fail("train", LPL_ERR_NUMERIC, s.message);
     } else {
         printf("eval_loss_before %.7g eval_loss %.7g perplexity %.7g mean_sample_perplexity %.7g\n",

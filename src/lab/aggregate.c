@@ -1,7 +1,7 @@
 /* Seed aggregates of a results document: per placement and metric the mean, standard
  * deviation, 95% t-interval and the per-seed values, and paired differences against
  * the baseline matched by seed, with a one-line verdict. Built only from the
- * per-training objects of "placements", so a run in one process and a grid collected
+ * per-training objects of "trainings", so a run in one process and a grid collected
  * from many units get the same numbers (docs/RESULTS.md). */
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "experiment_internal.h"
+#include "lpl/lab/document.h"
 #include "lpl/lab/stats.h"
 
 #define LEVEL 0.95
@@ -251,10 +252,10 @@ char *lpl_results_aggregate(const char *results_json, lpl_error *err)
         lpl_fail(err, LPL_ERR_FORMAT, "results: not valid JSON");
         return NULL;
     }
-    const cJSON *pls = cJSON_GetObjectItemCaseSensitive(root, "placements");
-    if (!cJSON_IsArray(pls)) {
+    const cJSON *pls = lpl_results_trainings(root);
+    if (!pls) {
         cJSON_Delete(root);
-        lpl_fail(err, LPL_ERR_FORMAT, "results: no \"placements\" list");
+        lpl_fail(err, LPL_ERR_FORMAT, "results: no \"trainings\" list");
         return NULL;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(root, "aggregates");

@@ -34,3 +34,21 @@ void lpl_model_shape_add(cJSON *o, const lpl_gpt2_config *c, int with_params)
     if (with_params)
         cJSON_AddNumberToObject(o, "params", (double)lpl_gpt2_param_count(c));
 }
+
+cJSON *lpl_results_trainings(cJSON *doc)
+{
+    cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "trainings");
+    if (cJSON_IsArray(t))
+        return t;
+    /* Only the document's own list: "config" and "aggregates" keep theirs ("placements"
+     * there are placements). */
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(doc, "placements");
+    if (t || !cJSON_IsArray(old))
+        return NULL;
+    cJSON_DetachItemViaPointer(doc, old);
+    if (!cJSON_AddItemToObject(doc, "trainings", old)) {
+        cJSON_Delete(old); /* out of memory for the key: the reader reports no trainings */
+        return NULL;
+    }
+    return old;
+}

@@ -35,7 +35,7 @@ typedef struct {
     int seed_index;              /* 0 .. cfg.seeds - 1 */
     uint64_t seed;               /* cfg.seed + seed_index */
     int skip;                    /* not trained in this run (lpl_run_only: a grid unit runs one) */
-    lpl_placement_status status;
+    lpl_training_status status;
     char message[256];
     lpl_lora_config lcfg;
     lpl_placement_count count;
@@ -54,15 +54,15 @@ typedef struct {
     int64_t peak_memory;         /* process high-water mark when it ended */
     int64_t heap_start;          /* heap in use before its adapters were attached */
     int64_t heap_peak;           /* highest heap in use seen after its units */
-    int64_t placement_memory;    /* state bytes + heap_peak - heap_start */
+    int64_t training_memory;     /* state bytes + heap_peak - heap_start */
     lpl_gpt2_timings timings;
     cJSON *result;               /* result object once done/failed */
-} lpl_placement_run;
+} lpl_training;
 
 typedef enum {
-    LPL_PHASE_BASE_EVAL,   /* eval of the base model, shared as every fresh placement's "before" */
-    LPL_PHASE_START,       /* attach adapters of the current placement */
-    LPL_PHASE_EVAL_BEFORE, /* only when the placement starts from saved weights */
+    LPL_PHASE_BASE_EVAL,   /* eval of the base model, shared as every fresh training's "before" */
+    LPL_PHASE_START,       /* attach adapters of the current training */
+    LPL_PHASE_EVAL_BEFORE, /* only when the training starts from saved weights */
     LPL_PHASE_TRAIN,
     LPL_PHASE_EVAL_EPOCH,
     LPL_PHASE_FINISH,
@@ -80,8 +80,8 @@ struct lpl_run {
     int *train_idx;                   /* usable training examples */
     int n_train_ex;
     lpl_gpt2_state *state;
-    int n;                            /* trainings: n_placements x cfg.seeds */
-    lpl_placement_run *p;
+    int n;                            /* trainings: cfg.n_placements x cfg.seeds */
+    lpl_training *tr;                 /* the n trainings, seed-major */
     int steps_per_epoch, total_steps, epochs;
     /* cursor */
     lpl_run_phase phase;
@@ -113,12 +113,12 @@ struct lpl_run {
 
 /* Name of the placement training i belongs to. */
 const char *lpl_run_entry_name(const lpl_run *r, int i);
-/* The result object of a placement (built from its run state). */
+/* The result object of training i (built from its run state). */
 cJSON *lpl_run_build_result(const lpl_run *r, int i);
-/* The "aggregates" object of a results document from its "placements" list (one
+/* The "aggregates" object of a results document from its "trainings" list (one
  * object per training): per placement and metric mean, std, ci95 and values over
  * seeds, paired differences against the baseline matched by seed, and a verdict. */
-cJSON *lpl_aggregates_cjson(const cJSON *placements);
+cJSON *lpl_aggregates_cjson(const cJSON *trainings);
 /* The environment object (build, threads, SIMD). */
 cJSON *lpl_environment_cjson(void);
 

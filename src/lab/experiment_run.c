@@ -1,4 +1,4 @@
-/* The ablation run: for each placement, fresh adapters (same seed) on the same frozen
+/* The ablation run: for each training (a placement at a seed), fresh adapters on the same frozen
  * base, eval before training, AdamW with schedule, clipping and gradient accumulation,
  * eval after each epoch. Work is cut into units (one optimizer step or one eval pass)
  * so that a CLI loop and a browser worker can both drive it and cancel between units. */
@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "experiment_internal.h"
+#include "lpl/lab/document.h"
 #include "lpl/core/rng.h"
 
 /* ---------------------------------------------------------------- events */
@@ -37,16 +38,16 @@ static void push_event(lpl_run *r, cJSON *ev)
     r->events[r->n_events++] = s;
 }
 
-static cJSON *new_event(const char *type, const lpl_run *r, int with_placement)
+static cJSON *new_event(const char *type, const lpl_run *r, int with_training)
 {
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "type", type);
-    if (with_placement) {
-        const lpl_placement_run *p = &r->p[r->cur];
+    if (with_training) {
+        const lpl_training *p = &r->tr[r->cur];
+        cJSON_AddNumberToObject(ev, "training", r->cur);
         cJSON_AddStringToObject(ev, "placement", r->cfg.placements[p->placement].name);
-        cJSON_AddNumberToObject(ev, "index", p->placement);
+        cJSON_AddNumberToObject(ev, "placement_index", p->placement);
         cJSON_AddNumberToObject(ev, "seed", (double)p->seed);
-        cJSON_AddNumberToObject(ev, "run", r->cur);
     }
     return ev;
 }
@@ -153,7 +154,7 @@ static void plan_steps(lpl_run *r)
     }
 }
 
-static lpl_status prepare_placements(lpl_run *r, lpl_error *err)
+static lpl_status prepare_trainings(lpl_run *r, lpl_error *err)
 {
     const lpl_gpt2_config *mc = &r->model->cfg;
     size_t nsel = (size_t)mc->n_layer * LPL_N_SITES;
@@ -161,7 +162,7 @@ static lpl_status prepare_placements(lpl_run *r, lpl_error *err)
     for (int i = 0; i < r->cfg.n_placements; i++)
         lpl_placement_retarget(&r->cfg.placements[i], mc);
     for (int i = 0; i < r->n; i++) {
-        lpl_placement_run *p = &r->p[i];
+        lpl_training *p = &r->tr[i];
         p->placement = i % r->cfg.n_placements;
         p->seed_index = i / r->cfg.n_placements;
         p->seed = r->cfg.seed + (uint64_t)p->seed_index;
@@ -203,18 +204,18 @@ lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model
     if (id)
         r->id = *id;
     r->n = c->n_placements * c->seeds;
-    r->p = lpl_calloc((size_t)r->n, sizeof *r->p, "trainings", err);
-    if (!r->p) {
+    r->tr = lpl_calloc((size_t)r->n, sizeof *r->tr, "trainings", err);
+    if (!r->tr) {
         free(r);
         return NULL;
     }
     r->t0 = lpl_now_seconds();
-    r->prog.placement = -1;
+    r->prog.training = -1;
     r->prog.eta_s = -1;
     st = prepare_data(r, train, eval, err);
     if (!st) {
         plan_steps(r);
-        st = prepare_placements(r, err);
+        st = prepare_trainings(r, err);
     }
     if (!st) {
         int max_T = 1;
@@ -239,13 +240,13 @@ lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model
         cJSON_AddItemToArray(names, cJSON_CreateString(c->placements[i].name));
     cJSON_AddNumberToObject(ev, "seeds", c->seeds);
     cJSON_AddNumberToObject(ev, "total_steps", (double)r->total_steps * r->n);
-    cJSON_AddNumberToObject(ev, "steps_per_placement", r->total_steps);
+    cJSON_AddNumberToObject(ev, "steps_per_training", r->total_steps);
     cJSON_AddNumberToObject(ev, "epochs", r->epochs);
     push_event(r, ev);
     return r;
 }
 
-static void placement_release(lpl_placement_run *p, int keep_adapter)
+static void training_release(lpl_training *p, int keep_adapter)
 {
     if (!keep_adapter) {
         lpl_lora_free(p->lora);
@@ -258,7 +259,7 @@ void lpl_run_free(lpl_run *r)
     if (!r)
         return;
     for (int i = 0; i < r->n; i++) {
-        lpl_placement_run *p = &r->p[i];
+        lpl_training *p = &r->tr[i];
         lpl_lora_free(p->lora);
         free(p->selected);
         free(p->init);
@@ -269,7 +270,7 @@ void lpl_run_free(lpl_run *r)
         free(p->evals);
         cJSON_Delete(p->result);
     }
-    free(r->p);
+    free(r->tr);
     if (r->opt_ready)
         lpl_adamw_free(&r->opt);
     free(r->accum);
@@ -288,20 +289,20 @@ void lpl_run_free(lpl_run *r)
 lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err)
 {
     if (i < 0 || i >= r->n)
-        return lpl_fail(err, LPL_ERR_INVALID, "placement index %d out of range", i);
-    if (n != r->p[i].count.trainable)
+        return lpl_fail(err, LPL_ERR_INVALID, "training index %d out of range", i);
+    if (n != r->tr[i].count.trainable)
         return lpl_fail(err, LPL_ERR_INVALID,
                         "initial adapter has %lld parameters but placement '%s' needs %lld (different r, modules or layers)",
-                        (long long)n, lpl_run_entry_name(r, i), (long long)r->p[i].count.trainable);
-    if (r->p[i].status != LPL_PLACEMENT_PENDING || (r->cur == i && r->phase > LPL_PHASE_START))
-        return lpl_fail(err, LPL_ERR_INVALID, "placement '%s' has already started", lpl_run_entry_name(r, i));
+                        (long long)n, lpl_run_entry_name(r, i), (long long)r->tr[i].count.trainable);
+    if (r->tr[i].status != LPL_TRAINING_PENDING || (r->cur == i && r->phase > LPL_PHASE_START))
+        return lpl_fail(err, LPL_ERR_INVALID, "the training of '%s' has already started", lpl_run_entry_name(r, i));
     float *copy = lpl_malloc((size_t)n * sizeof(float), "initial adapter", err);
     if (!copy)
         return LPL_ERR_NOMEM;
     memcpy(copy, params, (size_t)n * sizeof(float));
-    free(r->p[i].init);
-    r->p[i].init = copy;
-    r->p[i].n_init = n;
+    free(r->tr[i].init);
+    r->tr[i].init = copy;
+    r->tr[i].n_init = n;
     return LPL_OK;
 }
 
@@ -344,14 +345,14 @@ static void update_eta(lpl_run *r)
 {
     lpl_run_progress *pg = &r->prog;
     pg->elapsed_s = lpl_now_seconds() - r->t0;
-    int remaining_placements = 0;
+    int remaining_trainings = 0;
     for (int i = r->cur + 1; i < r->n; i++)
-        remaining_placements += r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].skip;
-    int64_t steps_left = (int64_t)r->total_steps - r->step + (int64_t)remaining_placements * r->total_steps;
-    int evals_here = r->cur < r->n ? r->epochs + 1 - r->p[r->cur].n_evals : 0;
+        remaining_trainings += r->tr[i].status == LPL_TRAINING_PENDING && !r->tr[i].skip;
+    int64_t steps_left = (int64_t)r->total_steps - r->step + (int64_t)remaining_trainings * r->total_steps;
+    int evals_here = r->cur < r->n ? r->epochs + 1 - r->tr[r->cur].n_evals : 0;
     if (evals_here < 0)
         evals_here = 0;
-    int64_t evals_left = evals_here + (int64_t)remaining_placements * r->epochs;
+    int64_t evals_left = evals_here + (int64_t)remaining_trainings * r->epochs;
     if (r->n_train_units == 0) {
         pg->eta_s = -1;
         return;
@@ -367,27 +368,27 @@ static void update_eta(lpl_run *r)
  * gradients and LoRA activations, AdamW's moments, the gradient accumulator. Adapters
  * kept from earlier trainings are in heap_start, so the figure does not creep up
  * from one training to the next as the process high-water mark does. */
-static void note_placement_memory(lpl_run *r, lpl_placement_run *p)
+static void note_training_memory(lpl_run *r, lpl_training *p)
 {
     int64_t now = lpl_heap_in_use_bytes();
     if (now > p->heap_peak)
         p->heap_peak = now;
-    p->placement_memory = (int64_t)lpl_gpt2_state_bytes(r->state) + (p->heap_peak - p->heap_start);
+    p->training_memory = (int64_t)lpl_gpt2_state_bytes(r->state) + (p->heap_peak - p->heap_start);
 }
 
-static void fail_placement(lpl_run *r, const char *msg)
+static void fail_training(lpl_run *r, const char *msg)
 {
-    lpl_placement_run *p = &r->p[r->cur];
-    p->status = LPL_PLACEMENT_FAILED;
+    lpl_training *p = &r->tr[r->cur];
+    p->status = LPL_TRAINING_FAILED;
     snprintf(p->message, sizeof p->message, "%s", msg);
     p->peak_memory = lpl_peak_memory_bytes();
-    note_placement_memory(r, p);
+    note_training_memory(r, p);
     cJSON_Delete(p->result);
     p->result = lpl_run_build_result(r, r->cur);
-    cJSON *ev = new_event("placement_failed", r, 1);
+    cJSON *ev = new_event("training_failed", r, 1);
     cJSON_AddStringToObject(ev, "message", msg);
     push_event(r, ev);
-    placement_release(p, 0);
+    training_release(p, 0);
     if (r->opt_ready) {
         lpl_adamw_free(&r->opt);
         r->opt_ready = 0;
@@ -399,7 +400,7 @@ static void fail_placement(lpl_run *r, const char *msg)
 static int base_eval_needed(const lpl_run *r)
 {
     for (int i = 0; i < r->n; i++)
-        if (r->p[i].status == LPL_PLACEMENT_PENDING && !r->p[i].init && !r->p[i].skip)
+        if (r->tr[i].status == LPL_TRAINING_PENDING && !r->tr[i].init && !r->tr[i].skip)
             return 1;
     return 0;
 }
@@ -419,7 +420,7 @@ static lpl_status unit_base_eval(lpl_run *r, lpl_error *err)
     r->prog.evaluating = 1;
     cJSON *ev = new_event("eval", r, 0);
     cJSON_AddNullToObject(ev, "placement");
-    cJSON_AddNumberToObject(ev, "index", -1);
+    cJSON_AddNumberToObject(ev, "placement_index", -1);
     cJSON_AddNumberToObject(ev, "epoch", 0);
     cJSON_AddNumberToObject(ev, "eval_loss", r->base_eval.eval_loss);
     cJSON_AddNumberToObject(ev, "perplexity", r->base_eval.perplexity);
@@ -428,16 +429,16 @@ static lpl_status unit_base_eval(lpl_run *r, lpl_error *err)
     return LPL_OK;
 }
 
-/* Attaches fresh (or saved) adapters for the current placement; skips finished ones. */
+/* Attaches fresh (or saved) adapters for the current training; skips finished ones. */
 static lpl_status unit_start(lpl_run *r, lpl_error *err)
 {
-    while (r->cur < r->n && (r->p[r->cur].status != LPL_PLACEMENT_PENDING || r->p[r->cur].skip))
+    while (r->cur < r->n && (r->tr[r->cur].status != LPL_TRAINING_PENDING || r->tr[r->cur].skip))
         r->cur++;
     if (r->cur >= r->n) {
         r->phase = LPL_PHASE_DONE;
         return LPL_OK;
     }
-    lpl_placement_run *p = &r->p[r->cur];
+    lpl_training *p = &r->tr[r->cur];
     p->heap_start = p->heap_peak = lpl_heap_in_use_bytes();
     p->lora = lpl_lora_attach(&p->lcfg, &r->model->cfg, err);
     if (!p->lora)
@@ -465,7 +466,7 @@ static lpl_status unit_start(lpl_run *r, lpl_error *err)
         if (!r->accum)
             return LPL_ERR_NOMEM;
     }
-    p->status = LPL_PLACEMENT_RUNNING;
+    p->status = LPL_TRAINING_RUNNING;
     p->n_steps = 0;
     p->n_evals = 0;
     r->epoch = 1;
@@ -477,7 +478,7 @@ static lpl_status unit_start(lpl_run *r, lpl_error *err)
                  (unsigned long long)p->seed);
     else
         snprintf(r->prog.name, sizeof r->prog.name, "%s", lpl_run_entry_name(r, r->cur));
-    r->prog.placement = r->cur;
+    r->prog.training = r->cur;
     r->prog.epochs = r->epochs;
     r->prog.steps = r->total_steps;
     if (p->init || !r->have_base_eval) {
@@ -492,12 +493,12 @@ static lpl_status unit_start(lpl_run *r, lpl_error *err)
 
 static lpl_status unit_eval(lpl_run *r, int epoch, lpl_error *err)
 {
-    lpl_placement_run *p = &r->p[r->cur];
+    lpl_training *p = &r->tr[r->cur];
     double t = lpl_now_seconds();
     lpl_eval_point e;
     lpl_status st = eval_pass(r, p->lora, &e, err);
     if (st == LPL_ERR_NUMERIC)
-        e.eval_loss = NAN; /* reported below as this placement's failure */
+        e.eval_loss = NAN; /* reported below as this training's failure */
     else if (st)
         return st;
     r->t_eval_units += lpl_now_seconds() - t;
@@ -512,7 +513,7 @@ static lpl_status unit_eval(lpl_run *r, int epoch, lpl_error *err)
         snprintf(msg, sizeof msg,
                  "non-finite eval loss after step %d of placement '%s' (lr %g): the learning rate is "
                  "probably too high", r->step, lpl_run_entry_name(r, r->cur), r->cfg.lr);
-        fail_placement(r, msg);
+        fail_training(r, msg);
         return LPL_OK;
     }
     if (epoch == 0)
@@ -528,7 +529,7 @@ static void start_epoch_order(lpl_run *r)
     if (r->cfg.shuffle) {
         /* The training's own seed: each seed sees its own order, every placement at that
          * seed the same one. */
-        lpl_shuffle_indices(r->perm, n, r->p[r->cur].seed * 1000003u + (uint64_t)r->epoch);
+        lpl_shuffle_indices(r->perm, n, r->tr[r->cur].seed * 1000003u + (uint64_t)r->epoch);
         for (int i = 0; i < n; i++)
             r->perm[i] = r->train_idx[r->perm[i]];
     } else {
@@ -590,13 +591,13 @@ static lpl_status batch_grads(lpl_run *r, lpl_lora *lora, int begin, int end, lp
     return LPL_OK;
 }
 
-/* A placement has diverged when training makes the model worse than guessing: one
+/* A training has diverged when it makes the model worse than guessing: one
  * step's loss above twice a uniform guess's (2 ln V), or the last three steps' mean
- * loss half a nat above both the uniform guess's and the placement's loss before
- * training. Such a run's later numbers would be noise, so it is stopped. With the
+ * loss half a nat above both the uniform guess's and the training's loss before
+ * its first step. Such a run's later numbers would be noise, so it is stopped. With the
  * bundled model and lr 1e3 the loss climbs past 12 (ln V = 10.8) within a few steps;
  * normal training of a pretrained model never comes near ln V. */
-static int diverged(const lpl_run *r, const lpl_placement_run *p, float loss, char *msg, size_t n,
+static int diverged(const lpl_run *r, const lpl_training *p, float loss, char *msg, size_t n,
                     const char *name)
 {
     double uniform = log((double)r->model->cfg.n_vocab);
@@ -633,30 +634,30 @@ static void train_batch(lpl_run *r, int *begin, int *end)
 
 /* Records one optimizer step computed on the CPU or by a host (lpl_run_host_*): loss is
  * the batch's mean loss, gnorm the gradient norm before clipping, lr the rate used. The
- * finite and divergence checks come first; a failure fails the placement (returns 0).
+ * finite and divergence checks come first; a failure fails the training (returns 0).
  * Returns 1 when the step was recorded. Shared by both paths so that their curves,
  * events and guards are one code. */
 static int train_record(lpl_run *r, float loss, double gnorm, float lr, int tokens, int end, double t_start)
 {
-    lpl_placement_run *p = &r->p[r->cur];
+    lpl_training *p = &r->tr[r->cur];
     const char *name = lpl_run_entry_name(r, r->cur);
     char msg[256];
     if (!isfinite(loss)) {
         snprintf(msg, sizeof msg,
                  "non-finite loss at step %d of placement '%s' (lr %g): the learning rate is probably "
                  "too high, or the model overflowed", r->step + 1, name, r->cfg.lr);
-        fail_placement(r, msg);
+        fail_training(r, msg);
         return 0;
     }
     if (diverged(r, p, loss, msg, sizeof msg, name)) {
-        fail_placement(r, msg);
+        fail_training(r, msg);
         return 0;
     }
     if (!isfinite(gnorm)) {
         snprintf(msg, sizeof msg,
                  "non-finite gradient at step %d of placement '%s' (lr %g): the learning rate is "
                  "probably too high", r->step + 1, name, r->cfg.lr);
-        fail_placement(r, msg);
+        fail_training(r, msg);
         return 0;
     }
     p->loss[r->step] = loss;
@@ -698,7 +699,7 @@ static int train_record(lpl_run *r, float loss, double gnorm, float lr, int toke
 
 static lpl_status unit_train(lpl_run *r, lpl_error *err)
 {
-    lpl_placement_run *p = &r->p[r->cur];
+    lpl_training *p = &r->tr[r->cur];
     lpl_lora *lora = p->lora;
     const char *name = lpl_run_entry_name(r, r->cur);
     double t = lpl_now_seconds();
@@ -714,7 +715,7 @@ static lpl_status unit_train(lpl_run *r, lpl_error *err)
         snprintf(msg, sizeof msg,
                  "non-finite loss or gradient at step %d of placement '%s' (lr %g): the learning rate is "
                  "probably too high, or the model overflowed", r->step + 1, name, r->cfg.lr);
-        fail_placement(r, msg);
+        fail_training(r, msg);
         return LPL_OK;
     }
     if (st)
@@ -735,13 +736,13 @@ static lpl_status unit_train(lpl_run *r, lpl_error *err)
 
 static void unit_finish(lpl_run *r)
 {
-    lpl_placement_run *p = &r->p[r->cur];
-    p->status = LPL_PLACEMENT_DONE;
+    lpl_training *p = &r->tr[r->cur];
+    p->status = LPL_TRAINING_DONE;
     p->peak_memory = lpl_peak_memory_bytes();
-    note_placement_memory(r, p);
+    note_training_memory(r, p);
     cJSON_Delete(p->result);
     p->result = lpl_run_build_result(r, r->cur);
-    cJSON *ev = new_event("placement_done", r, 1);
+    cJSON *ev = new_event("training_done", r, 1);
     cJSON_AddItemToObject(ev, "result", cJSON_Duplicate(p->result, 1));
     push_event(r, ev);
     lpl_adamw_free(&r->opt);
@@ -756,14 +757,14 @@ static void finish_run(lpl_run *r, int cancelled)
         return;
     r->finished = 1;
     r->phase = LPL_PHASE_DONE;
-    if (cancelled && r->cur < r->n && r->p[r->cur].status == LPL_PLACEMENT_RUNNING) {
-        lpl_placement_run *p = &r->p[r->cur];
-        p->status = LPL_PLACEMENT_PENDING;
+    if (cancelled && r->cur < r->n && r->tr[r->cur].status == LPL_TRAINING_RUNNING) {
+        lpl_training *p = &r->tr[r->cur];
+        p->status = LPL_TRAINING_PENDING;
         p->n_steps = 0;
         p->n_evals = 0;
         p->train_seconds = 0;
         p->train_tokens = 0;
-        placement_release(p, 0);
+        training_release(p, 0);
     }
     if (r->opt_ready) {
         lpl_adamw_free(&r->opt);
@@ -809,10 +810,10 @@ int lpl_run_step(lpl_run *r, lpl_error *err)
     case LPL_PHASE_FINISH: unit_finish(r); break;
     case LPL_PHASE_DONE: break;
     }
-    if (r->cur < r->n && r->p[r->cur].status == LPL_PLACEMENT_RUNNING) {
+    if (r->cur < r->n && r->tr[r->cur].status == LPL_TRAINING_RUNNING) {
         int64_t heap = lpl_heap_in_use_bytes();
-        if (heap > r->p[r->cur].heap_peak)
-            r->p[r->cur].heap_peak = heap;
+        if (heap > r->tr[r->cur].heap_peak)
+            r->tr[r->cur].heap_peak = heap;
     }
     if (!st && r->events_lost)
         st = events_lost(err);
@@ -842,7 +843,7 @@ lpl_status lpl_run_only(lpl_run *r, int i, lpl_error *err)
     if (r->phase != LPL_PHASE_BASE_EVAL)
         return lpl_fail(err, LPL_ERR_INVALID, "the run has already started");
     for (int k = 0; k < r->n; k++)
-        r->p[k].skip = k != i;
+        r->tr[k].skip = k != i;
     return LPL_OK;
 }
 
@@ -850,38 +851,38 @@ void lpl_run_cancel(lpl_run *r) { atomic_store(&r->cancel, 1); }
 int lpl_run_cancelled(const lpl_run *r) { return atomic_load((atomic_int *)&r->cancel); }
 int lpl_run_finished(const lpl_run *r) { return r->finished; }
 const lpl_run_progress *lpl_run_get_progress(const lpl_run *r) { return &r->prog; }
-int lpl_run_n_placements(const lpl_run *r) { return r->n; }
+int lpl_run_n_trainings(const lpl_run *r) { return r->n; }
 
 int lpl_run_n_completed(const lpl_run *r)
 {
     int n = 0;
     for (int i = 0; i < r->n; i++)
-        n += r->p[i].status == LPL_PLACEMENT_DONE || r->p[i].status == LPL_PLACEMENT_FAILED;
+        n += r->tr[i].status == LPL_TRAINING_DONE || r->tr[i].status == LPL_TRAINING_FAILED;
     return n;
 }
 
-lpl_placement_status lpl_run_placement_status(const lpl_run *r, int i)
+lpl_training_status lpl_run_training_status(const lpl_run *r, int i)
 {
-    return i >= 0 && i < r->n ? r->p[i].status : LPL_PLACEMENT_PENDING;
+    return i >= 0 && i < r->n ? r->tr[i].status : LPL_TRAINING_PENDING;
 }
 
 const char *lpl_run_modules(const lpl_run *r, int i)
 {
-    return i >= 0 && i < r->n ? r->p[i].count.modules : "";
+    return i >= 0 && i < r->n ? r->tr[i].count.modules : "";
 }
 
 const lpl_example_set *lpl_run_eval_set(const lpl_run *r) { return &r->eval; }
 
 const lpl_lora *lpl_run_adapter(const lpl_run *r, int i)
 {
-    if (i < 0 || i >= r->n || r->p[i].status != LPL_PLACEMENT_DONE)
+    if (i < 0 || i >= r->n || r->tr[i].status != LPL_TRAINING_DONE)
         return NULL;
-    return r->p[i].lora;
+    return r->tr[i].lora;
 }
 
 const lpl_lora_config *lpl_run_lora_config(const lpl_run *r, int i)
 {
-    return i >= 0 && i < r->n ? &r->p[i].lcfg : NULL;
+    return i >= 0 && i < r->n ? &r->tr[i].lcfg : NULL;
 }
 
 /* ---------------------------------------------------------------- resume */
@@ -910,9 +911,9 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
     const cJSON *theirs = cJSON_GetObjectItemCaseSensitive(root, "config");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(model, "sha256");
-    const cJSON *pls = cJSON_GetObjectItemCaseSensitive(root, "placements");
-    if (!cJSON_IsObject(theirs) || !cJSON_IsArray(pls)) {
-        st = lpl_fail(err, LPL_ERR_FORMAT, "resume: results.json has no \"config\" or \"placements\"");
+    const cJSON *pls = lpl_results_trainings(root);
+    if (!cJSON_IsObject(theirs) || !pls) {
+        st = lpl_fail(err, LPL_ERR_FORMAT, "resume: results.json has no \"config\" or \"trainings\"");
         goto done;
     }
     for (const cJSON *it = mine->child; it; it = it->next) {
@@ -951,14 +952,14 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err)
         const cJSON *seed = cJSON_GetObjectItemCaseSensitive(it, "seed");
         uint64_t sv = cJSON_IsNumber(seed) ? (uint64_t)seed->valuedouble : r->cfg.seed;
         for (int i = 0; i < r->n; i++) {
-            if (strcmp(lpl_run_entry_name(r, i), name->valuestring) || r->p[i].seed != sv ||
-                r->p[i].status != LPL_PLACEMENT_PENDING)
+            if (strcmp(lpl_run_entry_name(r, i), name->valuestring) || r->tr[i].seed != sv ||
+                r->tr[i].status != LPL_TRAINING_PENDING)
                 continue;
-            r->p[i].status = done ? LPL_PLACEMENT_DONE : LPL_PLACEMENT_FAILED;
-            r->p[i].result = cJSON_Duplicate(it, 1);
+            r->tr[i].status = done ? LPL_TRAINING_DONE : LPL_TRAINING_FAILED;
+            r->tr[i].result = cJSON_Duplicate(it, 1);
             const cJSON *m = cJSON_GetObjectItemCaseSensitive(it, "message");
             if (cJSON_IsString(m))
-                snprintf(r->p[i].message, sizeof r->p[i].message, "%s", m->valuestring);
+                snprintf(r->tr[i].message, sizeof r->tr[i].message, "%s", m->valuestring);
         }
     }
 done:
@@ -992,7 +993,7 @@ int lpl_run_host_next(lpl_run *r, lpl_run_host_step *s, lpl_error *err)
         if (rc <= 0)
             return rc;
     }
-    lpl_placement_run *p = &r->p[r->cur];
+    lpl_training *p = &r->tr[r->cur];
     int begin, end;
     train_batch(r, &begin, &end);
     if (end - begin > LPL_HOST_MAX_BATCH) {
@@ -1054,9 +1055,9 @@ int lpl_run_host_record(lpl_run *r, float loss, double grad_norm, int tokens, lp
 
 lpl_status lpl_run_host_set_adapters(lpl_run *r, const float *params, int64_t n, lpl_error *err)
 {
-    if (r->cur >= r->n || r->p[r->cur].status != LPL_PLACEMENT_RUNNING || !r->p[r->cur].lora)
+    if (r->cur >= r->n || r->tr[r->cur].status != LPL_TRAINING_RUNNING || !r->tr[r->cur].lora)
         return lpl_fail(err, LPL_ERR_INVALID, "hosted training: no training is running to take adapters");
-    lpl_lora *lora = r->p[r->cur].lora;
+    lpl_lora *lora = r->tr[r->cur].lora;
     if (n != lora->n_params)
         return lpl_fail(err, LPL_ERR_INVALID, "hosted training: %lld adapter params given, training %d has %lld",
                         (long long)n, r->cur, (long long)lora->n_params);

@@ -166,10 +166,10 @@ done:
 /* ---------------------------------------------------------------- units' results */
 
 /* Training k of a results document, checked to be unit u's. */
-static lpl_status unit_training(const lpl_grid_unit *u, const cJSON *doc, const cJSON **out, lpl_error *err)
+static lpl_status unit_training(const lpl_grid_unit *u, cJSON *doc, const cJSON **out, lpl_error *err)
 {
-    const cJSON *pls = cJSON_GetObjectItemCaseSensitive(doc, "placements");
-    const cJSON *t = cJSON_IsArray(pls) ? cJSON_GetArrayItem(pls, u->index) : NULL;
+    const cJSON *pls = lpl_results_trainings(doc);
+    const cJSON *t = pls ? cJSON_GetArrayItem(pls, u->index) : NULL;
     if (!t)
         return lpl_fail(err, LPL_ERR_FORMAT, "unit %d (%s): its results.json has no training %d", u->index, u->name,
                         u->index);
@@ -214,7 +214,7 @@ static double num_or(const cJSON *o, const char *k, double dflt)
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
-/* Puts unit k's training into the frame's placements; adds up time and memory. */
+/* Puts unit k's training into the frame's trainings; adds up time and memory. */
 static lpl_status merge_unit(const lpl_grid_unit *u, cJSON *doc, cJSON *frame_pls, double *wall, double *peak,
                              lpl_unit_state *state, lpl_error *err)
 {
@@ -278,7 +278,7 @@ char *lpl_plan_collect(const lpl_plan *p, const char *const *docs, lpl_collect_r
         }
         if (!frame)
             frame = cJSON_Duplicate(doc, 1);
-        lpl_status st = merge_unit(&u, doc, cJSON_GetObjectItemCaseSensitive(frame, "placements"), &wall, &peak,
+        lpl_status st = merge_unit(&u, doc, lpl_results_trainings(frame), &wall, &peak,
                                    &states[k], err);
         cJSON_Delete(doc);
         if (st)

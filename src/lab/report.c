@@ -7,6 +7,7 @@
 
 #include <cJSON.h>
 
+#include "lpl/lab/document.h"
 #include "lpl/lab/report.h"
 
 static const char *const SLOTS[] = {"@@LAB_RESULTS@@", "@@LAB_META@@", "@@LAB_RENDERER@@"};
@@ -21,12 +22,12 @@ lpl_status lpl_report_check_results(const char *json, size_t len, lpl_error *err
         return lpl_fail(err, LPL_ERR_FORMAT, "not JSON (parsing stopped at byte %zu of %zu)", at, len);
     }
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(doc, "format");
-    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(doc, "placements");
+    const cJSON *ps = lpl_results_trainings(doc);
     lpl_status st = LPL_OK;
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "loralab-results"))
         st = lpl_fail(err, LPL_ERR_FORMAT, "not a loralab results document (no \"format\": \"loralab-results\")");
-    else if (!cJSON_IsArray(ps) || cJSON_GetArraySize(ps) == 0)
-        st = lpl_fail(err, LPL_ERR_FORMAT, "a results document with no placements");
+    else if (!ps || cJSON_GetArraySize(ps) == 0)
+        st = lpl_fail(err, LPL_ERR_FORMAT, "a results document with no trainings");
     cJSON_Delete(doc);
     return st;
 }

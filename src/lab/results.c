@@ -1,5 +1,5 @@
 /* Results of a run as documents: results.json (config, model and data identity with
- * sha256, environment, per placement everything measured), results.csv (the table)
+ * sha256, environment, per training everything measured), results.csv (the table)
  * and steps.jsonl. */
 #include <stdarg.h>
 #include <math.h>
@@ -22,16 +22,16 @@
 
 const char *lpl_run_placement_name(const lpl_run *r, int i)
 {
-    return i >= 0 && i < r->n ? r->cfg.placements[r->p[i].placement].name : "";
+    return i >= 0 && i < r->n ? r->cfg.placements[r->tr[i].placement].name : "";
 }
 
 const char *lpl_run_entry_name(const lpl_run *r, int i) { return lpl_run_placement_name(r, i); }
 
 int lpl_run_n_seeds(const lpl_run *r) { return r->cfg.seeds; }
 
-uint64_t lpl_run_seed(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->p[i].seed : 0; }
+uint64_t lpl_run_seed(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->tr[i].seed : 0; }
 
-int lpl_run_placement_index(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->p[i].placement : -1; }
+int lpl_run_placement_index(const lpl_run *r, int i) { return i >= 0 && i < r->n ? r->tr[i].placement : -1; }
 
 void lpl_run_adapter_dir(const lpl_run *r, int i, char *buf, size_t size)
 {
@@ -56,7 +56,7 @@ cJSON *lpl_environment_cjson(void)
     return o;
 }
 
-/* ---------------------------------------------------------------- placement result */
+/* ---------------------------------------------------------------- training result */
 
 static cJSON *float_array(const float *v, int n)
 {
@@ -146,18 +146,18 @@ static cJSON *update_norms_cjson(const lpl_lora *l)
     return a;
 }
 
-static const char *status_name(lpl_placement_status s)
+static const char *status_name(lpl_training_status s)
 {
     switch (s) {
-    case LPL_PLACEMENT_PENDING: return "pending";
-    case LPL_PLACEMENT_RUNNING: return "running";
-    case LPL_PLACEMENT_DONE: return "done";
-    case LPL_PLACEMENT_FAILED: return "failed";
+    case LPL_TRAINING_PENDING: return "pending";
+    case LPL_TRAINING_RUNNING: return "running";
+    case LPL_TRAINING_DONE: return "done";
+    case LPL_TRAINING_FAILED: return "failed";
     }
     return "pending";
 }
 
-static void add_final_metrics(cJSON *o, const lpl_placement_run *p)
+static void add_final_metrics(cJSON *o, const lpl_training *p)
 {
     const lpl_eval_point *first = p->n_evals ? &p->evals[0] : NULL;
     const lpl_eval_point *last = p->n_evals ? &p->evals[p->n_evals - 1] : NULL;
@@ -168,7 +168,7 @@ static void add_final_metrics(cJSON *o, const lpl_placement_run *p)
         cJSON_AddNumberToObject(o, "trainer_eval_loss_before", first->trainer_eval_loss);
         add_role_losses(o, first, "_before");
     }
-    if (last && p->status == LPL_PLACEMENT_DONE) {
+    if (last && p->status == LPL_TRAINING_DONE) {
         cJSON_AddNumberToObject(o, "eval_loss", last->eval_loss);
         cJSON_AddNumberToObject(o, "perplexity", last->perplexity);
         cJSON_AddNumberToObject(o, "mean_sample_perplexity", last->mean_sample_perplexity);
@@ -180,7 +180,7 @@ static void add_final_metrics(cJSON *o, const lpl_placement_run *p)
 
 cJSON *lpl_run_build_result(const lpl_run *r, int i)
 {
-    const lpl_placement_run *p = &r->p[i];
+    const lpl_training *p = &r->tr[i];
     const lpl_gpt2_config *mc = &r->model->cfg;
     cJSON *o = lpl_placement_to_cjson(&r->cfg.placements[p->placement]);
     cJSON_AddNumberToObject(o, "index", p->placement);
@@ -198,7 +198,7 @@ cJSON *lpl_run_build_result(const lpl_run *r, int i)
     cJSON_AddNumberToObject(o, "train_seconds", p->train_seconds);
     cJSON_AddNumberToObject(o, "train_tokens", (double)p->train_tokens);
     cJSON_AddNumberToObject(o, "tokens_per_s", p->train_seconds > 0 ? (double)p->train_tokens / p->train_seconds : 0);
-    cJSON_AddNumberToObject(o, "placement_memory_bytes", (double)p->placement_memory);
+    cJSON_AddNumberToObject(o, "placement_memory_bytes", (double)p->training_memory);
     cJSON_AddNumberToObject(o, "process_peak_memory_bytes", (double)p->peak_memory);
     /* What the placement itself adds: adapter weights, gradients and AdamW's two moments. */
     cJSON_AddNumberToObject(o, "adapter_memory_bytes", 16.0 * (double)p->count.trainable);
@@ -213,8 +213,8 @@ cJSON *lpl_run_build_result(const lpl_run *r, int i)
     for (int k = 0; k < p->n_steps; k++)
         cJSON_AddItemToArray(tk, cJSON_CreateNumber(p->tokens[k]));
     cJSON_AddItemToObject(o, "timings", timings_cjson(&p->timings));
-    cJSON_AddItemToObject(o, "update_norms", update_norms_cjson(p->status == LPL_PLACEMENT_DONE ? p->lora : NULL));
-    if (p->status == LPL_PLACEMENT_DONE) {
+    cJSON_AddItemToObject(o, "update_norms", update_norms_cjson(p->status == LPL_TRAINING_DONE ? p->lora : NULL));
+    if (p->status == LPL_TRAINING_DONE) {
         char dir[160];
         lpl_run_adapter_dir(r, i, dir, sizeof dir);
         cJSON_AddStringToObject(o, "adapter", dir);
@@ -223,10 +223,10 @@ cJSON *lpl_run_build_result(const lpl_run *r, int i)
     return o;
 }
 
-/* The result object of placement i: the stored one, or a pending stub with accounting. */
-static cJSON *placement_cjson(const lpl_run *r, int i)
+/* The result object of training i: the stored one, or a pending stub with accounting. */
+static cJSON *training_cjson(const lpl_run *r, int i)
 {
-    const lpl_placement_run *p = &r->p[i];
+    const lpl_training *p = &r->tr[i];
     if (p->result)
         return cJSON_Duplicate(p->result, 1);
     cJSON *o = lpl_placement_to_cjson(&r->cfg.placements[p->placement]);
@@ -238,11 +238,11 @@ static cJSON *placement_cjson(const lpl_run *r, int i)
     return o;
 }
 
-char *lpl_run_placement_json(const lpl_run *r, int i)
+char *lpl_run_training_json(const lpl_run *r, int i)
 {
-    if (i < 0 || i >= r->n || !r->p[i].result)
+    if (i < 0 || i >= r->n || !r->tr[i].result)
         return NULL;
-    return cJSON_PrintUnformatted(r->p[i].result);
+    return cJSON_PrintUnformatted(r->tr[i].result);
 }
 
 /* ---------------------------------------------------------------- documents */
@@ -336,7 +336,7 @@ static cJSON *results_cjson(const lpl_run *r)
     cJSON *sched = cJSON_AddObjectToObject(root, "schedule");
     cJSON_AddNumberToObject(sched, "steps_per_epoch", r->steps_per_epoch);
     cJSON_AddNumberToObject(sched, "epochs", r->epochs);
-    cJSON_AddNumberToObject(sched, "steps_per_placement", r->total_steps);
+    cJSON_AddNumberToObject(sched, "steps_per_training", r->total_steps);
     if (r->have_base_eval)
         cJSON_AddItemToObject(root, "base_eval", eval_point_cjson(&r->base_eval));
     else
@@ -346,9 +346,9 @@ static cJSON *results_cjson(const lpl_run *r)
     cJSON *seeds = cJSON_AddArrayToObject(root, "seeds");
     for (int k = 0; k < r->cfg.seeds; k++)
         cJSON_AddItemToArray(seeds, cJSON_CreateNumber((double)(r->cfg.seed + (uint64_t)k)));
-    cJSON *pl = cJSON_AddArrayToObject(root, "placements");
+    cJSON *pl = cJSON_AddArrayToObject(root, "trainings");
     for (int i = 0; i < r->n; i++)
-        cJSON_AddItemToArray(pl, placement_cjson(r, i));
+        cJSON_AddItemToArray(pl, training_cjson(r, i));
     cJSON_AddItemToObject(root, "aggregates", aggregates_as_printed(pl));
     return root;
 }
@@ -369,17 +369,17 @@ static double num(const cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-static lpl_placement_status status_of(const cJSON *o)
+static lpl_training_status status_of(const cJSON *o)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "status");
     const char *t = cJSON_IsString(v) ? v->valuestring : "";
-    return !strcmp(t, "done") ? LPL_PLACEMENT_DONE : !strcmp(t, "failed") ? LPL_PLACEMENT_FAILED
-           : !strcmp(t, "running") ? LPL_PLACEMENT_RUNNING : LPL_PLACEMENT_PENDING;
+    return !strcmp(t, "done") ? LPL_TRAINING_DONE : !strcmp(t, "failed") ? LPL_TRAINING_FAILED
+           : !strcmp(t, "running") ? LPL_TRAINING_RUNNING : LPL_TRAINING_PENDING;
 }
 
 /* A table row from a training's result object (what lpl_run_summary and the CSV of a
  * results document both read). */
-static void summary_from_cjson(const cJSON *o, lpl_placement_summary *s)
+static void summary_from_cjson(const cJSON *o, lpl_training_summary *s)
 {
     memset(s, 0, sizeof *s);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
@@ -414,17 +414,17 @@ static void summary_from_cjson(const cJSON *o, lpl_placement_summary *s)
     s->drop_share_response = num(o, "drop_share_response");
 }
 
-lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *s, lpl_error *err)
+lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_training_summary *s, lpl_error *err)
 {
     if (i < 0 || i >= r->n)
-        return lpl_fail(err, LPL_ERR_INVALID, "placement index %d out of range", i);
-    cJSON *o = placement_cjson(r, i);
+        return lpl_fail(err, LPL_ERR_INVALID, "training index %d out of range", i);
+    cJSON *o = training_cjson(r, i);
     if (!o)
-        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: placement summary");
+        return lpl_fail(err, LPL_ERR_NOMEM, "out of memory: training summary");
     summary_from_cjson(o, s);
     snprintf(s->name, sizeof s->name, "%s", lpl_run_entry_name(r, i));
-    s->seed = r->p[i].seed;
-    s->status = r->p[i].status;
+    s->seed = r->tr[i].seed;
+    s->status = r->tr[i].status;
     cJSON_Delete(o);
     return LPL_OK;
 }
@@ -485,9 +485,9 @@ static void csv_header(strbuf *b)
                  "drop_share_template,drop_share_response,modules\n");
 }
 
-static void csv_row(strbuf *b, const lpl_placement_summary *row)
+static void csv_row(strbuf *b, const lpl_training_summary *row)
 {
-    const lpl_placement_summary s = *row;
+    const lpl_training_summary s = *row;
     sb_printf(b, "%s,%llu,%s", s.name, (unsigned long long)s.seed, status_name(s.status));
     csv_num(b, s.eval_loss_before, "%.6f");
     csv_num(b, s.eval_loss, "%.6f");
@@ -495,9 +495,9 @@ static void csv_row(strbuf *b, const lpl_placement_summary *row)
     csv_num(b, s.mean_sample_perplexity, "%.6f");
     sb_printf(b, ",%lld,%lld", (long long)s.trainable, (long long)s.total);
     csv_num(b, s.percent, "%.4f");
-    csv_num(b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.train_seconds, "%.3f");
-    csv_num(b, s.status == LPL_PLACEMENT_PENDING ? NAN : s.tokens_per_s, "%.1f");
-    if (s.status == LPL_PLACEMENT_PENDING)
+    csv_num(b, s.status == LPL_TRAINING_PENDING ? NAN : s.train_seconds, "%.3f");
+    csv_num(b, s.status == LPL_TRAINING_PENDING ? NAN : s.tokens_per_s, "%.1f");
+    if (s.status == LPL_TRAINING_PENDING)
         sb_printf(b, ",,");
     else
         sb_printf(b, ",%lld,%lld", (long long)s.placement_memory_bytes, (long long)s.peak_memory_bytes);
@@ -514,21 +514,21 @@ char *lpl_run_results_csv(const lpl_run *r)
     strbuf b = {0};
     csv_header(&b);
     for (int i = 0; i < r->n; i++) {
-        lpl_placement_summary s;
+        lpl_training_summary s;
         if (!lpl_run_summary(r, i, &s, NULL))
             csv_row(&b, &s);
     }
     return b.s;
 }
 
-/* The "placements" list of a results document, parsed; NULL with err set if none. */
+/* The "trainings" list of a results document, parsed; NULL with err set if none. */
 static cJSON *parse_results(const char *json, const cJSON **pls, lpl_error *err)
 {
     cJSON *doc = cJSON_Parse(json);
-    *pls = cJSON_GetObjectItemCaseSensitive(doc, "placements");
-    if (!doc || !cJSON_IsArray(*pls)) {
+    *pls = doc ? lpl_results_trainings(doc) : NULL;
+    if (!doc || !*pls) {
         cJSON_Delete(doc);
-        lpl_fail(err, LPL_ERR_FORMAT, "results document %s", doc ? "has no \"placements\" list" : "is not valid JSON");
+        lpl_fail(err, LPL_ERR_FORMAT, "results document %s", doc ? "has no \"trainings\" list" : "is not valid JSON");
         return NULL;
     }
     return doc;
@@ -543,7 +543,7 @@ char *lpl_results_csv(const char *json, lpl_error *err)
     strbuf b = {0};
     csv_header(&b);
     for (const cJSON *it = pls->child; it; it = it->next) {
-        lpl_placement_summary s;
+        lpl_training_summary s;
         summary_from_cjson(it, &s);
         csv_row(&b, &s);
     }
@@ -586,8 +586,8 @@ char *lpl_run_steps_jsonl(const lpl_run *r)
     strbuf b = {0};
     sb_printf(&b, "%s", "");
     for (int i = 0; i < r->n; i++) {
-        cJSON *o = placement_cjson(r, i);
-        steps_lines(&b, o, lpl_run_entry_name(r, i), r->p[i].placement, r->p[i].seed, r->steps_per_epoch);
+        cJSON *o = training_cjson(r, i);
+        steps_lines(&b, o, lpl_run_entry_name(r, i), r->tr[i].placement, r->tr[i].seed, r->steps_per_epoch);
         cJSON_Delete(o);
     }
     return b.s;
@@ -672,7 +672,7 @@ lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, s
     size_t want_n = strlen(want);
     lpl_status st;
     /* Append when the file holds whole lines that start what we want; rewrite when a
-     * torn line must go or lines of a placement that is to be re-run are there. */
+     * torn line must go or lines of a training that is to be re-run are there. */
     if (have && !torn_n && have_n <= want_n && !memcmp(have, want, have_n))
         st = lpl_append_lines(path, want + have_n, want_n - have_n, err);
     else

@@ -489,8 +489,8 @@ LAB_EXPORT int lab_ablate_start(const char *experiment_json)
     return g.run ? 0 : fail_code(g.err.code);
 }
 
-/* After lab_ablate_start: takes the completed placements of an earlier run of the
- * same experiment (a results document: its "config", "model" and "placements") so
+/* After lab_ablate_start: takes the completed trainings of an earlier run of the
+ * same experiment (a results document: its "config", "model" and "trainings") so
  * that only the rest is trained. Refuses another config, model or data. */
 LAB_EXPORT int lab_ablate_resume(const char *results_json)
 {
@@ -731,22 +731,23 @@ LAB_EXPORT const char *lab_results_csv(void)
     return keep(&g.str_csv, lpl_run_results_csv(g.run));
 }
 
-static const lpl_lora *placement_adapter(int placement)
+/* Adapter of training i (its position in results.json "trainings"). */
+static const lpl_lora *training_adapter(int training)
 {
     if (!g.run) {
         lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
         return NULL;
     }
-    const lpl_lora *l = lpl_run_adapter(g.run, placement);
+    const lpl_lora *l = lpl_run_adapter(g.run, training);
     if (!l)
-        lpl_fail(&g.err, LPL_ERR_INVALID, "placement %d has no completed adapter", placement);
+        lpl_fail(&g.err, LPL_ERR_INVALID, "training %d has no completed adapter", training);
     return l;
 }
 
-LAB_EXPORT int lab_adapter(int placement)
+LAB_EXPORT int lab_adapter(int training)
 {
     lpl_error_clear(&g.err);
-    const lpl_lora *l = placement_adapter(placement);
+    const lpl_lora *l = training_adapter(training);
     if (!l)
         return (int)g.err.code;
     void *out = NULL;
@@ -758,10 +759,10 @@ LAB_EXPORT int lab_adapter(int placement)
     return 0;
 }
 
-LAB_EXPORT const char *lab_adapter_config(int placement)
+LAB_EXPORT const char *lab_adapter_config(int training)
 {
     lpl_error_clear(&g.err);
-    const lpl_lora *l = placement_adapter(placement);
+    const lpl_lora *l = training_adapter(training);
     if (!l)
         return keep(&g.str_adapter_cfg, NULL);
     return keep(&g.str_adapter_cfg, lpl_adapter_config_json_for(l, g.id.model_name));
@@ -805,10 +806,10 @@ LAB_EXPORT const char *lab_generate(const char *request_json)
         o.seed = (uint64_t)seed->valuedouble;
     const cJSON *raw = cJSON_GetObjectItemCaseSensitive(req, "raw");
     o.alpaca = !cJSON_IsTrue(raw);
-    int placement = json_int(req, "placement", -1);
+    int training = json_int(req, "training", -1); /* whose adapter; -1: the base model */
     lpl_lora *lora = NULL;
     char *text = NULL, *out = NULL;
-    if (placement >= 0 && !(lora = (lpl_lora *)placement_adapter(placement)))
+    if (training >= 0 && !(lora = (lpl_lora *)training_adapter(training)))
         goto done;
     if (lpl_generate(g.model, lora, g.tok, prompt->valuestring, &o, &text, &g.err))
         goto done;
@@ -822,7 +823,7 @@ done:
     return keep(&g.str_generate, out);
 }
 
-/* {example (index into the eval set, default 0), runs: [trainings whose adapters to
+/* {example (index into the eval set, default 0), trainings: [trainings whose adapters to
  * compare with the base]} -> lpl_token_view_json of that example (losses keyed by the
  * placement's name, NAME-seedS when a name repeats). */
 LAB_EXPORT const char *lab_token_view(const char *request_json)
@@ -833,8 +834,8 @@ LAB_EXPORT const char *lab_token_view(const char *request_json)
         return keep(&g.str_tokens, NULL);
     }
     cJSON *req = cJSON_Parse(request_json ? request_json : "");
-    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(req, "runs");
-    int n = cJSON_GetArraySize(runs), example = json_int(req, "example", 0);
+    const cJSON *trainings = cJSON_GetObjectItemCaseSensitive(req, "trainings");
+    int n = cJSON_GetArraySize(trainings), example = json_int(req, "example", 0);
     lpl_lora **ads = calloc((size_t)n + 1, sizeof *ads);
     char (*names)[96] = calloc((size_t)n + 1, sizeof *names);
     const char **name_ptrs = calloc((size_t)n + 1, sizeof *name_ptrs);
@@ -844,8 +845,8 @@ LAB_EXPORT const char *lab_token_view(const char *request_json)
         goto done;
     }
     for (int k = 0; k < n; k++) {
-        int i = (int)cJSON_GetArrayItem(runs, k)->valuedouble;
-        if (!(ads[k] = (lpl_lora *)placement_adapter(i)))
+        int i = (int)cJSON_GetArrayItem(trainings, k)->valuedouble;
+        if (!(ads[k] = (lpl_lora *)training_adapter(i)))
             goto done;
         snprintf(names[k], sizeof names[k], "%s", lpl_run_placement_name(g.run, i));
         for (int j = 0; j < k; j++)

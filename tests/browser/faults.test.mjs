@@ -3,7 +3,7 @@
 //   worker creates the module's memory with that maximum, as a browser short of
 //   memory does) and six placements at r 128 whose kept adapters outgrow it; malloc
 //   returns NULL inside the engine and the page says what it tried to allocate and
-//   the limit, keeps the completed placements (table and IndexedDB) and restarts the
+//   the limit, keeps the completed trainings (table and IndexedDB) and restarts the
 //   worker, which then runs again;
 // - a reload in the middle of a run: the page offers to resume from the last completed
 //   placement; the engine refuses a stored config that does not match; the resumed
@@ -24,7 +24,7 @@ const SKIP = !wasmHasApi() ? 'the wasm build has no lab API yet (src/wasm/api.c)
 const T = { timeout: 240000 };
 
 // The placements stored in IndexedDB by the page (read in the page, independently of its code).
-function storedPlacements(page) {
+function storedTrainings(page) {
   return page.evaluate(() => new Promise((resolve, reject) => {
     const req = indexedDB.open('loralab');
     req.onerror = () => reject(req.error);
@@ -40,9 +40,9 @@ function storedPlacements(page) {
 
 const tableHeads = (page) => page.$$eval('#results-table thead th', (ths) => ths.map((t) => t.textContent).slice(1));
 const evalLosses = (page) => page.evaluate(() => Object.fromEntries(
-  window.__lab.state.results.placements.filter((p) => p.status === 'done').map((p) => [p.name, p.eval_loss])));
+  window.__lab.state.results.trainings.filter((p) => p.status === 'done').map((p) => [p.name, p.eval_loss])));
 
-test('out of memory in the wasm heap: a readable message, completed placements kept, worker restarted', { ...T, skip: SKIP }, async (t) => {
+test('out of memory in the wasm heap: a readable message, completed trainings kept, worker restarted', { ...T, skip: SKIP }, async (t) => {
   const h = await openLab({}, '&max-heap-mb=64');
   const { page } = h;
   try {
@@ -54,12 +54,12 @@ test('out of memory in the wasm heap: a readable message, completed placements k
     await runToEnd(page);
     const errors = await page.evaluate(() => window.__lab.state.errors);
     assert.equal(errors.length, 1, JSON.stringify(errors));
-    assert.match(errors[0], /^Out of memory in the browser: could not allocate [a-zA-Z +]+ \([\d,]+ bytes\); the wasm heap is 64\.0 MB and cannot grow past its limit of 64\.0 MB\. Completed placements are kept; the worker restarts\./);
+    assert.match(errors[0], /^Out of memory in the browser: could not allocate [a-zA-Z +]+ \([\d,]+ bytes\); the wasm heap is 64\.0 MB and cannot grow past its limit of 64\.0 MB\. Completed trainings are kept; the worker restarts\./);
     assert.equal(await page.textContent('#error-text'), errors[0]);
     t.diagnostic(`page says: ${errors[0]}`);
 
     // What completed before is in the table and in storage.
-    const done = await page.evaluate(() => window.__lab.state.results.placements.filter((p) => p.status === 'done').map((p) => p.name));
+    const done = await page.evaluate(() => window.__lab.state.results.trainings.filter((p) => p.status === 'done').map((p) => p.name));
     assert.ok(done.length >= 1 && done.length < all.length, `completed before the failure: ${done}`);
     t.diagnostic(`completed before running out of memory: ${done.join(', ')}`);
     assert.deepEqual(done, all.slice(0, done.length));
@@ -70,8 +70,8 @@ test('out of memory in the wasm heap: a readable message, completed placements k
     }
     const runId = await page.evaluate(() => window.__lab.state.runId);
     await page.waitForFunction((n) => window.__lab.state.saved.length >= n, done.length, { timeout: 10000 });
-    const stored = (await storedPlacements(page)).filter((r) => r.runId === runId);
-    assert.deepEqual(stored.map((r) => r.name), done, 'completed placements in IndexedDB');
+    const stored = (await storedTrainings(page)).filter((r) => r.runId === runId);
+    assert.deepEqual(stored.map((r) => r.name), done, 'completed trainings in IndexedDB');
 
     // A fresh worker, the model and data loaded again, and it trains.
     await page.waitForFunction(() => window.__lab.state.engineRestarts === 1 && window.__lab.state.engine &&
@@ -79,13 +79,13 @@ test('out of memory in the wasm heap: a readable message, completed placements k
     await setHp(page, { r: 8, alpha: 16, n_train: 2 });
     await choosePlacements(page, ['ffn']);
     await runToEnd(page);
-    assert.equal(await page.evaluate(() => window.__lab.state.results.placements[0].status), 'done');
+    assert.equal(await page.evaluate(() => window.__lab.state.results.trainings[0].status), 'done');
   } finally {
     await h.close();
   }
 });
 
-test('reload mid-run: resume from the last completed placement, stored config checked, same losses', { ...T, skip: SKIP }, async () => {
+test('reload mid-run: resume from the last completed training, stored config checked, same losses', { ...T, skip: SKIP }, async () => {
   const h = await openLab();
   const { page } = h;
   try {
@@ -103,7 +103,7 @@ test('reload mid-run: resume from the last completed placement, stored config ch
     await page.waitForFunction(() => window.__lab.state.run.done[1] > 0, null, { timeout: 120000 });
     let before = [];
     for (let i = 0; i < 50 && !(before.length && before[0].adapter); i++) {
-      before = (await storedPlacements(page)).filter((r) => r.runId === runId);
+      before = (await storedTrainings(page)).filter((r) => r.runId === runId);
       if (!(before.length && before[0].adapter)) await page.waitForTimeout(100);
     }
     assert.ok(await page.evaluate(() => window.__lab.state.running && !window.__lab.state.run.done[2]),
@@ -147,7 +147,7 @@ test('reload mid-run: resume from the last completed placement, stored config ch
     const resumed = await evalLosses(page);
     assert.equal(resumed.baseline, before[0].eval_loss, 'the stored placement is taken as it was');
     assert.equal(await page.evaluate(() => window.__lab.state.runId), runId, 'the same run continued');
-    const after = (await storedPlacements(page)).filter((r) => r.runId === runId);
+    const after = (await storedTrainings(page)).filter((r) => r.runId === runId);
     assert.deepEqual(after.map((r) => r.name), ['baseline', 'ffn', 'attn']);
     assert.equal(await page.locator('.dl-adapter').count(), 3, 'all three adapters downloadable');
 
@@ -177,12 +177,12 @@ test('storage quota used up: the page says so and results stay downloadable', { 
     const errors = await page.evaluate(() => window.__lab.state.errors);
     assert.equal(errors.length, 1, JSON.stringify(errors));
     assert.match(errors[0], /^The browser's storage for this page is full \(QuotaExceededError\): .* could not be saved in this browser, so it will not survive a reload\. Results and adapters stay downloadable/);
-    assert.equal(await page.evaluate(() => window.__lab.state.results.placements[0].status), 'done');
+    assert.equal(await page.evaluate(() => window.__lab.state.results.trainings[0].status), 'done');
     assert.equal(await page.locator('#dl-json').count(), 1);
     assert.equal(await page.locator('.dl-adapter').count(), 1);
     const [dl] = await Promise.all([page.waitForEvent('download'), page.click('.dl-adapter')]);
     assert.ok((await dl.createReadStream()) !== null, 'the adapter downloads');
-    assert.deepEqual(await storedPlacements(page), [], 'nothing half-stored');
+    assert.deepEqual(await storedTrainings(page), [], 'nothing half-stored');
   } finally {
     await h.close();
   }

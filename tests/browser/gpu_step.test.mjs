@@ -5,8 +5,8 @@
 // lpl_gpt2_forward/backward, lpl_clip_grad_norm and lpl_adamw_step and writes the model,
 // the batches and its losses, first-step gradients, final adapters and an eval loss; the
 // page builds the engine's inputs from the same bytes (as tests/gpu/support.mjs's
-// stepInputs) and runs the same steps. The Node twin (tests/gpu/step.test.mjs, npm
-// `webgpu`) aborts inside dawn on this machine; this one needs only Chromium.
+// stepInputs) and runs the same steps. The Node twin (tests/gpu/step.test.mjs, Dawn from
+// npm `webgpu`) checks the same reference without a browser; this one needs only Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

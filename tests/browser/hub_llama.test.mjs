@@ -64,11 +64,11 @@ test('Hub import of a Llama-family repo with tokenizer.json; the quick study tra
       await page.waitForFunction(() => !window.__lab.state.running, null, { timeout: 240000 });
       assert.deepEqual(await page.evaluate(() => window.__lab.state.errors), []);
       const doc = JSON.parse(await page.evaluate(() => window.__lab.state.resultsJson));
-      assert.deepEqual(doc.placements.map((p) => [p.name, p.status]),
+      assert.deepEqual(doc.trainings.map((p) => [p.name, p.status]),
         [['all-linear', 'done'], ['attn', 'done'], ['mlp', 'done'], ['qv', 'done']]);
-      const qv = doc.placements.find((p) => p.name === 'qv');
+      const qv = doc.trainings.find((p) => p.name === 'qv');
       assert.deepEqual([...new Set(qv.selected.map(([, m]) => m))].sort(), ['self_attn.q_proj', 'self_attn.v_proj']);
-      for (const p of doc.placements) assert.ok(Number.isFinite(p.eval_loss), `${p.name}: eval loss ${p.eval_loss}`);
+      for (const p of doc.trainings) assert.ok(Number.isFinite(p.eval_loss), `${p.name}: eval loss ${p.eval_loss}`);
       assert.deepEqual(h.consoleErrors.filter((e) => !/404 \(Not Found\)/.test(e)), []);
     } finally {
       await h.close();

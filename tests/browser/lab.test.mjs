@@ -98,7 +98,7 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
     assert.equal(JSON.stringify(doc), JSON.stringify(JSON.parse(st.resultsJson)));
     assert.equal(doc.environment.build, 'wasm relaxed-simd threads');
     assert.equal(doc.environment.simd, 'wasm-relaxed');
-    const ps = doc.placements;
+    const ps = doc.trainings;
     assert.deepEqual(ps.map((p) => p.name), ['baseline', 'ffn', 'attn']);
     const table = await page.evaluate(() => [...document.querySelectorAll('#results-table tbody tr')].map((tr) => ({
       key: tr.dataset.key, cells: [...tr.querySelectorAll('td')].map((td) => ({ value: td.dataset.value, text: td.textContent })),
@@ -152,7 +152,7 @@ test('Quick ablation of three placements: charts, table = results.json, adapters
     assert.deepEqual(h.consoleErrors, [], 'no console errors');
     await page.screenshot({ path: artifact('lab.png'), fullPage: true });
 
-    // Completed placements survive a reload (IndexedDB).
+    // Completed trainings survive a reload (IndexedDB).
     await page.goto(`${h.url}?model=${encodeURIComponent(MODEL.file)}&autoload=0&test=1`);
     await page.waitForFunction(() => document.querySelectorAll('#results-table thead th').length === 4, null, { timeout: 20000 });
     const restored = await page.evaluate(() => [...document.querySelectorAll('#results-table thead th')].map((t) => t.textContent));

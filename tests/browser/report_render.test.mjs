@@ -65,3 +65,16 @@ test('deviceLine: the WebGPU adapter of a GPU run, the build of a CPU run', () =
   assert.equal(R.deviceLine({ config: { device: 'cpu' }, environment: { build: 'native' } }), 'CPU (native)');
   assert.equal(R.deviceLine({ environment: {} }), undefined, 'an old results file names no device');
 });
+
+test('an older results.json: its "placements" list is read as the trainings', () => {
+  const trainings = [{ name: 'baseline', seed: 42, status: 'done', eval_loss: 2.5 },
+                     { name: 'ffn', seed: 42, status: 'done', eval_loss: 2.7 }];
+  const now = { format: 'loralab-results', config: { placements: ['baseline', 'ffn'] }, trainings };
+  const old = { format: 'loralab-results', config: { placements: ['baseline', 'ffn'] }, placements: trainings };
+  assert.deepEqual(R.trainingsOf(now), trainings);
+  assert.deepEqual(R.trainingsOf(old), trainings);
+  assert.deepEqual(R.columnsOf(old).map((c) => [c.p.name, c.value('eval_loss')]), [['baseline', 2.5], ['ffn', 2.7]]);
+  // the document's own list wins over the old key, and the config's placements are never trainings
+  assert.deepEqual(R.trainingsOf({ trainings, placements: [{ name: 'stale' }] }), trainings);
+  assert.deepEqual(R.trainingsOf({ config: { placements: ['baseline'] } }), []);
+});

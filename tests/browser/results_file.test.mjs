@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { open, REPO, wasmHasApi } from './harness.mjs';
 
 const EXE = path.join(path.resolve(process.env.LPL_BUILD_DIR || path.join(REPO, 'build')), 'loralab');
@@ -60,24 +61,52 @@ test('a collected results.json opens in the page: same table and charts', { time
       document.querySelector('#open-status').textContent), null, { timeout: 10000 });
     assert.equal(await page.$eval('#error', (e) => e.hidden), true, 'the error box is cleared');
 
-    const names = doc.placements.map((p) => `${p.name} s${p.seed}`);
+    const names = doc.trainings.map((p) => `${p.name} s${p.seed}`);
     assert.deepEqual(names, ['baseline s42', 'ffn s42', 'baseline s43', 'ffn s43']);
     const head = await page.$$eval('#results-table thead th', (ths) => ths.slice(1).map((t) => t.textContent));
     assert.deepEqual(head, names);
     const rows = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#results-table tbody tr')]
       .map((tr) => [tr.dataset.key, [...tr.querySelectorAll('td')].map((td) => td.dataset.value ?? td.textContent)])));
     for (const key of ['eval_loss_before', 'eval_loss', 'perplexity', 'trainable', 'vs_baseline_pct']) {
-      assert.deepEqual(rows[key], doc.placements.map((p) => String(p[key])), `row ${key} = results.json`);
+      assert.deepEqual(rows[key], doc.trainings.map((p) => String(p[key])), `row ${key} = results.json`);
     }
-    assert.deepEqual(rows.modules, doc.placements.map((p) => p.modules));
+    assert.deepEqual(rows.modules, doc.trainings.map((p) => p.modules));
 
     const series = await page.evaluate(() => window.__lab.series());
     assert.deepEqual(series.map((s) => s.name), names);
-    series.forEach((s, i) => assert.equal(s.points, doc.placements[i].steps.loss.length, `${s.name}: every step`));
+    series.forEach((s, i) => assert.equal(s.points, doc.trainings[i].steps.loss.length, `${s.name}: every step`));
     const evals = await page.evaluate(() => window.__lab.evalSeries());
-    evals.forEach((s, i) => assert.equal(s.points, doc.placements[i].evals.length, `${s.name}: every eval`));
+    evals.forEach((s, i) => assert.equal(s.points, doc.trainings[i].evals.length, `${s.name}: every eval`));
     const heat = await page.$$eval('#heatmap-placement option', (os) => os.map((o) => o.textContent));
     assert.deepEqual(heat, names);
+
+    // A results.json written before issue 25 calls its trainings "placements": the page
+    // shows it as the new file, and keeps it under "trainings".
+    assert.equal(doc.placements, undefined, 'new files have no top-level "placements"');
+    const { trainings, ...rest } = doc;
+    const oldFile = path.join(dir, 'old-results.json');
+    fs.writeFileSync(oldFile, JSON.stringify({ ...rest, placements: trainings }));
+    await page.setInputFiles('#open-results', oldFile);
+    await page.waitForFunction(() => /old-results\.json: 4 training\(s\), 4 done/.test(
+      document.querySelector('#open-status').textContent), null, { timeout: 10000 });
+    assert.deepEqual(await page.$$eval('#results-table thead th', (ths) => ths.slice(1).map((t) => t.textContent)), names);
+    const oldRows = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#results-table tbody tr')]
+      .map((tr) => [tr.dataset.key, [...tr.querySelectorAll('td')].map((td) => td.dataset.value ?? td.textContent)])));
+    assert.deepEqual(oldRows, rows, 'the old file\'s table is the new file\'s');
+    assert.deepEqual((await page.evaluate(() => window.__lab.series())).map((s) => [s.name, s.points]), series.map((s) => [s.name, s.points]));
+    assert.deepEqual(await page.evaluate(() => [window.__lab.state.results.trainings.length, window.__lab.state.results.placements]),
+                     [4, undefined]);
+
+    // loralab report reads the old file too, and its page draws every training.
+    const oldDir = path.join(dir, 'old');
+    fs.mkdirSync(oldDir);
+    fs.copyFileSync(oldFile, path.join(oldDir, 'results.json'));
+    const html = path.join(dir, 'old-report.html');
+    cli(['report', oldDir, '--out', html, '--quiet']);
+    await page.goto(pathToFileURL(html).href);
+    await page.waitForFunction(() => document.documentElement.dataset.rendered, null, { timeout: 10000 });
+    const curves = await page.$$eval('#curves svg path.series', (ps) => ps.map((x) => Number(x.dataset.points)));
+    assert.deepEqual(curves.slice(0, 4), doc.trainings.map((p) => p.steps.loss.length), 'the report draws the old file\'s trainings');
     assert.deepEqual(h.consoleErrors, []);
   } finally {
     await h.close();

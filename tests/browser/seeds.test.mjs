@@ -32,7 +32,7 @@ test('two seeds: aggregates in the table, seed bands, verdict, token view', { ti
     assert.deepEqual(await page.evaluate(() => window.__lab.state.errors), []);
     const doc = JSON.parse(await page.evaluate(() => window.__lab.state.resultsJson));
     assert.deepEqual(doc.seeds, [42, 43]);
-    assert.deepEqual(doc.placements.map((p) => [p.name, p.seed, p.status]),
+    assert.deepEqual(doc.trainings.map((p) => [p.name, p.seed, p.status]),
       [['baseline', 42, 'done'], ['ffn', 42, 'done'], ['baseline', 43, 'done'], ['ffn', 43, 'done']]);
     const aggs = doc.aggregates.placements;
     assert.deepEqual(aggs.map((a) => a.name), ['baseline', 'ffn']);
@@ -49,7 +49,7 @@ test('two seeds: aggregates in the table, seed bands, verdict, token view', { ti
       assert.equal(cells[i].value, m.mean, `${a.name}: mean`);
       assert.ok(Math.abs(cells[i].half - (m.ci95[1] - m.ci95[0]) / 2) < 1e-12, `${a.name}: half interval`);
       assert.match(cells[i].text, new RegExp(`^${m.mean.toFixed(4)} ± ${((m.ci95[1] - m.ci95[0]) / 2).toFixed(4)}`));
-      const own = doc.placements.filter((p) => p.name === a.name).map((p) => p.eval_loss);
+      const own = doc.trainings.filter((p) => p.name === a.name).map((p) => p.eval_loss);
       assert.deepEqual(m.values, own, `${a.name}: values are the trainings' eval losses`);
     });
 
@@ -73,7 +73,7 @@ test('two seeds: aggregates in the table, seed bands, verdict, token view', { ti
     const view = await page.evaluate(() => window.__lab.state.tokenView);
     assert.deepEqual(view.models, ['base', 'ffn']);
     assert.ok(Math.abs(view.eval_loss - doc.base_eval.eval_loss) < 1e-6, 'base eval loss of the whole set');
-    assert.ok(Math.abs(view.eval_loss_ffn - doc.placements[1].eval_loss) < 1e-6, 'ffn eval loss of the whole set');
+    assert.ok(Math.abs(view.eval_loss_ffn - doc.trainings[1].eval_loss) < 1e-6, 'ffn eval loss of the whole set');
     const spans = await page.$$eval('#learned-tokens .tok', (ss) => ss.map((s) => ({
       role: s.dataset.role, scored: s.dataset.scored, delta: s.dataset.delta, dim: s.classList.contains('dim'),
       bg: s.style.backgroundColor, text: s.textContent })));

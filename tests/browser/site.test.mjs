@@ -88,7 +88,7 @@ async function shortRun(page) {
   await runToEnd(page);
   const s = await page.evaluate(() => ({ errors: window.__lab.state.errors, json: window.__lab.state.resultsJson }));
   assert.deepEqual(s.errors, []);
-  const [p] = JSON.parse(s.json).placements;
+  const [p] = JSON.parse(s.json).trainings;
   assert.equal(p.name, 'ffn');
   assert.equal(p.steps_done, 2, 'two optimizer steps: 2 examples, 1 epoch, batch 1');
   assert.equal(p.steps.loss.length, 2);

@@ -164,20 +164,20 @@ test('Download report: one file equal to `loralab report` but for its time, open
         assert.deepEqual(cells[k].map((c) => Number(c.v)), aggs.map((a) => a.metrics[k].mean), `${k}: means`);
         assert.deepEqual(cells[k].map((c) => Number(c.half)), aggs.map((a) => (a.metrics[k].ci95[1] - a.metrics[k].ci95[0]) / 2), `${k}: intervals`);
       }
-      assert.deepEqual(cells.trainable.map((c) => Number(c.v)), aggs.map((a) => doc.placements.find((q) => q.name === a.name).trainable));
-      assert.deepEqual(cells.modules.map((c) => c.text), aggs.map((a) => doc.placements.find((q) => q.name === a.name).modules));
+      assert.deepEqual(cells.trainable.map((c) => Number(c.v)), aggs.map((a) => doc.trainings.find((q) => q.name === a.name).trainable));
+      assert.deepEqual(cells.modules.map((c) => c.text), aggs.map((a) => doc.trainings.find((q) => q.name === a.name).modules));
       const verdicts = await p.$$eval('#results .verdicts li', (li) => li.map((x) => x.textContent));
       assert.deepEqual(verdicts, aggs.filter((a) => a.verdict).map((a) => a.verdict));
       // Charts are inline SVG with every training's points.
       const lines = await p.$$eval('#curves svg path.series', (ps) => ps.map((x) => [x.dataset.name, Number(x.dataset.points)]));
-      const names = doc.placements.map((q) => (q.seed === doc.seeds[0] ? q.name : `${q.name} · seed ${q.seed}`));
-      assert.deepEqual(lines.slice(0, names.length), names.map((n, i) => [n, doc.placements[i].steps.loss.length]), 'train loss');
-      assert.deepEqual(lines.slice(names.length, 2 * names.length), names.map((n, i) => [n, doc.placements[i].evals.length]), 'eval loss');
+      const names = doc.trainings.map((q) => (q.seed === doc.seeds[0] ? q.name : `${q.name} · seed ${q.seed}`));
+      assert.deepEqual(lines.slice(0, names.length), names.map((n, i) => [n, doc.trainings[i].steps.loss.length]), 'train loss');
+      assert.deepEqual(lines.slice(names.length, 2 * names.length), names.map((n, i) => [n, doc.trainings[i].evals.length]), 'eval loss');
       assert.equal(await p.$$eval('#curves svg [data-placement][data-lo]', (x) => x.length), 3, 'a seed band per placement');
       // The diagram, from each placement's "selected".
       const lit = await p.$$eval('#diagram rect.cell[data-lit="1"]', (cs) => cs.flatMap((c) =>
         c.dataset.modules.split(' ').map((m) => `${c.dataset.placement}:${c.dataset.layer}:${m}`)));
-      const want = aggs.flatMap((a) => doc.placements.find((q) => q.name === a.name).selected.map(([l, m]) => `${a.name}:${l}:${m}`));
+      const want = aggs.flatMap((a) => doc.trainings.find((q) => q.name === a.name).selected.map(([l, m]) => `${a.name}:${l}:${m}`));
       assert.deepEqual(lit.sort(), want.sort());
       assert.equal(await p.$eval('#diagram rect.chip[data-placement="attn"][data-module="mlp.c_proj"]', (c) => c.dataset.trap), '1');
       // Identity: model, data and environment.
@@ -211,7 +211,7 @@ test('the tour: six steps with the run\'s own numbers, by keyboard, closable, ne
     // The diagram now draws the opened results (what changed last), from their own "selected".
     assert.equal(await page.$eval('#diagram', (d) => d.dataset.from), 'results');
     const lit = (await readDiagram(page)).attn.pairs.map(key).sort();
-    const attnDoc = doc.placements.find((p) => p.name === 'attn');
+    const attnDoc = doc.trainings.find((p) => p.name === 'attn');
     assert.deepEqual(lit, attnDoc.selected.map(key).sort());
 
     await page.click('#tour-start');
@@ -321,7 +321,7 @@ test('runs compared: two results files are drawn together, curves overlaid and t
     const labels = docs.map((d, i) => `${['cpu', 'grid'][i]} (${d.model.name}, ${d.environment.build})`);
     const lines = await page.$$eval('#runs-compared svg path.series', (ps) => ps.map((p) => ({ run: p.dataset.run, name: p.dataset.name,
       points: Number(p.dataset.points), dash: p.getAttribute('stroke-dasharray') })));
-    const want = docs.flatMap((d, i) => d.placements.map((p) => ({ run: labels[i],
+    const want = docs.flatMap((d, i) => d.trainings.map((p) => ({ run: labels[i],
       name: `${labels[i]}: ${p.seed === d.seeds[0] ? p.name : `${p.name} · seed ${p.seed}`}`, points: p.evals.length, dash: i ? '7 4' : null })));
     assert.deepEqual(lines, want, 'every training of both runs, labelled, one dash pattern per run');
     const tables = await page.$$eval('#runs-compared .run-table', (ts) => ts.map((t) => ({ run: t.dataset.run,
@@ -330,7 +330,7 @@ test('runs compared: two results files are drawn together, curves overlaid and t
       loss: [...t.querySelectorAll('tr[data-key="eval_loss"] td')].map((td) => Number(td.dataset.value)) })));
     assert.deepEqual(tables.map((t) => [t.run, t.caption]), labels.map((l) => [l, l]));
     assert.deepEqual(tables[0].head, ['baseline', 'ffn', 'attn']);
-    assert.deepEqual(tables[0].loss, docs[0].placements.map((p) => p.eval_loss));
+    assert.deepEqual(tables[0].loss, docs[0].trainings.map((p) => p.eval_loss));
     assert.deepEqual(tables[1].head, ['baseline.L0-0', 'baseline.L1-1', 'attn-exact.L0-0', 'attn-exact.L1-1'], 'a grid\'s arms');
     assert.deepEqual(tables[1].loss, docs[1].aggregates.placements.map((g) => g.metrics.eval_loss.mean), 'means over seeds');
     // Side by side on a wide screen.
@@ -369,7 +369,7 @@ test('a report of a run made in the page: offline, the run\'s numbers, and the d
     const before = await readDiagram(page);
     await runToEnd(page);
     const doc = JSON.parse(await page.evaluate(() => window.__lab.state.resultsJson));
-    assert.deepEqual(doc.placements.map((p) => [p.name, p.status]), [['baseline', 'done'], ['attn', 'done']]);
+    assert.deepEqual(doc.trainings.map((p) => [p.name, p.status]), [['baseline', 'done'], ['attn', 'done']]);
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#dl-report')]);
     const saved = path.join(dir, 'report.html');
     await download.saveAs(saved);
@@ -383,7 +383,7 @@ test('a report of a run made in the page: offline, the run\'s numbers, and the d
       const rows = await p.evaluate(() => Object.fromEntries([...document.querySelectorAll('#results tbody tr')].map((tr) =>
         [tr.dataset.key, [...tr.querySelectorAll('td')].map((td) => td.dataset.value ?? td.textContent)])));
       for (const k of ['eval_loss_before', 'eval_loss', 'perplexity', 'mean_sample_perplexity', 'trainable', 'percent']) {
-        assert.deepEqual(rows[k], doc.placements.map((q) => String(q[k])), k);
+        assert.deepEqual(rows[k], doc.trainings.map((q) => String(q[k])), k);
       }
       const after = await p.$$eval('#diagram rect.cell[data-lit="1"]', (cs) => cs.flatMap((c) =>
         c.dataset.modules.split(' ').map((m) => `${c.dataset.placement}:${c.dataset.layer}:${m}`)));

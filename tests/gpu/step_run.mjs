@@ -1,8 +1,11 @@
 // Child of step.test.mjs: runs gpu_ref step ARGS and the WebGPU engine on the same
 // inputs; prints one JSON line with both sides' numbers.
 import { gpu, cRef, stepInputs, relErr } from './support.mjs';
-import { requestGpuDevice, createGpuTrainer } from '../../web/gpu/engine.js';
-const { device } = await requestGpuDevice(await gpu());
+import { requestGpuDevice, createGpuTrainer, createGpuModel } from '../../web/gpu/engine.js';
+// Dawn's gpu object must outlive the device: once collected, Dawn aborts
+// (std::system_error) in a later callback. Kept in a global until the end.
+globalThis.lplGpu = await gpu();
+const { device } = await requestGpuDevice(globalThis.lplGpu);
 const ref = cRef('step', process.argv.slice(2));
 const inp = stepInputs(ref);
 const tr = await createGpuTrainer(device, inp);
@@ -15,5 +18,17 @@ for (let s = 0; s < inp.batches.length; s++) {
 const paramRel = relErr(await tr.readAdapters(), ref.sec('params_final'));
 const gpuEval = (await tr.evalLoss(inp.batches[0])).loss;
 tr.destroy();
-console.log(JSON.stringify({ gpuLosses, cLosses: Array.from(ref.sec('losses')), gradRel, paramRel, gpuEval, cEval: ref.sec('eval')[0] }));
+// The same training twice on one uploaded model (createGpuModel, as the worker shares it
+// between a run's trainings): the first trainer's destroy leaves the model usable.
+const model = await createGpuModel(device, inp.config, inp.tensors);
+const sharedLosses = [];
+for (let k = 0; k < 2; k++) {
+  const t2 = await createGpuTrainer(device, { model, lora: { ...inp.lora, params: inp.lora.params.slice() }, train: inp.train });
+  const ls = [];
+  for (const b of inp.batches) ls.push((await t2.step(b, ref.meta.lr)).loss);
+  sharedLosses.push(ls);
+  t2.destroy();
+}
+model.destroy();
+console.log(JSON.stringify({ sharedLosses, gpuLosses, cLosses: Array.from(ref.sec('losses')), gradRel, paramRel, gpuEval, cEval: ref.sec('eval')[0] }));
 device.destroy();

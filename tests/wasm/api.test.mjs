@@ -97,7 +97,7 @@ function runAblation(mod, exp, cancelAfter = 0) {
     rc = call(mod, 'lab_ablate_step', 'number');
     const evs = JSON.parse(call(mod, 'lab_events', 'string'));
     events.push(...evs);
-    if (cancelAfter && events.filter((e) => e.type === 'placement_done').length >= cancelAfter)
+    if (cancelAfter && events.filter((e) => e.type === 'training_done').length >= cancelAfter)
       call(mod, 'lab_ablate_cancel', null);
   } while (rc > 0 && ++guard < 100000);
   assert.equal(rc, 0, `step returned ${rc}: ${lastError(mod)}`);
@@ -180,21 +180,25 @@ for (const variant of ['mt', 'st']) {
     assert.equal(events.at(-1).cancelled, false);
     assert.deepEqual(events[0].placements, ['baseline', 'attn-exact']);
     assert.equal(types.filter((t) => t === 'step').length, 16); // 4 examples, 2 epochs, 2 placements
-    assert.equal(types.filter((t) => t === 'placement_done').length, 2);
+    assert.equal(types.filter((t) => t === 'training_done').length, 2);
     const step = events.find((e) => e.type === 'step');
-    for (const k of ['placement', 'index', 'epoch', 'step', 'steps', 'loss', 'lr', 'tokens_per_s', 'elapsed_s', 'eta_s'])
+    for (const k of ['training', 'placement', 'placement_index', 'seed', 'epoch', 'step', 'steps', 'loss', 'lr', 'tokens_per_s', 'elapsed_s', 'eta_s'])
       assert.ok(k in step, `step event lacks ${k}`);
+    assert.ok(!('run' in step) && !('index' in step), 'one word per concept: training and placement_index, no run or index');
+    // each training's events name it: the second training is the second placement at the first seed
+    const second = events.filter((e) => e.type === 'training_done')[1];
+    assert.deepEqual([second.training, second.placement, second.placement_index], [1, 'attn-exact', 1]);
 
     const res = JSON.parse(call(mod, 'lab_results_json', 'string'));
     assert.equal(res.environment.build, variant === 'mt' ? 'wasm threads' : 'wasm single-thread');
     assert.match(res.data.train.sha256, /^[0-9a-f]{64}$/);
-    for (const p of res.placements) {
+    for (const p of res.trainings) {
       assert.equal(p.status, 'done');
       assert.ok(p.eval_loss < p.eval_loss_before, `${p.name}: ${p.eval_loss} !< ${p.eval_loss_before}`);
       assert.ok(Math.abs(p.perplexity - Math.exp(p.eval_loss)) <= 1e-12 * p.perplexity);
     }
-    const done = events.find((e) => e.type === 'placement_done');
-    assert.deepEqual(done.result.steps.loss, res.placements[0].steps.loss);
+    const done = events.find((e) => e.type === 'training_done');
+    assert.deepEqual(done.result.steps.loss, res.trainings[0].steps.loss);
     results[variant] = res;
     const csv = call(mod, 'lab_results_csv', 'string').trim().split('\n');
     assert.equal(csv.length, 3);
@@ -210,23 +214,23 @@ for (const variant of ['mt', 'st']) {
     assert.equal(cfg.peft_type, 'LORA');
     assert.deepEqual(cfg.target_modules, ['attn.c_attn', 'attn.c_proj']);
     assert.notEqual(call(mod, 'lab_adapter', 'number', ['number'], [5]), 0);
-    assert.match(lastError(mod), /placement 5/);
+    assert.match(lastError(mod), /training 5/);
 
-    const gen = (placement) => JSON.parse(call(mod, 'lab_generate', 'string', ['string'],
-      [JSON.stringify({ prompt: 'The colour', raw: true, placement, max_new_tokens: 6, temperature: 0 })]));
+    const gen = (training) => JSON.parse(call(mod, 'lab_generate', 'string', ['string'],
+      [JSON.stringify({ prompt: 'The colour', raw: true, training, max_new_tokens: 6, temperature: 0 })]));
     assert.equal(typeof gen(-1).text, 'string', lastError(mod));
     assert.deepEqual(gen(0), gen(0), 'greedy generation is deterministic');
     const mem = JSON.parse(call(mod, 'lab_memory', 'string'));
     assert.ok(mem.peak_bytes >= mem.heap_bytes && mem.heap_bytes > 0, JSON.stringify(mem));
   });
 
-  test(`${variant}: cancel keeps completed placements`, async () => {
+  test(`${variant}: cancel keeps completed trainings`, async () => {
     const mod = await load(variant);
     const events = runAblation(mod, experiment, 1);
     assert.equal(events.at(-1).type, 'done');
     assert.equal(events.at(-1).cancelled, true);
     const res = JSON.parse(call(mod, 'lab_results_json', 'string'));
-    assert.deepEqual(res.placements.map((p) => p.status), ['done', 'pending']);
+    assert.deepEqual(res.trainings.map((p) => p.status), ['done', 'pending']);
     assert.equal(call(mod, 'lab_adapter', 'number', ['number'], [0]), 0, lastError(mod));
   });
 }
@@ -234,8 +238,8 @@ for (const variant of ['mt', 'st']) {
 test('mt and st give the same losses', async () => {
   assert.ok(results.mt && results.st, 'both ablations ran');
   for (let i = 0; i < 2; i++) {
-    assertClose(results.mt.placements[i].steps.loss, results.st.placements[i].steps.loss, 1e-6, `placement ${i}`);
-    assertClose([results.mt.placements[i].eval_loss], [results.st.placements[i].eval_loss], 1e-6, 'eval loss');
+    assertClose(results.mt.trainings[i].steps.loss, results.st.trainings[i].steps.loss, 1e-6, `placement ${i}`);
+    assertClose([results.mt.trainings[i].eval_loss], [results.st.trainings[i].eval_loss], 1e-6, 'eval loss');
   }
 });
 
@@ -258,8 +262,8 @@ test('the wasm API trains like the native CLI (1e-4 relative)', { skip: !existsS
     const out = execFileSync(nativeCli, ['train', '--model', file, ...cliFlags, '--epochs', '2', '--threads', '1',
       '--out', path.join(tmp, 'native')], { encoding: 'utf8' });
     const res = results.st ?? results.mt;
-    assertClose(res.placements[0].steps.loss, cliLosses(out), 1e-4, 'step loss');
-    assertClose(res.placements[0].evals.map((e) => e.eval_loss), cliEvals(out), 1e-4, 'eval loss');
+    assertClose(res.trainings[0].steps.loss, cliLosses(out), 1e-4, 'step loss');
+    assertClose(res.trainings[0].evals.map((e) => e.eval_loss), cliEvals(out), 1e-4, 'eval loss');
   });
 
 test('the runs train with the converted model\'s own base dropout (config: 0.1 from config.json)', async () => {

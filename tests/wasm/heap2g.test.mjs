@@ -52,8 +52,8 @@ function runOnce(M, lab) {
     modelPtr, bufferPtr,
     same: {
       sha256: info.sha256,
-      losses: results.placements[0].steps.loss,
-      evals: results.placements[0].evals.map((e) => e.eval_loss),
+      losses: results.trainings[0].steps.loss,
+      evals: results.trainings[0].evals.map((e) => e.eval_loss),
       adapterBytes: Buffer.from(adapter).toString('base64'),
       text,
     },

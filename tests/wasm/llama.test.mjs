@@ -100,14 +100,14 @@ for (const variant of ['mt', 'st']) {
       mod._free(b);
       const res = runAblation(mod, { n_train: 4, n_eval: 2, max_len: 40, epochs: 2, lr: 0.005, r: 4, alpha: 8,
         dropout: 0, placements: ['all-linear', 'qv'] });
-      for (const p of res.placements) {
+      for (const p of res.trainings) {
         assert.equal(p.status, 'done', p.name);
         assert.ok(p.eval_loss < p.eval_loss_before, `${p.name}: ${p.eval_loss} !< ${p.eval_loss_before}`);
       }
-      const mods = (i) => [...new Set(res.placements[i].selected.map(([, m]) => m))].sort();
+      const mods = (i) => [...new Set(res.trainings[i].selected.map(([, m]) => m))].sort();
       assert.deepEqual(mods(1), ['self_attn.q_proj', 'self_attn.v_proj']);
       assert.equal(mods(0).length, 7);
-      assert.deepEqual(res.placements[1].target_modules, ['q_proj', 'v_proj']);
+      assert.deepEqual(res.trainings[1].target_modules, ['q_proj', 'v_proj']);
     });
   }
 }

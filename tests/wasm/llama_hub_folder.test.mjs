@@ -98,8 +98,8 @@ test('the converted folders train: all-linear and qv each lower the eval loss', 
       '--n-train', '4', '--n-eval', '2', '--max-len', '40', '--epochs', '2', '--lr', '5e-3', '--r', '4', '--alpha', '8',
       '--dropout', '0', '--base-dropout', '0', '--threads', '1', '--placements', 'all-linear,qv', '--out', out]);
     const res = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
-    assert.equal(res.placements.length, 2);
-    for (const p of res.placements) {
+    assert.equal(res.trainings.length, 2);
+    for (const p of res.trainings) {
       assert.equal(p.status, 'done', `${style} ${p.name}`);
       assert.ok(p.eval_loss < p.eval_loss_before, `${style} ${p.name}: ${p.eval_loss} !< ${p.eval_loss_before}`);
     }

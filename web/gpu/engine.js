@@ -103,6 +103,30 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_i
   }
 }
 
+// Compiled pipelines per device (and reduction variant): a run creates a trainer per
+// training, and compiling the kernels (and probing subgroups) each time costs seconds
+// under SwiftShader.
+const pipeCache = new WeakMap();
+async function pipelines(device, wantSubgroups) {
+  let perDevice = pipeCache.get(device);
+  if (!perDevice) { perDevice = {}; pipeCache.set(device, perDevice); }
+  if (perDevice.subgroupsUsable === undefined) perDevice.subgroupsUsable = await subgroupReductionsUsable(device);
+  const subgroups = wantSubgroups && perDevice.subgroupsUsable;
+  const key = subgroups ? 'subgroups' : 'tree';
+  if (perDevice[key]) return { pipes: perDevice[key], subgroups };
+  const src = await loadKernelSources();
+  const pipes = {};
+  device.pushErrorScope('validation');
+  for (const k of KERNELS) {
+    const module = device.createShaderModule({ code: kernelCode(src, k, subgroups), label: k });
+    pipes[k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
+  }
+  const perr = await device.popErrorScope();
+  if (perr) throw new Error(`WebGPU: kernel compilation failed: ${perr.message}`);
+  perDevice[key] = pipes;
+  return { pipes, subgroups };
+}
+
 /** Requests an adapter and a device with the adapter's own limits (API.md). */
 export async function requestGpuDevice(gpu, opts = {}) {
   if (!gpu) throw new Error('WebGPU: navigator.gpu is not available in this browser');
@@ -128,35 +152,11 @@ export async function requestGpuDevice(gpu, opts = {}) {
 
 function q8RowBytes(cols) { return (cols / 32) * 34; }
 
-/** Uploads the model and adapters once and returns the trainer (API.md). */
-export async function createGpuTrainer(device, opts) {
-  const { config, tensors, lora, train = {} } = opts;
-  const L = config.n_layer, C = config.n_embd, H = config.n_head, V = config.n_vocab;
-  const eps = config.ln_eps ?? 1e-5;
-  const maxT = train.maxT ?? config.n_ctx;
-  if (C % H) throw new Error(`WebGPU: n_embd ${C} is not a multiple of n_head ${H}`);
-  if (C % 32) throw new Error(`WebGPU: n_embd ${C} is not a multiple of 32 (Q8_0 blocks)`);
-  if (maxT < 1 || maxT > config.n_ctx) throw new Error(`WebGPU: maxT ${maxT} must be in 1..n_ctx (${config.n_ctx})`);
-  if (maxT > 1024) throw new Error(`WebGPU: maxT ${maxT} above 1024 (attention rows live in workgroup memory)`);
-  const hd = C / H;
+// Buffers of one owner (a model or a trainer), checked against the device's limits.
+function allocator(device) {
   const lim = device.limits;
   const maxBind = lim.maxStorageBufferBindingSize, maxBuf = lim.maxBufferSize;
-  const src = await loadKernelSources();
-  // opts.train.subgroups === false forces the tree reductions (tests, benchmarks)
-  const subgroups = train.subgroups !== false && await subgroupReductionsUsable(device);
   const buffers = [];
-  let lostReason = null;
-  device.lost?.then((i) => { lostReason = `WebGPU device lost: ${i.message || i.reason}`; });
-
-  const pipes = {};
-  device.pushErrorScope('validation');
-  for (const k of KERNELS) {
-    const module = device.createShaderModule({ code: kernelCode(src, k, subgroups), label: k });
-    pipes[k] = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: k });
-  }
-  const perr = await device.popErrorScope();
-  if (perr) throw new Error(`WebGPU: kernel compilation failed: ${perr.message}`);
-
   const ST = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
   function buf(bytes, label, usage = ST) {
     const size = Math.max(16, Math.ceil(bytes / 16) * 16);
@@ -179,10 +179,22 @@ export async function createGpuTrainer(device, opts) {
     }
     return b;
   }
-  const f32buf = (n, label) => buf(n * 4, label);
+  return { buffers, buf, upload, f32buf: (n, label) => buf(n * 4, label), maxBind,
+    destroy() { for (const b of buffers) b.destroy(); buffers.length = 0; } };
+}
 
+/** Uploads the base model once (API.md createGpuModel); trainers of several trainings
+ *  share it: {config, W, bytes, destroy()}. */
+export async function createGpuModel(device, config, tensors) {
+  const L = config.n_layer, C = config.n_embd, H = config.n_head, V = config.n_vocab;
+  if (C % H) throw new Error(`WebGPU: n_embd ${C} is not a multiple of n_head ${H}`);
+  if (C % 32) throw new Error(`WebGPU: n_embd ${C} is not a multiple of 32 (Q8_0 blocks)`);
+  if (!tensors || !tensors.blocks || tensors.blocks.length !== L)
+    throw new Error(`WebGPU: ${tensors && tensors.blocks ? tensors.blocks.length : 'no'} blocks for n_layer ${L}`);
+  const al = allocator(device);
+  const { upload, maxBind } = al;
   device.pushErrorScope('out-of-memory');
-  // ---- base weights: matrices stay Q8_0 (or f32), split by rows to fit a binding
+  // matrices stay Q8_0 (or f32), split by rows to fit a binding
   function matrix(m, rows, cols, label) {
     if (!m || m.rows !== rows || m.cols !== cols)
       throw new Error(`WebGPU: ${label} must be a ${rows} x ${cols} matrix (got ${m ? `${m.rows} x ${m.cols}` : 'none'})`);
@@ -204,19 +216,54 @@ export async function createGpuTrainer(device, opts) {
     return upload(a, label);
   };
   const shapes = [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]];
-  const W = {
-    wte: matrix(tensors.wte, V, C, 'wte'),
-    wpe: vec(tensors.wpe, config.n_ctx * C, 'wpe'),
-    lnf_w: vec(tensors.lnf_w, C, 'ln_f.weight'), lnf_b: vec(tensors.lnf_b, C, 'ln_f.bias'),
-    blocks: tensors.blocks.map((b, l) => ({
-      ln1_w: vec(b.ln1_w, C, `h.${l}.ln_1.weight`), ln1_b: vec(b.ln1_b, C, `h.${l}.ln_1.bias`),
-      ln2_w: vec(b.ln2_w, C, `h.${l}.ln_2.weight`), ln2_b: vec(b.ln2_b, C, `h.${l}.ln_2.bias`),
-      w: b.w.map((m, s) => matrix(m, shapes[s][0], shapes[s][1], `h.${l}.site${s}`)),
-      b: b.b.map((v, s) => vec(v, shapes[s][0], `h.${l}.site${s}.bias`)),
-    })),
-  };
-  if (tensors.blocks.length !== L) throw new Error(`WebGPU: ${tensors.blocks.length} blocks for n_layer ${L}`);
-  W.head = tensors.lm_head ? matrix(tensors.lm_head, V, C, 'lm_head') : W.wte;
+  let W;
+  try {
+    W = {
+      wte: matrix(tensors.wte, V, C, 'wte'),
+      wpe: vec(tensors.wpe, config.n_ctx * C, 'wpe'),
+      lnf_w: vec(tensors.lnf_w, C, 'ln_f.weight'), lnf_b: vec(tensors.lnf_b, C, 'ln_f.bias'),
+      blocks: tensors.blocks.map((b, l) => ({
+        ln1_w: vec(b.ln1_w, C, `h.${l}.ln_1.weight`), ln1_b: vec(b.ln1_b, C, `h.${l}.ln_1.bias`),
+        ln2_w: vec(b.ln2_w, C, `h.${l}.ln_2.weight`), ln2_b: vec(b.ln2_b, C, `h.${l}.ln_2.bias`),
+        w: b.w.map((m, s) => matrix(m, shapes[s][0], shapes[s][1], `h.${l}.site${s}`)),
+        b: b.b.map((v, s) => vec(v, shapes[s][0], `h.${l}.site${s}.bias`)),
+      })),
+    };
+    W.head = tensors.lm_head ? matrix(tensors.lm_head, V, C, 'lm_head') : W.wte;
+  } catch (e) {
+    await device.popErrorScope();
+    al.destroy();
+    throw e;
+  }
+  const oom = await device.popErrorScope();
+  if (oom) { al.destroy(); throw new Error(`WebGPU out of memory while uploading the model: ${oom.message}`); }
+  return { device, config: { ...config }, W, bytes: al.buffers.reduce((a, b) => a + b.size, 0), destroy: () => al.destroy() };
+}
+
+/** Uploads the adapters (and the model, unless opts.model is one from createGpuModel)
+ *  and returns the trainer (API.md). */
+export async function createGpuTrainer(device, opts) {
+  const { lora, train = {} } = opts;
+  const model = opts.model || await createGpuModel(device, opts.config, opts.tensors);
+  const ownModel = !opts.model;
+  const config = model.config;
+  if (opts.model && opts.config)
+    for (const k of ['n_layer', 'n_embd', 'n_head', 'n_ctx', 'n_vocab'])
+      if (opts.config[k] !== config[k]) throw new Error(`WebGPU: the uploaded model has ${k} ${config[k]}, the training ${opts.config[k]}`);
+  const L = config.n_layer, C = config.n_embd, H = config.n_head, V = config.n_vocab;
+  const eps = config.ln_eps ?? 1e-5;
+  const maxT = train.maxT ?? config.n_ctx;
+  if (maxT < 1 || maxT > config.n_ctx) throw new Error(`WebGPU: maxT ${maxT} must be in 1..n_ctx (${config.n_ctx})`);
+  if (maxT > 1024) throw new Error(`WebGPU: maxT ${maxT} above 1024 (attention rows live in workgroup memory)`);
+  const hd = C / H;
+  const al = allocator(device);
+  const { buffers, buf, upload, f32buf, maxBind } = al;
+  let lostReason = null;
+  device.lost?.then((i) => { lostReason = `WebGPU device lost: ${i.message || i.reason}`; });
+  // opts.train.subgroups === false forces the tree reductions (tests, benchmarks)
+  const { pipes, subgroups } = await pipelines(device, train.subgroups !== false);
+  const W = model.W;
+  const shapes = [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]];
 
   // ---- adapters
   const r = lora.r, scaling = lora.scaling;
@@ -233,6 +280,7 @@ export async function createGpuTrainer(device, opts) {
   if (lora.params.length !== nParams) throw new Error(`WebGPU: lora.params holds ${lora.params.length} floats, the modules need ${nParams}`);
   const bySite = new Map(mods.map((m, i) => [m.layer * SITES + m.site, i]));
   const lowest = mods.length ? Math.min(...mods.map((m) => m.layer)) : L;
+  device.pushErrorScope('out-of-memory');
   const P = upload(lora.params, 'lora params'), G = f32buf(nParams, 'lora grads');
   const Mm = f32buf(nParams, 'adam m'), Vm = f32buf(nParams, 'adam v');
   const as = train.adamState;
@@ -271,9 +319,22 @@ export async function createGpuTrainer(device, opts) {
   // logits of the packed scored rows, in tiles of rows that fit one binding
   const logitRows = Math.max(1, Math.min(maxT, Math.floor(maxBind / (V * 4))));
   A.logits = f32buf(logitRows * V, 'logits');
+  // The LM head's input gradient walks all V rows for only C/64 column tiles: split into
+  // slices of headSliceRows rows summed separately (A.headPart), then added up, so that a
+  // GPU has V/headSliceRows times more workgroups to run at once.
+  const headSliceRows = Math.max(16, train.headSliceRows ?? 2048);
+  const headSlices = [];
+  for (const ch of W.head.chunks)
+    for (let s0 = 0; s0 < ch.r1 - ch.r0; s0 += headSliceRows)
+      headSlices.push({ ch, s0, s1: Math.min(ch.r1 - ch.r0, s0 + headSliceRows) });
+  if (headSlices.length > 1) A.headPart = f32buf(headSlices.length * logitRows * C, 'lm head partial dX');
   const readBuf = buf(16, 'stats readback', GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
   const oom = await device.popErrorScope();
-  if (oom) throw new Error(`WebGPU out of memory while uploading the model: ${oom.message}`);
+  if (oom) {
+    al.destroy();
+    if (ownModel) model.destroy();
+    throw new Error(`WebGPU out of memory while allocating the training's buffers: ${oom.message}`);
+  }
 
   // ---- dispatch recording: uniforms go to one arena written before submit
   let arena = null, arenaCap = 0;
@@ -512,10 +573,19 @@ export async function createGpuTrainer(device, opts) {
           bmode: W.head.q8 ? 1 : 0, b: W.head.q8 ? null : ch.buf, sbk: 1, sbn: C, c: A.logits, cOff: ch.r0, ldc: V });
       op('loss', [n, V, F(ceScale), training ? 1 : 0, idsOff + maxT + k0, 0, 0, 0], [A.logits, A.ids, A.nll, A.stats], [n, 1, 1]);
       op('loss', [n, V, F(0), 2, 0, 0, 0, 0], [A.logits, A.ids, A.nll, A.stats], [1, 1, 1]);
-      if (training)
-        W.head.chunks.forEach((ch) => mm({ M: n, N: C, K: ch.r1 - ch.r0, a: A.logits, aOff: ch.r0, sam: V, sak: 1,
+      if (training && headSlices.length === 1) {
+        const ch = W.head.chunks[0];
+        mm({ M: n, N: C, K: ch.r1 - ch.r0, a: A.logits, aOff: ch.r0, sam: V, sak: 1,
           q: { buf: ch.buf, rb: W.head.rb }, bmode: W.head.q8 ? 2 : 0, b: W.head.q8 ? null : ch.buf, sbk: C, sbn: 1,
-          c: A.dC, cOff: k0 * C, ldc: C, acc: 1 }));
+          c: A.dC, cOff: k0 * C, ldc: C, acc: 1 });
+      } else if (training) {
+        headSlices.forEach(({ ch, s0, s1 }, i) => mm({ M: n, N: C, K: s1 - s0, a: A.logits, aOff: ch.r0 + s0, sam: V, sak: 1,
+          q: { buf: ch.buf, rb: W.head.rb }, bmode: W.head.q8 ? 2 : 0, b: W.head.q8 ? null : ch.buf,
+          bOff: W.head.q8 ? s0 : s0 * C, sbk: C, sbn: 1, c: A.headPart, cOff: i * n * C, ldc: C }));
+        // dC rows k0.. += each slice's partial (elementwise mode 5 with offsets), in slice order
+        headSlices.forEach((_, i) => op('elementwise', [n * C, 5, 0, 0, 0, F(0), F(1), i * n * C, k0 * C, 0, 0, 0],
+          [A.headPart, A.dC, A.dummy], grid1(n * C)));
+      }
     }
     if (!training || lowest >= L) return;
     // backward (gpt2.c lpl_gpt2_backward / block_backward)
@@ -596,8 +666,9 @@ export async function createGpuTrainer(device, opts) {
   const trainer = {
     nParams,
     subgroups, // true when the reductions use subgroup operations
-    /** Bytes of every GPU buffer the trainer holds (weights, adapters, activations). */
-    get bufferBytes() { return buffers.reduce((a, b) => a + (b.size || 0), 0); },
+    /** Bytes of the GPU buffers the trainer uses: the model's (shared or its own) and its
+     *  own (adapters, moments, activations, the uniform arena once a step ran). */
+    get bufferBytes() { return model.bytes + buffers.reduce((a, b) => a + (b.size || 0), 0); },
     /** With train.profile: per kernel class {kernel, ns, flops, dispatches} summed over
      *  the steps and evals since the last reset (GPU timestamps). */
     profile() { return [...profTotals.values()].map((e) => ({ ...e })); },
@@ -683,7 +754,7 @@ export async function createGpuTrainer(device, opts) {
     },
     /** Test hook: runs one raw op list (see tests/gpu). */
     _internals: { A, W, mods, begin, submit, op, mm, ew, ln, attn, F },
-    destroy() { for (const b of buffers) b.destroy(); },
+    destroy() { al.destroy(); if (ownModel) model.destroy(); },
   };
   return trainer;
 }

@@ -1,8 +1,9 @@
 // C[m][n] = alpha * sum_k A(m,k) B(k,n) (+ C if acc) (+ bias[n] if biasOn).
 // A(m,k) = A[aOff + m*sam + k*sak] (f32). B is f32, B(k,n) = Bf[bOff + k*sbk + n*sbn],
 // or a Q8_0 matrix W (rows x cols, rowBytes per row, ggml blocks of 34 bytes) read
-// as W[n][k] (bmode 1: Y = X W^T, the forward) or W[k][n] (bmode 2: dX = dY W, the
-// input gradient), dequantised while the tile is loaded (never stored as f32).
+// as W[bOff + n][k] (bmode 1: Y = X W^T, the forward) or W[bOff + k][n] (bmode 2:
+// dX = dY W, the input gradient; bOff is then a first row: a slice of the LM head),
+// dequantised while the tile is loaded (never stored as f32).
 // Tiling: 64x64 outputs per workgroup of 16x16 invocations, 4x4 outputs each in
 // registers, K in steps of 16 through workgroup-shared tiles held as vec4 (a row of
 // 4 outputs' operands per read).
@@ -92,7 +93,7 @@ fn load_b(tid: u32, n0: u32, k0: u32) {
     let nn = tid >> 2u; let kq = (tid & 3u) * 4u;
     let gn = n0 + nn; let gk = k0 + kq;
     var v = vec4<f32>(0.0);
-    if (gn < p.N && gk < p.K) { v = q8x4(gn, gk); }
+    if (gn < p.N && gk < p.K) { v = q8x4(p.bOff + gn, gk); }
     put_k4(&Bs, nn, kq, v);
     return;
   }
@@ -100,7 +101,7 @@ fn load_b(tid: u32, n0: u32, k0: u32) {
     let nq = (tid & 15u) * 4u; let kk = tid >> 4u;
     let gn = n0 + nq; let gk = k0 + kk;
     var v = vec4<f32>(0.0);
-    if (gn < p.N && gk < p.K) { v = q8x4(gk, gn); }
+    if (gn < p.N && gk < p.K) { v = q8x4(p.bOff + gk, gn); }
     Bs[kk * 16u + (nq >> 2u)] = v;
     return;
   }

@@ -3,19 +3,19 @@
 // the answers: seeded sampling by default (a small model answers greedily with
 // blank lines or end-of-text), greedy on request.
 import { el, $, fill } from '../dom.js';
-import { placementsOf } from '../table.js';
+import { trainingsOf } from '../table.js';
 import { engine } from '../engine.js';
 import { state, showError, clearError, updateButtons } from '../state.js';
 
 // Who answers: the base model, then every placement of this run that finished (its
 // first seed's adapter when there are several).
 function speakers() {
-  const who = [{ label: 'base model', placement: -1 }];
+  const who = [{ label: 'base model', training: -1 }];
   const seen = new Set();
-  placementsOf(state.results).forEach((p, i) => {
+  trainingsOf(state.results).forEach((p, i) => {
     if (state.results.restored || (p.status && p.status !== 'done') || seen.has(p.name)) return;
     seen.add(p.name);
-    who.push({ label: p.name, placement: i });
+    who.push({ label: p.name, training: i });
   });
   return who;
 }
@@ -51,7 +51,7 @@ async function generate() {
     for (const w of speakers()) {
       const out = el('pre', { class: 'gen', text: '…' });
       box.append(el('div', { class: 'gen-box', dataset: { placement: w.label } }, el('h3', { text: w.label }), out));
-      const r = await engine.call('generate', { request: { prompt, raw, placement: w.placement, max_new_tokens: maxNew, ...d } });
+      const r = await engine.call('generate', { request: { prompt, raw, training: w.training, max_new_tokens: maxNew, ...d } });
       // A small model often answers with end-of-text or blank lines: say so rather than
       // show an empty box that looks broken.
       out.textContent = r.text.trim() ? r.text : '(no text: the model ended its answer at once or wrote only blank lines)';

@@ -16,7 +16,7 @@ let from = 'counts';   // 'counts' | 'results'
 /** One entry per placement of the results on the page (a seed's renaming "name sSEED" undone). */
 function resultEntries() {
   const seen = new Set();
-  return R.placementsOf(state.results).filter((p) => Array.isArray(p.selected))
+  return R.trainingsOf(state.results).filter((p) => Array.isArray(p.selected))
     .map((p) => ({ ...p, name: String(p.name).replace(/ s\d+$/, '') }))
     .filter((p) => !seen.has(p.name) && seen.add(p.name));
 }

@@ -1,9 +1,9 @@
 // The "What was learned" panel: one eval example token by token, each token coloured
-// by how much a placement's adapter changed its loss against the base model
+// by how much a training's adapter changed its loss against the base model
 // (lab_token_view), with a filter by role (template, instruction, input, response)
 // and a summary of the change per role over the whole eval set.
 import { el, $, fill } from '../dom.js';
-import { placementsOf } from '../table.js';
+import { trainingsOf } from '../table.js';
 import { engine } from '../engine.js';
 import { state, showError, clearError, updateButtons } from '../state.js';
 
@@ -13,18 +13,18 @@ const ROLES = ['template', 'instruction', 'input', 'response'];
 function trainings() {
   const doc = state.results;
   if (!doc || doc !== state.liveResults) return [];
-  return placementsOf(doc).map((p, run) => ({ p, run })).filter(({ p }) => p.status === 'done');
+  return trainingsOf(doc).map((p, training) => ({ p, training })).filter(({ p }) => p.status === 'done');
 }
 
 /** Fills the selectors after a run (or empties them). */
 export function refreshLearned() {
-  const runs = trainings();
+  const done = trainings();
   const label = ({ p }) => (state.results.seeds && state.results.seeds.length > 1 ? `${p.name} · seed ${p.seed}` : p.name);
-  fill($('#learned-placement'), runs.map((r) => el('option', { value: String(r.run), text: label(r) })));
+  fill($('#learned-placement'), done.map((t) => el('option', { value: String(t.training), text: label(t) })));
   const nEval = state.results && state.results.data ? state.results.data.eval.used : 0;
-  fill($('#learned-example'), Array.from({ length: runs.length ? nEval : 0 }, (_, i) => el('option', { value: String(i), text: String(i) })));
+  fill($('#learned-example'), Array.from({ length: done.length ? nEval : 0 }, (_, i) => el('option', { value: String(i), text: String(i) })));
   updateButtons();
-  if (!runs.length) {
+  if (!done.length) {
     fill($('#learned-tokens'));
     $('#learned-summary').textContent = '';
   }
@@ -65,11 +65,11 @@ function render(view, name, role) {
 
 async function show() {
   clearError();
-  const run = Number($('#learned-placement').value), example = Number($('#learned-example').value) || 0;
-  if (!Number.isInteger(run)) return;
+  const training = Number($('#learned-placement').value), example = Number($('#learned-example').value) || 0;
+  if (!Number.isInteger(training)) return;
   const role = $('#learned-role').value;
   try {
-    const view = await engine.call('tokenView', { request: { example, runs: [run] } });
+    const view = await engine.call('tokenView', { request: { example, trainings: [training] } });
     state.tokenView = view;
     render(view, view.models[1], role);
   } catch (e) {

@@ -1,9 +1,9 @@
 // The Results panel: the table (table.js), downloads of results.json/.csv, of the
-// self-contained report (share.js) and of each placement's PEFT adapter, and
-// completed placements kept in IndexedDB (store.js) so that they survive a reload
+// self-contained report (share.js) and of each training's PEFT adapter, and
+// completed trainings kept in IndexedDB (store.js) so that they survive a reload
 // or a crashed worker.
 import { el, $, fill } from '../dom.js';
-import { renderResults, placementsOf, metric } from '../table.js';
+import { renderResults, trainingsOf, metric } from '../table.js';
 import * as store from '../store.js';
 import { state, setStatus, showError, clearError } from '../state.js';
 import { charts } from './training.js';
@@ -11,8 +11,8 @@ import { seriesKey, drawSeedBands, renderVerdicts } from '../seeds.js';
 import { refreshLearned } from './learned.js';
 import { reportButton } from './share.js';
 
-const pendingSaves = {};   // placement name -> promise of its IndexedDB key
-const pendingUpdates = new Set();   // adapters being added to stored placements
+const pendingSaves = {};   // training (series key) -> promise of its IndexedDB key
+const pendingUpdates = new Set();   // adapters being added to stored trainings
 let quotaSaid = null;      // the run whose full storage was already reported
 
 /** Says that something could not be kept in the browser; the page still has it. */
@@ -26,18 +26,18 @@ export function storageFailed(e, what) {
   quotaSaid = state.runId;
   showError(`The browser's storage for this page is full (${e.name || 'quota exceeded'}): ${what} could not be ` +
     'saved in this browser, so it will not survive a reload. Results and adapters stay downloadable on this ' +
-    'page (Results, Download) until you leave it: download them now, or clear saved placements to make room.');
+    'page (Results, Download) until you leave it: download them now, or clear saved trainings to make room.');
 }
 
-/** Stores a finished placement (its adapter joins it when the worker sends it). */
-export function savePlacement(ev, key = ev.placement) {
+/** Stores a finished training (its adapter joins it when the worker sends it). */
+export function saveTraining(ev, key = ev.placement) {
   const run = state.run;
-  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, series: key, seed: ev.seed, index: ev.index,
+  const rec = { runId: state.runId, model: state.model && state.model.name, name: ev.placement, series: key, seed: ev.seed, placement_index: ev.placement_index,
                 result: ev.result || null, curves: run.curves[key], experiment: run.experiment };
   const a = state.adapters[key];
   if (a) { rec.adapter = a.adapter; rec.adapterConfig = a.config; }
-  pendingSaves[key] = store.savePlacement(rec).catch((e) => {
-    storageFailed(e, `placement ${key}`);
+  pendingSaves[key] = store.saveTraining(rec).catch((e) => {
+    storageFailed(e, `training ${key}`);
     return null;
   });
   pendingSaves[key].then(refreshSaved);
@@ -57,7 +57,7 @@ export function onAdapter(msg) {
   state.adapters[key] = { adapter: msg.adapter, config: msg.config };
   const p = pendingSaves[key];
   if (p) {
-    const u = p.then((id) => id && store.updatePlacement(id, { adapter: msg.adapter, adapterConfig: msg.config }))
+    const u = p.then((id) => id && store.updateTraining(id, { adapter: msg.adapter, adapterConfig: msg.config }))
       .catch((e) => storageFailed(e, `the adapter of ${key}`));
     pendingUpdates.add(u);
     u.then(() => pendingUpdates.delete(u));
@@ -112,7 +112,7 @@ export function clearResults() {
 /** Draws state.results: table, efficiency chart, downloads. */
 export function showResults() {
   renderResults($('#results-table'), state.results);
-  charts.setResults(placementsOf(state.results).map(flatResult));
+  charts.setResults(trainingsOf(state.results).map(flatResult));
   downloadButtons(state.resultsJson, state.resultsCsv, state.adapters);
   drawSeedBands($('#chart-seeds'), state.results, (name) => charts.color(name));
   renderVerdicts($('#verdicts'), state.results);
@@ -122,17 +122,17 @@ export function showResults() {
 
 async function refreshSaved() {
   try {
-    state.saved = await store.listPlacements();
+    state.saved = await store.listTrainings();
   } catch (e) {
     state.saved = [];
   }
-  setStatus('#saved-status', state.saved.length ? `${state.saved.length} completed placement(s) saved in this browser.` :
+  setStatus('#saved-status', state.saved.length ? `${state.saved.length} completed training(s) saved in this browser.` :
     'Nothing saved.');
   return state.saved;
 }
 
 /**
- * After a reload: shows the saved placements of the latest run until a new one
+ * After a reload: shows the saved trainings of the latest run until a new one
  * starts. Resolves to {run (its stored record, if any), recs} or null.
  */
 export async function restoreSaved() {
@@ -142,7 +142,7 @@ export async function restoreSaved() {
   const recs = saved.filter((s) => s.runId === lastRun && s.result);
   if (!recs.length) return null;
   const run = await store.getRun(lastRun).catch(() => undefined);
-  state.results = { restored: true, placements: recs.map((r) => r.result) };
+  state.results = { restored: true, trainings: recs.map((r) => r.result) };
   state.adapters = Object.fromEntries(recs.filter((r) => r.adapter).map((r) => [r.series || r.name, { adapter: r.adapter, config: r.adapterConfig }]));
   charts.reset(recs.map((r) => r.series || r.name));
   for (const r of recs) {
@@ -150,9 +150,9 @@ export async function restoreSaved() {
     (r.curves?.evals || []).forEach((e) => charts.addEval(r.series || r.name, e.epoch, e.eval_loss, e.perplexity));
   }
   renderResults($('#results-table'), state.results);
-  charts.setResults(state.results.placements.map(flatResult));
+  charts.setResults(state.results.trainings.map(flatResult));
   downloadButtons(JSON.stringify(state.results, null, 2), null, state.adapters);
-  setStatus('#run-status', `Showing ${recs.length} saved placement(s) from an earlier run.`);
+  setStatus('#run-status', `Showing ${recs.length} saved training(s) from an earlier run.`);
   return { run, recs };
 }
 
@@ -170,8 +170,8 @@ export function openResults(text, fileName) {
     showError(`${fileName}: not JSON (${e.message})`);
     return false;
   }
-  if (!doc || doc.format !== 'loralab-results' || !Array.isArray(doc.placements) || !doc.placements.length) {
-    showError(`${fileName} is not a loralab results.json (it needs "format": "loralab-results" and a "placements" list)`);
+  if (!doc || doc.format !== 'loralab-results' || !trainingsOf(doc).length) {
+    showError(`${fileName} is not a loralab results.json (it needs "format": "loralab-results" and a "trainings" list)`);
     return false;
   }
   if (state.running) {
@@ -179,9 +179,10 @@ export function openResults(text, fileName) {
     return false;
   }
   clearError();
-  const seeds = new Set(doc.placements.map((p) => p.seed));
-  const ps = doc.placements.map((p) => (seeds.size > 1 ? { ...p, name: `${p.name} s${p.seed}` } : p));
-  state.results = { ...doc, placements: ps };
+  const seeds = new Set(trainingsOf(doc).map((p) => p.seed));
+  const ps = trainingsOf(doc).map((p) => (seeds.size > 1 ? { ...p, name: `${p.name} s${p.seed}` } : p));
+  // An older file's list ("placements") is read as its trainings and kept under the new name.
+  state.results = { ...doc, placements: undefined, trainings: ps };
   state.resultsJson = text;
   state.resultsCsv = null;
   state.adapters = {};
@@ -205,7 +206,7 @@ export function initResultsPanel() {
   });
   renderResults($('#results-table'), null);
   $('#clear-saved').addEventListener('click', async () => {
-    await store.clearPlacements();
+    await store.clearTrainings();
     await refreshSaved();
   });
 }

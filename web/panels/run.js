@@ -5,14 +5,14 @@
 // out of memory, cancel) is offered for resuming after a reload. Out of memory
 // ends the run with what completed and restarts the worker.
 import { $, fmtNum, fmtBytes, fmtTime } from '../dom.js';
-import { placementsOf } from '../table.js';
+import { trainingsOf } from '../table.js';
 import { engine } from '../engine.js';
 import * as store from '../store.js';
 import { state, showError, clearError, setStatus, updateButtons } from '../state.js';
 import { checkHp, setHp, readHp } from './hp.js';
 import { experiment } from './placements.js';
 import { charts } from './training.js';
-import { savePlacement, showResults, clearResults, storageFailed, savesSettled } from './results.js';
+import { saveTraining, showResults, clearResults, storageFailed, savesSettled } from './results.js';
 import { seriesKey } from '../seeds.js';
 
 // Refuses (with a message) a run the browser cannot hold; true when it may start.
@@ -56,7 +56,7 @@ function startRun(exp, prior) {
   }
   clearResults();
   $('#run-progress').value = 0;
-  setStatus('#run-status', prior ? `Resuming: ${prior.recs.length} of ${names.length} placement(s) already done…` :
+  setStatus('#run-status', prior ? `Resuming: ${prior.recs.length} of ${names.length * (exp.seeds || 1)} training(s) already done…` :
     'Preparing the run…');
   updateButtons();
   saveRunRecord({ experiment: exp, names, status: 'running', modelName: state.model && state.model.name });
@@ -79,12 +79,12 @@ function finishRun(r) {
   state.liveResults = state.results;  // the worker holds these trainings' adapters
   state.run.cancelled = r.cancelled;
   showResults();
-  const n = placementsOf(state.results).filter((p) => p.status === 'done').length;
+  const n = trainingsOf(state.results).filter((p) => p.status === 'done').length;
   if (r.failed) {
-    setStatus('#run-status', `The run stopped: ${n} completed placement(s) kept.`);
+    setStatus('#run-status', `The run stopped: ${n} completed training(s) kept.`);
     showError(r.failed);
   } else {
-    setStatus('#run-status', r.cancelled ? `Cancelled; ${n} completed placement(s) kept.` :
+    setStatus('#run-status', r.cancelled ? `Cancelled; ${n} completed training(s) kept.` :
       `Finished in ${fmtTime((performance.now() - state.run.startedAt) / 1000)}.`);
     if (!r.cancelled) $('#run-progress').value = $('#run-progress').max;
   }
@@ -145,7 +145,7 @@ export function offerResume(last) {
 }
 
 // Finishes the stored run: same experiment; the engine checks that the stored config,
-// model and data match what is loaded before it takes the completed placements.
+// model and data match what is loaded before it takes the completed trainings.
 async function resume() {
   clearError();
   const prior = state.resumable;
@@ -160,7 +160,7 @@ async function resume() {
   const { base_dropout, compute } = state.presets.saved;
   const exp = { base_dropout, compute, ...rec.experiment };
   setHp({ ...readHp(), ...exp }); // a field the stored run lacks keeps its input
-  const doc = { config: rec.config, model: rec.model, data: rec.data, placements: recs.map((r) => r.result) };
+  const doc = { config: rec.config, model: rec.model, data: rec.data, trainings: recs.map((r) => r.result) };
   await runExperiment(exp, JSON.stringify(doc), prior);
 }
 
@@ -171,7 +171,7 @@ function cancel() {
 }
 
 function onStep(run, curves, ev, key) {
-  run.done[ev.run ?? ev.index] = ev.step;
+  run.done[ev.training] = ev.step;
   if (curves) { curves.loss[ev.step - 1] = ev.loss; curves.lr[ev.step - 1] = ev.lr; curves.steps = ev.steps; }
   charts.addStep(key, ev.step, ev.loss);
   const done = Object.values(run.done).reduce((a, b) => a + b, 0);
@@ -201,13 +201,13 @@ export function onRunEvent(ev) {
     onStep(run, curves, ev, key);
   } else if (ev.type === 'eval') {
     onEval(curves, ev, key);
-  } else if (ev.type === 'placement_done') {
-    const i = ev.run ?? ev.index;
+  } else if (ev.type === 'training_done') {
+    const i = ev.training;
     run.done[i] = curves && curves.steps ? curves.steps : run.done[i];
-    savePlacement(ev, key);
-  } else if (ev.type === 'placement_failed') {
+    saveTraining(ev, key);
+  } else if (ev.type === 'training_failed') {
     run.failed[key] = ev.message;
-    showError(`Placement ${key} failed: ${ev.message}`);
+    showError(`Training ${key} failed: ${ev.message}`);
   } else if (ev.type === 'done') {
     run.cancelled = !!ev.cancelled;
   }

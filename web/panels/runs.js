@@ -21,8 +21,8 @@ function labelOf(name, doc) {
 export function addRun(text, name) {
   let doc;
   try { doc = JSON.parse(text); } catch (e) { return `${name}: not JSON (${e.message})`; }
-  if (!doc || doc.format !== 'loralab-results' || !R.placementsOf(doc).length) {
-    return `${name} is not a loralab results.json (it needs "format": "loralab-results" and a "placements" list)`;
+  if (!doc || doc.format !== 'loralab-results' || !R.trainingsOf(doc).length) {
+    return `${name} is not a loralab results.json (it needs "format": "loralab-results" and a "trainings" list)`;
   }
   let label = labelOf(name, doc);
   for (let k = 2; runs.some((r) => r.label === label); k++) label = `${labelOf(name, doc)} #${k}`;
@@ -39,7 +39,7 @@ export function drawRuns() {
     return;
   }
   // One colour per placement name across the runs, so the same placement reads alike in each.
-  const names = [...new Set(runs.flatMap((r) => R.placementsOf(r.doc).map((p) => String(p.name))))];
+  const names = [...new Set(runs.flatMap((r) => R.trainingsOf(r.doc).map((p) => String(p.name))))];
   const color = (n) => R.PALETTE[names.indexOf(n) % R.PALETTE.length];
   const series = runs.flatMap((r, i) => R.chartsOf(r.doc, r.label, color).evals.map((se) => ({ ...se, dash: DASHES[i % DASHES.length], run: r.label })));
   const chart = R.lineChart(series, { xLabel: 'epoch', yLabel: 'eval loss', title: 'Eval loss per epoch, every run',

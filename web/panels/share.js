@@ -37,7 +37,7 @@ function save(name, data, type) {
 export function reportButton(json) {
   let doc = null;
   try { doc = JSON.parse(json); } catch (e) { return null; }
-  if (!doc || doc.format !== 'loralab-results' || !R.placementsOf(doc).length) return null;
+  if (!doc || doc.format !== 'loralab-results' || !R.trainingsOf(doc).length) return null;
   return el('button', { type: 'button', id: 'dl-report', text: 'report.html (self-contained)',
     title: 'one HTML file with the settings, diagram, curves, table and verdicts; opens offline',
     onclick: async () => {

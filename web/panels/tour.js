@@ -34,7 +34,7 @@ function best(cols) {
 
 function studyStep(x) {
   const m = x.model;
-  const names = x.doc ? [...new Set(R.placementsOf(x.doc).map((p) => p.name))]
+  const names = x.doc ? [...new Set(R.trainingsOf(x.doc).map((p) => p.name))]
     : x.placements.map((p) => (typeof p === 'string' ? p : p.name));
   const here = m ? `Here: ${m.name || 'the loaded model'} (${m.n_layer} layers, d=${m.n_embd}), ` +
     `${x.cfg.n_train ?? '?'} training and ${x.cfg.n_eval ?? '?'} eval records, r=${x.cfg.r}, alpha=${x.cfg.alpha}, ` +

@@ -72,6 +72,7 @@ const char *lpl_status_name(lpl_status code);
 /* malloc/calloc that record "out of memory: <what> (<n> bytes)" in err and return NULL
  * on failure or on a size that overflows. Free with free(). */
 void *lpl_malloc(size_t n, const char *what, lpl_error *err);
+/* Zeroed count * size bytes; the product is checked for overflow before allocating. */
 void *lpl_calloc(size_t count, size_t size, const char *what, lpl_error *err);
 
 /* Element types, numbered as ggml/GGUF number them. */

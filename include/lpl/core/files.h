@@ -30,6 +30,7 @@ typedef struct {
 
 /* Maps path; LPL_ERR_IO naming the file on failure. */
 lpl_status lpl_map_file(const char *path, lpl_mapped *m, lpl_error *err);
+/* Releases a mapping from lpl_map_file; a zeroed m is a no-op. */
 void lpl_unmap_file(lpl_mapped *m);
 
 /* A file being written: f is open on tmp; commit or abandon it with lpl_file_commit. */

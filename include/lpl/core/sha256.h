@@ -9,6 +9,7 @@ LPL_BEGIN_DECLS
 
 /* SHA-256 of bytes; hex is 64 lowercase digits + NUL. */
 void lpl_sha256(const void *data, size_t n, uint8_t digest[32]);
+/* The same digest as 64 lowercase hex digits and a NUL (how results.json records it). */
 void lpl_sha256_hex(const void *data, size_t n, char hex[65]);
 /* SHA-256 of a file, streamed. LPL_ERR_IO names the file. */
 lpl_status lpl_sha256_file(const char *path, char hex[65], lpl_error *err);

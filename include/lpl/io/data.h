@@ -21,7 +21,9 @@ typedef struct {
  * missing instruction/output or having non-string fields, returns LPL_ERR_FORMAT with a
  * message naming the record index and field (all problems, up to a limit, one per line). */
 lpl_status lpl_alpaca_parse(const char *json, size_t len, lpl_alpaca_set *out, lpl_error *err);
+/* Reads the file at path and parses it as lpl_alpaca_parse; LPL_ERR_IO names the file. */
 lpl_status lpl_alpaca_load(const char *path, lpl_alpaca_set *out, lpl_error *err);
+/* Frees the records of s (not s itself). */
 void lpl_alpaca_free(lpl_alpaca_set *s);
 
 /* The Alpaca prompt for a record (everything before the response), malloc'd. */
@@ -62,6 +64,7 @@ typedef struct {
  * (output and end-of-text); otherwise every target is scored. */
 lpl_status lpl_examples_build(const lpl_alpaca_set *s, const lpl_tokenizer *tok, int max_len,
                               int response_only, lpl_example_set *out, lpl_error *err);
+/* Frees the examples of s (not s itself). */
 void lpl_examples_free(lpl_example_set *s);
 
 /* Fisher-Yates permutation of 0..n-1 from seed into perm. */

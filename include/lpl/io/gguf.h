@@ -32,8 +32,11 @@ typedef struct lpl_gguf lpl_gguf;
 lpl_gguf *lpl_gguf_open(const char *path, lpl_error *err);
 /* Same over bytes in memory; copy != 0 makes a private copy, else data must outlive it. */
 lpl_gguf *lpl_gguf_open_memory(const void *data, size_t size, int copy, lpl_error *err);
+/* Unmaps or frees the file; NULL is a no-op. */
 void lpl_gguf_close(lpl_gguf *g);
 
+/* Header facts: format version, size in bytes, number of key/values, and key i
+ * with its value type (i in 0 .. n_kv-1). */
 uint32_t lpl_gguf_version(const lpl_gguf *g);
 size_t lpl_gguf_file_size(const lpl_gguf *g);
 int64_t lpl_gguf_n_kv(const lpl_gguf *g);
@@ -54,6 +57,7 @@ lpl_status lpl_gguf_get_arr(const lpl_gguf *g, const char *key, lpl_gguf_type *e
 lpl_status lpl_gguf_get_arr_str(const lpl_gguf *g, const char *key, uint64_t i, const char **s,
                                 size_t *len, lpl_error *err);
 
+/* Tensor infos in file order: their count, and info i (NULL out of range). */
 int64_t lpl_gguf_n_tensors(const lpl_gguf *g);
 const lpl_gguf_tensor *lpl_gguf_tensor_at(const lpl_gguf *g, int64_t i);
 /* Tensor by name, or NULL. */
@@ -61,8 +65,12 @@ const lpl_gguf_tensor *lpl_gguf_find_tensor(const lpl_gguf *g, const char *name)
 
 /* Writer: collects key/values and tensors, then writes a v3 file with 32-byte alignment. */
 typedef struct lpl_gguf_writer lpl_gguf_writer;
+/* An empty writer; NULL with err set when out of memory. */
 lpl_gguf_writer *lpl_gguf_writer_new(lpl_error *err);
+/* Frees the writer and every tensor it holds; NULL is a no-op. */
 void lpl_gguf_writer_free(lpl_gguf_writer *w);
+/* Key/values, in the order set (a key set twice keeps its first place, with the new
+ * value); strings and arrays are copied. */
 lpl_status lpl_gguf_set_u32(lpl_gguf_writer *w, const char *key, uint32_t v, lpl_error *err);
 lpl_status lpl_gguf_set_i32(lpl_gguf_writer *w, const char *key, int32_t v, lpl_error *err);
 lpl_status lpl_gguf_set_f32(lpl_gguf_writer *w, const char *key, float v, lpl_error *err);
@@ -85,6 +93,7 @@ lpl_status lpl_gguf_add_tensor_take(lpl_gguf_writer *w, const char *name, lpl_dt
  * (the streaming importer quantizes straight into the file in memory). */
 lpl_status lpl_gguf_add_tensor_empty(lpl_gguf_writer *w, const char *name, lpl_dtype type, int n_dims,
                                      const int64_t *ne, lpl_error *err);
+/* Number of tensors added so far. */
 int64_t lpl_gguf_writer_n_tensors(const lpl_gguf_writer *w);
 /* Writes to path via a temporary file and rename (never a half-written file). */
 lpl_status lpl_gguf_write_file(lpl_gguf_writer *w, const char *path, lpl_error *err);

@@ -39,6 +39,7 @@ typedef struct lpl_safetensors lpl_safetensors;
 lpl_safetensors *lpl_safetensors_open(const char *path, lpl_error *err);
 /* Same over bytes in memory; copy != 0 makes a private copy, else data must outlive it. */
 lpl_safetensors *lpl_safetensors_open_memory(const void *data, size_t size, int copy, lpl_error *err);
+/* Unmaps or frees the file; NULL is a no-op. */
 void lpl_safetensors_close(lpl_safetensors *st);
 /* Streaming: parses the header from the first n bytes of a file, before its data.
  * Tensors come with data NULL (see lpl_safetensors_data_offset). NULL and *more = 1

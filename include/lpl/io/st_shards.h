@@ -14,6 +14,7 @@
  * for malformed JSON, a missing weight_map, a non-string value, or a file name with
  * a '/' or "..". */
 lpl_status lpl_st_index_shards(const char *index_json, size_t len, char ***names, int *n, lpl_error *err);
+/* Frees the n names and the array lpl_st_index_shards returned. */
 void lpl_st_shards_free(char **names, int n);
 
 /* Bytes of the start of a safetensors file that hold its header: 8 + the length in

@@ -44,8 +44,10 @@ lpl_tokenizer *lpl_tokenizer_from_files(const char *vocab_path, const char *merg
  * "qwen2" or "llama-bpe"; or model "llama" with tokenizer.ggml.merges, as
  * lpl_tokenizer_to_gguf writes it). LPL_ERR_FORMAT names the key at fault. */
 lpl_tokenizer *lpl_tokenizer_from_gguf(const lpl_gguf *g, lpl_error *err);
+/* Frees the tokenizer; NULL is a no-op. */
 void lpl_tokenizer_free(lpl_tokenizer *t);
 
+/* Number of token ids (valid ids are 0 .. size-1). */
 int lpl_tokenizer_vocab_size(const lpl_tokenizer *t);
 int lpl_tokenizer_eot(const lpl_tokenizer *t);  /* id of <|endoftext|>, or the EOS token; -1 if none */
 /* Byte-level or SentencePiece-style BPE. */

@@ -24,11 +24,13 @@ typedef struct lpl_torch_ckpt lpl_torch_ckpt;
 lpl_torch_ckpt *lpl_torch_open(const char *path, lpl_error *err);
 /* Same over bytes in memory; copy != 0 makes a private copy, else data must outlive it. */
 lpl_torch_ckpt *lpl_torch_open_memory(const void *data, size_t size, int copy, lpl_error *err);
+/* Unmaps or frees the checkpoint; NULL is a no-op. */
 void lpl_torch_close(lpl_torch_ckpt *c);
 
 /* Tensors of the state dict, in pickle order; data points into the storages. */
 int64_t lpl_torch_n_tensors(const lpl_torch_ckpt *c);
 const lpl_st_tensor *lpl_torch_tensors(const lpl_torch_ckpt *c);
+/* Tensor by state-dict name, or NULL. */
 const lpl_st_tensor *lpl_torch_find(const lpl_torch_ckpt *c, const char *name);
 
 /* Does this look like a zip archive (local file header magic)? */

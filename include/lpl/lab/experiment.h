@@ -1,7 +1,7 @@
 /* An ablation experiment: config (the experiment JSON of docs/WASM_API.md, with the
  * study's defaults), placement presets, parameter accounting, and a run object that
- * trains and evaluates one placement after another in small slices (one training
- * step or one eval pass per call), so that a CLI loop and a browser worker drive it
+ * trains and evaluates one training (a placement at a seed) after another in small
+ * slices (one training step or one eval pass per call), so that a CLI loop and a browser worker drive it
  * the same way. Results come out as the results.json / results.csv / steps.jsonl
  * documents (see results section below) and adapters in PEFT layout (adapter_io.h). */
 #ifndef LPL_EXPERIMENT_H
@@ -61,7 +61,7 @@ typedef struct {
     int seeds;                      /* trainings per placement, with seeds seed, seed+1, ...: each
                                      * sets LoRA init, dropout masks and data order; base and data
                                      * stay the same (default 1) */
-    int max_steps;                  /* > 0: optimizer steps per placement (overrides epochs) */
+    int max_steps;                  /* > 0: optimizer steps per training (overrides epochs) */
     int shuffle;                    /* shuffle training order each epoch (same for every placement) */
     lpl_compute compute;            /* base products: int8 (default) or f32 (gpt2.h) */
     int device;                     /* LPL_DEVICE_CPU (default) or LPL_DEVICE_WEBGPU: where the
@@ -209,32 +209,32 @@ typedef struct {
 } lpl_run_identity;
 
 typedef enum {
-    LPL_PLACEMENT_PENDING = 0,
-    LPL_PLACEMENT_RUNNING = 1,
-    LPL_PLACEMENT_DONE = 2,
-    LPL_PLACEMENT_FAILED = 3
-} lpl_placement_status;
+    LPL_TRAINING_PENDING = 0,
+    LPL_TRAINING_RUNNING = 1,
+    LPL_TRAINING_DONE = 2,
+    LPL_TRAINING_FAILED = 3
+} lpl_training_status;
 
 /* What the latest unit of work did (for a progress line). */
 typedef struct {
-    int placement;            /* index, -1 before the first */
-    char name[64];
+    int training;             /* index of the training (placement x seed), -1 before the first */
+    char name[64];            /* its placement's name */
     int epoch, epochs;        /* 1-based epoch */
-    int step, steps;          /* optimizer steps done / total in this placement */
-    int64_t global_step, global_steps;  /* over all placements */
+    int step, steps;          /* optimizer steps done / total in this training */
+    int64_t global_step, global_steps;  /* over all trainings */
     float loss, lr;           /* last step */
-    double tokens_per_s;      /* training tokens/s of this placement so far */
+    double tokens_per_s;      /* training tokens/s of this training so far */
     double elapsed_s;         /* since lpl_run_new */
     double eta_s;             /* estimate for the whole run, < 0 unknown */
     int evaluating;           /* 1 if the last unit was an eval pass */
 } lpl_run_progress;
 
-/* Table row of a placement (from its result object, so the table, results.json and
+/* Table row of a training (from its result object, so the table, results.json and
  * results.csv always agree). */
 typedef struct {
     char name[64];
     uint64_t seed;
-    lpl_placement_status status;
+    lpl_training_status status;
     char message[256];             /* failure reason */
     char modules[256];
     int64_t trainable, total;
@@ -245,7 +245,7 @@ typedef struct {
     int64_t placement_memory_bytes;  /* the training's own peak (docs/RESULTS.md) */
     double trainer_eval_loss;        /* after training */
     double drop_share_template, drop_share_response; /* shares of the eval NLL drop */
-} lpl_placement_summary;
+} lpl_training_summary;
 
 typedef struct lpl_run lpl_run;
 
@@ -256,15 +256,16 @@ typedef struct lpl_run lpl_run;
 lpl_run *lpl_run_new(const lpl_experiment_config *c, const lpl_gpt2_model *model,
                      const lpl_tokenizer *tok, const lpl_alpaca_set *train,
                      const lpl_alpaca_set *eval, const lpl_run_identity *id, lpl_error *err);
+/* Frees the run, its adapters and events; NULL is a no-op. */
 void lpl_run_free(lpl_run *r);
 
-/* Starts placement i from saved adapter weights instead of PEFT's initialisation:
+/* Starts training i from saved adapter weights instead of PEFT's initialisation:
  * params/n are the params of an lpl_lora attached with the same placement and rank
  * (e.g. one from lpl_adapter_load). n must match the placement's parameter count.
- * Call before the placement starts. */
+ * Call before the training starts. */
 lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, lpl_error *err);
 
-/* Trains only training i (placement x seed, see lpl_run_n_placements) and leaves the
+/* Trains only training i (placement x seed, see lpl_run_n_trainings) and leaves the
  * others pending: one unit of a grid (plan.h), whose result object is then the one a
  * run of every training gives, accounting and all. Call before the first step.
  * LPL_ERR_INVALID when i is out of range or the run has started. */
@@ -279,11 +280,11 @@ lpl_status lpl_run_resume(lpl_run *r, const char *results_json, lpl_error *err);
 /* One unit of work (one optimizer step, or one eval pass). Returns 1 if more remains,
  * 0 when the run is finished (or cancelled), -1 on a fatal error (err set; out of
  * memory for an event is one: no event, and so no adapter, is dropped silently). A
- * non-finite loss or gradient fails only the current placement (event
- * "placement_failed" with the step, placement and likely cause) and returns 1. */
+ * non-finite loss or gradient fails only the current training (event
+ * "training_failed" with the step, placement and likely cause) and returns 1. */
 int lpl_run_step(lpl_run *r, lpl_error *err);
 
-/* Asks the run to stop before its next unit; completed placements are kept, the
+/* Asks the run to stop before its next unit; completed trainings are kept, the
  * one in progress is dropped (it stays pending, so resume redoes it). Safe to call
  * from a signal handler or another thread (sets a C11 atomic flag). */
 void lpl_run_cancel(lpl_run *r);
@@ -341,18 +342,20 @@ lpl_status lpl_run_set_device_info(lpl_run *r, const char *json, lpl_error *err)
 /* Writes the host's adapters (n params in lora->params' layout) into the current
  * training. LPL_ERR_INVALID when no training runs or n differs. */
 lpl_status lpl_run_host_set_adapters(lpl_run *r, const float *params, int64_t n, lpl_error *err);
+/* 1 once lpl_run_cancel was called; 1 once the run is over (finished or cancelled). */
 int lpl_run_cancelled(const lpl_run *r);
 int lpl_run_finished(const lpl_run *r);
 
 /* Events since the last call as a JSON array (docs/WASM_API.md), malloc'd. */
 char *lpl_run_take_events(lpl_run *r);
 
+/* What the latest unit did, for a progress line (owned by r, updated by each unit). */
 const lpl_run_progress *lpl_run_get_progress(const lpl_run *r);
 
 /* Trainings: a run trains every placement once per seed (cfg.seeds), seed-major, so
  * the index i of the functions below is a training (placement x seed), not a
  * placement; with one seed the two are the same. Number of trainings. */
-int lpl_run_n_placements(const lpl_run *r);
+int lpl_run_n_trainings(const lpl_run *r);
 /* Seeds per placement (cfg.seeds). */
 int lpl_run_n_seeds(const lpl_run *r);
 /* Seed of training i (0 if out of range). */
@@ -364,18 +367,19 @@ int lpl_run_placement_index(const lpl_run *r, int i);
 void lpl_run_adapter_dir(const lpl_run *r, int i, char *buf, size_t size);
 /* Name of the placement training i trains ("" if out of range). */
 const char *lpl_run_placement_name(const lpl_run *r, int i);
-/* Number of placements finished in this run or taken from resume (done or failed). */
+/* Number of trainings finished in this run or taken from resume (done or failed). */
 int lpl_run_n_completed(const lpl_run *r);
-lpl_placement_status lpl_run_placement_status(const lpl_run *r, int i);
-/* Row of the table for placement i (pending ones have only name and accounting). */
-lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_placement_summary *out, lpl_error *err);
-/* "selected" modules of placement i (lpl_lora_describe form) */
+/* Status of training i (pending when out of range). */
+lpl_training_status lpl_run_training_status(const lpl_run *r, int i);
+/* Row of the table for training i (pending ones have only name and accounting). */
+lpl_status lpl_run_summary(const lpl_run *r, int i, lpl_training_summary *out, lpl_error *err);
+/* "selected" modules of training i's placement (lpl_lora_describe form) */
 const char *lpl_run_modules(const lpl_run *r, int i);
 
 /* The tokenized eval examples the run evaluates on. */
 const lpl_example_set *lpl_run_eval_set(const lpl_run *r);
 
-/* Adapter of a placement completed in this run (NULL otherwise, e.g. resumed ones). */
+/* Adapter of a training completed in this run (NULL otherwise, e.g. resumed ones). */
 const lpl_lora *lpl_run_adapter(const lpl_run *r, int i);
 /* Its LoRA config (placement + hyper-parameters). */
 const lpl_lora_config *lpl_run_lora_config(const lpl_run *r, int i);
@@ -388,20 +392,21 @@ char *lpl_run_results_json(const lpl_run *r);
 char *lpl_run_results_csv(const lpl_run *r);
 /* Per-step records, one JSON object per line (steps.jsonl), malloc'd. */
 char *lpl_run_steps_jsonl(const lpl_run *r);
-/* One placement's result object (as in results.json "placements"), malloc'd, or NULL
+/* One training's result object (as in results.json "trainings"), malloc'd, or NULL
  * if it is pending. */
-char *lpl_run_placement_json(const lpl_run *r, int i);
+char *lpl_run_training_json(const lpl_run *r, int i);
 
 /* A results document (results.json text) with its "aggregates" recomputed from its
- * "placements" (one object per training): how a grid's collected units and a run in
+ * "trainings" (one object per training): how a grid's collected units and a run in
  * one process get the same aggregates. malloc'd; NULL with err set on a document
- * that is not JSON or has no "placements" list. */
+ * that is not JSON or has no "trainings" list (an older file's "placements" list is read
+ * as its trainings). */
 char *lpl_results_aggregate(const char *results_json, lpl_error *err);
 
 /* results.csv and steps.jsonl made from a results document (results.json text) rather
  * than from a run, e.g. a collected grid's: the same rows and lines
  * lpl_run_results_csv / lpl_run_steps_jsonl write for the same trainings. malloc'd;
- * NULL with err set on a document that is not JSON or has no "placements" list. */
+ * NULL with err set on a document that is not JSON or has no "trainings" list. */
 char *lpl_results_csv(const char *results_json, lpl_error *err);
 char *lpl_results_steps_jsonl(const char *results_json, lpl_error *err);
 
@@ -415,7 +420,7 @@ lpl_status lpl_run_write_results(const lpl_run *r, const char *dir, lpl_error *e
  * torn last line (no newline, or not JSON: an append cut short by a crash) is dropped
  * and its size put in *torn (may be NULL). When the file's lines begin the wanted
  * text, only the rest is appended (lpl_append_lines); otherwise (a torn line, or
- * lines of a placement that will run again) the file is rewritten atomically. On
+ * lines of a training that will run again) the file is rewritten atomically. On
  * success *known is the new content (free it); on failure NULL, and LPL_ERR_IO
  * names the file. */
 lpl_status lpl_run_sync_steps(const lpl_run *r, const char *dir, char **known, size_t *torn, lpl_error *err);

@@ -23,6 +23,7 @@ typedef struct {
                              this many new tokens (default 0) */
 } lpl_generate_options;
 
+/* Fills o with the library's generation defaults (sampling, length, penalty). */
 void lpl_generate_options_default(lpl_generate_options *o);
 
 /* Continues prompt with the model (and lora if non-NULL) until end-of-text, the

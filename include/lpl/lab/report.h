@@ -9,8 +9,8 @@
 #include "lpl/core/common.h"
 
 /* Checks that json (len bytes) is a loralab results document: JSON, "format":
- * "loralab-results", a non-empty "placements" list. LPL_ERR_FORMAT says what is wrong
- * (with the byte where parsing stopped); LPL_ERR_NOMEM. */
+ * "loralab-results", a non-empty "trainings" list (or an older file's "placements").
+ * LPL_ERR_FORMAT says what is wrong (with the byte where parsing stopped); LPL_ERR_NOMEM. */
 lpl_status lpl_report_check_results(const char *json, size_t len, lpl_error *err);
 
 /* The report: tmpl with @@LAB_RESULTS@@ replaced by json (every '<' written as

@@ -71,6 +71,7 @@ int64_t lpl_gpt2_block_offsets_of(const lpl_gpt2_config *cfg, int layer, lpl_gpt
 typedef struct {
     int64_t wte, wpe, lnf_w, lnf_b, lm_head, total;
 } lpl_gpt2_top_offsets;
+/* Fills the offsets of the tensors outside the blocks, and the total float count. */
 void lpl_gpt2_top_offsets_of(const lpl_gpt2_config *cfg, lpl_gpt2_top_offsets *o);
 
 struct lpl_lora; /* see lora.h */
@@ -79,6 +80,7 @@ struct lpl_lora; /* see lora.h */
  * full_grads != 0 also allocates a gradient buffer matching model->params. */
 typedef struct lpl_gpt2_state lpl_gpt2_state;
 lpl_gpt2_state *lpl_gpt2_state_new(const lpl_gpt2_model *m, int max_T, int full_grads, lpl_error *err);
+/* Frees the state; NULL is a no-op. */
 void lpl_gpt2_state_free(lpl_gpt2_state *s);
 /* Bytes held by the state (activations + gradients). */
 size_t lpl_gpt2_state_bytes(const lpl_gpt2_state *s);
@@ -133,6 +135,7 @@ const char *lpl_compute_name(lpl_compute c);
 lpl_status lpl_compute_parse(const char *s, lpl_compute *out, lpl_error *err);
 /* Sets the compute of later forward/backward calls on s (new states: f32). */
 void lpl_gpt2_state_set_compute(lpl_gpt2_state *s, lpl_compute c);
+/* The compute mode later calls on s use. */
 lpl_compute lpl_gpt2_state_compute(const lpl_gpt2_state *s);
 
 /* Base-model dropout of the training forwards on s, as HF's GPT-2 in train mode:
@@ -172,6 +175,7 @@ typedef struct {
     double embed, attention, mlp, lora, lm_head, layernorm, total;
     double base_products;
 } lpl_gpt2_timings;
+/* Reads the timings of s into *t; reset starts them again from zero. */
 void lpl_gpt2_get_timings(const lpl_gpt2_state *s, lpl_gpt2_timings *t);
 void lpl_gpt2_reset_timings(lpl_gpt2_state *s);
 

@@ -62,6 +62,7 @@ typedef struct lpl_lora {
 /* Creates adapters for a placement with PEFT's initialisation from cfg->seed.
  * Returns NULL with err set when the placement is invalid (see lpl_lora_select). */
 lpl_lora *lpl_lora_attach(const lpl_lora_config *c, const lpl_gpt2_config *cfg, lpl_error *err);
+/* Frees the adapters and their scratch; NULL is a no-op. */
 void lpl_lora_free(lpl_lora *l);
 
 /* Trainable parameter count of a placement for a config, without weights:

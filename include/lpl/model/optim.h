@@ -17,9 +17,11 @@ typedef struct {
     int64_t t;  /* steps taken */
 } lpl_adamw;
 
+/* torch.optim.AdamW's defaults (betas 0.9/0.999, eps 1e-8, no weight decay). */
 void lpl_adamw_config_default(lpl_adamw_config *c);
 /* Allocates moment buffers for n parameters; LPL_ERR_NOMEM on failure. */
 lpl_status lpl_adamw_init(lpl_adamw *o, const lpl_adamw_config *c, int64_t n, lpl_error *err);
+/* Frees the moment buffers (not o itself). */
 void lpl_adamw_free(lpl_adamw *o);
 /* One AdamW step with learning rate lr (decoupled weight decay, bias correction as torch.optim.AdamW). */
 void lpl_adamw_step(lpl_adamw *o, float *params, const float *grads, float lr);

@@ -15,4 +15,10 @@ cJSON *lpl_document_new(const char *format);
  * parameter count) when with_params != 0. */
 void lpl_model_shape_add(cJSON *o, const lpl_gpt2_config *c, int with_params);
 
+/* The "trainings" list of a results document (one object per placement and seed), or
+ * NULL when it has none. Files written before the rename of issue 25 call that list
+ * "placements": it is moved to "trainings" in doc, so every reader and every document
+ * written from doc sees one name. The one place that knows the old key. */
+cJSON *lpl_results_trainings(cJSON *doc);
+
 #endif

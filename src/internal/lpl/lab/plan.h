@@ -59,7 +59,7 @@ typedef struct {
 
 /* Merges the units' results.json texts (docs[k] for unit k, NULL when missing) into
  * one results document: the first present document is the frame (config, model,
- * data, schedule), "placements" takes training k from docs[k] (a pending entry where
+ * data, schedule), "trainings" takes training k from docs[k] (a pending entry where
  * the unit is missing), wall time is the sum over units and peak memory the largest,
  * "collected" records the counts, and the aggregates are recomputed
  * (lpl_results_aggregate). Returns malloc'd JSON text, or NULL with err set when no
