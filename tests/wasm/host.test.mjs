@@ -149,8 +149,9 @@ test('hosted evals on the WebGPU engine: every eval point matches the CPU, adapt
   const g = await gpuOrNull();
   if (g.error) return t.skip(`no WebGPU in Node (Dawn needs libvulkan.so.1: LD_LIBRARY_PATH=/usr/lib/chromium): ${g.error}`);
   const lab = await labWithTinyModel();
-  // two epochs and two placements: evals before training (shared base eval), after each epoch
-  const exp = { ...experiment, epochs: 2, placements: ['baseline', 'attn-exact'] };
+  // two epochs of one step (a step takes seconds on SwiftShader): the base model's eval,
+  // one after each epoch; the first is mid-training (no adapters asked), the last ends it
+  const exp = { ...experiment, n_train: 1, epochs: 2, placements: ['attn-exact'] };
   lab.ablateStart({ ...exp, device: 'cpu' });
   while (lab.ablateStep()) lab.events();
   const cpu = JSON.parse(lab.resultsJson());
@@ -196,15 +197,15 @@ test('hosted evals on the WebGPU engine: every eval point matches the CPU, adapt
   tr.destroy();
   model.destroy();
   const gpu = JSON.parse(lab.resultsJson());
-  assert.equal(evals, 1 + 2 * 2, 'the base model\'s eval, then one per epoch of each training');
-  assert.equal(writeBacks, 2, 'adapters come back once per training');
-  assert.ok(steps >= 8, `${steps} steps`);
+  assert.equal(evals, 1 + 2, 'the base model\'s eval, then one per epoch');
+  assert.equal(writeBacks, 1, 'adapters come back once, at the training\'s end');
+  assert.equal(steps, 2);
   assert.equal(gpu.environment.eval_device, 'webgpu');
   const evs = events.filter((e) => e.type === 'eval');
-  assert.ok(evs.length >= 5 && evs.every((e) => e.device === 'webgpu'), JSON.stringify(evs.map((e) => e.device)));
+  assert.ok(evs.length >= 3 && evs.every((e) => e.device === 'webgpu'), JSON.stringify(evs.map((e) => e.device)));
   const points = [[gpu.base_eval, cpu.base_eval]];
   gpu.trainings.forEach((p, i) => p.evals.forEach((e, k) => points.push([e, cpu.trainings[i].evals[k]])));
-  assert.equal(points.length, 1 + 2 * 3);
+  assert.equal(points.length, 1 + 3);
   const rel = (a, b) => Math.abs(a - b) / Math.abs(b);
   for (const [ge, ce] of points) {
     assert.equal(ge.device, 'webgpu');
