@@ -73,6 +73,26 @@ static void config(lpl_experiment_config *c, int batch)
     c->n_placements = 2;
 }
 
+/* With_init: training 1 starts from saved adapters (lpl_run_set_init, B nonzero), so its
+ * eval before training is a pass of its own, with those adapters. */
+static int with_init;
+
+static void set_init(lpl_run *r, fixture *f)
+{
+    if (!with_init)
+        return;
+    lpl_error err;
+    lpl_error_clear(&err);
+    lpl_lora *l = lpl_lora_attach(lpl_run_lora_config(r, 1), &f->model->cfg, &err);
+    CHECK(l != NULL, "init lora: %s", err.msg);
+    if (!l)
+        return;
+    for (int64_t k = 0; k < l->n_params; k++)
+        l->params[k] = 0.02f * sinf((float)k * 0.7f);
+    CHECK(lpl_run_set_init(r, 1, l->params, l->n_params, &err) == LPL_OK, "set init: %s", err.msg);
+    lpl_lora_free(l);
+}
+
 static char *run_cpu(const lpl_experiment_config *c, fixture *f)
 {
     lpl_error err;
@@ -81,6 +101,7 @@ static char *run_cpu(const lpl_experiment_config *c, fixture *f)
     CHECK(r != NULL, "run: %s", err.msg);
     if (!r)
         return NULL;
+    set_init(r, f);
     int rc;
     while ((rc = lpl_run_step(r, &err)) > 0)
         free(lpl_run_take_events(r));
@@ -126,6 +147,7 @@ static char *run_hosted(const lpl_experiment_config *c, fixture *f, int evals, i
     CHECK(r != NULL, "run: %s", err.msg);
     if (!r)
         return NULL;
+    set_init(r, f);
     lpl_gpt2_state *st = lpl_gpt2_state_new(f->model, c->max_len, 0, &err);
     lpl_lora *lora = NULL;
     lpl_adamw opt;
@@ -285,10 +307,11 @@ static void test_same_as_cpu(fixture *f, int batch)
         int n = 0, ne = 0;
         char *b = run_hosted(&c, f, evals, &n, &ne);
         CHECK(n == 2 * 2 * 2 * ((5 + batch - 1) / batch), "batch %d: hosted steps %d", batch, n);
-        /* the base model's eval, then one per epoch for each of the 4 trainings */
-        CHECK(ne == (evals ? 1 + 4 * 2 : 0), "batch %d: %d hosted evals", batch, ne);
+        /* the base model's eval, then one per epoch for each of the 4 trainings (and one
+         * before training for the one with saved adapters) */
+        CHECK(ne == (evals ? 1 + 4 * 2 + with_init : 0), "batch %d: %d hosted evals", batch, ne);
         char what[48];
-        snprintf(what, sizeof what, "batch %d%s", batch, evals ? ", hosted evals" : "");
+        snprintf(what, sizeof what, "batch %d%s%s", batch, evals ? ", hosted evals" : "", with_init ? ", init" : "");
         if (a && b)
             compare(a, b, what);
         cJSON *rb = b ? cJSON_Parse(b) : NULL;
@@ -352,6 +375,9 @@ int main(void)
     if (fixture_init(&f)) {
         test_same_as_cpu(&f, 1);
         test_same_as_cpu(&f, 2);
+        with_init = 1;
+        test_same_as_cpu(&f, 1);
+        with_init = 0;
         test_protocol(&f);
     }
     lpl_gpt2_free(f.model);

@@ -226,8 +226,15 @@ async function hostedLoop(onEvents, maxTokens) {
       if (s.kind === 'eval') {
         // The running training's trainer holds its current adapters; an eval before a
         // training's first step (or the base model's) gets a trainer of its own.
+        if (tr && s.training !== training) {
+          // an eval of another training: the last one has ended (its adapters came back),
+          // so its buffers go before the eval's trainer is made (one trainer on the GPU)
+          tr.destroy();
+          tr = null;
+          training = -1;
+        }
         let et = tr;
-        if (!tr || s.training !== training) {
+        if (!tr) {
           const m = await model();
           et = await g.engine.createGpuTrainer(g.device, {
             model: m,
