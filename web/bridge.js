@@ -61,6 +61,8 @@ self.LabBridge = function LabBridge(M) {
     hostStep: ptrFn('lab_host_step', []),
     hostRecord: fn('lab_host_record', 'number', ['number', 'number', 'number']),
     hostSetAdapters: fn('lab_host_set_adapters', 'number', ['number', 'number']),
+    hostEvals: fn('lab_host_evals', 'number', ['number']),
+    hostRecordEval: fn('lab_host_record_eval', 'number', ['number', 'number']),
     setDeviceInfo: fn('lab_set_device_info', 'number', ['number']),
   };
 
@@ -279,13 +281,20 @@ self.LabBridge = function LabBridge(M) {
           // GPT-2's four sites (lpl_site 0..3); the C core's later site slots are Llama's
           w: b.w.slice(0, 4).map(mat), b: b.b.slice(0, 4).map(f32) })) } };
     },
-    /** 1: a step is due (hostStep describes it), 0: finished; throws on a fatal error. */
+    /** Hosted evals on: hostNext also hands out the eval passes (returns 2). */
+    hostEvals(on) {
+      if (c.hostEvals(on ? 1 : 0) !== 0) throw fail('hosted evals');
+    },
+    /** 1: a step is due, 2: an eval pass is due (hostStep describes either), 0: finished;
+     * throws on a fatal error. */
     hostNext() {
       const r = c.hostNext();
       if (r < 0) throw fail('training');
       return r;
     },
-    /** The due step with copies of its examples and (on a first step) the initial adapters. */
+    /** The due step (kind "step") or eval pass (kind "eval") with copies of its examples
+     * and, on a first step or an eval with adapters, the current adapters (for an eval
+     * before the first step: the initial ones). */
     hostStep() {
       const s = jsonOrThrow(c.hostStep(), 'lab_host_step');
       const h = heap();
@@ -293,9 +302,23 @@ self.LabBridge = function LabBridge(M) {
         tokens: new Int32Array(h.buffer.slice(e.tokens_ptr >>> 0, (e.tokens_ptr >>> 0) + 4 * e.T)),
         targets: new Int32Array(h.buffer.slice(e.targets_ptr >>> 0, (e.targets_ptr >>> 0) + 4 * e.T)),
         mask: new Uint8Array(h.buffer.slice(e.mask_ptr >>> 0, (e.mask_ptr >>> 0) + e.T)) }));
-      const p = s.lora.params_ptr >>> 0;
-      if (s.first_step) s.lora.params = new Float32Array(h.buffer.slice(p, p + 4 * s.lora.n_params));
+      if (s.lora && (s.first_step || s.kind === 'eval')) {
+        const p = s.lora.params_ptr >>> 0;
+        s.lora.params = new Float32Array(h.buffer.slice(p, p + 4 * s.lora.n_params));
+      }
       return s;
+    },
+    /** Records the eval pass: nll holds the losses of every scored position of every eval
+     * example in order. True when the adapters must be written back (hostSetAdapters). */
+    hostRecordEval(nll) {
+      const p = M._malloc(Math.max(4, nll.byteLength));
+      if (!p) throw new Error('out of memory: eval losses from the GPU');
+      try {
+        new Float32Array(heap().buffer, p, nll.length).set(nll);
+        const r = c.hostRecordEval(p, nll.length);
+        if (r < 0) throw fail('recording an eval');
+        return r === 1;
+      } finally { M._free(p); }
     },
     /** Records the step: true when the adapters must be written back (hostSetAdapters). */
     hostRecord(loss, gradNorm, tokens) {

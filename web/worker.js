@@ -192,14 +192,30 @@ function gpuInfo(g) {
            limits: g.limits || {}, features: g.features ? [...g.features] : [] };
 }
 
-// The hosted loop: lab.hostNext runs the C core's own units (evals on the CPU, starts
-// and ends of trainings) and hands out each step, which the GPU computes; the adapters
-// come back before every eval and at each training's end.
+// The hosted loop: lab.hostNext runs the C core's own units (starts and ends of
+// trainings) and hands out each step and each eval pass, which the GPU computes: an
+// eval runs on the training's adapters where they are (the base model's on a trainer
+// without adapters), its per-position losses go back to the C core, which reduces them
+// as a CPU eval; the adapters come back once, at each training's end.
 async function hostedLoop(onEvents, maxTokens) {
   const g = await gpuDevice();
   lab.setDeviceInfo(gpuInfo(g));
+  lab.hostEvals(true);
   const cfg = JSON.parse(lab.resultsJson()).config;
   let tr = null, training = -1, cancelled = false;
+  // The weights go up once per loaded model (dropped when another is loaded); views
+  // into wasm memory are taken right before the upload (the heap may have grown).
+  const model = async () => {
+    if (!gpuModel || gpuModel.device !== g.device) {
+      dropGpuModel();
+      const m = lab.modelTensors();
+      gpuModel = await g.engine.createGpuModel(g.device, m.config, m.tensors);
+    }
+    return gpuModel;
+  };
+  const limits = (m) => ({ maxT: Math.min(m.config.n_ctx, maxTokens || cfg.max_len || m.config.n_ctx),
+                           maxBatch: Math.max(1, cfg.batch_size | 0) });
+  const examples = (s) => s.examples.map((e) => ({ tokens: e.tokens, targets: e.targets, mask: e.mask }));
   try {
     for (;;) {
       if (cancelRequested && !cancelled) { lab.ablateCancel(); cancelled = true; }
@@ -207,31 +223,50 @@ async function hostedLoop(onEvents, maxTokens) {
       onEvents(lab.events());
       if (!more) break;
       const s = lab.hostStep();
+      if (s.kind === 'eval') {
+        // The running training's trainer holds its current adapters; an eval before a
+        // training's first step (or the base model's) gets a trainer of its own.
+        if (tr && s.training !== training) {
+          // an eval of another training: the last one has ended (its adapters came back),
+          // so its buffers go before the eval's trainer is made (one trainer on the GPU)
+          tr.destroy();
+          tr = null;
+          training = -1;
+        }
+        let et = tr;
+        if (!tr) {
+          const m = await model();
+          et = await g.engine.createGpuTrainer(g.device, {
+            model: m,
+            lora: s.lora ? { r: s.lora.r, scaling: s.lora.scaling, dropout: 0, modules: s.lora.modules, params: s.lora.params }
+                         : { r: 1, scaling: 0, dropout: 0, modules: [], params: new Float32Array(0) },
+            train: limits(m),
+          });
+        }
+        let r;
+        try { r = await et.evalTokens(examples(s)); } finally { if (et !== tr) et.destroy(); }
+        const want = lab.hostRecordEval(r.nll);
+        onEvents(lab.events());
+        if (want) lab.hostSetAdapters(await tr.readAdapters());
+        await tick();
+        continue;
+      }
       if (s.first_step || s.training !== training) {
         if (tr) tr.destroy();
         tr = null;
-        // The weights go up once per loaded model (dropped when another is loaded); views
-        // into wasm memory are taken right before the upload (the heap may have grown).
-        if (!gpuModel || gpuModel.device !== g.device) {
-          dropGpuModel();
-          const m = lab.modelTensors();
-          gpuModel = await g.engine.createGpuModel(g.device, m.config, m.tensors);
-        }
-        const nCtx = gpuModel.config.n_ctx;
+        const m = await model();
         tr = await g.engine.createGpuTrainer(g.device, {
-          model: gpuModel,
+          model: m,
           lora: { r: s.lora.r, scaling: s.lora.scaling, dropout: s.lora.dropout, modules: s.lora.modules,
                   params: s.lora.params },
-          train: { maxT: Math.min(nCtx, maxTokens || cfg.max_len || nCtx),
-                   maxBatch: Math.max(1, cfg.batch_size | 0), gradClip: s.grad_clip,
+          train: { ...limits(m), gradClip: s.grad_clip,
                    adamw: { beta1: s.adamw.beta1, beta2: s.adamw.beta2, eps: s.adamw.eps,
                             weightDecay: s.adamw.weight_decay },
                    dropout: s.base_dropout, baseSeed: BigInt(s.seed), loraSeed: BigInt(s.lora.seed) },
         });
         training = s.training;
       }
-      const batch = s.examples.map((e) => ({ tokens: e.tokens, targets: e.targets, mask: e.mask }));
-      const r = await tr.step(batch, s.lr);
+      const r = await tr.step(examples(s), s.lr);
       const tokens = s.examples.reduce((a, e) => a + e.T, 0);
       const want = lab.hostRecord(r.loss, r.gradNorm, tokens);
       onEvents(lab.events());

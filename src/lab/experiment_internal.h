@@ -25,6 +25,7 @@ typedef struct {
     double trainer_eval_loss;
     double role_nll[LPL_N_ROLES];
     int64_t role_tokens[LPL_N_ROLES];
+    int hosted;                 /* computed by the host (lpl_run_host_evals), not the CPU */
 } lpl_eval_point;
 
 /* One training: placement `placement` of the config with seed `seed`. The run holds
@@ -91,7 +92,11 @@ struct lpl_run {
     int opt_ready;
     float *accum;
     /* hosted steps (lpl_run_host_*) */
-    int host_pending;               /* a step was handed out and not recorded */
+    int host_pending;               /* a step (1) or an eval (2) was handed out and not recorded */
+    int host_evals;                 /* lpl_run_host_evals: the host runs the eval passes */
+    int n_host_evals, n_cpu_evals;  /* eval passes of this session, by where they ran */
+    int64_t host_eval_scored;       /* the pending eval's scored positions */
+    int host_eval_phase, host_eval_epoch; /* the pending eval's phase and epoch */
     int host_owes;                  /* adapters changed on the host and are not written back */
     int host_begin, host_end;
     double host_t0;

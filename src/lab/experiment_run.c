@@ -308,6 +308,19 @@ lpl_status lpl_run_set_init(lpl_run *r, int i, const float *params, int64_t n, l
 
 /* ---------------------------------------------------------------- eval */
 
+static void eval_point_set(lpl_eval_point *out, const lpl_eval_result *e)
+{
+    out->nll_sum = e->nll_sum;
+    out->n_tokens = e->n_tokens;
+    out->n_samples = e->n_samples;
+    out->eval_loss = e->eval_loss;
+    out->perplexity = e->perplexity;
+    out->mean_sample_perplexity = e->mean_sample_perplexity;
+    out->trainer_eval_loss = e->trainer_eval_loss;
+    memcpy(out->role_nll, e->role_nll, sizeof out->role_nll);
+    memcpy(out->role_tokens, e->role_tokens, sizeof out->role_tokens);
+}
+
 static lpl_status eval_pass(lpl_run *r, lpl_lora *lora, lpl_eval_point *out, lpl_error *err)
 {
     lpl_eval_result e;
@@ -315,16 +328,15 @@ static lpl_status eval_pass(lpl_run *r, lpl_lora *lora, lpl_eval_point *out, lpl
     lpl_status st = lpl_evaluate_with_state(r->model, lora, r->state, &r->eval, &e, err);
     if (st)
         return st;
-    out->nll_sum = e.nll_sum;
-    out->n_tokens = e.n_tokens;
-    out->n_samples = e.n_samples;
-    out->eval_loss = e.eval_loss;
-    out->perplexity = e.perplexity;
-    out->mean_sample_perplexity = e.mean_sample_perplexity;
-    out->trainer_eval_loss = e.trainer_eval_loss;
-    memcpy(out->role_nll, e.role_nll, sizeof out->role_nll);
-    memcpy(out->role_tokens, e.role_tokens, sizeof out->role_tokens);
+    eval_point_set(out, &e);
+    r->n_cpu_evals++;
     return LPL_OK;
+}
+
+/* Where an eval pass ran: the CPU, or the device of the hosted steps. */
+static const char *eval_device(const lpl_run *r, const lpl_eval_point *e)
+{
+    return e->hosted ? (r->cfg.device == LPL_DEVICE_WEBGPU ? "webgpu" : "cpu") : "cpu";
 }
 
 static void emit_eval(lpl_run *r, const lpl_eval_point *e)
@@ -336,6 +348,7 @@ static void emit_eval(lpl_run *r, const lpl_eval_point *e)
     cJSON_AddNumberToObject(ev, "perplexity", e->perplexity);
     cJSON_AddNumberToObject(ev, "mean_sample_perplexity", e->mean_sample_perplexity);
     cJSON_AddNumberToObject(ev, "trainer_eval_loss", e->trainer_eval_loss);
+    cJSON_AddStringToObject(ev, "device", eval_device(r, e));
     push_event(r, ev);
 }
 
@@ -389,6 +402,7 @@ static void fail_training(lpl_run *r, const char *msg)
     cJSON_AddStringToObject(ev, "message", msg);
     push_event(r, ev);
     training_release(p, 0);
+    r->host_owes = 0; /* its adapters are gone: nothing to write back */
     if (r->opt_ready) {
         lpl_adamw_free(&r->opt);
         r->opt_ready = 0;
@@ -405,15 +419,9 @@ static int base_eval_needed(const lpl_run *r)
     return 0;
 }
 
-static lpl_status unit_base_eval(lpl_run *r, lpl_error *err)
+/* The base model's eval is in r->base_eval (computed from t on): event and timings. */
+static void base_eval_recorded(lpl_run *r, double t)
 {
-    r->phase = LPL_PHASE_START;
-    if (!base_eval_needed(r))
-        return LPL_OK;
-    double t = lpl_now_seconds();
-    lpl_status st = eval_pass(r, NULL, &r->base_eval, err);
-    if (st)
-        return st;
     r->have_base_eval = 1;
     r->t_eval_units += lpl_now_seconds() - t;
     r->n_eval_units++;
@@ -425,7 +433,20 @@ static lpl_status unit_base_eval(lpl_run *r, lpl_error *err)
     cJSON_AddNumberToObject(ev, "eval_loss", r->base_eval.eval_loss);
     cJSON_AddNumberToObject(ev, "perplexity", r->base_eval.perplexity);
     cJSON_AddNumberToObject(ev, "mean_sample_perplexity", r->base_eval.mean_sample_perplexity);
+    cJSON_AddStringToObject(ev, "device", eval_device(r, &r->base_eval));
     push_event(r, ev);
+}
+
+static lpl_status unit_base_eval(lpl_run *r, lpl_error *err)
+{
+    r->phase = LPL_PHASE_START;
+    if (!base_eval_needed(r))
+        return LPL_OK;
+    double t = lpl_now_seconds();
+    lpl_status st = eval_pass(r, NULL, &r->base_eval, err);
+    if (st)
+        return st;
+    base_eval_recorded(r, t);
     return LPL_OK;
 }
 
@@ -491,24 +512,23 @@ static lpl_status unit_start(lpl_run *r, lpl_error *err)
     return LPL_OK;
 }
 
-static lpl_status unit_eval(lpl_run *r, int epoch, lpl_error *err)
+/* A training's eval pass (epoch 0: before training) is done, computed from t on with
+ * status st: record it, fail the training on a non-finite loss, move on. */
+static lpl_status eval_recorded(lpl_run *r, int epoch, lpl_eval_point *e, lpl_status st, double t)
 {
     lpl_training *p = &r->tr[r->cur];
-    double t = lpl_now_seconds();
-    lpl_eval_point e;
-    lpl_status st = eval_pass(r, p->lora, &e, err);
     if (st == LPL_ERR_NUMERIC)
-        e.eval_loss = NAN; /* reported below as this training's failure */
+        e->eval_loss = NAN; /* reported below as this training's failure */
     else if (st)
         return st;
     r->t_eval_units += lpl_now_seconds() - t;
     r->n_eval_units++;
-    e.epoch = epoch;
-    e.step = r->step;
-    p->evals[p->n_evals++] = e;
+    e->epoch = epoch;
+    e->step = r->step;
+    p->evals[p->n_evals++] = *e;
     r->prog.evaluating = 1;
-    emit_eval(r, &e);
-    if (!isfinite(e.eval_loss)) {
+    emit_eval(r, e);
+    if (!isfinite(e->eval_loss)) {
         char msg[256];
         snprintf(msg, sizeof msg,
                  "non-finite eval loss after step %d of placement '%s' (lr %g): the learning rate is "
@@ -516,11 +536,24 @@ static lpl_status unit_eval(lpl_run *r, int epoch, lpl_error *err)
         fail_training(r, msg);
         return LPL_OK;
     }
-    if (epoch == 0)
+    if (epoch == 0) {
         r->phase = LPL_PHASE_TRAIN;
-    else
-        r->phase = r->step >= r->total_steps ? LPL_PHASE_FINISH : LPL_PHASE_TRAIN;
+    } else if (r->step >= r->total_steps) {
+        r->phase = LPL_PHASE_FINISH;
+    } else {
+        r->phase = LPL_PHASE_TRAIN;
+        r->epoch++;
+        r->pos = 0;
+    }
     return LPL_OK;
+}
+
+static lpl_status unit_eval(lpl_run *r, int epoch, lpl_error *err)
+{
+    double t = lpl_now_seconds();
+    lpl_eval_point e;
+    lpl_status st = eval_pass(r, r->tr[r->cur].lora, &e, err);
+    return eval_recorded(r, epoch, &e, st, t);
 }
 
 static void start_epoch_order(lpl_run *r)
@@ -782,6 +815,17 @@ static lpl_status events_lost(lpl_error *err)
                     "lost unseen");
 }
 
+/* A fatal error ends the run, with an "error" event; -1 for the caller. */
+static int run_fatal(lpl_run *r, lpl_error *err, lpl_status st)
+{
+    r->finished = 1;
+    r->phase = LPL_PHASE_DONE;
+    cJSON *ev = new_event("error", r, 0);
+    cJSON_AddStringToObject(ev, "message", err ? err->msg : lpl_status_name(st));
+    push_event(r, ev);
+    return -1;
+}
+
 int lpl_run_step(lpl_run *r, lpl_error *err)
 {
     if (r->finished)
@@ -800,13 +844,7 @@ int lpl_run_step(lpl_run *r, lpl_error *err)
     case LPL_PHASE_START: st = unit_start(r, err); break;
     case LPL_PHASE_EVAL_BEFORE: st = unit_eval(r, 0, err); break;
     case LPL_PHASE_TRAIN: st = unit_train(r, err); break;
-    case LPL_PHASE_EVAL_EPOCH:
-        st = unit_eval(r, r->epoch, err);
-        if (!st && r->phase == LPL_PHASE_TRAIN) {
-            r->epoch++;
-            r->pos = 0;
-        }
-        break;
+    case LPL_PHASE_EVAL_EPOCH: st = unit_eval(r, r->epoch, err); break;
     case LPL_PHASE_FINISH: unit_finish(r); break;
     case LPL_PHASE_DONE: break;
     }
@@ -817,14 +855,8 @@ int lpl_run_step(lpl_run *r, lpl_error *err)
     }
     if (!st && r->events_lost)
         st = events_lost(err);
-    if (st) {
-        r->finished = 1;
-        r->phase = LPL_PHASE_DONE;
-        cJSON *ev = new_event("error", r, 0);
-        cJSON_AddStringToObject(ev, "message", err ? err->msg : lpl_status_name(st));
-        push_event(r, ev);
-        return -1;
-    }
+    if (st)
+        return run_fatal(r, err, st);
     if (r->phase == LPL_PHASE_DONE) {
         finish_run(r, 0);
         if (r->events_lost) {
@@ -971,11 +1003,45 @@ done:
 
 /* ---------------------------------------------------------------- hosted steps */
 
+void lpl_run_host_evals(lpl_run *r, int on) { r->host_evals = on != 0; }
+
+/* Hands out the eval pass due in r->phase (the base model's, or the current
+ * training's after `epoch` epochs): returns 2. */
+static int host_hand_eval(lpl_run *r, lpl_run_host_step *s, int epoch)
+{
+    memset(s, 0, sizeof *s);
+    s->training = -1;
+    if (r->phase != LPL_PHASE_BASE_EVAL) {
+        const lpl_training *p = &r->tr[r->cur];
+        s->training = r->cur;
+        s->seed = p->seed;
+        s->step = r->step;
+        s->total_steps = r->total_steps;
+        s->lora = p->lora;
+    }
+    s->compute = lpl_gpt2_state_compute(r->state);
+    s->eval_epoch = epoch;
+    s->eval_set = &r->eval;
+    for (int i = 0; i < r->eval.n; i++)
+        s->eval_scored += scored_tokens(&r->eval.ex[i]);
+    r->host_eval_scored = s->eval_scored;
+    r->host_eval_phase = r->phase;
+    r->host_eval_epoch = epoch;
+    r->host_pending = 2;
+    r->host_t0 = lpl_now_seconds();
+    return 2;
+}
+
 int lpl_run_host_next(lpl_run *r, lpl_run_host_step *s, lpl_error *err)
 {
-    if (r->host_pending) {
+    if (r->host_pending == 1) {
         lpl_fail(err, LPL_ERR_INVALID, "hosted training: step %d was handed out and not recorded "
                  "(lpl_run_host_record)", r->step + 1);
+        return -1;
+    }
+    if (r->host_pending == 2) {
+        lpl_fail(err, LPL_ERR_INVALID, "hosted training: an eval pass was handed out and not recorded "
+                 "(lpl_run_host_record_eval)");
         return -1;
     }
     for (;;) {
@@ -983,8 +1049,16 @@ int lpl_run_host_next(lpl_run *r, lpl_run_host_step *s, lpl_error *err)
             return 0;
         if (!atomic_load(&r->cancel) && r->phase == LPL_PHASE_TRAIN)
             break;
+        if (r->host_evals && !atomic_load(&r->cancel)) {
+            if (r->phase == LPL_PHASE_BASE_EVAL && base_eval_needed(r))
+                return host_hand_eval(r, s, 0);
+            if (r->phase == LPL_PHASE_EVAL_BEFORE)
+                return host_hand_eval(r, s, 0);
+            if (r->phase == LPL_PHASE_EVAL_EPOCH)
+                return host_hand_eval(r, s, r->epoch);
+        }
         if (r->host_owes && !atomic_load(&r->cancel) &&
-            (r->phase == LPL_PHASE_EVAL_EPOCH || r->phase == LPL_PHASE_FINISH)) {
+            ((r->phase == LPL_PHASE_EVAL_EPOCH && !r->host_evals) || r->phase == LPL_PHASE_FINISH)) {
             lpl_fail(err, LPL_ERR_INVALID, "hosted training: the run needs the adapters of training %d "
                      "before its eval; write them back with lpl_run_host_set_adapters", r->cur);
             return -1;
@@ -1050,7 +1124,52 @@ int lpl_run_host_record(lpl_run *r, float loss, double grad_norm, int tokens, lp
         return 0;
     }
     r->host_owes = 1;
-    return r->phase != LPL_PHASE_TRAIN;
+    /* hosted evals use the host's adapters: only the training's end needs them here */
+    return r->host_evals ? r->phase == LPL_PHASE_FINISH : r->phase != LPL_PHASE_TRAIN;
+}
+
+int lpl_run_host_record_eval(lpl_run *r, const float *token_nll, int64_t n, lpl_error *err)
+{
+    if (r->host_pending != 2) {
+        lpl_fail(err, LPL_ERR_INVALID, "hosted training: no eval pass is pending (call lpl_run_host_next first)");
+        return -1;
+    }
+    if (n != r->host_eval_scored) {
+        lpl_fail(err, LPL_ERR_INVALID, "hosted training: %lld eval token losses given, the eval set has %lld "
+                 "scored tokens", (long long)n, (long long)r->host_eval_scored);
+        return -1;
+    }
+    r->host_pending = 0;
+    /* the CPU eval's own reduction (lpl_evaluate_with_state) over the host's losses */
+    lpl_eval_acc acc;
+    lpl_eval_begin(&acc);
+    int64_t off = 0;
+    for (int i = 0; i < r->eval.n; i++) {
+        lpl_eval_add(&acc, &r->eval, i, token_nll + off);
+        off += scored_tokens(&r->eval.ex[i]);
+    }
+    lpl_eval_result res;
+    lpl_eval_point e;
+    memset(&e, 0, sizeof e);
+    lpl_status st = lpl_eval_end(&acc, &res, err);
+    if (!st)
+        eval_point_set(&e, &res);
+    e.hosted = 1;
+    r->n_host_evals++;
+    if (r->host_eval_phase == LPL_PHASE_BASE_EVAL) {
+        if (st)
+            return run_fatal(r, err, st);
+        r->phase = LPL_PHASE_START;
+        r->base_eval = e;
+        base_eval_recorded(r, r->host_t0);
+    } else {
+        st = eval_recorded(r, r->host_eval_epoch, &e, st, r->host_t0);
+        if (st)
+            return run_fatal(r, err, st);
+    }
+    if (r->events_lost)
+        return run_fatal(r, err, events_lost(err));
+    return r->host_owes && r->phase == LPL_PHASE_FINISH;
 }
 
 lpl_status lpl_run_host_set_adapters(lpl_run *r, const float *params, int64_t n, lpl_error *err)

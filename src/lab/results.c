@@ -66,9 +66,17 @@ static cJSON *float_array(const float *v, int n)
     return a;
 }
 
-static cJSON *eval_point_cjson(const lpl_eval_point *e)
+/* The device of the hosted steps and evals (lpl_run_host_evals). */
+static const char *host_device(const lpl_run *r)
+{
+    return r->cfg.device == LPL_DEVICE_WEBGPU ? "webgpu" : "cpu";
+}
+
+static cJSON *eval_point_cjson(const lpl_run *r, const lpl_eval_point *e)
 {
     cJSON *o = cJSON_CreateObject();
+    if (e->hosted) /* a CPU eval's point stays as it always was */
+        cJSON_AddStringToObject(o, "device", host_device(r));
     cJSON_AddNumberToObject(o, "epoch", e->epoch);
     cJSON_AddNumberToObject(o, "step", e->step);
     cJSON_AddNumberToObject(o, "eval_loss", e->eval_loss);
@@ -204,7 +212,7 @@ cJSON *lpl_run_build_result(const lpl_run *r, int i)
     cJSON_AddNumberToObject(o, "adapter_memory_bytes", 16.0 * (double)p->count.trainable);
     cJSON *ev = cJSON_AddArrayToObject(o, "evals");
     for (int k = 0; k < p->n_evals; k++)
-        cJSON_AddItemToArray(ev, eval_point_cjson(&p->evals[k]));
+        cJSON_AddItemToArray(ev, eval_point_cjson(r, &p->evals[k]));
     cJSON *st = cJSON_AddObjectToObject(o, "steps");
     cJSON_AddItemToObject(st, "loss", float_array(p->loss, p->n_steps));
     cJSON_AddItemToObject(st, "lr", float_array(p->lr, p->n_steps));
@@ -332,13 +340,17 @@ static cJSON *results_cjson(const lpl_run *r)
     cJSON *env = lpl_environment_cjson();
     if (env && r->device_info)
         cJSON_AddItemToObject(env, "webgpu", cJSON_Duplicate(r->device_info, 1));
+    /* where this session's eval passes ran, once any ran on the host (CPU-only runs
+     * keep the environment they always had) */
+    if (env && r->n_host_evals)
+        cJSON_AddStringToObject(env, "eval_device", r->n_cpu_evals ? "mixed" : host_device(r));
     cJSON_AddItemToObject(root, "environment", env);
     cJSON *sched = cJSON_AddObjectToObject(root, "schedule");
     cJSON_AddNumberToObject(sched, "steps_per_epoch", r->steps_per_epoch);
     cJSON_AddNumberToObject(sched, "epochs", r->epochs);
     cJSON_AddNumberToObject(sched, "steps_per_training", r->total_steps);
     if (r->have_base_eval)
-        cJSON_AddItemToObject(root, "base_eval", eval_point_cjson(&r->base_eval));
+        cJSON_AddItemToObject(root, "base_eval", eval_point_cjson(r, &r->base_eval));
     else
         cJSON_AddNullToObject(root, "base_eval");
     cJSON_AddNumberToObject(root, "wall_seconds", lpl_now_seconds() - r->t0);

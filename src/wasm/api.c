@@ -594,8 +594,9 @@ LAB_EXPORT const char *lab_model_tensors(void)
 static void hex64(char *buf, uint64_t v) { snprintf(buf, 19, "0x%016llx", (unsigned long long)v); }
 
 /* Hosted training (docs/WASM_API.md "Hosted training"): runs the run's own units
- * until a training step is due. 1: lab_host_step describes it; 0: the run is finished
- * or cancelled; -1: error (lab_last_error), as lab_ablate_step. */
+ * until a training step is due. 1: lab_host_step describes it; 2 (hosted evals,
+ * lab_host_evals): an eval pass is due, lab_host_step describes it; 0: the run is
+ * finished or cancelled; -1: error (lab_last_error), as lab_ablate_step. */
 LAB_EXPORT int lab_host_next(void)
 {
     if (!g.run) {
@@ -606,37 +607,10 @@ LAB_EXPORT int lab_host_next(void)
     return lpl_run_host_next(g.run, &g.host, &g.err);
 }
 
-/* The step lab_host_next handed out, as JSON: training, seed, first_step, step, lr,
- * grad_clip, adamw, base_dropout, lora {r, alpha, scaling, dropout, seed, n_params,
- * params_ptr, modules} and examples [{T, tokens_ptr, targets_ptr, mask_ptr, weight,
- * base_key, lora_key}] (pointers into the wasm heap, keys as 0x hex strings). */
-LAB_EXPORT const char *lab_host_step(void)
+static cJSON *host_lora_cjson(const lpl_lora *l)
 {
-    const lpl_run_host_step *s = &g.host;
-    if (!g.run || !s->lora)
-        return keep(&g.str_host, NULL);
     char hex[20];
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "training", s->training);
-    hex64(hex, s->seed);
-    cJSON_AddStringToObject(o, "seed", hex);
-    cJSON_AddBoolToObject(o, "first_step", s->first_step);
-    cJSON_AddNumberToObject(o, "step", s->step);
-    cJSON_AddNumberToObject(o, "total_steps", s->total_steps);
-    cJSON_AddNumberToObject(o, "lr", s->lr);
-    cJSON_AddNumberToObject(o, "grad_clip", s->grad_clip);
-    cJSON *a = cJSON_AddObjectToObject(o, "adamw");
-    cJSON_AddNumberToObject(a, "beta1", s->adamw.beta1);
-    cJSON_AddNumberToObject(a, "beta2", s->adamw.beta2);
-    cJSON_AddNumberToObject(a, "eps", s->adamw.eps);
-    cJSON_AddNumberToObject(a, "weight_decay", s->adamw.weight_decay);
-    cJSON_AddStringToObject(o, "compute", lpl_compute_name(s->compute));
-    cJSON *d = cJSON_AddObjectToObject(o, "base_dropout");
-    cJSON_AddNumberToObject(d, "embd", s->base_dropout.embd);
-    cJSON_AddNumberToObject(d, "attn", s->base_dropout.attn);
-    cJSON_AddNumberToObject(d, "resid", s->base_dropout.resid);
-    const lpl_lora *l = s->lora;
-    cJSON *lo = cJSON_AddObjectToObject(o, "lora");
+    cJSON *lo = cJSON_CreateObject();
     cJSON_AddNumberToObject(lo, "r", l->cfg.r);
     cJSON_AddNumberToObject(lo, "alpha", l->cfg.alpha);
     cJSON_AddNumberToObject(lo, "scaling", l->scaling);
@@ -655,14 +629,87 @@ LAB_EXPORT const char *lab_host_step(void)
         cJSON_AddNumberToObject(mo, "out", m->out);
         cJSON_AddItemToArray(mods, mo);
     }
+    return lo;
+}
+
+static cJSON *host_example_cjson(const lpl_example *e)
+{
+    cJSON *eo = cJSON_CreateObject();
+    cJSON_AddNumberToObject(eo, "T", e->T);
+    cJSON_AddNumberToObject(eo, "tokens_ptr", (double)(uintptr_t)e->tokens);
+    cJSON_AddNumberToObject(eo, "targets_ptr", (double)(uintptr_t)e->targets);
+    cJSON_AddNumberToObject(eo, "mask_ptr", (double)(uintptr_t)e->mask);
+    return eo;
+}
+
+/* The eval pass lab_host_next handed out (it returned 2), as JSON: kind "eval",
+ * training (-1: the base model, no lora), epoch, n_scored, compute, lora (as a step's,
+ * when a training's) and examples [{T, tokens_ptr, targets_ptr, mask_ptr}]: the whole
+ * eval set in order. */
+static const char *host_eval_json(const lpl_run_host_step *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "eval");
+    cJSON_AddNumberToObject(o, "training", s->training);
+    cJSON_AddNumberToObject(o, "epoch", s->eval_epoch);
+    cJSON_AddNumberToObject(o, "step", s->step);
+    cJSON_AddNumberToObject(o, "total_steps", s->total_steps);
+    cJSON_AddNumberToObject(o, "n_scored", (double)s->eval_scored);
+    cJSON_AddStringToObject(o, "compute", lpl_compute_name(s->compute));
+    if (s->lora) {
+        char hex[20];
+        hex64(hex, s->seed);
+        cJSON_AddStringToObject(o, "seed", hex);
+        cJSON_AddItemToObject(o, "lora", host_lora_cjson(s->lora));
+    } else {
+        cJSON_AddNullToObject(o, "lora");
+    }
+    cJSON *ex = cJSON_AddArrayToObject(o, "examples");
+    for (int i = 0; i < s->eval_set->n; i++)
+        cJSON_AddItemToArray(ex, host_example_cjson(&s->eval_set->ex[i]));
+    char *js = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return keep(&g.str_host, js);
+}
+
+/* The step lab_host_next handed out, as JSON: kind "step", training, seed, first_step, step, lr,
+ * grad_clip, adamw, base_dropout, lora {r, alpha, scaling, dropout, seed, n_params,
+ * params_ptr, modules} and examples [{T, tokens_ptr, targets_ptr, mask_ptr, weight,
+ * base_key, lora_key}] (pointers into the wasm heap, keys as 0x hex strings); or the
+ * eval pass (host_eval_json) when lab_host_next returned 2. */
+LAB_EXPORT const char *lab_host_step(void)
+{
+    const lpl_run_host_step *s = &g.host;
+    if (g.run && s->eval_set)
+        return host_eval_json(s);
+    if (!g.run || !s->lora)
+        return keep(&g.str_host, NULL);
+    char hex[20];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "step");
+    cJSON_AddNumberToObject(o, "training", s->training);
+    hex64(hex, s->seed);
+    cJSON_AddStringToObject(o, "seed", hex);
+    cJSON_AddBoolToObject(o, "first_step", s->first_step);
+    cJSON_AddNumberToObject(o, "step", s->step);
+    cJSON_AddNumberToObject(o, "total_steps", s->total_steps);
+    cJSON_AddNumberToObject(o, "lr", s->lr);
+    cJSON_AddNumberToObject(o, "grad_clip", s->grad_clip);
+    cJSON *a = cJSON_AddObjectToObject(o, "adamw");
+    cJSON_AddNumberToObject(a, "beta1", s->adamw.beta1);
+    cJSON_AddNumberToObject(a, "beta2", s->adamw.beta2);
+    cJSON_AddNumberToObject(a, "eps", s->adamw.eps);
+    cJSON_AddNumberToObject(a, "weight_decay", s->adamw.weight_decay);
+    cJSON_AddStringToObject(o, "compute", lpl_compute_name(s->compute));
+    cJSON *d = cJSON_AddObjectToObject(o, "base_dropout");
+    cJSON_AddNumberToObject(d, "embd", s->base_dropout.embd);
+    cJSON_AddNumberToObject(d, "attn", s->base_dropout.attn);
+    cJSON_AddNumberToObject(d, "resid", s->base_dropout.resid);
+    cJSON_AddItemToObject(o, "lora", host_lora_cjson(s->lora));
     cJSON *ex = cJSON_AddArrayToObject(o, "examples");
     for (int k = 0; k < s->n_examples; k++) {
         const lpl_example *e = s->ex[k];
-        cJSON *eo = cJSON_CreateObject();
-        cJSON_AddNumberToObject(eo, "T", e->T);
-        cJSON_AddNumberToObject(eo, "tokens_ptr", (double)(uintptr_t)e->tokens);
-        cJSON_AddNumberToObject(eo, "targets_ptr", (double)(uintptr_t)e->targets);
-        cJSON_AddNumberToObject(eo, "mask_ptr", (double)(uintptr_t)e->mask);
+        cJSON *eo = host_example_cjson(e);
         cJSON_AddNumberToObject(eo, "weight", s->weight[k]);
         hex64(hex, s->base_key[k]);
         cJSON_AddStringToObject(eo, "base_key", hex);
@@ -685,6 +732,32 @@ LAB_EXPORT int lab_host_record(float loss, double grad_norm, int tokens)
     }
     lpl_error_clear(&g.err);
     return lpl_run_host_record(g.run, loss, grad_norm, tokens, &g.err);
+}
+
+/* Hosted evals on (1) or off (0, the default): lpl_run_host_evals. 0, or -1 without a run. */
+LAB_EXPORT int lab_host_evals(int on)
+{
+    lpl_error_clear(&g.err);
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+        return -1;
+    }
+    lpl_run_host_evals(g.run, on);
+    return 0;
+}
+
+/* Records the handed-out eval pass (lpl_run_host_record_eval): n floats at nll (a
+ * buffer the caller allocated in the heap), the NLL of every scored position of every
+ * eval example in order. 1 = write the adapters back (the training's end is next),
+ * 0 = not, -1 = error (lab_last_error). */
+LAB_EXPORT int lab_host_record_eval(const float *nll, double n)
+{
+    lpl_error_clear(&g.err);
+    if (!g.run) {
+        lpl_fail(&g.err, LPL_ERR_INVALID, "no run (lab_ablate_start)");
+        return -1;
+    }
+    return lpl_run_host_record_eval(g.run, nll, (int64_t)n, &g.err);
 }
 
 /* Copies n floats at params (a buffer the caller allocated in the heap) into the

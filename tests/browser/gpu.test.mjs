@@ -4,7 +4,8 @@
 // first train losses and the final eval losses within 1e-3 relative; results.json
 // records config.device and the adapter under environment.webgpu; Cancel works on the
 // GPU; the device select and ?device= work; a page without WebGPU says why it runs on
-// the CPU.
+// the CPU. The eval passes run on the GPU too (results.json environment.eval_device and
+// every eval point's device), within 1e-3 of the CPU's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -61,6 +62,22 @@ test('webgpu matches cpu: train and eval losses, results.json device and adapter
     for (let k = 0; k < Math.min(20, cl.length); k++)
       assert.ok(rel(gl[k], cl[k]) < 1e-3, `train loss ${k}: gpu ${gl[k]}, cpu ${cl[k]}`);
     assert.ok(rel(g.eval_loss, c.eval_loss) < 1e-3, `eval loss: gpu ${g.eval_loss}, cpu ${c.eval_loss}`);
+    // The eval passes ran on the GPU (per-position losses back to the C core, which
+    // reduces them as a CPU eval): every eval point says so and agrees with the CPU's,
+    // the per-sample perplexity and HF Trainer's loss too.
+    assert.equal(gpu.environment.eval_device, 'webgpu');
+    assert.equal(cpu.environment.eval_device, undefined, 'a CPU run keeps its environment');
+    assert.equal(gpu.base_eval.device, 'webgpu');
+    assert.equal(g.evals.length, c.evals.length);
+    const points = [[gpu.base_eval, cpu.base_eval], ...g.evals.map((e, k) => [e, c.evals[k]])];
+    for (const [ge, ce] of points) {
+      assert.equal(ge.device, 'webgpu', `eval point of epoch ${ge.epoch}`);
+      assert.equal(ce.device, undefined);
+      assert.equal(ge.n_tokens, ce.n_tokens);
+      for (const key of ['eval_loss', 'perplexity', 'mean_sample_perplexity', 'trainer_eval_loss'])
+        assert.ok(rel(ge[key], ce[key]) < 1e-3, `epoch ${ge.epoch} ${key}: gpu ${ge[key]}, cpu ${ce[key]}`);
+    }
+    t.diagnostic(`eval points gpu ${JSON.stringify(points.map(([ge]) => ge.eval_loss))} cpu ${JSON.stringify(points.map(([, ce]) => ce.eval_loss))}`);
     // Training changed the adapters on the GPU and they came back: eval moved from the base's.
     assert.notEqual(g.eval_loss, g.evals[0].eval_loss);
     assert.deepEqual(h.consoleErrors, []);

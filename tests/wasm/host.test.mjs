@@ -127,3 +127,96 @@ test('hosted loop on the WebGPU engine matches the CPU (compute f32)', { timeout
   const ge = gpu.trainings[0].eval_loss, ce = cpu.trainings[0].eval_loss;
   assert.ok(Math.abs(ge - ce) <= 1e-3 * Math.abs(ce), `eval loss: gpu ${ge}, cpu ${ce}`);
 });
+
+test('hosted evals: protocol misuse is refused with a message', async () => {
+  const lab = await labWithTinyModel();
+  lab.ablateStart({ ...experiment, device: 'webgpu' });
+  lab.hostEvals(true);
+  assert.throws(() => lab.hostRecordEval(new Float32Array(1)), /no eval pass is pending/);
+  assert.equal(lab.hostNext(), 2, 'the base model\'s eval is handed out first');
+  const s = lab.hostStep();
+  assert.equal(s.kind, 'eval');
+  assert.equal(s.training, -1);
+  assert.equal(s.lora, null);
+  assert.equal(s.examples.length, experiment.n_eval);
+  const scored = s.examples.reduce((a, e) => a + e.mask.reduce((x, m) => x + (m ? 1 : 0), 0), 0);
+  assert.equal(s.n_scored, scored);
+  assert.throws(() => lab.hostNext(), /lpl_run_host_record_eval/);
+  assert.throws(() => lab.hostRecordEval(new Float32Array(scored + 1)), new RegExp(`${scored + 1} eval token losses given`));
+});
+
+test('hosted evals on the WebGPU engine: every eval point matches the CPU, adapters back once', { timeout: 240000 }, async (t) => {
+  const g = await gpuOrNull();
+  if (g.error) return t.skip(`no WebGPU in Node (Dawn needs libvulkan.so.1: LD_LIBRARY_PATH=/usr/lib/chromium): ${g.error}`);
+  const lab = await labWithTinyModel();
+  // two epochs of one step (a step takes seconds on SwiftShader): the base model's eval,
+  // one after each epoch; the first is mid-training (no adapters asked), the last ends it
+  const exp = { ...experiment, n_train: 1, epochs: 2, placements: ['attn-exact'] };
+  lab.ablateStart({ ...exp, device: 'cpu' });
+  while (lab.ablateStep()) lab.events();
+  const cpu = JSON.parse(lab.resultsJson());
+
+  lab.ablateStart({ ...exp, device: 'webgpu' });
+  lab.hostEvals(true);
+  const m = lab.modelTensors();
+  const model = await g.engine.createGpuModel(g.device, m.config, m.tensors);
+  const batch = (s) => s.examples.map((e) => ({ tokens: e.tokens, targets: e.targets, mask: e.mask }));
+  let tr = null, training = -1, evals = 0, writeBacks = 0, steps = 0;
+  const events = [];
+  for (let rc; (rc = lab.hostNext());) {
+    events.push(...lab.events());
+    const s = lab.hostStep();
+    if (rc === 2) {
+      evals++;
+      let et = tr;
+      if (!tr || s.training !== training)
+        et = await g.engine.createGpuTrainer(g.device, { model, train: { maxT: 32, maxBatch: 1 },
+          lora: s.lora ? { r: s.lora.r, scaling: s.lora.scaling, dropout: 0, modules: s.lora.modules, params: s.lora.params }
+                       : { r: 1, scaling: 0, dropout: 0, modules: [], params: new Float32Array(0) } });
+      const r = await et.evalTokens(batch(s));
+      if (et !== tr) et.destroy();
+      assert.equal(r.nll.length, s.n_scored);
+      if (lab.hostRecordEval(r.nll)) { writeBacks++; lab.hostSetAdapters(await tr.readAdapters()); }
+      continue;
+    }
+    if (s.first_step) {
+      if (tr) tr.destroy();
+      tr = await g.engine.createGpuTrainer(g.device, { model,
+        lora: { r: s.lora.r, scaling: s.lora.scaling, dropout: s.lora.dropout, modules: s.lora.modules, params: s.lora.params },
+        train: { maxT: 32, maxBatch: 1, gradClip: s.grad_clip, adamw: { beta1: s.adamw.beta1, beta2: s.adamw.beta2,
+          eps: s.adamw.eps, weightDecay: s.adamw.weight_decay }, dropout: s.base_dropout,
+          baseSeed: BigInt(s.seed), loraSeed: BigInt(s.lora.seed) } });
+      training = s.training;
+    }
+    steps++;
+    const r = await tr.step(batch(s), s.lr);
+    assert.equal(lab.hostRecord(r.loss, r.gradNorm, s.examples.reduce((a, e) => a + e.T, 0)), false,
+      'with hosted evals a step never asks for the adapters');
+  }
+  events.push(...lab.events());
+  tr.destroy();
+  model.destroy();
+  const gpu = JSON.parse(lab.resultsJson());
+  assert.equal(evals, 1 + 2, 'the base model\'s eval, then one per epoch');
+  assert.equal(writeBacks, 1, 'adapters come back once, at the training\'s end');
+  assert.equal(steps, 2);
+  assert.equal(gpu.environment.eval_device, 'webgpu');
+  const evs = events.filter((e) => e.type === 'eval');
+  assert.ok(evs.length >= 3 && evs.every((e) => e.device === 'webgpu'), JSON.stringify(evs.map((e) => e.device)));
+  const points = [[gpu.base_eval, cpu.base_eval]];
+  gpu.trainings.forEach((p, i) => p.evals.forEach((e, k) => points.push([e, cpu.trainings[i].evals[k]])));
+  assert.equal(points.length, 1 + 3);
+  const rel = (a, b) => Math.abs(a - b) / Math.abs(b);
+  for (const [ge, ce] of points) {
+    assert.equal(ge.device, 'webgpu');
+    assert.equal(ge.n_tokens, ce.n_tokens);
+    assert.equal(ge.n_samples, ce.n_samples);
+    for (const key of ['eval_loss', 'perplexity', 'mean_sample_perplexity', 'trainer_eval_loss'])
+      assert.ok(rel(ge[key], ce[key]) < 1e-4, `epoch ${ge.epoch} ${key}: gpu ${ge[key]}, cpu ${ce[key]}`);
+    for (const role of Object.keys(ce.roles))
+      assert.equal(ge.roles[role].n_tokens, ce.roles[role].n_tokens, `role ${role} tokens`);
+  }
+  // the adapters written back at the end are the GPU's trained ones: the final eval moved
+  assert.notEqual(gpu.trainings[0].eval_loss, gpu.base_eval.eval_loss);
+  t.diagnostic(`eval losses gpu ${JSON.stringify(points.map(([e]) => e.eval_loss))} cpu ${JSON.stringify(points.map(([, e]) => e.eval_loss))}`);
+});

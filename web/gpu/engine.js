@@ -539,7 +539,8 @@ export async function createGpuTrainer(device, opts) {
 
   // One sequence forward (+ backward when training). idsOff: where its ids live in A.ids
   // (tokens at idsOff, row targets at idsOff + maxT, scored rows at idsOff + 2 maxT).
-  function sequence(T, nScored, idsOff, training, ceScale, bkey, lkey) {
+  // nllOut (evals): {buf, off}: the rows' losses go to buf from off instead of A.nll.
+  function sequence(T, nScored, idsOff, training, ceScale, bkey, lkey, nllOut) {
     const dOn = training && bkey !== null;
     const dres = (site, l) => ({ key: bkey, stream: l * 4 + site, p: drop.resid, keep: keepOf(drop.resid) });
     const residOn = dOn && drop.resid > 0;
@@ -571,8 +572,9 @@ export async function createGpuTrainer(device, opts) {
       for (const ch of W.head.chunks)
         mm({ M: n, N: ch.r1 - ch.r0, K: C, a: A.lnBuf, aOff: k0 * C, sam: C, sak: 1, q: { buf: ch.buf, rb: W.head.rb },
           bmode: W.head.q8 ? 1 : 0, b: W.head.q8 ? null : ch.buf, sbk: 1, sbn: C, c: A.logits, cOff: ch.r0, ldc: V });
-      op('loss', [n, V, F(ceScale), training ? 1 : 0, idsOff + maxT + k0, 0, 0, 0], [A.logits, A.ids, A.nll, A.stats], [n, 1, 1]);
-      op('loss', [n, V, F(0), 2, 0, 0, 0, 0], [A.logits, A.ids, A.nll, A.stats], [1, 1, 1]);
+      const nb = nllOut ? nllOut.buf : A.nll, no = nllOut ? nllOut.off + k0 : 0;
+      op('loss', [n, V, F(ceScale), training ? 1 : 0, idsOff + maxT + k0, no, 0, 0], [A.logits, A.ids, nb, A.stats], [n, 1, 1]);
+      op('loss', [n, V, F(0), 2, 0, no, 0, 0], [A.logits, A.ids, nb, A.stats], [1, 1, 1]);
       if (training && headSlices.length === 1) {
         const ch = W.head.chunks[0];
         mm({ M: n, N: C, K: ch.r1 - ch.r0, a: A.logits, aOff: ch.r0, sam: V, sak: 1,
@@ -663,6 +665,7 @@ export async function createGpuTrainer(device, opts) {
   const lossLimit = 2 * Math.log(V);
 
   let lastGradsValid = false;
+  let evalNll = null, evalRead = null; // per-position eval losses, made on the first evalTokens
   const trainer = {
     nParams,
     subgroups, // true when the reductions use subgroup operations
@@ -714,26 +717,49 @@ export async function createGpuTrainer(device, opts) {
     },
     /** Loss over examples with no dropout and no update. */
     evalLoss(examples) {
+      return trainer.evalTokens(examples).then(({ loss, nllSum, nScored }) => ({ loss, nllSum, nScored }));
+    },
+    /** evalLoss with the loss of every scored position: nll holds, example by example
+     * in order, the losses of its scored positions in position order (what the C core's
+     * lpl_run_host_record_eval reduces as a CPU eval). */
+    evalTokens(examples) {
       check();
       const out = { nllSum: 0, nScored: 0 };
       const chunks = [];
       for (let i = 0; i < examples.length; i += maxBatch) chunks.push(examples.slice(i, i + maxBatch));
       return serial(async () => {
+        if (!evalNll) {
+          evalNll = f32buf(maxBatch * maxT, 'eval nll');
+          evalRead = buf(maxBatch * maxT * 4, 'eval nll readback', GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+        }
+        const parts = [];
         for (const ch of chunks) {
           const { ids, list } = stageIds(ch);
           device.queue.writeBuffer(A.ids, 0, ids);
           await guarded(() => {
             begin();
             clear(A.stats, 16);
-            list.forEach((e) => { if (e.n > 0) sequence(e.T, e.n, e.off, false, 0, null, null); });
-            submit((enc) => enc.copyBufferToBuffer(A.stats, 0, readBuf, 0, 16));
+            list.forEach((e, i) => {
+              if (e.n > 0) sequence(e.T, e.n, e.off, false, 0, null, null, { buf: evalNll, off: i * maxT });
+            });
+            submit((enc) => {
+              enc.copyBufferToBuffer(A.stats, 0, readBuf, 0, 16);
+              enc.copyBufferToBuffer(evalNll, 0, evalRead, 0, maxBatch * maxT * 4);
+            });
           });
           const s = await readStats();
           if (prof) await collectProfile();
+          await evalRead.mapAsync(GPUMapMode.READ);
+          const all = new Float32Array(evalRead.getMappedRange().slice(0));
+          evalRead.unmap();
           check();
+          list.forEach((e, i) => parts.push(all.slice(i * maxT, i * maxT + e.n)));
           out.nllSum += s[0]; out.nScored += s[1];
         }
-        return { loss: out.nScored ? out.nllSum / out.nScored : 0, ...out };
+        const nll = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+        let o = 0;
+        for (const p of parts) { nll.set(p, o); o += p.length; }
+        return { loss: out.nScored ? out.nllSum / out.nScored : 0, ...out, nll };
       });
     },
     async readBuffer(b, n) {

@@ -1,7 +1,9 @@
 // Cross-entropy on the packed scored rows (lpl_crossentropy_forward/backward), one
 // workgroup of 256 per row streaming over the vocabulary (reductions: reduce*.wgsl).
-// mode 0: nll[r], lse[r];  mode 1: also logits[r] becomes scale*(softmax - onehot);
-// mode 2 (one invocation): stats[0] += sum of nll[0..n), stats[1] += n.
+// mode 0: nll[p0 + r];  mode 1: also logits[r] becomes scale*(softmax - onehot);
+// mode 2 (one invocation): stats[0] += sum of nll[p0..p0 + n), stats[1] += n.
+// p0 places the rows' losses in a longer buffer: an eval keeps every scored position's
+// loss of a batch (one slot of maxT per example) for the run's own reduction.
 struct CE { n: u32, V: u32, scale: f32, mode: u32, tOff: u32, p0: u32, p1: u32, p2: u32 };
 @group(0) @binding(0) var<uniform> u: CE;
 @group(0) @binding(1) var<storage, read_write> logits: array<f32>;
@@ -15,7 +17,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (u.mode == 2u) {
     if (li == 0u) {
       var s = 0.0;
-      for (var r = 0u; r < u.n; r++) { s += nll[r]; }
+      for (var r = 0u; r < u.n; r++) { s += nll[u.p0 + r]; }
       stats[0] += s; stats[1] += f32(u.n);
     }
     return;
@@ -29,7 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let tot = wg_sum(li, 256u, s);
   let l = m + log(tot);
   let tg = ids[u.tOff + r];
-  if (li == 0u) { nll[r] = l - logits[base + tg]; }
+  if (li == 0u) { nll[u.p0 + r] = l - logits[base + tg]; }
   storageBarrier();
   workgroupBarrier();
   if (u.mode == 1u) {

@@ -40,6 +40,23 @@ lpl_status lpl_evaluate(const lpl_gpt2_model *m, lpl_lora *lora, const lpl_examp
 lpl_status lpl_evaluate_with_state(const lpl_gpt2_model *m, lpl_lora *lora, lpl_gpt2_state *s,
                                    const lpl_example_set *ex, lpl_eval_result *out, lpl_error *err);
 
+/* The reduction of an eval pass, on its own so that per-token losses computed
+ * elsewhere (a hosted eval: the WebGPU engine) give the same numbers as
+ * lpl_evaluate_with_state, which uses it: begin, add every example in order with
+ * the NLL of its scored positions (position order, as lpl_gpt2_token_nll), end. */
+typedef struct {
+    lpl_eval_result res;
+    double sum_ppl, batch_nll, trainer_sum;
+    int64_t batch_tokens;
+    int trainer_examples;
+} lpl_eval_acc;
+
+void lpl_eval_begin(lpl_eval_acc *a);
+void lpl_eval_add(lpl_eval_acc *a, const lpl_example_set *ex, int i, const float *token_nll);
+/* LPL_ERR_INVALID if no example has a scored token, LPL_ERR_NUMERIC if the sum is not
+ * finite (*out is filled either way). */
+lpl_status lpl_eval_end(lpl_eval_acc *a, lpl_eval_result *out, lpl_error *err);
+
 /* Longest example of a set (at least 1): the T a state for it needs. */
 int lpl_examples_max_T(const lpl_example_set *ex);
 

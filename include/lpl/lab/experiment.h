@@ -292,8 +292,8 @@ void lpl_run_cancel(lpl_run *r);
 /* ---- Hosted training steps (docs/WASM_API.md "Hosted training"): a host (the
  * worker's WebGPU engine, or a test's CPU stand-in) computes each optimizer step
  * (forward, backward, clipping, AdamW) while the run keeps the data order, schedule,
- * dropout keys, evals (on the CPU, with the adapters the host writes back), results,
- * aggregates, seeds and resume. */
+ * dropout keys, evals (on the CPU with the adapters the host writes back, or on the
+ * host too: lpl_run_host_evals), results, aggregates, seeds and resume. */
 
 #define LPL_HOST_MAX_BATCH 64
 
@@ -317,10 +317,18 @@ typedef struct {
     float weight[LPL_HOST_MAX_BATCH];
     uint64_t base_key[LPL_HOST_MAX_BATCH]; /* lpl_gpt2_state base-dropout key of example k's forward */
     uint64_t lora_key[LPL_HOST_MAX_BATCH]; /* LoRA dropout key (lora->rng_state) of example k's forward */
+    /* An eval pass (lpl_run_host_next returned 2; hosted evals only): forward only, no
+     * dropout, over every example of eval_set in order. training is -1 for the base
+     * model's eval (lora NULL: no adapters); else the host evaluates with the training's
+     * current adapters (its own after a step; lora->params before the first step). */
+    int eval_epoch;          /* 0: before training; e: after epoch e */
+    const lpl_example_set *eval_set;
+    int64_t eval_scored;     /* scored positions over the set: the length lpl_run_host_record_eval takes */
 } lpl_run_host_step;
 
 /* Runs the run's own units (evals, starts, ends of trainings) until a training step is
- * due, and describes it in *s: returns 1. Returns 0 when the run is finished or
+ * due, and describes it in *s: returns 1; with hosted evals, 2 when an eval pass is due
+ * (described in *s, recorded with lpl_run_host_record_eval). Returns 0 when the run is finished or
  * cancelled, -1 on a fatal error (err set), as lpl_run_step. LPL_ERR_INVALID (-1) when
  * the host owes the adapters (lpl_run_host_record returned 1 and no
  * lpl_run_host_set_adapters followed), or a batch exceeds LPL_HOST_MAX_BATCH. */
@@ -333,6 +341,22 @@ int lpl_run_host_next(lpl_run *r, lpl_run_host_step *s, lpl_error *err);
  * the end of the training is next: call lpl_run_host_set_adapters), 0 when not, -1
  * when no step was pending (err set). */
 int lpl_run_host_record(lpl_run *r, float loss, double grad_norm, int tokens, lpl_error *err);
+
+/* Hosted evals (off by default): on, lpl_run_host_next hands out the eval passes too
+ * (returns 2), so that a host that keeps the adapters (the GPU) evaluates them where
+ * they are and writes them back only at the end of each training: lpl_run_host_record
+ * then never asks for them, lpl_run_host_record_eval does after the last eval. Call
+ * before the first lpl_run_host_next. */
+void lpl_run_host_evals(lpl_run *r, int on);
+
+/* Records the eval pass lpl_run_host_next described: token_nll holds, for each example
+ * of eval_set in order, the NLL of each scored position in position order (n =
+ * eval_scored values). The run reduces them exactly as a CPU eval
+ * (lpl_eval_add: eval loss, perplexity, per-sample and per-role stats, HF Trainer's
+ * loss); a non-finite loss fails the training as a CPU eval does. Returns 1 when the
+ * run now needs the adapters (the training's end is next: lpl_run_host_set_adapters),
+ * 0 when not, -1 when no eval was pending or n differs (err set). */
+int lpl_run_host_record_eval(lpl_run *r, const float *token_nll, int64_t n, lpl_error *err);
 
 /* Records what the hosted steps ran on (a JSON object: the WebGPU adapter's vendor,
  * architecture, the limits requested...): results.json carries it as
