@@ -1,12 +1,18 @@
 #!/usr/bin/python3
-"""PyTorch CPU peer for `loralab bench`: one LoRA training step of GPT-2 in fp32.
+"""PyTorch CPU peer for `loralab bench`: one LoRA training step of GPT-2 or a Llama-family model in fp32.
 
 A hand-written GPT-2 (HF GPT2LMHeadModel semantics: pre-LayerNorm blocks, fused
-c_attn, causal attention, gelu_new, tied LM head) with LoRA as PEFT applies it:
-y = x W^T + b + (alpha/r) * B(A(dropout(x))), A kaiming-uniform, B zeros, base frozen,
-AdamW on the adapters only. Random weights, random tokens: only speed and memory
-matter here. Run with Debian's interpreter (/usr/bin/python3, python3-torch 1.13)
-and libopenblas0-pthread installed.
+c_attn, causal attention, gelu_new, tied LM head) and a hand-written Llama / Qwen2
+(LlamaForCausalLM / Qwen2ForCausalLM semantics: RMSNorm, rotate-half RoPE with
+rope_theta, grouped-query attention, SwiGLU MLP, qwen2's q/k/v biases, tied or untied
+head), with LoRA as PEFT applies it: y = x W^T + b + (alpha/r) * B(A(dropout(x))),
+A kaiming-uniform, B zeros, base frozen, AdamW on the adapters only. The preset's
+arch (`loralab count --presets`) picks the model and the placement names (GPT-2's
+c_attn, ... or PEFT's q_proj ... down_proj). Random weights, random tokens: only speed
+and memory matter here; `--check DIR --check-tokens FILE` is the correctness side: the
+Llama block's float64 loss on a Hugging Face checkpoint for the ids `loralab eval --json
+--tokens` scored (tests/cli_torch_peer_llama.sh sets it beside the C core's). Run with
+Debian's interpreter (/usr/bin/python3, python3-torch 1.13) and libopenblas0-pthread.
 
 Thread handling (see /work/shared/DESIGN.md): OpenBLAS keeps its own pool sized by
 OPENBLAS_NUM_THREADS when the library loads, so every thread count is measured in a
@@ -14,6 +20,8 @@ fresh child process with that variable set and torch's OpenMP pool at 1; the rep
 is the faster run. `--threads N` runs one configuration in this process instead.
 
     /usr/bin/python3 bench/torch_peer.py --preset dialogpt-small --max-len 128 --json
+    /usr/bin/python3 bench/torch_peer.py --preset smollm2-135m --placement all-linear --json
+    /usr/bin/python3 bench/torch_peer.py --check CHECKPOINT_DIR --check-tokens eval-tokens.json
     /usr/bin/python3 bench/torch_peer.py --peak
 """
 import argparse
@@ -346,6 +354,17 @@ def base_pdrop(args, cfg):
     return p
 
 
+def base_params(base):
+    """Elements of the frozen base (the tied head counted once, as loralab count does)."""
+    n = 0
+    for v in base.values():
+        for t in (v if isinstance(v, list) else [v]):
+            for x in (t.values() if isinstance(t, dict) else [t]):
+                for y in (x if isinstance(x, tuple) else (x,)):
+                    n += y.numel() if y is not None else 0
+    return n
+
+
 def run_step_bench(args, threads):
     """Times training steps in this process; returns the result dict."""
     import torch
@@ -398,6 +417,7 @@ def run_step_bench(args, threads):
         "threads": {"openblas": threads, "torch": torch.get_num_threads()},
         "modules": len(lora),
         "lora_params": n_lora,
+        "base_params": base_params(base),
         "steps": args.steps,
         "warmup": args.warmup,
         "median_s_per_step": med,

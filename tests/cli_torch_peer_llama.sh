@@ -7,7 +7,7 @@
 # (float64): each token and the mean agree to 1e-5 relative. The same comparison with
 # the peer reading another rope_theta must fail (the check sees RoPE). Then the peer's
 # training step runs on the llama-tiny and qwen2-tiny presets (wiring only, no timing):
-# PEFT's modules and LoRA parameter counts equal loralab bench's.
+# PEFT's modules, LoRA and base parameter counts equal loralab bench's.
 LORALAB="$1"
 . "$(dirname "$0")/lib_cli.sh"
 if ! $PY -c "import torch" 2> /dev/null; then
@@ -68,7 +68,7 @@ $PY -c "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['rope_theta
 [ $? -ne 0 ] && grep -q "model_type 'gpt2' is not llama or qwen2" "$T/err" && ok "a GPT-2 folder is refused" ||
     fail "GPT-2 folder: $(cat "$T/err")"
 
-# the training step's wiring on the tiny presets: PEFT's modules and counts as loralab bench
+# the training step's wiring on the tiny presets: PEFT's modules and both counts as loralab bench
 for preset in llama-tiny qwen2-tiny; do
     for pl in all-linear $([ $preset = llama-tiny ] && echo qv); do
         "$LORALAB" bench --preset $preset --max-len 16 --placement $pl --timed-steps 1 --warmup 0 --threads 1 \
@@ -80,8 +80,9 @@ import json, math, sys
 c, p = (json.load(open(f)) for f in sys.argv[1:3])
 assert p["arch"] == c["preset"].split("-")[0], p["arch"]
 assert p["modules"] == c["n_modules"] and p["lora_params"] == c["lora_params"], (p["modules"], c["n_modules"], p["lora_params"], c["lora_params"])
+assert p["base_params"] == c["base_params"], (p["base_params"], c["base_params"])
 assert p["base_dropout"] == 0.0 and math.isfinite(p["final_loss"]) and p["tokens_per_s"] > 0, p
-print("%d modules, %d LoRA parameters, loss %.3f" % (p["modules"], p["lora_params"], p["final_loss"]))
+print("%d modules, %d LoRA and %d base parameters, loss %.3f" % (p["modules"], p["lora_params"], p["base_params"], p["final_loss"]))
 PYEOF
 ) && ok "$preset $pl: peer step ($got)" || fail "$preset $pl: $got"
     done
