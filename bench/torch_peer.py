@@ -319,29 +319,67 @@ def load_llama_checkpoint(torch, folder, dtype):
     return cfg, base
 
 
+def load_peft_adapter(torch, folder, cfg, dtype):
+    """A PEFT LoRA adapter folder as the peer's {(layer, site): (A, B)} and its scaling
+    (lora_alpha / r, or / sqrt(r) with use_rslora). The modules PEFT's suffix rule picks
+    from target_modules (and layers_to_transform) must be the ones the file holds."""
+    with open(os.path.join(folder, "adapter_config.json")) as f:
+        ac = json.load(f)
+    t = read_safetensors(torch, os.path.join(folder, "adapter_model.safetensors"), dtype)
+    targets, layers = ac["target_modules"], ac.get("layers_to_transform")
+    if isinstance(targets, str):
+        sys.exit("torch_peer: %s: target_modules as a regular expression is not supported" % folder)
+    if isinstance(layers, int):
+        layers = [layers]
+    lora, want = {}, set()
+    for layer in range(cfg["n_layer"]):
+        for site in LLAMA_SITES:
+            key = "base_model.model.model.layers.%d.%s" % (layer, site)
+            if peft_matches(key[len("base_model.model."):], targets) and (layers is None or layer in layers):
+                want.add(key)
+                if key + ".lora_A.weight" not in t:
+                    sys.exit("torch_peer: %s: PEFT targets %s but the file has no %s.lora_A.weight" % (folder, site, key))
+                lora[(layer, site)] = (t[key + ".lora_A.weight"], t[key + ".lora_B.weight"])
+    extra = sorted(k for k in t if k.rsplit(".", 2)[0] not in want)
+    if extra:
+        sys.exit("torch_peer: %s: tensors of modules target_modules does not pick: %s" % (folder, ", ".join(extra[:3])))
+    r = ac["r"]
+    return lora, ac["lora_alpha"] / (math.sqrt(r) if ac.get("use_rslora") else r)
+
+
 def run_check(args):
     """The peer's Llama forward on a checkpoint (float64) for the token sequences of a
     `loralab eval --json --tokens` document: the loss of every scored token (a token is
-    scored by the prediction from the tokens before it) and their mean, to set beside
-    what the C core computed on the same weights and ids."""
+    scored by the prediction from the tokens before it) and their mean, of the base and,
+    with --check-adapter, of base + that PEFT adapter, to set beside what the C core
+    computed on the same weights and ids."""
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(1)
     cfg, base = load_llama_checkpoint(torch, args.check, torch.float64)
+    models = {"": ({}, 0.0)}
+    if args.check_adapter:
+        models["_adapter"] = load_peft_adapter(torch, args.check_adapter, cfg, torch.float64)
     with open(args.check_tokens) as f:
         doc = json.load(f)
-    per_example, total, n = [], 0.0, 0
-    with torch.no_grad():
-        for ex in doc["examples"]:
-            ids = torch.tensor([t["id"] for t in ex["tokens"]], dtype=torch.long)
-            losses = llama_forward_loss(torch, F, cfg, base, {}, ids[:-1], ids[1:], 0.0, 0.0, 0.0, False, "none")
-            got = [float(losses[i - 1]) if t["scored"] and i > 0 else None for i, t in enumerate(ex["tokens"])]
-            per_example.append(got)
-            total += sum(x for x in got if x is not None)
-            n += sum(x is not None for x in got)
-    return {"peer": "pytorch-check", "torch": torch.__version__, "arch": cfg["arch"], "dtype": "float64",
-            "n_tokens": n, "eval_loss": total / n if n else None, "token_losses": per_example}
-
+    res = {"peer": "pytorch-check", "torch": torch.__version__, "arch": cfg["arch"], "dtype": "float64"}
+    for suffix, (lora, scaling) in models.items():
+        per_example, total, n = [], 0.0, 0
+        with torch.no_grad():
+            for ex in doc["examples"]:
+                ids = torch.tensor([t["id"] for t in ex["tokens"]], dtype=torch.long)
+                losses = llama_forward_loss(torch, F, cfg, base, lora, ids[:-1], ids[1:], scaling, 0.0, 0.0, False,
+                                            "none")
+                got = [float(losses[i - 1]) if t["scored"] and i > 0 else None for i, t in enumerate(ex["tokens"])]
+                per_example.append(got)
+                total += sum(x for x in got if x is not None)
+                n += sum(x is not None for x in got)
+        res["n_tokens"] = n
+        res["eval_loss" + suffix] = total / n if n else None
+        res["token_losses" + suffix] = per_example
+        if suffix:
+            res["adapter_modules"] = len(lora)
+    return res
 
 def base_pdrop(args, cfg):
     """The base dropout rate: every GPT-2 preset's config sets 0.1 (embd, attn, resid);
@@ -484,6 +522,7 @@ def main():
                    help="correctness, not speed: a Hugging Face Llama / Qwen2 checkpoint folder whose loss the "
                    "peer computes (float64) on the token ids of --check-tokens; prints JSON")
     p.add_argument("--check-tokens", metavar="FILE", help="a `loralab eval --json --tokens` document")
+    p.add_argument("--check-adapter", metavar="DIR", help="with --check: also the loss with this PEFT LoRA adapter")
     args = p.parse_args()
 
     if args.check or args.check_tokens:

@@ -1,11 +1,13 @@
 #!/bin/bash
 # bench/torch_peer.py's Llama family is the model our C core runs: a tiny random llama
 # (untied, f32) and qwen2 (tied, q/k/v biases, bf16 in two shards) checkpoint in Hugging
-# Face layout (tests/llama_ref.py) converts to an f32 GGUF; `loralab eval --json
-# --tokens` gives the C core's loss for every scored token of three Alpaca examples,
-# and the peer, loading the same safetensors, computes the loss of the same ids
-# (float64): each token and the mean agree to 1e-5 relative. The same comparison with
-# the peer reading another rope_theta must fail (the check sees RoPE). Then the peer's
+# Face layout (tests/llama_ref.py, with an all-linear PEFT adapter whose B is not zero)
+# converts to an f32 GGUF; `loralab eval --adapter --json --tokens` gives the C core's
+# loss for every scored token of three Alpaca examples, of the base and with the
+# adapter, and the peer, loading the same safetensors, computes the loss of the same
+# ids (float64): each token and the mean agree to 1e-5 relative, both ways. The same
+# comparison with the peer reading another rope_theta must fail (the check sees RoPE),
+# and a GPT-2 folder is refused with a clear message. Then the peer's
 # training step runs on the llama-tiny and qwen2-tiny presets (wiring only, no timing):
 # PEFT's modules, LoRA and base parameter counts equal loralab bench's.
 LORALAB="$1"
@@ -18,38 +20,48 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 # OPENBLAS_NUM_THREADS=1 with --threads 1: the peer runs in this process, no child
 PEER=(env LORALAB="$LORALAB" OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $PY bench/torch_peer.py)
-$PY tests/llama_ref.py --arch llama --dtype f32 --out "$T/llama" > /dev/null &&
-    $PY tests/llama_ref.py --arch qwen2 --dtype bf16 --shards 2 --out "$T/qwen2" > /dev/null ||
+$PY tests/llama_ref.py --arch llama --dtype f32 --adam --out "$T/llama" > /dev/null &&
+    $PY tests/llama_ref.py --arch qwen2 --dtype bf16 --shards 2 --adam --out "$T/qwen2" > /dev/null ||
     { fail "could not write the checkpoints"; finish; }
 
 # compare C.json PEER.json TOL: exits 0 when the scored tokens are the same and every
-# loss and the mean agree within TOL relative; prints what it found
+# loss and the mean, of the base and with the adapter, agree within TOL relative (3:
+# they do not; 1: a malformed document);
+# prints what it found
 compare() {
     $PY - "$@" <<'PYEOF'
 import json, sys
 c, p, tol = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), float(sys.argv[3])
-assert len(c["examples"]) == len(p["token_losses"]) == 3, "examples"
-worst = 0.0
-for ex, got in zip(c["examples"], p["token_losses"]):
-    assert len(ex["tokens"]) == len(got), "tokens per example"
-    for t, x in zip(ex["tokens"], got):
-        assert (t["loss"] is None) == (x is None), "scored tokens differ"
-        if x is not None:
-            worst = max(worst, abs(t["loss"] - x) / abs(x))
-assert c["n_tokens"] == p["n_tokens"] > 100, (c["n_tokens"], p["n_tokens"])
-rel = abs(c["eval_loss"] - p["eval_loss"]) / p["eval_loss"]
-print("C core %.7f, peer %.7f over %d tokens: mean rel %.1e, worst token rel %.1e"
-      % (c["eval_loss"], p["eval_loss"], p["n_tokens"], rel, worst))
-sys.exit(0 if rel <= tol and worst <= tol else 1)
+assert len(c["examples"]) == 3 and p["n_tokens"] == c["n_tokens"] > 100, (len(c["examples"]), p["n_tokens"])
+assert p["adapter_modules"] == 14, p["adapter_modules"]
+# the adapter changes the loss: the LoRA branch is exercised, not a zero B
+assert abs(c["eval_loss_adapter"] - c["eval_loss"]) > 1e-3, (c["eval_loss_adapter"], c["eval_loss"])
+out, good = [], True
+for s in ("", "_adapter"):
+    worst = 0.0
+    assert len(p["token_losses" + s]) == 3, "examples"
+    for ex, got in zip(c["examples"], p["token_losses" + s]):
+        assert len(ex["tokens"]) == len(got), "tokens per example"
+        for t, x in zip(ex["tokens"], got):
+            assert (t["loss" + s] is None) == (x is None), "scored tokens differ"
+            if x is not None:
+                worst = max(worst, abs(t["loss" + s] - x) / abs(x))
+    rel = abs(c["eval_loss" + s] - p["eval_loss" + s]) / p["eval_loss" + s]
+    good = good and rel <= tol and worst <= tol
+    out.append("%s: C core %.7f, peer %.7f, mean rel %.1e, worst token rel %.1e"
+               % (s[1:] or "base", c["eval_loss" + s], p["eval_loss" + s], rel, worst))
+print("%d tokens; %s" % (p["n_tokens"], "; ".join(out)))
+sys.exit(0 if good else 3)  # 3: out of tolerance (a failed assertion exits 1)
 PYEOF
 }
 
 for arch in llama qwen2; do
     "$LORALAB" convert --from "$T/$arch" --to "$T/$arch.gguf" --type f32 --quiet ||
         { fail "$arch: convert"; continue; }
-    "$LORALAB" eval --model "$T/$arch.gguf" --eval data/alpaca_eval.json --n-eval 3 --max-len 48 --threads 1 \
-        --json --tokens > "$T/$arch.c.json" || { fail "$arch: loralab eval"; continue; }
-    "${PEER[@]}" --check "$T/$arch" --check-tokens "$T/$arch.c.json" > "$T/$arch.peer.json" 2> "$T/err" ||
+    "$LORALAB" eval --model "$T/$arch.gguf" --adapter "$T/$arch/adapter0" --eval data/alpaca_eval.json --n-eval 3 \
+        --max-len 48 --threads 1 --json --tokens > "$T/$arch.c.json" || { fail "$arch: loralab eval"; continue; }
+    "${PEER[@]}" --check "$T/$arch" --check-adapter "$T/$arch/adapter0" --check-tokens "$T/$arch.c.json" \
+        > "$T/$arch.peer.json" 2> "$T/err" ||
         { fail "$arch: torch_peer --check: $(cat "$T/err")"; continue; }
     got=$(compare "$T/$arch.c.json" "$T/$arch.peer.json" 1e-5 2>&1) && ok "$arch: peer = C core ($got)" ||
         fail "$arch: peer and C core differ: $got"
@@ -59,9 +71,10 @@ done
 cp -r "$T/llama" "$T/llama-theta"
 $PY -c "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['rope_theta'] = 500000.0; json.dump(c, open(p, 'w'))" \
     "$T/llama-theta/config.json"
-"${PEER[@]}" --check "$T/llama-theta" --check-tokens "$T/llama.c.json" > "$T/theta.peer.json" &&
+"${PEER[@]}" --check "$T/llama-theta" --check-adapter "$T/llama/adapter0" --check-tokens "$T/llama.c.json" \
+    > "$T/theta.peer.json" &&
     got=$(compare "$T/llama.c.json" "$T/theta.peer.json" 1e-3 2>&1)
-[ $? -eq 1 ] && ok "another rope_theta is caught ($got)" || fail "a wrong rope_theta passed: $got"
+[ $? -eq 3 ] && ok "another rope_theta is caught ($got)" || fail "a wrong rope_theta passed: $got"
 
 # bad input: a GPT-2 folder is not a Llama checkpoint
 "${PEER[@]}" --check tests/fixtures/tiny-gpt2 --check-tokens "$T/llama.c.json" > /dev/null 2> "$T/err"
