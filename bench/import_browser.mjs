@@ -54,7 +54,7 @@ function args(argv) {
     else if (a === '--rounds') o.rounds = Number(next());
     else if (a === '--layers') o.layers = Number(next());
     else if (a === '--json') o.json = path.resolve(next());
-    else if (a === '--help' || a === '-h') { console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 26).join('\n')); process.exit(0); }
+    else if (a === '--help' || a === '-h') { console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 24).join('\n')); process.exit(0); }
     else { console.error(`import_browser: unknown option ${a}`); process.exit(2); }
   }
   for (const c of o.cases) if (!CASES[c]) { console.error(`import_browser: unknown case ${c}`); process.exit(2); }
