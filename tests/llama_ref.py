@@ -16,6 +16,16 @@ SwiGLU, qwen2's q/k/v biases, tied or untied lm_head), not imported from them.
 
 With --adam it also writes an all-linear LoRA adapter in PEFT's layout (DIR/adapter0)
 and records the losses of 5 AdamW steps from it and the eval loss after them.
+
+With --load DIR it works on an existing checkpoint folder instead (bench/llama_check.mjs,
+full-size shapes from scripts/make_checkpoint.py):
+
+  /usr/bin/python3 tests/llama_ref.py --load DIR --make-adapter ADIR [--r 8 --alpha 16 --seed 7]
+  /usr/bin/python3 tests/llama_ref.py --load DIR --adapter ADIR --plan PLAN.json > FIGURES.json
+
+the first writes an all-linear PEFT adapter for its shape (B not zero), the second prints
+the float64 figures of a plan of token ids (check_plan): base and adapter eval loss, the
+losses of AdamW steps from the adapter and the eval loss after them.
 """
 import argparse
 import json
@@ -183,27 +193,31 @@ def write_checkpoint(out, c, p, dtype, tag, shards):
         f.write("#version: 0.2\n")
 
 
-def adamw_run(out, c, p, gen, steps=5, lr=1e-2, r=4, alpha=8.0, T=24):
-    """An all-linear adapter (A kaiming-uniform as PEFT, B small random so both get
-    gradients) saved in PEFT's layout, then `steps` AdamW steps (torch.optim.AdamW,
-    float64) on random sequences, one per step; returns what ref.safetensors records."""
+def site_dims(c):
+    """(in, out) of each linear module of a block."""
     d = c["hidden_size"]
     hd = d // c["num_attention_heads"]
     kv, f = c["num_key_value_heads"] * hd, c["intermediate_size"]
-    dims = {"self_attn.q_proj": (d, d), "self_attn.k_proj": (d, kv), "self_attn.v_proj": (d, kv),
+    return {"self_attn.q_proj": (d, d), "self_attn.k_proj": (d, kv), "self_attn.v_proj": (d, kv),
             "self_attn.o_proj": (d, d), "mlp.gate_proj": (d, f), "mlp.up_proj": (d, f), "mlp.down_proj": (f, d)}
+
+
+def make_adapter(ad, c, gen, r, alpha, b_std=0.05):
+    """An all-linear adapter (A kaiming-uniform as PEFT, B N(0, b_std) so both get
+    gradients), rounded to float32 and saved in PEFT's layout in folder ad; returns
+    {"model.layers.N.<module>": (A, B)} in float64 (leaves that require grad)."""
+    dims = site_dims(c)
     lora, tensors = {}, {}
     for l in range(c["num_hidden_layers"]):
         for m in MODULES:
             i, o = dims[m]
             A = (torch.rand((r, i), generator=gen, dtype=torch.float64) * 2 - 1) / i ** 0.5
-            B = 0.05 * torch.randn((o, r), generator=gen, dtype=torch.float64)
+            B = b_std * torch.randn((o, r), generator=gen, dtype=torch.float64)
             A, B = A.float().double(), B.float().double()  # what the float32 file holds
             key = f"model.layers.{l}.{m}"
             lora[key] = (A.requires_grad_(True), B.requires_grad_(True))
             tensors[f"base_model.model.{key}.lora_A.weight"] = ("F32", raw_of(A.detach(), torch.float32), A.shape)
             tensors[f"base_model.model.{key}.lora_B.weight"] = ("F32", raw_of(B.detach(), torch.float32), B.shape)
-    ad = os.path.join(out, "adapter0")
     os.makedirs(ad, exist_ok=True)
     with open(os.path.join(ad, "adapter_model.safetensors"), "wb") as fh:
         fh.write(st_bytes(tensors))
@@ -211,6 +225,14 @@ def adamw_run(out, c, p, gen, steps=5, lr=1e-2, r=4, alpha=8.0, T=24):
         json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": 0.0,
                    "target_modules": [m.split(".")[1] for m in MODULES], "fan_in_fan_out": False,
                    "bias": "none", "layers_to_transform": None, "use_rslora": False}, fh, indent=1)
+    return lora
+
+
+def adamw_run(out, c, p, gen, steps=5, lr=1e-2, r=4, alpha=8.0, T=24):
+    """An all-linear adapter (make_adapter) saved in PEFT's layout (out/adapter0), then
+    `steps` AdamW steps (torch.optim.AdamW, float64) on random sequences, one per step;
+    returns what ref.safetensors records."""
+    lora = make_adapter(os.path.join(out, "adapter0"), c, gen, r, alpha)
     params = [t for ab in lora.values() for t in ab]
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     V = c["vocab_size"]
@@ -231,10 +253,119 @@ def adamw_run(out, c, p, gen, steps=5, lr=1e-2, r=4, alpha=8.0, T=24):
             "adam.eval_loss": f32(eloss.reshape(1)), "adam.lr": f32(torch.tensor([lr], dtype=torch.float64))}
 
 
+def read_checkpoint(folder):
+    """config.json and the weights (model.safetensors or the shards of
+    model.safetensors.index.json; F32, F16 or BF16) of a Hugging Face Llama / Qwen2
+    folder, in float64, read one tensor at a time (no safetensors package)."""
+    import numpy as np
+    with open(os.path.join(folder, "config.json")) as f:
+        c = json.load(f)
+    c.setdefault("tie_word_embeddings", False)  # LlamaConfig's and Qwen2Config's default
+    index = os.path.join(folder, "model.safetensors.index.json")
+    files = sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index) \
+        else ["model.safetensors"]
+    p = {}
+    for name in files:
+        with open(os.path.join(folder, name), "rb") as f:
+            n = struct.unpack("<Q", f.read(8))[0]
+            header = json.loads(f.read(n))
+            header.pop("__metadata__", None)
+            for key, t in header.items():
+                a, b = t["data_offsets"]
+                f.seek(8 + n + a)
+                raw = f.read(b - a)
+                if t["dtype"] == "BF16":  # the high halves of fp32
+                    arr = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
+                else:
+                    arr = np.frombuffer(raw, {"F32": "<f4", "F16": "<f2"}[t["dtype"]])
+                p[key] = torch.from_numpy(arr.astype(np.float64)).reshape(t["shape"])
+                del raw, arr
+    return c, p
+
+
+def read_adapter(ad):
+    """A PEFT folder make_adapter wrote: {"model.layers.N.<module>": (A, B)} in float64
+    (leaves that require grad) and its scaling alpha / r."""
+    import numpy as np
+    with open(os.path.join(ad, "adapter_config.json")) as f:
+        ac = json.load(f)
+    raw = open(os.path.join(ad, "adapter_model.safetensors"), "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    t = {k: torch.from_numpy(np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<f4")
+                             .astype(np.float64)).reshape(v["shape"]) for k, v in header.items()}
+    lora = {}
+    for k in t:
+        if k.endswith(".lora_A.weight"):
+            key = k[len("base_model.model."):-len(".lora_A.weight")]
+            lora[key] = (t[k].requires_grad_(True), t[k[:-len("lora_A.weight")] + "lora_B.weight"].requires_grad_(True))
+    return lora, ac["lora_alpha"] / ac["r"]
+
+
+def example_nll(c, p, ex, lora=None, scaling=0.0):
+    """Summed NLL of an example's scored tokens ({"ids", "scored"}: a token is scored by
+    the prediction from the tokens before it) and their number."""
+    ids = torch.tensor(ex["ids"], dtype=torch.long)
+    keep = torch.tensor([bool(s) for s in ex["scored"][1:]])
+    nll = torch.nn.functional.cross_entropy(forward(c, p, ids[:-1], lora, scaling), ids[1:], reduction="none")
+    return nll[keep].sum(), int(keep.sum())
+
+
+def eval_loss(c, p, examples, lora=None, scaling=0.0):
+    """Total NLL over the scored tokens of the examples / their number, as loralab eval."""
+    with torch.no_grad():
+        tot = [example_nll(c, p, ex, lora, scaling) for ex in examples]
+    return sum(float(s) for s, _ in tot) / sum(n for _, n in tot)
+
+
+def check_plan(folder, ad, plan):
+    """The float64 figures of an existing checkpoint for a plan ({"eval": examples,
+    "train": one example per step, "lr": per step, "weight_decay"}, examples as
+    example_nll takes them): base eval loss, base loss of each training example, eval
+    loss with the PEFT adapter in ad, the loss of each AdamW step from it
+    (torch.optim.AdamW, betas 0.9/0.999, eps 1e-8, no clipping) and the eval loss after."""
+    import resource
+    import time
+    t0 = time.time()
+    c, p = read_checkpoint(folder)
+    load_s = time.time() - t0
+    lora, scaling = read_adapter(ad)
+    res = {"dtype": "float64", "torch": torch.__version__, "load_s": load_s}
+    res["base_eval_loss"] = eval_loss(c, p, plan["eval"])
+    res["train_base_losses"] = [eval_loss(c, p, [ex]) for ex in plan["train"]]
+    res["adapter_eval_loss"] = eval_loss(c, p, plan["eval"], lora, scaling)
+    params = [t for ab in lora.values() for t in ab]
+    opt = torch.optim.AdamW(params, lr=plan["lr"][0], betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=plan.get("weight_decay", 0.0))
+    res["step_losses"] = []
+    for ex, lr in zip(plan["train"], plan["lr"]):
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad()
+        s, n = example_nll(c, p, ex, lora, scaling)
+        loss = s / n
+        loss.backward()
+        opt.step()
+        res["step_losses"].append(loss.item())
+    res["eval_loss_after"] = eval_loss(c, p, plan["eval"], lora, scaling)
+    res["seconds"] = time.time() - t0
+    res["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arch", choices=["llama", "qwen2"], required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--arch", choices=["llama", "qwen2"])
+    ap.add_argument("--out")
+    ap.add_argument("--load", metavar="DIR", help="an existing checkpoint folder instead of a tiny random one: "
+                    "with --make-adapter writes an adapter for it, with --plan computes the plan's figures")
+    ap.add_argument("--make-adapter", metavar="ADIR", help="with --load: an all-linear PEFT adapter (--r, --alpha, "
+                    "--seed; B not zero) for the checkpoint's shape")
+    ap.add_argument("--r", type=int, default=8)
+    ap.add_argument("--alpha", type=float, default=16.0)
+    ap.add_argument("--plan", help="with --load and --adapter: a JSON plan (see check_plan); prints JSON")
+    ap.add_argument("--adapter", metavar="ADIR", help="the initial adapter of --plan")
     ap.add_argument("--dtype", choices=list(DT), default="f32")
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
@@ -245,6 +376,18 @@ def main():
     ap.add_argument("--adam", action="store_true",
                     help="also an initial adapter (DIR/adapter0) and 5 AdamW steps from it")
     a = ap.parse_args()
+    if a.load:
+        if a.make_adapter:
+            with open(os.path.join(a.load, "config.json")) as f:
+                make_adapter(a.make_adapter, json.load(f), torch.Generator().manual_seed(a.seed), a.r, a.alpha)
+        if a.plan:
+            if not a.adapter:
+                ap.error("--plan needs --adapter")
+            with open(a.plan) as f:
+                print(json.dumps(check_plan(a.load, a.adapter, json.load(f))))
+        return
+    if not a.arch or not a.out:
+        ap.error("--arch and --out are required (or --load)")
     c = config_of(a.arch)
     if a.vocab:
         c["vocab_size"] = a.vocab
