@@ -80,7 +80,7 @@ function args(argv) {
     else if (a === '--keep') o.keep = path.resolve(next());
     else if (a === '--json') o.json = path.resolve(next());
     else if (a === '-h' || a === '--help') {
-      console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 38)
+      console.log(fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(1, 37)
         .map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
       process.exit(0);
     } else fail(`unknown option ${a} (see --help)`);
