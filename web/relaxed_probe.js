@@ -1,9 +1,12 @@
-// Does this engine run relaxed SIMD correctly? A 100-byte module with the two relaxed
-// instructions the "rx" build uses (f32x4.relaxed_madd, i32x4.relaxed_dot_i8x16_i7x16_add_s)
-// must validate, and running them on fixed inputs must give the values the spec
-// allows: 2 * 3 + 1 = 7, and (-3) * 5 summed over 4 lanes + 1 = -59. Shipping Safari
-// rejects the module (validate is false); Node 20 with --experimental-wasm-relaxed-simd
-// validates it but its relaxed dot returns -120, so `ok` is false there too.
+// Does this engine run relaxed SIMD correctly? A 100-byte module with two relaxed
+// instructions, f32x4.relaxed_madd and i32x4.relaxed_dot_i8x16_i7x16_add_s, must
+// validate, and running them on fixed inputs must give the values the spec allows:
+// 2 * 3 + 1 = 7, and (-3) * 5 summed over 4 lanes + 1 = -59. Shipping Safari rejects
+// the module (validate is false). `ok` asks only for what the shipped "rx" build uses:
+// relaxed_madd (its int8 products are SIMD128's, as the relaxed dot lost to them,
+// docs/BENCHMARKS.md). `dotOk` is the relaxed dot's answer, for the builds that still
+// use it (kernels_test_rx, bench_kernels_rx, -DLPL_RELAXED_DOT=ON): Node 20 with
+// --experimental-wasm-relaxed-simd validates the module but its dot returns -120.
 // A classic script: the worker loads it with importScripts, Node with require.
 'use strict';
 (function (root) {
@@ -27,18 +30,19 @@
     0xfd, 0x1f, 0x00, 0x0b,                       //   f32x4.extract_lane 0
   ];
 
-  /** {validates, ok, madd, dot, reason}: ok only when both instructions validate and compute right. */
+  /** {validates, ok, dotOk, madd, dot, reason, dotReason}: ok when the module validates and
+   *  relaxed_madd computes right; dotOk when the relaxed dot does too. */
   function probeRelaxedSimd() {
     const bytes = new Uint8Array(BYTES);
-    const r = { validates: false, ok: false, madd: null, dot: null, reason: '' };
+    const r = { validates: false, ok: false, dotOk: false, madd: null, dot: null, reason: '', dotReason: '' };
     try {
       r.validates = typeof WebAssembly === 'object' && WebAssembly.validate(bytes);
     } catch (e) {
-      r.reason = `WebAssembly.validate threw: ${e.message}`;
+      r.reason = r.dotReason = `WebAssembly.validate threw: ${e.message}`;
       return r;
     }
     if (!r.validates) {
-      r.reason = 'relaxed SIMD does not validate in this engine';
+      r.reason = r.dotReason = 'relaxed SIMD does not validate in this engine';
       return r;
     }
     try {
@@ -46,11 +50,14 @@
       r.dot = e.d();
       r.madd = e.m();
     } catch (e) {
-      r.reason = `the relaxed-SIMD probe failed to run: ${e.message}`;
+      r.reason = r.dotReason = `the relaxed-SIMD probe failed to run: ${e.message}`;
       return r;
     }
-    r.ok = r.dot === -59 && r.madd === 7;
-    if (!r.ok) r.reason = `relaxed SIMD validates but computes wrong values (dot ${r.dot}, expected -59; madd ${r.madd}, expected 7)`;
+    r.ok = r.madd === 7;
+    r.dotOk = r.dot === -59;
+    if (!r.ok) r.reason = `relaxed SIMD validates but relaxed_madd computes ${r.madd}, expected 7`;
+    if (!r.dotOk) r.dotReason = `the relaxed dot computes ${r.dot}, expected -59`;
+    if (!r.dotOk && !r.reason) r.dotReason = `relaxed SIMD validates but ${r.dotReason}`;
     return r;
   }
 

@@ -24,12 +24,13 @@ let testMode = false;  // set by init {test: true}: enables crashForTest
 let heapLimit = 4 * 2 ** 30;  // bytes the wasm heap may grow to (the build's maximum, or init's maxHeapMB)
 
 let variant = self.crossOriginIsolated ? 'mt' : 'st';   // 'rx' when init picks the relaxed build
-let relaxed = null;    // the relaxed-SIMD probe's answer ({validates, ok, reason})
+let relaxed = null;    // the relaxed-SIMD probe's answer ({validates, ok, reason}; ok: relaxed_madd runs right)
 // as results.json environment.build (lpl_build_name)
 const BUILD_NAMES = { rx: 'wasm relaxed-simd threads', mt: 'wasm threads', st: 'wasm single-thread' };
 
 // The build for this page: 'st' without cross-origin isolation; else 'rx' where relaxed
-// SIMD validates and computes right, unless the page forces SIMD128 (wasm: 'simd128').
+// SIMD validates and relaxed_madd computes right (all the rx build uses), unless the
+// page forces SIMD128 (wasm: 'simd128').
 function pickVariant(wasm) {
   if (wasm && !['simd128', 'relaxed', 'auto'].includes(wasm)) {
     throw new Error(`unknown wasm build "${wasm}": use simd128 or relaxed (default: relaxed where it validates)`);

@@ -14,15 +14,17 @@ import { openLab, waitReady, waitLoaded, setHp, choosePlacements, runToEnd, wasm
 const MODEL = findModel();
 const SKIP = !wasmHasApi() ? 'the wasm build has no lab API yet (src/wasm/api.c)'
   : !MODEL ? 'no GGUF model in models/ or tests/fixtures/' : false;
-// Small enough for the emulator: 3 steps of up to 32 tokens, 2 eval examples. Under
-// SwiftShader a step of the bundled model takes seconds (its LM head has 50,257 rows);
-// compute f32 is chosen in runOn (a select, not a field).
-const HP = { n_train: 3, n_eval: 2, epochs: 1, max_len: 32, seed: 7 };
+// The issue asks for the first 20 train losses: 5 records x 4 epochs = 20 steps of up to
+// 32 tokens, 2 eval examples after each epoch; the quick preset's other settings (base
+// dropout from the model's config, so the counter-based masks are compared too). Under
+// SwiftShader a step of the bundled model takes about a second (its LM head has 50,257
+// rows), hence the short records; compute f32 is chosen in runOn (a select, not a field).
+const HP = { n_train: 5, n_eval: 2, epochs: 4, max_len: 32, seed: 7 };
 
 async function runOn(page, device) {
   await page.selectOption('#device', device);
   await page.selectOption('[data-hp="compute"]', 'f32');
-  await runToEnd(page, 150000);
+  await runToEnd(page, 300000);
   const st = await page.evaluate(() => ({ errors: window.__lab.state.errors, json: window.__lab.state.resultsJson }));
   assert.deepEqual(st.errors, [], `${device} run`);
   return JSON.parse(st.json);
@@ -30,7 +32,7 @@ async function runOn(page, device) {
 
 const rel = (a, b) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-12);
 
-test('webgpu matches cpu: train and eval losses, results.json device and adapter', { timeout: 300000, skip: SKIP }, async (t) => {
+test('webgpu matches cpu: train and eval losses, results.json device and adapter', { timeout: 600000, skip: SKIP }, async (t) => {
   const h = await openLab(MODEL, { webgpu: true }, '&device=webgpu');
   const { page } = h;
   try {
@@ -58,8 +60,8 @@ test('webgpu matches cpu: train and eval losses, results.json device and adapter
     const gl = g.steps.loss, cl = c.steps.loss;
     t.diagnostic(`train losses gpu ${JSON.stringify(gl)} cpu ${JSON.stringify(cl)}; eval loss gpu ${g.eval_loss} cpu ${c.eval_loss}`);
     assert.equal(gl.length, cl.length);
-    assert.ok(cl.length >= 3, `${cl.length} steps`);
-    for (let k = 0; k < Math.min(20, cl.length); k++)
+    assert.ok(cl.length >= 20, `${cl.length} steps`);
+    for (let k = 0; k < 20; k++)
       assert.ok(rel(gl[k], cl[k]) < 1e-3, `train loss ${k}: gpu ${gl[k]}, cpu ${cl[k]}`);
     assert.ok(rel(g.eval_loss, c.eval_loss) < 1e-3, `eval loss: gpu ${g.eval_loss}, cpu ${c.eval_loss}`);
     // The eval passes ran on the GPU (per-position losses back to the C core, which

@@ -81,16 +81,17 @@ export async function open(opts = {}) {
   };
 }
 
-/**
- * RSS in bytes of the Chromium started with userDataDir: its browser process and every
- * descendant (renderers, the GPU and utility processes), from /proc via ps.
- */
-export function chromiumRss(userDataDir) {
+/** The processes of ps -eo pid,ppid,rss,args: [{pid, ppid, rss (bytes), args}]. */
+function processes() {
   const r = spawnSync('ps', ['-eo', 'pid=,ppid=,rss=,args='], { encoding: 'utf8' });
-  const procs = r.stdout.split('\n').filter(Boolean).map((l) => {
+  return r.stdout.split('\n').filter(Boolean).map((l) => {
     const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(.*)$/.exec(l);
     return m && { pid: +m[1], ppid: +m[2], rss: +m[3] * 1024, args: m[4] };
   }).filter(Boolean);
+}
+
+/** The Chromium started with userDataDir: its browser process and every descendant, from procs. */
+function chromiumTree(procs, userDataDir) {
   const roots = procs.filter((p) => p.args.includes(`--user-data-dir=${userDataDir}`) &&
                                     !p.args.includes('--type='));
   const ids = new Set(roots.map((p) => p.pid));
@@ -98,7 +99,38 @@ export function chromiumRss(userDataDir) {
     grew = false;
     for (const p of procs) if (!ids.has(p.pid) && ids.has(p.ppid)) { ids.add(p.pid); grew = true; }
   }
-  return procs.filter((p) => ids.has(p.pid)).reduce((a, p) => a + p.rss, 0);
+  return procs.filter((p) => ids.has(p.pid));
+}
+
+/**
+ * RSS in bytes of the Chromium started with userDataDir: its browser process and every
+ * descendant (renderers, the GPU and utility processes), from /proc via ps.
+ */
+export function chromiumRss(userDataDir) {
+  return chromiumTree(processes(), userDataDir).reduce((a, p) => a + p.rss, 0);
+}
+
+/**
+ * Pss of one process in bytes (/proc/PID/smaps_rollup: pages shared by n processes
+ * count 1/n), or 0 when it has gone or cannot be read.
+ */
+function pssOf(pid) {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? +m[1] * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * RSS and PSS in bytes of the same process tree as chromiumRss, from one ps listing:
+ * {rss, pss}. Summed RSS counts shared pages (the zygote's, shared memory between the
+ * renderer and the GPU process) once per process; summed PSS counts them once.
+ */
+export function chromiumMemory(userDataDir) {
+  const tree = chromiumTree(processes(), userDataDir);
+  return { rss: tree.reduce((a, p) => a + p.rss, 0), pss: tree.reduce((a, p) => a + pssOf(p.pid), 0) };
 }
 
 export function artifact(name) {

@@ -33,12 +33,12 @@
  *
  * Relaxed SIMD (wasm built with -mrelaxed-simd, the "rx" build): lpl_vf_madd is
  * f32x4.relaxed_madd (fused where the CPU has FMA, so the rounding depends on the
- * CPU, within the self-check's tolerances), and with LPL_RELAXED_DOT (default 1) the
+ * CPU, within the self-check's tolerances), and with LPL_RELAXED_DOT=1 (default 0) the
  * int8 products use i32x4.relaxed_dot_i8x16_i7x16_add_s. That instruction is
  * deterministic only while its second operand is in 0..127, so A (the activations,
  * quantized per product) gets 7-bit codes in [-63, 63] stored as q + 64, and each
  * block sum starts at -64 * (sum of B's codes): exact, the same on every CPU.
- * -DLPL_RELAXED_DOT=0 keeps SIMD128's i32x4.dot_i16x8_s for the int8 products.
+ * LPL_RELAXED_DOT=0 keeps SIMD128's i32x4.dot_i16x8_s for the int8 products.
  *
  * Integer dot products (the int8 GEMM of kernels_q8.c), LPL_VW int32 lanes that
  * line up with the float lanes:
@@ -71,8 +71,12 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Off unless asked for: the 7-bit relaxed dot lost to SIMD128's int8 products here
+ * (kernels 0.77-0.85x under Node, whole step 0.57x in Chromium; docs/BENCHMARKS.md),
+ * so the shipped relaxed build uses relaxed_madd only; the kernel self-check and
+ * benchmark (kernels_test_rx, bench_kernels_rx) build with -DLPL_RELAXED_DOT=1 */
 #if defined(__wasm_relaxed_simd__) && !defined(LPL_RELAXED_DOT)
-#define LPL_RELAXED_DOT 1
+#define LPL_RELAXED_DOT 0
 #endif
 
 /* The x86 mappings below differ mostly in width: each names its integer vector
