@@ -7,6 +7,7 @@
 #include <cJSON.h>
 
 #include "check.h"
+#include "tiny_fixture.h"
 #include "lpl/lab/experiment.h"
 #include "lpl/lab/report.h"
 #include "lpl/core/kernels.h"
@@ -203,62 +204,24 @@ static void test_count(void)
 
 /* ---------------------------------------------------------------- runs */
 
-typedef struct {
-    lpl_gpt2_model *model;
-    lpl_tokenizer *tok;
-    lpl_alpaca_set train, eval;
-} fixture;
+typedef tiny_fixture fixture;
 
-/* The HF fixture tests/fixtures/tiny-gpt2 (2 layers, d 64, context 64, 512-token BPE)
- * converted to an f32 GGUF: small enough that a step takes a few milliseconds. */
 static int fixture_init(fixture *f)
 {
     lpl_error err;
     lpl_error_clear(&err);
-    memset(f, 0, sizeof *f);
-    char path[512];
-    const char *b = getenv("LPL_BUILD_DIR");
-    snprintf(path, sizeof path, "%s/test_experiment.gguf", b ? b : ".");
-    lpl_gguf *g = NULL;
-    if (lpl_convert_hf_dir("tests/fixtures/tiny-gpt2", path, LPL_F32, &err) == LPL_OK)
-        g = lpl_gguf_open(path, &err);
-    if (g) {
-        f->model = lpl_gpt2_from_gguf(g, 1, &err);
-        f->tok = lpl_tokenizer_from_gguf(g, &err);
-        lpl_gguf_close(g);
-    }
-    remove(path);
-    CHECK(f->model && f->tok, "tiny model and tokenizer: %s", err.msg);
-    CHECK(lpl_alpaca_load("data/alpaca_train.json", &f->train, &err) == LPL_OK, "%s", err.msg);
-    CHECK(lpl_alpaca_load("data/alpaca_eval.json", &f->eval, &err) == LPL_OK, "%s", err.msg);
+    CHECK(tiny_fixture_init(f, "test_experiment", LPL_F32, &err) == LPL_OK, "tiny fixture: %s", err.msg);
     return f->model && f->tok && f->train.n > 8 && f->eval.n > 4;
-}
-
-static void fixture_free(fixture *f)
-{
-    lpl_gpt2_free(f->model);
-    lpl_tokenizer_free(f->tok);
-    lpl_alpaca_free(&f->train);
-    lpl_alpaca_free(&f->eval);
 }
 
 static void small_config(lpl_experiment_config *c)
 {
-    lpl_experiment_default(c);
+    tiny_fixture_config(c);
     c->n_train = 4;
-    c->n_eval = 2;
     c->max_len = 40;
-    c->epochs = 2;
-    c->lr = 5e-3f;
     c->dropout = 0.0f;
     /* no base dropout either: checks below compare training losses with eval losses */
     c->base_dropout = 0.0f;
-    c->r = 4;
-    c->alpha = 8;
-    lpl_error err;
-    lpl_placement_preset("baseline", &c->placements[0], &err);
-    lpl_placement_preset("attn-exact", &c->placements[1], &err);
-    c->n_placements = 2;
 }
 
 /* Runs to the end, returning the number of events of each type seen. */
@@ -745,6 +708,6 @@ int main(void)
         test_batch(&f);
         test_event_oom(&f);
     }
-    fixture_free(&f);
+    tiny_fixture_free(&f);
     return check_report("test_experiment");
 }

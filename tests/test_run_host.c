@@ -14,35 +14,18 @@
 #include <cJSON.h>
 
 #include "check.h"
+#include "tiny_fixture.h"
 #include "lpl/io/model_io.h"
 #include "lpl/lab/experiment.h"
 
-typedef struct {
-    lpl_gpt2_model *model;
-    lpl_tokenizer *tok;
-    lpl_alpaca_set train, eval;
-} fixture;
+typedef tiny_fixture fixture;
 
 static int fixture_init(fixture *f)
 {
     lpl_error err;
     lpl_error_clear(&err);
-    memset(f, 0, sizeof *f);
-    char path[512];
-    const char *b = getenv("LPL_BUILD_DIR");
-    snprintf(path, sizeof path, "%s/test_run_host.gguf", b ? b : ".");
-    lpl_gguf *g = NULL;
-    if (lpl_convert_hf_dir("tests/fixtures/tiny-gpt2", path, LPL_Q8_0, &err) == LPL_OK)
-        g = lpl_gguf_open(path, &err);
-    if (g) {
-        f->model = lpl_gpt2_from_gguf(g, 1, &err);
-        f->tok = lpl_tokenizer_from_gguf(g, &err);
-        lpl_gguf_close(g);
-    }
-    remove(path);
-    CHECK(f->model && f->tok, "tiny model and tokenizer: %s", err.msg);
-    CHECK(lpl_alpaca_load("data/alpaca_train.json", &f->train, &err) == LPL_OK, "%s", err.msg);
-    CHECK(lpl_alpaca_load("data/alpaca_eval.json", &f->eval, &err) == LPL_OK, "%s", err.msg);
+    int ok = tiny_fixture_init(f, "test_run_host", LPL_Q8_0, &err) == LPL_OK;
+    CHECK(ok, "tiny fixture: %s", err.msg);
     /* the first eval records share the prompt template over the first 64 tokens; a record
      * with an input differs inside them, so per-example eval numbers differ too */
     if (f->eval.n > 6) {
@@ -50,27 +33,18 @@ static int fixture_init(fixture *f)
         f->eval.records[1] = f->eval.records[6];
         f->eval.records[6] = t;
     }
-    return f->model && f->tok;
+    return ok;
 }
 
 static void config(lpl_experiment_config *c, int batch)
 {
-    lpl_experiment_default(c);
+    tiny_fixture_config(c);
     c->n_train = 5;
-    c->n_eval = 2;
     c->max_len = 64;        /* the model's context: the eval examples differ (fixture_init) */
-    c->epochs = 2;
-    c->lr = 5e-3f;
     c->dropout = 0.1f;      /* LoRA dropout and base dropout on: the keys must match */
     c->base_dropout = 0.1f;
     c->batch_size = batch;  /* 2 over 5 examples: a short last batch */
     c->seeds = 2;
-    c->r = 4;
-    c->alpha = 8;
-    lpl_error err;
-    lpl_placement_preset("baseline", &c->placements[0], &err);
-    lpl_placement_preset("attn-exact", &c->placements[1], &err);
-    c->n_placements = 2;
 }
 
 /* With_init: training 1 starts from saved adapters (lpl_run_set_init, B nonzero), so its
@@ -93,15 +67,24 @@ static void set_init(lpl_run *r, fixture *f)
     lpl_lora_free(l);
 }
 
+/* A run of c over the fixture, with its saved adapters when with_init; NULL (a failed
+ * check) when it cannot start. */
+static lpl_run *new_run(const lpl_experiment_config *c, fixture *f, lpl_error *err)
+{
+    lpl_error_clear(err);
+    lpl_run *r = lpl_run_new(c, f->model, f->tok, &f->train, &f->eval, NULL, err);
+    CHECK(r != NULL, "run: %s", err->msg);
+    if (r)
+        set_init(r, f);
+    return r;
+}
+
 static char *run_cpu(const lpl_experiment_config *c, fixture *f)
 {
     lpl_error err;
-    lpl_error_clear(&err);
-    lpl_run *r = lpl_run_new(c, f->model, f->tok, &f->train, &f->eval, NULL, &err);
-    CHECK(r != NULL, "run: %s", err.msg);
+    lpl_run *r = new_run(c, f, &err);
     if (!r)
         return NULL;
-    set_init(r, f);
     int rc;
     while ((rc = lpl_run_step(r, &err)) > 0)
         free(lpl_run_take_events(r));
@@ -142,12 +125,9 @@ static int host_eval(lpl_run *r, fixture *f, lpl_gpt2_state *st, lpl_lora *lora,
 static char *run_hosted(const lpl_experiment_config *c, fixture *f, int evals, int *n_steps, int *n_evals)
 {
     lpl_error err;
-    lpl_error_clear(&err);
-    lpl_run *r = lpl_run_new(c, f->model, f->tok, &f->train, &f->eval, NULL, &err);
-    CHECK(r != NULL, "run: %s", err.msg);
+    lpl_run *r = new_run(c, f, &err);
     if (!r)
         return NULL;
-    set_init(r, f);
     lpl_gpt2_state *st = lpl_gpt2_state_new(f->model, c->max_len, 0, &err);
     lpl_lora *lora = NULL;
     lpl_adamw opt;
@@ -380,9 +360,6 @@ int main(void)
         with_init = 0;
         test_protocol(&f);
     }
-    lpl_gpt2_free(f.model);
-    lpl_tokenizer_free(f.tok);
-    lpl_alpaca_free(&f.train);
-    lpl_alpaca_free(&f.eval);
+    tiny_fixture_free(&f);
     return check_report("run_host");
 }

@@ -153,24 +153,51 @@ int cli_opt(cli_args *a, const char *name, const char **val)
     return 1;
 }
 
-int cli_opt_int(cli_args *a, const char *name, int lo, int hi, int *out)
+/* One reader for the numeric flags, storing into out: kind 'i', an integer in [lo, hi]
+ * (out is an int *); 'u', a non-negative integer (uint64_t *); 'f', a finite number
+ * (float *). Returns 0 when the next argument is not flag name, else 1; a missing or
+ * bad value is a usage error (reported) and leaves *out as it was. */
+static int opt_number(cli_args *a, const char *name, char kind, long lo, long hi, void *out)
 {
+    long l = 0;
+    unsigned long long u = 0;
+    double f = 0;
     const char *v;
     if (!cli_opt(a, name, &v))
         return 0;
     if (!v)
         return 1;
     char *end;
+    int ok;
     errno = 0;
-    long x = strtol(v, &end, 10);
-    if (end == v || *end || errno || x < lo || x > hi) {
-        cli_usage_error(a->cmd, "flag %s: '%s' is not an integer in [%d, %d]", name, v, lo, hi);
-        a->bad = 1;
+    if (kind == 'i') {
+        l = strtol(v, &end, 10);
+        ok = !errno && l >= lo && l <= hi;
+    } else if (kind == 'u') {
+        u = strtoull(v, &end, 10);
+        ok = !errno && v[0] != '-';
+    } else {
+        f = strtod(v, &end);
+        ok = isfinite(f);
+    }
+    if (ok && end != v && !*end) {
+        if (kind == 'i')
+            *(int *)out = (int)l;
+        else if (kind == 'u')
+            *(uint64_t *)out = (uint64_t)u;
+        else
+            *(float *)out = (float)f;
         return 1;
     }
-    *out = (int)x;
+    if (kind == 'i')
+        cli_usage_error(a->cmd, "flag %s: '%s' is not an integer in [%ld, %ld]", name, v, lo, hi);
+    else
+        cli_usage_error(a->cmd, "flag %s: '%s' is not a %s", name, v, kind == 'u' ? "non-negative integer" : "number");
+    a->bad = 1;
     return 1;
 }
+
+int cli_opt_int(cli_args *a, const char *name, int lo, int hi, int *out) { return opt_number(a, name, 'i', lo, hi, out); }
 
 int cli_parsed(cli_args *a, const char *name, lpl_status st, const lpl_error *err)
 {
@@ -194,23 +221,7 @@ int cli_opt_max_len(cli_args *a, int *out)
     return 1;
 }
 
-int cli_opt_float(cli_args *a, const char *name, float *out)
-{
-    const char *v;
-    if (!cli_opt(a, name, &v))
-        return 0;
-    if (!v)
-        return 1;
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !isfinite(x)) {
-        cli_usage_error(a->cmd, "flag %s: '%s' is not a number", name, v);
-        a->bad = 1;
-        return 1;
-    }
-    *out = (float)x;
-    return 1;
-}
+int cli_opt_float(cli_args *a, const char *name, float *out) { return opt_number(a, name, 'f', 0, 0, out); }
 
 /* "V" or "V1,V2,..." of up to max numbers (integers in [lo, hi] when is_int, else
  * finite numbers > lo); 1 if the flag was name. *n = count, 0 on a bad value. */
@@ -269,24 +280,7 @@ static int opt_grid_dim(cli_args *a, lpl_experiment_config *c, int is_r)
     return 1;
 }
 
-int cli_opt_u64(cli_args *a, const char *name, uint64_t *out)
-{
-    const char *v;
-    if (!cli_opt(a, name, &v))
-        return 0;
-    if (!v)
-        return 1;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (end == v || *end || errno || v[0] == '-') {
-        cli_usage_error(a->cmd, "flag %s: '%s' is not a non-negative integer", name, v);
-        a->bad = 1;
-        return 1;
-    }
-    *out = (uint64_t)x;
-    return 1;
-}
+int cli_opt_u64(cli_args *a, const char *name, uint64_t *out) { return opt_number(a, name, 'u', 0, 0, out); }
 
 static int set_path(cli_args *a, const char *flag, char *dst, size_t size)
 {

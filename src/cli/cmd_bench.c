@@ -19,6 +19,7 @@
 #include "lpl/core/threads.h"
 #include "lpl/core/platform.h"
 #include "lpl/core/rng.h"
+#include "lpl/lab/document.h"
 
 #ifdef __EMSCRIPTEN__
 #include <emscripten/heap.h>
@@ -401,9 +402,9 @@ static lpl_status setup(const bench_opts *o, lpl_dtype wtype, bench_ctx *b, benc
     if ((st = lpl_compute_parse(o->compute, &compute, err)) != LPL_OK)
         return st;
     lpl_gpt2_state_set_compute(b->state, compute);
-    lpl_gpt2_dropout bd = cfg.pdrop;
-    if (o->base_dropout != LPL_BASE_DROPOUT_CONFIG)
-        bd = (lpl_gpt2_dropout){o->base_dropout, o->base_dropout, o->base_dropout};
+    lpl_gpt2_dropout bd;
+    const char *source;
+    lpl_base_dropout_rates(o->base_dropout, &cfg, &bd, &source);
     if ((st = lpl_gpt2_state_set_dropout(b->state, &bd, o->seed, err)) != LPL_OK)
         return st;
     lpl_adamw_config ac;
@@ -518,22 +519,30 @@ static const char *build_name(void)
 #endif
 }
 
+/* One number of the JSON line, by name. */
+typedef struct {
+    const char *key;
+    double value;
+} named_number;
+
+static void add_numbers(cJSON *o, const named_number *n, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        cJSON_AddNumberToObject(o, n[i].key, n[i].value);
+}
+
 static void add_components(cJSON *o, const bench_result *r)
 {
     const lpl_gpt2_timings *c = &r->comp;
-    cJSON *t = cJSON_AddObjectToObject(o, "components_s_per_step");
-    cJSON_AddNumberToObject(t, "embed", c->embed);
-    cJSON_AddNumberToObject(t, "attention", c->attention);
-    cJSON_AddNumberToObject(t, "mlp", c->mlp);
-    cJSON_AddNumberToObject(t, "lora", c->lora);
-    cJSON_AddNumberToObject(t, "lm_head", c->lm_head);
-    cJSON_AddNumberToObject(t, "layernorm", c->layernorm);
-    cJSON_AddNumberToObject(t, "optimizer", r->optimizer);
     double other = r->mean - c->total - r->optimizer;
-    cJSON_AddNumberToObject(t, "other", other > 0 ? other : 0);
+    const named_number parts[] = {
+        {"embed", c->embed}, {"attention", c->attention}, {"mlp", c->mlp}, {"lora", c->lora},
+        {"lm_head", c->lm_head}, {"layernorm", c->layernorm}, {"optimizer", r->optimizer},
+        {"other", other > 0 ? other : 0}, {"model_total", c->total},
+    };
+    add_numbers(cJSON_AddObjectToObject(o, "components_s_per_step"), parts, sizeof parts / sizeof parts[0]);
     /* inside attention, mlp and lm_head above: not another share of the step */
     cJSON_AddNumberToObject(o, "base_products_s_per_step", c->base_products);
-    cJSON_AddNumberToObject(t, "model_total", c->total);
 }
 
 static int print_json(const bench_opts *o, const bench_result *r)
@@ -542,48 +551,25 @@ static int print_json(const bench_opts *o, const bench_result *r)
     cJSON_AddStringToObject(j, "command", "bench");
     cJSON_AddStringToObject(j, "build", build_name());
     cJSON_AddStringToObject(j, "preset", o->preset);
-    cJSON *mc = cJSON_AddObjectToObject(j, "config");
-    cJSON_AddNumberToObject(mc, "n_layer", r->cfg.n_layer);
-    cJSON_AddNumberToObject(mc, "n_embd", r->cfg.n_embd);
-    cJSON_AddNumberToObject(mc, "n_head", r->cfg.n_head);
-    cJSON_AddNumberToObject(mc, "n_ctx", r->cfg.n_ctx);
-    cJSON_AddNumberToObject(mc, "n_vocab", r->cfg.n_vocab);
-    cJSON_AddNumberToObject(j, "seq", o->seq);
+    lpl_model_shape_add(cJSON_AddObjectToObject(j, "config"), &r->cfg, 0);
     cJSON_AddStringToObject(j, "placement", o->placement);
     cJSON_AddStringToObject(j, "modules", r->modules);
-    cJSON_AddNumberToObject(j, "n_modules", r->n_modules);
     cJSON_AddStringToObject(j, "weights", o->weights);
     cJSON_AddStringToObject(j, "compute", o->compute);
-    cJSON_AddNumberToObject(j, "threads", r->threads);
-    cJSON_AddNumberToObject(j, "r", o->r);
-    cJSON *bd = cJSON_AddObjectToObject(j, "base_dropout");
-    int from_cfg = o->base_dropout == LPL_BASE_DROPOUT_CONFIG;
-    if (from_cfg)
-        cJSON_AddStringToObject(bd, "setting", "config");
-    else
-        cJSON_AddNumberToObject(bd, "setting", o->base_dropout);
-    cJSON_AddNumberToObject(bd, "embd_pdrop", from_cfg ? r->cfg.pdrop.embd : o->base_dropout);
-    cJSON_AddNumberToObject(bd, "attn_pdrop", from_cfg ? r->cfg.pdrop.attn : o->base_dropout);
-    cJSON_AddNumberToObject(bd, "resid_pdrop", from_cfg ? r->cfg.pdrop.resid : o->base_dropout);
-    cJSON_AddNumberToObject(j, "lora_params", (double)r->lora_params);
-    cJSON_AddNumberToObject(j, "base_params", (double)r->base_params);
-    cJSON_AddNumberToObject(j, "steps", o->steps);
-    cJSON_AddNumberToObject(j, "warmup", o->warmup);
-    cJSON_AddNumberToObject(j, "median_s_per_step", r->median);
-    cJSON_AddNumberToObject(j, "min_s_per_step", r->min);
-    cJSON_AddNumberToObject(j, "mean_s_per_step", r->mean);
-    cJSON_AddNumberToObject(j, "tokens_per_s", o->seq / r->median);
-    cJSON_AddNumberToObject(j, "gflop_per_step", r->gflop);
-    cJSON_AddNumberToObject(j, "gflops", r->gflop / r->median);
     cJSON_AddStringToObject(j, "memory_kind", memory_kind());
-    cJSON_AddNumberToObject(j, "peak_memory_bytes", (double)r->peak);
-    cJSON_AddNumberToObject(j, "peak_in_use_bytes", (double)r->in_use_peak);
-    cJSON_AddNumberToObject(j, "setup_peak_memory_bytes", (double)r->setup_peak);
-    cJSON_AddNumberToObject(j, "model_bytes", (double)r->model_bytes);
-    cJSON_AddNumberToObject(j, "state_bytes", (double)r->state_bytes);
-    cJSON_AddNumberToObject(j, "setup_s", r->setup_s);
-    cJSON_AddNumberToObject(j, "first_loss", r->first_loss);
-    cJSON_AddNumberToObject(j, "last_loss", r->last_loss);
+    cJSON_AddItemToObject(j, "base_dropout", lpl_base_dropout_cjson(o->base_dropout, &r->cfg));
+    const named_number nums[] = {
+        {"seq", o->seq}, {"n_modules", r->n_modules}, {"threads", r->threads}, {"r", o->r},
+        {"lora_params", (double)r->lora_params}, {"base_params", (double)r->base_params},
+        {"steps", o->steps}, {"warmup", o->warmup},
+        {"median_s_per_step", r->median}, {"min_s_per_step", r->min}, {"mean_s_per_step", r->mean},
+        {"tokens_per_s", o->seq / r->median}, {"gflop_per_step", r->gflop}, {"gflops", r->gflop / r->median},
+        {"peak_memory_bytes", (double)r->peak}, {"peak_in_use_bytes", (double)r->in_use_peak},
+        {"setup_peak_memory_bytes", (double)r->setup_peak}, {"model_bytes", (double)r->model_bytes},
+        {"state_bytes", (double)r->state_bytes}, {"setup_s", r->setup_s},
+        {"first_loss", r->first_loss}, {"last_loss", r->last_loss},
+    };
+    add_numbers(j, nums, sizeof nums / sizeof nums[0]);
     add_components(j, r);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);

@@ -320,20 +320,25 @@ static int rd_tensor_info(reader *r, lpl_gguf_tensor *t)
     return rd_u64(r, &t->offset, "tensor offset");
 }
 
-static int cmp_tensor_name(const void *a, const void *b)
-{
-    return strcmp((*(const lpl_gguf_tensor *const *)a)->name, (*(const lpl_gguf_tensor *const *)b)->name);
-}
-
 static int cmp_tensor_offset(const void *a, const void *b)
 {
     uint64_t x = (*(const lpl_gguf_tensor *const *)a)->offset, y = (*(const lpl_gguf_tensor *const *)b)->offset;
     return x < y ? -1 : x > y;
 }
 
-static int cmp_kv_key(const void *a, const void *b)
+static int cmp_str(const void *a, const void *b)
 {
-    return strcmp((*(const gguf_kv *const *)a)->key, (*(const gguf_kv *const *)b)->key);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first name that stands twice in names[0..n) (sorted in place), or NULL. */
+static const char *sorted_duplicate(const char **names, size_t n)
+{
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(names[i - 1], names[i]))
+            return names[i];
+    return NULL;
 }
 
 /* Duplicate keys and tensor names, tensor placement inside the data section. */
@@ -341,28 +346,28 @@ static lpl_status check_layout(lpl_gguf *g, const char *src, lpl_error *err)
 {
     lpl_status st = LPL_OK;
     size_t nk = (size_t)g->n_kv, nt = (size_t)g->n_tensors;
-    const gguf_kv **kvs = lpl_calloc(nk ? nk : 1, sizeof *kvs, "gguf key index", err);
+    size_t nn = nk > nt ? nk : nt;
+    const char **names = lpl_calloc(nn ? nn : 1, sizeof *names, "gguf name index", err);
     const lpl_gguf_tensor **ts = lpl_calloc(nt ? nt : 1, sizeof *ts, "gguf tensor index", err);
-    if (!kvs || !ts) {
+    const char *dup;
+    if (!names || !ts) {
         st = LPL_ERR_NOMEM;
         goto done;
     }
     for (size_t i = 0; i < nk; i++)
-        kvs[i] = &g->kv[i];
-    qsort(kvs, nk, sizeof *kvs, cmp_kv_key);
-    for (size_t i = 1; i < nk; i++)
-        if (!strcmp(kvs[i - 1]->key, kvs[i]->key)) {
-            st = lpl_fail(err, LPL_ERR_FORMAT, "%s: duplicate key '%s'", src, kvs[i]->key);
-            goto done;
-        }
+        names[i] = g->kv[i].key;
+    if ((dup = sorted_duplicate(names, nk))) {
+        st = lpl_fail(err, LPL_ERR_FORMAT, "%s: duplicate key '%s'", src, dup);
+        goto done;
+    }
+    for (size_t i = 0; i < nt; i++)
+        names[i] = g->tensors[i].name;
+    if ((dup = sorted_duplicate(names, nt))) {
+        st = lpl_fail(err, LPL_ERR_FORMAT, "%s: duplicate tensor '%s'", src, dup);
+        goto done;
+    }
     for (size_t i = 0; i < nt; i++)
         ts[i] = &g->tensors[i];
-    qsort(ts, nt, sizeof *ts, cmp_tensor_name);
-    for (size_t i = 1; i < nt; i++)
-        if (!strcmp(ts[i - 1]->name, ts[i]->name)) {
-            st = lpl_fail(err, LPL_ERR_FORMAT, "%s: duplicate tensor '%s'", src, ts[i]->name);
-            goto done;
-        }
     size_t data_size = g->size - g->data_start;
     qsort(ts, nt, sizeof *ts, cmp_tensor_offset);
     for (size_t i = 0; i < nt; i++) {
@@ -387,7 +392,7 @@ static lpl_status check_layout(lpl_gguf *g, const char *src, lpl_error *err)
     for (size_t i = 0; i < nt; i++)
         g->tensors[i].data = g->base + g->data_start + g->tensors[i].offset;
 done:
-    free(kvs);
+    free(names);
     free(ts);
     return st;
 }
@@ -543,6 +548,19 @@ static const gguf_kv *find_kv(const lpl_gguf *g, const char *key, lpl_error *err
     return &g->kv[i];
 }
 
+/* The value of key when it has the given type; NULL (missing, or of another type:
+ * "expected <what>") with err set otherwise. */
+static const gguf_kv *find_kv_of(const lpl_gguf *g, const char *key, lpl_gguf_type type, const char *what,
+                                 lpl_error *err)
+{
+    const gguf_kv *kv = find_kv(g, key, err);
+    if (kv && kv->type != type) {
+        lpl_fail(err, LPL_ERR_FORMAT, "gguf: key '%s' is %s, expected %s", key, gguf_type_name(kv->type), what);
+        return NULL;
+    }
+    return kv;
+}
+
 /* Integer value of a scalar of any integer type (bool too); 0 if not an integer. */
 static int kv_int(const gguf_kv *kv, int64_t *lo, uint64_t *hi, int *is_neg)
 {
@@ -609,12 +627,9 @@ lpl_status lpl_gguf_get_f32(const lpl_gguf *g, const char *key, float *out, lpl_
 
 lpl_status lpl_gguf_get_str(const lpl_gguf *g, const char *key, const char **s, size_t *len, lpl_error *err)
 {
-    const gguf_kv *kv = find_kv(g, key, err);
+    const gguf_kv *kv = find_kv_of(g, key, LPL_GGUF_STRING, "string", err);
     if (!kv)
         return LPL_ERR_FORMAT;
-    if (kv->type != LPL_GGUF_STRING)
-        return lpl_fail(err, LPL_ERR_FORMAT, "gguf: key '%s' is %s, expected string", key,
-                        gguf_type_name(kv->type));
     *s = kv->strs[0];
     if (len)
         *len = kv->lens[0];
@@ -624,12 +639,9 @@ lpl_status lpl_gguf_get_str(const lpl_gguf *g, const char *key, const char **s, 
 lpl_status lpl_gguf_get_arr(const lpl_gguf *g, const char *key, lpl_gguf_type *elem_type,
                             uint64_t *n, const void **raw, lpl_error *err)
 {
-    const gguf_kv *kv = find_kv(g, key, err);
+    const gguf_kv *kv = find_kv_of(g, key, LPL_GGUF_ARRAY, "an array", err);
     if (!kv)
         return LPL_ERR_FORMAT;
-    if (kv->type != LPL_GGUF_ARRAY)
-        return lpl_fail(err, LPL_ERR_FORMAT, "gguf: key '%s' is %s, expected an array", key,
-                        gguf_type_name(kv->type));
     if (elem_type)
         *elem_type = kv->elem_type;
     if (n)
@@ -1037,22 +1049,33 @@ lpl_status lpl_gguf_write_memory(lpl_gguf_writer *w, void **out, size_t *size, l
     return lpl_gguf_write_memory_ex(w, out, size, NULL, err);
 }
 
+/* The header into *h (freed on failure) and the data section's size; with tensor_at,
+ * where each tensor's data starts in the file. */
+static lpl_status header_at(const lpl_gguf_writer *w, bytes *h, uint64_t *data_size, size_t *tensor_at,
+                            lpl_error *err)
+{
+    uint64_t *offsets = lpl_calloc((size_t)w->n_t + 1, sizeof *offsets, "gguf offsets", err);
+    if (!offsets)
+        return LPL_ERR_NOMEM;
+    lpl_status st = build_header(w, h, offsets, data_size, err);
+    for (int64_t i = 0; tensor_at && st == LPL_OK && i < w->n_t; i++)
+        tensor_at[i] = h->len + (size_t)offsets[i];
+    free(offsets);
+    if (st != LPL_OK) {
+        free(h->p);
+        h->p = NULL;
+    }
+    return st;
+}
+
 lpl_status lpl_gguf_write_memory_ex(lpl_gguf_writer *w, void **out, size_t *size, size_t *tensor_at,
                                     lpl_error *err)
 {
     bytes h = {0};
     uint64_t data_size;
-    uint64_t *offsets = lpl_calloc((size_t)w->n_t + 1, sizeof *offsets, "gguf offsets", err);
-    if (!offsets)
-        return LPL_ERR_NOMEM;
-    lpl_status st = build_header(w, &h, offsets, &data_size, err);
-    for (int64_t i = 0; tensor_at && st == LPL_OK && i < w->n_t; i++)
-        tensor_at[i] = h.len + (size_t)offsets[i];
-    free(offsets);
-    if (st != LPL_OK) {
-        free(h.p);
+    lpl_status st = header_at(w, &h, &data_size, tensor_at, err);
+    if (st != LPL_OK)
         return st;
-    }
     if (data_size > SIZE_MAX - h.len) {
         free(h.p);
         return lpl_fail(err, LPL_ERR_NOMEM, "gguf writer: file too large for memory");
@@ -1074,15 +1097,9 @@ lpl_status lpl_gguf_write_file(lpl_gguf_writer *w, const char *path, lpl_error *
 {
     bytes h = {0};
     uint64_t data_size;
-    uint64_t *offsets = lpl_calloc((size_t)w->n_t + 1, sizeof *offsets, "gguf offsets", err);
-    if (!offsets)
-        return LPL_ERR_NOMEM;
-    lpl_status st = build_header(w, &h, offsets, &data_size, err);
-    free(offsets);
-    if (st != LPL_OK) {
-        free(h.p);
+    lpl_status st = header_at(w, &h, &data_size, NULL, err);
+    if (st != LPL_OK)
         return st;
-    }
     lpl_file_out out;
     st = lpl_file_begin(&out, path, err);
     if (st == LPL_OK) {

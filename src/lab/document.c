@@ -2,7 +2,30 @@
 #include "lpl/lab/document.h"
 
 #include "lpl/core/platform.h"
+#include "lpl/core/floats.h"
+#include "lpl/lab/experiment.h"
 #include "lpl/model/gpt2.h"
+
+#include <string.h>
+
+cJSON *lpl_base_dropout_cjson(float setting, const lpl_gpt2_config *mc)
+{
+    lpl_gpt2_dropout d;
+    const char *source;
+    lpl_base_dropout_rates(setting, mc, &d, &source);
+    cJSON *o = cJSON_CreateObject();
+    if (setting == LPL_BASE_DROPOUT_CONFIG)
+        cJSON_AddStringToObject(o, "setting", "config");
+    else
+        cJSON_AddNumberToObject(o, "setting", lpl_short_double(setting));
+    cJSON_AddNumberToObject(o, "embd_pdrop", lpl_short_double(d.embd));
+    cJSON_AddNumberToObject(o, "attn_pdrop", lpl_short_double(d.attn));
+    cJSON_AddNumberToObject(o, "resid_pdrop", lpl_short_double(d.resid));
+    cJSON_AddStringToObject(o, "source", source);
+    if (!strcmp(source, "assumed"))
+        cJSON_AddStringToObject(o, "note", "the model file records no dropout rates; GPT-2's 0.1 assumed");
+    return o;
+}
 
 cJSON *lpl_document_new(const char *format)
 {

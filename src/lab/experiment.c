@@ -732,8 +732,13 @@ char *lpl_experiment_to_json(const lpl_experiment_config *c)
 void lpl_experiment_base_dropout(const lpl_experiment_config *c, const lpl_gpt2_config *mc, lpl_gpt2_dropout *out,
                                  const char **source)
 {
-    if (c->base_dropout != LPL_BASE_DROPOUT_CONFIG) {
-        *out = (lpl_gpt2_dropout){c->base_dropout, c->base_dropout, c->base_dropout};
+    lpl_base_dropout_rates(c->base_dropout, mc, out, source);
+}
+
+void lpl_base_dropout_rates(float setting, const lpl_gpt2_config *mc, lpl_gpt2_dropout *out, const char **source)
+{
+    if (setting != LPL_BASE_DROPOUT_CONFIG) {
+        *out = (lpl_gpt2_dropout){setting, setting, setting};
         *source = "set";
         return;
     }

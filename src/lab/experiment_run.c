@@ -665,6 +665,18 @@ static void train_batch(lpl_run *r, int *begin, int *end)
         *end = r->n_train_ex;
 }
 
+/* Fails the current training on a non-finite `what` ("loss", "gradient") at this
+ * step; more is added to the advice. Returns 0, train_record's answer on failure. */
+static int fail_non_finite(lpl_run *r, const char *what, const char *more)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "non-finite %s at step %d of placement '%s' (lr %g): the learning rate is probably too high%s", what,
+             r->step + 1, lpl_run_entry_name(r, r->cur), r->cfg.lr, more);
+    fail_training(r, msg);
+    return 0;
+}
+
 /* Records one optimizer step computed on the CPU or by a host (lpl_run_host_*): loss is
  * the batch's mean loss, gnorm the gradient norm before clipping, lr the rate used. The
  * finite and divergence checks come first; a failure fails the training (returns 0).
@@ -675,24 +687,14 @@ static int train_record(lpl_run *r, float loss, double gnorm, float lr, int toke
     lpl_training *p = &r->tr[r->cur];
     const char *name = lpl_run_entry_name(r, r->cur);
     char msg[256];
-    if (!isfinite(loss)) {
-        snprintf(msg, sizeof msg,
-                 "non-finite loss at step %d of placement '%s' (lr %g): the learning rate is probably "
-                 "too high, or the model overflowed", r->step + 1, name, r->cfg.lr);
-        fail_training(r, msg);
-        return 0;
-    }
+    if (!isfinite(loss))
+        return fail_non_finite(r, "loss", ", or the model overflowed");
     if (diverged(r, p, loss, msg, sizeof msg, name)) {
         fail_training(r, msg);
         return 0;
     }
-    if (!isfinite(gnorm)) {
-        snprintf(msg, sizeof msg,
-                 "non-finite gradient at step %d of placement '%s' (lr %g): the learning rate is "
-                 "probably too high", r->step + 1, name, r->cfg.lr);
-        fail_training(r, msg);
-        return 0;
-    }
+    if (!isfinite(gnorm))
+        return fail_non_finite(r, "gradient", "");
     p->loss[r->step] = loss;
     p->lr[r->step] = lr;
     p->grad_norm[r->step] = (float)gnorm;

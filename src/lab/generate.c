@@ -9,13 +9,8 @@
 
 void lpl_generate_options_default(lpl_generate_options *o)
 {
-    o->max_new_tokens = 64;
-    o->temperature = 0.0f;
-    o->top_k = 0;
-    o->repetition_penalty = 1.0f;
-    o->min_new_tokens = 0;
-    o->seed = 42;
-    o->alpaca = 1;
+    /* greedy over the whole vocabulary, no repetition penalty, no minimum length */
+    *o = (lpl_generate_options){.max_new_tokens = 64, .repetition_penalty = 1.0f, .seed = 42, .alpaca = 1};
 }
 
 typedef struct {

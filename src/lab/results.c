@@ -277,25 +277,6 @@ static cJSON *model_cjson(const lpl_run *r)
 }
 
 /* The base-model dropout the trainings used: rates and where they came from. */
-static cJSON *base_dropout_cjson(const lpl_run *r)
-{
-    lpl_gpt2_dropout d;
-    const char *source;
-    lpl_experiment_base_dropout(&r->cfg, &r->model->cfg, &d, &source);
-    cJSON *o = cJSON_CreateObject();
-    if (r->cfg.base_dropout == LPL_BASE_DROPOUT_CONFIG)
-        cJSON_AddStringToObject(o, "setting", "config");
-    else
-        cJSON_AddNumberToObject(o, "setting", lpl_short_double(r->cfg.base_dropout));
-    cJSON_AddNumberToObject(o, "embd_pdrop", lpl_short_double(d.embd));
-    cJSON_AddNumberToObject(o, "attn_pdrop", lpl_short_double(d.attn));
-    cJSON_AddNumberToObject(o, "resid_pdrop", lpl_short_double(d.resid));
-    cJSON_AddStringToObject(o, "source", source);
-    if (!strcmp(source, "assumed"))
-        cJSON_AddStringToObject(o, "note", "the model file records no dropout rates; GPT-2's 0.1 assumed");
-    return o;
-}
-
 static cJSON *dataset_cjson(const char *path, const char *sha, int records, const lpl_example_set *s)
 {
     cJSON *o = cJSON_CreateObject();
@@ -331,7 +312,7 @@ static cJSON *results_cjson(const lpl_run *r)
     cJSON *root = lpl_document_new("loralab-results");
     cJSON_AddItemToObject(root, "config", lpl_experiment_to_cjson(&r->cfg));
     cJSON_AddItemToObject(root, "model", model_cjson(r));
-    cJSON_AddItemToObject(root, "base_dropout", base_dropout_cjson(r));
+    cJSON_AddItemToObject(root, "base_dropout", lpl_base_dropout_cjson(r->cfg.base_dropout, &r->model->cfg));
     cJSON *data = cJSON_AddObjectToObject(root, "data");
     cJSON *tr = dataset_cjson(r->id.train_path, r->id.train_sha256, r->train_records, &r->train);
     cJSON_AddNumberToObject(tr, "skipped_unscored", r->train_skipped);

@@ -556,12 +556,7 @@ LAB_EXPORT const char *lab_model_tensors(void)
     const lpl_gpt2_config *c = &g.model->cfg;
     cJSON *root = cJSON_CreateObject();
     cJSON *cfg = cJSON_AddObjectToObject(root, "config");
-    cJSON_AddStringToObject(cfg, "arch", lpl_cfg_is_llama(c) ? "llama" : "gpt2");
-    cJSON_AddNumberToObject(cfg, "n_layer", c->n_layer);
-    cJSON_AddNumberToObject(cfg, "n_embd", c->n_embd);
-    cJSON_AddNumberToObject(cfg, "n_head", c->n_head);
-    cJSON_AddNumberToObject(cfg, "n_ctx", c->n_ctx);
-    cJSON_AddNumberToObject(cfg, "n_vocab", c->n_vocab);
+    lpl_model_shape_add(cfg, c, 0);
     cJSON_AddNumberToObject(cfg, "ln_eps", c->ln_eps);
     int64_t C = c->n_embd;
     cJSON *t = cJSON_AddObjectToObject(root, "tensors");

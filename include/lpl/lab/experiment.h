@@ -130,6 +130,10 @@ char *lpl_experiment_to_json(const lpl_experiment_config *c);
 void lpl_experiment_base_dropout(const lpl_experiment_config *c, const lpl_gpt2_config *mc, lpl_gpt2_dropout *out,
                                  const char **source);
 
+/* The same for a bare base-dropout setting (a rate, or LPL_BASE_DROPOUT_CONFIG for
+ * the model's own rates), as `loralab bench --base-dropout` takes it. */
+void lpl_base_dropout_rates(float setting, const lpl_gpt2_config *mc, lpl_gpt2_dropout *out, const char **source);
+
 /* Parses a base-dropout setting: "config" or a number in [0, 1). LPL_ERR_INVALID
  * says what is wrong (the caller names the flag or key). */
 lpl_status lpl_base_dropout_parse(const char *s, float *out, lpl_error *err);

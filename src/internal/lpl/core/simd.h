@@ -79,6 +79,23 @@
 #define LPL_RELAXED_DOT 0
 #endif
 
+/* The x86 mappings below differ mostly in width: each names its integer vector
+ * lpl_xi and maps LPL_MM(op) to _mm512_op, _mm256_op or _mm_op and LPL_SI(op) to
+ * _mm512_op_si512, _mm256_op_si256 or _mm_op_si128, so the operations that are the
+ * same but for width (the "x86, any width" parts) are written once. */
+#if !defined(__wasm_simd128__) && defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+/* The sum of 8 lanes: the two halves, then (s0 + s2) + (s1 + s3) of that 4-lane sum;
+ * the order of the AVX2 and AVX-512 mappings */
+static inline float lpl_hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
 #if defined(__wasm_relaxed_simd__)
@@ -138,26 +155,16 @@ static inline float lpl_vf_hsum(lpl_vf v)
 #define LPL_SIMD_NAME "avx512"
 #define LPL_VW 16
 typedef __m512 lpl_vf;
-static inline lpl_vf lpl_vf_zero(void) { return _mm512_setzero_ps(); }
-static inline lpl_vf lpl_vf_set1(float x) { return _mm512_set1_ps(x); }
-static inline lpl_vf lpl_vf_load(const float *p) { return _mm512_loadu_ps(p); }
+typedef __m512i lpl_xi;
+#define LPL_MM(op) _mm512_##op
+#define LPL_SI(op) _mm512_##op##_si512
+#define LPL_MM_CASTSI_PS _mm512_castsi512_ps
+#define LPL_MM_CASTPS_SI _mm512_castps_si512
 static inline lpl_vf lpl_vf_load1(const float *p) { return _mm512_set1_ps(*p); }
-static inline void lpl_vf_store(float *p, lpl_vf v) { _mm512_storeu_ps(p, v); }
-static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return _mm512_add_ps(a, b); }
-static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return _mm512_mul_ps(a, b); }
 static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c) { return _mm512_fmadd_ps(a, b, c); }
-static inline lpl_vf lpl_vf_sub(lpl_vf a, lpl_vf b) { return _mm512_sub_ps(a, b); }
-static inline lpl_vf lpl_vf_div(lpl_vf a, lpl_vf b) { return _mm512_div_ps(a, b); }
-static inline lpl_vf lpl_vf_min(lpl_vf a, lpl_vf b) { return _mm512_min_ps(a, b); }
-static inline lpl_vf lpl_vf_max(lpl_vf a, lpl_vf b) { return _mm512_max_ps(a, b); }
 static inline lpl_vf lpl_vf_select_lt(lpl_vf a, lpl_vf b, lpl_vf x, lpl_vf y)
 {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x);
-}
-static inline lpl_vf lpl_vf_pow2i(lpl_vf n)
-{
-    __m512i e = _mm512_cvtps_epi32(_mm512_add_ps(n, _mm512_set1_ps(127.0f)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
 }
 static inline lpl_vf lpl_vf_load_i8(const int8_t *p)
 {
@@ -165,13 +172,17 @@ static inline lpl_vf lpl_vf_load_i8(const int8_t *p)
 }
 static inline float lpl_vf_hsum(lpl_vf v)
 {
-    /* halves, then quarters, then the 128-bit sum as in the other mappings */
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
-                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
+    /* halves, then as the AVX2 mapping */
+    return lpl_hsum8(_mm256_add_ps(_mm512_castps512_ps256(v),
+                                   _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+static inline lpl_xi lpl_xi_load_u16(const void *p)
+{
+    return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline lpl_xi lpl_xi_select_gt(lpl_xi a, lpl_xi b, lpl_xi x, lpl_xi y)
+{
+    return _mm512_mask_blend_epi32(_mm512_cmpgt_epi32_mask(a, b), y, x);
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -179,37 +190,29 @@ static inline float lpl_vf_hsum(lpl_vf v)
 #define LPL_SIMD_NAME "avx2"
 #define LPL_VW 8
 typedef __m256 lpl_vf;
-static inline lpl_vf lpl_vf_zero(void) { return _mm256_setzero_ps(); }
-static inline lpl_vf lpl_vf_set1(float x) { return _mm256_set1_ps(x); }
-static inline lpl_vf lpl_vf_load(const float *p) { return _mm256_loadu_ps(p); }
+typedef __m256i lpl_xi;
+#define LPL_MM(op) _mm256_##op
+#define LPL_SI(op) _mm256_##op##_si256
+#define LPL_MM_CASTSI_PS _mm256_castsi256_ps
+#define LPL_MM_CASTPS_SI _mm256_castps_si256
 static inline lpl_vf lpl_vf_load1(const float *p) { return _mm256_broadcast_ss(p); }
-static inline void lpl_vf_store(float *p, lpl_vf v) { _mm256_storeu_ps(p, v); }
-static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return _mm256_add_ps(a, b); }
-static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return _mm256_mul_ps(a, b); }
 static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c) { return _mm256_fmadd_ps(a, b, c); }
-static inline lpl_vf lpl_vf_sub(lpl_vf a, lpl_vf b) { return _mm256_sub_ps(a, b); }
-static inline lpl_vf lpl_vf_div(lpl_vf a, lpl_vf b) { return _mm256_div_ps(a, b); }
-static inline lpl_vf lpl_vf_min(lpl_vf a, lpl_vf b) { return _mm256_min_ps(a, b); }
-static inline lpl_vf lpl_vf_max(lpl_vf a, lpl_vf b) { return _mm256_max_ps(a, b); }
 static inline lpl_vf lpl_vf_select_lt(lpl_vf a, lpl_vf b, lpl_vf x, lpl_vf y)
 {
     return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
-}
-static inline lpl_vf lpl_vf_pow2i(lpl_vf n)
-{
-    __m256i e = _mm256_cvtps_epi32(_mm256_add_ps(n, _mm256_set1_ps(127.0f)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
 }
 static inline lpl_vf lpl_vf_load_i8(const int8_t *p)
 {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
 }
-static inline float lpl_vf_hsum(lpl_vf v)
+static inline float lpl_vf_hsum(lpl_vf v) { return lpl_hsum8(v); }
+static inline lpl_xi lpl_xi_load_u16(const void *p)
 {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
+    return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+}
+static inline lpl_xi lpl_xi_select_gt(lpl_xi a, lpl_xi b, lpl_xi x, lpl_xi y)
+{
+    return _mm256_blendv_epi8(y, x, _mm256_cmpgt_epi32(a, b));
 }
 
 #elif defined(__SSE2__)
@@ -217,30 +220,20 @@ static inline float lpl_vf_hsum(lpl_vf v)
 #define LPL_SIMD_NAME "sse2"
 #define LPL_VW 4
 typedef __m128 lpl_vf;
-static inline lpl_vf lpl_vf_zero(void) { return _mm_setzero_ps(); }
-static inline lpl_vf lpl_vf_set1(float x) { return _mm_set1_ps(x); }
-static inline lpl_vf lpl_vf_load(const float *p) { return _mm_loadu_ps(p); }
+typedef __m128i lpl_xi;
+#define LPL_MM(op) _mm_##op
+#define LPL_SI(op) _mm_##op##_si128
+#define LPL_MM_CASTSI_PS _mm_castsi128_ps
+#define LPL_MM_CASTPS_SI _mm_castps_si128
 static inline lpl_vf lpl_vf_load1(const float *p) { return _mm_load1_ps(p); }
-static inline void lpl_vf_store(float *p, lpl_vf v) { _mm_storeu_ps(p, v); }
-static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return _mm_add_ps(a, b); }
-static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return _mm_mul_ps(a, b); }
 static inline lpl_vf lpl_vf_madd(lpl_vf a, lpl_vf b, lpl_vf c)
 {
     return _mm_add_ps(_mm_mul_ps(a, b), c);
 }
-static inline lpl_vf lpl_vf_sub(lpl_vf a, lpl_vf b) { return _mm_sub_ps(a, b); }
-static inline lpl_vf lpl_vf_div(lpl_vf a, lpl_vf b) { return _mm_div_ps(a, b); }
-static inline lpl_vf lpl_vf_min(lpl_vf a, lpl_vf b) { return _mm_min_ps(a, b); }
-static inline lpl_vf lpl_vf_max(lpl_vf a, lpl_vf b) { return _mm_max_ps(a, b); }
 static inline lpl_vf lpl_vf_select_lt(lpl_vf a, lpl_vf b, lpl_vf x, lpl_vf y)
 {
     __m128 m = _mm_cmplt_ps(a, b);
     return _mm_or_ps(_mm_and_ps(m, x), _mm_andnot_ps(m, y));
-}
-static inline lpl_vf lpl_vf_pow2i(lpl_vf n)
-{
-    __m128i e = _mm_cvtps_epi32(_mm_add_ps(n, _mm_set1_ps(127.0f)));
-    return _mm_castsi128_ps(_mm_slli_epi32(e, 23));
 }
 static inline lpl_vf lpl_vf_load_i8(const int8_t *p)
 {
@@ -258,6 +251,15 @@ static inline float lpl_vf_hsum(lpl_vf v)
     __m128 s = _mm_add_ps(v, _mm_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
     s = _mm_add_ss(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(s);
+}
+static inline lpl_xi lpl_xi_load_u16(const void *p)
+{
+    return _mm_unpacklo_epi16(_mm_loadl_epi64((const __m128i *)p), _mm_setzero_si128());
+}
+static inline lpl_xi lpl_xi_select_gt(lpl_xi a, lpl_xi b, lpl_xi x, lpl_xi y)
+{
+    __m128i m = _mm_cmpgt_epi32(a, b);
+    return _mm_or_si128(_mm_and_si128(m, x), _mm_andnot_si128(m, y));
 }
 
 #else
@@ -288,6 +290,26 @@ static inline lpl_vf lpl_vf_load_i8(const int8_t *p) { return (float)*p; }
 static inline float lpl_vf_hsum(lpl_vf v) { return v; }
 #endif
 
+#if !defined(__wasm_simd128__) && LPL_VW > 1
+#define LPL_X86 1
+/* ---- x86, any width ---- */
+static inline lpl_vf lpl_vf_zero(void) { return LPL_MM(setzero_ps)(); }
+static inline lpl_vf lpl_vf_set1(float x) { return LPL_MM(set1_ps)(x); }
+static inline lpl_vf lpl_vf_load(const float *p) { return LPL_MM(loadu_ps)(p); }
+static inline void lpl_vf_store(float *p, lpl_vf v) { LPL_MM(storeu_ps)(p, v); }
+static inline lpl_vf lpl_vf_add(lpl_vf a, lpl_vf b) { return LPL_MM(add_ps)(a, b); }
+static inline lpl_vf lpl_vf_mul(lpl_vf a, lpl_vf b) { return LPL_MM(mul_ps)(a, b); }
+static inline lpl_vf lpl_vf_sub(lpl_vf a, lpl_vf b) { return LPL_MM(sub_ps)(a, b); }
+static inline lpl_vf lpl_vf_div(lpl_vf a, lpl_vf b) { return LPL_MM(div_ps)(a, b); }
+static inline lpl_vf lpl_vf_min(lpl_vf a, lpl_vf b) { return LPL_MM(min_ps)(a, b); }
+static inline lpl_vf lpl_vf_max(lpl_vf a, lpl_vf b) { return LPL_MM(max_ps)(a, b); }
+static inline lpl_vf lpl_vf_pow2i(lpl_vf n)
+{
+    lpl_xi e = LPL_MM(cvtps_epi32)(LPL_MM(add_ps)(n, LPL_MM(set1_ps)(127.0f)));
+    return LPL_MM_CASTSI_PS(LPL_MM(slli_epi32)(e, 23));
+}
+#endif
+
 /* ---- absolute value and rounding, shared by every mapping ---- */
 #if defined(__wasm_simd128__)
 static inline lpl_vf lpl_vf_abs(lpl_vf v) { return wasm_f32x4_abs(v); }
@@ -302,6 +324,7 @@ static inline lpl_vf lpl_vf_round_even(lpl_vf v)
 #endif
 
 /* ---- integer dot products ---- */
+/* Which products, and so the packed element types */
 #if defined(__wasm_relaxed_simd__) && LPL_RELAXED_DOT
 /* i32x4.relaxed_dot_i8x16_i7x16_add_s(b, a, acc): B's signed codes first, A's 7-bit
  * codes + 64 (1..127) second; a pair of products, at most 2 * 128 * 127 in
@@ -313,16 +336,75 @@ static inline lpl_vf lpl_vf_round_even(lpl_vf v)
 #define LPL_VQ_NAN_ZERO 1
 typedef uint8_t lpl_qa;
 typedef int8_t lpl_qb;
+#elif defined(__wasm_simd128__) || LPL_VW == 4
+/* int16 pairs: i32x4.dot_i16x8_s / pmaddwd, A and B widened when packed */
+#define LPL_QSTEP 2
+#define LPL_QA_OFFSET 0
+#define LPL_VQ_NAN_ZERO 1
+typedef int16_t lpl_qa;
+typedef int16_t lpl_qb;
+#elif LPL_VW == 8 || LPL_VW == 16
+/* int8 quads. AVX-512 without AVX512BW (no byte products) would take 256-bit integer
+ * lanes against 16 float lanes: not a supported target */
+#if LPL_VW == 16 && !defined(__AVX512BW__)
+#error "AVX-512 without AVX512BW: integer products need AVX512BW"
+#endif
+#define LPL_QSTEP 4
+typedef int8_t lpl_qb;
+#if LPL_VW == 16 ? defined(__AVX512VNNI__) : (defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__)))
+/* vpdpbusd multiplies unsigned by signed bytes: A is stored offset by +128 and the
+ * offset's contribution (128 * sum of B) is taken off at the start of each block */
+#define LPL_QA_OFFSET 1
+typedef uint8_t lpl_qa;
+#else
+/* vpmaddubsw with |a| as unsigned and a's sign moved onto b (|a|, |b| <= 127, so a
+ * pair sum never saturates int16), then vpmaddwd against ones */
+#define LPL_QA_OFFSET 0
+typedef int8_t lpl_qa;
+#endif
+#else
+#define LPL_QSTEP 1
+#define LPL_QA_OFFSET 0
+typedef int8_t lpl_qa;
+typedef int8_t lpl_qb;
+#endif
+
+/* The int32 lanes: loads, A's broadcast and the conversion, alike for every kind of
+ * product of a mapping */
+#if defined(__wasm_simd128__)
 typedef v128_t lpl_vi;
 static inline lpl_vi lpl_vi_zero(void) { return wasm_i32x4_splat(0); }
 static inline lpl_vi lpl_vi_load(const int32_t *p) { return wasm_v128_load(p); }
 static inline lpl_vi lpl_va_bcast(const lpl_qa *p) { return wasm_v128_load32_splat(p); }
 static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return wasm_v128_load(p); }
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return wasm_f32x4_convert_i32x4(v); }
+#elif LPL_X86
+typedef lpl_xi lpl_vi;
+static inline lpl_vi lpl_vi_zero(void) { return LPL_SI(setzero)(); }
+static inline lpl_vi lpl_vi_load(const int32_t *p) { return LPL_SI(loadu)((const lpl_xi *)p); }
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
+{
+    int32_t w;
+    memcpy(&w, p, 4);
+    return LPL_MM(set1_epi32)(w);
+}
+static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return LPL_SI(loadu)((const lpl_xi *)p); }
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return LPL_MM(cvtepi32_ps)(v); }
+#else
+typedef int32_t lpl_vi;
+static inline lpl_vi lpl_vi_zero(void) { return 0; }
+static inline lpl_vi lpl_vi_load(const int32_t *p) { return *p; }
+static inline lpl_vi lpl_va_bcast(const lpl_qa *p) { return *p; }
+static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return *p; }
+static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return (float)v; }
+#endif
+
+/* The products and the packing of codes */
+#if defined(__wasm_relaxed_simd__) && LPL_RELAXED_DOT
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
 {
     return wasm_i32x4_relaxed_dot_i8x16_i7x16_add(b, a, acc);
 }
-static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return wasm_f32x4_convert_i32x4(v); }
 static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
 {
     /* as the pair mapping: + 1.5 * 2^23 leaves each integer's two's complement in
@@ -336,24 +418,11 @@ static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
     wasm_v128_store(p, w);
 }
 
-#elif defined(__wasm_simd128__) || LPL_VW == 4
-/* int16 pairs: i32x4.dot_i16x8_s / pmaddwd, A and B widened when packed */
-#define LPL_QSTEP 2
-#define LPL_QA_OFFSET 0
-#define LPL_VQ_NAN_ZERO 1
-typedef int16_t lpl_qa;
-typedef int16_t lpl_qb;
-#if defined(__wasm_simd128__)
-typedef v128_t lpl_vi;
-static inline lpl_vi lpl_vi_zero(void) { return wasm_i32x4_splat(0); }
-static inline lpl_vi lpl_vi_load(const int32_t *p) { return wasm_v128_load(p); }
-static inline lpl_vi lpl_va_bcast(const lpl_qa *p) { return wasm_v128_load32_splat(p); }
-static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return wasm_v128_load(p); }
+#elif defined(__wasm_simd128__)
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
 {
     return wasm_i32x4_add(acc, wasm_i32x4_dot_i16x8(a, b));
 }
-static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return wasm_f32x4_convert_i32x4(v); }
 static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
 {
     /* r holds integers: + 1.5 * 2^23 puts each in the low 16 bits of the float's
@@ -401,22 +470,12 @@ static inline void lpl_qb_put_pairs(lpl_qb *dst, size_t stride, const int8_t *q)
         wasm_v128_store32_lane(d + 7 * stride, hi, 3);
     }
 }
-#else
-typedef __m128i lpl_vi;
-static inline lpl_vi lpl_vi_zero(void) { return _mm_setzero_si128(); }
-static inline lpl_vi lpl_vi_load(const int32_t *p) { return _mm_loadu_si128((const __m128i *)p); }
-static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
-{
-    int32_t w;
-    memcpy(&w, p, 4);
-    return _mm_set1_epi32(w);
-}
-static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return _mm_loadu_si128((const __m128i *)p); }
+
+#elif LPL_VW == 4
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
 {
     return _mm_add_epi32(acc, _mm_madd_epi16(a, b));
 }
-static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return _mm_cvtepi32_ps(v); }
 static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
 {
     __m128i lo = _mm_and_si128(_mm_cvttps_epi32(r[0]), _mm_set1_epi32(0xffff));
@@ -434,48 +493,24 @@ static inline void lpl_qb_put_pairs(lpl_qb *dst, size_t stride, const int8_t *q)
     for (int g = 0; g < 16; g++)
         dst[(size_t)g * stride] = q[2 * g], dst[(size_t)g * stride + 1] = q[2 * g + 1];
 }
-#endif
 
-#elif LPL_VW == 16 && defined(__AVX512BW__)
-#define LPL_QSTEP 4
-typedef __m512i lpl_vi;
-typedef int8_t lpl_qb;
-static inline lpl_vi lpl_vi_zero(void) { return _mm512_setzero_si512(); }
-static inline lpl_vi lpl_vi_load(const int32_t *p) { return _mm512_loadu_si512(p); }
-static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return _mm512_loadu_si512(p); }
-static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return _mm512_cvtepi32_ps(v); }
+#elif LPL_VW == 8 || LPL_VW == 16
 static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
 {
-    const __m512i ff = _mm512_set1_epi32(0xff);
-    __m512i w = _mm512_and_si512(_mm512_cvttps_epi32(r[0]), ff);
-    w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_and_si512(_mm512_cvttps_epi32(r[1]), ff), 8));
-    w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_and_si512(_mm512_cvttps_epi32(r[2]), ff), 16));
-    w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvttps_epi32(r[3]), 24));
-    _mm512_storeu_si512(p, w);
+    const lpl_xi ff = LPL_MM(set1_epi32)(0xff);
+    lpl_xi w = LPL_SI(and)(LPL_MM(cvttps_epi32)(r[0]), ff);
+    w = LPL_SI(or)(w, LPL_MM(slli_epi32)(LPL_SI(and)(LPL_MM(cvttps_epi32)(r[1]), ff), 8));
+    w = LPL_SI(or)(w, LPL_MM(slli_epi32)(LPL_SI(and)(LPL_MM(cvttps_epi32)(r[2]), ff), 16));
+    w = LPL_SI(or)(w, LPL_MM(slli_epi32)(LPL_MM(cvttps_epi32)(r[3]), 24));
+    LPL_SI(storeu)((lpl_xi *)p, w);
 }
-#if defined(__AVX512VNNI__)
-/* vpdpbusd multiplies unsigned by signed bytes: A is stored offset by +128 and the
- * offset's contribution (128 * sum of B) is taken off at the start of each block */
-#define LPL_QA_OFFSET 1
-typedef uint8_t lpl_qa;
-static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
-{
-    int32_t w;
-    memcpy(&w, p, 4);
-    return _mm512_set1_epi32(w);
-}
+#if LPL_QA_OFFSET && LPL_VW == 16
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return _mm512_dpbusd_epi32(acc, a, b); }
-#else
-/* vpmaddubsw with |a| as unsigned and a's sign moved onto b (|a|, |b| <= 127, so a
- * pair sum never saturates int16), then vpmaddwd against ones */
-#define LPL_QA_OFFSET 0
-typedef int8_t lpl_qa;
-static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
-{
-    int32_t w;
-    memcpy(&w, p, 4);
-    return _mm512_set1_epi32(w);
-}
+#elif LPL_QA_OFFSET && defined(__AVXVNNI__)
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return _mm256_dpbusd_avx_epi32(acc, a, b); }
+#elif LPL_QA_OFFSET
+static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return _mm256_dpbusd_epi32(acc, a, b); }
+#elif LPL_VW == 16
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
 {
     __mmask64 neg = _mm512_movepi8_mask(a);
@@ -483,54 +518,7 @@ static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
     __m512i p16 = _mm512_maddubs_epi16(_mm512_abs_epi8(a), sb);
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p16, _mm512_set1_epi16(1)));
 }
-#endif
-
-#elif LPL_VW == 8 || LPL_VW == 16
-/* 256-bit integer lanes (AVX2); with LPL_VW == 16 (AVX-512F without BW) the float
- * side stays 16 wide, so this case does not arise on supported targets */
-#if LPL_VW != 8
-#error "AVX-512 without AVX512BW: integer products need AVX512BW"
-#endif
-#define LPL_QSTEP 4
-typedef __m256i lpl_vi;
-typedef int8_t lpl_qb;
-static inline lpl_vi lpl_vi_zero(void) { return _mm256_setzero_si256(); }
-static inline lpl_vi lpl_vi_load(const int32_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return _mm256_loadu_si256((const __m256i *)p); }
-static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return _mm256_cvtepi32_ps(v); }
-static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r)
-{
-    const __m256i ff = _mm256_set1_epi32(0xff);
-    __m256i w = _mm256_and_si256(_mm256_cvttps_epi32(r[0]), ff);
-    w = _mm256_or_si256(w, _mm256_slli_epi32(_mm256_and_si256(_mm256_cvttps_epi32(r[1]), ff), 8));
-    w = _mm256_or_si256(w, _mm256_slli_epi32(_mm256_and_si256(_mm256_cvttps_epi32(r[2]), ff), 16));
-    w = _mm256_or_si256(w, _mm256_slli_epi32(_mm256_cvttps_epi32(r[3]), 24));
-    _mm256_storeu_si256((__m256i *)p, w);
-}
-#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
-#define LPL_QA_OFFSET 1
-typedef uint8_t lpl_qa;
-static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
-{
-    int32_t w;
-    memcpy(&w, p, 4);
-    return _mm256_set1_epi32(w);
-}
-#if defined(__AVXVNNI__)
-static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return _mm256_dpbusd_avx_epi32(acc, a, b); }
 #else
-static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return _mm256_dpbusd_epi32(acc, a, b); }
-#endif
-#else
-/* vpmaddubsw with |a| unsigned and a's sign on b, then vpmaddwd against ones */
-#define LPL_QA_OFFSET 0
-typedef int8_t lpl_qa;
-static inline lpl_vi lpl_va_bcast(const lpl_qa *p)
-{
-    int32_t w;
-    memcpy(&w, p, 4);
-    return _mm256_set1_epi32(w);
-}
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
 {
     __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(a), _mm256_sign_epi8(b, a));
@@ -539,17 +527,7 @@ static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b)
 #endif
 
 #else
-#define LPL_QSTEP 1
-#define LPL_QA_OFFSET 0
-typedef int8_t lpl_qa;
-typedef int8_t lpl_qb;
-typedef int32_t lpl_vi;
-static inline lpl_vi lpl_vi_zero(void) { return 0; }
-static inline lpl_vi lpl_vi_load(const int32_t *p) { return *p; }
-static inline lpl_vi lpl_va_bcast(const lpl_qa *p) { return *p; }
-static inline lpl_vi lpl_vb_load(const lpl_qb *p) { return *p; }
 static inline lpl_vi lpl_vi_dot(lpl_vi acc, lpl_vi a, lpl_vi b) { return acc + a * b; }
-static inline lpl_vf lpl_vi_to_vf(lpl_vi v) { return (float)v; }
 static inline void lpl_vq_store(lpl_qb *p, const lpl_vf *r) { *p = (lpl_qb)(int)r[0]; }
 #endif
 
@@ -573,48 +551,18 @@ static inline lpl_vf lpl_vf_load_f16(const void *p)
     r = wasm_v128_bitselect(sub, r, wasm_i32x4_lt(e, wasm_i32x4_splat(0x400)));
     return wasm_v128_or(r, sign);
 }
-#elif LPL_VW == 16
+#elif LPL_X86
 static inline lpl_vf lpl_vf_load_f16(const void *p)
 {
-    __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    __m512i e = _mm512_and_si512(h, _mm512_set1_epi32(0x7fff));
-    __m512i sign = _mm512_slli_epi32(_mm512_and_si512(h, _mm512_set1_epi32(0x8000)), 16);
-    __m512i sh = _mm512_slli_epi32(e, 13);
-    __m512i r = _mm512_mask_blend_epi32(_mm512_cmpgt_epi32_mask(e, _mm512_set1_epi32(0x7bff)),
-                                        _mm512_add_epi32(sh, _mm512_set1_epi32(LPL_F16_MAGIC_NORMAL)),
-                                        _mm512_or_si512(sh, _mm512_set1_epi32(LPL_F16_EXP_ALL)));
-    __m512i sub = _mm512_castps_si512(_mm512_mul_ps(_mm512_cvtepi32_ps(e), _mm512_set1_ps(0x1p-24f)));
-    r = _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(e, _mm512_set1_epi32(0x400)), r, sub);
-    return _mm512_castsi512_ps(_mm512_or_si512(r, sign));
-}
-#elif LPL_VW == 8
-static inline lpl_vf lpl_vf_load_f16(const void *p)
-{
-    __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    __m256i e = _mm256_and_si256(h, _mm256_set1_epi32(0x7fff));
-    __m256i sign = _mm256_slli_epi32(_mm256_and_si256(h, _mm256_set1_epi32(0x8000)), 16);
-    __m256i sh = _mm256_slli_epi32(e, 13);
-    __m256i r = _mm256_blendv_epi8(_mm256_add_epi32(sh, _mm256_set1_epi32(LPL_F16_MAGIC_NORMAL)),
-                                   _mm256_or_si256(sh, _mm256_set1_epi32(LPL_F16_EXP_ALL)),
-                                   _mm256_cmpgt_epi32(e, _mm256_set1_epi32(0x7bff)));
-    __m256i sub = _mm256_castps_si256(_mm256_mul_ps(_mm256_cvtepi32_ps(e), _mm256_set1_ps(0x1p-24f)));
-    r = _mm256_blendv_epi8(r, sub, _mm256_cmpgt_epi32(_mm256_set1_epi32(0x400), e));
-    return _mm256_castsi256_ps(_mm256_or_si256(r, sign));
-}
-#elif LPL_VW == 4
-static inline lpl_vf lpl_vf_load_f16(const void *p)
-{
-    __m128i h = _mm_unpacklo_epi16(_mm_loadl_epi64((const __m128i *)p), _mm_setzero_si128());
-    __m128i e = _mm_and_si128(h, _mm_set1_epi32(0x7fff));
-    __m128i sign = _mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x8000)), 16);
-    __m128i sh = _mm_slli_epi32(e, 13);
-    __m128i big = _mm_cmpgt_epi32(e, _mm_set1_epi32(0x7bff));
-    __m128i r = _mm_or_si128(_mm_and_si128(big, _mm_or_si128(sh, _mm_set1_epi32(LPL_F16_EXP_ALL))),
-                             _mm_andnot_si128(big, _mm_add_epi32(sh, _mm_set1_epi32(LPL_F16_MAGIC_NORMAL))));
-    __m128i small = _mm_cmplt_epi32(e, _mm_set1_epi32(0x400));
-    __m128i sub = _mm_castps_si128(_mm_mul_ps(_mm_cvtepi32_ps(e), _mm_set1_ps(0x1p-24f)));
-    r = _mm_or_si128(_mm_and_si128(small, sub), _mm_andnot_si128(small, r));
-    return _mm_castsi128_ps(_mm_or_si128(r, sign));
+    lpl_xi h = lpl_xi_load_u16(p);
+    lpl_xi e = LPL_SI(and)(h, LPL_MM(set1_epi32)(0x7fff));
+    lpl_xi sign = LPL_MM(slli_epi32)(LPL_SI(and)(h, LPL_MM(set1_epi32)(0x8000)), 16);
+    lpl_xi sh = LPL_MM(slli_epi32)(e, 13);
+    lpl_xi r = lpl_xi_select_gt(e, LPL_MM(set1_epi32)(0x7bff), LPL_SI(or)(sh, LPL_MM(set1_epi32)(LPL_F16_EXP_ALL)),
+                                LPL_MM(add_epi32)(sh, LPL_MM(set1_epi32)(LPL_F16_MAGIC_NORMAL)));
+    lpl_xi sub = LPL_MM_CASTPS_SI(LPL_MM(mul_ps)(LPL_MM(cvtepi32_ps)(e), LPL_MM(set1_ps)(0x1p-24f)));
+    r = lpl_xi_select_gt(LPL_MM(set1_epi32)(0x400), e, sub, r);
+    return LPL_MM_CASTSI_PS(LPL_SI(or)(r, sign));
 }
 #else
 static inline lpl_vf lpl_vf_load_f16(const void *p)

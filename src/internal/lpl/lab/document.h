@@ -15,6 +15,11 @@ cJSON *lpl_document_new(const char *format);
  * parameter count) when with_params != 0. */
 void lpl_model_shape_add(cJSON *o, const lpl_gpt2_config *c, int with_params);
 
+/* The "base_dropout" object of results.json and of `loralab bench --json`: the setting
+ * ("config" or the rate), the three rates model mc trains with under it and their
+ * "source" (lpl_base_dropout_rates), with a "note" when GPT-2's rates are assumed. */
+cJSON *lpl_base_dropout_cjson(float setting, const lpl_gpt2_config *mc);
+
 /* The "trainings" list of a results document (one object per placement and seed), or
  * NULL when it has none. Files written before the rename of issue 25 call that list
  * "placements": it is moved to "trainings" in doc, so every reader and every document
