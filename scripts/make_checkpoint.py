@@ -104,23 +104,31 @@ def write_bin(path, n_layer, d, gen, zip_format):
     torch.save(sd, path, _use_new_zipfile_serialization=zip_format)
 
 
-def write_safetensors(path, n_layer, d, gen):
-    shapes = tensor_shapes(n_layer, d)
+def write_safetensors_file(path, shapes, dtype, elem_bytes, tensor_bytes, metadata=None):
+    """Writes a safetensors file of shapes [(name, shape)] in one dtype; tensor_bytes(name,
+    shape) gives each tensor's raw bytes, made and written one at a time."""
     header, off = {}, 0
     for name, shape in shapes:
-        n = 4
+        n = elem_bytes
         for s in shape:
             n *= s
-        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [off, off + n]}
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + n]}
         off += n
+    if metadata:
+        header["__metadata__"] = metadata
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     with open(path + ".tmp", "wb") as f:
         f.write(struct.pack("<Q", len(text)))
         f.write(text)
         for name, shape in shapes:
-            f.write(random_tensor(gen, name, shape, torch.float32).numpy().tobytes())
+            f.write(tensor_bytes(name, shape))
     os.replace(path + ".tmp", path)
+
+
+def write_safetensors(path, n_layer, d, gen):
+    write_safetensors_file(path, tensor_shapes(n_layer, d), "F32", 4,
+                           lambda name, shape: random_tensor(gen, name, shape, torch.float32).numpy().tobytes())
 
 
 def llama_shapes(c):
@@ -144,29 +152,16 @@ def llama_shapes(c):
 
 def write_safetensors_bf16(path, c, gen):
     """model.safetensors in bf16, one tensor generated and written at a time."""
-    shapes = llama_shapes(c)
-    header, off = {}, 0
-    for name, shape in shapes:
-        n = 2
-        for s in shape:
-            n *= s
-        header[name] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [off, off + n]}
-        off += n
-    header["__metadata__"] = {"format": "pt"}
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
     std = c["initializer_range"]
-    with open(path + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for name, shape in shapes:
-            if name.endswith("norm.weight"):
-                t = torch.ones(shape, dtype=torch.bfloat16)
-            else:
-                t = (torch.randn(shape, generator=gen) * std).to(torch.bfloat16)
-            f.write(t.view(torch.int16).numpy().tobytes())  # numpy has no bf16: the raw halves
-            del t
-    os.replace(path + ".tmp", path)
+
+    def tensor_bytes(name, shape):
+        if name.endswith("norm.weight"):
+            t = torch.ones(shape, dtype=torch.bfloat16)
+        else:
+            t = (torch.randn(shape, generator=gen) * std).to(torch.bfloat16)
+        return t.view(torch.int16).numpy().tobytes()  # numpy has no bf16: the raw halves
+
+    write_safetensors_file(path, llama_shapes(c), "BF16", 2, tensor_bytes, {"format": "pt"})
 
 
 def main_llama(a, ap):
