@@ -118,6 +118,7 @@ if (TEST) {
     series: (o) => charts.series(o),
     evalSeries: () => charts.evalSeries(),
     crash: () => engine.call('crashForTest').catch((e) => e.message),
+    loseGpu: () => engine.loseGpuForTest(),
     experiment: () => experiment(),
   };
 }

@@ -42,6 +42,8 @@ export class Engine {
   }
 
   cancel() { this.worker.postMessage({ cmd: 'cancel' }); }
+  /** Test hook (?test=1): the worker destroys its GPU device mid-run. */
+  loseGpuForTest() { this.worker.postMessage({ cmd: 'loseGpuForTest' }); }
 
   failAll(message) {
     for (const { reject } of this.pending.values()) reject(new Error(message));

@@ -176,7 +176,8 @@ async function gpuDevice() {
   const g = await engine.requestGpuDevice(navigator.gpu);
   g.engine = engine;
   g.device.lost.then((i) => {
-    gpuLost = `WebGPU device lost (${(i && (i.message || i.reason)) || 'unknown reason'}). Completed trainings are ` +
+    const why = String((i && (i.message || i.reason)) || 'unknown reason').replace(/\.+$/, '');
+    gpuLost = `WebGPU device lost (${why}). Completed trainings are ` +
       'kept; choose cpu, or reload the page to try the GPU again.';
     gpu = null;
     gpuModel = null;
@@ -300,7 +301,18 @@ async function cpuLoop(onEvents) {
 // A GPU failure in words: device lost, out of GPU memory, an adapter below the limits.
 function gpuFailure(message) {
   if (!/WebGPU|GPU/.test(message)) return null;
-  return /kept/.test(message) ? message : `${message}. Completed trainings are kept.`;
+  return /kept/.test(message) ? message : `${message.replace(/\.+$/, '')}. Completed trainings are kept.`;
+}
+
+// The device's own words once it is lost. What fails first is often a readback or a
+// submit in flight ("Buffer was unmapped before mapping was resolved"), which says
+// nothing of the cause; device.lost settles just after, so it is awaited briefly.
+async function lostDeviceMessage(ms) {
+  if (gpuLost) return gpuLost;
+  const device = gpu && gpu.device;
+  if (!device) return null;
+  await Promise.race([device.lost, new Promise((ok) => setTimeout(ok, ms))]);
+  return gpuLost;
 }
 
 // The ablation on the experiment's device ("cpu" or "webgpu").
@@ -324,7 +336,8 @@ async function run({ experiment, resume }) {
       if (isCrash(e)) throw e;
       const message = String(e.message || e);
       const oom = outOfMemory(message);
-      const failed = oom || (onGpu && gpuFailure(message)) || message;
+      const lost = onGpu ? await lostDeviceMessage(200) : null;
+      const failed = oom || lost || (onGpu && gpuFailure(message)) || message;
       let resultsJson = null, resultsCsv = null;
       try { resultsJson = lab.resultsJson(); resultsCsv = lab.resultsCsv(); } catch (_) { /* what the page has */ }
       return { cancelled: cancelled || cancelRequested, failed, oom: !!oom, gpu: onGpu, resultsJson, resultsCsv };
@@ -415,6 +428,13 @@ const handlers = {
 
 self.onmessage = async (e) => {
   const msg = e.data || {};
+  // Test hook (only after init with test: true): loses the GPU device as a driver reset
+  // or a GPU out of memory does, in the middle of a run, to check what the page says
+  // and keeps; like cancel, never queued behind the run.
+  if (msg.cmd === 'loseGpuForTest') {
+    if (testMode && gpu) gpu.device.destroy();
+    return;
+  }
   if (msg.cmd === 'cancel') {       // never queued behind a run or a model load
     cancelRequested = true;
     if (loadAbort) loadAbort.abort();

@@ -3,7 +3,8 @@
 // to fit the emulator, same seed, compute f32: device webgpu against device cpu, the
 // first train losses and the final eval losses within 1e-3 relative; results.json
 // records config.device and the adapter under environment.webgpu; Cancel works on the
-// GPU; the device select and ?device= work; a page without WebGPU says why it runs on
+// GPU; a device lost mid-run gives a readable message and keeps the completed
+// training; the device select and ?device= work; a page without WebGPU says why it runs on
 // the CPU. The eval passes run on the GPU too (results.json environment.eval_device and
 // every eval point's device), within 1e-3 of the CPU's.
 import { test } from 'node:test';
@@ -108,6 +109,49 @@ test('Cancel on the GPU stops within a step and the worker stays usable', { time
     assert.ok(st.done < st.total, `stopped early: ${st.done} of ${st.total}`);
     await page.waitForFunction(() => !document.querySelector('#run').disabled, null, { timeout: 5000 });
     assert.deepEqual(h.consoleErrors, []);
+  } finally {
+    await h.close();
+  }
+});
+
+test('a GPU device lost mid-run: a readable message, the completed training kept, the CPU still runs', { timeout: 240000, skip: SKIP }, async (t) => {
+  const h = await openLab(MODEL, { webgpu: true }, '&device=webgpu');
+  const { page } = h;
+  try {
+    await waitLoaded(page);
+    await page.waitForFunction(() => window.__lab.deviceReady, null, { timeout: 20000 });
+    await choosePlacements(page, ['baseline', 'attn']);
+    await setHp(page, { n_train: 3, n_eval: 2, epochs: 2, max_len: 16, seed: 5 });
+    await page.selectOption('[data-hp="compute"]', 'f32');
+    await page.click('#run');
+    // The device goes (web/worker.js's test hook destroys it, as a driver reset does)
+    // once the second training has taken a step, the first one complete.
+    await page.waitForFunction(() => window.__lab.state.run?.done?.[1] > 0, null, { timeout: 150000 });
+    await page.evaluate(() => window.__lab.loseGpu());
+    await page.waitForFunction(() => !window.__lab.state.running, null, { timeout: 60000 });
+    const st = await page.evaluate(() => ({ errors: window.__lab.state.errors,
+      trainings: window.__lab.state.results.trainings.map((p) => ({ name: p.name, status: p.status, eval_loss: p.eval_loss })) }));
+    t.diagnostic(`page says: ${JSON.stringify(st.errors)}; trainings ${JSON.stringify(st.trainings)}`);
+    assert.equal(st.errors.length, 1, JSON.stringify(st.errors));
+    assert.match(st.errors[0], /^WebGPU device lost \([^)]*[^.]\)\. /);
+    assert.match(st.errors[0], /Completed trainings are kept/);
+    assert.equal(st.trainings[0].name, 'baseline');
+    assert.equal(st.trainings[0].status, 'done');
+    assert.ok(Number.isFinite(st.trainings[0].eval_loss));
+    assert.ok(!st.trainings[1] || st.trainings[1].status !== 'done', 'the second training did not complete');
+    // The stored run keeps the completed training and its adapter.
+    const runId = await page.evaluate(() => window.__lab.state.runId);
+    await page.waitForFunction((n) => window.__lab.state.saved.length >= n, 1, { timeout: 10000 });
+    const stored = await storedTrainings(page, runId);
+    assert.deepEqual(stored.map((r) => r.name), ['baseline']);
+    assert.ok(stored[0].adapter > 0, 'the adapter is stored');
+    // The worker stays usable: the same page trains on the CPU.
+    await page.waitForFunction(() => !document.querySelector('#run').disabled, null, { timeout: 10000 });
+    await choosePlacements(page, ['baseline']);
+    await setHp(page, { n_train: 2, epochs: 1 });
+    await page.selectOption('#device', 'cpu');
+    await runToEnd(page, 120000);
+    assert.equal(await page.evaluate(() => window.__lab.state.results.trainings[0].status), 'done');
   } finally {
     await h.close();
   }
