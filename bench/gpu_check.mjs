@@ -32,6 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { open, REPO } from '../tests/browser/harness.mjs';
+import { withStepInputs } from '../tests/support/gpu_ref_inputs.mjs';
 
 // Tolerances (relative). Losses: issue 22's 1e-3. Gradients and adapters: max abs
 // difference over max abs value; f32 sums in other orders through 12-36 layers.
@@ -65,7 +66,7 @@ function args(argv) {
 function fail(m) { console.error(`gpu_check: ${m}`); process.exit(2); }
 
 /** Runs in the page: fetches gpu_ref's sections, builds the engine's inputs, runs the steps. */
-async function pageRun({ meta, binUrl, maxT, maxBatch }) {
+async function pageRun({ meta, binUrl, maxT, maxBatch }, stepInputs) {
   const bin = await (await fetch(binUrl)).arrayBuffer();
   const S = meta.sections;
   const sec = (n) => {
@@ -74,23 +75,7 @@ async function pageRun({ meta, binUrl, maxT, maxBatch }) {
     return s.type === 'f32' ? new Float32Array(bin, s.offset, s.bytes / 4)
       : s.type === 'i32' ? new Int32Array(bin, s.offset, s.bytes / 4) : new Uint8Array(bin, s.offset, s.bytes);
   };
-  const c = meta.config, C = c.n_embd;
-  const mat = (name, rows, cols) => ({ type: S[name].type, rows, cols, data: sec(name) });
-  const shapes = [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]];
-  const tensors = {
-    wte: mat('wte', c.n_vocab, C), wpe: sec('wpe'), lnf_w: sec('lnf_w'), lnf_b: sec('lnf_b'),
-    blocks: Array.from({ length: c.n_layer }, (_, l) => ({
-      ln1_w: sec(`h${l}.ln1_w`), ln1_b: sec(`h${l}.ln1_b`), ln2_w: sec(`h${l}.ln2_w`), ln2_b: sec(`h${l}.ln2_b`),
-      w: shapes.map(([o, i], s) => mat(`h${l}.w${s}`, o, i)), b: shapes.map((_, s) => sec(`h${l}.b${s}`)),
-    })),
-  };
-  const lora = { r: meta.r, scaling: meta.scaling, dropout: meta.lora_dropout, modules: meta.modules, params: sec('params0') };
-  const train = { maxT, maxBatch, gradClip: meta.clip, dropout: meta.dropout,
-    baseSeed: BigInt(meta.base_seed), loraSeed: BigInt(meta.lora_seed) };
-  const lens = sec('lens'), tok = sec('tokens'), tg = sec('targets'), mask = sec('mask'), T = meta.T;
-  const ex = Array.from(lens, (n, e) => ({ tokens: tok.subarray(e * T, e * T + n), targets: tg.subarray(e * T, e * T + n),
-    mask: mask.subarray(e * T, e * T + n) }));
-  const batches = Array.from({ length: meta.steps }, (_, s) => ex.slice(s * meta.NB, (s + 1) * meta.NB));
+  const { config: c, tensors, lora, train, batches } = stepInputs(meta, sec, { maxT, maxBatch });
   // millions of floats cross to Node as base64 (a JSON array of numbers takes minutes)
   const b64 = (f) => {
     const u = new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
@@ -182,7 +167,7 @@ async function main() {
     const small = Object.fromEntries(Object.entries(sections).filter(([k]) => !/^(losses|norms|grads1|params_final|eval)$/.test(k)));
     // the large shape gets buffers for the quick preset (max_len 96, batch 1)
     const maxT = o.shape === 'large' ? QUICK.maxLen : meta.T;
-    gpu = await h.page.evaluate(pageRun, { meta: { ...rest, sections: small }, binUrl: `${h.url}models/ref.bin`,
+    gpu = await h.page.evaluate(withStepInputs(pageRun), { meta: { ...rest, sections: small }, binUrl: `${h.url}models/ref.bin`,
       maxT, maxBatch: QUICK.batch });
   } catch (e) {
     const m = String(e.message || e).split('\n')[0];

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { open } from './harness.mjs';
 import { cRef, BUILD, relErr } from '../gpu/support.mjs';
+import { withStepInputs } from '../support/gpu_ref_inputs.mjs';
 
 const GPU_REF = `${BUILD}/gpu_ref`;
 const SKIP = !fs.existsSync(GPU_REF) ? `${GPU_REF} is missing (cmake --build build --target gpu_ref)`
@@ -26,7 +27,7 @@ before(async () => {
 after(async () => { if (h) await h.close(); });
 
 // In the page: the engine on the gpu_ref sections (base64), `steps` steps, then eval.
-async function pageSteps({ meta, secs }) {
+async function pageSteps({ meta, secs }, stepInputs) {
   const dec = (b) => Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
   const sec = (n) => {
     const s = secs[n];
@@ -34,23 +35,8 @@ async function pageSteps({ meta, secs }) {
     const u = dec(s.b64);
     return s.type === 'f32' ? new Float32Array(u.buffer) : s.type === 'i32' ? new Int32Array(u.buffer) : u;
   };
-  const c = meta.config, C = c.n_embd;
-  const mat = (name, rows, cols) => ({ type: secs[name].type, rows, cols, data: sec(name) });
-  const shapes = [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]];
-  const tensors = {
-    wte: mat('wte', c.n_vocab, C), wpe: sec('wpe'), lnf_w: sec('lnf_w'), lnf_b: sec('lnf_b'),
-    blocks: Array.from({ length: c.n_layer }, (_, l) => ({
-      ln1_w: sec(`h${l}.ln1_w`), ln1_b: sec(`h${l}.ln1_b`), ln2_w: sec(`h${l}.ln2_w`), ln2_b: sec(`h${l}.ln2_b`),
-      w: shapes.map(([o, i], s) => mat(`h${l}.w${s}`, o, i)), b: shapes.map((_, s) => sec(`h${l}.b${s}`)),
-    })),
-  };
-  const lora = { r: meta.r, scaling: meta.scaling, dropout: meta.lora_dropout, modules: meta.modules, params: sec('params0') };
-  const train = { maxT: meta.T, maxBatch: meta.NB, gradClip: meta.clip, dropout: meta.dropout,
-    baseSeed: BigInt(meta.base_seed), loraSeed: BigInt(meta.lora_seed), profile: !!meta.profile };
-  const lens = sec('lens'), tok = sec('tokens'), tg = sec('targets'), mask = sec('mask'), T = meta.T;
-  const ex = Array.from(lens, (n, e) => ({ tokens: tok.subarray(e * T, e * T + n), targets: tg.subarray(e * T, e * T + n),
-    mask: mask.subarray(e * T, e * T + n) }));
-  const batches = Array.from({ length: meta.steps }, (_, s) => ex.slice(s * meta.NB, (s + 1) * meta.NB));
+  const { config: c, tensors, lora, train, batches } = stepInputs({ ...meta, sections: secs }, sec,
+    { maxT: meta.T, maxBatch: meta.NB, profile: !!meta.profile });
   const { requestGpuDevice, createGpuTrainer } = await import('/gpu/engine.js');
   const { device } = await requestGpuDevice(navigator.gpu);
   const tr = await createGpuTrainer(device, { config: c, tensors, lora, train });
@@ -76,7 +62,7 @@ async function runCase(args, extra = {}) {
     const a = ref.sec(k);
     secs[k] = { type: s.type, b64: Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64') };
   }
-  const gpu = await h.page.evaluate(pageSteps, { meta: { ...ref.meta, ...extra, sections: undefined }, secs });
+  const gpu = await h.page.evaluate(withStepInputs(pageSteps), { meta: { ...ref.meta, ...extra, sections: undefined }, secs });
   return { gpu, ref };
 }
 const rel = (a, b) => Math.abs(a - b) / Math.abs(b);

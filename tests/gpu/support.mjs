@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { stepInputs as refInputs } from '../support/gpu_ref_inputs.mjs';
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 export const BUILD = process.env.LPL_BUILD_DIR || path.join(ROOT, 'build');
@@ -38,30 +39,11 @@ export function cRef(mode, args) {
   return { meta, sec };
 }
 
-/** Engine inputs (API.md) from a `gpu_ref step` run. */
+/** Engine inputs (API.md) from a `gpu_ref step` run (tests/support/gpu_ref_inputs.mjs).
+ *  headSliceRows 64: the LM head's input gradient in several slices even for these
+ *  small vocabularies (301 rows: 5 slices, the last of 45), as for a real one. */
 export function stepInputs(ref) {
-  const { meta, sec } = ref;
-  const c = meta.config, C = c.n_embd;
-  const mat = (name, rows, cols) => ({ type: meta.sections[name].type, rows, cols, data: sec(name) });
-  const shapes = [[3 * C, C], [C, C], [4 * C, C], [C, 4 * C]];
-  const tensors = {
-    wte: mat('wte', c.n_vocab, C), wpe: sec('wpe'), lnf_w: sec('lnf_w'), lnf_b: sec('lnf_b'),
-    blocks: Array.from({ length: c.n_layer }, (_, l) => ({
-      ln1_w: sec(`h${l}.ln1_w`), ln1_b: sec(`h${l}.ln1_b`), ln2_w: sec(`h${l}.ln2_w`), ln2_b: sec(`h${l}.ln2_b`),
-      w: shapes.map(([o, i], s) => mat(`h${l}.w${s}`, o, i)), b: shapes.map((_, s) => sec(`h${l}.b${s}`)),
-    })),
-  };
-  const lora = { r: meta.r, scaling: meta.scaling, dropout: meta.lora_dropout, modules: meta.modules, params: sec('params0') };
-  // headSliceRows 64: the LM head's input gradient in several slices even for these
-  // small vocabularies (301 rows: 5 slices, the last of 45), as for a real one.
-  const train = { maxT: meta.T, maxBatch: meta.NB, gradClip: meta.clip, dropout: meta.dropout, headSliceRows: 64,
-    baseSeed: BigInt(meta.base_seed), loraSeed: BigInt(meta.lora_seed) };
-  const lens = sec('lens'), tok = sec('tokens'), tg = sec('targets'), mask = sec('mask');
-  const T = meta.T;
-  const examples = Array.from(lens, (n, e) => ({ tokens: tok.subarray(e * T, e * T + n), targets: tg.subarray(e * T, e * T + n),
-    mask: mask.subarray(e * T, e * T + n) }));
-  const batches = Array.from({ length: meta.steps }, (_, s) => examples.slice(s * meta.NB, (s + 1) * meta.NB));
-  return { config: c, tensors, lora, train, batches };
+  return refInputs(ref.meta, ref.sec, { headSliceRows: 64 });
 }
 
 /** max |a-b| / max(|b|) over the arrays. */
