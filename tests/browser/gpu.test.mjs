@@ -89,13 +89,25 @@ test('webgpu matches cpu: train and eval losses, results.json device and adapter
   }
 });
 
-test('Cancel on the GPU stops within a step and the worker stays usable', { timeout: 200000, skip: SKIP }, async () => {
+// The lab on the GPU (?device=webgpu): the bundled model loaded, the adapter probed,
+// these placements ticked.
+async function openOnGpu(placements) {
   const h = await openLab(MODEL, { webgpu: true }, '&device=webgpu');
+  try {
+    await waitLoaded(h.page);
+    await h.page.waitForFunction(() => window.__lab.deviceReady, null, { timeout: 20000 });
+    await choosePlacements(h.page, placements);
+    return h;
+  } catch (e) {
+    await h.close();
+    throw e;
+  }
+}
+
+test('Cancel on the GPU stops within a step and the worker stays usable', { timeout: 200000, skip: SKIP }, async () => {
+  const h = await openOnGpu(['baseline']);
   const { page } = h;
   try {
-    await waitLoaded(page);
-    await page.waitForFunction(() => window.__lab.deviceReady, null, { timeout: 20000 });
-    await choosePlacements(page, ['baseline']);
     await setHp(page, { ...HP, epochs: 20 });
     await page.click('#run');
     await page.waitForFunction(() => Object.values(window.__lab.state.run?.done || {}).some((n) => n >= 1), null, { timeout: 90000 });
@@ -115,12 +127,9 @@ test('Cancel on the GPU stops within a step and the worker stays usable', { time
 });
 
 test('a GPU device lost mid-run: a readable message, the completed training kept, the CPU still runs', { timeout: 240000, skip: SKIP }, async (t) => {
-  const h = await openLab(MODEL, { webgpu: true }, '&device=webgpu');
+  const h = await openOnGpu(['baseline', 'attn']);
   const { page } = h;
   try {
-    await waitLoaded(page);
-    await page.waitForFunction(() => window.__lab.deviceReady, null, { timeout: 20000 });
-    await choosePlacements(page, ['baseline', 'attn']);
     await setHp(page, { n_train: 3, n_eval: 2, epochs: 2, max_len: 16, seed: 5 });
     await page.selectOption('[data-hp="compute"]', 'f32');
     await page.click('#run');
@@ -227,12 +236,9 @@ async function downloadAdapter(page) {
 }
 
 test('on the GPU: two seeds, reload mid-run and resume, results and adapter downloads', { timeout: 300000, skip: SKIP }, async (t) => {
-  const h = await openLab(MODEL, { webgpu: true }, '&device=webgpu');
+  const h = await openOnGpu(['baseline']);
   const { page } = h;
   try {
-    await waitLoaded(page);
-    await page.waitForFunction(() => window.__lab.deviceReady, null, { timeout: 20000 });
-    await choosePlacements(page, ['baseline']);
     // 2 trainings of 3 steps of up to 16 tokens: the emulator's LM head stays cheap
     await setHp(page, { seeds: 2, n_train: 3, n_eval: 2, epochs: 1, max_len: 16, seed: 42 });
     await page.selectOption('[data-hp="compute"]', 'f32');
